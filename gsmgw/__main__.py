@@ -1,0 +1,3 @@
+from gsmgw.cli import main
+
+main()
