@@ -1,0 +1,98 @@
+"""sd_notify messages seen on a real AF_UNIX datagram socket, as systemd would see them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+from gsmgw.daemon.sdnotify import SystemdNotifier, status_line, watchdog_interval_from_env
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    """A datagram socket bound to a path, like systemd's /run/systemd/notify."""
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(5)
+    yield str(path), sock
+    sock.close()
+
+
+def receive(sock: socket.socket) -> list[str]:
+    return sock.recv(4096).decode().split("\n")
+
+
+def test_ready_status_watchdog_stopping_reach_the_socket(notify_socket):
+    path, sock = notify_socket
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())}
+    notifier = SystemdNotifier.from_environment(env)
+    assert notifier.enabled
+    assert notifier.watchdog_interval == 15.0
+
+    assert notifier.ready(status=status_line(0, 2, 3))
+    assert receive(sock) == ["READY=1", "STATUS=0/2 modems up, 3 queued"]
+    assert notifier.status(status_line(2, 2, 0, retrying=1))
+    assert receive(sock) == ["STATUS=2/2 modems up, 0 queued, 1 retrying"]
+    assert notifier.watchdog()
+    assert receive(sock) == ["WATCHDOG=1"]
+    assert notifier.stopping()
+    assert receive(sock) == ["STOPPING=1"]
+
+
+def test_abstract_socket_name_with_at_sign():
+    name = f"gsmgw-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(b"\0" + name.encode())
+        sock.settimeout(5)
+        notifier = SystemdNotifier.from_environment({"NOTIFY_SOCKET": "@" + name})
+        assert notifier.ready()
+        assert receive(sock) == ["READY=1"]
+
+
+def test_newline_in_status_cannot_inject_an_assignment(notify_socket):
+    path, sock = notify_socket
+    notifier = SystemdNotifier.from_environment({"NOTIFY_SOCKET": path})
+    notifier.status("modem gsm1 says\nREADY=1")
+    assert receive(sock) == ["STATUS=modem gsm1 says READY=1"]
+
+
+def test_without_systemd_every_call_is_a_harmless_no_op():
+    notifier = SystemdNotifier.from_environment({})
+    assert not notifier.enabled
+    assert notifier.ready() is False
+    assert notifier.status("x") is False
+    assert notifier.watchdog() is False
+    assert notifier.stopping() is False
+
+
+def test_a_vanished_socket_does_not_raise(tmp_path):
+    notifier = SystemdNotifier.from_environment({"NOTIFY_SOCKET": str(tmp_path / "gone")})
+    assert notifier.ready() is False
+
+
+def test_no_watchdog_without_watchdog_usec(notify_socket):
+    path, sock = notify_socket
+    notifier = SystemdNotifier.from_environment({"NOTIFY_SOCKET": path})
+    assert notifier.watchdog_interval is None
+    assert notifier.watchdog() is False
+
+
+@pytest.mark.parametrize(
+    "env, pid, expected",
+    [
+        ({"WATCHDOG_USEC": "2000000"}, 10, 1.0),
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "10"}, 10, 1.0),
+        # The watchdog belongs to another process (we are a child of the service).
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "11"}, 10, None),
+        ({"WATCHDOG_USEC": "0"}, 10, None),
+        ({"WATCHDOG_USEC": "soon"}, 10, None),
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "x"}, 10, None),
+        ({}, 10, None),
+    ],
+)
+def test_watchdog_interval_is_half_the_timeout_for_our_pid(env, pid, expected):
+    assert watchdog_interval_from_env(env, pid) == expected
