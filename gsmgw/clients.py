@@ -1,0 +1,386 @@
+"""Who may submit messages over the network, to whom, and how fast.
+
+Shared by the HTTP server (`gsmgw.http`) and the SMPP server (`gsmgw.smpp`), so that a client has
+the same rights whichever door it uses (API.md, "clients:").
+
+Reads: each client's `token_file` / `smpp.password_file` once, when the registry is built.
+Writes: nothing. Everything else here is pure and takes the time as a parameter.
+
+Trust: tokens and passwords are compared in constant time (`hmac.compare_digest`), and every
+client is compared, so the answer time does not tell which client names exist. An empty secret
+never matches anything.
+
+Destination rules: `deny` is checked first, then `allow`; the default is to refuse. A rule is a
+glob where `*` matches any run of characters and `?` one character, matched against the
+E.164 form of the number (`+4915112345678`). A rule written without the leading `+` (`49*`) is
+matched against the number without it, so smstools3 habits work. `group:NAME` in a rule matches
+every member of that group.
+
+Limits count messages (one per recipient) in sliding windows: `per_second`, `per_minute`,
+`per_hour`, `per_day` are the last 1 s, 60 s, 1 h and 24 h.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hmac
+import math
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+GROUP_PREFIX = "group:"
+
+# Window lengths in seconds for each limit key a client may set.
+LIMIT_WINDOWS: dict[str, float] = {
+    "per_second": 1.0,
+    "per_minute": 60.0,
+    "per_hour": 3600.0,
+    "per_day": 86400.0,
+}
+
+
+class ClientConfigError(ValueError):
+    """A client entry cannot be used (unreadable token file, bad rule, unknown limit key)."""
+
+
+class UnknownGroup(ValueError):
+    """`group:NAME` names no group of the config."""
+
+    def __init__(self, name: str, known: Iterable[str]):
+        self.name = name
+        known_list = sorted(known)
+        hint = f"known groups: {', '.join(known_list)}" if known_list else "the config defines no groups"
+        super().__init__(f"unknown group {name!r}; {hint} (add it under `groups:` in the config)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Client:
+    """One entry of `clients:` with its secrets already read from their files."""
+
+    name: str
+    token: str | None = dataclasses.field(default=None, repr=False)
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    smpp_system_id: str | None = None
+    smpp_password: str | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The answer of `ClientRegistry.check_destination`; `reason` says why and what to do."""
+
+    allowed: bool
+    reason: str
+
+
+def _field(entry: Any, name: str, default: Any = None) -> Any:
+    """Read a field from a config dataclass or from a plain mapping (both are accepted)."""
+    if isinstance(entry, Mapping):
+        return entry.get(name, default)
+    return getattr(entry, name, default)
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """Read a token or password file: the first line, without surrounding whitespace.
+
+    A secret file is usually written with `echo`, so the trailing newline is not part of it.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first_line = handle.readline()
+    except OSError as exc:
+        raise ClientConfigError(
+            f"{what}: cannot read {path}: {exc.strerror}; create the file with the secret on its "
+            f"first line, readable by the gsmgw user only (chmod 600)"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ClientConfigError(f"{what}: {path} is not UTF-8 text; write the secret as plain text") from exc
+    secret = first_line.strip()
+    if not secret:
+        raise ClientConfigError(f"{what}: {path} is empty; write the secret on its first line")
+    return secret
+
+
+def secret_file_readable_by_others(path: str) -> bool:
+    """True when group or others may read the file (`check-config` warns about it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def _glob_to_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for char in pattern:
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts) + r"\Z")
+
+
+def _validate_rule(rule: Any, where: str) -> str:
+    if not isinstance(rule, str) or not rule.strip():
+        raise ClientConfigError(f"{where}: a rule must be a non-empty string like \"+49*\" or \"group:oncall\"")
+    return rule.strip()
+
+
+def client_from_config(entry: Any) -> Client:
+    """Build a `Client` from one `clients:` entry (dataclass or mapping), reading its secret files."""
+    name = _field(entry, "name")
+    if not isinstance(name, str) or not name:
+        raise ClientConfigError("clients: every client needs a `name:`")
+    where = f"clients[{name}]"
+    token = _field(entry, "token")
+    token_file = _field(entry, "token_file")
+    if token_file:
+        token = read_secret_file(str(token_file), f"{where}.token_file")
+    if token is not None:
+        token = str(token).strip() or None
+
+    smpp = _field(entry, "smpp")
+    smpp_system_id = smpp_password = None
+    if smpp:
+        smpp_system_id = _field(smpp, "system_id") or name
+        smpp_password = _field(smpp, "password")
+        password_file = _field(smpp, "password_file")
+        if password_file:
+            smpp_password = read_secret_file(str(password_file), f"{where}.smpp.password_file")
+        if smpp_password is not None:
+            smpp_password = str(smpp_password).strip() or None
+
+    allow = tuple(_validate_rule(rule, f"{where}.allow") for rule in (_field(entry, "allow") or ()))
+    deny = tuple(_validate_rule(rule, f"{where}.deny") for rule in (_field(entry, "deny") or ()))
+
+    limits_entry = _field(entry, "limits") or {}
+    limits: dict[str, int] = {}
+    for key in LIMIT_WINDOWS:
+        value = _field(limits_entry, key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ClientConfigError(f"{where}.limits.{key}: must be a whole number of at least 1, not {value!r}")
+        limits[key] = value
+    if isinstance(limits_entry, Mapping):
+        unknown = set(limits_entry) - set(LIMIT_WINDOWS)
+        if unknown:
+            raise ClientConfigError(
+                f"{where}.limits: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(LIMIT_WINDOWS)}"
+            )
+    return Client(
+        name=name,
+        token=token,
+        allow=allow,
+        deny=deny,
+        limits=limits,
+        smpp_system_id=smpp_system_id,
+        smpp_password=smpp_password,
+    )
+
+
+class SlidingWindowLimiter:
+    """Per-client message counts in sliding windows; pure (the caller passes `now`).
+
+    `acquire` either takes room for all `count` messages in every window of the client or takes
+    nothing, so a request with several recipients is limited as a whole.
+    """
+
+    def __init__(self) -> None:
+        # (client name, limit key) -> deque of (time, count), oldest first.
+        self._events: dict[tuple[str, str], collections.deque[tuple[float, int]]] = {}
+
+    def _window(self, client: str, key: str, now: float) -> collections.deque[tuple[float, int]]:
+        events = self._events.setdefault((client, key), collections.deque())
+        horizon = now - LIMIT_WINDOWS[key]
+        while events and events[0][0] <= horizon:
+            events.popleft()
+        return events
+
+    def retry_after(self, client: Client, count: int, now: float) -> float:
+        """Seconds until `count` more messages fit in every window; 0.0 when they fit now.
+
+        `math.inf` when `count` is larger than a limit itself, so waiting cannot help.
+        """
+        wait = 0.0
+        for key, limit in client.limits.items():
+            if count > limit:
+                return math.inf
+            events = self._window(client.name, key, now)
+            used = sum(n for _, n in events)
+            excess = used + count - limit
+            if excess <= 0:
+                continue
+            freed = 0
+            for stamp, n in events:
+                freed += n
+                if freed >= excess:
+                    wait = max(wait, stamp + LIMIT_WINDOWS[key] - now)
+                    break
+        return wait
+
+    def acquire(self, client: Client, count: int, now: float) -> float:
+        """Take room for `count` messages; returns 0.0 on success, else the wait (nothing taken)."""
+        wait = self.retry_after(client, count, now)
+        if wait > 0:
+            return wait
+        for key in client.limits:
+            self._window(client.name, key, now).append((now, count))
+        return 0.0
+
+    def release(self, client: Client, count: int, now: float) -> None:
+        """Give back room taken by `acquire` at `now` when the messages were not queued after all."""
+        for key in client.limits:
+            events = self._events.get((client.name, key))
+            if not events:
+                continue
+            for index in range(len(events) - 1, -1, -1):
+                if events[index] == (now, count):
+                    del events[index]
+                    break
+
+
+class ClientRegistry:
+    """All clients and groups of the config: authentication, destination rules, limits."""
+
+    def __init__(
+        self,
+        clients: Iterable[Client],
+        groups: Mapping[str, Iterable[str]] | None = None,
+        *,
+        normalize: Callable[[str], str] | None = None,
+    ):
+        self.clients: tuple[Client, ...] = tuple(clients)
+        names = [client.name for client in self.clients]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ClientConfigError(f"clients: the name(s) {', '.join(duplicates)} appear twice; give each client its own name")
+        self._by_name = {client.name: client for client in self.clients}
+        self._normalize = normalize or (lambda number: number)
+        self.groups: dict[str, tuple[str, ...]] = {}
+        for group_name, members in (groups or {}).items():
+            try:
+                self.groups[group_name] = tuple(self._normalize(str(member)) for member in members)
+            except ValueError as exc:
+                raise ClientConfigError(f"groups.{group_name}: {exc}") from exc
+        self._rules: dict[str, re.Pattern[str]] = {}
+        self.limiter = SlidingWindowLimiter()
+        for client in self.clients:
+            for rule in client.allow + client.deny:
+                if rule.startswith(GROUP_PREFIX):
+                    group_name = rule[len(GROUP_PREFIX):]
+                    if group_name not in self.groups:
+                        raise ClientConfigError(f"clients[{client.name}]: rule {rule!r}: {UnknownGroup(group_name, self.groups)}")
+                else:
+                    self._rules[rule] = _glob_to_regex(rule)
+
+    @classmethod
+    def from_config(cls, config: Any, *, normalize: Callable[[str], str] | None = None) -> "ClientRegistry":
+        """Build the registry from a loaded `gsmgw.config.Config` (reads token files).
+
+        `normalize` turns a configured group member into E.164; by default
+        `gsmgw.sms.normalize_number` with the config's `default_country`.
+        """
+        if normalize is None:
+            from gsmgw.sms import normalize_number
+
+            default_country = _field(config, "default_country")
+
+            def normalize(number: str) -> str:
+                return normalize_number(number, default_country)
+
+        entries = _field(config, "clients") or ()
+        groups = _field(config, "groups") or {}
+        return cls((client_from_config(entry) for entry in entries), groups, normalize=normalize)
+
+    # --- authentication -------------------------------------------------------------------
+
+    def by_name(self, name: str) -> Client | None:
+        return self._by_name.get(name)
+
+    def authenticate_token(self, token: str | None) -> Client | None:
+        """The client whose HTTP bearer token this is, or None."""
+        if not token:
+            return None
+        presented = token.encode("utf-8", "surrogatepass")
+        found = None
+        for client in self.clients:
+            expected = (client.token or "").encode("utf-8", "surrogatepass")
+            # Compare against every client, also after a match, so timing reveals nothing.
+            if expected and hmac.compare_digest(presented, expected) and found is None:
+                found = client
+        return found
+
+    def authenticate_password(self, name: str | None, password: str | None) -> Client | None:
+        """Name + token, as Kannel's `username`/`password` send them."""
+        client = self._by_name.get(name or "")
+        if client is None or not client.token or not password:
+            # Still do one comparison so an unknown name costs the same as a wrong password.
+            hmac.compare_digest(b"x" * 32, (password or "").encode("utf-8", "surrogatepass"))
+            return None
+        if hmac.compare_digest(password.encode("utf-8", "surrogatepass"), client.token.encode("utf-8", "surrogatepass")):
+            return client
+        return None
+
+    def authenticate_smpp(self, system_id: str | None, password: str | None) -> Client | None:
+        """The client with this SMPP `system_id` and password, or None."""
+        if not system_id or not password:
+            return None
+        presented = password.encode("utf-8", "surrogatepass")
+        found = None
+        for client in self.clients:
+            if client.smpp_system_id != system_id or not client.smpp_password:
+                continue
+            if hmac.compare_digest(presented, client.smpp_password.encode("utf-8", "surrogatepass")) and found is None:
+                found = client
+        return found
+
+    # --- destinations ---------------------------------------------------------------------
+
+    def expand(self, destination: str) -> tuple[str, ...]:
+        """`group:NAME` → its members (E.164); anything else is returned as it is, alone."""
+        if destination.startswith(GROUP_PREFIX):
+            name = destination[len(GROUP_PREFIX):]
+            if name not in self.groups:
+                raise UnknownGroup(name, self.groups)
+            return self.groups[name]
+        return (destination,)
+
+    def _matches(self, rule: str, number: str) -> bool:
+        if rule.startswith(GROUP_PREFIX):
+            return number in self.groups.get(rule[len(GROUP_PREFIX):], ())
+        subject = number
+        if not rule.startswith("+") and number.startswith("+"):
+            subject = number[1:]
+        return bool(self._rules[rule].match(subject))
+
+    def check_destination(self, client: Client, number: str) -> Verdict:
+        """May `client` send to `number` (E.164)? `deny` first, then `allow`; default no."""
+        for rule in client.deny:
+            if self._matches(rule, number):
+                return Verdict(False, f"{number} is excluded by the deny rule {rule!r} of client {client.name!r}")
+        for rule in client.allow:
+            if self._matches(rule, number):
+                return Verdict(True, f"allowed by {rule!r}")
+        if not client.allow:
+            return Verdict(False, f"client {client.name!r} has no `allow` rules, so it may not send to anyone; add e.g. allow: [\"+49*\"] to its config")
+        return Verdict(
+            False,
+            f"{number} matches none of the allow rules of client {client.name!r} ({', '.join(client.allow)})",
+        )
+
+    # --- limits ---------------------------------------------------------------------------
+
+    def acquire(self, client: Client, count: int, now: float) -> float:
+        """Take room for `count` messages in the client's limits; 0.0 or seconds to wait."""
+        return self.limiter.acquire(client, count, now)
+
+    def release(self, client: Client, count: int, now: float) -> None:
+        self.limiter.release(client, count, now)

@@ -1,0 +1,202 @@
+"""gsmgw.clients: secrets from files, constant-time auth, allow/deny rules, sliding-window limits."""
+
+import math
+import os
+
+import pytest
+
+from gsmgw.clients import (
+    Client,
+    ClientConfigError,
+    ClientRegistry,
+    SlidingWindowLimiter,
+    UnknownGroup,
+    client_from_config,
+    read_secret_file,
+    secret_file_readable_by_others,
+)
+
+GROUPS = {"oncall": ["+4915112345678", "+4917612345678"], "boss": ["+4930123456"]}
+
+
+def make_registry(*clients):
+    return ClientRegistry(clients, GROUPS)
+
+
+def test_token_is_read_from_its_file_without_the_newline(tmp_path):
+    token_file = tmp_path / "zabbix.token"
+    token_file.write_text("s3cret-token\n")
+    client = client_from_config({"name": "zabbix", "token_file": str(token_file), "allow": ["+49*"]})
+    assert client.token == "s3cret-token"
+    assert "s3cret" not in repr(client)
+
+
+def test_missing_token_file_says_what_to_do(tmp_path):
+    with pytest.raises(ClientConfigError, match=r"clients\[z\]\.token_file: cannot read .*chmod 600"):
+        client_from_config({"name": "z", "token_file": str(tmp_path / "absent")})
+
+
+def test_empty_token_file_is_refused(tmp_path):
+    (tmp_path / "t").write_text("\n")
+    with pytest.raises(ClientConfigError, match="is empty"):
+        read_secret_file(str(tmp_path / "t"), "x")
+
+
+def test_world_readable_secret_is_noticed(tmp_path):
+    path = tmp_path / "t"
+    path.write_text("abc")
+    os.chmod(path, 0o600)
+    assert not secret_file_readable_by_others(str(path))
+    os.chmod(path, 0o644)
+    assert secret_file_readable_by_others(str(path))
+
+
+def test_config_dataclass_entries_work_too():
+    class Entry:
+        name = "app"
+        token = "tok"
+        token_file = None
+        smpp = None
+        allow = ("+49*",)
+        deny = ()
+        limits = None
+
+    client = client_from_config(Entry())
+    assert client.token == "tok" and client.allow == ("+49*",)
+
+
+def test_bad_limit_values_are_refused():
+    with pytest.raises(ClientConfigError, match="per_minute"):
+        client_from_config({"name": "a", "token": "t", "limits": {"per_minute": 0}})
+    with pytest.raises(ClientConfigError, match="unknown key"):
+        client_from_config({"name": "a", "token": "t", "limits": {"per_fortnight": 3}})
+
+
+def test_bearer_token_finds_its_client_and_nothing_else():
+    alice = Client("alice", token="token-a", allow=("*",))
+    bob = Client("bob", token="token-b", allow=("*",))
+    smpp_only = Client("smpp", token=None)
+    registry = make_registry(alice, bob, smpp_only)
+    assert registry.authenticate_token("token-a") is alice
+    assert registry.authenticate_token("token-b") is bob
+    assert registry.authenticate_token("token-") is None
+    assert registry.authenticate_token("") is None
+    assert registry.authenticate_token(None) is None
+
+
+def test_kannel_style_name_and_password():
+    alice = Client("alice", token="token-a", allow=("*",))
+    registry = make_registry(alice)
+    assert registry.authenticate_password("alice", "token-a") is alice
+    assert registry.authenticate_password("alice", "token-b") is None
+    assert registry.authenticate_password("mallory", "token-a") is None
+    assert registry.authenticate_password("alice", "") is None
+
+
+def test_smpp_credentials():
+    client = client_from_config({"name": "zabbix", "smpp": {"system_id": "zbx", "password": "pw"}})
+    registry = make_registry(client)
+    assert registry.authenticate_smpp("zbx", "pw") is client
+    assert registry.authenticate_smpp("zbx", "wrong") is None
+    assert registry.authenticate_smpp("zabbix", "pw") is None
+
+
+def test_duplicate_client_names_are_refused():
+    with pytest.raises(ClientConfigError, match="appear twice"):
+        make_registry(Client("a", token="1"), Client("a", token="2"))
+
+
+@pytest.mark.parametrize(
+    "number, allowed",
+    [
+        ("+4915112345678", True),
+        ("+4990012345", False),       # premium rate, denied first
+        ("+49137123", False),
+        ("+4930123456", True),
+        ("+33612345678", False),      # outside allow
+        ("+4917612345678", True),
+    ],
+)
+def test_deny_first_then_allow(number, allowed):
+    client = Client("zabbix", token="t", allow=("+49*",), deny=("+49900*", "+49137*"))
+    assert make_registry(client).check_destination(client, number).allowed is allowed
+
+
+def test_group_rule_allows_exactly_its_members():
+    client = Client("oncall-only", token="t", allow=("group:oncall",))
+    registry = make_registry(client)
+    assert registry.check_destination(client, "+4915112345678").allowed
+    assert not registry.check_destination(client, "+4930123456").allowed
+
+
+def test_rule_without_plus_matches_the_number_without_plus():
+    client = Client("c", token="t", allow=("49*",), deny=("4990?5*",))
+    registry = make_registry(client)
+    assert registry.check_destination(client, "+4915112345678").allowed
+    assert not registry.check_destination(client, "+49901555").allowed
+    assert not registry.check_destination(client, "+33612345678").allowed
+
+
+def test_no_allow_rules_means_nobody_and_says_so():
+    client = Client("c", token="t")
+    verdict = make_registry(client).check_destination(client, "+4915112345678")
+    assert not verdict.allowed and "allow" in verdict.reason
+
+
+def test_glob_characters_of_regex_are_literal():
+    client = Client("c", token="t", allow=("+49.5*",))
+    registry = make_registry(client)
+    assert not registry.check_destination(client, "+4915112345678").allowed
+
+
+def test_expand_groups_and_unknown_groups():
+    registry = make_registry()
+    assert registry.expand("group:oncall") == ("+4915112345678", "+4917612345678")
+    assert registry.expand("+491234") == ("+491234",)
+    with pytest.raises(UnknownGroup, match="unknown group 'nope'; known groups: boss, oncall"):
+        registry.expand("group:nope")
+
+
+def test_rule_naming_an_unknown_group_is_a_config_error():
+    with pytest.raises(ClientConfigError, match="unknown group"):
+        make_registry(Client("c", token="t", allow=("group:ghosts",)))
+
+
+def test_groups_are_normalized_by_the_given_function():
+    registry = ClientRegistry([], {"g": ["015112345678"]}, normalize=lambda n: "+49" + n[1:])
+    assert registry.expand("group:g") == ("+4915112345678",)
+
+
+def test_sliding_window_counts_the_last_minute():
+    client = Client("c", token="t", limits={"per_minute": 3})
+    limiter = SlidingWindowLimiter()
+    assert limiter.acquire(client, 2, now=100.0) == 0.0
+    assert limiter.acquire(client, 1, now=110.0) == 0.0
+    # Full: one more has to wait until the first two leave the window at 160.
+    assert limiter.acquire(client, 1, now=120.0) == pytest.approx(40.0)
+    # The refused request took nothing.
+    assert limiter.acquire(client, 1, now=160.5) == 0.0
+    assert limiter.acquire(client, 2, now=161.0) == pytest.approx(9.0)
+    assert limiter.acquire(client, 2, now=170.5) == 0.0
+
+
+def test_request_larger_than_the_limit_can_never_fit():
+    client = Client("c", token="t", limits={"per_minute": 3})
+    assert SlidingWindowLimiter().acquire(client, 4, now=0.0) == math.inf
+
+
+def test_several_windows_and_release():
+    client = Client("c", token="t", limits={"per_second": 2, "per_hour": 3})
+    limiter = SlidingWindowLimiter()
+    assert limiter.acquire(client, 2, now=0.0) == 0.0
+    assert limiter.acquire(client, 1, now=0.5) == pytest.approx(0.5)   # per_second full
+    assert limiter.acquire(client, 1, now=1.5) == 0.0
+    assert limiter.acquire(client, 1, now=3.0) == pytest.approx(3597.0)  # per_hour full until the first two age out
+    limiter.release(client, 1, now=1.5)
+    assert limiter.acquire(client, 1, now=3.0) == 0.0
+
+
+def test_clients_without_limits_are_never_limited():
+    client = Client("c", token="t")
+    limiter = SlidingWindowLimiter()
+    assert all(limiter.acquire(client, 1000, now=float(i)) == 0.0 for i in range(100))
