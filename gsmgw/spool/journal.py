@@ -1,0 +1,759 @@
+"""The send journal: durable state that is not a user's file.
+
+What it holds (one SQLite database, `journal.sqlite` in the state directory):
+- one row per queued message (the spool file's name in checked/ is its id) with its scheduling
+  facts: recipient, priority, Send_after/Expires, pin, the SIM it is bound to, attempts;
+- one row per part with its PDU and its send state: `pending` -> `submitting` -> `submitted`.
+  `submitting` is committed (and fsynced) *before* `AT+CMGS`, the TP-MR *after* `+CMGS: <mr>`.
+  So after a crash, a part with an MR is never sent again, and a part still `submitting` is the
+  only possible duplicate; `recover()` names those;
+- one row per submitted part per SIM for the sliding-window limits (per minute, per day), so the
+  limits survive restarts;
+- the inbound parts store for multipart reassembly;
+- daily counters (sent, failed, received per modem) for `gsmgw status`.
+
+How it fails: every write is one transaction. The database runs in WAL mode with
+`synchronous=FULL`, so a commit that returned is on disk; a `kill -9` or power loss loses at most
+a transaction that had not returned. A database that cannot be opened raises `JournalError` with
+the path and what to do.
+
+What it trusts: only itself. Ids are spool file names, never paths.
+
+The class keeps every SQL statement behind a narrow interface (`Journal`): the daemon never writes
+SQL. A PostgreSQL backend for several hosts would implement the same methods, using
+`FOR UPDATE SKIP LOCKED` in `claim_next` (ARCHITECTURE.md, "Growing past one machine").
+
+Times are float seconds since the epoch and come in as parameters (`now`), so tests control them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+SCHEMA_VERSION = 1
+
+# Message states. `queued` waits for a modem (also between retries), `sending` is on a modem now.
+QUEUED = "queued"
+SENDING = "sending"
+SENT = "sent"
+DELIVERED = "delivered"
+FAILED = "failed"
+EXPIRED = "expired"
+MESSAGE_STATES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, EXPIRED)
+
+# Part states.
+PART_PENDING = "pending"
+PART_SUBMITTING = "submitting"
+PART_SUBMITTED = "submitted"
+
+# Priorities, smaller first (SPOOL.md `Priority:`).
+PRIORITY = {"high": 0, "normal": 1, "low": 2}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS message (
+    id          TEXT PRIMARY KEY,
+    recipient   TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    priority    INTEGER NOT NULL,
+    queued      REAL NOT NULL,
+    not_before  REAL NOT NULL,
+    expires     REAL,
+    pinned      TEXT,
+    bound_modem TEXT,
+    bound_imsi  TEXT,
+    parts       INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    avoid       TEXT NOT NULL DEFAULT '',
+    last_error  TEXT,
+    modem       TEXT,
+    imsi        TEXT,
+    sent        REAL,
+    delivered   REAL,
+    finished    REAL,
+    fail_reason TEXT,
+    report      INTEGER NOT NULL DEFAULT 0,
+    client      TEXT,
+    callback    TEXT
+);
+-- The scheduler's scan: only queued rows, in priority then age order.
+CREATE INDEX IF NOT EXISTS message_queue ON message (priority, queued) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS message_state ON message (state);
+CREATE TABLE IF NOT EXISTS part (
+    message   TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    pdu       TEXT NOT NULL,
+    length    INTEGER NOT NULL,
+    state     TEXT NOT NULL,
+    modem     TEXT,
+    imsi      TEXT,
+    mr        INTEGER,
+    submitted REAL,
+    report    TEXT,
+    tp_status INTEGER,
+    discharge TEXT,
+    PRIMARY KEY (message, seq)
+) WITHOUT ROWID;
+-- Report matching: the most recent part with this MR on this SIM.
+CREATE INDEX IF NOT EXISTS part_mr ON part (imsi, mr, submitted) WHERE mr IS NOT NULL;
+CREATE INDEX IF NOT EXISTS part_state ON part (state) WHERE state = 'submitting';
+CREATE TABLE IF NOT EXISTS submission (sim TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS submission_sim ON submission (sim, at);
+CREATE TABLE IF NOT EXISTS counter (
+    day TEXT NOT NULL, modem TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (day, modem, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbound_part (
+    grp      TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    total    INTEGER NOT NULL,
+    pdu      TEXT NOT NULL,
+    modem    TEXT NOT NULL,
+    imsi     TEXT,
+    received REAL NOT NULL,
+    PRIMARY KEY (grp, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inbound_part_received ON inbound_part (received);
+"""
+
+
+# The scheduler's scan. INDEXED BY: without ANALYZE statistics SQLite would pick the state index
+# and sort all queued rows; the partial index yields them already in order.
+CANDIDATES_SQL = (
+    "SELECT m.id, m.recipient, m.priority, m.queued, m.not_before, m.expires, m.pinned, "
+    "m.bound_modem, m.bound_imsi, m.parts, m.attempts, m.avoid, "
+    "(SELECT COUNT(*) FROM part p WHERE p.message = m.id AND p.state != 'submitted') "
+    "FROM message m INDEXED BY message_queue WHERE m.state = 'queued' AND m.not_before <= ? "
+    "ORDER BY m.priority, m.queued, m.rowid LIMIT ?"
+)
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or is not a gsmgw journal; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class NewPart:
+    seq: int
+    pdu: str  # hex with the SMSC field, as AT+CMGS takes it
+    length: int  # TPDU octets for AT+CMGS
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    id: str
+    recipient: str
+    parts: Sequence[NewPart]
+    priority: int = PRIORITY["normal"]
+    send_after: float | None = None
+    expires: float | None = None
+    pinned: str | None = None
+    report: bool = False
+    client: str | None = None
+    callback: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """What the scheduler needs to know about a waiting message (no PDUs)."""
+
+    id: str
+    recipient: str
+    priority: int
+    queued: float
+    not_before: float
+    expires: float | None
+    pinned: str | None
+    bound_modem: str | None
+    bound_imsi: str | None
+    parts: int
+    pending_parts: int
+    attempts: int
+    avoid: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PartRow:
+    message: str
+    seq: int
+    pdu: str
+    length: int
+    state: str
+    modem: str | None
+    imsi: str | None
+    mr: int | None
+    submitted: float | None
+    report: str | None
+    tp_status: int | None
+    discharge: str | None
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: str
+    recipient: str
+    state: str
+    priority: int
+    queued: float
+    expires: float | None
+    pinned: str | None
+    bound_modem: str | None
+    bound_imsi: str | None
+    parts: int
+    attempts: int
+    last_error: str | None
+    modem: str | None
+    imsi: str | None
+    sent: float | None
+    delivered: float | None
+    finished: float | None
+    fail_reason: str | None
+    report: bool
+    client: str | None
+    callback: str | None
+
+
+@dataclass(frozen=True)
+class ReportMatch:
+    message: MessageRow
+    seq: int
+    parts: tuple[PartRow, ...]  # every part of the message, after this report was recorded
+    all_final: bool  # every part has a final report (delivered or failed)
+    delivered: bool  # every part is delivered
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What `recover()` found after a restart."""
+
+    possible_duplicates: tuple[tuple[str, int], ...]  # (message id, part seq) in flight at the crash
+    requeued: tuple[str, ...]  # messages that were `sending` and are queued again
+
+
+@dataclass(frozen=True)
+class InboundGroup:
+    key: str
+    total: int
+    pdus: dict[int, str]  # seq -> hex
+    modem: str
+    imsi: str | None
+    first_received: float
+
+
+def day_of(now: float) -> str:
+    """The local calendar day that `sent_today` and friends count in."""
+    return _dt.datetime.fromtimestamp(now).strftime("%Y-%m-%d")
+
+
+_MESSAGE_COLUMNS = (
+    "id, recipient, state, priority, queued, expires, pinned, bound_modem, bound_imsi, parts, "
+    "attempts, last_error, modem, imsi, sent, delivered, finished, fail_reason, report, client, "
+    "callback"
+)
+_PART_COLUMNS = "message, seq, pdu, length, state, modem, imsi, mr, submitted, report, tp_status, discharge"
+
+
+def _message_row(row: tuple) -> MessageRow:
+    values = list(row)
+    values[18] = bool(values[18])
+    return MessageRow(*values)
+
+
+class Journal:
+    """The SQLite journal. One instance per process; not shared between threads."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        except (OSError, sqlite3.Error) as error:
+            raise JournalError(
+                f"cannot open the journal {self.path}: {error}; check that the state directory "
+                f"exists and is writable by the user running gsmgw"
+            ) from error
+        try:
+            # WAL + FULL: a commit that returned survives kill -9 and power loss.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            self._db.executescript(_SCHEMA)
+            found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if found is None:
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(found[0]) > SCHEMA_VERSION:
+                raise JournalError(
+                    f"the journal {self.path} was written by a newer gsmgw (schema {found[0]}); "
+                    f"run that version, or move the file away to start with an empty journal"
+                )
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise JournalError(
+                f"the journal {self.path} is damaged or not a gsmgw journal ({error}); move it "
+                f"away (gsmgw rebuilds the queue from checked/ at start) and start again"
+            ) from error
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def _tx(self) -> "_Transaction":
+        return _Transaction(self._db)
+
+    # -- outgoing: queue ----------------------------------------------------------------------
+
+    def add_messages(self, messages: Iterable[NewMessage], now: float) -> list[str]:
+        """Queue messages with their parts in one transaction; returns the ids newly added.
+
+        An id that is already in the journal is left as it is: claiming the same file twice
+        (recovery after a crash between claim and journal) must not reset its progress.
+        """
+        added = []
+        with self._tx() as db:
+            for message in messages:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO message (id, recipient, state, priority, queued, "
+                    "not_before, expires, pinned, parts, report, client, callback) "
+                    "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        message.id,
+                        message.recipient,
+                        message.priority,
+                        now,
+                        message.send_after if message.send_after is not None else 0.0,
+                        message.expires,
+                        message.pinned,
+                        len(message.parts),
+                        int(message.report),
+                        message.client,
+                        message.callback,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    continue
+                db.executemany(
+                    "INSERT INTO part (message, seq, pdu, length, state) VALUES (?, ?, ?, ?, 'pending')",
+                    [(message.id, part.seq, part.pdu, part.length) for part in message.parts],
+                )
+                added.append(message.id)
+        return added
+
+    def has_message(self, message_id: str) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone()
+            is not None
+        )
+
+    def queued_candidates(self, now: float, limit: int = 200) -> list[QueuedMessage]:
+        """The first `limit` queued messages that may be sent now, by priority then age.
+
+        Uses the partial index, so the cost does not grow with sent history; rows waiting for
+        `Send_after` or a retry are skipped in SQL.
+        """
+        rows = self._db.execute(CANDIDATES_SQL, (now, limit)).fetchall()
+        return [
+            QueuedMessage(
+                id=row[0],
+                recipient=row[1],
+                priority=row[2],
+                queued=row[3],
+                not_before=row[4],
+                expires=row[5],
+                pinned=row[6],
+                bound_modem=row[7],
+                bound_imsi=row[8],
+                parts=row[9],
+                attempts=row[10],
+                avoid=frozenset(filter(None, row[11].split(","))),
+                pending_parts=row[12],
+            )
+            for row in rows
+        ]
+
+    def expired(self, now: float, limit: int = 500) -> list[str]:
+        """Queued messages whose `Expires:` has passed (they are failed with reason `expired`)."""
+        rows = self._db.execute(
+            "SELECT id FROM message WHERE state = 'queued' AND expires IS NOT NULL AND expires <= ? "
+            "LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def next_wakeup(self, now: float) -> float | None:
+        """The earliest future time at which a queued message becomes sendable or expires."""
+        row = self._db.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(not_before) AS t FROM message WHERE state='queued' "
+            "AND not_before > ? UNION ALL SELECT MIN(expires) FROM message WHERE state='queued' "
+            "AND expires > ?)",
+            (now, now),
+        ).fetchone()
+        return row[0]
+
+    def claim(self, message_id: str, modem: str) -> bool:
+        """Mark a queued message as `sending` on `modem`; False if someone else took it."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE message SET state = 'sending', modem = ?, attempts = attempts + 1 "
+                "WHERE id = ? AND state = 'queued'",
+                (modem, message_id),
+            )
+            return cursor.rowcount == 1
+
+    def pending_parts(self, message_id: str) -> list[PartRow]:
+        """Parts that have no MR yet, in order (the only PDUs ever loaded: one message's)."""
+        rows = self._db.execute(
+            f"SELECT {_PART_COLUMNS} FROM part WHERE message = ? AND state != 'submitted' ORDER BY seq",
+            (message_id,),
+        ).fetchall()
+        return [PartRow(*row) for row in rows]
+
+    def parts(self, message_id: str) -> list[PartRow]:
+        rows = self._db.execute(
+            f"SELECT {_PART_COLUMNS} FROM part WHERE message = ? ORDER BY seq", (message_id,)
+        ).fetchall()
+        return [PartRow(*row) for row in rows]
+
+    def mark_submitting(self, message_id: str, seq: int, modem: str, imsi: str | None) -> None:
+        """Committed before `AT+CMGS`: from here until `mark_submitted` a crash may duplicate.
+
+        The message is bound to this SIM from its first part on, because the recipient joins the
+        parts by sender (ARCHITECTURE.md: all parts through one SIM).
+        """
+        with self._tx() as db:
+            db.execute(
+                "UPDATE part SET state = 'submitting', modem = ?, imsi = ? WHERE message = ? AND seq = ?",
+                (modem, imsi, message_id, seq),
+            )
+            db.execute(
+                "UPDATE message SET bound_modem = COALESCE(bound_modem, ?), "
+                "bound_imsi = COALESCE(bound_imsi, ?) WHERE id = ?",
+                (modem, imsi, message_id),
+            )
+
+    def mark_submitted(
+        self, message_id: str, seq: int, mr: int, now: float, *, sim: str, report: bool
+    ) -> None:
+        """Committed after `+CMGS: <mr>`: this part is never sent again."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE part SET state = 'submitted', mr = ?, submitted = ?, report = ? "
+                "WHERE message = ? AND seq = ?",
+                (mr, now, "pending" if report else None, message_id, seq),
+            )
+            db.execute("INSERT INTO submission (sim, at) VALUES (?, ?)", (sim, now))
+
+    def unmark_submitting(self, message_id: str, seq: int) -> None:
+        """The modem answered with an error (nothing went out): the part is pending again."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE part SET state = 'pending' WHERE message = ? AND seq = ? AND state = 'submitting'",
+                (message_id, seq),
+            )
+
+    def requeue(
+        self,
+        message_id: str,
+        *,
+        not_before: float,
+        error: str | None,
+        avoid_modem: str | None = None,
+        count_attempt: bool = True,
+    ) -> None:
+        """Put a `sending` message back in the queue (retry later, maybe on another modem)."""
+        with self._tx() as db:
+            row = db.execute("SELECT avoid FROM message WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                return
+            avoid = set(filter(None, row[0].split(",")))
+            if avoid_modem:
+                avoid.add(avoid_modem)
+            db.execute(
+                "UPDATE message SET state = 'queued', not_before = ?, last_error = COALESCE(?, last_error), "
+                "avoid = ?, modem = NULL, attempts = attempts - ? WHERE id = ?",
+                (not_before, error, ",".join(sorted(avoid)), 0 if count_attempt else 1, message_id),
+            )
+
+    def mark_sent(self, message_id: str, modem: str, imsi: str | None, now: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE message SET state = 'sent', modem = ?, imsi = ?, sent = ?, finished = ? WHERE id = ?",
+                (modem, imsi, now, now, message_id),
+            )
+            self._count(db, now, modem, "sent")
+
+    def mark_failed(
+        self, message_id: str, reason: str, now: float, *, state: str = FAILED, modem: str | None = None
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE message SET state = ?, fail_reason = ?, finished = ?, modem = COALESCE(?, modem) "
+                "WHERE id = ?",
+                (state, reason, now, modem, message_id),
+            )
+            self._count(db, now, modem or "", "failed")
+
+    def record_invalid(self, now: float) -> None:
+        """An invalid spool file went to failed/ without ever being queued."""
+        with self._tx() as db:
+            self._count(db, now, "", "failed")
+
+    def forget(self, message_id: str) -> None:
+        """Drop a message whose file is gone from checked/ (recovery found nothing to do)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM part WHERE message = ?", (message_id,))
+            db.execute("DELETE FROM message WHERE id = ?", (message_id,))
+
+    def message(self, message_id: str) -> MessageRow | None:
+        row = self._db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)
+        ).fetchone()
+        return _message_row(row) if row else None
+
+    def messages_in_state(self, *states: str) -> Iterator[str]:
+        """Ids in these states, streamed (recovery walks them without loading all at once)."""
+        marks = ",".join("?" * len(states))
+        cursor = self._db.execute(f"SELECT id FROM message WHERE state IN ({marks})", states)
+        while True:
+            rows = cursor.fetchmany(500)
+            if not rows:
+                return
+            for row in rows:
+                yield row[0]
+
+    def count_states(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM message GROUP BY state").fetchall()
+        counts = {state: 0 for state in MESSAGE_STATES}
+        counts.update(dict(rows))
+        return counts
+
+    def count_retrying(self, now: float) -> int:
+        """Queued messages that have been tried before and wait for their next attempt."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM message WHERE state = 'queued' AND attempts > 0"
+        ).fetchone()
+        return row[0]
+
+    # -- restart ----------------------------------------------------------------------------
+
+    def recover(self) -> Recovery:
+        """After a restart: parts in flight are pending again, `sending` messages queued again.
+
+        A part found `submitting` may or may not have reached the network (the crash fell between
+        `AT+CMGS` and `+CMGS: <mr>`). It is sent again, because a lost SMS is worse than a
+        duplicate; the caller logs each one as a possible duplicate.
+        """
+        with self._tx() as db:
+            duplicates = tuple(
+                db.execute(
+                    "SELECT message, seq FROM part WHERE state = 'submitting' ORDER BY message, seq"
+                ).fetchall()
+            )
+            db.execute("UPDATE part SET state = 'pending' WHERE state = 'submitting'")
+            requeued = tuple(
+                row[0] for row in db.execute("SELECT id FROM message WHERE state = 'sending'")
+            )
+            db.execute("UPDATE message SET state = 'queued', modem = NULL WHERE state = 'sending'")
+        return Recovery(possible_duplicates=duplicates, requeued=requeued)
+
+    # -- limits -----------------------------------------------------------------------------
+
+    def submissions_since(self, sim: str, since: float) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM submission WHERE sim = ? AND at > ?", (sim, since)
+        ).fetchone()
+        return row[0]
+
+    def oldest_submission_since(self, sim: str, since: float) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(at) FROM submission WHERE sim = ? AND at > ?", (sim, since)
+        ).fetchone()
+        return row[0]
+
+    # -- delivery reports -------------------------------------------------------------------
+
+    def match_report(
+        self,
+        *,
+        imsi: str | None,
+        modem: str,
+        mr: int,
+        recipient: str | None,
+        tp_status: int,
+        report_state: str,
+        discharge: str | None,
+        now: float,
+        window: float,
+    ) -> ReportMatch | None:
+        """Record a status report on the part it belongs to, or return None.
+
+        The MR is one octet and wraps after 256 parts, so it is not unique: the match is the most
+        recent part submitted on this SIM with this MR and recipient within `window` seconds
+        (3GPP TS 23.040 §9.2.3.6: the TP-MR identifies a submit only among recent ones).
+        When the modem has no IMSI (it could not read one), the modem name stands in for it.
+        """
+        sim_column, sim_value = ("p.imsi", imsi) if imsi else ("p.modem", modem)
+        query = (
+            f"SELECT p.message, p.seq FROM part p JOIN message m ON m.id = p.message "
+            f"WHERE {sim_column} = ? AND p.mr = ? AND p.submitted >= ? "
+        )
+        params: list = [sim_value, mr, now - window]
+        if recipient:
+            query += "AND m.recipient = ? "
+            params.append(recipient)
+        query += "ORDER BY p.submitted DESC LIMIT 1"
+        with self._tx() as db:
+            row = db.execute(query, params).fetchone()
+            if row is None:
+                return None
+            message_id, seq = row
+            db.execute(
+                "UPDATE part SET report = ?, tp_status = ?, discharge = ? WHERE message = ? AND seq = ?",
+                (report_state, tp_status, discharge, message_id, seq),
+            )
+            parts = tuple(
+                PartRow(*r)
+                for r in db.execute(
+                    f"SELECT {_PART_COLUMNS} FROM part WHERE message = ? ORDER BY seq", (message_id,)
+                )
+            )
+            all_final = all(p.report in ("delivered", "failed") for p in parts)
+            delivered = all(p.report == "delivered" for p in parts)
+            if delivered:
+                db.execute(
+                    "UPDATE message SET state = 'delivered', delivered = ? WHERE id = ? AND state = 'sent'",
+                    (now, message_id),
+                )
+            message = _message_row(
+                db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)
+                ).fetchone()
+            )
+        return ReportMatch(message=message, seq=seq, parts=parts, all_final=all_final, delivered=delivered)
+
+    # -- counters ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _count(db: sqlite3.Connection, now: float, modem: str, kind: str, n: int = 1) -> None:
+        db.execute(
+            "INSERT INTO counter (day, modem, kind, n) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (day, modem, kind) DO UPDATE SET n = n + excluded.n",
+            (day_of(now), modem, kind, n),
+        )
+
+    def count(self, now: float, modem: str, kind: str, n: int = 1) -> None:
+        with self._tx() as db:
+            self._count(db, now, modem, kind, n)
+
+    def counters_today(self, now: float) -> dict[tuple[str, str], int]:
+        """{(modem, kind): n} for today; modem '' holds failures that had no modem."""
+        rows = self._db.execute(
+            "SELECT modem, kind, n FROM counter WHERE day = ?", (day_of(now),)
+        ).fetchall()
+        return {(modem, kind): n for modem, kind, n in rows}
+
+    # -- inbound parts store ----------------------------------------------------------------
+
+    def store_inbound_part(
+        self, key: str, seq: int, total: int, pdu: str, modem: str, imsi: str | None, now: float
+    ) -> InboundGroup:
+        """Keep one part of a multipart SMS (committed before the SIM copy is deleted).
+
+        A part seen twice (the sweep found it again before its deletion) keeps the first copy.
+        Returns the group as it stands now.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO inbound_part (grp, seq, total, pdu, modem, imsi, received) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, seq, total, pdu, modem, imsi, now),
+            )
+            return self._inbound_group(db, key)
+
+    @staticmethod
+    def _inbound_group(db: sqlite3.Connection, key: str) -> InboundGroup:
+        rows = db.execute(
+            "SELECT seq, total, pdu, modem, imsi, received FROM inbound_part WHERE grp = ? ORDER BY seq",
+            (key,),
+        ).fetchall()
+        return InboundGroup(
+            key=key,
+            total=max(row[1] for row in rows),
+            pdus={row[0]: row[2] for row in rows},
+            modem=rows[0][3],
+            imsi=rows[0][4],
+            first_received=min(row[5] for row in rows),
+        )
+
+    def inbound_groups_older_than(self, before: float) -> list[InboundGroup]:
+        with self._tx() as db:
+            keys = [
+                row[0]
+                for row in db.execute(
+                    "SELECT grp FROM inbound_part GROUP BY grp HAVING MIN(received) <= ?", (before,)
+                )
+            ]
+            return [self._inbound_group(db, key) for key in keys]
+
+    def complete_inbound_groups(self) -> list[InboundGroup]:
+        """Groups with every part stored (a crash fell between the last part and its file)."""
+        with self._tx() as db:
+            keys = [
+                row[0]
+                for row in db.execute(
+                    "SELECT grp FROM inbound_part GROUP BY grp HAVING COUNT(*) >= MAX(total)"
+                )
+            ]
+            return [self._inbound_group(db, key) for key in keys]
+
+    def drop_inbound_group(self, key: str) -> None:
+        """Called after the joined message's file is on disk."""
+        with self._tx() as db:
+            db.execute("DELETE FROM inbound_part WHERE grp = ?", (key,))
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def prune(self, now: float, *, keep_finished: float = 30 * 86400) -> int:
+        """Drop history that no longer matters: limit windows over a day old, finished messages
+        older than `keep_finished` (their files are in sent/ or failed/). Returns rows removed."""
+        with self._tx() as db:
+            removed = db.execute("DELETE FROM submission WHERE at < ?", (now - 86400,)).rowcount
+            old = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM message WHERE state IN ('sent','delivered','failed','expired') "
+                    "AND finished IS NOT NULL AND finished < ?",
+                    (now - keep_finished,),
+                )
+            ]
+            for message_id in old:
+                db.execute("DELETE FROM part WHERE message = ?", (message_id,))
+                db.execute("DELETE FROM message WHERE id = ?", (message_id,))
+            db.execute(
+                "DELETE FROM counter WHERE day < ?", (day_of(now - 7 * 86400),)
+            )
+        return removed + len(old)
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` ... `COMMIT`; rolls back on an exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
