@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS message (
     parts       INTEGER NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
     avoid       TEXT NOT NULL DEFAULT '',
+    refused     TEXT NOT NULL DEFAULT '',
     last_error  TEXT,
     modem       TEXT,
     imsi        TEXT,
@@ -125,7 +126,7 @@ CREATE INDEX IF NOT EXISTS inbound_part_received ON inbound_part (received);
 # and sort all queued rows; the partial index yields them already in order.
 CANDIDATES_SQL = (
     "SELECT m.id, m.recipient, m.priority, m.queued, m.not_before, m.expires, m.pinned, "
-    "m.bound_modem, m.bound_imsi, m.parts, m.attempts, m.avoid, "
+    "m.bound_modem, m.bound_imsi, m.parts, m.attempts, m.avoid, m.refused, "
     "(SELECT COUNT(*) FROM part p WHERE p.message = m.id AND p.state != 'submitted') "
     "FROM message m INDEXED BY message_queue WHERE m.state = 'queued' AND m.not_before <= ? "
     "ORDER BY m.priority, m.queued, m.rowid LIMIT ?"
@@ -173,7 +174,8 @@ class QueuedMessage:
     parts: int
     pending_parts: int
     attempts: int
-    avoid: frozenset[str]
+    avoid: frozenset[str]  # modems that had a temporary error with it: another is preferred
+    refused: frozenset[str]  # modems that gave a permanent error: never again
 
 
 @dataclass(frozen=True)
@@ -373,7 +375,8 @@ class Journal:
                 parts=row[9],
                 attempts=row[10],
                 avoid=frozenset(filter(None, row[11].split(","))),
-                pending_parts=row[12],
+                refused=frozenset(filter(None, row[12].split(","))),
+                pending_parts=row[13],
             )
             for row in rows
         ]
@@ -465,20 +468,35 @@ class Journal:
         not_before: float,
         error: str | None,
         avoid_modem: str | None = None,
+        refused_by: str | None = None,
         count_attempt: bool = True,
     ) -> None:
-        """Put a `sending` message back in the queue (retry later, maybe on another modem)."""
+        """Put a `sending` message back in the queue (retry later, maybe on another modem).
+
+        `avoid_modem` had a temporary error: another modem is preferred, this one may retry.
+        `refused_by` gave a permanent error: it never gets this message again.
+        """
         with self._tx() as db:
-            row = db.execute("SELECT avoid FROM message WHERE id = ?", (message_id,)).fetchone()
+            row = db.execute("SELECT avoid, refused FROM message WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 return
             avoid = set(filter(None, row[0].split(",")))
+            refused = set(filter(None, row[1].split(",")))
             if avoid_modem:
                 avoid.add(avoid_modem)
+            if refused_by:
+                refused.add(refused_by)
             db.execute(
                 "UPDATE message SET state = 'queued', not_before = ?, last_error = COALESCE(?, last_error), "
-                "avoid = ?, modem = NULL, attempts = attempts - ? WHERE id = ?",
-                (not_before, error, ",".join(sorted(avoid)), 0 if count_attempt else 1, message_id),
+                "avoid = ?, refused = ?, modem = NULL, attempts = attempts - ? WHERE id = ?",
+                (
+                    not_before,
+                    error,
+                    ",".join(sorted(avoid)),
+                    ",".join(sorted(refused)),
+                    0 if count_attempt else 1,
+                    message_id,
+                ),
             )
 
     def mark_sent(self, message_id: str, modem: str, imsi: str | None, now: float) -> None:
