@@ -1,0 +1,225 @@
+"""Phone numbers and SMS addresses.
+
+Pure code: no I/O.
+
+- `normalize_number` turns what users write into E.164 with a `+`.
+- `encode_address` / `decode_address`: TP-OA, TP-DA, TP-RA fields
+  (TS 23.040 §9.1.2.5): length in semi-octets, type of address, BCD digits or
+  GSM-7 packed alphanumeric text.
+- `encode_smsc` / `decode_smsc`: the SMSC field that AT+CMGS/+CMGR put before
+  the TPDU (TS 27.005 §3.3.1: length in octets of type + digits, TS 24.011
+  §8.2.5.2 for the layout).
+"""
+
+from __future__ import annotations
+
+import re
+
+from gsmgw.sms import gsm7
+from gsmgw.sms.errors import AddressError
+
+# Type of address (TS 23.040 §9.1.2.5): bit 7 set, TON in bits 6..4, NPI in bits 3..0.
+TOA_INTERNATIONAL = 0x91  # TON 001 international, NPI 0001 ISDN/E.164
+TOA_UNKNOWN = 0x81  # TON 000 unknown, NPI 0001: digits as the user typed them (short codes)
+TOA_NATIONAL = 0xA1  # TON 010 national
+TOA_ALPHANUMERIC = 0xD0  # TON 101 alphanumeric (GSM-7 packed), NPI 0000
+
+TON_INTERNATIONAL = 0b001
+TON_ALPHANUMERIC = 0b101
+
+_TON_NAMES = {
+    0b000: "unknown",
+    0b001: "international",
+    0b010: "national",
+    0b011: "network-specific",
+    0b100: "subscriber",
+    0b101: "alphanumeric",
+    0b110: "abbreviated",
+    0b111: "reserved",
+}
+
+# E.164 §6: at most 15 digits with the country code. The shortest numbers in
+# service (Niue, St Helena, Tokelau) have 7.
+E164_MAX_DIGITS = 15
+E164_MIN_DIGITS = 7
+
+# The longest alphanumeric address: the field holds at most 10 octets of
+# value (TS 23.040 §9.1.2.5), 80 bits, i.e. 11 septets.
+ALPHANUMERIC_MAX_CHARS = 11
+
+# BCD semi-octet values above 9 (TS 24.008 §10.5.4.7, table "called party BCD number").
+_SEMI_OCTET_CHARS = "0123456789*#abc"
+_SEMI_OCTET_VALUE = {char: value for value, char in enumerate(_SEMI_OCTET_CHARS)}
+
+_SEPARATORS = re.compile(r"[\s\-./()]")
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
+
+EXAMPLE = "+4915112345678"
+
+
+def ton_name(toa: int) -> str:
+    """The type of number of a TOA octet in words, e.g. 0x91 -> "international"."""
+    return _TON_NAMES[(toa >> 4) & 0x07]
+
+
+def _check_country(default_country: str) -> str:
+    country = default_country.strip()
+    if country.startswith("+"):
+        country = country[1:]
+    elif country.startswith("00"):
+        country = country[2:]
+    if not (country.isdigit() and country.isascii() and 1 <= len(country) <= 3 and country[0] != "0"):
+        raise AddressError(
+            f"default_country {default_country!r} is not a country calling code; "
+            f'write the digits without + or 00, e.g. "49" for Germany'
+        )
+    return country
+
+
+def normalize_number(text: str, default_country: str | None = None) -> str:
+    """A phone number as users write it -> E.164 with `+`, e.g. "+4915112345678".
+
+    Accepted (SPOOL.md `To:`):
+      - `+4915112345678`, and `0049…` (00 is the international prefix);
+      - `4915112345678`: digits without `+` that do not start with 0 are
+        international, as smstools3 reads them;
+      - `0151 12345678`: a national number (leading trunk 0), only with
+        `default_country` ("49"), which replaces the 0;
+      - spaces, dashes, dots and parentheses are removed; the "(0)" that
+        German and Swiss numbers show after the country code is dropped.
+    AddressError otherwise, with what to write instead.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise AddressError(f"the phone number is empty; write it in international form, e.g. {EXAMPLE}")
+    original = text.strip()
+    compact = original
+    if compact.startswith(("+", "00")):
+        # "+49 (0)151 …": the bracketed trunk zero is not dialled after a country code.
+        compact = _TRUNK_ZERO.sub("", compact)
+    compact = _SEPARATORS.sub("", compact)
+
+    if compact.startswith("+"):
+        digits = compact[1:]
+    elif compact.startswith("00"):
+        digits = compact[2:]
+    elif compact.startswith("0"):
+        if default_country is None:
+            raise AddressError(
+                f"{original!r} is a national number (it starts with 0) and no default_country is "
+                f"configured; write it in international form, e.g. {EXAMPLE}, or set default_country"
+            )
+        digits = _check_country(default_country) + compact[1:]
+    else:
+        digits = compact
+
+    if not (digits.isdigit() and digits.isascii()):
+        raise AddressError(
+            f"{original!r} is not a phone number: only digits, one leading +, spaces, dashes, dots "
+            f"and parentheses are allowed; write it like {EXAMPLE}"
+        )
+    if digits.startswith("0"):
+        raise AddressError(
+            f"{original!r} has no country code (no country code starts with 0); write it like {EXAMPLE}"
+        )
+    if len(digits) > E164_MAX_DIGITS:
+        raise AddressError(
+            f"{original!r} has {len(digits)} digits, more than the {E164_MAX_DIGITS} an international "
+            f"number can have; check for a doubled prefix"
+        )
+    if len(digits) < E164_MIN_DIGITS:
+        raise AddressError(
+            f"{original!r} is too short for an international number ({len(digits)} digits, at least "
+            f"{E164_MIN_DIGITS} with the country code); write it like {EXAMPLE}"
+        )
+    return "+" + digits
+
+
+def encode_semi_octets(digits: str) -> bytes:
+    """Digits -> swapped BCD, padded with F (TS 23.040 §9.1.2.3): "4915" -> 94 51."""
+    values = []
+    for char in digits:
+        value = _SEMI_OCTET_VALUE.get(char.lower() if char in "ABC" else char)
+        if value is None:
+            raise AddressError(f"{char!r} cannot be sent as a digit of a phone number")
+        values.append(value)
+    if len(values) % 2:
+        values.append(0x0F)
+    return bytes(values[i] | (values[i + 1] << 4) for i in range(0, len(values), 2))
+
+
+def decode_semi_octets(data: bytes, digit_count: int | None = None) -> str:
+    """Swapped BCD -> digits; stops at the F filler or after `digit_count` digits."""
+    chars = []
+    for octet in data:
+        for value in (octet & 0x0F, octet >> 4):
+            if value == 0x0F:
+                return "".join(chars)
+            chars.append(_SEMI_OCTET_CHARS[value])
+            if digit_count is not None and len(chars) == digit_count:
+                return "".join(chars)
+    return "".join(chars)
+
+
+def address_kind(address: str) -> int:
+    """The TOA `encode_address` uses for `address`."""
+    if address.startswith("+") and address[1:].isdigit():
+        return TOA_INTERNATIONAL
+    if address and all(char in _SEMI_OCTET_VALUE for char in address):
+        return TOA_UNKNOWN
+    return TOA_ALPHANUMERIC
+
+
+def encode_address(address: str) -> bytes:
+    """An address field (TS 23.040 §9.1.2.5): length, TOA, value.
+
+    "+4915…" is international (TOA 91). Digits without `+` go out as typed
+    with TOA 81 (short codes, numbers the caller already normalised
+    otherwise). Anything else is an alphanumeric address (TOA D0) of at most
+    11 GSM-7 characters, as networks use for senders like "Vodafone".
+    """
+    toa = address_kind(address)
+    if toa == TOA_ALPHANUMERIC:
+        if not address or len(address) > ALPHANUMERIC_MAX_CHARS or not gsm7.is_gsm7(address):
+            raise AddressError(
+                f"{address!r} is neither a phone number nor an alphanumeric sender "
+                f"(1 to {ALPHANUMERIC_MAX_CHARS} GSM characters); write a number like {EXAMPLE}"
+            )
+        septets = gsm7.encode_septets(address)
+        if len(septets) > ALPHANUMERIC_MAX_CHARS:
+            raise AddressError(
+                f"{address!r} takes {len(septets)} GSM septets; an alphanumeric sender holds at most "
+                f"{ALPHANUMERIC_MAX_CHARS}"
+            )
+        value = gsm7.pack_septets(septets)
+        # The length counts the semi-octets that carry bits: 7 septets = 49 bits = 13 semi-octets.
+        semi_octets = (len(septets) * 7 + 3) // 4
+        return bytes((semi_octets, toa)) + value
+    digits = address[1:] if toa == TOA_INTERNATIONAL else address
+    if len(digits) > 20:
+        raise AddressError(f"{address!r} is longer than the 20 digits an SMS address can hold")
+    return bytes((len(digits), toa)) + encode_semi_octets(digits)
+
+
+def decode_address_value(semi_octets: int, toa: int, value: bytes) -> str:
+    """The text of an address value (TS 23.040 §9.1.2.5); `value` has ceil(semi_octets/2) octets."""
+    if (toa >> 4) & 0x07 == TON_ALPHANUMERIC:
+        # 23.040 §9.1.2.5: alphanumeric values are GSM-7 packed; the length
+        # counts semi-octets, so floor(4n/7) whole septets are present.
+        septet_total = semi_octets * 4 // 7
+        return gsm7.decode_septets(gsm7.unpack_septets(value, septet_total))
+    digits = decode_semi_octets(value, semi_octets)
+    if (toa >> 4) & 0x07 == TON_INTERNATIONAL and digits:
+        return "+" + digits
+    return digits
+
+
+def encode_smsc(smsc: str | None) -> bytes:
+    """The SMSC field before the TPDU: 00 (use the SIM's SMSC) or length, TOA, digits."""
+    if not smsc:
+        return b"\x00"
+    toa = address_kind(smsc)
+    if toa == TOA_ALPHANUMERIC:
+        raise AddressError(f"SMSC {smsc!r} must be a phone number like +491710760000")
+    digits = smsc[1:] if toa == TOA_INTERNATIONAL else smsc
+    value = encode_semi_octets(digits)
+    return bytes((len(value) + 1, toa)) + value
