@@ -1,0 +1,379 @@
+"""Webhooks out: POST JSON for received messages and delivery reports, at least once (API.md).
+
+Reads/writes: one JSON file per pending delivery in `<state>/webhooks/`; deliveries given up
+after `max_age` (24 h) are moved to `<state>/webhooks/dead/` for a human to look at. Each file is
+written atomically (temporary name, fsync, rename, fsync of the directory) before `enqueue`
+returns, so a delivery survives a crash or `kill -9` and is tried again after the restart.
+
+At least once: a delivery is removed only after the receiver answered 2xx. A crash between the
+answer and the removal sends it again, so every POST carries `X-Gsmgw-Delivery` (stable across
+retries) for the receiver to drop duplicates.
+
+Never blocks: `enqueue` writes its file in a worker thread and returns; the deliveries run in
+their own tasks with a timeout each and a bounded number in flight, and a receiver that is down
+is retried with exponential backoff (1 s, 2 s, 4 s, ... at most `max_delay`), so a dead webhook
+costs a few idle timers, not send or receive time.
+
+Signature: `X-Gsmgw-Signature` is the lowercase hex HMAC-SHA256 of the exact body bytes, keyed
+with the client's token (reports of messages a client submitted) or with `webhooks.secret`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import hmac
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gsmgw.clients import ClientRegistry
+
+log = logging.getLogger("gsmgw.webhooks")
+
+SIGNATURE_HEADER = "X-Gsmgw-Signature"
+EVENT_HEADER = "X-Gsmgw-Event"
+DELIVERY_HEADER = "X-Gsmgw-Delivery"
+
+
+def sign(body: bytes, key: str) -> str:
+    """Lowercase hex HMAC-SHA256 of `body` with `key` (UTF-8), as sent in X-Gsmgw-Signature."""
+    return hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temporary name in the same directory, write, fsync, rename, fsync of the directory."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Delivery:
+    """One webhook POST waiting to succeed; this is what its file holds."""
+
+    id: str
+    url: str
+    event: str
+    body: str  # the exact JSON text that is signed and sent
+    signature: str | None
+    created: float
+    attempts: int = 0
+    next_at: float = 0.0
+    last_error: str | None = None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Delivery":
+        fields = json.loads(data)
+        return cls(**{key: fields[key] for key in cls.__dataclass_fields__ if key in fields})
+
+
+class WebhookQueue:
+    """The durable queue and its delivery loop; `start()` it inside the event loop."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        max_age: float = 24 * 3600.0,
+        first_delay: float = 1.0,
+        max_delay: float = 3600.0,
+        timeout: float = 10.0,
+        concurrency: int = 8,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.directory = Path(directory)
+        self.dead_directory = self.directory / "dead"
+        self.max_age = max_age
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.timeout = timeout
+        self.clock = clock
+        self._limit = asyncio.Semaphore(concurrency)
+        self._heap: list[tuple[float, str]] = []
+        self._deliveries: dict[str, Delivery] = {}
+        self._in_flight: set[str] = set()
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._runner: asyncio.Task | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.delivered_total = 0
+        self.dead_total = 0
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loaded = await asyncio.to_thread(self._load)
+        for delivery in loaded:
+            self._schedule(delivery)
+        if loaded:
+            log.info("webhooks: %d deliveries left from before the restart are queued again", len(loaded))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            headers={"User-Agent": "gsmgw-webhooks"},
+        )
+        self._runner = asyncio.create_task(self._run(), name="gsmgw-webhooks")
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    def _load(self) -> list[Delivery]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.dead_directory.mkdir(exist_ok=True)
+        loaded = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                loaded.append(Delivery.from_bytes(path.read_bytes()))
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                # Keep it for a human rather than drop it or crash-loop on it.
+                log.error("webhooks: %s is damaged (%s); moved to %s", path, exc, self.dead_directory)
+                with contextlib.suppress(OSError):
+                    os.rename(path, self.dead_directory / path.name)
+        # Partial writes of a crash are temporary files; they were never acknowledged.
+        for tmp in self.directory.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return loaded
+
+    # --- queueing ---------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        return len(self._deliveries)
+
+    async def enqueue(self, url: str, event: str, payload: Mapping[str, Any], key: str | None) -> str:
+        """Store a delivery durably and schedule it; returns its id (X-Gsmgw-Delivery)."""
+        body = encode_body(payload)
+        now = self.clock()
+        delivery = Delivery(
+            id=uuid.uuid4().hex,
+            url=url,
+            event=event,
+            body=body.decode("utf-8"),
+            signature=sign(body, key) if key else None,
+            created=now,
+            next_at=now,
+        )
+        await asyncio.to_thread(write_atomic, self._path(delivery), delivery.to_bytes())
+        self._schedule(delivery)
+        return delivery.id
+
+    def _path(self, delivery: Delivery) -> Path:
+        return self.directory / f"{delivery.id}.json"
+
+    def _schedule(self, delivery: Delivery) -> None:
+        self._deliveries[delivery.id] = delivery
+        heapq.heappush(self._heap, (delivery.next_at, delivery.id))
+        self._wakeup.set()
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            now = self.clock()
+            while self._heap and self._heap[0][0] <= now:
+                _, delivery_id = heapq.heappop(self._heap)
+                delivery = self._deliveries.get(delivery_id)
+                if delivery is None or delivery_id in self._in_flight:
+                    continue
+                self._in_flight.add(delivery_id)
+                task = asyncio.create_task(self._attempt(delivery))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            delay = self._heap[0][0] - now if self._heap else None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        try:
+            async with self._limit:
+                error = await self._post(delivery)
+            if error is None:
+                await asyncio.to_thread(self._unlink, delivery)
+                self._deliveries.pop(delivery.id, None)
+                self.delivered_total += 1
+                return
+            await self._retry_later(delivery, error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the queue must outlive any single delivery
+            log.exception("webhooks: delivery %s to %s broke", delivery.id, delivery.url)
+            await self._retry_later(delivery, f"internal error: {exc}")
+        finally:
+            self._in_flight.discard(delivery.id)
+
+    async def _post(self, delivery: Delivery) -> str | None:
+        """One POST; None on 2xx, else words for the log saying what went wrong."""
+        assert self._session is not None
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            EVENT_HEADER: delivery.event,
+            DELIVERY_HEADER: delivery.id,
+        }
+        if delivery.signature:
+            headers[SIGNATURE_HEADER] = delivery.signature
+        try:
+            async with self._session.post(delivery.url, data=delivery.body.encode("utf-8"), headers=headers) as response:
+                await response.read()
+                if 200 <= response.status < 300:
+                    return None
+                return f"HTTP {response.status} {response.reason or ''}".strip()
+        except asyncio.TimeoutError:
+            return f"no answer within {self.timeout:g} s"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def _unlink(self, delivery: Delivery) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(delivery))
+
+    async def _retry_later(self, delivery: Delivery, error: str) -> None:
+        delivery.attempts += 1
+        delivery.last_error = error
+        # Exponential backoff with up to 10 % jitter, so many failed deliveries do not retry in step.
+        delay = min(self.first_delay * 2 ** (delivery.attempts - 1), self.max_delay)
+        delay *= 1 + random.random() * 0.1
+        now = self.clock()
+        if now + delay > delivery.created + self.max_age:
+            log.error(
+                "webhooks: giving up on %s %s to %s after %d attempts over %.0f s (last: %s); kept in %s",
+                delivery.event, delivery.id, delivery.url, delivery.attempts, now - delivery.created,
+                error, self.dead_directory,
+            )
+            await asyncio.to_thread(self._bury, delivery)
+            self._deliveries.pop(delivery.id, None)
+            self.dead_total += 1
+            return
+        log.warning(
+            "webhooks: %s %s to %s failed (%s); attempt %d, next in %.0f s",
+            delivery.event, delivery.id, delivery.url, error, delivery.attempts, delay,
+        )
+        delivery.next_at = now + delay
+        await asyncio.to_thread(write_atomic, self._path(delivery), delivery.to_bytes())
+        self._schedule(delivery)
+
+    def _bury(self, delivery: Delivery) -> None:
+        self.dead_directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.dead_directory / f"{delivery.id}.json", delivery.to_bytes())
+        self._unlink(delivery)
+        fsync_dir(self.directory)
+
+
+def received_payload(event: Any) -> dict[str, Any]:
+    """The `received` webhook body (API.md) from a `MessageReceived` event."""
+    return {
+        "id": event.id,
+        "from": event.sender,
+        "text": event.text,
+        "modem": event.modem,
+        "sent": event.sent,
+        "received": event.received,
+        "parts": event.parts,
+        "incomplete": bool(event.incomplete),
+    }
+
+
+def report_payload(event: Any) -> dict[str, Any]:
+    """The `report` webhook body (API.md) from a `ReportReceived` event.
+
+    `delivered` is the discharge time once the whole message is delivered, else null; `status`
+    is `delivered`, `pending` or `failed` for the whole message.
+    """
+    return {
+        "id": event.id,
+        "to": event.to,
+        "status": event.status,
+        "delivered": event.discharge if event.delivered else None,
+        "message_ids": list(event.message_ids),
+    }
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+class WebhookDispatcher:
+    """Turns bus events into queued deliveries: which URL, which key."""
+
+    def __init__(self, queue: WebhookQueue, webhooks_config: Any, registry: ClientRegistry):
+        self.queue = queue
+        self.received_url = getattr(webhooks_config, "received", None) if webhooks_config else None
+        self.report_url = getattr(webhooks_config, "report", None) if webhooks_config else None
+        self.secret = getattr(webhooks_config, "secret", None) if webhooks_config else None
+        self.registry = registry
+
+    def default_key(self) -> str | None:
+        """`webhooks.secret`, else the token of the first client that has one."""
+        if self.secret:
+            return self.secret
+        for client in self.registry.clients:
+            if client.token:
+                return client.token
+        return None
+
+    def key_for_client(self, client_name: str | None) -> str | None:
+        client = self.registry.by_name(client_name) if client_name else None
+        if client is not None and client.token:
+            return client.token
+        return self.default_key()
+
+    async def __call__(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "MessageReceived":
+            if self.received_url:
+                await self.queue.enqueue(self.received_url, "received", received_payload(event), self.default_key())
+        elif kind == "ReportReceived":
+            headers = getattr(event, "headers", None) or {}
+            url = _header(headers, "Callback") or self.report_url
+            if url:
+                key = self.key_for_client(_header(headers, "Client"))
+                await self.queue.enqueue(url, "report", report_payload(event), key)

@@ -1,0 +1,266 @@
+"""gsmgw.webhooks: durable at-least-once queue, HMAC signature, backoff, restart, give-up."""
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import socket
+import time
+
+from aiohttp import web
+
+from gsmgw.clients import Client, ClientRegistry
+from gsmgw.daemon.events import MessageReceived, ReportReceived
+from gsmgw.webhooks import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    WebhookDispatcher,
+    WebhookQueue,
+    sign,
+)
+
+
+class Receiver:
+    """A webhook receiver on loopback; `answers` is consumed per request (default 200)."""
+
+    def __init__(self, answers=(), port=0, hang=False):
+        self.answers = list(answers)
+        self.port = port
+        self.hang = hang
+        self.requests = []
+        self.arrived = asyncio.Queue()
+        self.release = asyncio.Event()
+
+    async def handle(self, request):
+        body = await request.read()
+        self.requests.append((request.path, dict(request.headers), body))
+        await self.arrived.put(body)
+        if self.hang:
+            await self.release.wait()
+        status = self.answers.pop(0) if self.answers else 200
+        return web.Response(status=status, text="ok")
+
+    async def __aenter__(self):
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.release.set()
+        await self.runner.cleanup()
+
+    async def next(self, timeout=5.0):
+        return await asyncio.wait_for(self.arrived.get(), timeout)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def test_delivery_is_signed_and_removed_after_2xx(tmp_path):
+    async def scenario():
+        async with Receiver() as receiver:
+            queue = WebhookQueue(tmp_path / "webhooks")
+            await queue.start()
+            try:
+                delivery_id = await queue.enqueue(receiver.url, "received", {"text": "Grüße 😀", "id": "x"}, "tok")
+                # Durable before enqueue returned.
+                body = await receiver.next()
+                path, headers, raw = receiver.requests[0]
+                assert path == "/hook"
+                assert json.loads(raw) == {"text": "Grüße 😀", "id": "x"}
+                expected = hmac.new(b"tok", raw, hashlib.sha256).hexdigest()
+                assert headers[SIGNATURE_HEADER] == expected == sign(body, "tok")
+                assert headers[DELIVERY_HEADER] == delivery_id
+                assert headers["X-Gsmgw-Event"] == "received"
+                await wait_until(lambda: queue.pending() == 0)
+                assert not list((tmp_path / "webhooks").glob("*.json"))
+            finally:
+                await queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_enqueued_file_exists_before_enqueue_returns(tmp_path):
+    async def scenario():
+        queue = WebhookQueue(tmp_path / "wh", first_delay=60)
+        await queue.start()
+        try:
+            delivery_id = await queue.enqueue(f"http://127.0.0.1:{free_port()}/", "report", {"id": "a"}, None)
+            stored = json.loads((tmp_path / "wh" / f"{delivery_id}.json").read_text())
+            assert stored["url"].startswith("http://127.0.0.1:")
+            assert stored["signature"] is None
+        finally:
+            await queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_errors_are_retried_with_backoff(tmp_path):
+    async def scenario():
+        async with Receiver(answers=[500, 503]) as receiver:
+            queue = WebhookQueue(tmp_path / "wh", first_delay=0.05)
+            await queue.start()
+            try:
+                await queue.enqueue(receiver.url, "report", {"id": "a"}, "k")
+                first = await receiver.next()
+                second = await receiver.next()
+                third = await receiver.next()
+                assert first == second == third
+                await wait_until(lambda: queue.pending() == 0)
+                assert queue.delivered_total == 1
+                ids = {headers[DELIVERY_HEADER] for _, headers, _ in receiver.requests}
+                assert len(ids) == 1, "a retry keeps its delivery id so receivers can drop duplicates"
+            finally:
+                await queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_pending_delivery_survives_a_restart(tmp_path):
+    port = free_port()
+
+    async def first_life():
+        queue = WebhookQueue(tmp_path / "wh", first_delay=0.05)
+        await queue.start()
+        await queue.enqueue(f"http://127.0.0.1:{port}/later", "received", {"id": "m1"}, "k")
+        await wait_until(lambda: any(d.attempts for d in queue._deliveries.values()))
+        await queue.close()
+
+    async def second_life():
+        async with Receiver(port=port) as receiver:
+            queue = WebhookQueue(tmp_path / "wh", first_delay=0.05)
+            await queue.start()
+            try:
+                body = await receiver.next()
+                assert json.loads(body) == {"id": "m1"}
+                await wait_until(lambda: queue.pending() == 0)
+            finally:
+                await queue.close()
+
+    asyncio.run(first_life())
+    assert len(list((tmp_path / "wh").glob("*.json"))) == 1
+    asyncio.run(second_life())
+    assert not list((tmp_path / "wh").glob("*.json"))
+
+
+def test_gives_up_after_max_age_and_keeps_the_file(tmp_path):
+    async def scenario():
+        queue = WebhookQueue(tmp_path / "wh", first_delay=0.05, max_age=0.3)
+        await queue.start()
+        try:
+            await queue.enqueue(f"http://127.0.0.1:{free_port()}/", "report", {"id": "a"}, None)
+            await wait_until(lambda: queue.dead_total == 1)
+        finally:
+            await queue.close()
+        dead = list((tmp_path / "wh" / "dead").glob("*.json"))
+        assert len(dead) == 1
+        assert json.loads(dead[0].read_text())["attempts"] >= 2
+        assert not list((tmp_path / "wh").glob("*.json"))
+
+    asyncio.run(scenario())
+
+
+def test_a_hanging_receiver_does_not_slow_enqueue(tmp_path):
+    async def scenario():
+        async with Receiver(hang=True) as receiver:
+            queue = WebhookQueue(tmp_path / "wh", timeout=30, concurrency=2)
+            await queue.start()
+            try:
+                started = time.monotonic()
+                for number in range(20):
+                    await queue.enqueue(receiver.url, "received", {"n": number}, None)
+                elapsed = time.monotonic() - started
+                await receiver.next()
+                assert elapsed < 2.0, f"20 enqueues took {elapsed:.2f} s with a hanging receiver"
+                assert queue.pending() == 20
+            finally:
+                await queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_damaged_queue_file_is_set_aside(tmp_path):
+    async def scenario():
+        (tmp_path / "wh").mkdir()
+        (tmp_path / "wh" / "broken.json").write_text("{not json")
+        queue = WebhookQueue(tmp_path / "wh")
+        await queue.start()
+        await queue.close()
+        assert (tmp_path / "wh" / "dead" / "broken.json").exists()
+
+    asyncio.run(scenario())
+
+
+class WebhooksConfig:
+    def __init__(self, received=None, report=None, secret=None):
+        self.received, self.report, self.secret = received, report, secret
+
+
+def test_dispatcher_signs_received_with_secret_and_reports_with_client_token(tmp_path):
+    registry = ClientRegistry([Client("first", token="tok-first"), Client("app", token="tok-app")])
+
+    async def scenario():
+        async with Receiver() as inbox, Receiver() as dlr, Receiver() as callback:
+            queue = WebhookQueue(tmp_path / "wh")
+            await queue.start()
+            try:
+                dispatcher = WebhookDispatcher(queue, WebhooksConfig(inbox.url, dlr.url, "shared"), registry)
+                await dispatcher(MessageReceived(
+                    id="gsm1-20261125-101500-ab", path="/x", sender="+4915112345678", text="hi",
+                    modem="gsm1", sent="2026-11-25T10:15:00+01:00", received="2026-11-25T10:15:02+01:00",
+                    parts=1, incomplete=False,
+                ))
+                received_body = await inbox.next()
+                assert json.loads(received_body) == {
+                    "id": "gsm1-20261125-101500-ab", "from": "+4915112345678", "text": "hi",
+                    "modem": "gsm1", "sent": "2026-11-25T10:15:00+01:00",
+                    "received": "2026-11-25T10:15:02+01:00", "parts": 1, "incomplete": False,
+                }
+                assert inbox.requests[0][1][SIGNATURE_HEADER] == sign(received_body, "shared")
+
+                report = dict(
+                    id="20261125-101000-xy", to="+4915112345678", status="delivered", delivered=True,
+                    message_ids=(17, 18), report_path="/r", modem="gsm1",
+                    discharge="2026-11-25T10:16:00+01:00", tp_status=0,
+                )
+                await dispatcher(ReportReceived(**report, headers={"Client": "app"}))
+                report_body = await dlr.next()
+                assert json.loads(report_body) == {
+                    "id": "20261125-101000-xy", "to": "+4915112345678", "status": "delivered",
+                    "delivered": "2026-11-25T10:16:00+01:00", "message_ids": [17, 18],
+                }
+                assert dlr.requests[0][1][SIGNATURE_HEADER] == sign(report_body, "tok-app")
+
+                await dispatcher(ReportReceived(**report, headers={"client": "app", "callback": callback.url}))
+                callback_body = await callback.next()
+                assert callback.requests[0][1][SIGNATURE_HEADER] == sign(callback_body, "tok-app")
+                assert len(dlr.requests) == 1, "a per-message callback replaces the report webhook"
+            finally:
+                await queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_without_secret_the_first_client_with_a_token_signs():
+    registry = ClientRegistry([Client("smpp-only"), Client("first", token="tok-first")])
+    dispatcher = WebhookDispatcher(None, WebhooksConfig(), registry)
+    assert dispatcher.default_key() == "tok-first"
+    assert dispatcher.key_for_client("unknown") == "tok-first"
