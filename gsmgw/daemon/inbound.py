@@ -1,0 +1,323 @@
+"""Inbound SMS and delivery reports: from a PDU read off a modem to a file on disk.
+
+What it reads: PDUs (hex, with the SMSC field) that a worker read from a modem (`+CMT`, `+CMGR`
+after `+CMTI`, the periodic `+CMGL` sweep, `+CDS`). What it writes: incoming/ and report/ files,
+sent/ files updated with `Status:`/`Delivered:`, the journal's inbound parts store.
+
+The order that makes it safe (SPOOL.md): `accept_pdu` returns only after the message's file, or
+for one part of a multipart message its row in the parts store, is on disk and fsynced. The
+worker deletes the SIM copy only after that. A part stored twice (read again by a sweep before
+its deletion went through) is kept once.
+
+Multipart messages (TS 23.040 §9.2.3.24.1 and §9.2.3.24.8) are joined from the parts store, keyed
+by (SIM, sender, reference, total, reference width), so parts survive a restart. A message whose
+parts are still missing after `reassembly_timeout` is written with what arrived and
+`Incomplete: yes`, and `Parts:` giving the number of parts that did arrive.
+
+A PDU that cannot be decoded is still written to incoming/, never dropped: headers `Modem:`,
+`IMSI:`, `Received:`, `Decode_error:` (what is wrong) and `PDU:`, and the hex as the body.
+
+Delivery reports (TS 23.040 §9.2.2.3 SMS-STATUS-REPORT) are matched to a sent part by (SIM,
+TP-MR, recipient) through the journal: the most recent such part within `report_window`. The MR
+is one octet and wraps, so the window and the recipient keep an old part from being matched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from gsmgw.daemon.events import EventBus, MessageReceived, ReportReceived
+from gsmgw.daemon.metrics import Metrics
+from gsmgw.sms import DecodeError, Sms, decode_pdu, join_parts
+from gsmgw.spool.format import (
+    build_incoming,
+    build_report,
+    incoming_name,
+    iso,
+    read_spool_file,
+    report_status,
+    update_headers,
+)
+from gsmgw.spool.journal import InboundGroup, Journal
+from gsmgw.spool.store import Spool
+
+log = logging.getLogger("gsmgw.inbound")
+
+DEFAULT_REASSEMBLY_TIMEOUT = 12 * 3600.0
+# A report later than this is not matched: the default validity is 2 days, and the MR of a busy
+# SIM wraps every 256 parts.
+REPORT_WINDOW = 3 * 86400.0
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What became of one PDU; `durable` is True when the SIM copy may be deleted."""
+
+    kind: str  # "message", "part", "report", "undecodable", "ignored"
+    durable: bool
+    name: str | None = None  # the file written, if any
+
+
+def _local(now: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(now).astimezone()
+
+
+class Inbound:
+    def __init__(
+        self,
+        spool: Spool,
+        journal: Journal,
+        bus: EventBus | None,
+        metrics: Metrics | None = None,
+        *,
+        reassembly_timeout: float = DEFAULT_REASSEMBLY_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.spool = spool
+        self.journal = journal
+        self.bus = bus
+        self.metrics = metrics
+        self.reassembly_timeout = reassembly_timeout
+        self.clock = clock
+
+    # -- entry point ------------------------------------------------------------------------
+
+    def accept_pdu(self, pdu_hex: str, *, modem: str, imsi: str | None) -> Accepted:
+        """Decode and store one PDU from `modem`; see the module docstring for the rules."""
+        now = self.clock()
+        try:
+            sms = decode_pdu(pdu_hex)
+        except (DecodeError, ValueError) as error:
+            return self._write_undecodable(pdu_hex, str(error), modem, imsi, now)
+        if sms.type == "status-report":
+            return self.accept_report(sms, modem=modem, imsi=imsi)
+        if sms.type != "deliver":
+            # An SMS-SUBMIT in the inbox is our own outgoing copy some modems store: not inbound.
+            log.info("%s: ignoring a stored %s PDU (not an incoming message)", modem, sms.type)
+            return Accepted("ignored", durable=True)
+        if sms.concat is None or sms.concat.total <= 1:
+            name = self._write_message([sms], modem, imsi, now, incomplete=False, total=1)
+            return Accepted("message", durable=True, name=name)
+        key = self._group_key(sms, imsi or modem)
+        group = self.journal.store_inbound_part(
+            key, sms.concat.seq, sms.concat.total, _clean_hex(pdu_hex), modem, imsi, now
+        )
+        log.info(
+            "%s: part %d/%d from %s stored (%d of %d here)",
+            modem, sms.concat.seq, sms.concat.total, sms.number, len(group.pdus), group.total,
+        )
+        if len(group.pdus) >= group.total:
+            name = self._write_group(group, now, incomplete=False)
+            return Accepted("message", durable=True, name=name)
+        return Accepted("part", durable=True)
+
+    # -- multipart --------------------------------------------------------------------------
+
+    @staticmethod
+    def _group_key(sms: Sms, sim: str) -> str:
+        concat = sms.concat
+        return f"{sim}|{sms.number or ''}|{concat.ref}|{concat.total}|{concat.bits}"
+
+    def flush(self) -> list[str]:
+        """Write out groups that are complete (a crash fell between the last part and its file)
+        and groups older than the reassembly timeout (with `Incomplete: yes`). Returns names."""
+        now = self.clock()
+        written = []
+        for group in self.journal.complete_inbound_groups():
+            written.append(self._write_group(group, now, incomplete=False))
+        for group in self.journal.inbound_groups_older_than(now - self.reassembly_timeout):
+            missing = sorted(set(range(1, group.total + 1)) - set(group.pdus))
+            log.warning(
+                "%s: multipart message gave up waiting for parts %s after %.0f h; writing what arrived",
+                group.modem, ",".join(map(str, missing)), self.reassembly_timeout / 3600,
+            )
+            written.append(self._write_group(group, now, incomplete=True))
+        return written
+
+    def _write_group(self, group: InboundGroup, now: float, *, incomplete: bool) -> str:
+        parts = [decode_pdu(group.pdus[seq]) for seq in sorted(group.pdus)]
+        name = self._write_message(
+            parts, group.modem, group.imsi, now, incomplete=incomplete, total=len(parts)
+        )
+        self.journal.drop_inbound_group(group.key)
+        return name
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _write_message(
+        self, parts: list[Sms], modem: str, imsi: str | None, now: float, *, incomplete: bool, total: int
+    ) -> str:
+        first = parts[0]
+        received = _local(now)
+        alphabet = first.alphabet if first.alphabet in ("gsm7", "ucs2", "8bit") else "8bit"
+        text = join_parts(parts)
+        data = b"".join(p.data or b"" for p in parts) if alphabet == "8bit" else None
+        content = build_incoming(
+            sender=first.number or "",
+            sender_toa=first.number_toa if first.number_toa is not None else 0x81,
+            smsc=first.smsc,
+            sent=first.timestamp,
+            received=received,
+            modem=modem,
+            imsi=imsi,
+            alphabet=alphabet,
+            parts=total,
+            flash=first.msg_class == 0,
+            incomplete=incomplete,
+            text=text,
+            data=data,
+        )
+        name = self.spool.write_new(
+            "incoming", content, name=incoming_name(modem, received, secrets.token_hex(4))
+        )
+        self.journal.count(now, modem, "received")
+        if self.metrics:
+            self.metrics.received.labels(modem).inc()
+        log.info(
+            "%s: received %s from %s (%d part%s%s)",
+            name, "SMS", first.number, total, "" if total == 1 else "s", ", incomplete" if incomplete else "",
+        )
+        if self.bus:
+            self.bus.publish(
+                MessageReceived(
+                    id=name,
+                    path=str(self.spool.path("incoming", name)),
+                    sender=first.number or "",
+                    text=text if alphabet != "8bit" else (data or b"").hex().upper(),
+                    modem=modem,
+                    sent=iso(first.timestamp) if first.timestamp else None,
+                    received=iso(received),
+                    parts=total,
+                    incomplete=incomplete,
+                )
+            )
+        return name
+
+    def _write_undecodable(
+        self, pdu_hex: str, reason: str, modem: str, imsi: str | None, now: float
+    ) -> Accepted:
+        received = _local(now)
+        clean = _clean_hex(pdu_hex)
+        lines = [f"Modem: {modem}"]
+        if imsi:
+            lines.append(f"IMSI: {imsi}")
+        lines.append(f"Received: {iso(received)}")
+        lines.append("Decode_error: " + " ".join(reason.split()))
+        lines.append(f"PDU: {clean}")
+        content = ("\n".join(lines) + "\n\n" + clean + "\n").encode("utf-8")
+        name = self.spool.write_new(
+            "incoming", content, name=incoming_name(modem, received, secrets.token_hex(4))
+        )
+        self.journal.count(now, modem, "received")
+        log.warning("%s: could not decode a PDU from %s (%s); saved with its hex", name, modem, reason)
+        return Accepted("undecodable", durable=True, name=name)
+
+    # -- delivery reports -------------------------------------------------------------------
+
+    def accept_report(self, sms: Sms, *, modem: str, imsi: str | None) -> Accepted:
+        now = self.clock()
+        tp_status = sms.status if sms.status is not None else 0
+        verdict = report_status(tp_status)
+        match = self.journal.match_report(
+            imsi=imsi,
+            modem=modem,
+            mr=sms.mr if sms.mr is not None else -1,
+            recipient=sms.number,
+            tp_status=tp_status,
+            report_state=verdict.word,
+            discharge=iso(sms.discharge) if sms.discharge else None,
+            now=now,
+            window=REPORT_WINDOW,
+        )
+        sent_file = match.message.id if match else None
+        content = build_report(
+            recipient=sms.number or "",
+            modem=modem,
+            message_id=sms.mr if sms.mr is not None else 0,
+            sent_file=sent_file,
+            status=tp_status,
+            discharge=sms.discharge,
+        )
+        name = self.spool.write_new("report", content, prefix=f"{modem}-")
+        if match is None:
+            log.warning(
+                "%s: delivery report from %s for MR %s on %s matches no sent part (older than %.0f days, "
+                "or sent by other software on this SIM)",
+                name, sms.number, sms.mr, modem, REPORT_WINDOW / 86400,
+            )
+            return Accepted("report", durable=True, name=name)
+        message = match.message
+        part = next(p for p in match.parts if p.seq == match.seq)
+        if self.metrics:
+            self.metrics.reports.labels(verdict.word).inc()
+            if part.submitted and verdict.word == "delivered":
+                self.metrics.report_latency.observe(max(now - part.submitted, 0.0))
+        headers = self._update_sent_file(message.id, match.parts, sms, now)
+        word = "delivered" if match.delivered else ("failed" if any(p.report == "failed" for p in match.parts) else "pending")
+        log.info(
+            "%s: report for part %d/%d of %s: %s (message %s)",
+            name, match.seq, message.parts, message.id, verdict.text(tp_status), word,
+        )
+        if self.bus:
+            self.bus.publish(
+                ReportReceived(
+                    id=message.id,
+                    to=message.recipient,
+                    status=word,
+                    delivered=match.delivered,
+                    message_ids=tuple(p.mr for p in match.parts if p.mr is not None),
+                    report_path=str(self.spool.path("report", name)),
+                    modem=modem,
+                    discharge=iso(sms.discharge) if sms.discharge else None,
+                    tp_status=tp_status,
+                    headers=headers,
+                )
+            )
+        return Accepted("report", durable=True, name=name)
+
+    def _update_sent_file(self, message_id: str, parts, sms: Sms, now: float) -> dict[str, str]:
+        """Write `Status:` (and `Delivered:` once every part is) into sent/<id>. The file may not be
+        there yet (a report for part 1 can beat the submit of part 3); the worker then applies
+        `sent_file_updates` itself when it writes the file."""
+        try:
+            data = self.spool.read("sent", message_id)
+        except FileNotFoundError:
+            try:
+                return read_spool_file(self.spool.read("checked", message_id)).headers.as_dict()
+            except (OSError, ValueError):
+                return {}
+        updated = update_headers(data, sent_file_updates(parts))
+        self.spool.write_atomic("sent", message_id, updated)
+        return read_spool_file(updated).headers.as_dict()
+
+
+def sent_file_updates(parts) -> dict[str, str | None]:
+    """`Status:`/`Delivered:` for a sent file from its parts' reports (None: nothing yet).
+
+    The whole message is delivered when every part is (SPOOL.md); one failed part makes it
+    failed; otherwise it is pending, with how many parts are delivered.
+    """
+    reported = [p for p in parts if p.report not in (None, "pending") or p.tp_status is not None]
+    if not reported:
+        return {}
+    if all(p.report == "delivered" for p in parts):
+        last = max(parts, key=lambda p: p.discharge or "")
+        status = report_status(last.tp_status or 0).text(last.tp_status or 0)
+        return {"Status": status, "Delivered": last.discharge or "yes"}
+    failed = [p for p in parts if p.report == "failed"]
+    if failed:
+        return {"Status": report_status(failed[0].tp_status).text(failed[0].tp_status)}
+    delivered = sum(1 for p in parts if p.report == "delivered")
+    latest = next((p for p in reversed(parts) if p.tp_status is not None), None)
+    if len(parts) > 1:
+        return {"Status": f"pending ({delivered} of {len(parts)} parts delivered)"}
+    return {"Status": report_status(latest.tp_status).text(latest.tp_status)}
+
+
+def _clean_hex(pdu_hex: str) -> str:
+    return "".join(pdu_hex.split()).upper()

@@ -1,0 +1,127 @@
+"""Inbound: PDUs to incoming/ files, multipart through the parts store, reports to report/."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from gsmgw.daemon.inbound import Inbound
+from gsmgw.sms import encode_deliver, encode_status_report, encode_submit
+from gsmgw.spool.format import make_outgoing, read_spool_file
+from gsmgw.spool.journal import Journal, NewMessage, NewPart
+from gsmgw.spool.store import Spool
+
+TZ = dt.timezone(dt.timedelta(hours=1))
+SCTS = dt.datetime(2026, 11, 24, 10, 15, 3, tzinfo=TZ)
+
+
+class Clock:
+    def __init__(self, now=1_800_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def setup(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.ensure_dirs()
+    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    clock = Clock()
+    inbound = Inbound(spool, journal, None, reassembly_timeout=3600, clock=clock)
+    yield spool, journal, inbound, clock
+    journal.close()
+
+
+def incoming(spool):
+    return [read_spool_file(spool.read("incoming", name)) for name in spool.list("incoming")]
+
+
+def test_single_sms_with_emoji_is_written_exactly(setup):
+    spool, journal, inbound, _ = setup
+    (pdu,) = encode_deliver("+4915112345678", "Grüße 😀", timestamp=SCTS, smsc="+491710760000")
+    result = inbound.accept_pdu(pdu, modem="gsm1", imsi="262010000000001")
+    assert result.durable and result.kind == "message" and result.name.startswith("gsm1-")
+    (file,) = incoming(spool)
+    assert file.body.decode() == "Grüße 😀"
+    h = file.headers
+    assert (h.get("From"), h.get("Modem"), h.get("IMSI"), h.get("Alphabet"), h.get("Parts")) == (
+        "+4915112345678", "gsm1", "262010000000001", "UCS2", "1",
+    )
+    assert h.get("Sent") == "2026-11-24T10:15:03+01:00" and h.get("From_SMSC") == "+491710760000"
+
+
+def test_multipart_parts_wait_in_the_store_then_join_even_out_of_order(setup):
+    spool, journal, inbound, _ = setup
+    text = "😀" * 80  # UCS-2, surrogate pairs across part boundaries
+    pdus = encode_deliver("+4915112345678", text, timestamp=SCTS, ref=42)
+    assert len(pdus) >= 3
+    results = [inbound.accept_pdu(p, modem="gsm1", imsi="sim") for p in reversed(pdus)]
+    assert [r.kind for r in results] == ["part"] * (len(pdus) - 1) + ["message"]
+    (file,) = incoming(spool)
+    assert file.body.decode() == text
+    assert file.headers.get("Parts") == str(len(pdus))
+    assert journal.complete_inbound_groups() == []
+
+
+def test_parts_survive_a_restart(setup, tmp_path):
+    spool, journal, inbound, clock = setup
+    pdus = encode_deliver("+4915112345678", "x" * 200, timestamp=SCTS, ref=7)
+    inbound.accept_pdu(pdus[0], modem="gsm1", imsi="sim")
+    journal.close()
+    again = Journal(journal.path)
+    second = Inbound(spool, again, None, clock=clock)
+    second.accept_pdu(pdus[1], modem="gsm1", imsi="sim")
+    (file,) = incoming(spool)
+    assert file.body.decode() == "x" * 200
+    again.close()
+
+
+def test_missing_part_times_out_as_incomplete(setup):
+    spool, journal, inbound, clock = setup
+    pdus = encode_deliver("+4915112345678", "a" * 153 + "b" * 153 + "c" * 10, timestamp=SCTS, ref=9)
+    inbound.accept_pdu(pdus[0], modem="gsm1", imsi="sim")
+    inbound.accept_pdu(pdus[2], modem="gsm1", imsi="sim")
+    assert inbound.flush() == []
+    clock.now += 3601
+    (name,) = inbound.flush()
+    (file,) = incoming(spool)
+    assert file.headers.get("Incomplete") == "yes"
+    assert file.body.decode() == "a" * 153 + "c" * 10
+
+
+def test_undecodable_pdu_is_saved_with_its_hex_and_reason(setup):
+    spool, _, inbound, _ = setup
+    result = inbound.accept_pdu("0791947101670000040C91", modem="gsm2", imsi=None)
+    assert result.kind == "undecodable" and result.durable
+    (file,) = incoming(spool)
+    assert file.headers.get("PDU") == "0791947101670000040C91"
+    assert file.headers.get("Decode_error")
+    assert file.body.decode().strip() == "0791947101670000040C91"
+
+
+def test_report_updates_sent_file_and_writes_report(setup):
+    spool, journal, inbound, clock = setup
+    to = "+4915112345678"
+    original = make_outgoing(to=to, text="hello", extra={"Client": "zabbix"})
+    spool.write_atomic("sent", "msg1", original)
+    parts = encode_submit(to, "hello", report=True)
+    journal.add_messages([NewMessage("msg1", to, [NewPart(1, parts[0].pdu, parts[0].length)], report=True)], clock.now)
+    journal.claim("msg1", "gsm1")
+    journal.mark_submitting("msg1", 1, "gsm1", "sim")
+    journal.mark_submitted("msg1", 1, 33, clock.now, sim="sim", report=True)
+    journal.mark_sent("msg1", "gsm1", "sim", clock.now)
+    clock.now += 5
+    report = encode_status_report(mr=33, recipient=to, scts=SCTS, discharge=SCTS, status=0)
+    result = inbound.accept_pdu(report, modem="gsm1", imsi="sim")
+    assert result.kind == "report"
+    (name,) = spool.list("report")
+    rep = read_spool_file(spool.read("report", name))
+    assert rep.headers.get("Sent_file") == "msg1" and rep.headers.get("Message_id") == "33"
+    assert rep.headers.get("Status").startswith("delivered 0")
+    sent = read_spool_file(spool.read("sent", "msg1"))
+    assert sent.headers.get("Status").startswith("delivered") and sent.headers.get("Delivered")
+    assert sent.headers.get("Client") == "zabbix"
+    assert journal.message("msg1").state == "delivered"
