@@ -1,0 +1,995 @@
+"""The gsmgw configuration: YAML in, frozen dataclasses out, every problem reported at once.
+
+Reads: the config file, and the secret files it names (pin_file, token_file, password_file)
+unless the caller asks not to (`gsmgw send` runs as a user who may not read the PIN).
+Writes: nothing.
+
+Every key of SPOOL.md and API.md is understood, plus the additions documented in the README
+(two_way, inbound, hook_timeout, log_level, status_interval, modem profile and pin_file,
+webhooks.secret/secret_file). An unknown key is an error, because a typo must not pass silently.
+Each error names the key path (`modems[1].limits.per_minute`), the line in the file, and what to
+write instead. The YAML is composed into its node tree first, so that every key and value has a
+line number, and so that values like `pin: 0123` are taken as written, not as YAML 1.1 octal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
+
+import yaml
+
+from gsmgw.durations import EXAMPLES as DURATION_EXAMPLES
+from gsmgw.durations import parse_duration
+
+DEFAULT_CONFIG_PATH = "/etc/gsmgw/gsmgw.yaml"
+CONFIG_ENV = "GSMGW_CONFIG"
+DEFAULT_SPOOL = "/var/spool/gsmgw"
+DEFAULT_STATE = "/var/lib/gsmgw"
+DEFAULT_PROBE_PORTS = ("/dev/gsmgw/*", "/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
+PROFILES = ("generic", "huawei", "simcom", "quectel")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+MODEM_LIMITS = ("per_minute", "per_day")
+CLIENT_LIMITS = ("per_second", "per_minute", "per_hour", "per_day")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")  # safe in file names and URLs
+_PREFIX = re.compile(r"\+\d{1,15}\Z")
+
+
+# --- the config objects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_second: int | None = None
+    per_minute: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+
+
+@dataclass(frozen=True)
+class Defaults:
+    report: bool = True
+    validity: int | None = 168  # TP-VP of "2 days" (TS 23.040 §9.2.3.12.1: 168 -> 2 days)
+    validity_text: str = "2 days"
+    max_parts: int = 6
+
+
+@dataclass(frozen=True)
+class ModemConfig:
+    name: str
+    port: str | None = None
+    imsi: str | None = None
+    iccid: str | None = None
+    imei: str | None = None
+    pin: str | None = None
+    pin_file: Path | None = None
+    baudrate: int = 115200
+    limits: Limits = field(default_factory=Limits)
+    prefixes: tuple[str, ...] = ()
+    profile: str | None = None
+
+    @property
+    def binding(self) -> tuple[str, str]:
+        """How the modem is found: ("port", path) or ("imsi"|"iccid"|"imei", value)."""
+        for key in ("port", "imsi", "iccid", "imei"):
+            value = getattr(self, key)
+            if value is not None:
+                return key, value
+        raise ValueError(f"modem {self.name} has no port, imsi, iccid or imei")
+
+
+@dataclass(frozen=True)
+class Hooks:
+    received: str | None = None
+    sent: str | None = None
+    failed: str | None = None
+    report: str | None = None
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8025
+    tls: TlsConfig | None = None
+    metrics: bool = True
+
+
+@dataclass(frozen=True)
+class ClientSmpp:
+    system_id: str
+    password: str | None = None
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    name: str
+    token: str | None = None
+    token_file: Path | None = None
+    smpp: ClientSmpp | None = None
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    received: str | None = None
+    report: str | None = None
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class SmppConfig:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 2775
+    tls: TlsConfig | None = None
+    window: int = 10
+
+
+@dataclass(frozen=True)
+class AlertReceiver:
+    to: tuple[str, ...]
+    window: float = 120.0
+    max_per_hour: int = 10
+    max_parts: int | None = None
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig:
+    receivers: Mapping[str, AlertReceiver] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class TwoWayConfig:
+    enabled: bool = False
+    allow_from: tuple[str, ...] = ()
+    commands: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    reassembly_timeout: float = 12 * 3600.0
+    sweep_interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    spool: Path = Path(DEFAULT_SPOOL)
+    state: Path = Path(DEFAULT_STATE)
+    default_country: str | None = None
+    defaults: Defaults = field(default_factory=Defaults)
+    modems: tuple[ModemConfig, ...] = ()
+    probe_ports: tuple[str, ...] = DEFAULT_PROBE_PORTS
+    hooks: Hooks = field(default_factory=Hooks)
+    hook_timeout: float = 30.0
+    status_interval: float = 30.0
+    log_level: str = "info"
+    http: HttpConfig | None = None
+    clients: tuple[ClientConfig, ...] = ()
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    webhooks: WebhooksConfig | None = None
+    smpp: SmppConfig | None = None
+    alertmanager: AlertmanagerConfig | None = None
+    two_way: TwoWayConfig = field(default_factory=TwoWayConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
+    source: Path | None = None
+
+    def modem(self, name: str) -> ModemConfig | None:
+        for modem in self.modems:
+            if modem.name == name:
+                return modem
+        return None
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem: which key, which line, what is wrong and what to write instead."""
+
+    path: str
+    line: int | None
+    message: str
+    fix: str = ""
+
+    def render(self, filename: str | None = None) -> str:
+        where = filename or "config"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return f"{text}; {self.fix}" if self.fix else text
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    config: Config | None
+    errors: list[Issue]
+    warnings: list[Issue]
+
+
+class ConfigError(Exception):
+    """The config cannot be used. `errors` lists every problem; str() is the whole report."""
+
+    def __init__(self, errors: list[Issue], warnings: list[Issue] | None = None, filename: str | None = None):
+        self.errors = errors
+        self.warnings = warnings or []
+        self.filename = filename
+        super().__init__("\n".join(issue.render(filename) for issue in errors))
+
+
+class ConfigUnreadable(ConfigError):
+    """The config file itself cannot be read (missing, no permission)."""
+
+
+def config_path(cli_value: str | os.PathLike | None = None) -> str:
+    """The config to use: `-c`, else $GSMGW_CONFIG, else /etc/gsmgw/gsmgw.yaml."""
+    if cli_value:
+        return os.fspath(cli_value)
+    return os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+
+
+# --- the YAML node index: path -> line, raw scalar text ----------------------------------------
+
+
+@dataclass
+class _Node:
+    line: int
+    raw: str | None  # the scalar as written, None for mappings and sequences
+    plain: bool  # an unquoted scalar (YAML 1.1 would type it)
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _index_nodes(node: yaml.Node, path: str, index: dict[str, _Node], issues: list[Issue]) -> None:
+    raw = node.value if isinstance(node, yaml.ScalarNode) else None
+    plain = isinstance(node, yaml.ScalarNode) and node.style is None
+    index.setdefault(path, _Node(node.start_mark.line + 1, raw, plain))
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            child = _child(path, key)
+            line = key_node.start_mark.line + 1
+            if key == "<<":
+                continue  # a merge key: its mapping's keys are checked where they are used
+            if key in seen:
+                issues.append(Issue(child, line, f"this key appears twice (also on line {seen[key]})",
+                                    "keep one of them; YAML would silently use the last"))
+            seen[key] = line
+            index[child] = _Node(line, None, False)
+            _index_nodes(value_node, child, index, issues)
+            # The value's own line is kept under a separate key for scalars on their own line.
+            if isinstance(value_node, yaml.ScalarNode):
+                index[child] = _Node(line, value_node.value, value_node.style is None)
+    elif isinstance(node, yaml.SequenceNode):
+        for position, item in enumerate(node.value):
+            _index_nodes(item, f"{path}[{position}]", index, issues)
+
+
+# --- the checker --------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Walks the loaded data with its node index, collecting every error and warning."""
+
+    def __init__(self, index: dict[str, _Node], filename: str, read_secrets: bool):
+        self.index = index
+        self.filename = filename
+        self.read_secrets = read_secrets
+        self.errors: list[Issue] = []
+        self.warnings: list[Issue] = []
+        self.inline_secrets: list[str] = []
+
+    def line(self, path: str) -> int | None:
+        while path:
+            node = self.index.get(path)
+            if node is not None:
+                return node.line
+            path = path.rsplit(".", 1)[0] if "." in path else (path.rsplit("[", 1)[0] if "[" in path else "")
+        return None
+
+    def error(self, path: str, message: str, fix: str = "") -> None:
+        self.errors.append(Issue(path, self.line(path), message, fix))
+
+    def warn(self, path: str, message: str, fix: str = "") -> None:
+        self.warnings.append(Issue(path, self.line(path), message, fix))
+
+    def raw(self, path: str, value: Any) -> str:
+        """A scalar as written in the file (`pin: 0123` stays "0123")."""
+        node = self.index.get(path)
+        if node is not None and node.raw is not None and not isinstance(value, (dict, list)):
+            return node.raw
+        return str(value)
+
+    # --- shapes --------------------------------------------------------------------------
+
+    def mapping(self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str] = ()) -> dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.error(path, f"must be a mapping of keys ({', '.join(allowed)}), not {_kind(value)}",
+                       "write it as `key: value` lines indented under it")
+            return {}
+        for key in value:
+            key_text = str(key)
+            if key_text not in allowed:
+                suggestion = difflib.get_close_matches(key_text, allowed, n=1, cutoff=0.6)
+                fix = f"did you mean {suggestion[0]}?" if suggestion else f"known keys here: {', '.join(allowed)}"
+                self.error(_child(path, key_text), "unknown key", fix)
+        for key in required:
+            if value.get(key) is None:
+                self.error(_child(path, key), "is required", f"add `{key}:` under {path or 'the top level'}")
+        return value
+
+    def sequence(self, value: Any, path: str, what: str) -> list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(path, f"must be a list of {what}, not {_kind(value)}", "write it as [a, b] or as `- a` lines")
+            return []
+        return value
+
+    def string(self, value: Any, path: str, example: str) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, (dict, list)) or isinstance(value, bool):
+            self.error(path, f"must be a text, not {_kind(value)}", f"write for example {path.split('.')[-1]}: {example}")
+            return None
+        text = self.raw(path, value).strip()
+        if not text:
+            self.error(path, "is empty", f"write for example {path.split('.')[-1]}: {example}")
+            return None
+        return text
+
+    def boolean(self, value: Any, path: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(path, f"must be true or false, not {value!r}", "write true or false")
+            return default
+        return value
+
+    def integer(self, value: Any, path: str, default: int | None, low: int, high: int | None = None) -> int | None:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            self.error(path, f"must be a whole number {bounds}, not {value!r}", f"write a number {bounds}")
+            return default
+        return value
+
+    def duration(self, value: Any, path: str, default: float, minimum: float = 0.0) -> float:
+        if value is None:
+            return default
+        try:
+            seconds = parse_duration(value if isinstance(value, (int, float)) else self.raw(path, value))
+        except ValueError as exc:
+            self.error(path, str(exc), f"write for example {DURATION_EXAMPLES}")
+            return default
+        if seconds < minimum:
+            self.error(path, f"{seconds:g} s is too short", f"write at least {minimum:g} s")
+            return default
+        return seconds
+
+    def choice(self, value: Any, path: str, choices: Sequence[str], default: str | None) -> str | None:
+        if value is None:
+            return default
+        text = str(value).strip().lower()
+        if text not in choices:
+            suggestion = difflib.get_close_matches(text, choices, n=1, cutoff=0.5)
+            hint = f"did you mean {suggestion[0]}? " if suggestion else ""
+            self.error(path, f"{value!r} is not one of {', '.join(choices)}", f"{hint}write one of {', '.join(choices)}")
+            return default
+        return text
+
+    def secret_file(self, value: Any, path: str, what: str) -> tuple[Path | None, str | None]:
+        """(path, first line) of a secret file; warns if others may read it."""
+        text = self.string(value, path, f"/etc/gsmgw/{what}")
+        if text is None:
+            return None, None
+        secret_path = Path(text)
+        try:
+            info = os.stat(secret_path)
+        except FileNotFoundError:
+            self.error(path, f"{text} does not exist", f"create it with the {what} on its first line (chmod 600)")
+            return secret_path, None
+        except OSError as exc:
+            self.warn(path, f"cannot check {text}: {exc.strerror}", "make sure the user gsmgw runs as can read it")
+            return secret_path, None
+        if info.st_mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWOTH):
+            self.warn(path, f"{text} holds a {what} and is readable by others (mode {stat.S_IMODE(info.st_mode):o})",
+                      f"chmod 600 {text}")
+        if not self.read_secrets:
+            return secret_path, None
+        try:
+            with open(secret_path, encoding="utf-8") as handle:
+                secret = handle.readline().strip()
+        except PermissionError:
+            self.warn(path, f"cannot read {text} as this user", "make sure the user gsmgw runs as can read it")
+            return secret_path, None
+        except (OSError, UnicodeDecodeError) as exc:
+            self.error(path, f"cannot read {text}: {getattr(exc, 'strerror', None) or exc}",
+                       f"write the {what} as plain text on its first line")
+            return secret_path, None
+        if not secret:
+            self.error(path, f"{text} is empty", f"write the {what} on its first line")
+            return secret_path, None
+        return secret_path, secret
+
+    def listen(self, value: Any, path: str, default_port: int) -> tuple[str, int]:
+        text = self.string(value, path, f"127.0.0.1:{default_port}")
+        if text is None:
+            return "127.0.0.1", default_port
+        match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]*):(\d+)|(\d+)", text)
+        if match is None:
+            self.error(path, f"cannot read {text!r} as host:port", f"write for example 127.0.0.1:{default_port} or [::1]:{default_port}")
+            return "127.0.0.1", default_port
+        if match.group(5):
+            host, port = "127.0.0.1", int(match.group(5))
+        else:
+            host = match.group(1) or match.group(3) or "127.0.0.1"
+            port = int(match.group(2) or match.group(4))
+        if not 1 <= port <= 65535:
+            self.error(path, f"port {port} is outside 1..65535", f"write for example 127.0.0.1:{default_port}")
+        return host, port
+
+    def tls(self, value: Any, path: str) -> TlsConfig | None:
+        if value is None:
+            return None
+        data = self.mapping(value, path, ("cert", "key"), required=("cert", "key"))
+        cert = self.string(data.get("cert"), _child(path, "cert"), "/etc/gsmgw/tls.crt")
+        key = self.string(data.get("key"), _child(path, "key"), "/etc/gsmgw/tls.key")
+        for item, item_path in ((cert, _child(path, "cert")), (key, _child(path, "key"))):
+            if item is not None and not os.path.exists(item):
+                self.error(item_path, f"{item} does not exist", "give the path of an existing PEM file")
+        if key is not None and os.path.exists(key):
+            mode = os.stat(key).st_mode
+            if mode & (stat.S_IRGRP | stat.S_IROTH):
+                self.warn(_child(path, "key"), f"the TLS key {key} is readable by others", f"chmod 600 {key}")
+        if cert is None or key is None:
+            return None
+        return TlsConfig(Path(cert), Path(key))
+
+    def limits(self, value: Any, path: str, allowed: Sequence[str]) -> Limits:
+        data = self.mapping(value, path, allowed)
+        return Limits(**{key: self.integer(data.get(key), _child(path, key), None, 1) for key in allowed})
+
+    def number(self, value: Any, path: str, default_country: str | None) -> str | None:
+        from gsmgw.sms import AddressError, normalize_number
+
+        text = self.string(value, path, '"+4915112345678"')
+        if text is None:
+            return None
+        try:
+            return normalize_number(text, default_country)
+        except AddressError as exc:
+            self.error(path, str(exc), 'quote numbers: "+4915112345678"')
+            return None
+
+    def note_inline_secret(self, path: str) -> None:
+        self.inline_secrets.append(path)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"{value!r} (true/false)"
+    return repr(value)
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+_TOP_KEYS = (
+    "spool", "state", "default_country", "defaults", "modems", "probe_ports", "hooks", "hook_timeout",
+    "status_interval", "log_level", "http", "clients", "groups", "webhooks", "smpp", "alertmanager",
+    "two_way", "inbound",
+)
+_MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile")
+_DIGITS = {"imsi": (6, 15), "iccid": (18, 22), "imei": (14, 16)}
+
+
+def _defaults(check: _Checker, value: Any) -> Defaults:
+    from gsmgw.sms import parse_validity
+
+    data = check.mapping(value, "defaults", ("report", "validity", "max_parts"))
+    validity_text = Defaults.validity_text
+    validity = Defaults.validity
+    if data.get("validity") is not None:
+        raw = check.raw("defaults.validity", data["validity"])
+        try:
+            validity = parse_validity(raw)
+            validity_text = raw
+        except ValueError as exc:
+            check.error("defaults.validity", str(exc), 'write for example "2 days", "12 hours" or a TP-VP 0..255')
+    return Defaults(
+        report=check.boolean(data.get("report"), "defaults.report", Defaults.report),
+        validity=validity,
+        validity_text=validity_text,
+        max_parts=check.integer(data.get("max_parts"), "defaults.max_parts", Defaults.max_parts, 1, 255),
+    )
+
+
+def _modem(check: _Checker, value: Any, path: str, default_country: str | None) -> ModemConfig | None:
+    data = check.mapping(value, path, _MODEM_KEYS, required=("name",))
+    name = check.string(data.get("name"), _child(path, "name"), "gsm1")
+    if name is not None and not _NAME.match(name):
+        check.error(_child(path, "name"), f"{name!r} cannot be used in file names",
+                    "use letters, digits, '-', '_' and '.', starting with a letter or digit (e.g. gsm1)")
+        name = None
+    bindings = [key for key in ("port", "imsi", "iccid", "imei") if data.get(key) is not None]
+    if len(bindings) != 1:
+        found = ", ".join(bindings) if bindings else "none"
+        check.error(path if not bindings else _child(path, bindings[1]),
+                    f"needs exactly one of port, imsi, iccid, imei (found: {found})",
+                    "give the port (e.g. port: /dev/gsmgw/gsm1) or one SIM/modem identity, not several")
+    values: dict[str, str | None] = {}
+    for key in ("port", "imsi", "iccid", "imei"):
+        text = check.string(data.get(key), _child(path, key), "/dev/gsmgw/gsm1" if key == "port" else '"262011234567890"')
+        if text is not None and key in _DIGITS:
+            low, high = _DIGITS[key]
+            if not (text.isdigit() and low <= len(text) <= high):
+                check.error(_child(path, key), f"{text!r} is not an {key.upper()} ({low}-{high} digits)",
+                            f"quote it and check the digits, e.g. {key}: \"{'2' * low}\"; `gsmgw probe` shows it")
+                text = None
+        values[key] = text
+    pin = None
+    if data.get("pin") is not None:
+        pin = check.string(data.get("pin"), _child(path, "pin"), '"1234"')
+        check.note_inline_secret(_child(path, "pin"))
+    pin_file = None
+    if data.get("pin_file") is not None:
+        if data.get("pin") is not None:
+            check.error(_child(path, "pin_file"), "both pin and pin_file are given", "keep one of them")
+        pin_file, pin = check.secret_file(data.get("pin_file"), _child(path, "pin_file"), "PIN")
+    if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 8):
+        check.error(_child(path, "pin_file" if pin_file else "pin"), "a SIM PIN is 4 to 8 digits",
+                    'write it quoted, e.g. pin: "1234"')
+        pin = None
+    prefixes = []
+    for position, item in enumerate(check.sequence(data.get("prefixes"), _child(path, "prefixes"), "prefixes")):
+        item_path = f"{path}.prefixes[{position}]"
+        text = check.string(item, item_path, '"+4917"')
+        if text is not None and not _PREFIX.match(text):
+            check.error(item_path, f"{text!r} is not a number prefix", 'write it with + and the country code, e.g. "+4917"')
+        elif text is not None:
+            prefixes.append(text)
+    baudrate = check.integer(data.get("baudrate"), _child(path, "baudrate"), 115200, 1200)
+    if baudrate not in BAUDRATES:
+        check.warn(_child(path, "baudrate"), f"{baudrate} is not a usual serial speed",
+                   f"USB modems ignore it; use one of {', '.join(map(str, BAUDRATES))}")
+    profile = check.choice(data.get("profile"), _child(path, "profile"), PROFILES, None)
+    limits = check.limits(data.get("limits"), _child(path, "limits"), MODEM_LIMITS)
+    if name is None:
+        return None
+    return ModemConfig(
+        name=name, port=values["port"], imsi=values["imsi"], iccid=values["iccid"], imei=values["imei"],
+        pin=pin, pin_file=pin_file, baudrate=baudrate or 115200, limits=limits, prefixes=tuple(prefixes),
+        profile=profile,
+    )
+
+
+def _hooks(check: _Checker, value: Any) -> Hooks:
+    data = check.mapping(value, "hooks", ("received", "sent", "failed", "report"))
+    found = {}
+    for key in ("received", "sent", "failed", "report"):
+        path = f"hooks.{key}"
+        program = check.string(data.get(key), path, "/usr/local/bin/on-sms")
+        if program is None:
+            found[key] = None
+            continue
+        if not os.path.isabs(program):
+            check.error(path, f"{program!r} is not an absolute path",
+                        "hooks run without a shell and without PATH; write the full path, e.g. /usr/local/bin/on-sms")
+        elif not os.path.exists(program):
+            check.warn(path, f"{program} does not exist", "install it or remove the hook")
+        elif not os.access(program, os.X_OK):
+            check.warn(path, f"{program} is not executable", f"chmod +x {program}")
+        found[key] = program
+    return Hooks(**found)
+
+
+def _http(check: _Checker, value: Any) -> HttpConfig | None:
+    if value is None:
+        return None
+    data = check.mapping(value, "http", ("listen", "tls", "metrics"))
+    host, port = check.listen(data.get("listen"), "http.listen", 8025) if data.get("listen") is not None else ("127.0.0.1", 8025)
+    return HttpConfig(host, port, check.tls(data.get("tls"), "http.tls"), check.boolean(data.get("metrics"), "http.metrics", True))
+
+
+def _rule(check: _Checker, value: Any, path: str, groups: Mapping[str, Any]) -> str | None:
+    text = check.string(value, path, '"+49*" or "group:oncall"')
+    if text is None:
+        return None
+    if text.lower().startswith("group:"):
+        _group_ref(check, text, path, groups)
+    elif not re.fullmatch(r"\+?[0-9*?]+", text.replace(" ", "")):
+        check.error(path, f"{text!r} is neither a number pattern nor group:NAME",
+                    'write a number with * and ? wildcards ("+49*") or "group:oncall"')
+    return text
+
+
+def _group_ref(check: _Checker, text: str, path: str, groups: Mapping[str, Any]) -> None:
+    group = text[len("group:"):].strip()
+    if group not in groups:
+        suggestion = difflib.get_close_matches(group, list(groups), n=1, cutoff=0.6)
+        hint = f"did you mean group:{suggestion[0]}?" if suggestion else "add it under groups:"
+        check.error(path, f"group {group!r} is not defined", hint)
+
+
+def _clients(check: _Checker, value: Any, groups: Mapping[str, Any]) -> tuple[ClientConfig, ...]:
+    clients = []
+    names: dict[str, str] = {}
+    for position, item in enumerate(check.sequence(value, "clients", "clients")):
+        path = f"clients[{position}]"
+        data = check.mapping(item, path, ("name", "token", "token_file", "smpp", "allow", "deny", "limits"), ("name",))
+        name = check.string(data.get("name"), _child(path, "name"), "zabbix")
+        if name is not None and name in names:
+            check.error(_child(path, "name"), f"client name {name!r} is used twice (also at {names[name]})",
+                        "give every client its own name")
+        if name is not None:
+            names[name] = path
+        token = None
+        if data.get("token") is not None:
+            token = check.string(data.get("token"), _child(path, "token"), "a long random string")
+            check.note_inline_secret(_child(path, "token"))
+        token_file = None
+        if data.get("token_file") is not None:
+            if data.get("token") is not None:
+                check.error(_child(path, "token_file"), "both token and token_file are given", "keep token_file")
+            token_file, token = check.secret_file(data.get("token_file"), _child(path, "token_file"), "token")
+        smpp = None
+        if data.get("smpp") is not None:
+            smpp_path = _child(path, "smpp")
+            smpp_data = check.mapping(data.get("smpp"), smpp_path, ("system_id", "password", "password_file"))
+            system_id = check.string(smpp_data.get("system_id"), _child(smpp_path, "system_id"), "zabbix") or name or ""
+            if len(system_id) > 15:
+                check.error(_child(smpp_path, "system_id"), "an SMPP system_id has at most 15 characters (SMPP 3.4 §5.2.1)",
+                            "shorten it")
+            password = None
+            password_file = None
+            if smpp_data.get("password") is not None:
+                password = check.string(smpp_data.get("password"), _child(smpp_path, "password"), "secret")
+                check.note_inline_secret(_child(smpp_path, "password"))
+            if smpp_data.get("password_file") is not None:
+                if password is not None:
+                    check.error(_child(smpp_path, "password_file"), "both password and password_file are given",
+                                "keep password_file")
+                password_file, password = check.secret_file(
+                    smpp_data.get("password_file"), _child(smpp_path, "password_file"), "SMPP password")
+            if password is not None and len(password) > 8:
+                check.warn(_child(smpp_path, "password"), "SMPP 3.4 passwords have at most 8 characters; some clients cut longer ones",
+                           "use 8 characters or fewer")
+            if password is None and password_file is None:
+                check.error(smpp_path, "needs password or password_file", "add password_file: /etc/gsmgw/<client>.smpp")
+            smpp = ClientSmpp(system_id, password, password_file)
+        if token is None and token_file is None and smpp is None:
+            check.error(path, "has no way to log in", "add token_file: (HTTP) or smpp: {system_id, password_file}")
+        allow = tuple(
+            rule for position2, rule_value in enumerate(check.sequence(data.get("allow"), _child(path, "allow"), "rules"))
+            if (rule := _rule(check, rule_value, f"{path}.allow[{position2}]", groups)) is not None
+        )
+        deny = tuple(
+            rule for position2, rule_value in enumerate(check.sequence(data.get("deny"), _child(path, "deny"), "rules"))
+            if (rule := _rule(check, rule_value, f"{path}.deny[{position2}]", groups)) is not None
+        )
+        if not allow:
+            check.warn(_child(path, "allow"), "this client may send to nobody (allow is empty)",
+                       'add allow: ["+49*"] or allow: ["group:oncall"]')
+        limits = check.limits(data.get("limits"), _child(path, "limits"), CLIENT_LIMITS)
+        if name is not None:
+            clients.append(ClientConfig(name, token, token_file, smpp, allow, deny, limits))
+    return tuple(clients)
+
+
+def _groups(check: _Checker, value: Any, default_country: str | None) -> Mapping[str, tuple[str, ...]]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, dict):
+        check.error("groups", f"must be a mapping of group names to lists of numbers, not {_kind(value)}",
+                    'write e.g. oncall: ["+4915112345678"]')
+        return MappingProxyType({})
+    groups = {}
+    for name, members in value.items():
+        path = f"groups.{name}"
+        if not _NAME.match(str(name)):
+            check.error(path, f"{name!r} is not a usable group name", "use letters, digits, '-', '_' and '.'")
+        numbers = []
+        for position, member in enumerate(check.sequence(members, path, "numbers")):
+            number = check.number(member, f"{path}[{position}]", default_country)
+            if number is not None:
+                numbers.append(number)
+        if not numbers and isinstance(members, list) and not members:
+            check.warn(path, "the group is empty", "add numbers or remove it")
+        groups[str(name)] = tuple(dict.fromkeys(numbers))
+    return MappingProxyType(groups)
+
+
+def _url(check: _Checker, value: Any, path: str) -> str | None:
+    text = check.string(value, path, "https://app.example/sms/in")
+    if text is not None and not re.match(r"https?://[^\s/]+", text):
+        check.error(path, f"{text!r} is not an http:// or https:// URL", "write for example https://app.example/sms/in")
+        return None
+    return text
+
+
+def _webhooks(check: _Checker, value: Any) -> WebhooksConfig | None:
+    if value is None:
+        return None
+    data = check.mapping(value, "webhooks", ("received", "report", "secret", "secret_file"))
+    secret = None
+    if data.get("secret") is not None:
+        secret = check.string(data.get("secret"), "webhooks.secret", "a long random string")
+        check.note_inline_secret("webhooks.secret")
+    if data.get("secret_file") is not None:
+        if secret is not None:
+            check.error("webhooks.secret_file", "both secret and secret_file are given", "keep secret_file")
+        _, secret = check.secret_file(data.get("secret_file"), "webhooks.secret_file", "webhook secret")
+    return WebhooksConfig(_url(check, data.get("received"), "webhooks.received"),
+                          _url(check, data.get("report"), "webhooks.report"), secret)
+
+
+def _smpp(check: _Checker, value: Any) -> SmppConfig | None:
+    if value is None:
+        return None
+    data = check.mapping(value, "smpp", ("listen", "tls", "window"))
+    host, port = check.listen(data.get("listen"), "smpp.listen", 2775) if data.get("listen") is not None else ("127.0.0.1", 2775)
+    return SmppConfig(host, port, check.tls(data.get("tls"), "smpp.tls"),
+                      check.integer(data.get("window"), "smpp.window", 10, 1, 1000))
+
+
+def _recipient(check: _Checker, value: Any, path: str, groups: Mapping[str, Any], default_country: str | None) -> str | None:
+    text = check.string(value, path, '"+4915112345678" or "group:oncall"')
+    if text is None:
+        return None
+    if text.lower().startswith("group:"):
+        _group_ref(check, text, path, groups)
+        return text
+    return check.number(text, path, default_country)
+
+
+def _alertmanager(check: _Checker, value: Any, groups: Mapping[str, Any], default_country: str | None) -> AlertmanagerConfig | None:
+    if value is None:
+        return None
+    data = check.mapping(value, "alertmanager", ("receivers",), required=("receivers",))
+    receivers_value = data.get("receivers") or {}
+    if not isinstance(receivers_value, dict):
+        check.error("alertmanager.receivers", "must be a mapping of receiver names", "write e.g. oncall: {to: [group:oncall]}")
+        return AlertmanagerConfig()
+    receivers = {}
+    for name, entry in receivers_value.items():
+        path = f"alertmanager.receivers.{name}"
+        if not _NAME.match(str(name)):
+            check.error(path, f"{name!r} cannot be used in a URL path", "use letters, digits, '-', '_' and '.'")
+        receiver = check.mapping(entry, path, ("to", "window", "max_per_hour", "max_parts"), required=("to",))
+        to_value = receiver.get("to")
+        to_items = [to_value] if isinstance(to_value, str) else check.sequence(to_value, f"{path}.to", "numbers or groups")
+        to = tuple(
+            item for position, raw in enumerate(to_items)
+            if (item := _recipient(check, raw, f"{path}.to" if isinstance(to_value, str) else f"{path}.to[{position}]",
+                                   groups, default_country)) is not None
+        )
+        receivers[str(name)] = AlertReceiver(
+            to=to,
+            window=check.duration(receiver.get("window"), f"{path}.window", 120.0),
+            max_per_hour=check.integer(receiver.get("max_per_hour"), f"{path}.max_per_hour", 10, 1),
+            max_parts=check.integer(receiver.get("max_parts"), f"{path}.max_parts", None, 1, 255),
+        )
+    return AlertmanagerConfig(MappingProxyType(receivers))
+
+
+def _two_way(check: _Checker, value: Any, default_country: str | None) -> TwoWayConfig:
+    data = check.mapping(value, "two_way", ("enabled", "allow_from", "commands", "timeout"))
+    enabled = check.boolean(data.get("enabled"), "two_way.enabled", False)
+    allow_from = tuple(
+        number for position, raw in enumerate(check.sequence(data.get("allow_from"), "two_way.allow_from", "numbers"))
+        if (number := check.number(raw, f"two_way.allow_from[{position}]", default_country)) is not None
+    )
+    commands: dict[str, tuple[str, ...]] = {}
+    commands_value = data.get("commands")
+    if commands_value is not None and not isinstance(commands_value, dict):
+        check.error("two_way.commands", "must be a mapping of words to argument lists",
+                    "write e.g. uptime: [/usr/bin/uptime]")
+    elif commands_value:
+        for word, argv_value in commands_value.items():
+            path = f"two_way.commands.{word}"
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", str(word)):
+                check.error(path, f"{word!r} is not one word", "use letters, digits, '-' and '_'")
+                continue
+            argv_list = check.sequence(argv_value, path, "program and arguments")
+            argv = [str(item) for item in argv_list if isinstance(item, (str, int, float)) and not isinstance(item, bool)]
+            if not argv or len(argv) != len(argv_list):
+                check.error(path, "must be a non-empty list of texts: the program and its arguments",
+                            "write e.g. [/usr/bin/systemctl, restart, nginx]")
+                continue
+            if not os.path.isabs(argv[0]):
+                check.error(f"{path}[0]", f"{argv[0]!r} is not an absolute path",
+                            "commands run without a shell and without PATH; write the full path")
+            commands[str(word).lower()] = tuple(argv)
+    if enabled and not allow_from:
+        check.error("two_way.allow_from", "two_way is enabled but nobody may use it",
+                    'list the numbers allowed to send commands, e.g. allow_from: ["+4915112345678"]')
+    return TwoWayConfig(enabled, allow_from, MappingProxyType(commands),
+                        check.duration(data.get("timeout"), "two_way.timeout", 30.0, 1.0))
+
+
+def _inbound(check: _Checker, value: Any) -> InboundConfig:
+    data = check.mapping(value, "inbound", ("reassembly_timeout", "sweep_interval"))
+    return InboundConfig(
+        reassembly_timeout=check.duration(data.get("reassembly_timeout"), "inbound.reassembly_timeout", 12 * 3600.0, 60.0),
+        sweep_interval=check.duration(data.get("sweep_interval"), "inbound.sweep_interval", 60.0, 1.0),
+    )
+
+
+def _build(check: _Checker, data: Any, source: Path | None) -> Config | None:
+    data = check.mapping(data, "", _TOP_KEYS)
+    spool = check.string(data.get("spool"), "spool", "/var/spool/gsmgw") or DEFAULT_SPOOL
+    state = check.string(data.get("state"), "state", "/var/lib/gsmgw") or DEFAULT_STATE
+    for key, value in (("spool", spool), ("state", state)):
+        if not os.path.isabs(value):
+            check.warn(key, f"{value!r} is relative, so it depends on the directory gsmgw starts in",
+                       "write an absolute path")
+    default_country = None
+    if data.get("default_country") is not None:
+        default_country = check.raw("default_country", data["default_country"]).strip().lstrip("+")
+        if not (default_country.isdigit() and 1 <= len(default_country) <= 3 and not default_country.startswith("0")):
+            check.error("default_country", f"{default_country!r} is not a country calling code",
+                        'write 1 to 3 digits without + or 00, quoted, e.g. default_country: "49"')
+            default_country = None
+    defaults = _defaults(check, data.get("defaults"))
+
+    modems = []
+    modem_items = check.sequence(data.get("modems"), "modems", "modems")
+    if not modem_items:
+        check.error("modems", "no modem is configured", "add modems: with at least one `- name: gsm1` and its port")
+    names: dict[str, int] = {}
+    for position, item in enumerate(modem_items):
+        modem = _modem(check, item, f"modems[{position}]", default_country)
+        if modem is None:
+            continue
+        if modem.name in names:
+            check.error(f"modems[{position}].name", f"modem name {modem.name!r} is also used by modems[{names[modem.name]}]",
+                        "give every modem its own name: it names its files and its status")
+        names[modem.name] = position
+        modems.append(modem)
+
+    probe_ports = tuple(
+        pattern for position, raw in enumerate(check.sequence(data.get("probe_ports"), "probe_ports", "port patterns"))
+        if (pattern := check.string(raw, f"probe_ports[{position}]", '"/dev/ttyUSB*"')) is not None
+    ) if data.get("probe_ports") is not None else DEFAULT_PROBE_PORTS
+
+    groups = _groups(check, data.get("groups"), default_country)
+    config = Config(
+        spool=Path(spool),
+        state=Path(state),
+        default_country=default_country,
+        defaults=defaults,
+        modems=tuple(modems),
+        probe_ports=probe_ports,
+        hooks=_hooks(check, data.get("hooks")),
+        hook_timeout=check.duration(data.get("hook_timeout"), "hook_timeout", 30.0, 1.0),
+        status_interval=check.duration(data.get("status_interval"), "status_interval", 30.0, 1.0),
+        log_level=check.choice(data.get("log_level"), "log_level", LOG_LEVELS, "info") or "info",
+        http=_http(check, data.get("http")),
+        clients=_clients(check, data.get("clients"), groups),
+        groups=groups,
+        webhooks=_webhooks(check, data.get("webhooks")),
+        smpp=_smpp(check, data.get("smpp")),
+        alertmanager=_alertmanager(check, data.get("alertmanager"), groups, default_country),
+        two_way=_two_way(check, data.get("two_way"), default_country),
+        inbound=_inbound(check, data.get("inbound")),
+        source=source,
+    )
+    if config.clients and config.http is None and config.smpp is None:
+        check.warn("clients", "clients are configured but neither http: nor smpp: listens",
+                   "add http: {listen: 127.0.0.1:8025} or smpp: {listen: 127.0.0.1:2775}")
+    if config.alertmanager is not None and config.http is None:
+        check.error("alertmanager", "the Alertmanager receiver is part of the HTTP server, which is not configured",
+                    "add http: {listen: 127.0.0.1:8025}")
+    return config
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+def check_text(text: str, *, filename: str = "config", read_secrets: bool = True,
+               mode: int | None = None, source: Path | None = None) -> CheckResult:
+    """Check config text; `mode` is the file's permission bits (for the inline-secret warning)."""
+    index: dict[str, _Node] = {}
+    structural: list[Issue] = []
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        message = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
+        return CheckResult(None, [Issue("", mark.line + 1 if mark else None, message,
+                                        "check the indentation (spaces, not tabs) and quote values containing ': ' or '#'")], [])
+    if root is not None:
+        _index_nodes(root, "", index, structural)
+    if data is None:
+        return CheckResult(None, [Issue("", 1, "the config is empty",
+                                        "start from config.example.yaml; at least spool: and modems: are needed")], [])
+    check = _Checker(index, filename, read_secrets)
+    check.errors.extend(structural)
+    config = _build(check, data, source)
+    if check.inline_secrets and mode is not None and mode & (stat.S_IRGRP | stat.S_IROTH):
+        for path in check.inline_secrets:
+            check.warn(path, f"a secret is written in the config, and the config is readable by others "
+                             f"(mode {stat.S_IMODE(mode):o})",
+                       f"chmod 600 {filename}, or move it into a file (pin_file:, token_file:, password_file:)")
+    check.errors.sort(key=lambda issue: (issue.line or 0))
+    check.warnings.sort(key=lambda issue: (issue.line or 0))
+    return CheckResult(config if not check.errors else None, check.errors, check.warnings)
+
+
+def check_config(path: str | os.PathLike, *, read_secrets: bool = True) -> CheckResult:
+    """Every error and warning of the config file at `path`. ConfigUnreadable if it cannot be read."""
+    filename = os.fspath(path)
+    try:
+        with open(filename, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            raw = handle.read()
+    except OSError as exc:
+        fix = ("give another file with -c FILE or $GSMGW_CONFIG, or start from config.example.yaml"
+               if isinstance(exc, FileNotFoundError) else "run as a user who may read it")
+        raise ConfigUnreadable([Issue("", None, f"cannot read the config {filename}: {exc.strerror}", fix)],
+                               filename=filename) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return CheckResult(None, [Issue("", line, "the config is not UTF-8 text", "save it as UTF-8")], [])
+    return check_text(text, filename=filename, read_secrets=read_secrets, mode=mode, source=Path(filename))
+
+
+def load_config(path: str | os.PathLike, *, read_secrets: bool = True) -> Config:
+    """The config at `path`, or ConfigError listing every problem (warnings are in .warnings)."""
+    result = check_config(path, read_secrets=read_secrets)
+    if result.config is None:
+        raise ConfigError(result.errors, result.warnings, filename=os.fspath(path))
+    return result.config
+
+
+def simulation_config(
+    spool: str | os.PathLike,
+    ports: Sequence[str],
+    *,
+    state: str | os.PathLike | None = None,
+    names: Callable[[int], str] = lambda position: f"modem{position}",
+) -> Config:
+    """The config of `gsmgw run --simulate N --spool DIR`: one modem per simulated port.
+
+    Modems are named modem0, modem1, ... like the simulator's symlinks; the state directory is
+    SPOOL/.state unless given (a hidden directory, so it is not mistaken for a spool directory).
+    """
+    spool_path = Path(spool)
+    modems = tuple(ModemConfig(name=names(position), port=str(port)) for position, port in enumerate(ports))
+    return Config(
+        spool=spool_path,
+        state=Path(state) if state is not None else spool_path / ".state",
+        modems=modems,
+        probe_ports=tuple(str(port) for port in ports),
+    )

@@ -1,0 +1,772 @@
+"""Spool message files (SPOOL.md): read outgoing files, write sent/failed/incoming/report files.
+
+Pure: bytes in, bytes or values out. No I/O and no clock: `now` and `created` come in as
+arguments, so a test (or a daemon restarted after an outage) decides what time it is.
+
+What it reads. An outgoing file is smstools3's format: header lines `Name: value`, one blank
+line, then the body. Header names are case-insensitive; unknown headers are kept and ignored.
+One trailing newline (`\\n` or `\\r\\n`) of the body is not part of the text. Anything else that
+cannot be sent as the user meant it raises `SpoolFormatError(reason)`, and the reason says what
+to change in the file; the daemon moves such a file to `failed/` with that reason.
+
+Choices where smstools3 and SPOOL.md leave room (documented in the README):
+  - A file written with CRLF header lines is a Windows text file: CRLF in its text becomes LF.
+  - `Expires:`/`Send_after:` may be a duration ("30 min"); it counts from `created` (the file's
+    modification time, which a claim by rename keeps), so a restart does not extend it.
+  - `Text:` gives the text when the body is empty (some scripts write it so).
+  - `Autosplit: 0` (smstools3: do not split) means `Max_parts: 1`: a longer text fails instead of
+    being cut.
+  - smstools3's binary features (`UDH: yes`, `UDH-DATA:`, `Hex: yes`, `Binary: yes`,
+    `Alphabet: binary`) and `Voicecall: yes` fail with a reason: gsmgw sends text only.
+  - `From:`, `Replace:`, `Include:`, `Macro:`, `System_message:` and any other header are kept and
+    ignored (a GSM modem cannot choose its sender).
+
+What it writes. Header names as SPOOL.md spells them. Values never contain a line break. Builders
+that change a file keep its bytes and its line ending; a header that already exists is replaced in
+place, never duplicated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable, Mapping, Sequence
+
+from gsmgw.durations import EXAMPLES as DURATION_EXAMPLES
+from gsmgw.durations import parse_duration
+from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity, status_category, status_meaning
+from gsmgw.sms import gsm7
+
+EXAMPLE_FILE = "To: +4915112345678\\n\\nHello"
+
+# Defaults when neither the file nor the config says otherwise (SPOOL.md's example config).
+DEFAULT_REPORT = True
+DEFAULT_MAX_PARTS = 6
+PRIORITIES = ("high", "normal", "low")
+
+_HEADER_LINE = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)[ \t]*:[ \t]*(.*)\Z", re.DOTALL)
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+# Alphabet: value (lower case) -> the codec that reads the body file. SPOOL.md `Alphabet:`.
+_BODY_ALPHABETS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "iso": "iso8859-15",
+    "latin": "iso8859-15",
+    "latin1": "iso8859-15",
+    "latin-1": "iso8859-15",
+    "iso-8859-15": "iso8859-15",
+    "iso8859-15": "iso8859-15",
+    "ucs2": "ucs2",
+    "ucs-2": "ucs2",
+    "unicode": "ucs2",
+    "utf-16be": "ucs2",
+    "gsm": "gsm",
+}
+
+_YES = {"yes", "y", "true", "on", "1"}
+_NO = {"no", "n", "false", "off", "0"}
+
+# smstools3 headers asking for something gsmgw does not do: header -> (values that ask, reason).
+_UNSUPPORTED = {
+    "udh": ("UDH: yes (a user data header inside the body) is not supported; gsmgw builds the UDH "
+            "itself. Remove the UDH: line and write the text as text"),
+    "hex": "Hex: yes (binary data as hex) is not supported; gsmgw sends text only. Remove the Hex: line",
+    "binary": "Binary: yes is not supported; gsmgw sends text only. Remove the Binary: line",
+    "voicecall": "Voicecall: yes is not supported; gsmgw sends SMS only. Remove the Voicecall: line",
+}
+
+
+class SpoolFormatError(ValueError):
+    """A spool file that cannot be sent as written. `reason` tells the user what to fix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Headers:
+    """Header lines in file order; lookup by name ignores case. The last occurrence wins."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: tuple[tuple[str, str], ...] = tuple(items)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        wanted = name.lower()
+        found = default
+        for key, value in self._items:
+            if key.lower() == wanted:
+                found = value
+        return found
+
+    def get_all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [value for key, value in self._items if key.lower() == wanted]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and any(key.lower() == name.lower() for key, _ in self._items)
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def as_dict(self) -> dict[str, str]:
+        """Name (as first written) -> last value; for JSON and webhooks."""
+        result: dict[str, str] = {}
+        canonical: dict[str, str] = {}
+        for key, value in self._items:
+            name = canonical.setdefault(key.lower(), key)
+            result[name] = value
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+
+@dataclass(frozen=True)
+class SpoolFile:
+    """Any spool file split into its headers and its raw body bytes."""
+
+    headers: Headers
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Where the header block of a file is: lines, the end of the block, the body start."""
+
+    headers: list[tuple[str, str]]
+    lines: list[bytes]  # each header line as written, without its line ending
+    start: int  # after a UTF-8 byte order mark, if any
+    body_start: int
+    eol: bytes
+
+
+@dataclass(frozen=True)
+class SendDefaults:
+    """What a file gets when it does not say. `gsmgw.config.Defaults` has the same fields."""
+
+    report: bool = DEFAULT_REPORT
+    validity: int | None = None
+    max_parts: int = DEFAULT_MAX_PARTS
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """An outgoing file, understood and checked. See SPOOL.md "Outgoing file"."""
+
+    recipients: tuple[str, ...]
+    text: str
+    report: bool
+    flash: bool
+    validity: int | None
+    priority: str
+    modem: str | None
+    send_after: datetime | None
+    expires: datetime | None
+    max_parts: int
+    parts: int
+    alphabet: str
+    smsc: str | None
+    headers: Headers
+    body_alphabet: str
+
+
+def _decode_header_text(raw: bytes) -> str:
+    # Headers are ASCII in practice; a latin-1 byte (an old smstools3 From: name) must not
+    # make the whole file unreadable.
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _scan_block(data: bytes) -> _Block:
+    """Find the header block: header lines up to the first blank line."""
+    start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    if not data[start:].strip():
+        raise SpoolFormatError(
+            f"the file is empty; write headers, a blank line and the text, e.g. {EXAMPLE_FILE}"
+        )
+    headers: list[tuple[str, str]] = []
+    lines: list[bytes] = []
+    eol = b"\n"
+    position = start
+    line_number = 0
+    while True:
+        newline = data.find(b"\n", position)
+        if newline < 0:
+            raise SpoolFormatError(
+                "no blank line after the headers; put one empty line between the headers and "
+                f"the text, e.g. {EXAMPLE_FILE}"
+            )
+        line_number += 1
+        raw = data[position:newline]
+        if line_number == 1 and raw.endswith(b"\r"):
+            eol = b"\r\n"
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw.strip():
+            if line_number == 1:
+                raise SpoolFormatError(
+                    "the file starts with a blank line, so it has no headers; write the headers "
+                    f"first, e.g. {EXAMPLE_FILE}"
+                )
+            return _Block(headers, lines, start, newline + 1, eol)
+        text = _decode_header_text(raw)
+        match = _HEADER_LINE.match(text)
+        if match is None:
+            if line_number == 1:
+                raise SpoolFormatError(
+                    f"line 1 ({_excerpt(text)!r}) is not a header 'Name: value'; start the file "
+                    f"with headers such as 'To: +4915112345678', then a blank line, then the text"
+                )
+            raise SpoolFormatError(
+                f"line {line_number} ({_excerpt(text)!r}) is not a header and no blank line comes "
+                "before it; put one empty line between the headers and the text"
+            )
+        headers.append((match.group(1), match.group(2).strip()))
+        lines.append(raw)
+        position = newline + 1
+
+
+def read_spool_file(data: bytes) -> SpoolFile:
+    """Headers and raw body of any spool file (outgoing, sent, failed, incoming, report)."""
+    block = _scan_block(data)
+    return SpoolFile(Headers(block.headers), data[block.body_start:])
+
+
+# --- reading an outgoing file -----------------------------------------------------------------
+
+
+def _yes_no(headers: Headers, name: str, default: bool) -> bool:
+    value = headers.get(name)
+    if value is None or value == "":
+        return default
+    word = value.strip().lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    raise SpoolFormatError(f"{name}: {value!r} is neither yes nor no; write '{name}: yes' or '{name}: no'")
+
+
+def _strip_final_newline(body: bytes) -> bytes:
+    if body.endswith(b"\r\n"):
+        return body[:-2]
+    if body.endswith(b"\n"):
+        return body[:-1]
+    return body
+
+
+def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> tuple[str, str]:
+    """The text of the body and the name of the body alphabet used."""
+    name = (alphabet_header or "UTF-8").strip()
+    codec = _BODY_ALPHABETS.get(name.lower())
+    if codec is None:
+        if name.lower() in ("binary", "8bit", "8-bit", "data"):
+            raise SpoolFormatError(
+                f"Alphabet: {name} (binary data) is not supported; gsmgw sends text only. Write the "
+                "text in UTF-8 and remove the Alphabet: line"
+            )
+        raise SpoolFormatError(
+            f"unknown Alphabet: {name!r}; write UTF-8 (the default), ISO (or Latin), UCS2 (or "
+            "Unicode) or GSM"
+        )
+    if codec == "ucs2":
+        return _decode_ucs2(body), "UCS2"
+    body = _strip_final_newline(body)
+    if codec == "utf-8":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpoolFormatError(
+                f"the text is not valid UTF-8 (byte 0x{body[exc.start]:02X} at offset {exc.start} of the "
+                "body); save the file as UTF-8, or add 'Alphabet: ISO' for an ISO-8859-15 (Latin) file"
+            ) from None
+        text = text.removeprefix("\ufeff")
+    elif codec == "gsm":
+        text = _decode_gsm_body(body)
+    else:
+        text = body.decode(codec)
+    if crlf_file:
+        text = text.replace("\r\n", "\n")
+    return text, {"utf-8": "UTF-8", "iso8859-15": "ISO", "gsm": "GSM"}[codec]
+
+
+def _decode_ucs2(body: bytes) -> str:
+    """A UCS2 (UTF-16BE, as smstools3 writes it) body.
+
+    `echo >>` may leave one newline byte after the last code unit: an odd length that ends in
+    0x0A. A newline written as UTF-16 (00 0A) is stripped like any final newline.
+    """
+    if len(body) % 2 == 1 and body.endswith(b"\n"):
+        body = body[:-1]
+    if len(body) % 2 == 1:
+        raise SpoolFormatError(
+            f"the UCS2 text has an odd number of bytes ({len(body)}); UCS2 is two bytes per "
+            "character (UTF-16 big-endian). Re-encode it (iconv -t UTF-16BE) or write UTF-8"
+        )
+    codec = "utf-16-be"
+    if body.startswith(b"\xff\xfe"):
+        codec, body = "utf-16-le", body[2:]
+    elif body.startswith(b"\xfe\xff"):
+        body = body[2:]
+    try:
+        text = body.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise SpoolFormatError(
+            f"the UCS2 text is not valid UTF-16 (at byte {exc.start}: a broken surrogate pair); "
+            "re-encode it (iconv -t UTF-16BE) or write UTF-8"
+        ) from None
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text.removesuffix("\n")
+
+
+def _decode_gsm_body(body: bytes) -> str:
+    """A body in the GSM 03.38 default alphabet, one septet per byte (TS 23.038 §6.2.1)."""
+    for offset, byte in enumerate(body):
+        if byte > 0x7F:
+            raise SpoolFormatError(
+                f"Alphabet: GSM, but byte 0x{byte:02X} at offset {offset} of the body is not a GSM "
+                "7-bit code (0x00-0x7F); write the text in UTF-8 and remove the Alphabet: line"
+            )
+    return gsm7.decode_septets(body)
+
+
+def _recipients(
+    values: list[str], default_country: str | None, groups: Mapping[str, Sequence[str]] | None
+) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item.lower().startswith("group:"):
+                group = item[len("group:"):].strip()
+                members = (groups or {}).get(group)
+                if members is None:
+                    known = ", ".join(sorted(groups or {})) or "none are configured"
+                    raise SpoolFormatError(
+                        f"To: group {group!r} is not in the config's groups ({known}); add it under "
+                        "groups: or write the numbers"
+                    )
+                for member in members:
+                    found.append(_number(member, default_country, "group " + group))
+            else:
+                found.append(_number(item, default_country, "To"))
+    if not found:
+        raise SpoolFormatError(
+            f"no recipient: the To: header is empty; write 'To: +4915112345678' (several: separated by commas)"
+        )
+    return tuple(dict.fromkeys(found))  # one message per recipient, even if listed twice
+
+
+def _number(text: str, default_country: str | None, where: str) -> str:
+    try:
+        return normalize_number(text, default_country)
+    except AddressError as exc:
+        raise SpoolFormatError(f"{where}: {exc}") from None
+
+
+def _time(
+    headers: Headers, name: str, now: datetime, created: datetime | None, *, durations: bool
+) -> datetime | None:
+    value = headers.get(name)
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        moment = None
+    if moment is not None:
+        # A time without an offset is local time, which is the zone `now` was given in.
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=now.tzinfo)
+    if durations:
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            pass
+        else:
+            return (created or now) + timedelta(seconds=seconds)
+    raise SpoolFormatError(
+        f"{name}: cannot read {value!r}; write an ISO-8601 time like 2026-11-24T10:15:00+01:00"
+        + (f" or a duration like {DURATION_EXAMPLES}" if durations else "")
+    )
+
+
+def _max_parts(headers: Headers, default: int) -> int:
+    value = headers.get("Max_parts")
+    autosplit = headers.get("Autosplit")
+    if value is None or not value.strip():
+        if autosplit is not None and autosplit.strip() == "0":
+            return 1  # smstools3's "do not split": fail a long text rather than cut it
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 255:
+        raise SpoolFormatError(f"Max_parts: {value!r} is not a number from 1 to 255")
+    return number
+
+
+def _check_unsupported(headers: Headers) -> None:
+    for name, reason in _UNSUPPORTED.items():
+        value = headers.get(name)
+        if value is not None and value.strip().lower() in _YES:
+            raise SpoolFormatError(reason)
+    if headers.get("UDH-DATA") not in (None, ""):
+        raise SpoolFormatError(
+            "UDH-DATA: (a raw user data header) is not supported; gsmgw builds the UDH itself. "
+            "Remove the UDH-DATA: line"
+        )
+
+
+def parse_outgoing(
+    data: bytes,
+    *,
+    now: datetime,
+    default_country: str | None = None,
+    defaults: object | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    created: datetime | None = None,
+) -> OutgoingMessage:
+    """Read and check an outgoing file. SpoolFormatError(reason) if it cannot be sent as written.
+
+    `now` must be timezone-aware: times without an offset are read in its zone. `defaults` is
+    anything with `report`, `validity` (TP-VP or None) and `max_parts` (e.g. config.defaults).
+    `groups` maps group names to numbers for `To: group:NAME`.
+    """
+    block = _scan_block(data)
+    headers = Headers(block.headers)
+    defaults = defaults if defaults is not None else SendDefaults()
+    _check_unsupported(headers)
+
+    to_values = headers.get_all("To")
+    if not to_values:
+        raise SpoolFormatError("no To: header; add a line 'To: +4915112345678' before the blank line")
+    recipients = _recipients(to_values, default_country, groups)
+
+    body = data[block.body_start:]
+    text, body_alphabet = _decode_body(body, headers.get("Alphabet"), block.eol == b"\r\n")
+    header_text = headers.get("Text")
+    if header_text:
+        if text:
+            raise SpoolFormatError(
+                "the file has both a Text: header and a body; keep one of them (the body is preferred)"
+            )
+        text = header_text
+
+    validity_value = headers.get("Validity")
+    if validity_value is not None and validity_value.strip():
+        try:
+            validity = parse_validity(validity_value.strip())
+        except ValueError as exc:
+            raise SpoolFormatError(f"Validity: {exc}") from None
+    else:
+        validity = getattr(defaults, "validity", None)
+
+    priority = (headers.get("Priority") or "normal").strip().lower() or "normal"
+    if priority not in PRIORITIES:
+        raise SpoolFormatError(
+            f"Priority: {headers.get('Priority')!r} is not high, normal or low; write one of these"
+        )
+
+    modem = (headers.get("Modem") or "").strip() or None
+    queue = (headers.get("Queue") or "").strip() or None
+    if modem and queue and modem != queue:
+        raise SpoolFormatError(
+            f"Modem: {modem!r} and Queue: {queue!r} name different modems; keep one of the two lines"
+        )
+    modem = modem or queue
+
+    smsc_value = headers.get("SMSC")
+    smsc = _number(smsc_value, default_country, "SMSC") if smsc_value and smsc_value.strip() else None
+
+    max_parts = _max_parts(headers, int(getattr(defaults, "max_parts", DEFAULT_MAX_PARTS)))
+    count = count_parts(text)
+    if count.parts > max_parts:
+        raise SpoolFormatError(
+            f"the text needs {count.parts} SMS parts ({count.units} "
+            f"{'characters in GSM-7' if count.alphabet == 'gsm7' else 'UCS-2 characters'}) but at most "
+            f"{max_parts} are allowed (Max_parts); shorten the text or raise Max_parts"
+        )
+    return OutgoingMessage(
+        recipients=recipients,
+        text=text,
+        report=_yes_no(headers, "Report", bool(getattr(defaults, "report", DEFAULT_REPORT))),
+        flash=_yes_no(headers, "Flash", False),
+        validity=validity,
+        priority=priority,
+        modem=modem,
+        send_after=_time(headers, "Send_after", now, created, durations=True),
+        expires=_time(headers, "Expires", now, created, durations=True),
+        max_parts=max_parts,
+        parts=count.parts,
+        alphabet=count.alphabet,
+        smsc=smsc,
+        headers=headers,
+        body_alphabet=body_alphabet,
+    )
+
+
+# --- writing files ----------------------------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 with seconds and the offset, as every time in a spool file is written."""
+    return moment.isoformat(timespec="seconds")
+
+
+def _clean_value(value: object) -> str:
+    # A header value is one line; a line break in a value from the network (a sender name, a
+    # fail reason with a modem's multi-line reply) would start a forged header.
+    return " ".join(str(value).split())
+
+
+def _render(name: str, value: object, eol: bytes = b"\n") -> bytes:
+    return f"{name}: {_clean_value(value)}".encode("utf-8") + eol
+
+
+def update_headers(data: bytes, updates: Mapping[str, object | None]) -> bytes:
+    """`data` with headers set: replaced where they are (every occurrence), else appended to the
+    header block in the order given; a value of None removes the header. Body bytes unchanged."""
+    block = _scan_block(data)
+    wanted = {name.lower(): (name, value) for name, value in updates.items()}
+    done: set[str] = set()
+    out: list[bytes] = [data[: block.start]]
+    for (name, _), raw in zip(block.headers, block.lines):
+        key = name.lower()
+        if key not in wanted:
+            out.append(raw + block.eol)
+            continue
+        if key in done:
+            continue  # a duplicate of a header just set: one line per header
+        done.add(key)
+        new_name, value = wanted[key]
+        if value is not None:
+            out.append(_render(new_name, value, block.eol))
+    for key, (name, value) in wanted.items():
+        if key not in done and value is not None:
+            out.append(_render(name, value, block.eol))
+    out.append(block.eol)
+    out.append(data[block.body_start:])
+    return b"".join(out)
+
+
+def single_recipient(data: bytes, number: str) -> bytes:
+    """The file for one recipient of a multi-recipient file: `To:` holds just that number."""
+    return update_headers(data, {"To": number})
+
+
+def recipient_name(name: str, n: int) -> str:
+    """Name in sent/ or failed/ of recipient `n` (from 1) of a file with several recipients."""
+    return f"{name}.{n}"
+
+
+def build_sent(
+    original: bytes,
+    *,
+    modem: str,
+    imsi: str | None,
+    sent: datetime,
+    parts: int,
+    message_ids: Sequence[int],
+) -> bytes:
+    """The file for sent/: the original plus Modem, IMSI, Sent, Parts, Message_id (SPOOL.md)."""
+    return update_headers(
+        original,
+        {
+            "Modem": modem,
+            "IMSI": imsi if imsi else None,
+            "Sent": iso(sent),
+            "Parts": parts,
+            "Message_id": ",".join(str(mr) for mr in message_ids),
+        },
+    )
+
+
+def build_failed(original: bytes, *, failed: datetime, reason: str, attempts: int) -> bytes:
+    """The file for failed/: the original content kept, plus Failed, Fail_reason, Attempts.
+
+    A file whose headers cannot be read (empty, no blank line) gets our headers and a blank line
+    in front, so its whole original content follows untouched as the body.
+    """
+    updates = {"Failed": iso(failed), "Fail_reason": reason, "Attempts": attempts}
+    try:
+        return update_headers(original, updates)
+    except SpoolFormatError:
+        head = b"".join(_render(name, value) for name, value in updates.items())
+        return head + b"\n" + original
+
+
+# TS 23.040 §9.1.2.5: Type-of-Number, bits 6..4 of the Type-of-Address octet.
+_TON_WORDS = (
+    "unknown",
+    "international",
+    "national",
+    "network-specific",
+    "subscriber",
+    "alphanumeric",
+    "abbreviated",
+    "reserved",
+)
+
+
+def toa_text(toa: int) -> str:
+    """`From_TOA:` value: the octet in hex and its type of number, e.g. "91 international"."""
+    return f"{toa & 0xFF:02X} {_TON_WORDS[(toa >> 4) & 0x07]}"
+
+
+_INCOMING_ALPHABETS = {"gsm7": "GSM", "ucs2": "UCS2", "8bit": "8bit"}
+
+
+def build_incoming(
+    *,
+    sender: str,
+    sender_toa: int,
+    smsc: str | None,
+    sent: datetime | None,
+    received: datetime,
+    modem: str,
+    imsi: str | None,
+    alphabet: str,
+    parts: int,
+    flash: bool = False,
+    incomplete: bool = False,
+    text: str | None = None,
+    data: bytes | None = None,
+) -> bytes:
+    """An incoming/ file (SPOOL.md "Incoming file"). 8-bit messages give `data`: its hex is the body."""
+    if alphabet not in _INCOMING_ALPHABETS:
+        raise ValueError(f"alphabet must be one of {', '.join(_INCOMING_ALPHABETS)}, not {alphabet!r}")
+    headers: list[tuple[str, object]] = [("From", sender), ("From_TOA", toa_text(sender_toa))]
+    if smsc:
+        headers.append(("From_SMSC", smsc))
+    if sent is not None:
+        headers.append(("Sent", iso(sent)))
+    headers.append(("Received", iso(received)))
+    headers.append(("Modem", modem))
+    if imsi:
+        headers.append(("IMSI", imsi))
+    headers.append(("Alphabet", _INCOMING_ALPHABETS[alphabet]))
+    headers.append(("Parts", parts))
+    if flash:
+        headers.append(("Flash", "yes"))
+    if incomplete:
+        headers.append(("Incomplete", "yes"))
+    if alphabet == "8bit" and data is not None:
+        body = data.hex().upper().encode("ascii")
+    else:
+        # Lone surrogates (a broken UCS-2 part) cannot be UTF-8; they become U+FFFD.
+        body = (text or "").encode("utf-8", "replace")
+    return b"".join(_render(name, value) for name, value in headers) + b"\n" + body
+
+
+@dataclass(frozen=True)
+class ReportStatus:
+    word: str  # "delivered" | "pending" | "failed"
+    final: bool
+    meaning: str
+
+    def text(self, tp_st: int) -> str:
+        """The `Status:` value of report and sent files, e.g. "delivered 0 (received by the recipient)"."""
+        return f"{self.word} {tp_st} ({self.meaning})"
+
+
+def report_status(tp_st: int) -> ReportStatus:
+    """Classify TP-ST (TS 23.040 §9.2.3.15) with the codec's table: 0x00-0x1F delivered,
+    0x20-0x3F pending (the SC is still trying), everything else failed and final."""
+    word = status_category(tp_st)
+    return ReportStatus(word, word != "pending", status_meaning(tp_st))
+
+
+def build_report(
+    *,
+    recipient: str,
+    modem: str,
+    message_id: int | Sequence[int],
+    sent_file: str | None,
+    status: int,
+    discharge: datetime | None,
+) -> bytes:
+    """A report/ file (SPOOL.md "Report file"): headers only, the body is empty."""
+    ids = [message_id] if isinstance(message_id, int) else list(message_id)
+    headers: list[tuple[str, object]] = [
+        ("From", recipient),
+        ("Modem", modem),
+        ("Message_id", ",".join(str(mr) for mr in ids)),
+    ]
+    if sent_file:
+        headers.append(("Sent_file", sent_file))
+    headers.append(("Status", report_status(status).text(status)))
+    if discharge is not None:
+        headers.append(("Discharge", iso(discharge)))
+    return b"".join(_render(name, value) for name, value in headers) + b"\n"
+
+
+def make_outgoing(
+    *,
+    to: str | Sequence[str],
+    text: str,
+    report: bool | None = None,
+    flash: bool = False,
+    validity: str | int | None = None,
+    priority: str | None = None,
+    modem: str | None = None,
+    send_after: datetime | str | None = None,
+    expires: datetime | str | None = None,
+    max_parts: int | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> bytes:
+    """Render an outgoing file (UTF-8). It is not checked: pass it through parse_outgoing.
+
+    `extra` adds headers such as `Client:` and `Callback:` (written by the HTTP and SMPP servers).
+    A value with a line break raises SpoolFormatError rather than being changed silently.
+    """
+    recipients = [to] if isinstance(to, str) else list(to)
+    headers: list[tuple[str, object]] = [("To", ", ".join(recipients))]
+    if report is not None:
+        headers.append(("Report", "yes" if report else "no"))
+    if flash:
+        headers.append(("Flash", "yes"))
+    if validity is not None:
+        headers.append(("Validity", validity))
+    if priority is not None:
+        headers.append(("Priority", priority))
+    if modem is not None:
+        headers.append(("Modem", modem))
+    if send_after is not None:
+        headers.append(("Send_after", iso(send_after) if isinstance(send_after, datetime) else send_after))
+    if expires is not None:
+        headers.append(("Expires", iso(expires) if isinstance(expires, datetime) else expires))
+    if max_parts is not None:
+        headers.append(("Max_parts", max_parts))
+    headers.extend((extra or {}).items())
+    for name, value in headers:
+        if not _HEADER_LINE.match(f"{name}: x") or "\n" in str(value) or "\r" in str(value):
+            raise SpoolFormatError(f"{name}: {str(value)[:40]!r} cannot be a header (line break or bad name)")
+    # The text gets a final newline because the reader strips exactly one: a text that itself
+    # ends in a newline keeps it.
+    return b"".join(_render(name, value) for name, value in headers) + b"\n" + text.encode("utf-8") + b"\n"
+
+
+def outgoing_name(now: datetime, unique: str) -> str:
+    """Name of a file `gsmgw send`/HTTP/SMPP write: `YYYYMMDD-HHMMSS-<unique>` sorts by time."""
+    return f"{now:%Y%m%d-%H%M%S}-{unique}"
+
+
+def incoming_name(modem: str, received: datetime, unique: str) -> str:
+    """Name of an incoming/ file (SPOOL.md): `<modem>-<YYYYMMDD-HHMMSS>-<unique>`."""
+    return f"{modem}-{received:%Y%m%d-%H%M%S}-{unique}"

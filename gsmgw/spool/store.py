@@ -1,0 +1,482 @@
+"""The spool directories (SPOOL.md) as a state machine on one file system.
+
+A message's state is the directory its file is in, and a change of state is one rename:
+outgoing/ -> checked/ (claim) -> sent/ or failed/ (finish). Incoming SMS and delivery reports
+are new files in incoming/ and report/.
+
+Writes: every file this module writes appears whole. It is written under a temporary name that
+starts with "." and ends in ".tmp" in the same directory (so watchers and users ignore it),
+fsynced, renamed into place, and the directory is fsynced. Only then does a call return, so a
+message a caller acknowledged survives a crash or a power cut.
+
+Trust: files in outgoing/ come from users. An entry there that is not a regular file (symlink,
+directory, FIFO, device) is never opened or followed: it is moved to failed/ as it is. Files are
+opened with O_NOFOLLOW and checked with fstat after the claim, so a file swapped for a symlink
+between the check and the open is caught. A file over MAX_FILE_SIZE is not read.
+
+Names: a rename never replaces another message. When a name is taken, the new file gets
+"-2", "-3", ... (renameat2 RENAME_NOREPLACE; link + unlink where the file system lacks it).
+
+Crash recovery (`recover`): a crash in `finish` between writing the target and unlinking the
+source leaves the file in both places; the target wins and the source is removed. A crash during
+a claim leaves the file in outgoing/ or checked/, never lost. Our own stale temporary files are
+removed. The daemon's journal decides what to do with what is left in checked/.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import secrets
+import stat
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from gsmgw.spool.format import outgoing_name
+
+DIRECTORIES = ("outgoing", "checked", "sent", "failed", "incoming", "report")
+MAX_FILE_SIZE = 1024 * 1024  # 255 UCS-2 parts are 35 KB; anything near 1 MiB is not a message
+TMP_PREFIX = ".gsmgw-"
+TMP_SUFFIX = ".tmp"
+STALE_TMP_SECONDS = 600  # a temporary file older than this belongs to a writer that died
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+class SpoolError(Exception):
+    """The spool cannot be used; the message says which path and what to do."""
+
+
+def is_ignored(name: str) -> bool:
+    """Names in outgoing/ that are not (yet) messages: hidden, temporary or lock files."""
+    lower = name.lower()
+    return name.startswith(".") or lower.endswith(".tmp") or lower.endswith(".lock")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _load_renameat2():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_renameat2 = _load_renameat2()
+
+
+def rename_noreplace(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename that fails with FileExistsError instead of replacing `target`.
+
+    renameat2(RENAME_NOREPLACE) is atomic (Linux 3.15, glibc 2.28). Where the file system does
+    not support it (EINVAL), a hard link + unlink does the same for regular files; a crash
+    between the two leaves two names for one inode, which `Spool.recover` handles like any
+    file found in two directories.
+    """
+    source_b, target_b = os.fsencode(source), os.fsencode(target)
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, source_b, _AT_FDCWD, target_b, _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), os.fsdecode(source), None, os.fsdecode(target))
+    try:
+        os.link(source_b, target_b, follow_symlinks=False)
+    except PermissionError:
+        # Directories cannot be hard-linked; for them a checked rename is the best there is.
+        if os.path.lexists(target_b):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(target)) from None
+        os.rename(source_b, target_b)
+        return
+    os.unlink(source_b)
+
+
+def fsync_directory(path: str | os.PathLike) -> None:
+    """Make the names in a directory (creations, renames) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_unique() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message file now in checked/ under `name`, with its content."""
+
+    name: str
+    original_name: str
+    data: bytes
+    mtime: datetime
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An entry of outgoing/ moved to failed/ as it was, without being read; `reason` says why."""
+
+    name: str
+    original_name: str
+    reason: str
+
+
+class Spool:
+    """The spool under `root`; see the module docstring for the rules it keeps."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.root)!r})"
+
+    def path(self, dirname: str, name: str | None = None) -> Path:
+        if dirname not in DIRECTORIES:
+            raise ValueError(f"unknown spool directory {dirname!r}; one of {', '.join(DIRECTORIES)}")
+        directory = self.root / dirname
+        if name is None:
+            return directory
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"{name!r} is not a file name")
+        return directory / name
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def ensure_dirs(self) -> None:
+        """Create missing directories and prove each is writable, or raise SpoolError."""
+        for dirname in DIRECTORIES:
+            directory = self.path(dirname)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SpoolError(
+                    f"cannot create the spool directory {directory}: {exc.strerror}; create it and make it "
+                    f"writable by the user gsmgw runs as, or set spool: in the config to another directory"
+                ) from None
+            if not directory.is_dir():
+                raise SpoolError(f"{directory} exists but is not a directory; move it away so gsmgw can create it")
+            probe = directory / f"{TMP_PREFIX}probe-{_new_unique()}{TMP_SUFFIX}"
+            try:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                raise SpoolError(
+                    f"cannot write to the spool directory {directory}: {exc.strerror}; make it writable by "
+                    f"the user gsmgw runs as (e.g. chown -R gsmgw {self.root})"
+                ) from None
+
+    def recover(self, *, now: float | None = None) -> list[str]:
+        """Clean up after a crash; return the names left in checked/ (sorted) for the daemon.
+
+        A name in checked/ that also exists in sent/ or failed/ was finished: the target wins
+        and the checked/ copy is removed. Temporary files of ours older than STALE_TMP_SECONDS
+        are removed (younger ones may belong to a `gsmgw send` still running).
+        """
+        now = time.time() if now is None else now
+        for dirname in DIRECTORIES:
+            directory = self.path(dirname)
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(TMP_SUFFIX):
+                    try:
+                        if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS:
+                            os.unlink(entry.path)
+                    except FileNotFoundError:
+                        pass
+        left = []
+        for name in self.list("checked"):
+            if self.exists("sent", name) or self.exists("failed", name):
+                try:
+                    os.unlink(self.path("checked", name))
+                except FileNotFoundError:
+                    pass
+            else:
+                left.append(name)
+        return left
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def exists(self, dirname: str, name: str) -> bool:
+        return os.path.lexists(self.path(dirname, name))
+
+    def read(self, dirname: str, name: str, *, limit: int = MAX_FILE_SIZE) -> bytes:
+        """Content of a regular file (never through a symlink). OSError if it is not one."""
+        fd = os.open(self.path(dirname, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(errno.EINVAL, f"{_kind(info.st_mode)}, not a regular file", str(self.path(dirname, name)))
+            return _read_limited(fd, limit, str(self.path(dirname, name)))
+        finally:
+            os.close(fd)
+
+    def list(self, dirname: str, order: str = "name") -> list[str]:
+        """Names of the messages in a directory (ignoring .*, *.tmp, *.LOCK), by name or mtime."""
+        try:
+            entries = [entry for entry in os.scandir(self.path(dirname)) if not is_ignored(entry.name)]
+        except FileNotFoundError:
+            return []
+        if order == "name":
+            return sorted(entry.name for entry in entries)
+        if order != "mtime":
+            raise ValueError(f"order must be 'name' or 'mtime', not {order!r}")
+        keyed = []
+        for entry in entries:
+            try:
+                keyed.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
+            except FileNotFoundError:
+                continue
+        return [name for _, name in sorted(keyed)]
+
+    def depth(self, dirname: str) -> int:
+        return len(self.list(dirname))
+
+    def depths(self) -> dict[str, int]:
+        return {dirname: self.depth(dirname) for dirname in DIRECTORIES}
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _write_temporary(self, directory: Path, data: bytes) -> Path:
+        temporary = directory / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(temporary)
+            raise
+        os.close(fd)
+        return temporary
+
+    def write_atomic(self, dirname: str, name: str, data: bytes) -> Path:
+        """Write `dirname/name` whole (replacing it if present): tmp, fsync, rename, fsync dir."""
+        target = self.path(dirname, name)
+        temporary = self._write_temporary(target.parent, data)
+        try:
+            os.rename(temporary, target)
+        except BaseException:
+            _unlink_quietly(temporary)
+            raise
+        fsync_directory(target.parent)
+        return target
+
+    def _place_new(self, temporary: Path, directory: Path, name: str) -> str:
+        """Rename `temporary` to `name` in `directory`, or `name-2`, `name-3`... if taken."""
+        candidate, n = name, 1
+        while True:
+            try:
+                rename_noreplace(temporary, directory / candidate)
+                return candidate
+            except FileExistsError:
+                n += 1
+                candidate = f"{name}-{n}"
+
+    def write_new(
+        self, dirname: str, data: bytes, *, name: str | None = None, prefix: str = "", now: datetime | None = None
+    ) -> str:
+        """Write a new file that never replaces another; return its name.
+
+        Without `name`: `<prefix><YYYYMMDD-HHMMSS>-<8 hex>` (UTC), e.g. prefix "gsm1-" for incoming/.
+        """
+        directory = self.path(dirname)
+        wanted = name or prefix + outgoing_name(now or datetime.now(timezone.utc), _new_unique())
+        self.path(dirname, wanted)  # validates the name
+        temporary = self._write_temporary(directory, data)
+        try:
+            placed = self._place_new(temporary, directory, wanted)
+        except BaseException:
+            _unlink_quietly(temporary)
+            raise
+        fsync_directory(directory)
+        return placed
+
+    def submit(self, data: bytes, *, now: datetime | None = None) -> str:
+        """Queue one message file in outgoing/; it is durable when this returns. Returns its name."""
+        return self.write_new("outgoing", data, now=now)
+
+    def submit_many(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str]:
+        """Queue several files with one directory fsync (group commit); durable on return.
+
+        Every file is written and fsynced under a temporary name first; only then are they
+        renamed, so an error while writing queues none of them.
+        """
+        directory = self.path("outgoing")
+        now = now or datetime.now(timezone.utc)
+        temporaries: list[Path] = []
+        try:
+            for data in files:
+                temporaries.append(self._write_temporary(directory, data))
+        except BaseException:
+            for temporary in temporaries:
+                _unlink_quietly(temporary)
+            raise
+        names: list[str] = []
+        try:
+            for temporary in temporaries:
+                names.append(self._place_new(temporary, directory, outgoing_name(now, _new_unique())))
+        finally:
+            for temporary in temporaries[len(names):]:
+                _unlink_quietly(temporary)
+            if names:
+                fsync_directory(directory)
+        return names
+
+    def remove(self, dirname: str, name: str) -> None:
+        """Unlink a file; one already gone is fine (a repeated finish after a crash)."""
+        _unlink_quietly(self.path(dirname, name))
+
+    def finish(self, name: str, dest: str, data: bytes, *, src: str = "checked", dest_name: str | None = None) -> str:
+        """Write the final file into `dest` (sent/ or failed/), then remove `src/name`.
+
+        If a crash comes between the two, both exist; `recover` keeps the target.
+        """
+        target_name = dest_name or name
+        self.write_atomic(dest, target_name, data)
+        self.remove(src, name)
+        return target_name
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    def _free_name(self, name: str) -> str:
+        """`name`, or `name-2`, ... so that no file of another message in checked/, sent/ or
+        failed/ (also `<name>.1` of a multi-recipient file) has it."""
+        candidate, n = name, 1
+        while any(
+            self.exists(dirname, candidate) or self.exists(dirname, candidate + ".1")
+            for dirname in ("checked", "sent", "failed")
+        ):
+            n += 1
+            candidate = f"{name}-{n}"
+        return candidate
+
+    def _quarantine(self, dirname: str, name: str, original_name: str, reason: str) -> Rejected | None:
+        """Move an entry to failed/ as it is (not opened). None if it vanished meanwhile."""
+        try:
+            placed = self._place_new(self.path(dirname, name), self.path("failed"), self._free_name(original_name))
+        except FileNotFoundError:
+            return None
+        fsync_directory(self.path("failed"))
+        return Rejected(placed, original_name, reason)
+
+    def claim(self, name: str) -> Claimed | Rejected | None:
+        """Take `outgoing/name` into checked/ by one rename, and read it.
+
+        None: the file is gone (another claimer won; normal) or still locked by `name.LOCK`.
+        Rejected: it was not a regular file or too large; it is in failed/ as it was.
+        """
+        source = self.path("outgoing", name)
+        try:
+            info = os.lstat(source)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return self._quarantine(
+                "outgoing", name, name,
+                f"{_kind(info.st_mode)} in outgoing/ is never opened or followed; write a regular file "
+                "(write it under a temporary name, then rename it into outgoing/)",
+            )
+        if info.st_size > MAX_FILE_SIZE:
+            return self._quarantine("outgoing", name, name, _too_large(info.st_size))
+        if os.path.lexists(str(source) + ".LOCK"):
+            return None  # smstools3's convention: the writer still holds it
+        checked_name = self._free_name(name)
+        while True:
+            try:
+                rename_noreplace(source, self.path("checked", checked_name))
+                break
+            except FileNotFoundError:
+                return None
+            except FileExistsError:
+                checked_name = self._free_name(checked_name + "-2")
+        fsync_directory(self.path("checked"))
+
+        # Between lstat and rename the entry may have been swapped; check what we now hold.
+        try:
+            fd = os.open(
+                self.path("checked", checked_name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            )
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.EWOULDBLOCK):
+                return self._quarantine("checked", checked_name, name, "the entry was replaced by a special file "
+                                        "while being claimed; write regular files into outgoing/")
+            raise
+        try:
+            held = os.fstat(fd)
+            if not stat.S_ISREG(held.st_mode):
+                os.close(fd)
+                fd = -1
+                return self._quarantine("checked", checked_name, name, f"{_kind(held.st_mode)} in outgoing/ is "
+                                        "never read; write a regular file")
+            try:
+                data = _read_limited(fd, MAX_FILE_SIZE, str(source))
+            except OSError:
+                os.close(fd)
+                fd = -1
+                return self._quarantine("checked", checked_name, name, _too_large(held.st_size))
+            mtime = datetime.fromtimestamp(held.st_mtime, timezone.utc)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return Claimed(checked_name, name, data, mtime)
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the file has {size} bytes, more than the {MAX_FILE_SIZE} a message file may have; it was not "
+        "read. A message is headers, a blank line and a text of at most 255 parts"
+    )
+
+
+def _read_limited(fd: int, limit: int, path: str) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise OSError(errno.EFBIG, f"more than {limit} bytes", path)
+        chunks.append(chunk)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def names_in(entries: Iterable[str]) -> list[str]:
+    """The message names among directory entries, sorted (for watchers and listings)."""
+    return sorted(name for name in entries if not is_ignored(name))
