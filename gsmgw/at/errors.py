@@ -339,7 +339,10 @@ class CmeError(_CodedError):
 class SimLocked(ModemError):
     """The SIM needs a PIN or PUK this driver will not (or cannot) enter."""
 
-    def __init__(self, message: str, *, state: str, attempts_left: int | None = None):
+    # ``reason``: no_sim, needs_puk (or another code than the SIM PIN), no_pin (none configured),
+    # unknown_attempts, few_attempts (fewer than 2 left), pin_rejected, not_ready.
+    def __init__(self, message: str, *, state: str, reason: str, attempts_left: int | None = None):
         self.state = state
+        self.reason = reason
         self.attempts_left = attempts_left
         super().__init__(message)

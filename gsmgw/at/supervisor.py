@@ -1,0 +1,302 @@
+"""Keeps one modem usable: opens it, watches it, climbs the recovery ladder, reopens it.
+
+States and what moves between them (each move is reported as a :class:`SupervisorEvent`):
+
+    opening --initialize ok--> ready --port closed--> absent --path back--> opening
+    ready --health check fails / commands keep timing out--> unresponsive --> recovery steps:
+        reinit (initialize again) -> reset (AT+CFUN=1,1, then initialize) -> reopen (close,
+        open, initialize); the first that works gives "recovered"; if none does: "failed",
+        and after a backoff the cycle starts again from opening.
+    opening --SIM needs a PIN/PUK that will not be entered--> locked (retried after backoff_max)
+
+After each successful initialize the SIM's IMSI/ICCID are compared with the last ones seen on
+this port; a different SIM is reported as ``sim_changed`` (with ``previous``).
+
+The PIN is sent only while the SIM has never rejected it: after a rejection (or when fewer than
+2 attempts are left) this supervisor never sends it again, so the SIM never reaches its PUK.
+After a reset the SIM asks again; the same, accepted PIN is then entered again.
+Modeled on ModemManager's timeout counting (mm-port-serial.c) and escalation (mm-base-modem.c).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gsmgw.at.errors import ModemError, ModemTimeout, PortBusy, PortGone, SimLocked
+from gsmgw.at.events import Urc
+from gsmgw.at.modem import Modem, ModemInfo
+
+log = logging.getLogger("gsmgw.at")
+
+RECOVERY_STEPS = ("reinit", "reset", "reopen")
+
+
+@dataclass(frozen=True)
+class SupervisorEvent:
+    """``kind``: opening, ready, absent, busy, locked, unresponsive, recovery (``step`` is one
+    of RECOVERY_STEPS), recovered, failed, sim_changed, stopped."""
+
+    kind: str
+    port: str
+    detail: str = ""
+    step: str | None = None
+    info: ModemInfo | None = None
+    previous: ModemInfo | None = None
+
+
+class ModemSupervisor:
+    """Run with ``task = asyncio.create_task(sup.run())``; stop with ``await sup.stop()``.
+
+    ``modem`` is the ready :class:`Modem` or None while it is not usable. ``poke()`` asks for
+    a health check now (e.g. after a send timed out).
+    """
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        on_event: Callable[[SupervisorEvent], None],
+        on_urc: Callable[[Urc], None] | None = None,
+        pin: str | None = None,
+        modem_factory: Callable[..., Modem] = Modem,
+        modem_options: dict | None = None,
+        health_interval: float = 30.0,
+        health_timeout: float = 5.0,
+        timeouts_before_recovery: int = 2,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+    ):
+        self.port = port
+        self.on_event = on_event
+        self.on_urc = on_urc
+        self._pin = pin
+        self._pin_rejected = False
+        self.modem_factory = modem_factory
+        self.modem_options = dict(modem_options or {})
+        self.health_interval = health_interval
+        self.health_timeout = health_timeout
+        self.timeouts_before_recovery = timeouts_before_recovery
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.modem: Modem | None = None
+        self.info: ModemInfo | None = None  # the last identity seen on this port
+        self.state = "stopped"
+        self._stop = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._ready = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<ModemSupervisor {self.port} state={self.state} imsi={self.info and self.info.imsi}>"
+
+    # ------------------------------------------------------------------ control
+
+    def poke(self) -> None:
+        self._poke.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+
+    async def wait_ready(self, timeout: float) -> Modem:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        assert self.modem is not None
+        return self.modem
+
+    def _emit(self, kind: str, detail: str = "", **extra) -> None:
+        if kind in ("opening", "ready", "absent", "busy", "locked", "unresponsive", "failed", "stopped"):
+            self.state = kind
+        if kind in ("ready", "recovered"):
+            self.state = "ready"
+        event = SupervisorEvent(kind, self.port, detail, **extra)
+        log.info("%s: %s%s %s", self.port, kind, f" ({event.step})" if event.step else "", detail)
+        try:
+            self.on_event(event)
+        except Exception:  # the subscriber's bug must not stop the supervision
+            log.exception("%s: supervisor subscriber failed on %r", self.port, event)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep that ends early on stop()."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        backoff = self.backoff_initial
+        absent_reported = False
+        try:
+            while not self._stop.is_set():
+                if not os.path.exists(self.port):
+                    if not absent_reported:
+                        self._emit("absent", f"{self.port} does not exist; waiting for it")
+                        absent_reported = True
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                absent_reported = False
+                self._emit("opening")
+                modem = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
+                try:
+                    await modem.open()
+                    await self._initialize(modem)
+                except PortBusy as exc:
+                    self._emit("busy", str(exc))
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                except SimLocked as exc:
+                    await modem.close()
+                    self._emit("locked", str(exc))
+                    await self._pause(self.backoff_max)
+                    continue
+                except PortGone as exc:
+                    await modem.close()
+                    self._emit("absent", str(exc))
+                    absent_reported = True
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                except ModemError as exc:
+                    self._emit("unresponsive", str(exc))
+                    if not await self._recover(modem):
+                        await modem.close()
+                        await self._pause(backoff)
+                        backoff = min(backoff * 2, self.backoff_max)
+                        continue
+                    modem = self.modem  # type: ignore[assignment]
+                backoff = self.backoff_initial
+                if not self._ready.is_set():
+                    self._emit("ready", "", info=self.info)
+                    self._ready.set()
+                await self._monitor()
+        finally:
+            self._ready.clear()
+            if self.modem is not None:
+                await self.modem.close()
+                self.modem = None
+            self._emit("stopped")
+
+    async def _initialize(self, modem: Modem) -> None:
+        pin = None if self._pin_rejected else self._pin
+        try:
+            info = await modem.initialize(pin)
+        except SimLocked as exc:
+            if exc.reason in ("pin_rejected", "few_attempts"):
+                self._pin_rejected = True
+            raise
+        previous = self.info
+        self.info = info
+        self.modem = modem
+        if previous is not None and (
+            (previous.imsi, previous.iccid) != (info.imsi, info.iccid)
+        ):
+            self._emit(
+                "sim_changed",
+                f"SIM changed on {self.port}: IMSI {previous.imsi} -> {info.imsi}",
+                info=info, previous=previous,
+            )
+
+    async def _monitor(self) -> None:
+        """Watch the ready modem until its port ends or it stops answering and cannot recover."""
+        while not self._stop.is_set():
+            modem = self.modem
+            assert modem is not None
+            closed = asyncio.ensure_future(modem.session.wait_closed())
+            poke = asyncio.ensure_future(self._poke.wait())
+            try:
+                await asyncio.wait({closed, poke}, timeout=self.health_interval,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+                poke.cancel()
+            self._poke.clear()
+            if self._stop.is_set():
+                return
+            if not modem.session.is_open:
+                self._lost(f"{self.port}: {modem.session.closed_reason}")
+                return
+            if await self._healthy(modem):
+                continue
+            self._ready.clear()
+            self.modem = None
+            self._emit("unresponsive", f"{self.port} does not answer AT")
+            if not await self._recover(modem):
+                if not modem.session.is_open and not os.path.exists(self.port):
+                    self._lost(f"{self.port} went away during recovery")
+                return
+            self._ready.set()
+
+    def _lost(self, detail: str) -> None:
+        self._ready.clear()
+        self.modem = None
+        self._emit("absent", detail)
+
+    async def _healthy(self, modem: Modem) -> bool:
+        if modem.session.consecutive_timeouts >= self.timeouts_before_recovery:
+            return False
+        try:
+            await modem.health_check(self.health_timeout)
+            return True
+        except ModemTimeout:
+            # One more chance: a single lost "OK" is not a dead modem.
+            try:
+                await modem.health_check(self.health_timeout)
+                return True
+            except ModemError:
+                return False
+        except ModemError:
+            return False
+
+    async def _recover(self, modem: Modem) -> bool:
+        """Climb the ladder; True with ``self.modem`` ready, False when every step failed."""
+        current = modem
+        for step in RECOVERY_STEPS:
+            if self._stop.is_set():
+                return False
+            self._emit("recovery", f"trying {step}", step=step)
+            try:
+                if step == "reset":
+                    if not current.session.is_open:
+                        continue
+                    await current.soft_reset()
+                    if not current.session.is_open:
+                        # USB modems re-enumerate after AT+CFUN=1,1: wait for the path.
+                        await self._wait_for_path(self.backoff_max)
+                        current = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
+                        await current.open()
+                elif step == "reopen":
+                    await current.close()
+                    await self._wait_for_path(self.backoff_max)
+                    current = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
+                    await current.open()
+                elif not current.session.is_open:
+                    continue
+                await self._initialize(current)
+            except SimLocked as exc:
+                self._emit("locked", str(exc))
+                await current.close()
+                return False
+            except ModemError as exc:
+                log.warning("%s: recovery step %s failed: %s", self.port, step, exc)
+                continue
+            self._emit("recovered", f"recovered by {step}", step=step, info=self.info)
+            return True
+        self._emit("failed", f"{self.port}: no recovery step worked; retrying from the start")
+        await current.close()
+        return False
+
+    async def _wait_for_path(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.1
+        while not os.path.exists(self.port):
+            if loop.time() >= deadline or self._stop.is_set():
+                raise PortGone(f"{self.port} did not come back within {timeout:g} s")
+            await self._pause(delay)
+            delay = min(delay * 2, 2.0)
