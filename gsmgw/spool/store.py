@@ -32,7 +32,7 @@ import secrets
 import stat
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -123,6 +123,12 @@ def fsync_directory(path: str | os.PathLike) -> None:
 
 def _new_unique() -> str:
     return secrets.token_hex(4)
+
+
+def _new_name(now: datetime, prefix: str = "") -> str:
+    """`<prefix><YYYYMMDD-HHMMSS>-<microseconds>-<4 hex>`: `ls` sorts files in the order they
+    were written, also many within one second; the random part keeps two writers apart."""
+    return prefix + outgoing_name(now, f"{now.microsecond:06d}-{secrets.token_hex(2)}")
 
 
 @dataclass(frozen=True)
@@ -306,10 +312,11 @@ class Spool:
     ) -> str:
         """Write a new file that never replaces another; return its name.
 
-        Without `name`: `<prefix><YYYYMMDD-HHMMSS>-<8 hex>` (UTC), e.g. prefix "gsm1-" for incoming/.
+        Without `name`: `<prefix><YYYYMMDD-HHMMSS>-<microseconds>-<4 hex>` (UTC), e.g. prefix
+        "gsm1-" for report/.
         """
         directory = self.path(dirname)
-        wanted = name or prefix + outgoing_name(now or datetime.now(timezone.utc), _new_unique())
+        wanted = name or _new_name(now or datetime.now(timezone.utc), prefix)
         self.path(dirname, wanted)  # validates the name
         temporary = self._write_temporary(directory, data)
         try:
@@ -342,8 +349,9 @@ class Spool:
             raise
         names: list[str] = []
         try:
-            for temporary in temporaries:
-                names.append(self._place_new(temporary, directory, outgoing_name(now, _new_unique())))
+            for position, temporary in enumerate(temporaries):
+                # One microsecond apart, so the names sort in the order of `files`.
+                names.append(self._place_new(temporary, directory, _new_name(now + timedelta(microseconds=position))))
         finally:
             for temporary in temporaries[len(names):]:
                 _unlink_quietly(temporary)
