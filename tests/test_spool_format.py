@@ -1,0 +1,241 @@
+"""Spool files (SPOOL.md): reading outgoing files, and the files gsmgw writes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from gsmgw.config import Defaults
+from gsmgw.spool.format import (
+    SpoolFormatError,
+    build_failed,
+    build_incoming,
+    build_report,
+    build_sent,
+    make_outgoing,
+    parse_outgoing,
+    read_spool_file,
+    report_status,
+    single_recipient,
+    toa_text,
+    update_headers,
+)
+
+CET = timezone(timedelta(hours=1))
+NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=CET)
+
+
+def parse(data: bytes, **kwargs):
+    kwargs.setdefault("now", NOW)
+    return parse_outgoing(data, **kwargs)
+
+
+# --- files as smstools3 users write them ------------------------------------------------------
+
+SMSTOOLS3_FILES = [
+    # (name, file, recipients, text, extra checks)
+    ("smstools3 manual example", b"To: 491721234567\n\nHello, this is the sms.\n",
+     ("+491721234567",), "Hello, this is the sms.", {}),
+    ("flash and ISO", b"To: 491721234567\nFlash: yes\nAlphabet: ISO\n\nGr\xfc\xdfe \xa4\n",
+     ("+491721234567",), "Grüße €", {"flash": True}),
+    ("Latin is ISO-8859-15", b"To: +491721234567\nAlphabet: Latin\n\n\xbd\n",
+     ("+491721234567",), "œ", {}),
+    ("UCS2 body, big-endian", b"To: 491721234567\nAlphabet: UCS2\n\n" + "Привет".encode("utf-16-be"),
+     ("+491721234567",), "Привет", {"alphabet": "ucs2"}),
+    ("Unicode is UCS2, echo added a newline byte",
+     b"To: 491721234567\nAlphabet: Unicode\n\n" + "日本".encode("utf-16-be") + b"\n",
+     ("+491721234567",), "日本", {}),
+    ("GSM body: one septet per byte with an escape", b"To: 491721234567\nAlphabet: GSM\n\n\x00\x1b\x65\n",
+     ("+491721234567",), "@€", {}),
+    ("CRLF file", b"To: 491721234567\r\nReport: yes\r\n\r\nline one\r\nline two\r\n",
+     ("+491721234567",), "line one\nline two", {"report": True}),
+    ("header names in any case", b"TO: 491721234567\nflash: YES\nREPORT: no\n\nx\n",
+     ("+491721234567",), "x", {"flash": True, "report": False}),
+    ("unknown and ignored headers are kept", b"To: 491721234567\nFrom: me\nX-Ticket: 42\nReplace: 1\n\nx\n",
+     ("+491721234567",), "x", {}),
+    ("no trailing newline", b"To: 491721234567\n\nexact", ("+491721234567",), "exact", {}),
+    ("only one trailing newline is stripped", b"To: 491721234567\n\ntwo\n\n", ("+491721234567",), "two\n", {}),
+    ("UTF-8 BOM from an editor", b"\xef\xbb\xbfTo: 491721234567\n\nhi\n", ("+491721234567",), "hi", {}),
+    ("several recipients", b"To: +4915112345678, 4917612345678,\n\nhi\n",
+     ("+4915112345678", "+4917612345678"), "hi", {}),
+    ("a recipient named twice gets one message", b"To: +4915112345678,+49 151 12345678\n\nhi\n",
+     ("+4915112345678",), "hi", {}),
+    ("empty body is an empty SMS", b"To: 491721234567\n\n", ("+491721234567",), "", {}),
+    ("Text: header when the body is empty", b"To: 491721234567\nText: from header\n\n",
+     ("+491721234567",), "from header", {}),
+    ("Queue: is Modem:", b"To: 491721234567\nQueue: gsm2\n\nx", ("+491721234567",), "x", {"modem": "gsm2"}),
+    ("UDH: false is harmless", b"To: 491721234567\nUDH: false\n\nx", ("+491721234567",), "x", {}),
+]
+
+
+@pytest.mark.parametrize("name,data,recipients,text,checks", SMSTOOLS3_FILES, ids=[row[0] for row in SMSTOOLS3_FILES])
+def test_outgoing_files_that_work(name, data, recipients, text, checks):
+    message = parse(data)
+    assert message.recipients == recipients
+    assert message.text == text
+    for field, value in checks.items():
+        assert getattr(message, field) == value, field
+
+
+def test_defaults_come_from_config_when_the_file_says_nothing():
+    message = parse(b"To: +4915112345678\n\nhi\n", defaults=Defaults(report=False, validity=11, max_parts=2))
+    assert (message.report, message.validity, message.max_parts, message.priority) == (False, 11, 2, "normal")
+    assert message.flash is False and message.modem is None
+
+
+def test_validity_priority_dates_and_smsc():
+    data = (b"To: 0151 12345678\nValidity: 1 week\nPriority: HIGH\nSend_after: 2026-11-24T12:00:00+01:00\n"
+            b"Expires: 2026-11-24 18:00\nSMSC: +491710760000\nMax_parts: 3\n\nhi")
+    message = parse(data, default_country="49")
+    assert message.recipients == ("+4915112345678",)
+    assert message.validity == 173  # TS 23.040 §9.2.3.12.1: 1 week = 7 days = 166 + 7
+    assert message.priority == "high"
+    assert message.send_after == datetime(2026, 11, 24, 12, 0, tzinfo=CET)
+    assert message.expires == datetime(2026, 11, 24, 18, 0, tzinfo=CET)  # no offset: the zone of `now`
+    assert message.smsc == "+491710760000"
+    assert message.max_parts == 3
+
+
+def test_relative_expires_counts_from_the_file_time_not_from_now():
+    created = NOW - timedelta(hours=1)
+    message = parse(b"To: +4915112345678\nExpires: 30 min\n\nhi", created=created)
+    assert message.expires == created + timedelta(minutes=30)
+    assert parse(b"To: +4915112345678\nExpires: 30 min\n\nhi").expires == NOW + timedelta(minutes=30)
+
+
+def test_groups_expand_into_one_message_per_member():
+    groups = {"oncall": ("+4915112345678", "+4917612345678")}
+    message = parse(b"To: group:oncall, +4915100000000\n\nalarm\n", groups=groups)
+    assert message.recipients == ("+4915112345678", "+4917612345678", "+4915100000000")
+
+
+def test_parts_and_wire_alphabet_are_counted():
+    assert parse(b"To: +4915112345678\n\n" + b"a" * 161).parts == 2
+    message = parse(b"To: +4915112345678\n\n" + "ä😀".encode())
+    assert (message.alphabet, message.parts) == ("ucs2", 1)
+
+
+BAD_FILES = [
+    ("empty", b"", "empty"),
+    ("only whitespace", b"\n\n  \n", "empty"),
+    ("no blank line", b"To: +4915112345678\n", "no blank line"),
+    ("text right after headers", b"To: +4915112345678\nHello there\n", "line 2"),
+    ("first line is text", b"Hello\n\nworld", "line 1"),
+    ("starts with a blank line", b"\nTo: +4915112345678\n\nhi", "no headers"),
+    ("no To:", b"Flash: yes\n\nhi", "no To:"),
+    ("empty To:", b"To: \n\nhi", "no recipient"),
+    ("bad number", b"To: call me\n\nhi", "not a phone number"),
+    ("national number without default_country", b"To: 0151 12345678\n\nhi", "default_country"),
+    ("unknown alphabet", b"To: +4915112345678\nAlphabet: EBCDIC\n\nhi", "unknown Alphabet"),
+    ("binary alphabet", b"To: +4915112345678\nAlphabet: binary\n\nhi", "not supported"),
+    ("body not UTF-8", b"To: +4915112345678\n\nGr\xfc\xdfe", "not valid UTF-8"),
+    ("UCS2 with an odd length", b"To: +4915112345678\nAlphabet: UCS2\n\n\x00a\x00", "odd number"),
+    ("UCS2 broken surrogate", b"To: +4915112345678\nAlphabet: UCS2\n\n\xd8\x00\x00a", "surrogate"),
+    ("GSM body with 8-bit bytes", b"To: +4915112345678\nAlphabet: GSM\n\n\xe4", "not a GSM"),
+    ("bad validity", b"To: +4915112345678\nValidity: forever\n\nhi", "Validity"),
+    ("bad priority", b"To: +4915112345678\nPriority: urgent\n\nhi", "Priority"),
+    ("bad report", b"To: +4915112345678\nReport: maybe\n\nhi", "neither yes nor no"),
+    ("bad expires", b"To: +4915112345678\nExpires: tomorrow\n\nhi", "Expires"),
+    ("bad send_after", b"To: +4915112345678\nSend_after: soon\n\nhi", "Send_after"),
+    ("bad max_parts", b"To: +4915112345678\nMax_parts: 0\n\nhi", "Max_parts"),
+    ("too many parts", b"To: +4915112345678\nMax_parts: 1\n\n" + b"x" * 161, "needs 2 SMS parts"),
+    ("autosplit 0 refuses a long text", b"To: +4915112345678\nAutosplit: 0\n\n" + b"x" * 161, "needs 2"),
+    ("unknown group", b"To: group:nobody\n\nhi", "group 'nobody'"),
+    ("two different modems", b"To: +4915112345678\nModem: a\nQueue: b\n\nhi", "different modems"),
+    ("UDH: yes", b"To: +4915112345678\nUDH: yes\n\nhi", "UDH"),
+    ("UDH-DATA", b"To: +4915112345678\nUDH-DATA: 050003010201\n\nhi", "UDH-DATA"),
+    ("Hex: yes", b"To: +4915112345678\nHex: yes\n\n41", "Hex"),
+    ("Text: and a body", b"To: +4915112345678\nText: a\n\nb", "both"),
+]
+
+
+@pytest.mark.parametrize("name,data,reason", BAD_FILES, ids=[row[0] for row in BAD_FILES])
+def test_outgoing_files_that_fail_say_why(name, data, reason):
+    with pytest.raises(SpoolFormatError) as caught:
+        parse(data)
+    assert reason in caught.value.reason
+
+
+# --- files gsmgw writes -----------------------------------------------------------------------
+
+
+def test_make_outgoing_round_trips_through_the_parser():
+    data = make_outgoing(to=["+4915112345678", "+4917612345678"], text="Zeile 1\nZeile 2 €\n", report=False,
+                         flash=True, validity="12 hours", priority="low", modem="gsm1", max_parts=3,
+                         expires=NOW + timedelta(hours=1), extra={"Client": "zabbix", "Callback": "https://x/y"})
+    message = parse(data)
+    assert message.text == "Zeile 1\nZeile 2 €\n"  # a text's own final newline survives
+    assert message.recipients == ("+4915112345678", "+4917612345678")
+    assert (message.report, message.flash, message.priority, message.modem) == (False, True, "low", "gsm1")
+    assert message.expires == NOW + timedelta(hours=1)
+    assert message.headers.get("client") == "zabbix" and message.headers.get("Callback") == "https://x/y"
+
+
+def test_make_outgoing_refuses_header_injection():
+    with pytest.raises(SpoolFormatError):
+        make_outgoing(to="+4915112345678", text="x", extra={"Callback": "https://x\nTo: +1900"})
+
+
+def test_sent_file_keeps_the_original_and_adds_headers():
+    original = b"To: +4915112345678\r\nModem: gsm1\r\nX-Ticket: 7\r\n\r\nbody stays\r\n"
+    sent = build_sent(original, modem="gsm1", imsi="262011234567890", sent=NOW, parts=2, message_ids=[17, 18])
+    assert sent.endswith(b"\r\n\r\nbody stays\r\n")
+    headers = read_spool_file(sent).headers
+    assert headers.get_all("Modem") == ["gsm1"]  # replaced in place, not duplicated
+    assert headers.get("Message_id") == "17,18"
+    assert headers.get("Sent") == "2026-11-24T10:00:00+01:00"
+    assert headers.get("X-Ticket") == "7" and headers.get("Parts") == "2"
+    status = report_status(0).text(0)
+    updated = update_headers(update_headers(sent, {"Status": "pending 32 (x)"}), {"Status": status, "Delivered": "t"})
+    assert read_spool_file(updated).headers.get_all("Status") == [status]
+    assert updated.endswith(b"\r\n\r\nbody stays\r\n")
+
+
+def test_failed_file_keeps_even_unparsable_content():
+    for original in (b"", b"To: +4915112345678\nno blank line", b"\x00\xff binary"):
+        failed = build_failed(original, failed=NOW, reason="bad\nfile", attempts=0)
+        assert failed.endswith(original)
+        headers = read_spool_file(failed).headers
+        assert headers.get("Fail_reason") == "bad file"
+        assert headers.get("Attempts") == "0"
+    kept = build_failed(b"To: +4915112345678\n\nhi\n", failed=NOW, reason="expired", attempts=3)
+    assert kept == b"To: +4915112345678\nFailed: 2026-11-24T10:00:00+01:00\nFail_reason: expired\nAttempts: 3\n\nhi\n"
+
+
+def test_single_recipient_file():
+    data = single_recipient(b"To: group:oncall\nFlash: yes\n\nhi\n", "+4915112345678")
+    assert data == b"To: +4915112345678\nFlash: yes\n\nhi\n"
+
+
+def test_incoming_file_matches_spool_md():
+    data = build_incoming(sender="+4915112345678", sender_toa=0x91, smsc="+491710760000",
+                          sent=datetime(2026, 11, 24, 10, 15, 3, tzinfo=CET),
+                          received=datetime(2026, 11, 24, 10, 15, 5, tzinfo=CET), modem="gsm1",
+                          imsi="262011234567890", alphabet="gsm7", parts=3, flash=True, incomplete=True,
+                          text="Hallo\nWelt")
+    assert data == (
+        b"From: +4915112345678\nFrom_TOA: 91 international\nFrom_SMSC: +491710760000\n"
+        b"Sent: 2026-11-24T10:15:03+01:00\nReceived: 2026-11-24T10:15:05+01:00\nModem: gsm1\n"
+        b"IMSI: 262011234567890\nAlphabet: GSM\nParts: 3\nFlash: yes\nIncomplete: yes\n\nHallo\nWelt"
+    )
+    binary = build_incoming(sender="Vodafone", sender_toa=0xD0, smsc=None, sent=None, received=NOW, modem="gsm1",
+                            imsi=None, alphabet="8bit", parts=1, data=b"\x01\xab")
+    assert read_spool_file(binary).body == b"01AB"
+    assert read_spool_file(binary).headers.get("From_TOA") == "D0 alphanumeric"
+
+
+def test_toa_names_follow_ts_23040():
+    assert [toa_text(t) for t in (0x81, 0x91, 0xA1, 0xD0)] == [
+        "81 unknown", "91 international", "A1 national", "D0 alphanumeric"]
+
+
+def test_report_file_and_status_words():
+    data = build_report(recipient="+4915112345678", modem="gsm1", message_id=17, sent_file="20261124-x",
+                        status=0, discharge=NOW)
+    headers = read_spool_file(data).headers
+    assert headers.get("Status").startswith("delivered 0 ")
+    assert headers.get("Sent_file") == "20261124-x" and headers.get("Discharge") == "2026-11-24T10:00:00+01:00"
+    assert data.endswith(b"\n\n")
+    assert [report_status(code).word for code in (0x00, 0x21, 0x41, 0x62, 0x90)] == [
+        "delivered", "pending", "failed", "failed", "failed"]

@@ -1,0 +1,172 @@
+"""The spool directories: atomic writes, claims by rename, untrusted entries, recovery."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+
+import pytest
+
+from gsmgw.spool.store import DIRECTORIES, MAX_FILE_SIZE, Claimed, Rejected, Spool, SpoolError, rename_noreplace
+
+
+@pytest.fixture
+def spool(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.ensure_dirs()
+    return spool
+
+
+def test_ensure_dirs_creates_all(spool):
+    assert all(spool.path(d).is_dir() for d in DIRECTORIES)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_ensure_dirs_refuses_an_unwritable_spool(tmp_path):
+    root = tmp_path / "ro"
+    Spool(root).ensure_dirs()
+    os.chmod(root / "sent", 0o500)
+    try:
+        with pytest.raises(SpoolError, match="cannot write to the spool directory .*sent"):
+            Spool(root).ensure_dirs()
+    finally:
+        os.chmod(root / "sent", 0o700)
+
+
+def test_write_atomic_leaves_no_temporary_and_replaces(spool):
+    spool.write_atomic("sent", "m1", b"one")
+    spool.write_atomic("sent", "m1", b"two")
+    assert os.listdir(spool.path("sent")) == ["m1"]
+    assert spool.read("sent", "m1") == b"two"
+
+
+def test_submit_never_overwrites_and_names_sort_in_order(spool):
+    names = spool.submit_many([b"To: 1\n\na", b"To: 2\n\nb", b"To: 3\n\nc"])
+    assert names == sorted(names) and len(set(names)) == 3
+    assert [spool.read("outgoing", n)[-1:] for n in names] == [b"a", b"b", b"c"]
+    single = spool.submit(b"x")
+    assert spool.list("outgoing") == sorted(names + [single])
+    assert not [n for n in os.listdir(spool.path("outgoing")) if n.startswith(".")]
+
+
+def test_write_new_with_a_taken_name_gets_a_suffix(spool):
+    assert spool.write_new("incoming", b"a", name="gsm1-x") == "gsm1-x"
+    assert spool.write_new("incoming", b"b", name="gsm1-x") == "gsm1-x-2"
+    assert spool.read("incoming", "gsm1-x") == b"a"
+
+
+def test_rename_noreplace_refuses_to_replace(tmp_path):
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    with pytest.raises(FileExistsError):
+        rename_noreplace(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == b"b"
+
+
+def test_claim_moves_to_checked_and_reads(spool):
+    spool.path("outgoing", "msg").write_bytes(b"To: +4915112345678\n\nhi")
+    claimed = spool.claim("msg")
+    assert isinstance(claimed, Claimed)
+    assert (claimed.name, claimed.data) == ("msg", b"To: +4915112345678\n\nhi")
+    assert spool.list("outgoing") == [] and spool.list("checked") == ["msg"]
+    assert spool.claim("msg") is None  # gone: a lost race is not an error
+
+
+def test_claim_does_not_reuse_a_name_of_another_message(spool):
+    spool.write_atomic("sent", "alert", b"old")
+    spool.write_atomic("failed", "alert-2", b"older")
+    spool.path("outgoing", "alert").write_bytes(b"new")
+    claimed = spool.claim("alert")
+    assert claimed.name == "alert-3" and claimed.original_name == "alert"
+    assert spool.read("sent", "alert") == b"old"
+
+
+def test_claim_race_has_exactly_one_winner(spool):
+    for i in range(20):
+        spool.path("outgoing", f"m{i}").write_bytes(b"To: 1\n\nx")
+    results: list = []
+    lock = threading.Lock()
+
+    def claimer():
+        for i in range(20):
+            result = spool.claim(f"m{i}")
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    won = [r for r in results if isinstance(r, Claimed)]
+    assert len(won) == 20 and sorted(r.name for r in won) == sorted(f"m{i}" for i in range(20))
+    assert spool.list("checked") == sorted(f"m{i}" for i in range(20))
+
+
+def test_symlink_is_never_followed_but_moved_to_failed_as_it_is(spool, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"To: +4915112345678\n\nsecret")
+    os.symlink(secret, spool.path("outgoing", "link"))
+    result = spool.claim("link")
+    assert isinstance(result, Rejected) and "symbolic link" in result.reason
+    moved = spool.path("failed", result.name)
+    assert moved.is_symlink() and os.readlink(moved) == str(secret)
+    assert secret.read_bytes() == b"To: +4915112345678\n\nsecret"
+    assert spool.list("checked") == []
+
+
+def test_fifo_and_directory_are_moved_without_opening(spool):
+    os.mkfifo(spool.path("outgoing", "fifo"))
+    os.mkdir(spool.path("outgoing", "dir"))
+    fifo, directory = spool.claim("fifo"), spool.claim("dir")  # opening the FIFO would block here
+    assert isinstance(fifo, Rejected) and "FIFO" in fifo.reason
+    assert isinstance(directory, Rejected) and "directory" in directory.reason
+    assert stat.S_ISFIFO(os.lstat(spool.path("failed", "fifo")).st_mode)
+    assert spool.path("failed", "dir").is_dir()
+
+
+def test_too_large_file_is_set_aside_unread(spool):
+    with open(spool.path("outgoing", "big"), "wb") as handle:
+        handle.truncate(MAX_FILE_SIZE + 1)
+    result = spool.claim("big")
+    assert isinstance(result, Rejected) and "bytes" in result.reason
+    assert spool.exists("failed", "big")
+
+
+def test_locked_file_is_not_claimed(spool):
+    spool.path("outgoing", "m").write_bytes(b"x")
+    spool.path("outgoing", "m.LOCK").write_bytes(b"")
+    assert spool.claim("m") is None
+    os.unlink(spool.path("outgoing", "m.LOCK"))
+    assert isinstance(spool.claim("m"), Claimed)
+
+
+def test_list_ignores_hidden_temporary_and_lock_files(spool):
+    for name in ("a", ".hidden", "b.tmp", "c.LOCK", "d"):
+        spool.path("outgoing", name).write_bytes(b"x")
+    assert spool.list("outgoing") == ["a", "d"]
+    assert spool.depths()["outgoing"] == 2
+
+
+def test_finish_and_recovery_target_wins(spool):
+    spool.write_atomic("checked", "done", b"original")
+    spool.write_atomic("checked", "half", b"original")
+    spool.write_atomic("checked", "todo", b"original")
+    assert spool.finish("done", "sent", b"sent version") == "done"
+    assert not spool.exists("checked", "done")
+    # A crash after the target was written but before the source was removed:
+    spool.write_atomic("failed", "half", b"failed version")
+    stale = spool.path("checked", ".gsmgw-deadbeef.tmp")
+    stale.write_bytes(b"partial")
+    os.utime(stale, (0, 0))
+    assert spool.recover() == ["todo"]
+    assert not spool.exists("checked", "half") and spool.read("failed", "half") == b"failed version"
+    assert not stale.exists()
+
+
+def test_read_refuses_symlinks(spool, tmp_path):
+    (tmp_path / "target").write_bytes(b"x")
+    os.symlink(tmp_path / "target", spool.path("incoming", "l"))
+    with pytest.raises(OSError):
+        spool.read("incoming", "l")
