@@ -1,0 +1,341 @@
+"""What SMPP messages mean: text from data_coding, concatenation, receipts. Pure code.
+
+No I/O and no clock: time comes in as a parameter. Used by `gsmgw.smpp.session`.
+
+References: SMPP 3.4 §5.2.19 (data_coding), §5.2.12 (esm_class), §5.3.2.22-24 (sar_*),
+§5.3.2.32 (message_payload), Appendix B (delivery receipt text); 3GPP TS 23.040 §9.2.3.24.1
+(concatenation information elements) and TS 23.038 §6.2.1 (GSM 7-bit default alphabet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from gsmgw.sms.address import normalize_number
+from gsmgw.sms.errors import AddressError
+from gsmgw.sms.gsm7 import ESC, decode_septets, encode_septets, is_gsm7
+
+from .pdu import ESM_UDHI, Status
+
+# SMPP 3.4 §5.2.19 data_coding values gsmgw reads.
+DC_DEFAULT = 0x00  # "SMSC default alphabet": for gsmgw the GSM 7-bit default alphabet, one septet per octet
+DC_IA5 = 0x01  # IA5 (CCITT T.50) / ASCII
+DC_LATIN1 = 0x03
+DC_UCS2 = 0x08
+# 0xF0..0xF3 are GSM 03.38 "data coding/message class" values (TS 23.038 §4, group 1111) with the
+# default alphabet: 0xF0 is class 0, the flash message alerting systems like to send.
+DC_GSM7_CLASS_0 = 0xF0
+DC_GSM7_CLASS_3 = 0xF3
+
+# TS 23.040 §9.2.3.24.1, §9.2.3.24.8: concatenated short messages, 8-bit and 16-bit reference.
+IEI_CONCAT_8 = 0x00
+IEI_CONCAT_16 = 0x08
+
+# SMPP 3.4 §5.2.17: registered_delivery bits 0-1, "SMSC delivery receipt".
+RECEIPT_NONE = 0
+RECEIPT_ALWAYS = 1  # on success and on failure
+RECEIPT_ON_FAILURE = 2
+
+
+class MessageError(ValueError):
+    """A submit_sm that is well-formed as a PDU but cannot be accepted; `status` answers it."""
+
+    def __init__(self, reason: str, status: int):
+        super().__init__(reason)
+        self.status = status
+
+
+def decode_text(data_coding: int, raw: bytes) -> tuple[str, bool]:
+    """(text, flash) from the octets of a message in `data_coding` (SMPP 3.4 §5.2.19).
+
+    data_coding 0 is GSM-7 with one septet per octet (SMPP carries it unpacked). Octets above
+    0x7F cannot be septets: a client that puts Latin-1 text under data_coding 0 (common with
+    scripts that never heard of GSM-7) gets it read as Latin-1 rather than mangled.
+    """
+    if data_coding in (DC_DEFAULT, DC_GSM7_CLASS_0, DC_GSM7_CLASS_0 + 1, DC_GSM7_CLASS_0 + 2, DC_GSM7_CLASS_3):
+        flash = data_coding == DC_GSM7_CLASS_0
+        if any(octet > 0x7F for octet in raw):
+            return raw.decode("latin-1"), flash
+        return decode_septets(raw), flash
+    if data_coding == DC_IA5:
+        if any(octet > 0x7F for octet in raw):
+            raise MessageError("data_coding 1 (IA5/ASCII) with octets above 0x7F", Status.ESME_RINVDCS)
+        return raw.decode("ascii"), False
+    if data_coding == DC_LATIN1:
+        return raw.decode("latin-1"), False
+    if data_coding == DC_UCS2:
+        if len(raw) % 2:
+            raise MessageError(f"UCS-2 text has an odd number of octets ({len(raw)})", Status.ESME_RINVMSGLEN)
+        try:
+            return raw.decode("utf-16-be"), False
+        except UnicodeDecodeError as exc:
+            # A lone surrogate cannot be stored as UTF-8 in the spool file, nor sent sensibly.
+            raise MessageError(f"UCS-2 text is not valid UTF-16: {exc.reason}", Status.ESME_RSUBMITFAIL) from None
+    raise MessageError(
+        f"data_coding 0x{data_coding:02x} is not supported; use 0 (GSM-7), 3 (Latin-1) or 8 (UCS-2)",
+        Status.ESME_RINVDCS,
+    )
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Which part of which long message a segment is (TS 23.040 §9.2.3.24.1 / SMPP sar_*)."""
+
+    ref: int
+    total: int
+    seq: int
+
+
+def split_udh(short_message: bytes) -> tuple[Concat | None, bytes]:
+    """Read the user data header at the start of `short_message` (esm_class UDHI set).
+
+    Returns the concatenation element, if any, and the octets after the header. Other
+    information elements (ports, national language shifts) are skipped. TS 23.040 §9.2.3.24:
+    UDHL (1 octet) then IEI, IEDL, data, repeated.
+    """
+    if not short_message:
+        raise MessageError("esm_class says there is a user data header, but short_message is empty", Status.ESME_RINVESMCLASS)
+    udhl = short_message[0]
+    if 1 + udhl > len(short_message):
+        raise MessageError(f"UDHL {udhl} runs past the end of short_message", Status.ESME_RINVESMCLASS)
+    header = short_message[1 : 1 + udhl]
+    concat = None
+    pos = 0
+    while pos < len(header):
+        if pos + 2 > len(header):
+            raise MessageError("user data header: an information element is cut short", Status.ESME_RINVESMCLASS)
+        iei, iedl = header[pos], header[pos + 1]
+        data = header[pos + 2 : pos + 2 + iedl]
+        if len(data) != iedl:
+            raise MessageError(f"user data header: element 0x{iei:02x} runs past the header", Status.ESME_RINVESMCLASS)
+        if iei == IEI_CONCAT_8 and iedl == 3:
+            concat = Concat(data[0], data[1], data[2])
+        elif iei == IEI_CONCAT_16 and iedl == 4:
+            concat = Concat(int.from_bytes(data[:2], "big"), data[2], data[3])
+        pos += 2 + iedl
+    if concat is not None and (concat.total == 0 or concat.seq == 0 or concat.seq > concat.total):
+        # TS 23.040 §9.2.3.24.1: a receiver ignores an element with seq 0 or seq > total.
+        concat = None
+    return concat, short_message[1 + udhl :]
+
+
+def destination_number(ton: int, address: str, default_country: str | None) -> str:
+    """The E.164 form of a submit_sm destination (SMPP 3.4 §5.2.5 TON).
+
+    TON 1 (international) means the digits carry the country code, with or without "+".
+    Any other TON is read the way a spool file's `To:` is read (national with a leading 0 needs
+    `default_country`).
+    """
+    text = address.strip()
+    if not text:
+        raise MessageError("destination_addr is empty", Status.ESME_RINVDSTADR)
+    try:
+        if ton == 1 and not text.startswith(("+", "00")):
+            text = "+" + text
+        return normalize_number(text, default_country)
+    except AddressError as exc:
+        raise MessageError(str(exc), Status.ESME_RINVDSTADR) from None
+
+
+@dataclass
+class _Pending:
+    first_seen: float
+    total: int
+    data_coding: int
+    parts: dict[int, bytes] = field(default_factory=dict)
+    message_id: str = ""
+
+
+class Reassembly:
+    """Segments of long messages of one session, joined when all are there (pure; `now` given).
+
+    The octets are joined before they are decoded, because clients split at octet boundaries:
+    a GSM-7 escape or a UTF-16 surrogate pair may straddle two segments.
+    """
+
+    def __init__(self, timeout: float, max_pending: int = 1000):
+        self.timeout = timeout
+        self.max_pending = max_pending
+        self._pending: dict[tuple, _Pending] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(
+        self, key: tuple, concat: Concat, data_coding: int, payload: bytes, now: float, new_id: str
+    ) -> tuple[str, bytes | None]:
+        """Add one segment. Returns (message_id, joined octets or None while parts are missing).
+
+        `new_id` becomes the message's id when this is the first segment seen; every segment of
+        the message answers with the same id, which is the spool file's name."""
+        full_key = (*key, concat.ref, concat.total)
+        pending = self._pending.get(full_key)
+        if pending is None:
+            if len(self._pending) >= self.max_pending:
+                raise MessageError("too many unfinished long messages on this session", Status.ESME_RMSGQFUL)
+            pending = _Pending(now, concat.total, data_coding, message_id=new_id)
+            self._pending[full_key] = pending
+        elif data_coding != pending.data_coding:
+            raise MessageError(
+                f"segment {concat.seq} has data_coding {data_coding}, earlier ones {pending.data_coding}",
+                Status.ESME_RINVDCS,
+            )
+        pending.parts[concat.seq] = payload
+        if len(pending.parts) < pending.total:
+            return pending.message_id, None
+        joined = b"".join(pending.parts[i] for i in range(1, pending.total + 1))
+        return pending.message_id, joined
+
+    def done(self, key: tuple, concat: Concat) -> None:
+        """Forget a message once it is written (or refused for good)."""
+        self._pending.pop((*key, concat.ref, concat.total), None)
+
+    def unadd(self, key: tuple, concat: Concat) -> None:
+        """Take back the last segment after a temporary refusal, so a resend completes it."""
+        pending = self._pending.get((*key, concat.ref, concat.total))
+        if pending is not None:
+            pending.parts.pop(concat.seq, None)
+
+    def expire(self, now: float) -> list[tuple[tuple, str, int, int]]:
+        """Drop messages whose first segment is older than the timeout.
+        Returns (key, message_id, parts received, total) for each dropped message."""
+        dropped = []
+        for full_key, pending in list(self._pending.items()):
+            if now - pending.first_seen >= self.timeout:
+                del self._pending[full_key]
+                dropped.append((full_key[:-2], pending.message_id, len(pending.parts), pending.total))
+        return dropped
+
+
+# ---- outbound (deliver_sm) ----------------------------------------------------------------
+
+# TS 23.040 §9.2.3.16 (TP-UDL), §9.2.3.24: 160 septets or 140 octets in one message; with the
+# 6-octet concatenation header, 153 septets or 134 octets (67 UCS-2 characters) per part.
+_SINGLE = {DC_DEFAULT: 160, DC_UCS2: 140}
+_PER_PART = {DC_DEFAULT: 153, DC_UCS2: 134}
+
+
+def _chunks_gsm7(septets: list[int], size: int) -> list[bytes]:
+    chunks, start = [], 0
+    while start < len(septets):
+        end = min(start + size, len(septets))
+        # Never end a part on the ESC of a two-septet character (TS 23.038 §6.2.1.1).
+        if end < len(septets) and septets[end - 1] == ESC:
+            end -= 1
+        chunks.append(bytes(septets[start:end]))
+        start = end
+    return chunks
+
+
+def _chunks_ucs2(raw: bytes, size: int) -> list[bytes]:
+    chunks, start = [], 0
+    while start < len(raw):
+        end = min(start + size, len(raw))
+        # Never separate the halves of a surrogate pair (a high surrogate is 0xD800..0xDBFF).
+        if end < len(raw) and 0xD8 <= raw[end - 2] <= 0xDB:
+            end -= 2
+        chunks.append(raw[start:end])
+        start = end
+    return chunks
+
+
+def encode_for_delivery(text: str, ref: int) -> list[tuple[int, int, bytes]]:
+    """Text → deliver_sm segments [(data_coding, esm_class, short_message)].
+
+    GSM-7 (unpacked, data_coding 0) when every character fits, else UCS-2 (8). A text longer
+    than one SMS is split the way an SMSC delivers it to a handset: UDH concatenation with an
+    8-bit reference, esm_class UDHI, so any SMPP client that handles long MO messages joins it.
+    """
+    if is_gsm7(text):
+        data_coding, units = DC_DEFAULT, encode_septets(text)
+        if len(units) <= _SINGLE[DC_DEFAULT]:
+            return [(data_coding, 0, bytes(units))]
+        chunks = _chunks_gsm7(units, _PER_PART[DC_DEFAULT])
+    else:
+        data_coding, raw = DC_UCS2, text.encode("utf-16-be")
+        if len(raw) <= _SINGLE[DC_UCS2]:
+            return [(data_coding, 0, raw)]
+        chunks = _chunks_ucs2(raw, _PER_PART[DC_UCS2])
+    total = len(chunks)
+    if total > 255:
+        raise ValueError(f"text needs {total} parts; at most 255 can be concatenated")
+    return [
+        (data_coding, ESM_UDHI, bytes([5, IEI_CONCAT_8, 3, ref & 0xFF, total, seq]) + chunk)
+        for seq, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def receipt_stamp(moment: datetime | None) -> str:
+    """SMPP 3.4 Appendix B date in a receipt: YYMMDDhhmm (UTC, as most SMSCs send it)."""
+    if moment is None:
+        return "0000000000"
+    return moment.astimezone(timezone.utc).strftime("%y%m%d%H%M")
+
+
+def smpp_absolute_time(moment: datetime) -> str:
+    """SMPP 3.4 §7.1.1 absolute time "YYMMDDhhmmsstnnp", given in UTC: t tenths, nn quarter
+    hours from UTC, p "+"."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%y%m%d%H%M%S") + str(utc.microsecond // 100_000) + "00+"
+
+
+# Appendix B "stat" words and the message_state (SMPP 3.4 §5.2.28) that goes with each.
+RECEIPT_STATES = {
+    "DELIVRD": 2,
+    "EXPIRED": 3,
+    "DELETED": 4,
+    "UNDELIV": 5,
+    "ACCEPTD": 6,
+    "UNKNOWN": 7,
+    "REJECTD": 8,
+    "ENROUTE": 1,
+}
+
+
+def _receipt_snippet(text: str) -> str:
+    # Appendix B: the first 20 characters of the message. The receipt itself travels as GSM-7,
+    # so characters without a GSM code become "?".
+    return "".join(ch if is_gsm7(ch) else "?" for ch in text[:20])
+
+
+def receipt_text(
+    *, message_id: str, stat: str, submitted: datetime | None, done: datetime | None, err: int, text: str
+) -> str:
+    """The short_message of a delivery receipt (SMPP 3.4 Appendix B):
+    "id:… sub:001 dlvrd:001 submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DELIVRD err:000 text:…"."""
+    delivered = 1 if stat == "DELIVRD" else 0
+    return (
+        f"id:{message_id} sub:001 dlvrd:{delivered:03d} submit date:{receipt_stamp(submitted)} "
+        f"done date:{receipt_stamp(done)} stat:{stat} err:{err % 1000:03d} text:{_receipt_snippet(text)}"
+    )
+
+
+def gsm7_octets(text: str) -> bytes:
+    """Unpacked GSM-7 for a text known to be GSM-7 (e.g. a receipt)."""
+    return bytes(encode_septets(text))
+
+
+def parse_smpp_time(value: str, now: datetime, status: int) -> datetime | None:
+    """An SMPP time field (SMPP 3.4 §7.1.1, "YYMMDDhhmmsstnnp") as an aware datetime.
+
+    Empty means "not given" (None). p is "+"/"-" for an absolute local time nn quarter hours
+    ahead of / behind UTC, or "R" for a period relative to `now` (years of 365 days, months of
+    30 days, as SMSCs count them). MessageError(status) for anything else.
+    """
+    if not value:
+        return None
+    if len(value) != 16 or not value[:15].isdigit() or value[15] not in "+-R":
+        raise MessageError(f"time {value!r} is not in the SMPP form YYMMDDhhmmsstnnp", status)
+    yy, mo, dd, hh, mi, ss = (int(value[i : i + 2]) for i in range(0, 12, 2))
+    tenths, quarters, sign = int(value[12]), int(value[13:15]), value[15]
+    if sign == "R":
+        return now + timedelta(days=yy * 365 + mo * 30 + dd, hours=hh, minutes=mi, seconds=ss)
+    if quarters > 48:
+        raise MessageError(f"time {value!r}: UTC offset of {quarters} quarter hours is impossible", status)
+    offset = timedelta(minutes=15 * quarters) * (1 if sign == "+" else -1)
+    try:
+        local = datetime(2000 + yy, mo, dd, hh, mi, ss, tenths * 100_000, tzinfo=timezone(offset))
+    except ValueError as exc:
+        raise MessageError(f"time {value!r}: {exc}", status) from None
+    return local

@@ -1,0 +1,584 @@
+"""The SMPP 3.4 server: gsmgw plays the SMSC for ESMEs (API.md "SMPP server").
+
+I/O only; the protocol is in `gsmgw.smpp.session` (sans-IO) and `gsmgw.smpp.pdu`.
+
+Reads: TCP connections (optionally TLS) on `smpp.listen`; the daemon's event bus
+(`MessageReceived`, `ReportReceived`, `MessageFailed`); sent/ files for a receipt's text.
+Writes: one file in outgoing/ per complete message, through `Spool.submit_many`, durable before
+its submit_sm_resp goes out. Writes of all sessions are grouped: while one batch is being
+fsynced, the next one gathers (group commit), so a window of 10 costs about one fsync round.
+
+Trust: clients are untrusted. A bad PDU costs only its own session (generic_nack, or a close
+when the framing is lost); an exception inside one session's handling closes that session and
+is logged, and the server and every other session go on.
+
+Deliveries to clients (inbound SMS and receipts) wait in a queue per client in memory while no
+receiver or transceiver session of that client is bound, up to `QUEUE_LIMIT` each (the oldest
+is dropped with a warning beyond it). They do not survive a restart of the daemon: the files in
+incoming/ and report/ remain the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import fnmatch
+import logging
+import secrets
+import ssl
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+from gsmgw.spool.format import SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file
+
+from . import message as M
+from . import pdu as P
+from .pdu import MessageState, Status, Tag
+from .session import (
+    Bound, Close, Delivered, Delivery, Query, Queue, Send, Session, Submission, Submit, Timers,
+)
+
+log = logging.getLogger("gsmgw.smpp")
+
+QUEUE_LIMIT = 10_000
+MAX_DELIVERY_ATTEMPTS = 5
+TICK_SECONDS = 1.0
+
+# Headers gsmgw adds to an outgoing file that came in over SMPP (documented in the README).
+H_CLIENT = "Client"
+H_RECEIPT = "Smpp_receipt"  # registered_delivery bits 0-1: 1 always, 2 on failure only
+H_SOURCE = "Smpp_source"  # the ESME's source_addr, where the receipt is addressed
+H_SUBMITTED = "Submitted"  # ISO-8601 time of acceptance, the receipt's "submit date"
+
+# API.md message status -> SMPP 3.4 §5.2.28 message_state, for query_sm.
+_STATUS_STATES = {
+    "queued": MessageState.ENROUTE,
+    "sending": MessageState.ENROUTE,
+    "sent": MessageState.ENROUTE,
+    "delivered": MessageState.DELIVERED,
+    "failed": MessageState.UNDELIVERABLE,
+    "expired": MessageState.EXPIRED,
+}
+_FINAL_STATUSES = {"delivered", "failed", "expired"}
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """Case-insensitive header lookup in an event's headers mapping (SPOOL.md: names are
+    case-insensitive)."""
+    if not headers:
+        return None
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def receives_from_modem(allow: tuple[str, ...], modem: str) -> bool:
+    """Does a client get inbound SMS that arrived on `modem`? Its `allow` list must contain
+    `*`, or a `modem:` rule matching the modem's name (`modem:gsm1`, `modem:*`)."""
+    for rule in allow:
+        if rule == "*":
+            return True
+        if rule.startswith("modem:") and fnmatch.fnmatchcase(modem, rule[len("modem:") :]):
+            return True
+    return False
+
+
+class _Connection:
+    """One TCP connection: its session, its writer, and the task reading it."""
+
+    def __init__(self, server: "SmppServer", reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.session = server._new_session(self.peer)
+        self.closed = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            while not self.closed.is_set():
+                data = await self.reader.read(65536)
+                if not data:
+                    break
+                self.perform(self.session.data_received(data, time.monotonic()))
+                await self._drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
+            log.info("smpp %s: connection lost: %s", self.peer, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug while handling one client's PDU must not take the server down.
+            log.exception("smpp %s: closing the session after an internal error", self.peer)
+        finally:
+            self.close("connection ended")
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.wait_for(self.writer.drain(), timeout=self.server.timers.response)
+        except asyncio.TimeoutError:
+            self.close("the client does not read what we send")
+
+    def perform(self, actions: list) -> None:
+        for action in actions:
+            if self.closed.is_set() and not isinstance(action, (Delivered, Queue)):
+                continue
+            if isinstance(action, Send):
+                log.debug("smpp %s: -> %s", self.peer, action.what)
+                self.writer.write(action.data)
+            elif isinstance(action, Close):
+                log.info("smpp %s: closing: %s", self.peer, action.reason)
+                self.close(action.reason)
+            elif isinstance(action, Bound):
+                self.server._bound(self)
+            elif isinstance(action, Submit):
+                self.server._enqueue_submission(self, action.submission)
+            elif isinstance(action, Query):
+                self.perform(self.server._answer_query(self, action))
+            elif isinstance(action, Queue):
+                self.server.queue_delivery(action.delivery)
+            elif isinstance(action, Delivered):
+                self.server._delivered(action)
+        if not self.closed.is_set():
+            self.server._pump()
+
+    def close(self, reason: str) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self.perform(self.session.connection_lost())
+        self.server._forget(self)
+        try:
+            self.writer.close()
+        except (ConnectionError, RuntimeError):
+            pass  # the transport is already gone; nothing left to close
+        log.info("smpp %s: closed (%s)", self.peer, reason)
+
+
+class SmppServer:
+    """Listens, runs sessions, commits submissions in groups, routes deliveries."""
+
+    def __init__(
+        self,
+        *,
+        spool: Any,
+        registry: Any,
+        bus: Any = None,
+        message_status: Any = None,
+        host: str = "127.0.0.1",
+        port: int = 2775,
+        ssl_context: ssl.SSLContext | None = None,
+        window: int = 10,
+        default_country: str | None = None,
+        defaults: Any = None,
+        groups: Any = None,
+        timers: Timers | None = None,
+        reassembly_timeout: float = 120.0,
+    ):
+        self.spool = spool
+        self.registry = registry
+        self.bus = bus
+        self.message_status = message_status
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.window = window
+        self.default_country = default_country
+        self.defaults = defaults
+        self.groups = groups
+        self.timers = timers or Timers()
+        self.reassembly_timeout = reassembly_timeout
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._receivers: dict[str, list[_Connection]] = {}
+        self._queues: dict[str, deque[Delivery]] = {}
+        self._commit_queue: asyncio.Queue[tuple[_Connection, Submission, bytes]] = asyncio.Queue()
+        # One thread for spool writes, so that batches are written one after the other and each
+        # batch collects everything that came while the previous one was being fsynced.
+        self._writer_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smpp-spool")
+        self._tasks: list[asyncio.Task] = []
+        self._unsubscribe = None
+        self._mo_reference = secrets.randbelow(256)
+        self.batches: list[int] = []  # sizes of recent commit batches (bench and tests read it)
+
+    # ---- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> "SmppServer":
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.port, ssl=self.ssl_context, limit=P.MAX_COMMAND_LENGTH
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.port = sockname[1]
+        self._tasks = [
+            asyncio.create_task(self._commit_loop(), name="smpp-commit"),
+            asyncio.create_task(self._tick_loop(), name="smpp-tick"),
+        ]
+        if self.bus is not None:
+            self._unsubscribe = self.bus.subscribe(self.on_event)
+        log.info("SMPP server listening on %s:%d%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
+        return self
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop listening, ask bound clients to unbind, wait (bounded) for them, close."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.perform(conn.session.start_unbind())
+        waiters = [asyncio.create_task(conn.closed.wait()) for conn in list(self._connections)]
+        if waiters:
+            await asyncio.wait(waiters, timeout=timeout)
+            for waiter in waiters:
+                waiter.cancel()
+        for conn in list(self._connections):
+            conn.close("server stopped")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._writer_thread.shutdown(wait=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Connection(self, reader, writer)
+        self._connections.add(conn)
+        log.info("smpp %s: connected", conn.peer)
+        await conn.run()
+
+    def _new_session(self, peer: str) -> Session:
+        return Session(
+            self.registry,
+            now=time.monotonic(),
+            wall_clock=lambda: datetime.now(timezone.utc),
+            new_id=lambda: outgoing_name(datetime.now(timezone.utc), secrets.token_hex(4)),
+            window=self.window,
+            default_country=self.default_country,
+            reassembly_timeout=self.reassembly_timeout,
+            timers=self.timers,
+            peer=peer,
+        )
+
+    def _forget(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        for conns in self._receivers.values():
+            if conn in conns:
+                conns.remove(conn)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            now = time.monotonic()
+            for conn in list(self._connections):
+                try:
+                    conn.perform(conn.session.tick(now))
+                except Exception:
+                    log.exception("smpp %s: closing the session after an internal error", conn.peer)
+                    conn.close("internal error")
+
+    # ---- submissions ----------------------------------------------------------------------
+
+    def _enqueue_submission(self, conn: _Connection, submission: Submission) -> None:
+        now = datetime.now(timezone.utc)
+        headers = {
+            H_CLIENT: submission.client.name,
+            H_RECEIPT: str(submission.registered_delivery),
+            H_SUBMITTED: now.isoformat(timespec="seconds"),
+        }
+        if submission.source_addr:
+            headers[H_SOURCE] = submission.source_addr
+        validity = None
+        if submission.validity_until is not None:
+            minutes = max(5, int((submission.validity_until - now).total_seconds() + 59) // 60)
+            validity = f"{minutes} min"
+        try:
+            data = make_outgoing(
+                to=submission.to,
+                text=submission.text,
+                # Ask the network for a status report when the client wants a receipt; else the
+                # config's default decides (SPOOL.md `Report:`).
+                report=True if submission.registered_delivery else None,
+                flash=submission.flash,
+                validity=validity,
+                priority=submission.priority,
+                send_after=submission.send_after,
+                expires=submission.validity_until,
+                extra=headers,
+            )
+            # The same checks a dropped file gets (Max_parts, times); refuse now rather than
+            # accept something the daemon will fail.
+            parse_outgoing(
+                data, now=now, default_country=self.default_country, defaults=self.defaults, groups=self.groups
+            )
+        except SpoolFormatError as exc:
+            self._release(submission)
+            status = Status.ESME_RINVMSGLEN if "parts" in exc.reason else Status.ESME_RSUBMITFAIL
+            conn.perform(conn.session.submit_failed(submission, status, exc.reason))
+            return
+        self._commit_queue.put_nowait((conn, submission, data))
+
+    def _release(self, submission: Submission) -> None:
+        # The limits counted this message when the session accepted it, but it was not queued.
+        if submission.acquired_at is not None:
+            self.registry.release(submission.client, 1, submission.acquired_at)
+
+    async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._commit_queue.get()]
+            while not self._commit_queue.empty():
+                batch.append(self._commit_queue.get_nowait())
+            self.batches.append(len(batch))
+            del self.batches[:-1000]
+            try:
+                names = await loop.run_in_executor(self._writer_thread, self._write_batch, batch)
+            except Exception as exc:  # OSError, SpoolError: the spool cannot be written
+                log.error("smpp: cannot write %d message(s) to outgoing/: %s", len(batch), exc)
+                for conn, submission, _data in batch:
+                    self._release(submission)
+                    conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(exc)))
+                continue
+            for (conn, submission, _data), name in zip(batch, names):
+                log.info("smpp %s: %s queued as %s", conn.peer, submission.to, name)
+                conn.perform(conn.session.submit_done(submission, name))
+
+    def _write_batch(self, batch: list[tuple[_Connection, Submission, bytes]]) -> list[str]:
+        """Runs in the writer thread. Messages whose id was promised already (long messages whose
+        first segments were answered) are written under that name."""
+        plain = [data for _c, submission, data in batch if submission.message_id is None]
+        plain_names = iter(self.spool.submit_many(plain) if plain else [])
+        names = []
+        for _conn, submission, data in batch:
+            if submission.message_id is None:
+                names.append(next(plain_names))
+            else:
+                names.append(self.spool.write_new("outgoing", data, name=submission.message_id))
+        return names
+
+    # ---- query_sm -------------------------------------------------------------------------
+
+    def _answer_query(self, conn: _Connection, query: Query) -> list:
+        status = None
+        if self.message_status is not None and "/" not in query.message_id and query.message_id not in ("", ".", ".."):
+            try:
+                status = self.message_status(query.message_id)
+            except (OSError, ValueError, KeyError) as exc:
+                log.info("smpp %s: query_sm %s: %s", conn.peer, query.message_id, exc)
+        word = _get(status, "status")
+        if word is None:
+            return conn.session.query_done(query.sequence, query.message_id, None, None)
+        state = _STATUS_STATES.get(word, MessageState.UNKNOWN)
+        final_date = None
+        if word in _FINAL_STATUSES:
+            final_date = _parse_iso(_get(status, "delivered") or _get(status, "sent")) or datetime.now(timezone.utc)
+        return conn.session.query_done(query.sequence, query.message_id, int(state), final_date)
+
+    # ---- deliveries -----------------------------------------------------------------------
+
+    def _bound(self, conn: _Connection) -> None:
+        if conn.session.mode is not None and conn.session.mode.receives:
+            self._receivers.setdefault(conn.session.client.name, []).append(conn)
+
+    def queue_delivery(self, delivery: Delivery, *, front: bool = False) -> None:
+        queue = self._queues.setdefault(delivery.client_name, deque())
+        if len(queue) >= QUEUE_LIMIT:
+            dropped = queue.popleft()
+            log.warning("smpp: queue of client %s is full; dropped %s", delivery.client_name, dropped.what)
+        if front:
+            queue.appendleft(delivery)
+        else:
+            queue.append(delivery)
+
+    def _delivered(self, action: Delivered) -> None:
+        delivery = action.delivery
+        if action.status == 0:
+            log.info("smpp: delivered %s to client %s", delivery.what, delivery.client_name)
+            return
+        if action.status is None:
+            # The session ended or the client never answered: try again on the next session.
+            self.queue_delivery(delivery, front=True)
+            return
+        if delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
+            log.warning(
+                "smpp: client %s refused %s %d times (last status 0x%x); giving up",
+                delivery.client_name, delivery.what, delivery.attempts, action.status,
+            )
+            return
+        self.queue_delivery(delivery)
+
+    def _pump(self) -> None:
+        """Send queued deliveries to bound receivers, round robin, within each one's window."""
+        for client_name, queue in self._queues.items():
+            conns = self._receivers.get(client_name)
+            if not queue or not conns:
+                continue
+            progress = True
+            while queue and progress:
+                progress = False
+                for conn in list(conns):
+                    if not queue:
+                        break
+                    if conn.closed.is_set() or not conn.session.can_deliver:
+                        continue
+                    delivery = queue.popleft()
+                    for action in conn.session.deliver(delivery, time.monotonic()):
+                        if isinstance(action, Send):
+                            conn.writer.write(action.data)
+                    progress = True
+                # Rotate so the next pump starts with another session.
+                conns.append(conns.pop(0))
+
+    def _clients_for_smpp(self):
+        return [c for c in getattr(self.registry, "clients", ()) if getattr(c, "smpp_system_id", None)]
+
+    # ---- events from the daemon -----------------------------------------------------------
+
+    def on_event(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "MessageReceived":
+            self._inbound(event)
+        elif kind == "ReportReceived":
+            self._report(event)
+        elif kind == "MessageFailed":
+            self._failed(event)
+        self._pump()
+
+    def _inbound(self, event: Any) -> None:
+        targets = [c for c in self._clients_for_smpp() if receives_from_modem(tuple(c.allow), event.modem)]
+        if not targets:
+            return
+        self._mo_reference = (self._mo_reference + 1) % 256
+        segments = M.encode_for_delivery(event.text or "", self._mo_reference)
+        for client in targets:
+            for data_coding, esm_class, short_message in segments:
+                self.queue_delivery(
+                    Delivery(
+                        client_name=client.name,
+                        source_addr=event.sender,
+                        destination_addr=event.modem,
+                        data_coding=data_coding,
+                        esm_class=esm_class,
+                        short_message=short_message,
+                        what=f"inbound {event.id}",
+                    )
+                )
+
+    def _report(self, event: Any) -> None:
+        if event.status == "delivered":
+            if not event.delivered:
+                return  # some parts are still on their way; the receipt is for the whole message
+            self._receipt(event.id, event.to, event.headers, "DELIVRD", _parse_iso(event.discharge), 0)
+        elif event.status == "failed":
+            self._receipt(event.id, event.to, event.headers, "UNDELIV", _parse_iso(event.discharge), event.tp_status)
+
+    def _failed(self, event: Any) -> None:
+        stat = "EXPIRED" if getattr(event, "expired", False) else "UNDELIV"
+        self._receipt(event.id, event.to or "", event.headers, stat, datetime.now(timezone.utc), 0)
+
+    def _receipt(self, message_id: str, to: str, headers: Any, stat: str, done: datetime | None, err: int) -> None:
+        client_name = _header(headers, H_CLIENT)
+        wanted = _header(headers, H_RECEIPT)
+        if not client_name or wanted not in ("1", "2"):
+            return
+        if wanted == "2" and stat == "DELIVRD":
+            return
+        if not any(c.name == client_name for c in self._clients_for_smpp()):
+            return
+        text = self._original_text(message_id)
+        body = M.receipt_text(
+            message_id=message_id, stat=stat, submitted=_parse_iso(_header(headers, H_SUBMITTED)),
+            done=done or datetime.now(timezone.utc), err=err, text=text,
+        )
+        self.queue_delivery(
+            Delivery(
+                client_name=client_name,
+                source_addr=to,
+                destination_addr=_header(headers, H_SOURCE) or "",
+                data_coding=M.DC_DEFAULT,
+                esm_class=P.ESM_DELIVERY_RECEIPT,
+                short_message=M.gsm7_octets(body),
+                tlvs={
+                    Tag.RECEIPTED_MESSAGE_ID: P.tlv_cstring(message_id),
+                    Tag.MESSAGE_STATE: P.tlv_u8(M.RECEIPT_STATES[stat]),
+                },
+                what=f"receipt {stat} {message_id}",
+            )
+        )
+
+    def _original_text(self, message_id: str) -> str:
+        for dirname in ("sent", "failed", "checked", "outgoing"):
+            try:
+                data = self.spool.read(dirname, message_id)
+            except (OSError, ValueError, AttributeError):
+                continue
+            try:
+                return read_spool_file(data).body.decode("utf-8", "replace").rstrip("\r\n")
+            except (SpoolFormatError, ValueError):
+                return ""
+        return ""
+
+
+def _ssl_context(tls: Any) -> ssl.SSLContext | None:
+    if tls is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(_get(tls, "cert")), str(_get(tls, "key")))
+    except (OSError, ssl.SSLError) as exc:
+        raise RuntimeError(
+            f"smpp.tls: cannot load the certificate {_get(tls, 'cert')} / key {_get(tls, 'key')}: {exc}; "
+            "check the paths and that the key matches the certificate"
+        ) from exc
+    return context
+
+
+async def start(ctx: Any) -> SmppServer:
+    """Start the SMPP server for the daemon (`gsmgw.daemon.app`), as `config.smpp` says.
+
+    Uses `ctx.config`, `ctx.spool`, `ctx.bus`, `ctx.message_status` and the shared client
+    registry `ctx.clients` (built from the config when the context has none), so that limits
+    count HTTP and SMPP submissions together."""
+    config = ctx.config
+    smpp = config.smpp
+    registry = getattr(ctx, "clients", None)
+    if registry is None:
+        from gsmgw.clients import ClientRegistry
+
+        registry = ClientRegistry.from_config(config)
+    server = SmppServer(
+        spool=ctx.spool,
+        registry=registry,
+        bus=getattr(ctx, "bus", None),
+        message_status=getattr(ctx, "message_status", None),
+        host=smpp.listen_host,
+        port=smpp.listen_port,
+        ssl_context=_ssl_context(smpp.tls),
+        window=getattr(smpp, "window", 10) or 10,
+        default_country=getattr(config, "default_country", None),
+        defaults=getattr(config, "defaults", None),
+        groups=getattr(config, "groups", None),
+    )
+    return await server.start()

@@ -1,0 +1,555 @@
+"""The SMPP server with real pieces: a real Spool on disk, the real ClientRegistry, the daemon's
+EventBus, TCP on loopback, and smpplib (a third-party client) or raw sockets for broken PDUs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.gsm
+
+from gsmgw.clients import ClientRegistry
+from gsmgw.daemon.events import EventBus, MessageFailed, MessageReceived, ReportReceived
+from gsmgw.smpp import pdu as P
+from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
+from gsmgw.smpp.server import SmppServer
+from gsmgw.smpp.session import Timers
+from gsmgw.spool.format import read_spool_file
+from gsmgw.spool.store import Spool
+
+CLIENTS = [
+    {
+        "name": "zabbix",
+        "smpp": {"system_id": "zabbix", "password": "s3cret"},
+        "allow": ["+49*", "modem:gsm1"],
+        "deny": ["+49900*"],
+    },
+    {
+        "name": "limited",
+        "smpp": {"system_id": "limited", "password": "pw"},
+        "allow": ["*"],
+        "limits": {"per_minute": 2},
+    },
+    {"name": "httponly", "token": "t0ken", "allow": ["*"]},
+]
+
+
+def message_status_from_spool(spool: Spool):
+    """What the daemon's ctx.message_status answers, derived from where the file is."""
+
+    def status(message_id: str):
+        for dirname, word in (("outgoing", "queued"), ("checked", "queued"), ("sent", "sent"), ("failed", "failed")):
+            if spool.exists(dirname, message_id):
+                headers = read_spool_file(spool.read(dirname, message_id)).headers
+                if dirname == "sent" and (headers.get("Status") or "").startswith("delivered"):
+                    return {"id": message_id, "status": "delivered", "delivered": headers.get("Delivered")}
+                return {"id": message_id, "status": word}
+        return None
+
+    return status
+
+
+class ServerThread:
+    """The asyncio server in a background thread with a ready signal, so a blocking client
+    (smpplib) can run in the test's thread."""
+
+    def __init__(self, tmp_path: Path, **options):
+        self.spool = Spool(tmp_path / "spool")
+        self.spool.ensure_dirs()
+        self.registry = ClientRegistry.from_config({"clients": CLIENTS, "groups": {}}, normalize=lambda n: n)
+        self.options = options
+        self.loop = asyncio.new_event_loop()
+        self.bus = EventBus(self.loop)
+        self.server: SmppServer | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self._thread.start()
+        self.server = self.call(self._start())
+        return self
+
+    async def _start(self) -> SmppServer:
+        server = SmppServer(
+            spool=self.spool, registry=self.registry, bus=self.bus,
+            message_status=message_status_from_spool(self.spool), port=0, **self.options,
+        )
+        return await server.start()
+
+    def call(self, coro, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def publish(self, event) -> None:
+        self.loop.call_soon_threadsafe(self.bus.publish, event)
+
+    def __exit__(self, *exc) -> None:
+        self.call(self.server.close(timeout=2))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    with ServerThread(tmp_path) as server:
+        yield server
+
+
+def client_for(gateway, **kwargs) -> smpplib.client.Client:
+    client = smpplib.client.Client("127.0.0.1", gateway.port, timeout=5, allow_unknown_opt_params=True, **kwargs)
+    client.connect()
+    return client
+
+
+def bind(gateway, system_id="zabbix", password="s3cret", how="bind_transceiver"):
+    client = client_for(gateway)
+    getattr(client, how)(system_id=system_id, password=password)
+    return client
+
+
+def read_until(client, wanted: str, timeout: float = 10.0):
+    """Read PDUs (answering deliver_sm and enquire_link as a client must) until `wanted`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pdu = client.read_pdu()
+        if pdu.command == "deliver_sm":
+            resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client)
+            resp.sequence = pdu.sequence
+            client.send_pdu(resp)
+        elif pdu.command == "enquire_link":
+            resp = smpplib.smpp.make_pdu("enquire_link_resp", client=client)
+            resp.sequence = pdu.sequence
+            client.send_pdu(resp)
+        if pdu.command == wanted:
+            return pdu
+    raise AssertionError(f"no {wanted} within {timeout} s")
+
+
+def outgoing(gateway, name):
+    return read_spool_file(gateway.spool.read("outgoing", name))
+
+
+def text_of(spool_file) -> str:
+    return spool_file.body.decode("utf-8")[:-1]  # make_outgoing adds one final newline
+
+
+# ---- raw socket helpers, for what no well-behaved client sends ----------------------------
+
+
+def raw_connection(gateway) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
+    return sock
+
+
+def raw_send(sock, pdu: Pdu) -> None:
+    sock.sendall(P.encode(pdu))
+
+
+def raw_read(sock) -> Pdu:
+    header = b""
+    while len(header) < 4:
+        chunk = sock.recv(4 - len(header))
+        if not chunk:
+            raise ConnectionError("closed")
+        header += chunk
+    length = struct.unpack(">I", header)[0]
+    body = b""
+    while len(body) < length - 4:
+        chunk = sock.recv(length - 4 - len(body))
+        if not chunk:
+            raise ConnectionError("closed")
+        body += chunk
+    return P.decode(header + body)
+
+
+def raw_bind(gateway, system_id="zabbix", password="s3cret") -> socket.socket:
+    sock = raw_connection(gateway)
+    raw_send(sock, Pdu(CommandId.BIND_TRANSCEIVER, 1, 0, {"system_id": system_id, "password": password, "interface_version": 0x34}))
+    resp = raw_read(sock)
+    assert resp.command_id == CommandId.BIND_TRANSCEIVER_RESP and resp.status == 0
+    return sock
+
+
+def submit_pdu(sequence: int, to: str = "+4915112345678", text: bytes = b"hello", **params) -> Pdu:
+    fields = {"dest_addr_ton": 1, "dest_addr_npi": 1, "destination_addr": to, "short_message": text}
+    tlvs = params.pop("tlvs", {})
+    fields.update(params)
+    return Pdu(CommandId.SUBMIT_SM, sequence, 0, fields, tlvs)
+
+
+# ---- bind ---------------------------------------------------------------------------------
+
+
+def test_bind_transceiver_and_unbind(gateway):
+    client = client_for(gateway)
+    resp = client.bind_transceiver(system_id="zabbix", password="s3cret")
+    assert resp.status == 0
+    assert resp.system_id in (b"gsmgw", "gsmgw")
+    assert client.unbind().command == "unbind_resp"
+    client.disconnect()
+
+
+@pytest.mark.parametrize(
+    "system_id,password,status",
+    [("zabbix", "wrong", Status.ESME_RINVPASWD), ("nobody", "s3cret", Status.ESME_RINVSYSID),
+     ("httponly", "t0ken", Status.ESME_RINVSYSID)],
+)
+def test_bind_refused(gateway, system_id, password, status):
+    client = client_for(gateway)
+    with pytest.raises(smpplib.exceptions.PDUError) as info:
+        client.bind_transmitter(system_id=system_id, password=password)
+    assert info.value.args[1] == status
+    client.disconnect()
+
+
+def test_request_before_bind_gets_rinvbndsts(gateway):
+    sock = raw_connection(gateway)
+    raw_send(sock, submit_pdu(3))
+    resp = raw_read(sock)
+    assert (resp.command_id, resp.sequence, resp.status) == (CommandId.SUBMIT_SM_RESP, 3, Status.ESME_RINVBNDSTS)
+    raw_send(sock, Pdu(CommandId.ENQUIRE_LINK, 4))
+    assert raw_read(sock).command_id == CommandId.ENQUIRE_LINK_RESP
+    sock.close()
+
+
+def test_receiver_may_not_submit_and_second_bind_is_refused(gateway):
+    sock = raw_connection(gateway)
+    raw_send(sock, Pdu(CommandId.BIND_RECEIVER, 1, 0, {"system_id": "zabbix", "password": "s3cret"}))
+    assert raw_read(sock).status == 0
+    raw_send(sock, submit_pdu(2))
+    resp = raw_read(sock)
+    assert (resp.command_id, resp.status) == (CommandId.SUBMIT_SM_RESP, Status.ESME_RINVBNDSTS)
+    raw_send(sock, Pdu(CommandId.BIND_TRANSMITTER, 3, 0, {"system_id": "zabbix", "password": "s3cret"}))
+    resp = raw_read(sock)
+    assert (resp.command_id, resp.status) == (CommandId.BIND_TRANSMITTER_RESP, Status.ESME_RALYBND)
+    sock.close()
+
+
+# ---- submit_sm ----------------------------------------------------------------------------
+
+
+def test_submit_writes_one_durable_file_named_by_the_message_id(gateway):
+    client = bind(gateway)
+    client.send_message(
+        source_addr="4711", dest_addr_ton=1, destination_addr="4915112345678",
+        short_message=smpplib.gsm.gsm_encode("Alarm: disk {full} @ 95% €"), registered_delivery=1,
+    )
+    resp = read_until(client, "submit_sm_resp")
+    assert resp.status == 0
+    message_id = resp.message_id.decode()
+    spool_file = outgoing(gateway, message_id)
+    assert spool_file.headers.get("To") == "+4915112345678"
+    assert spool_file.headers.get("Client") == "zabbix"
+    assert spool_file.headers.get("Report") == "yes"
+    assert spool_file.headers.get("Smpp_source") == "4711"
+    assert text_of(spool_file) == "Alarm: disk {full} @ 95% €"
+    client.disconnect()
+
+
+def test_long_ucs2_message_with_udh_becomes_one_file(gateway):
+    text = "Störung im Rechenzentrum 🚨 " * 8  # UCS-2 with surrogate pairs, several parts
+    parts, encoding, esm_class = smpplib.gsm.make_parts(text, encoding=smpplib.consts.SMPP_ENCODING_ISO10646)
+    assert len(parts) > 2 and esm_class == 0x40
+    client = bind(gateway)
+    for part in parts:
+        client.send_message(destination_addr="+4915112345678", dest_addr_ton=1, short_message=part,
+                            data_coding=encoding, esm_class=esm_class, registered_delivery=1)
+    ids = {read_until(client, "submit_sm_resp").message_id.decode() for _ in parts}
+    assert len(ids) == 1
+    (message_id,) = ids
+    assert gateway.spool.list("outgoing") == [message_id]
+    assert text_of(outgoing(gateway, message_id)) == text
+    client.disconnect()
+
+
+def test_long_message_with_sar_tlvs_and_message_payload(gateway):
+    client = bind(gateway)
+    first, second = "x" * 150, "y" * 40
+    for seq, chunk in ((2, second), (1, first)):  # out of order on purpose
+        client.send_message(destination_addr="+4915112345678", short_message=chunk.encode(),
+                            sar_msg_ref_num=0x1234, sar_total_segments=2, sar_segment_seqnum=seq)
+    ids = {read_until(client, "submit_sm_resp").message_id.decode() for _ in range(2)}
+    assert len(ids) == 1
+    assert text_of(outgoing(gateway, ids.pop())) == first + second
+
+    long_text = "Übertragung " * 30
+    client.send_message(destination_addr="+4915112345678", short_message=None, data_coding=3,
+                        message_payload=long_text.encode("latin-1"))
+    resp = read_until(client, "submit_sm_resp")
+    assert resp.status == 0
+    assert text_of(outgoing(gateway, resp.message_id.decode())) == long_text
+    client.disconnect()
+
+
+@pytest.mark.parametrize(
+    "to,status",
+    [("+4990012345", Status.ESME_RINVDSTADR),  # deny rule
+     ("+3312345678", Status.ESME_RINVDSTADR),  # not in allow
+     ("not a number", Status.ESME_RINVDSTADR)],
+)
+def test_excluded_destination(gateway, to, status):
+    client = bind(gateway)
+    client.send_message(destination_addr=to, short_message=b"x")
+    resp = read_until(client, "submit_sm_resp")
+    assert resp.status == status
+    assert gateway.spool.list("outgoing") == []
+    client.disconnect()
+
+
+def test_over_limits_is_throttled(gateway):
+    client = bind(gateway, "limited", "pw")
+    statuses = []
+    for _ in range(3):
+        client.send_message(destination_addr="+4915112345678", short_message=b"x")
+        statuses.append(read_until(client, "submit_sm_resp").status)
+    assert statuses == [0, 0, Status.ESME_RTHROTTLED]
+    assert len(gateway.spool.list("outgoing")) == 2
+    client.disconnect()
+
+
+@pytest.mark.parametrize("data_coding,status", [(4, Status.ESME_RINVDCS), (2, Status.ESME_RINVDCS), (0xF4, Status.ESME_RINVDCS)])
+def test_unsupported_data_coding(gateway, data_coding, status):
+    sock = raw_bind(gateway)
+    raw_send(sock, submit_pdu(2, data_coding=data_coding))
+    resp = raw_read(sock)
+    assert (resp.sequence, resp.status) == (2, status)
+    sock.close()
+
+
+@pytest.mark.parametrize(
+    "data_coding,raw,expected",
+    [(0, bytes([0x00, 0x02, 0x11, 0x1B, 0x65]), "@$_€"), (3, "Grüße".encode("latin-1"), "Grüße"),
+     (8, "Привет".encode("utf-16-be"), "Привет"), (0xF0, b"Flash", "Flash")],
+)
+def test_understood_data_codings(gateway, data_coding, raw, expected):
+    sock = raw_bind(gateway)
+    raw_send(sock, submit_pdu(2, text=raw, data_coding=data_coding))
+    resp = raw_read(sock)
+    assert resp.status == 0
+    spool_file = outgoing(gateway, resp.params["message_id"])
+    assert text_of(spool_file) == expected
+    assert (spool_file.headers.get("Flash") == "yes") == (data_coding == 0xF0)
+    sock.close()
+
+
+def test_too_many_parts_is_refused_before_queueing(tmp_path):
+    with ServerThread(tmp_path) as gateway:
+        sock = raw_bind(gateway)
+        raw_send(sock, submit_pdu(2, text=b"", tlvs={Tag.MESSAGE_PAYLOAD: b"x" * 1200}))
+        resp = raw_read(sock)
+        assert resp.status == Status.ESME_RINVMSGLEN
+        assert gateway.spool.list("outgoing") == []
+        sock.close()
+
+
+# ---- protocol errors ----------------------------------------------------------------------
+
+
+def test_malformed_pdu_gets_generic_nack_and_session_stays_up(gateway):
+    sock = raw_bind(gateway)
+    # submit_sm whose sm_length runs past the end of the PDU
+    body = bytes.fromhex("00 0000 00 0000 00 000000 00 00 00000000 ff 6869".replace(" ", ""))
+    bad = struct.pack(">IIII", 16 + len(body), CommandId.SUBMIT_SM, 0, 7) + body
+    sock.sendall(bad)
+    nack = raw_read(sock)
+    assert (nack.command_id, nack.sequence, nack.status) == (CommandId.GENERIC_NACK, 7, Status.ESME_RINVMSGLEN)
+    raw_send(sock, submit_pdu(8))
+    resp = raw_read(sock)
+    assert (resp.command_id, resp.sequence, resp.status) == (CommandId.SUBMIT_SM_RESP, 8, 0)
+    sock.close()
+
+
+def test_unknown_command_gets_generic_nack_rinvcmdid(gateway):
+    sock = raw_bind(gateway)
+    sock.sendall(struct.pack(">IIII", 16, 0x00000042, 0, 5))
+    nack = raw_read(sock)
+    assert (nack.command_id, nack.sequence, nack.status) == (CommandId.GENERIC_NACK, 5, Status.ESME_RINVCMDID)
+    raw_send(sock, Pdu(CommandId.ENQUIRE_LINK, 6))
+    assert raw_read(sock).command_id == CommandId.ENQUIRE_LINK_RESP
+    sock.close()
+
+
+def test_hopeless_length_closes_only_that_session(gateway):
+    healthy = bind(gateway)
+    sock = raw_bind(gateway)
+    sock.sendall(struct.pack(">IIII", 0x7FFFFFFF, 4, 0, 1))
+    sock.settimeout(5)
+    assert sock.recv(100) == b""  # closed by the server
+    sock.close()
+    healthy.send_message(destination_addr="+4915112345678", short_message=b"still here")
+    assert read_until(healthy, "submit_sm_resp").status == 0
+    healthy.disconnect()
+
+
+def test_window_overflow_gets_rmsgqful(tmp_path):
+    with ServerThread(tmp_path, window=4) as gateway:
+        sock = raw_bind(gateway)
+        # Eight submit_sm in one write: the session sees them all before any can be written.
+        sock.sendall(b"".join(P.encode(submit_pdu(seq)) for seq in range(10, 18)))
+        answers = {}
+        for _ in range(8):
+            resp = raw_read(sock)
+            answers[resp.sequence] = resp.status
+        assert sorted(answers) == list(range(10, 18))
+        assert list(answers[s] for s in range(10, 14)) == [0, 0, 0, 0]
+        assert list(answers[s] for s in range(14, 18)) == [Status.ESME_RMSGQFUL] * 4
+        assert len(gateway.spool.list("outgoing")) == 4
+        sock.close()
+
+
+def test_dead_session_is_closed_after_enquire_link_timeout(tmp_path):
+    timers = Timers(idle=0.5, dead=1.5, bind=5, response=5)
+    with ServerThread(tmp_path, timers=timers) as gateway:
+        sock = raw_bind(gateway)
+        sock.settimeout(5)
+        request = raw_read(sock)
+        assert request.command_id == CommandId.ENQUIRE_LINK  # the server checks the silent peer
+        # ... which does not answer: the server gives up on it.
+        assert sock.recv(100) == b""
+        sock.close()
+
+
+def test_connection_that_never_binds_is_closed(tmp_path):
+    with ServerThread(tmp_path, timers=Timers(idle=5, dead=10, bind=1, response=5)) as gateway:
+        sock = raw_connection(gateway)
+        sock.settimeout(5)
+        assert sock.recv(100) == b""
+        sock.close()
+
+
+# ---- deliver_sm: receipts and inbound -----------------------------------------------------
+
+
+def _submit_and_get_id(client, **kwargs) -> str:
+    client.send_message(destination_addr="+4915112345678", short_message=b"disk full", registered_delivery=1, **kwargs)
+    resp = read_until(client, "submit_sm_resp")
+    assert resp.status == 0
+    return resp.message_id.decode()
+
+
+def _report_event(gateway, message_id, status="delivered", delivered=True, tp_status=0):
+    headers = outgoing(gateway, message_id).headers.as_dict()
+    return ReportReceived(
+        id=message_id, to="+4915112345678", status=status, delivered=delivered, message_ids=(17,),
+        report_path="/nonexistent", modem="gsm1", discharge="2026-11-25T10:15:00+00:00", tp_status=tp_status,
+        headers=headers,
+    )
+
+
+def test_delivery_receipt_reaches_the_transceiver(gateway):
+    client = bind(gateway)
+    message_id = _submit_and_get_id(client, source_addr="4711")
+    gateway.publish(_report_event(gateway, message_id))
+    receipt = read_until(client, "deliver_sm")
+    assert receipt.esm_class == 0x04
+    text = receipt.short_message.decode()
+    assert text.startswith(f"id:{message_id} sub:001 dlvrd:001 submit date:")
+    assert " done date:2611251015 stat:DELIVRD err:000 text:disk full" in text
+    assert receipt.receipted_message_id in (message_id, message_id.encode())
+    assert receipt.message_state == P.MessageState.DELIVERED
+    assert receipt.destination_addr in (b"4711", "4711")
+    client.disconnect()
+
+
+def test_failure_receipts(gateway):
+    client = bind(gateway)
+    first = _submit_and_get_id(client)
+    second = _submit_and_get_id(client)
+    headers = outgoing(gateway, second).headers.as_dict()
+    gateway.publish(_report_event(gateway, first, status="failed", delivered=False, tp_status=0x41))
+    receipt = read_until(client, "deliver_sm")
+    assert "stat:UNDELIV" in receipt.short_message.decode() and receipt.message_state == P.MessageState.UNDELIVERABLE
+    gateway.publish(MessageFailed(id=second, to="+4915112345678", reason="expired", path="/x", headers=headers, expired=True))
+    receipt = read_until(client, "deliver_sm")
+    assert f"id:{second} " in receipt.short_message.decode()
+    assert "stat:EXPIRED" in receipt.short_message.decode() and receipt.message_state == P.MessageState.EXPIRED
+    client.disconnect()
+
+
+def test_receipt_waits_for_the_client_to_bind(gateway):
+    client = bind(gateway, how="bind_transmitter")
+    message_id = _submit_and_get_id(client)
+    client.unbind()
+    client.disconnect()
+    gateway.publish(_report_event(gateway, message_id))
+    receiver = bind(gateway, how="bind_receiver")
+    receipt = read_until(receiver, "deliver_sm")
+    assert f"id:{message_id} " in receipt.short_message.decode()
+    receiver.disconnect()
+
+
+def test_inbound_sms_goes_to_receivers_whose_allow_names_the_modem(gateway):
+    zabbix = bind(gateway, how="bind_receiver")
+    limited = bind(gateway, "limited", "pw", how="bind_receiver")  # allow: ["*"]
+    text = "Antwort: OK ✓ " * 12  # UCS-2, three parts
+    gateway.publish(MessageReceived(
+        id="gsm1-20261125-101500-abcd", path="/x", sender="+4915112345678", text=text, modem="gsm1",
+        sent=None, received="2026-11-25T10:15:00+00:00", parts=3, incomplete=False,
+    ))
+    for client in (zabbix, limited):
+        segments = [read_until(client, "deliver_sm") for _ in range(3)]
+        assert all(s.esm_class == 0x40 and s.data_coding == 8 for s in segments)
+        joined = b"".join(s.short_message[6:] for s in sorted(segments, key=lambda s: s.short_message[5]))
+        assert joined.decode("utf-16-be") == text
+        assert segments[0].source_addr in (b"4915112345678", "4915112345678")
+    # zabbix's allow names gsm1 only: an SMS on gsm2 reaches "limited" alone.
+    gateway.publish(MessageReceived(
+        id="gsm2-1", path="/x", sender="+4917000000009", text="hi", modem="gsm2",
+        sent=None, received="2026-11-25T10:15:00+00:00", parts=1, incomplete=False,
+    ))
+    assert read_until(limited, "deliver_sm").short_message == b"hi"
+    zabbix.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=zabbix))
+    assert read_until(zabbix, "enquire_link_resp").command == "enquire_link_resp"  # and no deliver_sm before it
+    zabbix.disconnect()
+    limited.disconnect()
+
+
+def test_query_sm_reports_the_message_state(gateway):
+    client = bind(gateway)
+    message_id = _submit_and_get_id(client)
+    client.query_message(message_id=message_id, source_addr="")
+    resp = read_until(client, "query_sm_resp")
+    assert resp.status == 0 and resp.message_state == P.MessageState.ENROUTE
+    client.query_message(message_id="20990101-000000-nothere", source_addr="")
+    assert read_until(client, "query_sm_resp").status == Status.ESME_RQUERYFAIL
+    client.disconnect()
+
+
+# ---- TLS ----------------------------------------------------------------------------------
+
+
+def test_tls(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, timeout=60,
+    )
+    if made.returncode != 0:
+        pytest.skip("openssl cannot make a test certificate here")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    with ServerThread(tmp_path, ssl_context=server_context) as gateway:
+        client_context = ssl.create_default_context(cafile=str(cert))
+        client_context.check_hostname = False
+        client = smpplib.client.Client("127.0.0.1", gateway.port, timeout=5, ssl_context=client_context,
+                                       allow_unknown_opt_params=True)
+        client.connect()
+        client.bind_transceiver(system_id="zabbix", password="s3cret")
+        client.send_message(destination_addr="+4915112345678", short_message=b"over TLS")
+        assert read_until(client, "submit_sm_resp").status == 0
+        client.disconnect()
