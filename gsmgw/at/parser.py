@@ -92,12 +92,15 @@ _BARE_NOISE = {"UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING", "UNDER-VOLTAGE
 # Two-line URCs: the header is followed by a PDU line.
 _PDU_URCS = {"+CMT", "+CDS", "+CBM"}
 
-_PREFIX = re.compile(r"^([+^$*%#][A-Za-z0-9_]+|[A-Z]{2,}):\s?(.*)$")
+_PREFIX = re.compile(r"^([+^$*%#][A-Za-z0-9_]+|[A-Z]{2,}):\s?(.*)$", re.DOTALL)
 _COMMAND_NAME = re.compile(r"^AT([+^$*%#][A-Za-z0-9_]+|&?[A-Za-z])?", re.IGNORECASE)
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
-# C0 controls (CR, LF, Ctrl-Z echoed after a PDU, ESC), DEL, C1 and 0xFF never belong to the
-# ends of a line; line noise on a bad USB link shows up as exactly these.
-_JUNK = "".join(chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0), 0xFF))
+# Ctrl-Z ends an echoed PDU and ESC leads an echoed command after we left a stale prompt; both
+# are trimmed from the ends of a line.
+_TRIM = " \t\x1a\x1b"
+# C0 controls, DEL, C1 and 0xFF never occur in a modem's text (operator names use 0xA0-0xFE).
+# Line noise on a bad USB link shows up as exactly these, so a line holding one is noise.
+_NOISE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\xff]")
 _LINE_END = re.compile(rb"[\r\n]")
 # Longest quoted +CUSD text that may span several lines before a missing quote is given up.
 _MAX_CONTINUATION_LINES = 32
@@ -321,10 +324,11 @@ class AtParser:
         return events
 
     def _line(self, raw: str, events: list[Event]) -> None:
-        line = raw.strip(_JUNK + " ")
+        line = raw.strip(_TRIM)
         if not line:
-            if raw.strip("\r\n"):
-                events.append(Noise(raw))
+            return
+        if _NOISE_CHARS.search(line):
+            events.append(Noise(raw))
             return
         if self._continuation is not None:
             self._continuation.append(line)
