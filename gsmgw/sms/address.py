@@ -164,7 +164,9 @@ def address_kind(address: str) -> int:
     """The TOA `encode_address` uses for `address`."""
     if address.startswith("+") and address[1:].isdigit():
         return TOA_INTERNATIONAL
-    if address and all(char in _SEMI_OCTET_VALUE for char in address):
+    # Only digits, * and # count as a number: "abc" is an alphanumeric name,
+    # though a, b, c exist as BCD values.
+    if address and all(char in "0123456789*#" for char in address):
         return TOA_UNKNOWN
     return TOA_ALPHANUMERIC
 

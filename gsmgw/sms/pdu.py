@@ -707,8 +707,8 @@ def encode_submit(
     forces one). More than one part adds a concatenation header with an
     8-bit (or, with `ref16`, 16-bit) reference. `validity` is a raw relative
     TP-VP (see parse_validity); None leaves TP-VP out (the SMSC's default).
-    `report` sets TP-SRR; `flash` sends class 0. `mr` is TP-MR of the first
-    part (most modems put their own). `to` is "+E.164" (TOA 91), plain
+    `report` sets TP-SRR; `flash` sends class 0. `mr` is TP-MR of every part
+    (modems put their own in AT+CMGS and answer it in +CMGS: <mr>). `to` is "+E.164" (TOA 91), plain
     digits (TOA 81, e.g. short codes) or an alphanumeric address (TOA D0).
     """
     _check_byte("TP-MR", mr)
@@ -736,7 +736,7 @@ def encode_submit(
             first |= FO_SRR
         if elements:
             first |= FO_UDHI
-        tpdu = bytes((first, (mr + seq - 1) & 0xFF)) + destination + bytes((0x00, dcs))
+        tpdu = bytes((first, mr)) + destination + bytes((0x00, dcs))
         if validity is not None:
             tpdu += bytes((validity,))
         tpdu += bytes((udl,)) + user_data
