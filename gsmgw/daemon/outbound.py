@@ -1,0 +1,535 @@
+"""Outgoing messages from file to result: claim, queue, dispatch, finish, recover.
+
+What it reads: files in outgoing/ (untrusted; `Spool.claim` never follows a symlink) and the
+journal. What it writes: checked/ (one file per recipient), sent/ and failed/ (through
+`Spool.finish`: temporary name, fsync, rename, fsync of the directory), and the journal.
+
+The durable steps of a message, each one committed before the next starts:
+  1. outgoing/X -> checked/X by one rename (`Spool.claim`);
+  2. for several recipients, checked/X.1, X.2 ... are written, then journal rows are added,
+     then checked/X is removed (a crash in between repeats the expansion: same names, same
+     content, and `add_messages` keeps rows that exist);
+  3. journal rows for the message and its PDUs (queued);
+  4. per part: `submitting` committed, then `AT+CMGS`, then the MR committed (worker.py);
+  5. checked/X -> sent/X with the MRs, then the journal says `sent`.
+A file that cannot be sent goes to failed/ with a reason that says what to fix; nothing here
+stops the daemon.
+
+At start (`recover`), postfix-style: our stale temporary files are removed; a file in both
+checked/ and sent|failed/ keeps the target; parts that were `submitting` are logged as possible
+duplicates and sent again; files in checked/ that the journal does not know are queued; journal
+rows without a file are settled from sent/ or failed/, or dropped with a log line; messages with
+every part submitted are finished.
+
+The dispatcher is the loop that asks the pool (pool.py) which idle modem takes which message. A
+wake-up (a new file, a modem becoming free) is a hint; each round scans the journal, which is the
+truth, so hints may be lost or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+from gsmgw.daemon.events import EventBus, MessageFailed, MessageQueued, MessageSent
+from gsmgw.daemon.inbound import sent_file_updates
+from gsmgw.daemon.metrics import Metrics
+from gsmgw.daemon.pool import DAY, MINUTE, ModemView, Usage, plan
+from gsmgw.daemon.status import iso
+from gsmgw.sms import encode_submit
+from gsmgw.spool import journal as J
+from gsmgw.spool.format import (
+    SpoolFormatError,
+    build_failed,
+    build_sent,
+    parse_outgoing,
+    read_spool_file,
+    recipient_name,
+    single_recipient,
+    update_headers,
+)
+from gsmgw.spool.journal import Journal, NewMessage, NewPart, QueuedMessage
+from gsmgw.spool.store import Claimed, Rejected, Spool
+
+log = logging.getLogger("gsmgw.outbound")
+
+CANDIDATE_PAGE = 500
+
+
+def _aware(now: float) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(now).astimezone()
+
+
+def _ts(moment: _dt.datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    """What outbound needs from the config (kept small so tests can build it)."""
+
+    default_country: str | None
+    defaults: object | None
+    groups: Mapping[str, tuple[str, ...]]
+    modem_names: tuple[str, ...]
+
+
+class Outbound:
+    def __init__(
+        self,
+        spool: Spool,
+        journal: Journal,
+        bus: EventBus | None,
+        settings: SendSettings,
+        metrics: Metrics | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_queued: Callable[[], None] | None = None,
+    ):
+        self.spool = spool
+        self.journal = journal
+        self.bus = bus
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.on_queued = on_queued or (lambda: None)
+
+    def _publish(self, event) -> None:
+        if self.bus is not None:
+            try:
+                self.bus.publish(event)
+            except RuntimeError:
+                pass  # no running loop (recovery in a test without one): nobody listens yet
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    def accept(self, names: Iterable[str]) -> int:
+        """Claim and queue files from outgoing/; returns how many messages were queued."""
+        queued: list[tuple[NewMessage, Mapping[str, str]]] = []
+        originals: list[str] = []
+        for name in names:
+            try:
+                claimed = self.spool.claim(name)
+            except OSError as error:
+                log.error("%s: cannot claim from outgoing/: %s; check the file's permissions", name, error)
+                continue
+            if claimed is None:
+                continue
+            if isinstance(claimed, Rejected):
+                self._rejected(claimed)
+                continue
+            messages, original = self._prepare(claimed.name, claimed.data, claimed.mtime)
+            queued.extend(messages)
+            if original:
+                originals.append(original)
+        return self._commit(queued, originals)
+
+    def _commit(self, queued, originals) -> int:
+        if not queued and not originals:
+            return 0
+        now = self.clock()
+        added = set(self.journal.add_messages([m for m, _ in queued], now))
+        for original in originals:
+            self.spool.remove("checked", original)
+        for message, headers in queued:
+            if message.id in added:
+                log.info(
+                    "%s: queued for %s, %d part%s%s",
+                    message.id, message.recipient, len(message.parts), "" if len(message.parts) == 1 else "s",
+                    f", pinned to {message.pinned}" if message.pinned else "",
+                )
+                self._publish(MessageQueued(message.id, message.recipient, len(message.parts), headers))
+        if added:
+            self.on_queued()
+        return len(added)
+
+    def _rejected(self, rejected: Rejected) -> None:
+        now = self.clock()
+        self.journal.record_invalid(now)
+        if self.metrics:
+            self.metrics.failed.inc()
+        log.warning("%s: moved to failed/ unread: %s", rejected.name, rejected.reason)
+        self._publish(
+            MessageFailed(rejected.name, None, rejected.reason, str(self.spool.path("failed", rejected.name)))
+        )
+
+    def _prepare(
+        self, name: str, data: bytes, mtime: _dt.datetime | None
+    ) -> tuple[list[tuple[NewMessage, Mapping[str, str]]], str | None]:
+        """Parse a file now in checked/; fail it, or return its messages (and the original's name
+        when it was expanded into one file per recipient)."""
+        now = self.clock()
+        settings = self.settings
+        try:
+            parsed = _parse(data, settings, now, mtime)
+        except SpoolFormatError as error:
+            self._fail_unqueued(name, data, error.reason)
+            return [], None
+        if parsed.modem is not None and parsed.modem not in settings.modem_names:
+            configured = ", ".join(settings.modem_names) or "none"
+            self._fail_unqueued(
+                name, data,
+                f"Modem: {parsed.modem} is not a configured modem (configured: {configured}); "
+                f"correct the name or remove the Modem:/Queue: line",
+            )
+            return [], None
+        recipients = parsed.recipients
+        if len(recipients) == 1:
+            files = [(name, data, recipients[0])]
+            original = None
+        else:
+            files = []
+            for n, number in enumerate(recipients, 1):
+                child = recipient_name(name, n)
+                child_data = single_recipient(data, number)
+                self.spool.write_atomic("checked", child, child_data)
+                files.append((child, child_data, number))
+            original = name
+            log.info("%s: %d recipients, one message each: %s.1 .. .%d", name, len(recipients), name, len(recipients))
+        headers = parsed.headers.as_dict()
+        messages = []
+        for file_name, _file_data, number in files:
+            try:
+                parts = encode_submit(
+                    number,
+                    parsed.text,
+                    report=parsed.report,
+                    flash=parsed.flash,
+                    validity=parsed.validity,
+                    ref=secrets.randbelow(256),
+                    smsc=parsed.smsc,
+                    max_parts=parsed.max_parts,
+                )
+            except ValueError as error:
+                self._fail_unqueued(file_name, _file_data, f"cannot encode the message: {error}")
+                continue
+            message = NewMessage(
+                id=file_name,
+                recipient=number,
+                parts=[NewPart(p.seq, p.pdu, p.length) for p in parts],
+                priority=J.PRIORITY[parsed.priority],
+                send_after=_ts(parsed.send_after),
+                expires=_ts(parsed.expires),
+                pinned=parsed.modem,
+                report=parsed.report,
+                client=_get_ci(headers, "client"),
+                callback=_get_ci(headers, "callback"),
+            )
+            messages.append((message, dict(headers, To=number)))
+        return messages, original
+
+    def _fail_unqueued(self, name: str, data: bytes, reason: str) -> None:
+        now = self.clock()
+        content = build_failed(data, failed=_aware(now), reason=reason, attempts=0)
+        self.spool.finish(name, "failed", content)
+        self.journal.record_invalid(now)
+        if self.metrics:
+            self.metrics.failed.inc()
+        log.warning("%s: failed: %s", name, reason)
+        to = None
+        try:
+            to = read_spool_file(data).headers.get("To")
+        except (SpoolFormatError, ValueError):
+            pass
+        self._publish(MessageFailed(name, to, reason, str(self.spool.path("failed", name))))
+
+    # -- results ------------------------------------------------------------------------------
+
+    def finish_sent(self, message_id: str, modem: str, imsi: str | None) -> str | None:
+        """All parts have an MR: move checked/ -> sent/ with the SPOOL.md headers."""
+        now = self.clock()
+        parts = self.journal.parts(message_id)
+        row = self.journal.message(message_id)
+        try:
+            original = self.spool.read("checked", message_id)
+        except FileNotFoundError:
+            if self.spool.exists("sent", message_id):
+                self.journal.mark_sent(message_id, modem, imsi, now)
+                return str(self.spool.path("sent", message_id))
+            log.error("%s: sent, but its file vanished from checked/; the journal keeps the record", message_id)
+            self.journal.mark_sent(message_id, modem, imsi, now)
+            return None
+        content = build_sent(
+            original,
+            modem=modem,
+            imsi=imsi,
+            sent=_aware(max((p.submitted or now) for p in parts) if parts else now),
+            parts=len(parts),
+            message_ids=[p.mr for p in parts],
+        )
+        early = sent_file_updates(parts)  # reports that beat the last part
+        if early:
+            content = update_headers(content, early)
+        self.spool.finish(message_id, "sent", content)
+        self.journal.mark_sent(message_id, modem, imsi, now)
+        if self.metrics:
+            self.metrics.sent.labels(modem).inc()
+        mrs = ",".join(str(p.mr) for p in parts)
+        log.info("%s: sent via %s to %s, %d part(s), MR %s", message_id, modem, row.recipient if row else "?", len(parts), mrs)
+        path = str(self.spool.path("sent", message_id))
+        self._publish(
+            MessageSent(
+                id=message_id,
+                to=row.recipient if row else "",
+                modem=modem,
+                imsi=imsi,
+                message_ids=tuple(p.mr for p in parts),
+                path=path,
+                headers=read_spool_file(content).headers.as_dict(),
+            )
+        )
+        return path
+
+    def finish_failed(
+        self, message_id: str, reason: str, *, modem: str | None = None, expired: bool = False
+    ) -> None:
+        now = self.clock()
+        row = self.journal.message(message_id)
+        attempts = row.attempts if row else 0
+        try:
+            original = self.spool.read("checked", message_id)
+        except FileNotFoundError:
+            original = None
+        headers: dict[str, str] = {}
+        if original is not None:
+            content = build_failed(original, failed=_aware(now), reason=reason, attempts=attempts)
+            self.spool.finish(message_id, "failed", content)
+            headers = read_spool_file(content).headers.as_dict()
+        else:
+            log.error("%s: failed, but its file vanished from checked/", message_id)
+        self.journal.mark_failed(
+            message_id, reason, now, state=J.EXPIRED if expired else J.FAILED, modem=modem
+        )
+        if self.metrics:
+            self.metrics.failed.inc()
+        log.warning("%s: failed after %d attempt(s): %s", message_id, attempts, reason)
+        self._publish(
+            MessageFailed(
+                message_id, row.recipient if row else None, reason,
+                str(self.spool.path("failed", message_id)), headers, expired=expired,
+            )
+        )
+
+    def expire(self) -> int:
+        """Queued messages past their `Expires:` go to failed/ with reason `expired`."""
+        now = self.clock()
+        count = 0
+        while True:
+            ids = self.journal.expired(now)
+            if not ids:
+                return count
+            for message_id in ids:
+                self.finish_failed(message_id, "expired", expired=True)
+                count += 1
+
+    # -- restart ------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        left = set(self.spool.recover(now=self.clock()))
+        found = self.journal.recover()
+        for message_id, seq in found.possible_duplicates:
+            log.warning(
+                "possible duplicate: %s part %d was being submitted when gsmgw stopped; it is sent again",
+                message_id, seq,
+            )
+        for message_id in found.requeued:
+            log.info("%s: was being sent when gsmgw stopped; queued again", message_id)
+        # Journal rows whose file is no longer in checked/.
+        for message_id in list(self.journal.messages_in_state(J.QUEUED)):
+            if message_id in left:
+                continue
+            row = self.journal.message(message_id)
+            if self.spool.exists("sent", message_id):
+                parts = self.journal.parts(message_id)
+                modem = next((p.modem for p in parts if p.modem), row.bound_modem or "")
+                self.journal.mark_sent(message_id, modem, row.bound_imsi, self.clock())
+                log.info("%s: found in sent/; journal updated", message_id)
+            elif self.spool.exists("failed", message_id):
+                self.journal.mark_failed(message_id, row.last_error or "failed", self.clock())
+                log.info("%s: found in failed/; journal updated", message_id)
+            else:
+                log.warning("%s: in the journal but its file is gone from checked/ (removed by hand?); dropped", message_id)
+                self.journal.forget(message_id)
+        # Files in checked/ the journal does not know: claimed, then a crash before the journal.
+        queued, originals = [], []
+        for name in sorted(left):
+            if self.journal.has_message(name):
+                continue
+            try:
+                data = self.spool.read("checked", name)
+            except OSError as error:
+                log.error("%s: cannot read it in checked/: %s", name, error)
+                continue
+            log.info("%s: in checked/ but not in the journal (claimed just before a stop); queued now", name)
+            messages, original = self._prepare(name, data, None)
+            queued.extend(messages)
+            if original:
+                originals.append(original)
+        self._commit(queued, originals)
+        # Messages whose every part has an MR but whose file did not reach sent/.
+        for message_id in list(self.journal.messages_in_state(J.QUEUED)):
+            row = self.journal.message(message_id)
+            if row is None or row.parts == 0:
+                continue
+            parts = self.journal.parts(message_id)
+            if parts and all(p.state == J.PART_SUBMITTED for p in parts):
+                log.info("%s: every part was submitted before the stop; moving to sent/", message_id)
+                self.finish_sent(message_id, parts[-1].modem or "", parts[-1].imsi)
+
+    # -- the HTTP API's view ------------------------------------------------------------------
+
+    def message_status(self, message_id: str) -> dict | None:
+        """API.md `GET /api/v1/messages/{id}`; None when the id is unknown."""
+        row = self.journal.message(message_id)
+        if row is None:
+            return self._status_from_files(message_id)
+        parts = self.journal.parts(message_id)
+        state = row.state
+        if state == J.QUEUED and any(p.state != J.PART_PENDING for p in parts):
+            state = "sending"
+        if state == J.SENDING:
+            state = "sending"
+        return {
+            "id": row.id,
+            "to": row.recipient,
+            "status": state,
+            "modem": row.modem or row.bound_modem,
+            "parts": row.parts,
+            "message_ids": [p.mr for p in parts if p.mr is not None],
+            "queued": iso(row.queued),
+            "sent": iso(row.sent) if row.sent else None,
+            "delivered": iso(row.delivered) if row.delivered else None,
+            "fail_reason": row.fail_reason,
+        }
+
+    def _status_from_files(self, message_id: str) -> dict | None:
+        """Messages the journal never knew (invalid files) or has pruned: read from the spool."""
+        for dirname, status in (("failed", "failed"), ("sent", "sent"), ("checked", "queued"), ("outgoing", "queued")):
+            try:
+                if not self.spool.exists(dirname, message_id):
+                    continue
+                headers = read_spool_file(self.spool.read(dirname, message_id)).headers
+            except (OSError, ValueError):
+                headers = None
+            get = (lambda name: headers.get(name)) if headers is not None else (lambda name: None)
+            word = status
+            if status == "sent" and (get("Status") or "").startswith("delivered"):
+                word = "delivered"
+            if status == "failed" and get("Fail_reason") == "expired":
+                word = "expired"
+            ids = [int(x) for x in (get("Message_id") or "").split(",") if x.strip().isdigit()]
+            return {
+                "id": message_id,
+                "to": get("To"),
+                "status": word,
+                "modem": get("Modem"),
+                "parts": int(get("Parts")) if (get("Parts") or "").isdigit() else None,
+                "message_ids": ids,
+                "queued": None,
+                "sent": get("Sent"),
+                "delivered": get("Delivered"),
+                "fail_reason": get("Fail_reason"),
+            }
+        return None
+
+
+def _parse(data: bytes, settings: SendSettings, now: float, mtime: _dt.datetime | None):
+    return parse_outgoing(
+        data,
+        now=_aware(now),
+        default_country=settings.default_country,
+        defaults=settings.defaults,
+        groups=settings.groups,
+        created=mtime,
+    )
+
+
+def _get_ci(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+class Dispatcher:
+    """Hands queued messages to idle modems, one round per wake-up or timer."""
+
+    IDLE_ROUND = 5.0  # a round at least this often: the scan is the truth
+
+    def __init__(
+        self,
+        outbound: Outbound,
+        fleet: Callable[[], Mapping[str, ModemView]],
+        idle: Callable[[], list[str]],
+        give: Callable[[str, QueuedMessage], None],
+        *,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.outbound = outbound
+        self.journal = outbound.journal
+        self.fleet = fleet
+        self.idle = idle
+        self.give = give
+        self.clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A hint that something changed; many hints before the next round collapse into one."""
+        self._wake.set()
+
+    def round(self) -> float:
+        """Expire, then assign; returns the seconds until the next round is due."""
+        self.outbound.expire()
+        now = self.clock()
+        delay = self.IDLE_ROUND
+        wakeup = self.journal.next_wakeup(now)
+        if wakeup is not None:
+            delay = min(delay, max(wakeup - now, 0.05))
+        idle = self.idle()
+        if not idle:
+            return delay
+        fleet = self.fleet()
+        usage = {}
+        for name, view in fleet.items():
+            if view.per_minute is None and view.per_day is None:
+                continue
+            usage[name] = Usage(
+                minute=self.journal.submissions_since(view.sim, now - MINUTE),
+                day=self.journal.submissions_since(view.sim, now - DAY) if view.per_day is not None else 0,
+            )
+        candidates = self.journal.queued_candidates(now, limit=CANDIDATE_PAGE)
+        assigned = plan(idle, candidates, fleet, usage)
+        for modem, message in assigned:
+            if self.journal.claim(message.id, modem):
+                self.give(modem, message)
+        if candidates and len(assigned) < len(idle):
+            # Something waits for a limit window or a busy preferred modem: look again soon.
+            delay = min(delay, self._limit_wakeup(fleet, now))
+        return delay
+
+    def _limit_wakeup(self, fleet: Mapping[str, ModemView], now: float) -> float:
+        soonest = 1.0
+        for view in fleet.values():
+            if view.per_minute is not None:
+                oldest = self.journal.oldest_submission_since(view.sim, now - MINUTE)
+                if oldest is not None:
+                    soonest = min(soonest, max(oldest + MINUTE - now, 0.05))
+        return soonest
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            self._wake.clear()
+            try:
+                delay = self.round()
+            except Exception:
+                log.exception("dispatcher round failed; trying again in 5 s")
+                delay = 5.0
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,515 @@
+"""One worker per modem: an explicit state machine around the AT driver's supervisor.
+
+States (SPOOL.md `status --json` `state`) and what moves between them:
+
+    starting --supervisor ready--------------------> ready
+    ready    --dispatcher gives a message----------> busy --message done---------> ready
+    busy     --REST_AFTER failures in a row--------> resting --REST_SECONDS-------> ready
+    any      --port gone / SIM not found on probe--> absent --port back----------> starting
+    any      --SIM wants a PIN/PUK we may not send-> locked --SIM ready later----> starting
+    any      --no recovery step worked-------------> failed --supervisor retries--> starting
+
+The supervisor (gsmgw.at.supervisor) opens the port, enters the PIN (at most once per start and
+SIM, never with fewer than 2 attempts left: the driver enforces it), checks health and climbs the
+recovery ladder. The worker turns its events into the states above, sends the messages the
+dispatcher gives it, and reads inbound SMS and reports: on each `+CMTI`/`+CDSI`/`+CMT`/`+CDS`
+and by a sweep of SM and ME storage every `sweep_interval`, so a lost URC loses nothing. A SIM
+copy is deleted only after `Inbound.accept_pdu` said its file (or part) is on disk.
+
+Sending one message (the journal makes it crash-safe):
+  for each part without an MR: journal `submitting` (fsynced) -> AT+CMGS -> journal MR (fsynced).
+A `+CMS ERROR` leaves nothing on the network: the part is pending again and pool.py decides:
+retry (backoff, another modem) or fail. A timeout or a vanished port leaves the outcome unknown:
+the part is sent again later and the log names it as a possible duplicate; if the modem's late
+`+CMGS: <mr>` arrives first, the MR is recorded and the part is not sent again.
+
+The worker only ever touches its own modem. It never decides where a message goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import glob
+import logging
+import os
+import time
+from typing import Callable, Iterable, Mapping
+
+from gsmgw.at import events as at_events
+from gsmgw.at.errors import AtCommandError, ModemError, ModemTimeout, PortGone
+from gsmgw.at.supervisor import ModemSupervisor, SupervisorEvent
+from gsmgw.daemon import pool
+from gsmgw.daemon.events import EventBus, ModemStateChanged
+from gsmgw.daemon.inbound import Inbound
+from gsmgw.daemon.metrics import Metrics
+from gsmgw.daemon.outbound import Outbound
+from gsmgw.daemon.status import ModemStatus
+from gsmgw.spool import journal as J
+from gsmgw.spool.journal import Journal, QueuedMessage
+
+log = logging.getLogger("gsmgw.worker")
+
+REST_AFTER = 3  # consecutive failed sends that rest a modem
+REST_SECONDS = 60.0
+PROBE_RETRY = 30.0  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
+SWEEP_STORAGES = ("SM", "ME")
+RECEIVED_STATS = (0, 1)  # TS 27.005 §3.1 <stat>: received unread / read (2, 3 are outgoing copies)
+
+
+class Worker:
+    def __init__(
+        self,
+        modem_config,
+        *,
+        journal: Journal,
+        inbound: Inbound,
+        outbound: Outbound,
+        bus: EventBus | None,
+        metrics: Metrics | None,
+        fleet: Callable[[], Mapping[str, pool.ModemView]],
+        on_change: Callable[[], None],
+        probe_ports: Iterable[str] = (),
+        ports_in_use: Callable[[], set[str]] = lambda: set(),
+        probe_lock: asyncio.Lock | None = None,
+        status_interval: float = 30.0,
+        sweep_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        supervisor_options: Mapping | None = None,
+    ):
+        self.config = modem_config
+        self.name = modem_config.name
+        self.journal = journal
+        self.inbound = inbound
+        self.outbound = outbound
+        self.bus = bus
+        self.metrics = metrics
+        self.fleet = fleet
+        self.on_change = on_change
+        self.probe_ports = tuple(probe_ports)
+        self.ports_in_use = ports_in_use
+        self.probe_lock = probe_lock or asyncio.Lock()
+        self.status_interval = status_interval
+        self.sweep_interval = sweep_interval
+        self.clock = clock
+        self.supervisor_options = dict(supervisor_options or {})
+        self.status = ModemStatus(name=self.name)
+        binding, value = modem_config.binding
+        if binding == "port":
+            self.status.port = value
+        self.supervisor: ModemSupervisor | None = None
+        self.job: QueuedMessage | None = None
+        self.consecutive_failures = 0
+        self.rest_until = 0.0
+        self.stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._urcs: list[at_events.Urc] = []
+        self._uncertain: tuple[str, int] | None = None  # a part whose +CMGS never came
+        self._next_radio = 0.0
+        self._next_sweep = 0.0
+        self._supervisor_state = "opening"
+        if metrics:
+            metrics.add_modem(self.name)
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.name} {self.status.state} job={self.job and self.job.id}>"
+
+    # -- the dispatcher's view ------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self.status.state
+
+    def view(self) -> pool.ModemView:
+        limits = self.config.limits
+        return pool.ModemView(
+            name=self.name,
+            sim=self.status.imsi or self.name,
+            imsi=self.status.imsi,
+            state=self.status.state,
+            per_minute=limits.per_minute,
+            per_day=limits.per_day,
+            prefixes=tuple(self.config.prefixes),
+        )
+
+    @property
+    def idle(self) -> bool:
+        return self.status.state == pool.READY and self.job is None and not self.stopping.is_set()
+
+    def give(self, message: QueuedMessage) -> None:
+        """The dispatcher claimed `message` for this modem in the journal; send it."""
+        self.job = message
+        self._set_state(pool.BUSY)
+        self._wake.set()
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _set_state(self, state: str, reason: str | None = None) -> None:
+        previous = self.status.state
+        if reason:
+            self.status.last_error = reason
+        if state == previous:
+            return
+        self.status.state = state
+        log.info("%s: %s -> %s%s", self.name, previous, state, f" ({reason})" if reason else "")
+        if self.metrics:
+            self.metrics.set_state(self.name, state)
+        if self.bus is not None:
+            self.bus.publish(ModemStateChanged(self.name, state, previous, reason))
+        self.on_change()
+
+    def _usable_state(self) -> str:
+        """ready, or what keeps the modem from being ready (resting)."""
+        if self.rest_until > self.clock():
+            return pool.RESTING
+        return pool.BUSY if self.job is not None else pool.READY
+
+    def _on_supervisor(self, event: SupervisorEvent) -> None:
+        kind = event.kind
+        self._supervisor_state = kind
+        if event.info is not None:
+            self._take_identity(event.info)
+        if kind == "opening":
+            self._set_state(pool.STARTING)
+        elif kind in ("ready", "recovered"):
+            self._next_radio = 0.0
+            self._next_sweep = 0.0
+            self._set_state(self._usable_state())
+            self._wake.set()
+        elif kind == "absent":
+            self._set_state(pool.ABSENT, event.detail or "port gone")
+        elif kind == "locked":
+            self._set_state(pool.LOCKED, event.detail)
+        elif kind == "busy":
+            self._set_state(pool.FAILED, event.detail)
+        elif kind in ("unresponsive", "recovery"):
+            if self.status.state not in (pool.STARTING,):
+                self._set_state(pool.STARTING, event.detail or "not answering; recovering")
+        elif kind == "failed":
+            self._set_state(pool.FAILED, event.detail)
+        elif kind == "sim_changed":
+            log.warning("%s: %s", self.name, event.detail)
+        elif kind == "stopped":
+            self._set_state(pool.ABSENT, "stopped")
+        self._wake.set()
+
+    def _take_identity(self, info) -> None:
+        self.status.imsi = info.imsi or self.status.imsi
+        self.status.iccid = info.iccid or self.status.iccid
+        self.status.imei = info.imei or self.status.imei
+        self.status.port = info.port or self.status.port
+
+    def _on_urc(self, event: at_events.Urc) -> None:
+        # Called in the loop by the driver's reader: must not block. Direct PDUs are written at
+        # once (a few ms of disk); anything that needs an AT command waits for the worker loop.
+        if isinstance(event, at_events.SignalReport):
+            self.status.signal_dbm = event.dbm
+            return
+        if isinstance(event, at_events.RegistrationChanged):
+            self.status.registered = event.status in (1, 5)
+            return
+        if isinstance(event, (at_events.Noise, at_events.StrayResponse, at_events.StrayFinal)):
+            log.debug("%s: %s", self.name, event.raw)
+            return
+        self._urcs.append(event)
+        self._wake.set()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until `stop()`: find the port, supervise it, send and receive."""
+        try:
+            while not self.stopping.is_set():
+                port = await self._resolve_port()
+                if port is None:
+                    return
+                self.status.port = port
+                await self._supervise(port)
+        finally:
+            if self.job is not None:
+                self._hand_back(self.job, "gsmgw is stopping")
+            self._set_state(pool.ABSENT, None)
+
+    async def stop(self) -> None:
+        """SIGTERM: finish the message in flight (the loop checks between messages), then exit."""
+        self.stopping.set()
+        self._wake.set()
+
+    async def _resolve_port(self) -> str | None:
+        binding, value = self.config.binding
+        if binding == "port":
+            return value
+        from gsmgw.at.probe import probe_ports  # imported only for modems bound by identity
+
+        while not self.stopping.is_set():
+            async with self.probe_lock:
+                busy = self.ports_in_use()
+                paths = []
+                for pattern in self.probe_ports:
+                    for path in sorted(glob.glob(pattern)):
+                        real = os.path.realpath(path)
+                        if real not in busy and all(os.path.realpath(p) != real for p in paths):
+                            paths.append(path)
+                results = await probe_ports(paths) if paths else []
+            for result in results:
+                if getattr(result, binding, None) == value:
+                    log.info("%s: %s %s found on %s", self.name, binding, value, result.port)
+                    return result.port
+            self._set_state(
+                pool.ABSENT,
+                f"no port among {', '.join(self.probe_ports) or 'probe_ports'} has {binding} {value}; "
+                f"plug the modem in, or check probe_ports and the {binding} in the config",
+            )
+            await self._pause(PROBE_RETRY)
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _supervise(self, port: str) -> None:
+        options = {"baudrate": self.config.baudrate, "profile": self.config.profile}
+        supervisor_options = dict(self.supervisor_options)
+        options.update(supervisor_options.pop("modem_options", {}))
+        supervisor = ModemSupervisor(
+            port,
+            on_event=self._on_supervisor,
+            on_urc=self._on_urc,
+            pin=self.config.pin,
+            modem_options=options,
+            health_interval=self.status_interval,
+            **supervisor_options,
+        )
+        self.supervisor = supervisor
+        task = asyncio.ensure_future(supervisor.run())
+        rebind = self.config.binding[0] != "port"
+        try:
+            while not self.stopping.is_set() and not task.done():
+                timeout = self._next_due()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
+                if rebind and self.status.state == pool.ABSENT:
+                    break  # a SIM bound by identity may come back on another port: probe again
+                await self._step(supervisor)
+            # Stopping: the message in flight was finished by _step; a given one not yet begun
+            # goes back to the queue.
+        finally:
+            await supervisor.stop()
+            try:
+                await asyncio.wait_for(task, 15)
+            except (asyncio.TimeoutError, Exception) as error:  # noqa: BLE001 - logged, shutting down
+                log.warning("%s: supervisor did not stop cleanly: %r", self.name, error)
+            self.supervisor = None
+
+    def _next_due(self) -> float:
+        now = self.clock()
+        due = [self._next_radio - now, self._next_sweep - now, 5.0]
+        if self.status.state == pool.RESTING:
+            due.append(self.rest_until - now)
+        return max(min(due), 0.05)
+
+    async def _step(self, supervisor: ModemSupervisor) -> None:
+        modem = supervisor.modem
+        now = self.clock()
+        if self.status.state == pool.RESTING and now >= self.rest_until:
+            log.info("%s: rested; back in rotation", self.name)
+            self._set_state(pool.READY)
+        if modem is None:
+            if self.job is not None and self.status.state not in (pool.BUSY, pool.READY):
+                self._hand_back(self.job, f"{self.name} is {self.status.state}")
+            return
+        try:
+            await self._handle_urcs(modem)
+            if self.job is not None:
+                if self.stopping.is_set():
+                    self._hand_back(self.job, "gsmgw is stopping")
+                else:
+                    await self._send(modem, self.job)
+            if self.stopping.is_set():
+                return
+            if now >= self._next_sweep:
+                self._next_sweep = now + self.sweep_interval
+                await self._sweep(modem)
+            if now >= self._next_radio:
+                self._next_radio = now + self.status_interval
+                await self._poll_radio(modem)
+        except PortGone as error:
+            log.warning("%s: port gone: %s", self.name, error)
+        except ModemTimeout as error:
+            log.warning("%s: %s", self.name, error)
+            supervisor.poke()
+        except ModemError as error:
+            log.warning("%s: %s", self.name, error)
+
+    def _hand_back(self, message: QueuedMessage, why: str) -> None:
+        """A message given to this modem but not started goes back to the queue, untouched."""
+        self.job = None
+        row = self.journal.message(message.id)
+        if row is not None and row.state == J.SENDING:
+            self.journal.requeue(message.id, not_before=0.0, error=None, count_attempt=False)
+            log.info("%s: handed back to the queue (%s)", message.id, why)
+        self.on_change()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def _send(self, modem, message: QueuedMessage) -> None:
+        name = self.name
+        imsi = self.status.imsi
+        sim = imsi or name
+        row = self.journal.message(message.id)
+        try:
+            if row is None or row.state != J.SENDING:
+                return  # expired or finished meanwhile
+            for part in self.journal.pending_parts(message.id):
+                self.journal.mark_submitting(message.id, part.seq, name, imsi)
+                self._uncertain = (message.id, part.seq)
+                try:
+                    mr = await modem.send_pdu(part.pdu, part.length)
+                except AtCommandError:
+                    # The modem refused it: nothing went out.
+                    self._uncertain = None
+                    self.journal.unmark_submitting(message.id, part.seq)
+                    raise
+                except ModemError:
+                    self.journal.unmark_submitting(message.id, part.seq)
+                    log.warning(
+                        "possible duplicate: %s part %d: %s did not confirm the submit; it will be "
+                        "sent again unless the modem's late answer arrives first",
+                        message.id, part.seq, name,
+                    )
+                    raise
+                self._uncertain = None
+                self.journal.mark_submitted(message.id, part.seq, mr, self.clock(), sim=sim, report=row.report)
+                if self.metrics:
+                    self.metrics.parts_sent.labels(name).inc()
+                log.info("%s: part %d/%d submitted via %s, MR %d", message.id, part.seq, row.parts, name, mr)
+            self.outbound.finish_sent(message.id, name, imsi)
+            self.consecutive_failures = 0
+        except AtCommandError as error:
+            self._after_error(message, error, temporary=error.temporary and not error.sim_specific,
+                              sim_fault=error.sim_specific)
+        except ModemTimeout as error:
+            self._after_error(message, error, temporary=True, sim_fault=True)
+            raise
+        except ModemError as error:
+            # The port went away mid-message: hand it back at once; the state change follows.
+            self.journal.requeue(message.id, not_before=0.0, error=str(error), count_attempt=False)
+            log.warning("%s: %s lost its port while sending; back in the queue", message.id, name)
+            raise
+        finally:
+            self.job = None
+            if self.status.state == pool.BUSY:
+                self._set_state(self._usable_state())
+            self.on_change()
+
+    def _after_error(self, message: QueuedMessage, error: ModemError, *, temporary: bool, sim_fault: bool) -> None:
+        row = self.journal.message(message.id)
+        if row is None:
+            return
+        current = dataclasses.replace(
+            message, bound_modem=row.bound_modem, bound_imsi=row.bound_imsi, attempts=row.attempts
+        )
+        reason = str(error)
+        if self.metrics:
+            self.metrics.send_errors.labels(self.name, "temporary" if temporary else "permanent").inc()
+        fleet = self.fleet()
+        if temporary:
+            decision = pool.after_temporary_error(current, self.name, row.attempts, reason, fleet)
+        else:
+            decision = pool.after_permanent_error(current, self.name, reason, fleet)
+        if isinstance(decision, pool.GiveUp):
+            self.outbound.finish_failed(message.id, f"{decision.reason} (via {self.name})", modem=self.name)
+        else:
+            self.journal.requeue(
+                message.id,
+                not_before=self.clock() + decision.delay,
+                error=reason,
+                avoid_modem=decision.avoid,
+                refused_by=decision.refuse,
+            )
+            log.warning(
+                "%s: %s on %s; %s", message.id, reason, self.name,
+                "another modem will try" if decision.delay == 0 else f"retry in {decision.delay:.0f} s",
+            )
+        if temporary or sim_fault:
+            self.consecutive_failures += 1
+            if self.consecutive_failures >= REST_AFTER:
+                self.consecutive_failures = 0
+                self.rest_until = self.clock() + REST_SECONDS
+                self._set_state(
+                    pool.RESTING,
+                    f"{REST_AFTER} failed sends in a row (last: {reason}); resting {REST_SECONDS:.0f} s",
+                )
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    async def _handle_urcs(self, modem) -> None:
+        while self._urcs:
+            event = self._urcs.pop(0)
+            if isinstance(event, (at_events.IncomingStored, at_events.ReportStored)):
+                await self._take_stored(modem, event.storage, event.index)
+            elif isinstance(event, (at_events.IncomingDirect, at_events.ReportDirect)):
+                self.inbound.accept_pdu(event.pdu, modem=self.name, imsi=self.status.imsi)
+                if event.needs_ack:
+                    await modem.ack_new_message()
+            elif isinstance(event, at_events.LateSubmitResult):
+                self._late_submit(event.mr)
+            elif isinstance(event, at_events.StorageFull):
+                log.warning("%s: SMS storage %s is full; reading it now", self.name, event.storage)
+                self._next_sweep = 0.0
+
+    def _late_submit(self, mr: int) -> None:
+        if self._uncertain is None:
+            log.warning("%s: a late +CMGS: %d arrived for no part in doubt", self.name, mr)
+            return
+        message_id, seq = self._uncertain
+        self._uncertain = None
+        part = next((p for p in self.journal.parts(message_id) if p.seq == seq), None)
+        if part is None or part.state == J.PART_SUBMITTED:
+            return
+        row = self.journal.message(message_id)
+        self.journal.mark_submitting(message_id, seq, self.name, self.status.imsi)
+        self.journal.mark_submitted(
+            message_id, seq, mr, self.clock(), sim=self.status.imsi or self.name, report=bool(row and row.report)
+        )
+        log.info("%s: part %d: the late answer gave MR %d; it will not be sent again", message_id, seq, mr)
+        self.on_change()
+
+    async def _take_stored(self, modem, storage: str, index: int) -> None:
+        stored = await modem.read_message(storage, index)
+        if stored is None:
+            return  # already taken by a sweep
+        if stored.stat not in RECEIVED_STATS:
+            return  # a stored outgoing copy (stat 2/3) that some firmware announced
+        result = self.inbound.accept_pdu(stored.pdu, modem=self.name, imsi=self.status.imsi)
+        if result.durable:
+            await modem.delete_message(storage, index)
+
+    async def _sweep(self, modem) -> None:
+        """Read whatever is stored (a `+CMTI` may have been lost) and remove it once saved."""
+        for storage in SWEEP_STORAGES:
+            try:
+                stored = await modem.list_messages(storage, stat=4)
+            except AtCommandError as error:
+                log.debug("%s: no %s storage to sweep: %s", self.name, storage, error)
+                continue
+            for message in stored:
+                if message.stat not in RECEIVED_STATS:
+                    continue  # stored outgoing copies (stat 2/3) belong to whoever wrote them
+                result = self.inbound.accept_pdu(message.pdu, modem=self.name, imsi=self.status.imsi)
+                if result.durable:
+                    await modem.delete_message(storage, message.index)
+
+    async def _poll_radio(self, modem) -> None:
+        self.status.signal_dbm = await modem.signal_dbm()
+        registration = await modem.registration()
+        self.status.registered = registration.registered
+        self.status.operator = registration.operator or self.status.operator
+        if self.metrics:
+            self.metrics.set_radio(self.name, self.status.signal_dbm, self.status.registered)
+        self.on_change()
