@@ -553,3 +553,22 @@ def test_tls(tmp_path):
         client.send_message(destination_addr="+4915112345678", short_message=b"over TLS")
         assert read_until(client, "submit_sm_resp").status == 0
         client.disconnect()
+
+
+def test_garbage_from_many_connections_leaves_the_server_and_other_sessions_up(gateway):
+    import random
+
+    healthy = bind(gateway)
+    rng = random.Random(20261125)
+    for round_number in range(40):
+        sock = raw_bind(gateway) if round_number % 2 else raw_connection(gateway)
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+        if round_number % 3 == 0:
+            # a sane length with a random body and command: must get an answer, not a close
+            junk = struct.pack(">IIII", 16 + len(junk), rng.choice([4, 9, 3, 0x15, 0x42, 5]), 0, 99) + junk
+        sock.sendall(junk)
+        sock.close()
+        healthy.send_message(destination_addr="+4915112345678", short_message=b"ping %d" % round_number)
+        assert read_until(healthy, "submit_sm_resp").status == 0
+    assert len(gateway.spool.list("outgoing")) == 40
+    healthy.disconnect()

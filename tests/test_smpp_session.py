@@ -1,0 +1,238 @@
+"""gsmgw.smpp.session and gsmgw.smpp.message without sockets: PDUs and time in, actions out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gsmgw.clients import ClientRegistry
+from gsmgw.smpp import message as M
+from gsmgw.smpp import pdu as P
+from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
+from gsmgw.smpp.session import (
+    Bound, Close, Delivered, Delivery, Query, Queue, Send, Session, State, Submit, Timers,
+)
+
+WALL = datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc)
+REGISTRY = ClientRegistry.from_config(
+    {"clients": [{"name": "app", "smpp": {"system_id": "app", "password": "pw"}, "allow": ["+49*"]}]},
+    normalize=lambda n: n,
+)
+
+
+def new_session(**kwargs) -> Session:
+    ids = iter(f"id-{n}" for n in range(1, 1000))
+    options = dict(now=0.0, wall_clock=lambda: WALL, new_id=lambda: next(ids), window=3)
+    options.update(kwargs)
+    return Session(REGISTRY, **options)
+
+
+def sent(actions) -> list[Pdu]:
+    return [P.decode(a.data) for a in actions if isinstance(a, Send)]
+
+
+def bound_session(**kwargs) -> Session:
+    session = new_session(**kwargs)
+    actions = session.data_received(
+        P.encode(Pdu(CommandId.BIND_TRANSCEIVER, 1, 0, {"system_id": "app", "password": "pw", "interface_version": 0x34})),
+        0.0,
+    )
+    (resp,) = sent(actions)
+    assert resp.status == 0 and resp.tlv_int(Tag.SC_INTERFACE_VERSION) == 0x34
+    assert any(isinstance(a, Bound) for a in actions)
+    return session
+
+
+def submit(sequence, text=b"hi", to="+4915112345678", **params):
+    fields = {"dest_addr_ton": 1, "destination_addr": to, "short_message": text}
+    tlvs = params.pop("tlvs", {})
+    fields.update(params)
+    return P.encode(Pdu(CommandId.SUBMIT_SM, sequence, 0, fields, tlvs))
+
+
+def test_submit_is_answered_only_after_it_is_durable():
+    session = bound_session()
+    (action,) = session.data_received(submit(2), 1.0)
+    assert isinstance(action, Submit)
+    assert action.submission.to == "+4915112345678" and action.submission.text == "hi"
+    (resp,) = sent(session.submit_done(action.submission, "20261125-100000-aa"))
+    assert (resp.command_id, resp.sequence, resp.params["message_id"]) == (CommandId.SUBMIT_SM_RESP, 2, "20261125-100000-aa")
+
+
+def test_unbind_waits_for_open_submissions():
+    session = bound_session()
+    (submit_action,) = session.data_received(submit(2), 1.0)
+    assert session.data_received(P.encode(Pdu(CommandId.UNBIND, 3)), 1.0) == []
+    actions = session.submit_done(submit_action.submission, "x")
+    assert [p.command_id for p in sent(actions)] == [CommandId.SUBMIT_SM_RESP, CommandId.UNBIND_RESP]
+    assert isinstance(actions[-1], Close) and session.state is State.CLOSED
+
+
+def test_segments_share_the_message_id_and_the_last_one_carries_the_text():
+    session = bound_session()
+    udh = lambda seq: bytes([5, 0, 3, 0x42, 2, seq])  # noqa: E731
+    first = session.data_received(submit(2, udh(1) + "Grü".encode("utf-16-be"), esm_class=0x40, data_coding=8), 1.0)
+    (resp,) = sent(first)
+    assert resp.status == 0 and resp.params["message_id"] == "id-1"
+    (action,) = session.data_received(submit(3, udh(2) + "ße".encode("utf-16-be"), esm_class=0x40, data_coding=8), 2.0)
+    assert action.submission.text == "Grüße" and action.submission.message_id == "id-1"
+
+
+def test_gsm7_escape_split_across_segments_is_joined():
+    session = bound_session()
+    session.data_received(submit(2, b"\x05\x00\x03\x01\x02\x01" + b"price \x1b", esm_class=0x40), 1.0)
+    (action,) = session.data_received(submit(3, b"\x05\x00\x03\x01\x02\x02" + b"\x65 5", esm_class=0x40), 1.0)
+    assert action.submission.text == "price € 5"
+
+
+def test_incomplete_long_message_is_dropped_with_a_rejectd_receipt():
+    session = bound_session(reassembly_timeout=60, timers=Timers(idle=1000, dead=1000))
+    session.data_received(submit(2, b"\x05\x00\x03\x07\x03\x01abc", esm_class=0x40), 0.0)
+    assert session.tick(30.0) == []
+    (action,) = session.tick(61.0)
+    assert isinstance(action, Queue)
+    delivery = action.delivery
+    assert delivery.esm_class == P.ESM_DELIVERY_RECEIPT and delivery.client_name == "app"
+    assert b"id:id-1 " in delivery.short_message and b"stat:REJECTD" in delivery.short_message
+    assert delivery.tlvs[Tag.MESSAGE_STATE] == bytes([P.MessageState.REJECTED])
+
+
+def test_window_counts_requests_waiting_for_their_answer():
+    session = bound_session()
+    actions = session.data_received(b"".join(submit(s) for s in range(10, 15)), 1.0)
+    submits = [a for a in actions if isinstance(a, Submit)]
+    assert len(submits) == 3
+    assert [(p.sequence, p.status) for p in sent(actions)] == [(13, Status.ESME_RMSGQFUL), (14, Status.ESME_RMSGQFUL)]
+    session.submit_done(submits[0].submission, "a")
+    assert isinstance(session.data_received(submit(15), 1.0)[0], Submit)
+
+
+def test_deliveries_respect_the_window_and_come_back_when_unanswered():
+    session = bound_session(timers=Timers(idle=1000, dead=1000, response=10))
+    deliveries = [Delivery("app", "+4915112345678", "gsm1", 0, 0, b"x") for _ in range(4)]
+    sequences = []
+    for delivery in deliveries[:3]:
+        assert session.can_deliver
+        (pdu,) = sent(session.deliver(delivery, 1.0))
+        assert pdu.command_id == CommandId.DELIVER_SM and pdu.params["source_addr"] == "4915112345678"
+        sequences.append(pdu.sequence)
+    assert not session.can_deliver
+    (done,) = session.data_received(P.encode(Pdu(CommandId.DELIVER_SM_RESP, sequences[0], 0, {"message_id": ""})), 2.0)
+    assert done == Delivered(deliveries[0], 0)
+    assert session.can_deliver
+    lost = session.tick(12.0)
+    assert sorted(id(a.delivery) for a in lost) == sorted(id(d) for d in deliveries[1:3])
+    assert all(isinstance(a, Delivered) and a.status is None for a in lost)
+
+
+def test_enquire_link_when_silent_then_close_when_dead():
+    session = bound_session(timers=Timers(idle=10, dead=25))
+    assert session.tick(5.0) == []
+    (probe,) = sent(session.tick(10.0))
+    assert probe.command_id == CommandId.ENQUIRE_LINK
+    assert session.tick(15.0) == []  # one probe at a time
+    (close,) = session.tick(25.0)
+    assert isinstance(close, Close) and session.state is State.CLOSED
+
+
+def test_enquire_link_resp_keeps_the_session_alive():
+    session = bound_session(timers=Timers(idle=10, dead=25))
+    (probe,) = sent(session.tick(10.0))
+    session.data_received(P.encode(Pdu(CommandId.ENQUIRE_LINK_RESP, probe.sequence)), 12.0)
+    assert session.tick(20.0) == []
+    (second_probe,) = sent(session.tick(30.0))  # silent again: probe again, but not dead
+    assert second_probe.command_id == CommandId.ENQUIRE_LINK
+    assert session.state is State.BOUND
+
+
+def test_query_goes_to_the_server_and_back():
+    session = bound_session()
+    (query,) = session.data_received(P.encode(Pdu(CommandId.QUERY_SM, 4, 0, {"message_id": "abc"})), 1.0)
+    assert isinstance(query, Query) and query.message_id == "abc"
+    (resp,) = sent(session.query_done(query.sequence, "abc", 2, WALL))
+    assert resp.params == {"message_id": "abc", "final_date": "261125100000000+", "message_state": 2, "error_code": 0}
+
+
+def test_three_failed_binds_close_the_connection():
+    session = new_session()
+    bad = P.encode(Pdu(CommandId.BIND_TRANSMITTER, 1, 0, {"system_id": "app", "password": "no"}))
+    for _ in range(2):
+        (resp,) = sent(session.data_received(bad, 1.0))
+        assert resp.status == Status.ESME_RINVPASWD
+    actions = session.data_received(bad, 1.0)
+    assert isinstance(actions[-1], Close)
+
+
+def test_validity_and_schedule_become_times():
+    session = bound_session()
+    (action,) = session.data_received(
+        submit(2, validity_period="000000010000000R", schedule_delivery_time="261125120000004+", priority_flag=2), 1.0
+    )
+    assert action.submission.validity_until == WALL + timedelta(hours=1)
+    assert action.submission.send_after == datetime(2026, 11, 25, 11, 0, tzinfo=timezone.utc)
+    assert action.submission.priority == "high"
+    (resp,) = sent(session.data_received(submit(3, validity_period="2611251"), 1.0))
+    assert resp.status == Status.ESME_RINVEXPIRY
+
+
+# ---- message.py ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,expected_parts,data_coding",
+    [("a" * 160, 1, 0), ("a" * 161, 2, 0), ("€" * 80, 1, 0), ("€" * 81, 2, 0), ("ä" * 70, 1, 0),
+     ("ж" * 70, 1, 8), ("ж" * 71, 2, 8), ("😀" * 35, 1, 8), ("😀" * 36, 2, 8)],
+)
+def test_encode_for_delivery_parts(text, expected_parts, data_coding):
+    segments = M.encode_for_delivery(text, ref=9)
+    assert len(segments) == expected_parts
+    assert all(dc == data_coding for dc, _, _ in segments)
+    if expected_parts == 1:
+        payload = segments[0][2]
+    else:
+        assert all(esm == 0x40 and sm[:5] == bytes([5, 0, 3, 9, expected_parts]) for _, esm, sm in segments)
+        payload = b"".join(sm[6:] for _, _, sm in segments)
+        for _, _, sm in segments:  # each part decodes on its own: no escape or surrogate pair split
+            M.decode_text(data_coding, sm[6:])
+    assert M.decode_text(data_coding, payload)[0] == text
+
+
+def test_receipt_text_is_appendix_b():
+    text = M.receipt_text(message_id="X1", stat="DELIVRD", submitted=WALL, done=WALL + timedelta(minutes=3), err=0,
+                          text="Server 17 ✓ bitte prüfen")
+    assert text == "id:X1 sub:001 dlvrd:001 submit date:2611251000 done date:2611251003 stat:DELIVRD err:000 text:Server 17 ? bitte pr"
+
+
+# ---- fuzz ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=120), max_size=10), st.booleans())
+def test_fuzz_session_never_raises(chunks, bind_first):
+    session = bound_session() if bind_first else new_session()
+    for chunk in chunks:
+        for action in session.data_received(chunk, 1.0):
+            assert isinstance(action, (Send, Close, Bound, Submit, Query, Queue, Delivered))
+            if isinstance(action, Send):
+                P.decode(action.data)  # whatever we send is a well-formed PDU
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 0xFF), st.integers(0, 0xFF), st.binary(max_size=200),
+    st.dictionaries(st.sampled_from([int(t) for t in Tag]), st.binary(max_size=6), max_size=4),
+)
+def test_fuzz_submit_fields_get_an_answer_or_a_submission(esm_class, data_coding, short_message, tlvs):
+    session = bound_session()
+    frame = submit(7, short_message, esm_class=esm_class, data_coding=data_coding, tlvs=tlvs)
+    actions = session.data_received(frame, 1.0)
+    assert len(actions) == 1
+    (action,) = actions
+    if isinstance(action, Send):
+        resp = P.decode(action.data)
+        assert resp.sequence == 7 and resp.command_id in (CommandId.SUBMIT_SM_RESP, CommandId.GENERIC_NACK)
+    else:
+        assert isinstance(action, Submit)
