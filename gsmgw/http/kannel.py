@@ -1,0 +1,193 @@
+"""Kannel's smsbox `sendsms` interface, for scripts written against Kannel (pure: no I/O).
+
+`GET`/`POST /cgi-bin/sendsms?username=…&password=…&to=…&text=…` as Kannel's smsbox takes it
+(Kannel user guide, "Sending SMS via HTTP"): `username`/`user` is a client's name and
+`password`/`pass` its token. Parameters may come in the query string, in an
+`application/x-www-form-urlencoded` body, or as `X-Kannel-<Name>` headers with the text as a
+`text/plain` body (Kannel's POST form). Kannel's answers are plain lines with Kannel's status
+codes: `0: Accepted for delivery` with 202, `Authorization failed for sendsms` with 403, and so on.
+
+Understood: `to` (several numbers separated by spaces, as Kannel), `text`, `charset` (of the
+text; default UTF-8, UTF-16BE for `coding=2`, as Kannel), `coding` (0 or 2; the wire alphabet is
+chosen by gsmgw anyway; 1 = 8-bit data is refused), `dlr-mask` (any of the delivered, failed or
+buffered bits 1, 2, 4 request a report), `dlr-url` (becomes the message's callback), `mclass=0`
+(flash), `validity` and `deferred` (minutes, as Kannel), `smsc` (a modem's name). `from` is
+accepted and ignored: a SIM sends with its own number. Anything else is ignored, as Kannel does.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+from gsmgw.clients import ClientRegistry
+from gsmgw.http.validation import (
+    ApiError,
+    SendPolicy,
+    SendRequest,
+    check_text,
+    expand_recipients,
+    parse_callback,
+)
+from gsmgw.spool.format import iso
+
+ACCEPTED = "0: Accepted for delivery"
+AUTH_FAILED = "Authorization failed for sendsms"
+MISSING_TO = "Missing receiver number, rejected"
+EMPTY_TO = "Empty receiver number not allowed, rejected"
+DENIED = "Number(s) has/have been denied by white- and/or black-lists."
+
+# DLR mask bits (Kannel user guide, "dlr-mask"): 1 delivered, 2 failed, 4 buffered (pending),
+# 8 SMSC accepted, 16 SMSC rejected. Only the first three need a report from the network.
+DLR_REPORT_BITS = 1 | 2 | 4
+
+PARAMETERS = (
+    "username", "user", "password", "pass", "to", "text", "charset", "coding", "dlr-mask",
+    "dlr-url", "mclass", "validity", "deferred", "smsc", "from",
+)
+
+
+class KannelError(ApiError):
+    """A Kannel answer other than success: Kannel's text and HTTP status."""
+
+
+def parse_form(raw: bytes) -> list[tuple[str, bytes]]:
+    """`a=b&c=d` → [(name, raw value bytes)]; values stay bytes until the charset is known."""
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1", errors="strict")
+    return [(name.encode("latin-1").decode("utf-8", "replace").lower(), value.encode("latin-1")) for name, value in pairs]
+
+
+def collect_parameters(
+    query: bytes, body: bytes, content_type: str, headers: Mapping[str, str]
+) -> dict[str, bytes]:
+    """All sendsms parameters: query string, then form body or X-Kannel-* headers + text body.
+
+    The first occurrence of a name wins, as with Kannel's `http_cgi_variable`.
+    """
+    params: dict[str, bytes] = {}
+
+    def add(name: str, value: bytes) -> None:
+        params.setdefault(name, value)
+
+    for name, value in parse_form(query):
+        add(name, value)
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        for name, value in parse_form(body):
+            add(name, value)
+    else:
+        for header, value in headers.items():
+            if header.lower().startswith("x-kannel-"):
+                add(header[len("x-kannel-"):].lower(), value.encode("utf-8", "surrogateescape"))
+        if body and "text" not in params:
+            add("text", body)
+            charset = re.search(r"charset\s*=\s*\"?([A-Za-z0-9_.:-]+)", content_type)
+            if charset and "charset" not in params:
+                add("charset", charset.group(1).encode("ascii"))
+    # Kannel's short aliases.
+    if "user" in params:
+        add("username", params["user"])
+    if "pass" in params:
+        add("password", params["pass"])
+    return params
+
+
+def text_parameter(params: Mapping[str, bytes], name: str) -> str | None:
+    value = params.get(name)
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def _int_parameter(params: Mapping[str, bytes], name: str) -> int | None:
+    value = text_parameter(params, name)
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise KannelError(400, f"{name} must be a number, not {value[:20]!r}, rejected") from None
+
+
+def decode_text(raw: bytes, coding: int | None, charset: str | None) -> str:
+    """The message text from its raw bytes, in the charset Kannel would assume."""
+    name = (charset or "").strip() or ("UTF-16BE" if coding == 2 else "UTF-8")
+    try:
+        codec = codecs.lookup(name)
+    except LookupError:
+        raise KannelError(400, f"Unknown charset {name!r}; send UTF-8 (or charset=UTF-16BE with coding=2), rejected") from None
+    try:
+        return raw.decode(codec.name)
+    except UnicodeDecodeError:
+        raise KannelError(400, f"The text is not valid {name}; send it as {name} or give the right charset, rejected") from None
+
+
+def parse_sendsms(
+    params: Mapping[str, bytes], *, registry: ClientRegistry, policy: SendPolicy, now: datetime
+) -> SendRequest:
+    """Kannel parameters → a checked SendRequest (authentication is the caller's)."""
+    to = text_parameter(params, "to")
+    if to is None:
+        raise KannelError(400, MISSING_TO)
+    numbers = [number for number in re.split(r"[\s,;]+", to) if number]
+    if not numbers:
+        raise KannelError(400, EMPTY_TO)
+
+    coding = _int_parameter(params, "coding")
+    if coding == 1:
+        raise KannelError(400, "coding=1 (8-bit data) is not supported; send text with coding=0 or coding=2, rejected")
+    if coding not in (None, 0, 2):
+        raise KannelError(400, f"coding must be 0 (7-bit) or 2 (UCS-2), not {coding}, rejected")
+    raw_text = params.get("text")
+    if raw_text is None:
+        raise KannelError(400, "Missing text, rejected")
+    text = decode_text(raw_text, coding, text_parameter(params, "charset"))
+
+    try:
+        recipients = expand_recipients(numbers, registry, policy.default_country)
+        parts, alphabet = check_text(text, policy.default_max_parts)
+    except ApiError as exc:
+        raise KannelError(exc.status, f"{exc.message}, rejected") from None
+
+    dlr_mask = _int_parameter(params, "dlr-mask")
+    report = bool(dlr_mask & DLR_REPORT_BITS) if dlr_mask is not None else None
+    dlr_url = text_parameter(params, "dlr-url")
+    callback = None
+    if dlr_url and dlr_url.strip():
+        try:
+            callback = parse_callback(dlr_url.strip())
+        except ApiError as exc:
+            raise KannelError(400, f"dlr-url: {exc.message}, rejected") from None
+        if report is None:
+            report = True
+
+    mclass = _int_parameter(params, "mclass")
+    validity_minutes = _int_parameter(params, "validity")
+    deferred_minutes = _int_parameter(params, "deferred")
+    for name, value in (("validity", validity_minutes), ("deferred", deferred_minutes)):
+        if value is not None and value < 0:
+            raise KannelError(400, f"{name} must be 0 or more minutes, rejected")
+    modem = text_parameter(params, "smsc")
+    if modem is not None:
+        modem = modem.strip() or None
+    if modem is not None and modem not in policy.modem_names:
+        raise KannelError(400, f"Unknown smsc {modem!r}; configured modems: {', '.join(policy.modem_names) or 'none'}, rejected")
+
+    request = SendRequest(recipients=recipients, text=text, parts=parts, alphabet=alphabet)
+    return replace(
+        request,
+        report=report,
+        flash=mclass == 0,
+        validity=f"{validity_minutes} min" if validity_minutes else None,
+        send_after=iso(now + timedelta(minutes=deferred_minutes)) if deferred_minutes else None,
+        modem=modem,
+        callback=callback,
+    )
+
+
+def credentials(params: Mapping[str, bytes]) -> tuple[str | None, str | None]:
+    return text_parameter(params, "username"), text_parameter(params, "password")
+

@@ -1,0 +1,476 @@
+"""The daemon's one HTTP server (aiohttp): REST API, Kannel URL, webhooks, /metrics, /healthz.
+
+Entry point: `await start(ctx)` from the daemon's app.py; it returns the running `HttpServer`,
+whose `close()` stops it. `ctx` is the daemon's GatewayContext; this module uses `config`,
+`spool`, `bus`, `metrics` (gsmgw.daemon.metrics.Metrics), `status_snapshot()`,
+`message_status(id)` and, when present, `clients` (a shared gsmgw.clients.ClientRegistry, so
+HTTP and SMPP count one set of limits).
+
+Routes (API.md): POST /api/v1/messages, GET /api/v1/messages/{id}, GET /api/v1/inbox,
+GET /api/v1/modems, GET|POST /cgi-bin/sendsms (Kannel), GET /healthz, GET /metrics, and
+Alertmanager's routes from gsmgw.http.alertmanager when `alertmanager:` is configured.
+
+Acceptance is durable: a message's file is in outgoing/ (fsynced, renamed, directory fsynced)
+before its 202. Concurrent requests share one group commit (gsmgw.http.submit).
+
+Errors are JSON `{"error": "..."}` with API.md's codes; Kannel's URL answers in Kannel's plain
+lines. The access log never shows query strings, because Kannel clients put passwords there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import inspect
+import logging
+import math
+import os
+import ssl
+import time
+from collections import Counter as Tally
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gsmgw.clients import Client, ClientRegistry
+from gsmgw.http import kannel
+from gsmgw.http.spoolview import STATUS_KEYS, Inbox, parse_time, status_from_spool, valid_name
+from gsmgw.http.submit import BatchSubmitter, SubmitError
+from gsmgw.http.validation import (
+    MAX_BODY_BYTES,
+    ApiError,
+    SendPolicy,
+    SendRequest,
+    check_destinations,
+    parse_json_body,
+    parse_send_request,
+    prepare_messages,
+    retry_after_seconds,
+)
+from gsmgw.webhooks import WebhookDispatcher, WebhookQueue
+
+log = logging.getLogger("gsmgw.http")
+
+DEFAULT_INBOX_LIMIT = 100
+MAX_INBOX_LIMIT = 1000
+READY_STATES = ("ready", "busy")
+# Alertmanager payloads may be larger than a send request; our own handlers enforce 64 KiB.
+APP_MAX_BODY = 1024 * 1024
+
+
+class HttpStartError(Exception):
+    """The server cannot start (port taken, TLS files unreadable); the message says what to fix."""
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Method, path without query string, status, time: Kannel passwords stay out of logs."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
+        self.logger.info(
+            "%s %s %s %d %.1f ms", request.remote, request.method, request.path, response.status, duration * 1000
+        )
+
+
+class HttpCollector:
+    """Prometheus series of the HTTP part: requests by route and code, webhooks waiting."""
+
+    def __init__(self, server: "HttpServer"):
+        self.server = server
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self):
+        requests = CounterMetricFamily("gsmgw_http_requests", "HTTP requests answered", labels=["route", "code"])
+        for (route, code), count in sorted(self.server.request_counts.items()):
+            requests.add_metric([route, str(code)], count)
+        yield requests
+        accepted = CounterMetricFamily("gsmgw_http_messages_accepted", "Messages queued through HTTP", labels=[])
+        accepted.add_metric([], self.server.accepted_total)
+        yield accepted
+        pending = GaugeMetricFamily("gsmgw_webhooks_pending", "Webhook deliveries waiting to succeed")
+        pending.add_metric([], self.server.webhooks.pending() if self.server.webhooks else 0)
+        yield pending
+
+
+def _config_value(obj: Any, name: str, default: Any = None) -> Any:
+    return getattr(obj, name, default) if obj is not None else default
+
+
+async def _resolve(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def error_response(status: int, message: str, *, retry_after: float | None = None) -> web.Response:
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="gsmgw"'
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after_seconds(retry_after))
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, or ApiError 413 as soon as it is known to be over `limit` bytes."""
+    too_large = ApiError(413, f"the body is over {limit // 1024} KiB; send a shorter text or fewer recipients per request")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class HttpServer:
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.config = ctx.config
+        self.http_config = _config_value(self.config, "http")
+        self.spool = ctx.spool
+        self.registry: ClientRegistry = getattr(ctx, "clients", None) or ClientRegistry.from_config(self.config)
+        modems = _config_value(self.config, "modems", ()) or ()
+        defaults = _config_value(self.config, "defaults")
+        self.policy = SendPolicy(
+            default_country=_config_value(self.config, "default_country"),
+            default_max_parts=int(_config_value(defaults, "max_parts", 6) or 6),
+            modem_names=tuple(modem.name for modem in modems),
+            defaults=defaults,
+        )
+        self.metrics_enabled = bool(_config_value(self.http_config, "metrics", True))
+        self.submitter = BatchSubmitter(self.spool)
+        self.inbox = Inbox(self.spool)
+        self.webhooks: WebhookQueue | None = None
+        self._unsubscribe = None
+        self.request_counts: Tally[tuple[str, int]] = Tally()
+        self.accepted_total = 0
+        self._collector: HttpCollector | None = None
+        self._runner: web.AppRunner | None = None
+        self.sites: list[web.TCPSite] = []
+        self.alertmanager = None
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=APP_MAX_BODY, middlewares=[self._errors])
+        app.router.add_post("/api/v1/messages", self.post_messages)
+        app.router.add_get("/api/v1/messages/{id}", self.get_message)
+        app.router.add_get("/api/v1/inbox", self.get_inbox)
+        app.router.add_get("/api/v1/modems", self.get_modems)
+        app.router.add_route("GET", "/cgi-bin/sendsms", self.kannel_sendsms)
+        app.router.add_route("POST", "/cgi-bin/sendsms", self.kannel_sendsms)
+        if self.metrics_enabled:
+            app.router.add_get("/healthz", self.get_healthz)
+            app.router.add_get("/metrics", self.get_metrics)
+        if _config_value(self.config, "alertmanager") is not None:
+            from gsmgw.http.alertmanager import add_routes
+
+            self.alertmanager = add_routes(app, self._alertmanager_context())
+        return app
+
+    def _alertmanager_context(self) -> Any:
+        ctx = self.ctx
+        if getattr(ctx, "clients", None) is self.registry:
+            return ctx
+
+        class SharedRegistry:
+            """The daemon's context, with this server's client registry (one set of limits)."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(ctx, name)
+
+            clients = self.registry
+
+        return SharedRegistry()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        tls = _config_value(self.http_config, "tls")
+        if tls is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(str(tls.cert), str(tls.key))
+        except (OSError, ssl.SSLError) as exc:
+            raise HttpStartError(
+                f"http.tls: cannot load the certificate {tls.cert} with the key {tls.key}: {exc}; check both "
+                "paths, that they are PEM files that belong together, and that gsmgw may read them"
+            ) from None
+        return context
+
+    async def start(self) -> None:
+        host = _config_value(self.http_config, "listen_host", "127.0.0.1")
+        port = int(_config_value(self.http_config, "listen_port", 8025))
+        ssl_context = self.ssl_context()
+        state = Path(_config_value(self.config, "state", None) or Path(self.spool.root) / ".state")
+        self.webhooks = WebhookQueue(state / "webhooks")
+        await self.webhooks.start()
+        bus = getattr(self.ctx, "bus", None)
+        if bus is not None:
+            dispatcher = WebhookDispatcher(self.webhooks, _config_value(self.config, "webhooks"), self.registry)
+            self._unsubscribe = bus.subscribe(dispatcher)
+        self.submitter.start()
+        registry = self._metrics_registry()
+        if registry is not None:
+            self._collector = HttpCollector(self)
+            registry.register(self._collector)
+        self._runner = web.AppRunner(self.make_app(), access_log_class=RedactingAccessLogger, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.close()
+            hint = "another program (or another gsmgw) uses it; stop it or set http.listen to another port"
+            if exc.errno == errno.EACCES:
+                hint = "ports below 1024 need privileges; use a port above 1024 or a reverse proxy"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                hint = "this machine has no such address; use 127.0.0.1 or one of its own addresses"
+            raise HttpStartError(f"http.listen: cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
+        self.sites.append(site)
+        log.info("HTTP API listening on %s", self.url)
+
+    @property
+    def addresses(self) -> list[Any]:
+        return list(self._runner.addresses) if self._runner else []
+
+    @property
+    def url(self) -> str:
+        host, port = self.addresses[0][:2]
+        scheme = "https" if _config_value(self.http_config, "tls") else "http"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{port}"
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.submitter.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()
+        registry = self._metrics_registry()
+        if registry is not None and self._collector is not None:
+            registry.unregister(self._collector)
+            self._collector = None
+
+    def _metrics_registry(self) -> CollectorRegistry | None:
+        metrics = getattr(self.ctx, "metrics", None)
+        return getattr(metrics, "registry", None) if metrics is not None else None
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "other"
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.message, retry_after=exc.retry_after)
+        except web.HTTPRequestEntityTooLarge:
+            response = error_response(413, f"the body is over {MAX_BODY_BYTES // 1024} KiB; send less per request")
+        except web.HTTPNotFound:
+            response = error_response(404, f"no such resource {request.path!r}; the API is under /api/v1/ (messages, inbox, modems)")
+        except web.HTTPMethodNotAllowed as exc:
+            response = error_response(405, f"{request.method} is not allowed here; use {', '.join(sorted(exc.allowed_methods))}")
+        except web.HTTPException as exc:
+            response = error_response(exc.status, exc.reason or "error")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("HTTP %s %s failed", request.method, request.path)
+            response = error_response(500, "internal error in gsmgw; the log has the details, please report it")
+        self.request_counts[(route, response.status)] += 1
+        return response
+
+    def authenticate(self, request: web.Request) -> Client:
+        header = request.headers.get("Authorization")
+        if not header:
+            raise ApiError(401, "no token: send the header 'Authorization: Bearer <token>' with your client's token")
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "the Authorization header must be 'Bearer <token>'")
+        client = self.registry.authenticate_token(token.strip())
+        if client is None:
+            raise ApiError(401, "the token is not valid; send the token from your client's token_file")
+        return client
+
+    async def queue(self, client: Client, request: SendRequest, now: datetime) -> list[dict[str, Any]]:
+        """Check destinations and limits, write the files, and describe what was queued."""
+        check_destinations(self.registry, client, request.recipients)
+        prepared = prepare_messages(request, client_name=client.name, policy=self.policy, now=now)
+        moment = time.monotonic()
+        wait = self.registry.acquire(client, len(prepared), moment)
+        if wait > 0:
+            limits = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in client.limits.items())
+            if math.isinf(wait):
+                message = (f"this request has {len(prepared)} recipients, more than client {client.name!r} may send "
+                           f"at all ({limits}); split it into smaller requests")
+            else:
+                message = (f"client {client.name!r} is over its limit ({limits}); nothing was queued, "
+                           f"try again in {retry_after_seconds(wait)} s")
+            raise ApiError(429, message, retry_after=wait)
+        try:
+            names = await self.submitter.submit([message.data for message in prepared])
+        except SubmitError as exc:
+            self.registry.release(client, len(prepared), moment)
+            raise ApiError(503, str(exc)) from None
+        self.accepted_total += len(names)
+        return [
+            {"id": name, "to": message.to, "parts": message.parts, "alphabet": message.alphabet, "status": "queued"}
+            for name, message in zip(names, prepared)
+        ]
+
+    # --- REST API ---------------------------------------------------------------------------
+
+    async def post_messages(self, request: web.Request) -> web.Response:
+        client = self.authenticate(request)
+        body = await read_body(request)
+        now = datetime.now().astimezone()
+        send = parse_send_request(parse_json_body(body), registry=self.registry, policy=self.policy, now=now)
+        messages = await self.queue(client, send, now)
+        return web.json_response({"messages": messages}, status=202)
+
+    async def get_message(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        name = request.match_info["id"]
+        if not valid_name(name):
+            raise ApiError(404, f"no message {name!r}; use an id from the answer to POST /api/v1/messages")
+        status = None
+        lookup = getattr(self.ctx, "message_status", None)
+        if lookup is not None:
+            status = await _resolve(lookup(name))
+        if status is None:
+            status = await asyncio.to_thread(status_from_spool, self.spool, name)
+        if status is None:
+            raise ApiError(404, f"no message {name!r} in the spool; use an id from the answer to POST /api/v1/messages")
+        answer = {key: status.get(key) for key in STATUS_KEYS}
+        answer["id"] = answer["id"] or name
+        answer["message_ids"] = list(answer["message_ids"] or [])
+        return web.json_response(answer)
+
+    async def get_inbox(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        since_text = request.query.get("since")
+        since = None
+        if since_text:
+            since = parse_time(since_text)
+            if since is None:
+                raise ApiError(400, f"since={since_text!r} is not an ISO-8601 time; send e.g. since=2026-11-24T10:15:00%2B01:00 (URL-encode the +)")
+        limit_text = request.query.get("limit")
+        limit = DEFAULT_INBOX_LIMIT
+        if limit_text:
+            try:
+                limit = int(limit_text)
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= MAX_INBOX_LIMIT:
+                raise ApiError(400, f"limit={limit_text!r} must be a whole number from 1 to {MAX_INBOX_LIMIT}")
+        messages = await asyncio.to_thread(self.inbox.query, since, limit)
+        return web.json_response({"messages": messages})
+
+    async def get_modems(self, request: web.Request) -> web.Response:
+        self.authenticate(request)
+        return web.json_response(await self.snapshot())
+
+    async def snapshot(self) -> dict[str, Any]:
+        provider = getattr(self.ctx, "status_snapshot", None)
+        if provider is None:
+            return {"updated": None, "modems": [], "queue": {}}
+        return await _resolve(provider())
+
+    # --- Kannel -----------------------------------------------------------------------------
+
+    async def kannel_sendsms(self, request: web.Request) -> web.Response:
+        def answer(status: int, text: str, retry_after: float | None = None) -> web.Response:
+            headers = {"Retry-After": str(retry_after_seconds(retry_after))} if retry_after is not None else None
+            return web.Response(status=status, text=text, content_type="text/html", headers=headers)
+
+        try:
+            body = await read_body(request) if request.method == "POST" else b""
+            query = request.rel_url.raw_query_string.encode("latin-1", "replace")
+            params = kannel.collect_parameters(query, body, request.headers.get("Content-Type", ""), request.headers)
+            username, password = kannel.credentials(params)
+            client = self.registry.authenticate_password(username, password)
+            if client is None:
+                return answer(403, kannel.AUTH_FAILED)
+            now = datetime.now().astimezone()
+            send = kannel.parse_sendsms(params, registry=self.registry, policy=self.policy, now=now)
+            try:
+                await self.queue(client, send, now)
+            except ApiError as exc:
+                if exc.status == 403:
+                    return answer(403, kannel.DENIED)
+                if exc.status == 503:
+                    return answer(503, f"Sending failed: {exc.message}")
+                return answer(exc.status, exc.message, exc.retry_after)
+        except ApiError as exc:
+            return answer(exc.status, exc.message, exc.retry_after)
+        except ValueError as exc:  # a query string that is not even form-encoded
+            return answer(400, f"Malformed request ({exc}), rejected")
+        return answer(202, kannel.ACCEPTED)
+
+    # --- monitoring -------------------------------------------------------------------------
+
+    async def get_healthz(self, request: web.Request) -> web.Response:
+        reasons = await asyncio.to_thread(self._spool_problems)
+        try:
+            snapshot = await self.snapshot()
+        except Exception as exc:  # a broken snapshot is a health problem, not a crash
+            snapshot = {"modems": []}
+            reasons.append(f"the modem status is unavailable: {exc}")
+        modems = snapshot.get("modems") or []
+        ready = [modem.get("name") for modem in modems if modem.get("state") in READY_STATES]
+        if not ready:
+            states = ", ".join(f"{modem.get('name')}: {modem.get('state')}" for modem in modems) or "no modems configured"
+            reasons.append(f"no modem is ready ({states})")
+        if reasons:
+            return web.json_response({"status": "unhealthy", "reason": "; ".join(reasons)}, status=503)
+        return web.json_response({"status": "ok", "modems_ready": ready})
+
+    def _spool_problems(self) -> list[str]:
+        outgoing = self.spool.path("outgoing")
+        if not os.access(outgoing, os.W_OK | os.X_OK):
+            return [f"the spool directory {outgoing} is not writable"]
+        try:
+            stats = os.statvfs(outgoing)
+        except OSError as exc:
+            return [f"the spool directory {outgoing} cannot be checked: {exc.strerror}"]
+        if stats.f_bavail * stats.f_frsize < 1024 * 1024 or (stats.f_files and stats.f_favail == 0):
+            return [f"the file system of {outgoing} is full"]
+        return []
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        registry = self._metrics_registry()
+        if registry is None:
+            raise ApiError(503, "the daemon's metrics are not available in this process")
+        metrics = getattr(self.ctx, "metrics", None)
+        gauge = getattr(metrics, "queue_depth", None)
+        if gauge is not None:
+            # Fresh depths at scrape time; the daemon's periodic update may be seconds old.
+            depths = await asyncio.to_thread(self.spool.depths)
+            for directory, depth in depths.items():
+                gauge.labels(directory).set(depth)
+        output = await asyncio.to_thread(generate_latest, registry)
+        return web.Response(body=output, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def start(ctx: Any) -> HttpServer:
+    """Start the HTTP server for the daemon; `await server.close()` stops it."""
+    server = HttpServer(ctx)
+    await server.start()
+    return server

@@ -1,0 +1,198 @@
+"""What the HTTP API reads from the spool: a message's state by its file, and the inbox.
+
+Reads only; never writes. The spool's directories are the truth (SPOOL.md): a message's state is
+the directory its file is in, and sent/ and failed/ files carry the details as headers. The
+daemon's `message_status` (journal) knows more (e.g. `sending`); this is the fallback when it
+does not know a name, and what `GET /api/v1/inbox` serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gsmgw.spool.format import SpoolFormatError, parse_outgoing, read_spool_file
+
+log = logging.getLogger("gsmgw.http")
+
+STATUS_KEYS = ("id", "to", "status", "modem", "parts", "message_ids", "queued", "sent", "delivered", "fail_reason")
+
+
+def valid_name(name: str) -> bool:
+    """A spool file name the API may look up (no paths, no hidden or temporary files)."""
+    return (
+        bool(name)
+        and len(name) <= 255
+        and "/" not in name
+        and "\x00" not in name
+        and not name.startswith(".")
+        and not name.lower().endswith((".tmp", ".lock"))
+    )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _message_ids(value: str | None) -> list[int]:
+    ids = []
+    for item in (value or "").split(","):
+        number = _int_or_none(item.strip())
+        if number is not None:
+            ids.append(number)
+    return ids
+
+
+def _mtime_iso(path: str) -> str | None:
+    try:
+        return datetime.fromtimestamp(os.stat(path).st_mtime).astimezone().isoformat(timespec="seconds")
+    except OSError:
+        return None
+
+
+def status_from_file(name: str, dirname: str, data: bytes, mtime_iso: str | None) -> dict[str, Any]:
+    """API.md's message status object from a spool file in `dirname` (pure)."""
+    try:
+        headers = read_spool_file(data).headers
+        get = headers.get
+    except SpoolFormatError:
+        def get(_name: str, _default: Any = None) -> Any:  # a damaged file still has a state
+            return None
+    if dirname in ("outgoing", "checked"):
+        status = "queued"
+    elif dirname == "sent":
+        word = (get("Status") or "").strip().split(" ", 1)[0].lower()
+        status = {"delivered": "delivered", "failed": "failed"}.get(word, "sent")
+    else:
+        reason = (get("Fail_reason") or "").strip()
+        status = "expired" if reason.lower().startswith("expired") else "failed"
+    delivered = get("Delivered") if status == "delivered" else None
+    parts = _int_or_none(get("Parts"))
+    if parts is None and status == "queued":
+        try:
+            parts = parse_outgoing(data, now=datetime.now().astimezone()).parts
+        except (SpoolFormatError, ValueError):
+            parts = None
+    return {
+        "id": name,
+        "to": get("To"),
+        "status": status,
+        "modem": get("Modem"),
+        "parts": parts,
+        "message_ids": _message_ids(get("Message_id")),
+        "queued": get("Queued") or (mtime_iso if dirname in ("outgoing", "checked") else None),
+        "sent": get("Sent") if dirname == "sent" else None,
+        "delivered": delivered or (get("Discharge") if status == "delivered" else None),
+        "fail_reason": get("Fail_reason") if dirname == "failed" else None,
+    }
+
+
+def status_from_spool(spool: Any, name: str) -> dict[str, Any] | None:
+    """Look `name` up in the spool's directories, most advanced state first."""
+    if not valid_name(name):
+        return None
+    for dirname in ("sent", "failed", "checked", "outgoing"):
+        try:
+            data = spool.read(dirname, name)
+        except (OSError, ValueError):
+            continue
+        return status_from_file(name, dirname, data, _mtime_iso(str(spool.path(dirname, name))))
+    return None
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    received: datetime | None
+    message: dict[str, Any]
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO-8601 time from a spool header; aware (local zone if it had no offset)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def inbox_entry(name: str, data: bytes) -> InboxEntry:
+    """API.md's inbox object from an incoming/ file (pure)."""
+    spool_file = read_spool_file(data)
+    headers = spool_file.headers
+    alphabet = (headers.get("Alphabet") or "").strip().lower()
+    if alphabet == "8bit":
+        text = spool_file.body.decode("ascii", "replace").strip()  # the hex of the data (SPOOL.md)
+    else:
+        text = spool_file.body.decode("utf-8", "replace")
+    received = headers.get("Received")
+    return InboxEntry(
+        parse_time(received),
+        {
+            "id": name,
+            "from": headers.get("From"),
+            "text": text,
+            "modem": headers.get("Modem"),
+            "sent": headers.get("Sent"),
+            "received": received,
+            "parts": _int_or_none(headers.get("Parts")) or 1,
+            "incomplete": (headers.get("Incomplete") or "").strip().lower() == "yes",
+        },
+    )
+
+
+class Inbox:
+    """incoming/ as a list, oldest first; parsed files are cached by (mtime, size)."""
+
+    def __init__(self, spool: Any):
+        self.spool = spool
+        self._cache: dict[str, tuple[tuple[int, int], InboxEntry]] = {}
+
+    def entries(self) -> list[InboxEntry]:
+        directory = str(self.spool.path("incoming"))
+        seen: dict[str, tuple[tuple[int, int], InboxEntry]] = {}
+        try:
+            scan = list(os.scandir(directory))
+        except FileNotFoundError:
+            return []
+        for entry in scan:
+            if not valid_name(entry.name):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            key = (info.st_mtime_ns, info.st_size)
+            cached = self._cache.get(entry.name)
+            if cached is None or cached[0] != key:
+                try:
+                    parsed = inbox_entry(entry.name, self.spool.read("incoming", entry.name))
+                except (OSError, ValueError) as exc:
+                    log.warning("inbox: skipping incoming/%s: %s", entry.name, exc)
+                    continue
+                cached = (key, parsed)
+            seen[entry.name] = cached
+        self._cache = seen
+        far_past = datetime.min.replace(tzinfo=datetime.now().astimezone().tzinfo)
+        return sorted((entry for _, entry in seen.values()), key=lambda e: (e.received or far_past, e.message["id"]))
+
+    def query(self, since: datetime | None, limit: int) -> list[dict[str, Any]]:
+        """Messages received at or after `since` (all without it), oldest first, at most `limit`."""
+        out = []
+        for entry in self.entries():
+            if since is not None and (entry.received is None or entry.received < since):
+                continue
+            out.append(entry.message)
+            if len(out) >= limit:
+                break
+        return out

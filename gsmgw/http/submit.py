@@ -1,0 +1,106 @@
+"""Group commit for network submissions: many requests, one `Spool.submit_many`.
+
+Every accepted message must be durable in outgoing/ before its `202` (API.md). A file fsync plus
+a directory fsync per request would cap the server at the disk's fsync rate, so requests that
+arrive while a batch is being written wait for the next batch, and each batch pays one directory
+fsync. Up to `parallel` batches are written at once in worker threads, so the file fsyncs of
+several batches overlap (the file system's journal commits them together).
+
+All or nothing per batch: `submit_many` writes every file under a temporary name before it
+renames any, so a write error queues none of them; the requests of that batch all get the error
+(the HTTP layer answers 503) and may be retried by their clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger("gsmgw.http")
+
+
+class SubmitError(Exception):
+    """The spool could not be written; the message names the cause."""
+
+
+class BatchSubmitter:
+    def __init__(self, spool: Any, *, max_batch: int = 512, parallel: int = 4):
+        self.spool = spool
+        self.max_batch = max_batch
+        self._pending: list[tuple[Sequence[bytes], asyncio.Future[list[str]]]] = []
+        self._slots = asyncio.Semaphore(parallel)
+        self._wakeup = asyncio.Event()
+        self._runner: asyncio.Task | None = None
+        self._writers: set[asyncio.Task] = set()
+        self.batches = 0
+        self.files = 0
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="gsmgw-http-submit")
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            try:
+                await self._runner
+            except asyncio.CancelledError:
+                pass
+        if self._writers:
+            await asyncio.gather(*self._writers, return_exceptions=True)
+        for _, future in self._pending:
+            if not future.done():
+                future.set_exception(SubmitError("the server is shutting down; send the request again"))
+        self._pending.clear()
+
+    async def submit(self, files: Sequence[bytes]) -> list[str]:
+        """Queue `files` in outgoing/; returns their names once they are durable."""
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._pending.append((files, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._slots.acquire()
+                batch, count = [], 0
+                while self._pending and (not batch or count + len(self._pending[0][0]) <= self.max_batch):
+                    entry = self._pending.pop(0)
+                    batch.append(entry)
+                    count += len(entry[0])
+                task = asyncio.create_task(self._write(batch))
+                self._writers.add(task)
+                task.add_done_callback(self._writers.discard)
+
+    async def _write(self, batch: list[tuple[Sequence[bytes], asyncio.Future[list[str]]]]) -> None:
+        try:
+            files = [data for request_files, _ in batch for data in request_files]
+            try:
+                names = await asyncio.to_thread(self.spool.submit_many, files)
+            except Exception as exc:
+                log.error("cannot write %d message(s) to the spool's outgoing/: %s", len(files), exc)
+                error = SubmitError(f"the spool cannot be written ({_describe(exc)}); nothing was queued, try again later")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                return
+            self.batches += 1
+            self.files += len(names)
+            position = 0
+            for request_files, future in batch:
+                own = names[position:position + len(request_files)]
+                position += len(request_files)
+                if not future.done():
+                    future.set_result(own)
+        finally:
+            self._slots.release()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,372 @@
+"""Checking what a network client asks to send, before anything is written (pure: no I/O).
+
+`POST /api/v1/messages` (JSON) and Kannel's `/cgi-bin/sendsms` (form fields) both end here as a
+`SendRequest`; `prepare_messages` then renders one spool file per recipient (API.md: one message
+per recipient) and checks each with the same `parse_outgoing` the daemon uses, so what is accepted
+over HTTP is exactly what the daemon will send.
+
+Every rejection is an `ApiError` with the HTTP status of API.md and a message that says what is
+wrong and what to send instead. Nothing here may raise anything else on any input: the request
+parser is fuzzed with random bytes and random JSON (tests/test_http_fuzz.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from yarl import URL
+
+from gsmgw.clients import GROUP_PREFIX, Client, ClientRegistry, UnknownGroup
+from gsmgw.durations import parse_duration
+from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity
+from gsmgw.spool.format import SpoolFormatError, iso, make_outgoing, parse_outgoing
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_PARTS_CEILING = 255  # TP-UDH concatenation with an 8-bit reference numbers at most 255 parts
+MAX_URL_LENGTH = 2048
+PRIORITIES = ("high", "normal", "low")
+
+EXAMPLE = '{"to": "+4915112345678", "text": "hello"}'
+
+SEND_FIELDS = (
+    "to", "text", "report", "flash", "validity", "priority", "modem", "send_after", "expires",
+    "max_parts", "callback",
+)
+
+
+class ApiError(Exception):
+    """A request that gets an error answer: `status` (API.md) and a message saying what to do."""
+
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """A send request whose fields are each valid; destinations not yet checked for the client."""
+
+    recipients: tuple[str, ...]  # E.164, groups expanded, first occurrence kept
+    text: str
+    parts: int
+    alphabet: str
+    report: bool | None = None
+    flash: bool = False
+    validity: str | None = None
+    priority: str | None = None
+    modem: str | None = None
+    send_after: str | None = None
+    expires: str | None = None
+    max_parts: int | None = None
+    callback: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """One recipient's spool file, checked, ready for `Spool.submit_many`."""
+
+    to: str
+    parts: int
+    alphabet: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """What the config says about sending, as far as request checking needs it."""
+
+    default_country: str | None = None
+    default_max_parts: int = 6
+    modem_names: tuple[str, ...] = ()
+    defaults: Any = None  # config.defaults (report, validity, max_parts) for parse_outgoing
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or ApiError 400 saying what is wrong with it."""
+    if not body.strip():
+        raise ApiError(400, f"the request body is empty; send a JSON object like {EXAMPLE}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the body is not UTF-8 (byte {exc.start}); send JSON encoded as UTF-8, like {EXAMPLE}") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ApiError(400, f"the JSON is nested too deeply; send a flat object like {EXAMPLE}") from None
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not valid JSON ({exc}); send an object like {EXAMPLE}") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, f"the body is JSON {type(value).__name__}, not an object; send an object like {EXAMPLE}")
+    return value
+
+
+def _is_clean_text(value: str) -> bool:
+    """False for lone UTF-16 surrogates (JSON's "\\ud800"), which cannot be stored or sent."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _header_value(name: str, value: Any) -> str:
+    """A string that goes into a spool header: one line, no control characters."""
+    if not isinstance(value, str):
+        raise ApiError(400, f'"{name}" must be a string, not {_json_type(value)}')
+    if not _is_clean_text(value) or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ApiError(400, f'"{name}" contains control characters or invalid Unicode; send one line of plain text')
+    return value.strip()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _boolean(fields: Mapping[str, Any], name: str) -> bool | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ApiError(400, f'"{name}" must be true or false, not {_json_type(value)}')
+    return value
+
+
+def normalize_recipient(value: Any, where: str, default_country: str | None) -> str:
+    if not isinstance(value, str) or not _is_clean_text(value):
+        raise ApiError(400, f'{where} must be a phone number as a string like "+4915112345678", not {_json_type(value)}')
+    try:
+        return normalize_number(value, default_country)
+    except AddressError as exc:
+        raise ApiError(400, f"{where}: {exc}") from None
+
+
+def expand_recipients(
+    destinations: Sequence[Any], registry: ClientRegistry, default_country: str | None, *, field: str = "to"
+) -> tuple[str, ...]:
+    """Numbers and `group:NAME` → E.164 numbers, in order, each once."""
+    numbers: dict[str, None] = {}
+    several = len(destinations) > 1
+    for index, destination in enumerate(destinations):
+        where = f'"{field}"[{index}]' if several else f'"{field}"'
+        if isinstance(destination, str) and destination.strip().startswith(GROUP_PREFIX):
+            try:
+                members = registry.expand(destination.strip())
+            except UnknownGroup as exc:
+                raise ApiError(400, f"{where}: {exc}") from None
+            if not members:
+                raise ApiError(400, f"{where}: the group {destination.strip()!r} has no members; add numbers to it in the config")
+            for member in members:
+                numbers[member] = None
+        else:
+            numbers[normalize_recipient(destination, where, default_country)] = None
+    if not numbers:
+        raise ApiError(400, f'"{field}" is empty; send a number, a list of numbers or "group:NAME"')
+    return tuple(numbers)
+
+
+def _iso_time(name: str, value: Any, *, durations: bool, now: datetime) -> str:
+    text = _header_value(name, value)
+    candidate = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    try:
+        datetime.fromisoformat(candidate)
+        return text
+    except ValueError:
+        pass
+    if durations:
+        try:
+            seconds = parse_duration(text)
+        except ValueError:
+            pass
+        else:
+            # Fixed to a time now, so the message's life counts from its acceptance.
+            return iso(now + timedelta(seconds=seconds))
+    raise ApiError(
+        400,
+        f'"{name}": cannot read {text!r}; send an ISO-8601 time like "2026-11-24T10:15:00+01:00"'
+        + (' or a duration like "30 min"' if durations else ""),
+    )
+
+
+def parse_callback(value: Any) -> str:
+    """A callback URL for the report webhook: absolute http(s), one line, bounded."""
+    text = _header_value("callback", value)
+    problem = None
+    if len(text) > MAX_URL_LENGTH:
+        problem = f"it is longer than {MAX_URL_LENGTH} characters"
+    else:
+        try:
+            url = URL(text)
+        except (ValueError, TypeError):
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host or " " in text:
+            problem = "it is not an absolute http:// or https:// URL"
+    if problem:
+        raise ApiError(400, f'"callback": {problem}; send a URL like "https://app.example/sms/dlr"')
+    return text
+
+
+def check_text(text: Any, max_parts: int, *, field: str = "text") -> tuple[int, str]:
+    """(parts, alphabet) of a text that fits in `max_parts`, else ApiError 400."""
+    if text is None:
+        raise ApiError(400, f'"{field}" is missing; send the message text, e.g. {EXAMPLE}')
+    if not isinstance(text, str):
+        raise ApiError(400, f'"{field}" must be a string, not {_json_type(text)}')
+    if not _is_clean_text(text):
+        raise ApiError(400, f'"{field}" contains a lone UTF-16 surrogate; encode characters outside the BMP (emoji) as a pair or as UTF-8')
+    if not text:
+        raise ApiError(400, f'"{field}" is empty; send the text of the message')
+    count = count_parts(text)
+    if count.parts > max_parts:
+        unit = "GSM-7 characters" if count.alphabet == "gsm7" else "UCS-2 characters"
+        raise ApiError(
+            400,
+            f"the text needs {count.parts} SMS parts ({count.units} {unit}) but at most {max_parts} are "
+            f'allowed; shorten it or send a higher "max_parts" (up to {MAX_PARTS_CEILING})',
+        )
+    return count.parts, count.alphabet
+
+
+def parse_send_request(
+    fields: Mapping[str, Any], *, registry: ClientRegistry, policy: SendPolicy, now: datetime
+) -> SendRequest:
+    """Check every field of a `POST /api/v1/messages` object; ApiError 400 for the first bad one."""
+    unknown = sorted(str(key) for key in fields if key not in SEND_FIELDS)
+    if unknown:
+        raise ApiError(400, f"unknown field(s) {', '.join(repr(key) for key in unknown)}; the fields are {', '.join(SEND_FIELDS)}")
+
+    if "to" not in fields or fields["to"] is None:
+        raise ApiError(400, f'"to" is missing; send a number, a list of numbers or "group:NAME", e.g. {EXAMPLE}')
+    to = fields["to"]
+    if isinstance(to, list):
+        if not to:
+            raise ApiError(400, '"to" is an empty list; send at least one number')
+        destinations: list[Any] = to
+    else:
+        destinations = [to]
+    recipients = expand_recipients(destinations, registry, policy.default_country)
+
+    max_parts = fields.get("max_parts")
+    if max_parts is not None:
+        if isinstance(max_parts, bool) or not isinstance(max_parts, int) or not 1 <= max_parts <= MAX_PARTS_CEILING:
+            raise ApiError(400, f'"max_parts" must be a whole number from 1 to {MAX_PARTS_CEILING}, not {max_parts!r}')
+    parts, alphabet = check_text(fields.get("text"), max_parts or policy.default_max_parts)
+
+    validity = fields.get("validity")
+    if validity is not None:
+        if isinstance(validity, bool) or not isinstance(validity, (str, int)):
+            raise ApiError(400, f'"validity" must be a duration like "2 days" or a TP-VP number 0-255, not {_json_type(validity)}')
+        if isinstance(validity, str):
+            validity = _header_value("validity", validity)
+        try:
+            parse_validity(validity)
+        except ValueError as exc:
+            raise ApiError(400, f'"validity": {exc}') from None
+        validity = str(validity)
+
+    priority = fields.get("priority")
+    if priority is not None:
+        priority = _header_value("priority", priority).lower()
+        if priority not in PRIORITIES:
+            raise ApiError(400, f'"priority" must be "high", "normal" or "low", not {fields["priority"]!r}')
+
+    modem = fields.get("modem")
+    if modem is not None:
+        modem = _header_value("modem", modem)
+        if modem not in policy.modem_names:
+            configured = ", ".join(policy.modem_names) or "none"
+            raise ApiError(400, f'"modem": no modem named {modem!r} is configured (configured: {configured}); leave "modem" out to let gsmgw choose')
+
+    send_after = fields.get("send_after")
+    if send_after is not None:
+        send_after = _iso_time("send_after", send_after, durations=True, now=now)
+    expires = fields.get("expires")
+    if expires is not None:
+        expires = _iso_time("expires", expires, durations=True, now=now)
+    callback = fields.get("callback")
+    if callback is not None:
+        callback = parse_callback(callback)
+
+    return SendRequest(
+        recipients=recipients,
+        text=fields["text"],
+        parts=parts,
+        alphabet=alphabet,
+        report=_boolean(fields, "report"),
+        flash=bool(_boolean(fields, "flash")),
+        validity=validity,
+        priority=priority,
+        modem=modem,
+        send_after=send_after,
+        expires=expires,
+        max_parts=max_parts,
+        callback=callback,
+    )
+
+
+def check_destinations(registry: ClientRegistry, client: Client, recipients: Iterable[str]) -> None:
+    """ApiError 403 naming every recipient the client's allow/deny rules exclude."""
+    refused = [registry.check_destination(client, number) for number in recipients]
+    reasons = [verdict.reason for verdict in refused if not verdict.allowed]
+    if reasons:
+        shown = "; ".join(reasons[:5]) + (f"; and {len(reasons) - 5} more" if len(reasons) > 5 else "")
+        raise ApiError(403, f"nothing was queued: {shown}. Remove these recipients or ask the gateway's admin to change the client's rules")
+
+
+def retry_after_seconds(wait: float) -> int:
+    """Whole seconds for a Retry-After header (at least 1)."""
+    if math.isinf(wait):
+        return 86400
+    return max(1, math.ceil(wait))
+
+
+def prepare_messages(
+    request: SendRequest, *, client_name: str | None, policy: SendPolicy, now: datetime
+) -> list[PreparedMessage]:
+    """One checked spool file per recipient, carrying `Client:` and `Callback:` for the webhooks."""
+    extra: dict[str, str] = {}
+    if client_name:
+        extra["Client"] = client_name
+    if request.callback:
+        extra["Callback"] = request.callback
+    extra["Queued"] = iso(now)
+    prepared = []
+    for number in request.recipients:
+        try:
+            data = make_outgoing(
+                to=number,
+                text=request.text,
+                report=request.report,
+                flash=request.flash,
+                validity=request.validity,
+                priority=request.priority,
+                modem=request.modem,
+                send_after=request.send_after,
+                expires=request.expires,
+                max_parts=request.max_parts,
+                extra=extra,
+            )
+            # The daemon's own reader is the judge of what it will send.
+            message = parse_outgoing(
+                data, now=now, default_country=policy.default_country, defaults=policy.defaults,
+            )
+        except SpoolFormatError as exc:
+            raise ApiError(400, f"the message cannot be queued: {exc.reason if hasattr(exc, 'reason') else exc}") from None
+        prepared.append(PreparedMessage(number, message.parts, message.alphabet, data))
+    return prepared
