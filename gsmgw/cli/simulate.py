@@ -1,0 +1,148 @@
+"""`gsmgw simulate`: only the simulated modems, for other software to talk to.
+
+Runs until SIGTERM or SIGINT.  Prints one line per modem (path and number),
+or with --json one JSON object per modem and then {"event": "ready", ...}.
+On exit the symlinks and the control socket are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from gsmgw.sim import SimError, SimNetwork
+from gsmgw.sim.modem import Latency
+from gsmgw.sim.profiles import PROFILES
+
+
+def _parse_fault(text: str) -> tuple[int, str, dict]:
+    """MODEM:KIND[:key=value,...]; a value is JSON if it parses, `a+b` is a list."""
+    pieces = text.split(":", 2)
+    if len(pieces) < 2 or not pieces[0].isdigit():
+        raise click.BadParameter(
+            f"{text!r}: write MODEM:KIND[:key=value,...], e.g. 1:hang:seconds=5 or 0:cms_error:codes=38+42,probability=0.3"
+        )
+    params: dict = {}
+    if len(pieces) == 3 and pieces[2]:
+        for item in pieces[2].split(","):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise click.BadParameter(f"{item!r} in {text!r}: write key=value")
+            params[key.strip()] = _value(value.strip())
+    return int(pieces[0]), pieces[1], params
+
+
+def _value(text: str):
+    if "+" in text.strip("+"):
+        return [_value(part) for part in text.split("+")]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@click.command()
+@click.option("--modems", "-n", type=click.IntRange(1, 999), default=2, show_default=True, help="How many modems.")
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False), help="Directory for modemN symlinks, control.sock and network.jsonl.")
+@click.option("--latency", default="0", show_default=True, help="Submit latency in seconds: 0.5, or a range 1-5.")
+@click.option(
+    "--profile",
+    default="generic",
+    show_default=True,
+    help=f"Dialect: {', '.join(PROFILES)}; or one per modem, comma-separated (generic,huawei).",
+)
+@click.option("--pin", default=None, help="Every SIM asks for this PIN (default: no PIN).")
+@click.option("--report-delay", type=float, default=0.0, show_default=True, help="Seconds before a status report comes back.")
+@click.option("--no-outside-reports", is_flag=True, help="No status reports for messages to numbers outside the simulation.")
+@click.option("--fault", "faults", multiple=True, metavar="MODEM:KIND[:k=v,...]", help="Switch a fault on at start, e.g. 1:hang:seconds=30 (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random latency and fault chances.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per modem, then a ready line.")
+def simulate(
+    modems: int,
+    directory: str,
+    latency: str,
+    profile: str,
+    pin: str | None,
+    report_delay: float,
+    no_outside_reports: bool,
+    faults: tuple[str, ...],
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Run simulated GSM modems on pseudo-terminals until SIGTERM/SIGINT.
+
+    Each modem is DIR/modemN (a symlink to its /dev/pts/N), PDU mode, echo on.
+    modemN has the number +49170000000NN (e.g. modem0 = +4917000000000).
+    A message from one to another's number is delivered; other numbers go to
+    a sink. DIR/network.jsonl records every submitted message; DIR/control.sock
+    takes JSON-line commands (gsmgw.sim.control.ControlClient).
+    """
+    try:
+        Latency.parse(latency)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--latency") from None
+    profiles = [p.strip() for p in profile.split(",")]
+    if len(profiles) == 1:
+        profiles = profiles * modems
+    unknown = [p for p in profiles if p.lower() not in PROFILES]
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {', '.join(PROFILES)}", param_hint="--profile")
+    if len(profiles) != modems:
+        raise click.BadParameter(f"{len(profiles)} profiles for {modems} modems; give one, or one per modem", param_hint="--profile")
+    parsed_faults = [_parse_fault(text) for text in faults]
+
+    network = SimNetwork(
+        directory,
+        modems=modems,
+        profile=profiles,
+        latency=latency,
+        pin=pin,
+        seed=seed,
+        report_delay=report_delay,
+        outside_reports=not no_outside_reports,
+        control_socket=True,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        network.start()
+    except (SimError, OSError) as error:
+        click.echo(f"gsmgw simulate: {error}", err=True)
+        sys.exit(1)
+    try:
+        for index, kind, params in parsed_faults:
+            network.set_fault(index, kind, **params)
+    except SimError as error:
+        network.stop()
+        click.echo(f"gsmgw simulate: --fault: {error}", err=True)
+        sys.exit(2)
+
+    control = os.path.join(directory, "control.sock")
+    for info in network.modems:
+        device = os.readlink(info.path)
+        if as_json:
+            click.echo(json.dumps({"event": "modem", **info.to_json(), "device": device}))
+        else:
+            click.echo(
+                f"{info.name}: {info.path} -> {device}  number {info.number}  IMSI {info.imsi}  "
+                f"{info.operator}  ({info.profile})"
+            )
+    if as_json:
+        click.echo(json.dumps({"event": "ready", "modems": modems, "control": control, "log": os.path.join(directory, "network.jsonl")}))
+    else:
+        click.echo(f"ready: {modems} modem(s); control socket {control}; stop with Ctrl-C or SIGTERM")
+    sys.stdout.flush()
+
+    while not stop.wait(3600):
+        pass
+    network.stop()

@@ -1,0 +1,81 @@
+"""Pytest fixtures for the simulated modem network.
+
+    from simfixtures import AtTerminal, sim_network  # noqa: F401 (pytest finds the fixture by name)
+
+    def test_x(sim_network):
+        net = sim_network(modems=2, latency=0.2)      # started; stopped after the test
+        with AtTerminal(net.modems[0].path) as at:
+            assert "+CPIN: READY" in at.command("AT+CPIN?")
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Iterator
+
+import pytest
+import serial
+
+from gsmgw.sim import SimNetwork
+
+FINAL = re.compile(rb"\r\n(OK|ERROR|\+CM[ES] ERROR: [^\r\n]*|NO CARRIER)\r\n|\r\n> $")
+
+
+@pytest.fixture
+def sim_network(tmp_path) -> Iterator:
+    """Factory: sim_network(modems=2, **SimNetwork options) -> a running SimNetwork in tmp_path."""
+    started: list[SimNetwork] = []
+
+    def start(modems: int = 2, **options) -> SimNetwork:
+        network = SimNetwork(tmp_path / f"sim{len(started)}", modems=modems, **options)
+        network.start()
+        started.append(network)
+        return network
+
+    yield start
+    for network in started:
+        network.stop()
+
+
+class AtTerminal:
+    """A raw pyserial view of a modem port for tests: send a line, read up to the final result."""
+
+    def __init__(self, path: str, timeout: float = 5.0) -> None:
+        self.port = serial.Serial(path, 115200, timeout=0.05)
+        self.timeout = timeout
+
+    def __enter__(self) -> "AtTerminal":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.port.close()
+
+    def write(self, data: bytes) -> None:
+        self.port.write(data)
+
+    def read_until(self, pattern: "re.Pattern[bytes]", timeout: float | None = None) -> bytes:
+        """Bytes up to and including a match of `pattern`; TimeoutError with what came."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        received = b""
+        while not pattern.search(received):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {pattern.pattern!r} within the timeout; got {received!r}")
+            received += self.port.read(4096)
+        return received
+
+    def command(self, line: str, timeout: float | None = None) -> str:
+        """Send `line` + CR; the answer up to its final result (or the `> ` prompt), latin-1."""
+        self.port.write(line.encode("latin-1") + b"\r")
+        return self.read_until(FINAL, timeout).decode("latin-1")
+
+    def silence(self, seconds: float) -> bytes:
+        """Whatever arrives within `seconds` (for checking that nothing does)."""
+        deadline = time.monotonic() + seconds
+        received = b""
+        while time.monotonic() < deadline:
+            received += self.port.read(4096)
+        return received
