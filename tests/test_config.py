@@ -1,0 +1,266 @@
+"""Config loading: every key understood, every error with its key path, line and fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gsmgw.config import (
+    ConfigError,
+    check_config,
+    config_path,
+    load_config,
+    simulation_config,
+)
+from gsmgw.durations import parse_duration
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, text, mode=0o600, name="gsmgw.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    os.chmod(path, mode)
+    return path
+
+
+def errors_of(tmp_path, text, mode=0o600):
+    result = check_config(write(tmp_path, text, mode))
+    return {(issue.path, issue.line): issue for issue in result.errors}, result
+
+
+MINIMAL = """\
+spool: /var/spool/gsmgw
+modems:
+  - name: gsm1
+    port: /dev/gsmgw/gsm1
+"""
+
+
+def test_minimal_config_and_defaults(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.spool == Path("/var/spool/gsmgw") and config.state == Path("/var/lib/gsmgw")
+    assert (config.defaults.report, config.defaults.validity, config.defaults.max_parts) == (True, 168, 6)
+    assert config.modem("gsm1").binding == ("port", "/dev/gsmgw/gsm1")
+    assert config.http is None and config.smpp is None and config.two_way.enabled is False
+    assert config.inbound.reassembly_timeout == 12 * 3600
+
+
+def test_every_documented_key_loads(tmp_path):
+    for name in ("zabbix.token", "zabbix.smpp", "gsm1.pin"):
+        (tmp_path / name).write_text({"gsm1.pin": "0123\n"}.get(name, "s3cret\n"))
+        os.chmod(tmp_path / name, 0o600)
+    (tmp_path / "tls.crt").write_text("x")
+    (tmp_path / "tls.key").write_text("x")
+    os.chmod(tmp_path / "tls.key", 0o600)
+    config = load_config(write(tmp_path, f"""\
+        spool: /srv/spool
+        state: /srv/state
+        default_country: 49
+        defaults: {{report: false, validity: "12 hours", max_parts: 3}}
+        modems:
+          - name: gsm1
+            port: /dev/gsmgw/gsm1
+            pin_file: {tmp_path}/gsm1.pin
+            baudrate: 115200
+            limits: {{per_minute: 6, per_day: 500}}
+            prefixes: ["+4917", "+4915"]
+            profile: Huawei
+          - name: gsm2
+            imsi: 262011234567890
+            pin: 0042
+          - {{name: gsm3, iccid: "8949020000001234567"}}
+          - {{name: gsm4, imei: "867584032123456"}}
+        probe_ports: ["/dev/ttyUSB*"]
+        hooks: {{received: /bin/true}}
+        hook_timeout: 10 s
+        status_interval: 1 min
+        log_level: DEBUG
+        http:
+          listen: "[::1]:8080"
+          tls: {{cert: {tmp_path}/tls.crt, key: {tmp_path}/tls.key}}
+          metrics: false
+        clients:
+          - name: zabbix
+            token_file: {tmp_path}/zabbix.token
+            smpp: {{system_id: zabbix, password_file: {tmp_path}/zabbix.smpp}}
+            allow: ["+49*", "group:oncall"]
+            deny: ["+49900*"]
+            limits: {{per_minute: 60, per_hour: 600}}
+        groups:
+          oncall: ["+4915112345678", "0176 12345678"]
+        webhooks: {{received: "https://app.example/in", report: "http://127.0.0.1:9/dlr", secret: x}}
+        smpp: {{listen: 127.0.0.1:2775, window: 5}}
+        alertmanager:
+          receivers:
+            oncall: {{to: ["group:oncall", "+4915100000000"], window: 2 min, max_per_hour: 10, max_parts: 2}}
+        two_way:
+          enabled: true
+          allow_from: ["+4915112345678"]
+          commands: {{uptime: [/usr/bin/uptime], restart: [/usr/bin/systemctl, restart, nginx]}}
+          timeout: 20 s
+        inbound: {{reassembly_timeout: 1 hour, sweep_interval: 10 s}}
+        """))
+    assert config.default_country == "49"
+    assert (config.defaults.report, config.defaults.validity, config.defaults.max_parts) == (False, 143, 3)
+    gsm1, gsm2, gsm3, gsm4 = config.modems
+    assert (gsm1.pin, gsm1.profile, gsm1.limits.per_minute, gsm1.prefixes) == ("0123", "huawei", 6, ("+4917", "+4915"))
+    assert gsm2.pin == "0042" and gsm2.binding == ("imsi", "262011234567890")  # not YAML octal
+    assert gsm3.binding[0] == "iccid" and gsm4.binding[0] == "imei"
+    assert (config.hook_timeout, config.status_interval, config.log_level) == (10, 60, "debug")
+    assert (config.http.listen_host, config.http.listen_port, config.http.metrics) == ("::1", 8080, False)
+    client = config.clients[0]
+    assert (client.token, client.smpp.system_id, client.smpp.password) == ("s3cret", "zabbix", "s3cret")
+    assert client.limits.per_hour == 600
+    assert config.groups["oncall"] == ("+4915112345678", "+4917612345678")
+    assert config.alertmanager.receivers["oncall"].window == 120
+    assert config.two_way.commands["restart"] == ("/usr/bin/systemctl", "restart", "nginx")
+    assert config.inbound.sweep_interval == 10 and config.smpp.window == 5
+
+
+def test_unknown_key_names_path_line_and_suggestion(tmp_path):
+    errors, _ = errors_of(tmp_path, """\
+        spool: /var/spool/gsmgw
+        modems:
+          - name: gsm1
+            port: /dev/gsmgw/gsm1
+          - name: gsm2
+            port: /dev/gsmgw/gsm2
+            limits: {per_minut: 6}
+        defautls: {report: true}
+        """)
+    issue = errors[("modems[1].limits.per_minut", 7)]
+    assert "did you mean per_minute" in issue.fix
+    assert "did you mean defaults" in errors[("defautls", 8)].fix
+
+
+def test_all_errors_are_reported_at_once(tmp_path):
+    errors, result = errors_of(tmp_path, """\
+        spool: /var/spool/gsmgw
+        default_country: "049"
+        defaults: {validity: forever, max_parts: 0}
+        modems:
+          - name: gsm 1
+            port: /dev/x
+          - name: gsm2
+          - name: gsm3
+            port: /dev/y
+            imsi: "123"
+          - name: gsm3
+            imei: "12"
+            pin: "12"
+            profile: nokia
+        groups:
+          oncall: ["not a number"]
+        clients:
+          - name: c
+            token: t
+            allow: ["group:oncal"]
+        hook_timeout: soon
+        two_way: {enabled: true}
+        alertmanager: {receivers: {x: {to: ["+4915112345678"]}}}
+        """)
+    paths = {path for path, _ in errors}
+    expected = {
+        "default_country", "defaults.validity", "defaults.max_parts", "modems[0].name", "modems[1]",
+        "modems[2].imsi", "modems[3].name", "modems[3].imei", "modems[3].pin", "modems[3].profile",
+        "groups.oncall[0]", "clients[0].allow[0]", "hook_timeout", "two_way.allow_from", "alertmanager",
+    }
+    assert expected <= paths, expected - paths
+    assert all(issue.line is not None and issue.fix for issue in result.errors)
+    assert "did you mean group:oncall" in errors[("clients[0].allow[0]", 20)].fix
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path):
+    _, result = errors_of(tmp_path, "spool: /x\nmodems:\n  - name: a\n   port: b\n")
+    assert result.errors[0].line == 4 and "YAML" in result.errors[0].message
+
+
+def test_duplicate_keys_are_errors(tmp_path):
+    errors, _ = errors_of(tmp_path, MINIMAL + "spool: /other\n")
+    assert ("spool", 5) in errors
+
+
+def test_secrets_readable_by_others_are_warned_about(tmp_path):
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("1234\n")
+    os.chmod(pin_file, 0o644)
+    path = write(tmp_path, f"""\
+        modems:
+          - {{name: gsm1, port: /dev/a, pin_file: {pin_file}}}
+          - {{name: gsm2, port: /dev/b, pin: "1234"}}
+        """, mode=0o644)
+    result = check_config(path)
+    assert not result.errors
+    warned = {issue.path for issue in result.warnings}
+    assert {"modems[0].pin_file", "modems[1].pin"} <= warned
+    os.chmod(path, 0o600)
+    os.chmod(pin_file, 0o600)
+    assert not check_config(path).warnings
+
+
+def test_missing_secret_file_is_an_error_but_send_need_not_read_it(tmp_path):
+    path = write(tmp_path, MINIMAL + "    pin_file: /nonexistent/pin\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.errors[0].path == "modems[0].pin_file" and caught.value.errors[0].line == 5
+
+
+def test_config_path_precedence(monkeypatch):
+    monkeypatch.delenv("GSMGW_CONFIG", raising=False)
+    assert config_path(None) == "/etc/gsmgw/gsmgw.yaml"
+    monkeypatch.setenv("GSMGW_CONFIG", "/env.yaml")
+    assert config_path(None) == "/env.yaml"
+    assert config_path("/cli.yaml") == "/cli.yaml"
+
+
+def test_simulation_config(tmp_path):
+    config = simulation_config(tmp_path / "spool", [str(tmp_path / "modem0"), str(tmp_path / "modem1")])
+    assert [m.name for m in config.modems] == ["modem0", "modem1"]
+    assert config.state == tmp_path / "spool" / ".state"
+    assert config.modems[1].port == str(tmp_path / "modem1")
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("30 s", 30), ("30s", 30), ("2 min", 120), ("12 hours", 43200), ("2 days", 172800), ("1 week", 604800),
+    ("1 h 30 min", 5400), (45, 45), ("90", 90), ("1.5 h", 5400),
+])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 parsecs", "1 30 min", "-5 s", True])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+# --- the check-config command -----------------------------------------------------------------
+
+
+def gsmgw(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "gsmgw", *args], capture_output=True, text=True, timeout=60,
+                          **kwargs)
+
+
+def test_check_config_command_exit_codes(tmp_path):
+    good = gsmgw("check-config", str(REPO / "config.example.yaml"))
+    assert good.returncode == 0 and good.stdout.strip().endswith("config.example.yaml: OK"), good.stdout
+    bad_path = write(tmp_path, MINIMAL + "    limits: {per_minut: 6}\nlog_levl: info\n")
+    bad = gsmgw("check-config", str(bad_path))
+    assert bad.returncode == 1
+    assert f"{bad_path}:5: modems[0].limits.per_minut: unknown key; did you mean per_minute?" in bad.stdout
+    assert f"{bad_path}:6: log_levl" in bad.stdout and "2 errors" in bad.stdout
+    missing = gsmgw("check-config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_check_config_uses_the_environment(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    result = gsmgw("check-config", env={**os.environ, "GSMGW_CONFIG": str(path)})
+    assert result.returncode == 0 and f"{path}: OK" in result.stdout
