@@ -1,0 +1,468 @@
+"""The gateway daemon: wiring, signals, status, sd_notify.
+
+What it starts, in this order:
+  1. the spool directories (created if missing; a clear error and exit if not writable) and the
+     journal in the state directory;
+  2. recovery (outbound.py): leftovers of a crash are settled before anything new is taken;
+  3. one worker per configured modem (worker.py), the dispatcher (outbound.py), the watcher on
+     outgoing/ (inotify, polling as fallback), the status writer, housekeeping (multipart
+     timeouts, journal pruning);
+  4. the HTTP and SMPP listeners when configured (`gsmgw.http.server.start(ctx)`,
+     `gsmgw.smpp.server.start(ctx)`; each returns an object with `async close()`);
+  5. `READY=1` to systemd (when run by it), then `STATUS=` on changes and `WATCHDOG=1` from the
+     status loop, which runs on the main loop: a hung modem is not a hung daemon.
+
+Signals: SIGTERM/SIGINT stop taking new work, let each worker finish the message in flight
+(`STOPPING=1` first), then exit. SIGHUP reloads the config: defaults, groups, hooks, limits,
+prefixes and PINs take effect at once; modems added or removed are started or stopped; a change
+of `spool`, `state`, `http` or `smpp` is logged as needing a restart.
+
+Logs go to stdout, one line per event, naming the message file (journald adds the time). The
+PIN never appears: the config is never logged and the AT layer masks AT+CPIN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from gsmgw.daemon import pool
+from gsmgw.daemon.context import GatewayContext
+from gsmgw.daemon.events import EventBus
+from gsmgw.daemon.hooks import Hooks
+from gsmgw.daemon.inbound import Inbound
+from gsmgw.daemon.metrics import Metrics
+from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
+from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
+from gsmgw.daemon.worker import Worker
+from gsmgw.spool.journal import Journal, JournalError
+from gsmgw.spool.store import Spool, SpoolError
+from gsmgw.spool.watch import OutgoingWatcher
+
+log = logging.getLogger("gsmgw.daemon")
+
+JOURNAL_FILE = "journal.sqlite"
+PRUNE_EVERY = 3600.0
+STOP_GRACE = 90.0  # how long SIGTERM waits for messages in flight (AT+CMGS may take 60 s)
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says what to fix."""
+
+
+def _settings(config) -> SendSettings:
+    return SendSettings(
+        default_country=config.default_country,
+        defaults=config.defaults,
+        groups=config.groups,
+        modem_names=tuple(m.name for m in config.modems),
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        config,
+        *,
+        clock: Callable[[], float] = time.time,
+        watch_poll_interval: float = 2.0,
+        supervisor_options: Mapping[str, Any] | None = None,
+        start_servers: bool = True,
+    ):
+        self.config = config
+        self.clock = clock
+        self.watch_poll_interval = watch_poll_interval
+        self.supervisor_options = dict(supervisor_options or {})
+        self.start_servers = start_servers
+        self.spool = Spool(config.spool)
+        self.bus = EventBus()
+        self.metrics = Metrics()
+        self.journal: Journal | None = None
+        self.workers: dict[str, Worker] = {}
+        self._worker_tasks: dict[str, asyncio.Task] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._servers: list[Any] = []
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._status_changed = asyncio.Event()
+        self._probe_lock = asyncio.Lock()
+        self._snapshot_cache: tuple[float, dict] | None = None
+        self.notifier = _notifier()
+        self.hooks = Hooks.from_config(config)
+        self.ctx: GatewayContext | None = None
+        self.outbound: Outbound | None = None
+        self.inbound: Inbound | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    # -- start --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        try:
+            self.spool.ensure_dirs()
+        except SpoolError as error:
+            raise StartupError(str(error)) from None
+        state = Path(config.state)
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+            self.journal = Journal(state / JOURNAL_FILE)
+        except OSError as error:
+            raise StartupError(
+                f"cannot create the state directory {state}: {error.strerror}; create it, make it "
+                f"writable by the user gsmgw runs as, or set state: in the config"
+            ) from None
+        except JournalError as error:
+            raise StartupError(str(error)) from None
+        self.inbound = Inbound(
+            self.spool, self.journal, self.bus, self.metrics,
+            reassembly_timeout=config.inbound.reassembly_timeout, clock=self.clock,
+        )
+        self.outbound = Outbound(
+            self.spool, self.journal, self.bus, _settings(config), self.metrics,
+            clock=self.clock, on_queued=self._wake_dispatcher,
+        )
+        self.bus.subscribe(self.hooks.on_event)
+        self.outbound.recover()
+        self.inbound.flush()
+        self.dispatcher = Dispatcher(
+            self.outbound,
+            fleet=self._fleet,
+            idle=lambda: [name for name, worker in self.workers.items() if worker.idle],
+            give=lambda name, message: self.workers[name].give(message),
+            clock=self.clock,
+        )
+        for modem_config in config.modems:
+            self._start_worker(modem_config)
+        self.ctx = GatewayContext(
+            config=config,
+            spool=self.spool,
+            journal=self.journal,
+            bus=self.bus,
+            metrics=self.metrics,
+            _snapshot=self.status_snapshot,
+            _message_status=self.outbound.message_status,
+            _wake=self._wake_dispatcher,
+        )
+        self._tasks = [
+            asyncio.ensure_future(self.dispatcher.run(self._stopping)),
+            asyncio.ensure_future(self._watch_outgoing()),
+            asyncio.ensure_future(self._status_loop()),
+            asyncio.ensure_future(self._housekeeping()),
+        ]
+        if self.start_servers:
+            await self._start_servers()
+        self.notifier.ready(status=self._status_line())
+        log.info(
+            "gsmgw started: spool %s, state %s, %d modem(s): %s",
+            config.spool, config.state, len(config.modems), ", ".join(m.name for m in config.modems) or "none",
+        )
+
+    def _start_worker(self, modem_config) -> None:
+        worker = Worker(
+            modem_config,
+            journal=self.journal,
+            inbound=self.inbound,
+            outbound=self.outbound,
+            bus=self.bus,
+            metrics=self.metrics,
+            fleet=self._fleet,
+            on_change=self._on_worker_change,
+            probe_ports=self.config.probe_ports,
+            ports_in_use=self._ports_in_use,
+            probe_lock=self._probe_lock,
+            status_interval=self.config.status_interval,
+            sweep_interval=self.config.inbound.sweep_interval,
+            clock=self.clock,
+            supervisor_options=self.supervisor_options,
+        )
+        self.workers[modem_config.name] = worker
+        task = asyncio.ensure_future(worker.run())
+        task.add_done_callback(lambda t, name=modem_config.name: self._worker_ended(name, t))
+        self._worker_tasks[modem_config.name] = task
+
+    def _worker_ended(self, name: str, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not self._stopping.is_set():
+            log.error("%s: worker crashed: %r; restarting it in 5 s", name, error, exc_info=error)
+            worker = self.workers.get(name)
+            if worker is not None:
+                asyncio.get_running_loop().call_later(5.0, self._restart_worker, name, worker.config)
+
+    def _restart_worker(self, name: str, modem_config) -> None:
+        if not self._stopping.is_set() and name in self.workers:
+            self._start_worker(modem_config)
+
+    async def _start_servers(self) -> None:
+        for key, module in (("http", "gsmgw.http.server"), ("smpp", "gsmgw.smpp.server")):
+            if getattr(self.config, key, None) is None:
+                continue
+            try:
+                server_module = importlib.import_module(module)
+            except ImportError as error:
+                log.error("%s is configured but %s cannot be loaded: %s", key, module, error)
+                continue
+            try:
+                server = await server_module.start(self.ctx)
+            except OSError as error:
+                raise StartupError(
+                    f"cannot start the {key} listener: {error.strerror or error}; is the address "
+                    f"in use by another program? Change `{key}: listen:` in the config"
+                ) from None
+            self._servers.append(server)
+
+    # -- the pieces ---------------------------------------------------------------------------
+
+    def _fleet(self) -> dict[str, pool.ModemView]:
+        return {name: worker.view() for name, worker in self.workers.items()}
+
+    def _ports_in_use(self) -> set[str]:
+        return {
+            os.path.realpath(worker.status.port)
+            for worker in self.workers.values()
+            if worker.status.port and worker.supervisor is not None
+        } | {
+            os.path.realpath(m.port) for m in self.config.modems if m.port
+        }
+
+    def _wake_dispatcher(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+        self._status_changed.set()
+
+    def _on_worker_change(self) -> None:
+        self._wake_dispatcher()
+
+    async def _watch_outgoing(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with OutgoingWatcher(
+                    self.spool.path("outgoing"), poll_interval=self.watch_poll_interval
+                ) as watcher:
+                    log.info("watching %s (%s)", self.spool.path("outgoing"), watcher.mode)
+                    async for names in watcher:
+                        if self._stopping.is_set():
+                            return
+                        try:
+                            self.outbound.accept(names)
+                        except OSError as error:
+                            log.error("claiming files from outgoing/ failed: %s; retrying", error)
+                            watcher.rescan()
+                            await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the outgoing/ watcher failed; starting it again in 2 s")
+                await asyncio.sleep(2.0)
+
+    def status_snapshot(self) -> dict:
+        now = self.clock()
+        cached = self._snapshot_cache
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
+        depths = {"outgoing": self.spool.depth("outgoing"), "checked": self.spool.depth("checked")}
+        retrying = self.journal.count_retrying(now)
+        current = snapshot(
+            [worker.status for worker in self.workers.values()],
+            self.journal.counters_today(now),
+            depths,
+            retrying,
+            now,
+        )
+        self.metrics.set_queue(depths, retrying)
+        self._snapshot_cache = (now, current)
+        return current
+
+    def _status_line(self) -> str:
+        from gsmgw.daemon.sdnotify import status_line
+
+        up = sum(1 for w in self.workers.values() if w.state in pool.UP_STATES)
+        return status_line(up, len(self.workers), self.spool.depth("checked"), self.journal.count_retrying(self.clock()))
+
+    async def _status_loop(self) -> None:
+        state_dir = Path(self.config.state)
+        last_line = None
+        watchdog_every = (self.notifier.watchdog_interval or 0) / 2 or None
+        interval = min(WRITE_INTERVAL, watchdog_every or WRITE_INTERVAL)
+        while True:
+            try:
+                self._snapshot_cache = None
+                write_status(state_dir, self.status_snapshot())
+                line = self._status_line()
+                if line != last_line:
+                    self.notifier.status(line)
+                    last_line = line
+            except OSError as error:
+                log.error("cannot write the status file in %s: %s", state_dir, error)
+            self.notifier.watchdog()
+            if self._stopped.is_set():
+                return
+            self._status_changed.clear()
+            try:
+                await asyncio.wait_for(self._status_changed.wait(), interval)
+                await asyncio.sleep(0.2)  # collapse a burst of changes into one write
+            except asyncio.TimeoutError:
+                pass
+
+    async def _housekeeping(self) -> None:
+        next_prune = 0.0
+        while not self._stopping.is_set():
+            try:
+                self.inbound.flush()
+                now = self.clock()
+                if now >= next_prune:
+                    removed = self.journal.prune(now)
+                    if removed:
+                        log.info("journal: pruned %d old rows", removed)
+                    next_prune = now + PRUNE_EVERY
+            except Exception:
+                log.exception("housekeeping failed; trying again later")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.config.inbound.sweep_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("stopping: finishing the messages in flight")
+            self.notifier.stopping()
+            self._stopping.set()
+
+    def request_reload(self) -> None:
+        asyncio.ensure_future(self.reload())
+
+    async def reload(self) -> None:
+        from gsmgw.config import ConfigError, load_config
+
+        source = getattr(self.config, "source", None)
+        if source is None:
+            log.warning("SIGHUP: this daemon has no config file to reload (simulated run)")
+            return
+        try:
+            new = load_config(source)
+        except ConfigError as error:
+            log.error("SIGHUP: the config %s has errors; keeping the running one:\n%s", source, error)
+            return
+        for key in ("spool", "state", "http", "smpp"):
+            if getattr(new, key) != getattr(self.config, key):
+                log.warning("SIGHUP: a change of %s takes effect only after a restart", key)
+        old_names = {m.name for m in self.config.modems}
+        new_names = {m.name for m in new.modems}
+        for modem_config in new.modems:
+            worker = self.workers.get(modem_config.name)
+            if worker is None:
+                continue
+            if worker.config.binding != modem_config.binding or worker.config.baudrate != modem_config.baudrate:
+                log.warning("SIGHUP: %s: a new port/binding takes effect after a restart", modem_config.name)
+                continue
+            worker.config = modem_config
+        for name in sorted(old_names - new_names):
+            log.info("SIGHUP: %s removed from the config; stopping it", name)
+            worker = self.workers.pop(name)
+            await worker.stop()
+        self.config = new
+        for modem_config in new.modems:
+            if modem_config.name not in old_names:
+                log.info("SIGHUP: %s added; starting it", modem_config.name)
+                self._start_worker(modem_config)
+        self.outbound.settings = _settings(new)
+        self.hooks.programs = {k: v for k, v in Hooks.from_config(new).programs.items()}
+        self.hooks.timeout = new.hook_timeout
+        if self.ctx is not None:
+            self.ctx.config = new
+        log.info("SIGHUP: config %s reloaded", source)
+        self._wake_dispatcher()
+
+    # -- run and stop -------------------------------------------------------------------------
+
+    async def wait_stopping(self) -> None:
+        await self._stopping.wait()
+
+    async def close(self) -> None:
+        """Stop taking work, let workers finish what is in flight, close everything."""
+        self.request_stop()
+        for task in self._tasks[:2]:  # dispatcher and watcher: nothing new is given out
+            task.cancel()
+        await asyncio.gather(*(worker.stop() for worker in self.workers.values()))
+        if self._worker_tasks:
+            done, pending = await asyncio.wait(set(self._worker_tasks.values()), timeout=STOP_GRACE)
+            for task in pending:
+                log.warning("a worker did not finish within %.0f s; stopping it", STOP_GRACE)
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        for server in self._servers:
+            try:
+                await server.close()
+            except Exception:
+                log.exception("closing %r failed", server)
+        await self.hooks.close()
+        await self.bus.drain(timeout=2.0)
+        self._stopped.set()
+        self._status_changed.set()
+        for task in self._tasks[2:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.journal is not None:
+            try:
+                self._snapshot_cache = None
+                write_status(Path(self.config.state), self.status_snapshot())
+            except OSError:
+                pass
+            self.journal.close()
+        log.info("gsmgw stopped")
+
+
+def _notifier():
+    try:
+        from gsmgw.daemon.sdnotify import SystemdNotifier
+    except ImportError:
+        return _NoNotifier()
+    return SystemdNotifier.from_environment()
+
+
+class _NoNotifier:
+    watchdog_interval = None
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: False
+
+
+async def run_gateway(config, *, on_started: Callable[[Gateway], None] | None = None, **options) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit status."""
+    gateway = Gateway(config, **options)
+    loop = asyncio.get_running_loop()
+    try:
+        await gateway.start()
+    except StartupError as error:
+        log.error("%s", error)
+        await _close_quietly(gateway)
+        return 1
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, gateway.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, gateway.request_reload)
+    if on_started is not None:
+        on_started(gateway)
+    try:
+        await gateway.wait_stopping()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await gateway.close()
+    return 0
+
+
+async def _close_quietly(gateway: Gateway) -> None:
+    try:
+        await gateway.close()
+    except Exception:
+        log.debug("cleanup after a failed start failed", exc_info=True)

@@ -1,0 +1,45 @@
+"""What the daemon shares with the network listeners (HTTP, SMPP, webhooks, two-way).
+
+`gsmgw.http.server.start(ctx)` and `gsmgw.smpp.server.start(ctx)` get one `GatewayContext`. They
+write messages into the spool (`ctx.spool.submit`), subscribe to `ctx.bus`, and read
+`ctx.status_snapshot()` / `ctx.message_status(id)`; they never reach into the workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from gsmgw.daemon.events import EventBus
+from gsmgw.daemon.metrics import Metrics
+from gsmgw.spool.journal import Journal
+from gsmgw.spool.store import Spool
+
+
+@dataclass
+class GatewayContext:
+    config: Any  # gsmgw.config.Config (replaced on SIGHUP reload)
+    spool: Spool
+    journal: Journal
+    bus: EventBus
+    metrics: Metrics
+    _snapshot: Callable[[], dict] = field(repr=False)
+    _message_status: Callable[[str], dict | None] = field(repr=False)
+    _wake: Callable[[], None] = field(repr=False, default=lambda: None)
+
+    def status_snapshot(self) -> dict:
+        """The same dict as `gsmgw status --json` (SPOOL.md), current as of this call."""
+        return self._snapshot()
+
+    def message_status(self, message_id: str) -> dict | None:
+        """API.md `GET /api/v1/messages/{id}`: {"id", "to", "status", "modem", "parts",
+        "message_ids", "queued", "sent", "delivered", "fail_reason"}; None if unknown.
+        `status` is one of queued, sending, sent, delivered, failed, expired."""
+        return self._message_status(message_id)
+
+    def modems_ready(self) -> int:
+        return sum(1 for m in self.status_snapshot()["modems"] if m["state"] in ("ready", "busy"))
+
+    def wake(self) -> None:
+        """A hint that outgoing/ has new files (the watcher notices them anyway)."""
+        self._wake()
