@@ -187,6 +187,12 @@ class LateSubmitResult(Urc):
 
 
 @dataclass(frozen=True)
+class LatePrompt(Urc):
+    """The ``> `` prompt came after AT+CMGS/AT+CMGW had given up on it. The session answers it
+    with ESC at once, so the modem does not take the next command as message text."""
+
+
+@dataclass(frozen=True)
 class StrayFinal(Urc):
     """A final result code with no command waiting for it (the end of a late answer)."""
 

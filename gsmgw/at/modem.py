@@ -388,11 +388,12 @@ class Modem:
         last: ModemError | None = None
         for _ in range(3):
             try:
-                await self.session.command("AT", timeout=min(self.command_timeout, 3.0))
+                # V1: verbose result codes, in case the modem was left in ATV0 (digits only).
+                await self.session.command("ATV1", timeout=min(self.command_timeout, 3.0))
                 return
             except (AtCommandError, ModemTimeout) as exc:
                 last = exc
-        raise ModemTimeout("AT", min(self.command_timeout, 3.0)) from last
+        raise ModemTimeout("ATV1", min(self.command_timeout, 3.0)) from last
 
     async def initialize(self, pin: str | None = None) -> ModemInfo:
         """Bring the modem into the state the daemon needs and return who it is.

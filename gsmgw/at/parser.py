@@ -29,6 +29,7 @@ from gsmgw.at.events import (
     Final,
     IncomingDirect,
     IncomingStored,
+    LatePrompt,
     LateSubmitResult,
     Line,
     ModemReady,
@@ -254,6 +255,7 @@ class AtParser:
         self._abandoned: str | None = None  # name of a command that timed out
         self._abandoned_line: str | None = None
         self._stray_final_pending = False
+        self._late_prompt_possible = False  # a prompt command was abandoned before its "> "
         self.needs_ack = False  # set by the modem when +CMT/+CDS must be acknowledged (+CNMA)
 
     def __repr__(self) -> str:
@@ -286,6 +288,7 @@ class AtParser:
         self._abandoned = self._command_name
         self._abandoned_line = self._command
         self._stray_final_pending = False
+        self._late_prompt_possible = self._expect_prompt
         self._end_command()
 
     def _end_command(self) -> None:
@@ -309,11 +312,18 @@ class AtParser:
                 if first == 0x20:
                     del buf[0]
                     continue
-            if first == 0x3E and self._expect_prompt:  # '>' at the start of a line
-                del buf[0]
-                self._expect_prompt = False
+            if first == 0x3E and (self._expect_prompt or self._late_prompt_possible):
+                del buf[0]  # '>' at the start of a line
                 self._skip_space = True
-                events.append(Prompt())
+                if self._expect_prompt:
+                    self._expect_prompt = False
+                    events.append(Prompt())
+                else:
+                    # The modem now waits for text that will never come. The ESC the session
+                    # answers makes it end that command with a final result of its own.
+                    self._late_prompt_possible = False
+                    self._stray_final_pending = self._command is not None
+                    events.append(LatePrompt("> "))
                 continue
             m = _LINE_END.search(buf)
             if m is None:
@@ -361,6 +371,7 @@ class AtParser:
     def _complete_line(self, line: str, events: list[Event]) -> None:
         final = parse_final(line)
         if final is not None:
+            self._late_prompt_possible = False
             if self._command is None or self._stray_final_pending:
                 # The end of a late answer (or a final nobody asked for): it must not end the
                 # command now in flight, which gets its own final next.

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import serial
 
 from gsmgw.at.errors import AtCommandError, CmeError, CmsError, ModemTimeout, PortBusy, PortGone
-from gsmgw.at.events import Final, Line, PortClosed, Prompt, Urc
+from gsmgw.at.events import Final, LatePrompt, Line, PortClosed, Prompt, Urc
 from gsmgw.at.parser import AtParser
 
 log = logging.getLogger("gsmgw.at")
@@ -205,7 +205,18 @@ class AtSession:
                 if self._prompt is not None and not self._prompt.done():
                     self._prompt.set_result(None)
             else:
+                if isinstance(event, LatePrompt):
+                    self._escape_late_prompt()
                 self._deliver(event)
+
+    def _escape_late_prompt(self) -> None:
+        # A prompt for a command we gave up on: the ESC we sent then came too early and was
+        # dropped (modems discard input before showing "> "). One byte to a tty does not block.
+        log.warning("%s: late '> ' prompt; cancelling it with ESC", self.port)
+        try:
+            os.write(self._fd, ESC)
+        except OSError as exc:
+            log.debug("%s: could not write ESC: %s", self.port, exc)
 
     def _deliver(self, event: Urc) -> None:
         if self.on_urc is None:

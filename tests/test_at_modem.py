@@ -1,0 +1,405 @@
+"""The session and modem driver against the simulator (gsmgw.sim) over real ptys.
+
+Each fault the simulator can inject is exercised; each test asserts the outcome: nothing lost,
+the right error class, the modem usable afterwards. Timeouts are short so the file stays quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gsmgw.at.errors import CmsError, ModemTimeout, PortGone, SimLocked
+from gsmgw.at.events import (
+    IncomingStored,
+    LateSubmitResult,
+    Noise,
+    PortClosed,
+    Ring,
+    SignalReport,
+    StorageFull,
+)
+from gsmgw.at.modem import Modem
+from gsmgw.sim import SimNetwork
+from gsmgw.sms import decode_pdu, encode_submit
+
+PROFILES = ["generic", "huawei", "simcom", "quectel"]
+
+
+def run(coro, timeout: float = 20.0):
+    """Run one test coroutine; a hang fails the test instead of stalling the suite."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture
+def net(tmp_path):
+    with SimNetwork(tmp_path / "sim", modems=2, profile="generic") as network:
+        yield network
+
+
+def make_modem(path, urcs=None, **options):
+    options.setdefault("command_timeout", 2.0)
+    options.setdefault("send_timeout", 5.0)
+    options.setdefault("prompt_timeout", 2.0)
+    options.setdefault("ready_timeout", 5.0)
+    return Modem(str(path), on_urc=(urcs.append if urcs is not None else None), **options)
+
+
+async def next_event(urcs: list, kind, timeout: float = 5.0):
+    """Wait until an event of ``kind`` is in ``urcs`` (filled by the modem's reader)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        for event in urcs:
+            if isinstance(event, kind):
+                return event
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {kind.__name__} within {timeout} s; got {urcs!r}")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_initialize_identifies_each_dialect(tmp_path, profile):
+    with SimNetwork(tmp_path / "sim", modems=1, profile=profile) as net:
+        sim = net.modems[0]
+
+        async def main():
+            modem = make_modem(sim.path)
+            await modem.open()
+            try:
+                info = await modem.initialize()
+                registration = await modem.registration()
+                dbm = await modem.signal_dbm()
+                storage = await modem.storage_status()
+            finally:
+                await modem.close()
+            return info, registration, dbm, storage
+
+        info, registration, dbm, storage = run(main())
+    assert info.profile == profile
+    assert (info.imsi, info.imei, info.iccid) == (sim.imsi, sim.imei, sim.iccid)
+    assert info.own_number == sim.number
+    assert info.pin_state == "READY" and not info.pin_entered
+    assert info.cnmi == "2,1,0,2,0"
+    assert info.smsc and info.smsc.startswith("+")
+    assert registration.registered and registration.operator == sim.operator
+    assert dbm is not None and -113 <= dbm <= -51
+    assert storage.read.total > 0
+
+
+def test_send_pdu_returns_the_mr_and_the_network_gets_it(net):
+    target = net.modems[1].number
+
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        await modem.initialize()
+        parts = encode_submit(target, "hello from the driver", report=True)
+        mrs = [await modem.send_pdu(p.pdu, p.length) for p in parts]
+        await modem.close()
+        return mrs
+
+    mrs = run(main())
+    (submission,) = net.wait_for_submissions(1, timeout=5)
+    assert (submission["to"], submission["text"]) == (target, "hello from the driver")
+    assert submission["report"] and submission["mr"] == mrs[0]
+
+
+def test_receive_store_read_delete(net):
+    async def main():
+        urcs: list = []
+        modem = make_modem(net.modems[0].path, urcs)
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text="inbound one")
+        event = await next_event(urcs, IncomingStored)
+        stored = await modem.read_message(event.storage, event.index)
+        listed = await modem.list_messages(event.storage)
+        await modem.delete_message(event.storage, event.index)
+        after = await modem.list_messages(event.storage)
+        empty = await modem.read_message(event.storage, event.index)
+        await modem.close()
+        return stored, listed, after, empty
+
+    stored, listed, after, empty = run(main())
+    sms = decode_pdu(stored.pdu)
+    assert sms.text == "inbound one" and sms.number == "+4915112345678"
+    assert [m.index for m in listed] == [stored.index]
+    assert after == [] and empty is None
+
+
+def test_urc_in_the_middle_of_a_response_is_delivered_and_the_response_is_intact(net):
+    async def main():
+        urcs: list = []
+        modem = make_modem(net.modems[0].path, urcs)
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.set_fault, 0, "urc_in_response", lines=["RING", "^RSSI: 20"])
+        info = await modem.identity()
+        await modem.close()
+        return info, urcs
+
+    info, urcs = run(main())
+    assert info.imsi == net.modems[0].imsi and info.imei == net.modems[0].imei
+    assert any(isinstance(e, Ring) for e in urcs)
+    assert any(isinstance(e, SignalReport) and e.dbm == -73 for e in urcs)
+
+
+def test_noise_bytes_do_not_corrupt_answers(net):
+    async def main():
+        urcs: list = []
+        modem = make_modem(net.modems[0].path, urcs)
+        await modem.open()
+        await asyncio.to_thread(net.set_fault, 0, "noise")
+        info = await modem.initialize()
+        await modem.close()
+        return info, urcs
+
+    info, urcs = run(main())
+    assert (info.manufacturer, info.imsi) == ("gsmgw", net.modems[0].imsi)
+    assert any(isinstance(e, Noise) for e in urcs)
+
+
+def test_hang_times_out_then_the_modem_answers_again(net):
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.set_fault, 0, "hang", seconds=1.0)
+        with pytest.raises(ModemTimeout, match="did not answer"):
+            await modem.health_check(timeout=0.4)
+        assert modem.session.consecutive_timeouts == 1
+        await asyncio.sleep(0.8)
+        await modem.health_check(timeout=2.0)
+        dbm = await modem.signal_dbm()
+        await modem.close()
+        return dbm
+
+    assert run(main()) is not None
+
+
+def test_late_cmgs_is_reported_as_late_not_as_a_new_event(net):
+    target = net.modems[1].number
+
+    async def main():
+        urcs: list = []
+        modem = make_modem(net.modems[0].path, urcs, send_timeout=0.5)
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.set_fault, 0, "late_cmgs", seconds=1.2)
+        (part,) = encode_submit(target, "late one")
+        with pytest.raises(ModemTimeout):
+            await modem.send_pdu(part.pdu, part.length)
+        late = await next_event(urcs, LateSubmitResult, timeout=3.0)
+        # The next command gets its own answer, not the late one's OK.
+        dbm = await modem.signal_dbm()
+        (part2,) = encode_submit(target, "next one")
+        mr2 = await modem.send_pdu(part2.pdu, part2.length)
+        await modem.close()
+        return late, dbm, mr2, urcs
+
+    late, dbm, mr2, urcs = run(main())
+    assert dbm is not None
+    assert not any(isinstance(e, IncomingStored) for e in urcs)
+    submissions = net.wait_for_submissions(2, timeout=5)
+    assert [(s["text"], s["mr"]) for s in submissions] == [("late one", late.mr), ("next one", mr2)]
+
+
+def test_slow_prompt_is_cancelled_with_esc_and_nothing_is_sent(net):
+    target = net.modems[1].number
+
+    async def main():
+        modem = make_modem(net.modems[0].path, prompt_timeout=0.3, command_timeout=1.0)
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.set_fault, 0, "slow_prompt", seconds=0.8)
+        (part,) = encode_submit(target, "never sent")
+        with pytest.raises(ModemTimeout, match="prompt"):
+            await modem.send_pdu(part.pdu, part.length)
+        await asyncio.to_thread(net.clear_fault, 0, "slow_prompt")
+        await asyncio.sleep(1.0)  # the late prompt arrives and is answered with ESC
+        for _ in range(3):
+            try:
+                await modem.health_check(timeout=1.0)
+                break
+            except ModemTimeout:
+                continue
+        (part2,) = encode_submit(target, "sent after")
+        mr = await modem.send_pdu(part2.pdu, part2.length)
+        await modem.close()
+        return mr
+
+    mr = run(main())
+    submissions = net.wait_for_submissions(1, timeout=5)
+    assert [(s["text"], s["mr"]) for s in submissions] == [("sent after", mr)]
+
+
+@pytest.mark.parametrize("code,temporary", [(42, True), (21, False), (330, True)])
+def test_cms_error_has_code_meaning_and_class(net, code, temporary):
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.set_fault, 0, "cms_error", codes=[code], count=1)
+        (part,) = encode_submit(net.modems[1].number, "refused")
+        with pytest.raises(CmsError) as caught:
+            await modem.send_pdu(part.pdu, part.length)
+        await modem.close()
+        return caught.value
+
+    error = run(main())
+    assert error.code == code and error.temporary is temporary and error.meaning
+
+
+def test_storage_full_is_reported(tmp_path):
+    with SimNetwork(tmp_path / "sim", modems=1, profile="huawei") as net:
+
+        async def main():
+            urcs: list = []
+            modem = make_modem(net.modems[0].path, urcs)
+            await modem.open()
+            await modem.initialize()
+            await asyncio.to_thread(net.set_fault, 0, "storage_full")
+            status = await modem.storage_status()
+            await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text="no room")
+            full = await next_event(urcs, StorageFull)
+            await modem.close()
+            return status, full
+
+        status, full = run(main())
+    assert status.receive is not None and status.receive.full
+    assert full.storage == "SM"
+
+
+def test_unplug_ends_the_port_with_a_clear_event_and_fails_the_command(net):
+    async def main():
+        urcs: list = []
+        states: list = []
+        modem = make_modem(net.modems[0].path, urcs, on_state=lambda s, d: states.append(s))
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.set_fault, 0, "hang", seconds=5)
+        pending = asyncio.ensure_future(modem.health_check(timeout=4))
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(net.unplug, 0)
+        with pytest.raises(PortGone):
+            await pending
+        closed = await next_event(urcs, PortClosed)
+        with pytest.raises(PortGone, match="not open"):
+            await modem.signal_dbm()
+        return closed, states
+
+    closed, states = run(main())
+    assert "gone" in closed.reason
+    assert states[-1] == "gone"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_pin_with_one_attempt_left_is_never_tried(tmp_path, profile):
+    with SimNetwork(tmp_path / "sim", modems=1, profile=profile, pin="1234") as net:
+        net._call(lambda: setattr(net.modem(0), "pin_attempts", 1))
+
+        async def main():
+            modem = make_modem(net.modems[0].path)
+            await modem.open()
+            try:
+                with pytest.raises(SimLocked) as caught:
+                    await modem.initialize(pin="1234")
+            finally:
+                await modem.close()
+            return caught.value
+
+        error = run(main())
+        left = net._call(lambda: net.modem(0).pin_attempts)
+    assert error.reason == "few_attempts" and error.attempts_left == 1
+    assert "1234" not in str(error)
+    assert left == 1  # not one attempt used
+
+
+def test_pin_entered_when_enough_attempts_and_wrong_pin_is_tried_once(tmp_path):
+    with SimNetwork(tmp_path / "sim", modems=2, profile="generic", pin="1234") as net:
+
+        async def main():
+            good = make_modem(net.modems[0].path)
+            await good.open()
+            info = await good.initialize(pin="1234")
+            await good.close()
+            bad = make_modem(net.modems[1].path)
+            await bad.open()
+            with pytest.raises(SimLocked) as caught:
+                await bad.initialize(pin="9999")
+            await bad.close()
+            return info, caught.value
+
+        info, error = run(main())
+        left = net._call(lambda: net.modem(1).pin_attempts)
+    assert info.pin_entered and info.pin_state == "READY" and info.imsi == net.modems[0].imsi
+    assert error.reason == "pin_rejected" and error.attempts_left == 2 and left == 2
+    assert "9999" not in str(error)
+
+
+def test_sim_pin_without_configured_pin_says_what_to_do(tmp_path):
+    with SimNetwork(tmp_path / "sim", modems=1, pin="1234") as net:
+
+        async def main():
+            modem = make_modem(net.modems[0].path)
+            await modem.open()
+            with pytest.raises(SimLocked, match="set `pin:`") as caught:
+                await modem.initialize()
+            await modem.close()
+            return caught.value
+
+        assert run(main()).reason == "no_pin"
+
+
+def test_ussd(net):
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        await modem.initialize()
+        reply = await modem.ussd("*100#", timeout=5)
+        await modem.close()
+        return reply
+
+    reply = run(main())
+    assert reply.text == "Guthaben: 12,34 EUR"
+
+
+def test_soft_reset_then_initialize_again(tmp_path):
+    with SimNetwork(tmp_path / "sim", modems=1, profile="simcom") as net:
+
+        async def main():
+            modem = make_modem(net.modems[0].path)
+            await modem.open()
+            await modem.initialize()
+            await modem.soft_reset()
+            info = await modem.initialize()
+            await modem.close()
+            return info
+
+        assert run(main()).imsi == net.modems[0].imsi
+
+
+def test_busy_port_is_refused_with_advice(net):
+    async def main():
+        first = make_modem(net.modems[0].path)
+        await first.open()
+        second = make_modem(net.modems[0].path)
+        try:
+            with pytest.raises(Exception) as caught:
+                await second.open()
+        finally:
+            await first.close()
+        return caught.value
+
+    error = run(main())
+    assert "in use" in str(error)
+
+
+def test_missing_port_says_plug_it_in(tmp_path):
+    async def main():
+        modem = make_modem(tmp_path / "nothing")
+        with pytest.raises(PortGone, match="plugged in"):
+            await modem.open()
+
+    run(main())
