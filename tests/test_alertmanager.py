@@ -10,8 +10,6 @@ Time is injected: the relay takes `now`, the service a clock and a sleep.
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 from types import SimpleNamespace
 
 import functools
@@ -21,7 +19,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gsmgw.http.alertmanager import (
-    AlertmanagerService,
     AlertRelay,
     PayloadError,
     add_routes,

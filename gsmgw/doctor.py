@@ -1,0 +1,834 @@
+"""`gsmgw doctor`: find the usual reasons a gateway does not work, each with its fix.
+
+Two halves, as everywhere in gsmgw:
+- `gather_*` functions read the system: the config file, /proc (who holds which
+  port), /sys (USB devices, mass-storage sticks), the spool's modes, and the
+  modems themselves over AT (`probe_modem`). Their roots (`sys_root`,
+  `proc_root`) and the modem probe are parameters, so every finding can be
+  reproduced from a fixture tree or the simulator.
+- `diagnose(facts)` is pure: facts in, `Finding`s out. Each finding names the
+  modem or file it concerns, what is wrong, and the command that fixes it.
+
+What doctor never does: enter a PIN (not even the configured one: the daemon
+does that, at most once per start), print a PIN, change a modem's settings, or
+open a port that another program holds (the daemon, ModemManager, smsd).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import os
+import pwd
+import stat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable, Sequence
+
+__all__ = [
+    "Account",
+    "ConfigFacts",
+    "Facts",
+    "Finding",
+    "ModemFacts",
+    "ModemProbe",
+    "PathFacts",
+    "ProcessFacts",
+    "UsbDevice",
+    "UsbInterface",
+    "diagnose",
+    "gather",
+    "probe_modem",
+    "render_text",
+]
+
+SPOOL_DIRS = ("outgoing", "checked", "sent", "failed", "incoming", "report")
+DAEMON_USER = "gsmgw"
+# USB vendor IDs of GSM modem makers whose sticks first show up as a CD-ROM
+# (usb_modeswitch's device database, usb-modeswitch-data).
+MODEM_VENDORS = {
+    "12d1": "Huawei",
+    "19d2": "ZTE",
+    "1e0e": "SIMCom",
+    "2c7c": "Quectel",
+    "05c6": "Qualcomm",
+    "1bbb": "Alcatel/TCL",
+    "2001": "D-Link",
+    "0af0": "Option",
+    "1c9e": "4G Systems/Longcheer",
+    "2357": "TP-Link",
+    "1199": "Sierra Wireless",
+}
+# Huawei E3372 HiLink firmware: a network card with a web UI, no AT port.
+HILINK = {("12d1", "14dc"), ("12d1", "1f01")}
+MASS_STORAGE_CLASS = "08"
+STORAGE_WARN_RATIO = 0.8
+# The daemon enters a configured PIN only with at least this many attempts left (SPOOL.md).
+MIN_PIN_ATTEMPTS = 2
+
+
+# ------------------------------------------------------------------ facts
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # "error": the gateway cannot work so; "warning": it works, but not for long or not safely
+    check: str  # which check: modemmanager, port-busy, mass-storage, port-missing, ...
+    subject: str  # the modem, port, USB device or file it concerns
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class PathFacts:
+    path: str
+    exists: bool
+    is_dir: bool = False
+    is_char_device: bool = False
+    mode: int = 0
+    uid: int = -1
+    gid: int = -1
+    real_path: str | None = None
+
+    @property
+    def group_name(self) -> str:
+        try:
+            return grp.getgrgid(self.gid).gr_name
+        except KeyError:
+            return str(self.gid)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who the daemon runs as: its uid and every group it has (with the unit's dialout)."""
+
+    name: str
+    uid: int
+    gids: frozenset[int]
+
+    def may(self, info: PathFacts, want: int) -> bool:
+        """Mode-bit check like the kernel's (root passes; no ACLs)."""
+        if self.uid == 0:
+            return True
+        if info.uid == self.uid:
+            bits = (info.mode >> 6) & 7
+        elif info.gid in self.gids:
+            bits = (info.mode >> 3) & 7
+        else:
+            bits = info.mode & 7
+        return bits & want == want
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    open_paths: frozenset[str]
+
+    @property
+    def is_gsmgw_daemon(self) -> bool:
+        words = [os.path.basename(part) for part in self.cmdline]
+        return "run" in words and any(word.startswith("gsmgw") for word in words[:3])
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (PID {self.pid})"
+
+
+@dataclass(frozen=True)
+class UsbInterface:
+    name: str  # 1-1.4:1.2
+    cls: str
+    subclass: str
+    protocol: str
+    ttys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UsbDevice:
+    name: str  # 1-1.4: bus 1, port path 1.4
+    vendor: str
+    product: str
+    product_name: str | None
+    interfaces: tuple[UsbInterface, ...]
+
+
+@dataclass(frozen=True)
+class ModemProbe:
+    """What a modem said. `error` is set when it could not be asked."""
+
+    pin_state: str | None = None
+    pin_attempts: int | None = None
+    registered: bool | None = None
+    registration: str | None = None
+    smsc: str | None = None
+    smsc_known: bool = False  # False: the modem did not answer AT+CSCA?
+    storage: tuple[tuple[str, int, int], ...] = ()  # (name, used, total)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ModemFacts:
+    name: str
+    port: str | None  # None when bound by imsi:/iccid:/imei: and not found
+    binding: str  # "port", "imsi", ...
+    has_pin: bool
+    port_facts: PathFacts | None = None
+    probe: ModemProbe | None = None
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    path: str
+    file: PathFacts | None
+    readable: bool
+    errors: tuple[str, ...] = ()
+    inline_pin: bool = False  # a `pin:` written in the file itself
+    secret_files: tuple[tuple[str, PathFacts], ...] = ()  # (what, file) for pin_file:, token_file:
+
+
+@dataclass
+class Facts:
+    config: ConfigFacts | None = None
+    daemon: Account | None = None
+    modems: list[ModemFacts] = field(default_factory=list)
+    processes: list[ProcessFacts] = field(default_factory=list)
+    usb: list[UsbDevice] = field(default_factory=list)
+    spool_root: str | None = None
+    spool_dirs: dict[str, PathFacts] = field(default_factory=dict)
+    spool_unreadable: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dir -> files the daemon cannot read
+    state_dir: PathFacts | None = None
+
+
+# ------------------------------------------------------------------ pure checks
+
+
+def _holders(port: PathFacts | None, processes: Iterable[ProcessFacts]) -> list[ProcessFacts]:
+    if port is None or not port.exists:
+        return []
+    target = port.real_path or port.path
+    return [p for p in processes if target in p.open_paths or port.path in p.open_paths]
+
+
+def _modem_subject(modem: ModemFacts) -> str:
+    return f"modem {modem.name} ({modem.port})" if modem.port else f"modem {modem.name}"
+
+
+MM_FIX = (
+    "install udev/70-gsmgw.rules (it sets ID_MM_DEVICE_IGNORE) and run `udevadm control --reload && "
+    "udevadm trigger`, then `systemctl restart ModemManager`; or, if nothing else needs it, "
+    "`systemctl disable --now ModemManager`"
+)
+
+
+def check_processes(facts: Facts) -> list[Finding]:
+    """ModemManager, smsd, gammu-smsd or a terminal holding a modem's port."""
+    findings = []
+    modem_manager = [p for p in facts.processes if p.name == "ModemManager"]
+    held_by_mm = False
+    for modem in facts.modems:
+        for holder in _holders(modem.port_facts, facts.processes):
+            if holder.is_gsmgw_daemon:
+                continue
+            if holder.name == "ModemManager":
+                held_by_mm = True
+                findings.append(Finding(
+                    "error", "modemmanager", _modem_subject(modem),
+                    f"ModemManager (PID {holder.pid}) holds the port; it answers AT commands and "
+                    "reads and deletes SMS from the SIM", MM_FIX))
+            else:
+                findings.append(Finding(
+                    "error", "port-busy", _modem_subject(modem),
+                    f"{holder.label} has the port open: {' '.join(holder.cmdline)[:120]}",
+                    f"stop it (smstools3: `systemctl disable --now smstools`; Gammu: `systemctl disable "
+                    f"--now gammu-smsd`; a terminal: close minicom/screen), or `kill {holder.pid}`"))
+    if modem_manager and not held_by_mm:
+        findings.append(Finding(
+            "warning", "modemmanager", f"process {modem_manager[0].label}",
+            "ModemManager is running; it takes any modem that udev does not mark as ignored, "
+            "also the next time a stick is plugged in", MM_FIX))
+    return findings
+
+
+def _modeswitch_fix(device: UsbDevice) -> str:
+    return (
+        "install usb_modeswitch and its device database (`apt-get install usb-modeswitch "
+        "usb-modeswitch-data`) and plug the stick in again; it switches the stick to modem mode "
+        f"by itself. To try by hand: `usb_modeswitch -v 0x{device.vendor} -p 0x{device.product} "
+        f"{'-J' if device.vendor == '12d1' else '-K'}`, then check `lsusb` for the new product ID"
+    )
+
+
+def check_usb(facts: Facts) -> list[Finding]:
+    """Sticks of known modem makers in mass-storage mode, and HiLink firmware."""
+    findings = []
+    for device in facts.usb:
+        maker = MODEM_VENDORS.get(device.vendor)
+        if maker is None:
+            continue
+        subject = (
+            f"USB device {device.name} ({device.vendor}:{device.product} {maker}"
+            f"{' ' + device.product_name if device.product_name else ''})"
+        )
+        has_tty = any(interface.ttys for interface in device.interfaces)
+        if has_tty:
+            continue
+        if (device.vendor, device.product) in HILINK and not any(
+            i.cls == MASS_STORAGE_CLASS for i in device.interfaces
+        ):
+            findings.append(Finding(
+                "error", "hilink", subject,
+                "this Huawei stick runs HiLink firmware: a network card with a web page, without any "
+                "AT port, so no gateway can use it",
+                "use a stick with \"stick\" (serial) firmware, e.g. an E3372h-153 that shows up as "
+                "12d1:1506 after usb_modeswitch, or flash the stick firmware"))
+        elif any(i.cls == MASS_STORAGE_CLASS for i in device.interfaces):
+            findings.append(Finding(
+                "error", "mass-storage", subject,
+                "the stick is in mass-storage (virtual CD-ROM) mode, so it has no serial port yet",
+                _modeswitch_fix(device)))
+    return findings
+
+
+def check_ports(facts: Facts) -> list[Finding]:
+    """Every configured port exists, is a character device, and the daemon may open it."""
+    findings = []
+    for modem in facts.modems:
+        info = modem.port_facts
+        if modem.port is None:
+            findings.append(Finding(
+                "error", "port-missing", _modem_subject(modem),
+                f"no port answers with this {modem.binding}",
+                "plug the stick in and run `gsmgw probe` to see which SIM is where; check the "
+                f"{modem.binding}: value in the config against its output"))
+            continue
+        if info is None or not info.exists:
+            findings.append(Finding(
+                "error", "port-missing", _modem_subject(modem), f"{modem.port} does not exist",
+                "plug the modem in; check `ls -l /dev/gsmgw/ /dev/serial/by-id/`; if /dev/gsmgw/ is "
+                "empty install udev/70-gsmgw.rules (docs/install.md) or bind the modem by imsi: "
+                "instead of port:; `gsmgw probe` lists the ports that answer AT"))
+            continue
+        if not info.is_char_device:
+            findings.append(Finding(
+                "error", "port-missing", _modem_subject(modem),
+                f"{modem.port} is not a serial device", "point port: at the modem's tty"))
+            continue
+        if facts.daemon is not None and not facts.daemon.may(info, 6):
+            findings.append(Finding(
+                "error", "port-permission", _modem_subject(modem),
+                f"user {facts.daemon.name} may not read and write {info.real_path or info.path} "
+                f"(mode {stat.filemode(info.mode)}, group {info.group_name})",
+                f"`usermod -aG {info.group_name} {facts.daemon.name}` (the unit adds dialout itself), "
+                "or install udev/70-gsmgw.rules, which gives the port to dialout with mode 0660"))
+    return findings
+
+
+def check_modems(facts: Facts) -> list[Finding]:
+    """SIM PIN/PUK, registration, SMSC and storage as the modem reports them."""
+    findings = []
+    for modem in facts.modems:
+        probe = modem.probe
+        if probe is None:
+            continue
+        subject = _modem_subject(modem)
+        if probe.error:
+            findings.append(Finding(
+                "error", "no-answer", subject, probe.error,
+                "make sure this is the modem's AT interface: `gsmgw probe` tries every port, "
+                "`udevadm info -q property -n PORT` shows its ID_USB_INTERFACE_NUM; replug the stick"))
+            continue
+        state = (probe.pin_state or "").upper()
+        attempts = f" ({probe.pin_attempts} attempts left)" if probe.pin_attempts is not None else ""
+        if state == "SIM PIN":
+            if not modem.has_pin:
+                findings.append(Finding(
+                    "error", "sim-pin", subject, f"the SIM asks for its PIN{attempts} and the config gives none",
+                    f"put the PIN in a file readable only by gsmgw (`install -m 600 -o gsmgw /dev/null "
+                    f"/etc/gsmgw/{modem.name}.pin`, then write it there) and set pin_file: for modem "
+                    f"{modem.name}; or remove the PIN from the SIM in a phone"))
+            elif probe.pin_attempts is not None and probe.pin_attempts < MIN_PIN_ATTEMPTS:
+                findings.append(Finding(
+                    "error", "sim-pin", subject,
+                    f"the SIM asks for its PIN with only {probe.pin_attempts} attempt left; the daemon "
+                    "will not risk the last one",
+                    "check the PIN in the config against the SIM's papers, then enter it once by hand "
+                    "(AT+CPIN=\"<pin>\" in a terminal) or in a phone"))
+        elif state.startswith("SIM PUK") or state == "PH-SIM PUK":
+            findings.append(Finding(
+                "error", "sim-puk", subject, f"the SIM is blocked and asks for its PUK{attempts}",
+                "put the SIM in a phone and enter the PUK from the SIM card's holder, then set a PIN; "
+                "gsmgw never enters a PUK"))
+        elif state in ("NO SIM", "SIM FAILURE", "SIM NOT INSERTED"):
+            findings.append(Finding(
+                "error", "sim-missing", subject, f"the modem reports {probe.pin_state}",
+                "power off, reseat the SIM (contacts down, the right way round), plug the stick in again"))
+        elif state and state != "READY":
+            findings.append(Finding(
+                "error", "sim-locked", subject, f"the SIM reports {probe.pin_state}",
+                "the modem or SIM is locked to an operator or needs a code gsmgw does not enter; "
+                "unlock it in a phone"))
+        if state != "READY":
+            continue
+        if probe.registered is False:
+            findings.append(Finding(
+                "error", "registration", subject,
+                f"not registered with a network: {probe.registration or 'unknown'}",
+                "check the antenna and signal (`gsmgw probe` shows dBm), that the SIM is active and "
+                "has credit, and that roaming is allowed if the operator is foreign"))
+        if probe.smsc_known and not probe.smsc:
+            findings.append(Finding(
+                "error", "smsc", subject,
+                "no SMS service centre (SMSC) is set, so every send fails with +CMS ERROR 330",
+                "ask the operator for the SMSC number and store it on the SIM: "
+                "AT+CSCA=\"+<number>\",145 then AT+CSAS"))
+        for name, used, total in probe.storage:
+            if total <= 0:
+                continue
+            if used >= total:
+                severity, what = "error", "full: the network cannot deliver new SMS"
+            elif used / total >= STORAGE_WARN_RATIO:
+                severity, what = "warning", "nearly full"
+            else:
+                continue
+            findings.append(Finding(
+                severity, "sim-storage", subject, f"message storage {name} is {what} ({used}/{total})",
+                "run the daemon: it saves each message to incoming/ and then deletes it from the SIM. "
+                "Messages the daemon did not take are listed by `gsmgw probe --json`"))
+            break
+    return findings
+
+
+def check_spool(facts: Facts) -> list[Finding]:
+    findings = []
+    daemon = facts.daemon
+    root = facts.spool_root
+    if root is None:
+        return findings
+    for name in SPOOL_DIRS:
+        info = facts.spool_dirs.get(name)
+        subject = f"{root}/{name}"
+        if info is None or not info.exists:
+            findings.append(Finding(
+                "warning" if name != "outgoing" else "error", "spool", subject, "the directory is missing",
+                "`systemd-tmpfiles --create gsmgw.conf` (systemd/gsmgw-tmpfiles.conf) creates the spool "
+                "with the right owners and modes"))
+            continue
+        if daemon is not None and not daemon.may(info, 7):
+            findings.append(Finding(
+                "error", "spool-permission", subject,
+                f"user {daemon.name} cannot write here (mode {stat.filemode(info.mode)})",
+                f"`chown {daemon.name}:{daemon.name} {subject}` or recreate it with systemd-tmpfiles"))
+        if info.mode & stat.S_IWOTH:
+            findings.append(Finding(
+                "warning", "spool-permission", subject,
+                "anyone on this machine may write here, and so send SMS",
+                f"`chmod o-w {subject}`; give senders the gsmgw group (`usermod -aG gsmgw NAME`)"))
+        if name == "outgoing" and info.mode & stat.S_IWGRP and not info.mode & stat.S_ISGID:
+            findings.append(Finding(
+                "warning", "spool-permission", subject,
+                "group-writable without the setgid bit: files dropped by group members get the "
+                "dropper's group, and the daemon may not be able to read them",
+                f"`chmod g+s {subject}` (tmpfiles creates it as 3770)"))
+    for name, files in facts.spool_unreadable.items():
+        for file_name in files:
+            findings.append(Finding(
+                "error", "spool-permission", f"{root}/{name}/{file_name}",
+                f"user {daemon.name if daemon else 'gsmgw'} cannot read this message file",
+                "write files with group read permission (`umask 027`, or `chmod g+r FILE`), or use "
+                "`gsmgw send`"))
+    if facts.state_dir is not None and daemon is not None:
+        if not facts.state_dir.exists:
+            findings.append(Finding(
+                "warning", "state", facts.state_dir.path, "the state directory is missing",
+                "the unit's StateDirectory= creates it; by hand: `install -d -o gsmgw -g gsmgw -m 750 "
+                f"{facts.state_dir.path}`"))
+        elif not daemon.may(facts.state_dir, 7):
+            findings.append(Finding(
+                "error", "state", facts.state_dir.path, f"user {daemon.name} cannot write the state directory",
+                f"`chown -R {daemon.name}:{daemon.name} {facts.state_dir.path}`"))
+    return findings
+
+
+def check_config(facts: Facts) -> list[Finding]:
+    config = facts.config
+    if config is None:
+        return []
+    findings = []
+    if config.file is None or not config.file.exists:
+        return [Finding("error", "config", config.path, "the config file does not exist",
+                        "create it (docs/install.md has a first config) or pass -c FILE")]
+    if not config.readable:
+        return [Finding("error", "config", config.path, "doctor cannot read the config file",
+                        "run doctor as root or as the gsmgw user: `sudo -u gsmgw gsmgw doctor`")]
+    for error in config.errors:
+        findings.append(Finding("error", "config", config.path, error,
+                                "fix it as the message says; `gsmgw check-config FILE` checks again"))
+    others = stat.S_IROTH | stat.S_IWOTH
+    if config.inline_pin and config.file.mode & others:
+        findings.append(Finding(
+            "error", "config-permission", config.path,
+            f"the file holds a SIM PIN and everyone on this machine may read it "
+            f"(mode {stat.filemode(config.file.mode)})",
+            f"`chmod 640 {config.path} && chgrp gsmgw {config.path}`, or move the PIN into a pin_file: "
+            "readable only by gsmgw"))
+    for what, info in config.secret_files:
+        if info.exists and info.mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWOTH):
+            findings.append(Finding(
+                "warning", "secret-permission", info.path,
+                f"the {what} is readable by others (mode {stat.filemode(info.mode)})",
+                f"`chmod 600 {info.path} && chown gsmgw {info.path}`"))
+    return findings
+
+
+CHECKS: tuple[Callable[[Facts], list[Finding]], ...] = (
+    check_config, check_processes, check_usb, check_ports, check_modems, check_spool,
+)
+
+
+def diagnose(facts: Facts) -> list[Finding]:
+    """Every finding, errors first. Pure."""
+    findings = [finding for check in CHECKS for finding in check(facts)]
+    return sorted(findings, key=lambda f: f.severity != "error")
+
+
+# ------------------------------------------------------------------ gathering (I/O)
+
+
+def path_facts(path: str | os.PathLike) -> PathFacts:
+    path = os.fspath(path)
+    try:
+        info = os.stat(path)
+    except OSError:
+        return PathFacts(path, exists=False)
+    return PathFacts(
+        path, exists=True, is_dir=stat.S_ISDIR(info.st_mode), is_char_device=stat.S_ISCHR(info.st_mode),
+        mode=stat.S_IMODE(info.st_mode) | (info.st_mode & (stat.S_ISGID | stat.S_ISUID | stat.S_ISVTX)),
+        uid=info.st_uid, gid=info.st_gid, real_path=os.path.realpath(path),
+    )
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def gather_processes(proc_root: str | os.PathLike = "/proc") -> list[ProcessFacts]:
+    """Processes and the files they hold open (only those we may look at)."""
+    processes = []
+    root = Path(proc_root)
+    try:
+        entries = [entry for entry in os.listdir(root) if entry.isdigit()]
+    except OSError:
+        return processes
+    for entry in entries:
+        base = root / entry
+        name = _read(base / "comm")
+        if name is None:
+            continue  # the process ended while we looked
+        try:
+            raw = (base / "cmdline").read_bytes()
+        except OSError:
+            raw = b""
+        cmdline = tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+        open_paths = set()
+        try:
+            for fd in os.listdir(base / "fd"):
+                try:
+                    open_paths.add(os.readlink(base / "fd" / fd))
+                except OSError:
+                    continue
+        except OSError:
+            pass  # another user's process without root: we see its name, not its files
+        processes.append(ProcessFacts(int(entry), name, cmdline, frozenset(open_paths)))
+    return processes
+
+
+def gather_usb(sys_root: str | os.PathLike = "/sys") -> list[UsbDevice]:
+    """USB devices with their interfaces and ttys, from /sys/bus/usb/devices."""
+    base = Path(sys_root) / "bus/usb/devices"
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return []
+    devices = []
+    for name in names:
+        if ":" in name:
+            continue
+        vendor = _read(base / name / "idVendor")
+        product = _read(base / name / "idProduct")
+        if vendor is None or product is None:
+            continue
+        interfaces = []
+        for interface_name in names:
+            if not interface_name.startswith(name + ":"):
+                continue
+            directory = base / interface_name
+            ttys = []
+            try:
+                children = os.listdir(directory)
+            except OSError:
+                children = []
+            for child in children:
+                if child.startswith("ttyUSB"):  # usb-serial drivers (option, qcserial, cp210x, ch341)
+                    ttys.append(child)
+                elif child == "tty":  # cdc_acm puts its ttyACMn one level down
+                    try:
+                        ttys += os.listdir(directory / "tty")
+                    except OSError:
+                        pass
+            interfaces.append(UsbInterface(
+                interface_name,
+                (_read(directory / "bInterfaceClass") or "").lower(),
+                (_read(directory / "bInterfaceSubClass") or "").lower(),
+                (_read(directory / "bInterfaceProtocol") or "").lower(),
+                tuple(sorted(ttys)),
+            ))
+        devices.append(UsbDevice(name, vendor.lower(), product.lower(), _read(base / name / "product"),
+                                 tuple(interfaces)))
+    return devices
+
+
+def daemon_account(user: str = DAEMON_USER) -> Account:
+    """The gsmgw system user if it exists (with dialout, as the unit gives it), else whoever runs doctor."""
+    try:
+        entry = pwd.getpwnam(user)
+        gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+        try:
+            gids.add(grp.getgrnam("dialout").gr_gid)
+        except KeyError:
+            pass
+        return Account(user, entry.pw_uid, frozenset(gids))
+    except KeyError:
+        uid = os.getuid()
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        return Account(name, uid, frozenset(os.getgroups()) | {os.getgid()})
+
+
+def _unreadable_files(directory: str, account: Account) -> tuple[str, ...]:
+    names = []
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return ()
+    for entry in entries:
+        if entry.startswith(".") or entry.endswith((".tmp", ".LOCK")):
+            continue
+        info = path_facts(os.path.join(directory, entry))
+        if info.exists and not info.is_dir and not account.may(info, 4):
+            names.append(entry)
+    return tuple(names)
+
+
+def _raw_pins(text: str) -> tuple[bool, list[str]]:
+    """Whether the YAML writes a `pin:` inline, and those values (to keep them out of messages)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False, []
+    pins = []
+    modems = document.get("modems") if isinstance(document, dict) else None
+    for modem in modems if isinstance(modems, list) else []:
+        if isinstance(modem, dict) and modem.get("pin") not in (None, ""):
+            pins.append(str(modem["pin"]))
+    return bool(pins), pins
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "****")
+    return text
+
+
+def gather_config(path: str) -> tuple[ConfigFacts, Any, list[str]]:
+    """The config file's facts, the loaded Config (or None) and the PINs to scrub."""
+    file = path_facts(path)
+    if not file.exists:
+        return ConfigFacts(path, None, False), None, []
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ConfigFacts(path, file, False), None, []
+    inline_pin, pins = _raw_pins(text)
+    from gsmgw.config import ConfigError, check_config
+
+    try:
+        result = check_config(path)
+    except ConfigError as error:
+        return ConfigFacts(path, file, False, tuple(_scrub(str(error), pins) for _ in [0])), None, pins
+    errors = tuple(
+        _scrub(f"{issue.path}{f' (line {issue.line})' if issue.line else ''}: {issue.message}"
+               f"{'; ' + issue.fix if getattr(issue, 'fix', None) else ''}", pins)
+        for issue in result.errors
+    )
+    config = result.config
+    secrets: list[tuple[str, PathFacts]] = []
+    if config is not None:
+        for modem in config.modems:
+            if modem.pin_file:
+                secrets.append((f"PIN file of modem {modem.name}", path_facts(modem.pin_file)))
+            if modem.pin:
+                pins.append(modem.pin)
+        for client in config.clients:
+            token_file = getattr(client, "token_file", None)
+            if token_file:
+                secrets.append((f"token file of client {client.name}", path_facts(token_file)))
+    return ConfigFacts(path, file, True, errors, inline_pin, tuple(secrets)), config, pins
+
+
+ProbeFunction = Callable[[str, Any], Awaitable[ModemProbe]]
+
+
+async def probe_modem(port: str, modem_config: Any = None, *, timeout: float = 5.0) -> ModemProbe:
+    """Ask one modem about its SIM, network, SMSC and storage. Never enters a PIN.
+
+    Uses the driver (gsmgw.at.modem), so the vendor dialects and the parsing of
+    each answer are the daemon's own.
+    """
+    from gsmgw.at.errors import AtCommandError, ModemError
+    from gsmgw.at.modem import Modem, parse_csca
+
+    modem = Modem(
+        port,
+        baudrate=getattr(modem_config, "baudrate", None) or 115200,
+        profile=getattr(modem_config, "profile", None),
+        command_timeout=timeout,
+    )
+    try:
+        await asyncio.wait_for(modem.open(), timeout)
+    except (ModemError, OSError, asyncio.TimeoutError) as error:
+        return ModemProbe(error=f"cannot open {port}: {error}")
+    try:
+        try:
+            await modem.command("AT", timeout=timeout)
+        except (ModemError, asyncio.TimeoutError) as error:
+            return ModemProbe(error=f"no answer to AT on {port}: {error}")
+        pin_state = await modem.pin_state()
+        attempts = None
+        if pin_state and pin_state != "READY":
+            attempts = await modem.pin_attempts_left()
+            return ModemProbe(pin_state=pin_state, pin_attempts=attempts)
+        registration = await modem.registration()
+        try:
+            smsc = parse_csca((await modem.command("AT+CSCA?")).lines)
+            smsc_known = True
+        except AtCommandError:
+            smsc, smsc_known = None, False
+        try:
+            storage_status = await modem.storage_status()
+            uses = [u for u in (storage_status.read, storage_status.write, storage_status.receive) if u]
+            storage = tuple(dict.fromkeys((u.name, u.used, u.total) for u in uses))
+        except ModemError:
+            storage = ()
+        return ModemProbe(
+            pin_state=pin_state, pin_attempts=attempts, registered=registration.registered,
+            registration=registration.status_text, smsc=smsc, smsc_known=smsc_known,
+            storage=storage,
+        )
+    except (ModemError, OSError, asyncio.TimeoutError) as error:
+        return ModemProbe(error=f"{port}: {error}")
+    finally:
+        try:
+            await modem.close()
+        except (ModemError, OSError):
+            pass
+
+
+def gather(
+    config_path: str | None,
+    *,
+    sys_root: str | os.PathLike = "/sys",
+    proc_root: str | os.PathLike = "/proc",
+    account: Account | None = None,
+    probe: ProbeFunction | None = probe_modem,
+) -> tuple[Facts, list[str]]:
+    """Everything diagnose() needs, and the secrets to keep out of the report."""
+    facts = Facts(daemon=account or daemon_account())
+    facts.processes = gather_processes(proc_root)
+    facts.usb = gather_usb(sys_root)
+    secrets: list[str] = []
+    config = None
+    if config_path is not None:
+        facts.config, config, secrets = gather_config(config_path)
+    if config is None:
+        return facts, secrets
+    facts.spool_root = str(config.spool)
+    facts.spool_dirs = {name: path_facts(Path(config.spool) / name) for name in SPOOL_DIRS}
+    if facts.daemon is not None:
+        facts.spool_unreadable = {
+            "outgoing": _unreadable_files(str(Path(config.spool) / "outgoing"), facts.daemon)
+        }
+    facts.state_dir = path_facts(config.state)
+    for modem in config.modems:
+        binding, value = modem.binding
+        port = modem.port
+        if port is None:
+            port = _port_from_status(config, modem.name)
+        port_facts = path_facts(port) if port else None
+        facts.modems.append(ModemFacts(modem.name, port, binding, bool(modem.pin), port_facts))
+    if probe is not None:
+        facts.modems = asyncio.run(_probe_all(facts, config, probe))
+    return facts, secrets
+
+
+def _port_from_status(config: Any, name: str) -> str | None:
+    """Where the running daemon found a modem bound by imsi:/iccid:/imei:."""
+    try:
+        from gsmgw.daemon.status import read_status
+
+        status = read_status(Path(config.state))
+    except Exception:  # no daemon, no status file: the port is simply unknown
+        return None
+    for modem in status.get("modems", []):
+        if modem.get("name") == name:
+            return modem.get("port")
+    return None
+
+
+async def _probe_all(facts: Facts, config: Any, probe: ProbeFunction) -> list[ModemFacts]:
+    async def one(modem: ModemFacts) -> ModemFacts:
+        info = modem.port_facts
+        if info is None or not info.exists or not info.is_char_device:
+            return modem  # check_ports reports it
+        if _holders(info, facts.processes):
+            return modem  # never open a port someone else holds; check_processes reports it
+        if not os.access(info.path, os.R_OK | os.W_OK):
+            return modem  # check_ports reports the permission
+        result = await probe(modem.port, config.modem(modem.name))
+        return ModemFacts(modem.name, modem.port, modem.binding, modem.has_pin, info, result)
+
+    return list(await asyncio.gather(*(one(modem) for modem in facts.modems)))
+
+
+# ------------------------------------------------------------------ output
+
+
+def render_text(findings: Sequence[Finding], secrets: Sequence[str] = ()) -> str:
+    if not findings:
+        return "gsmgw doctor: nothing to fix.\n"
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = len(findings) - errors
+    lines = [f"gsmgw doctor: {errors} error(s), {warnings} warning(s)", ""]
+    for finding in findings:
+        lines.append(f"{finding.severity.upper():7} {finding.subject}: {finding.problem}")
+        lines.append(f"        fix: {finding.fix}")
+        lines.append("")
+    return _scrub("\n".join(lines), secrets)
+
+
+def render_json(findings: Sequence[Finding], secrets: Sequence[str] = ()) -> dict:
+    return {
+        "ok": not findings,
+        "findings": [
+            {key: _scrub(str(value), secrets) for key, value in asdict(finding).items()} for finding in findings
+        ],
+    }
