@@ -406,6 +406,8 @@ class _Checker:
         if text is None:
             return None, None
         secret_path = Path(text)
+        if not self.read_secrets:
+            return secret_path, None  # e.g. `gsmgw send`, run by a user who may not see the PIN
         try:
             info = os.stat(secret_path)
         except FileNotFoundError:
@@ -417,8 +419,6 @@ class _Checker:
         if info.st_mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWOTH):
             self.warn(path, f"{text} holds a {what} and is readable by others (mode {stat.S_IMODE(info.st_mode):o})",
                       f"chmod 600 {text}")
-        if not self.read_secrets:
-            return secret_path, None
         try:
             with open(secret_path, encoding="utf-8") as handle:
                 secret = handle.readline().strip()
