@@ -1,0 +1,76 @@
+"""`gsmgw status`: what the daemon is doing, from the status file it keeps in the state dir.
+
+It reads only files (status.json in the state directory, failed/ for recent failures), so it
+works as any user who can read them, without talking to the daemon. Exit status: 0 when a status
+file was read (also a stale one: the output says so), 1 when there is none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from gsmgw.config import CONFIG_ENV, ConfigError, config_path, load_config
+from gsmgw.daemon.status import StatusUnavailable, format_table, read_status
+from gsmgw.spool.format import read_spool_file
+from gsmgw.spool.store import Spool
+
+RECENT_FAILURES = 5
+
+
+def _dirs(config_option: str | None, spool_option: str | None, state_option: str | None) -> tuple[Path | None, Path]:
+    if spool_option and not config_option:
+        spool = Path(spool_option)
+        return spool, Path(state_option) if state_option else spool / ".state"  # as `run --simulate`
+    path = config_path(config_option)
+    try:
+        config = load_config(path, read_secrets=False)
+    except ConfigError as error:
+        click.echo(
+            f"gsmgw status: the config {path} cannot be used:\n{error}\n"
+            f"(give -c CONFIG, or --spool DIR for a `gsmgw run --simulate` spool)",
+            err=True,
+        )
+        sys.exit(1)
+    return Path(spool_option) if spool_option else config.spool, Path(state_option) if state_option else config.state
+
+
+def _recent_failures(spool_dir: Path | None) -> list[tuple[str, str]]:
+    if spool_dir is None:
+        return []
+    spool = Spool(spool_dir)
+    names = spool.list("failed", order="mtime")[-RECENT_FAILURES:]
+    result = []
+    for name in reversed(names):
+        try:
+            reason = read_spool_file(spool.read("failed", name)).headers.get("Fail_reason")
+        except (OSError, ValueError):
+            reason = None
+        result.append((name, reason or "(moved to failed/ unread: not a regular file or too large)"))
+    return result
+
+
+@click.command("status")
+@click.option("-c", "--config", "config_option", metavar="CONFIG",
+              help=f"Config file (default: ${CONFIG_ENV} or /etc/gsmgw/gsmgw.yaml).")
+@click.option("--spool", "spool_option", metavar="DIR",
+              help="Spool directory of a `gsmgw run --simulate` (its state is DIR/.state).")
+@click.option("--state", "state_option", metavar="DIR", help="State directory (default: the config's state:).")
+@click.option("--json", "as_json", is_flag=True, help="Print SPOOL.md's JSON object.")
+def status(config_option, spool_option, state_option, as_json):
+    """Show each modem's state, signal, operator and counters, queue depths and recent failures."""
+    spool_dir, state_dir = _dirs(config_option, spool_option, state_option)
+    try:
+        current = read_status(state_dir)
+    except StatusUnavailable as error:
+        click.echo(f"gsmgw status: {error}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(current, indent=1))
+        return
+    click.echo(format_table(current, time.time(), _recent_failures(spool_dir)), nl=False)
