@@ -330,6 +330,9 @@ class HttpServer:
             self.registry.release(client, len(prepared), moment)
             raise ApiError(503, str(exc)) from None
         self.accepted_total += len(names)
+        wake = getattr(self.ctx, "wake", None)
+        if wake is not None:
+            wake()  # a hint only: the daemon's watcher notices the files anyway
         return [
             {"id": name, "to": message.to, "parts": message.parts, "alphabet": message.alphabet, "status": "queued"}
             for name, message in zip(names, prepared)
