@@ -180,3 +180,42 @@ def test_close_ends_the_iteration(tmp_path, use_inotify):
             await asyncio.wait_for(consumer, WAIT)
 
     run(scenario())
+
+
+def test_inotify_reports_a_hard_link_at_once(tmp_path):
+    outgoing = tmp_path / "outgoing"
+    outgoing.mkdir()
+    (tmp_path / "prepared").write_bytes(b"To: +4915112345678\n\nhi")
+
+    async def scenario():
+        async with OutgoingWatcher(outgoing, settle=600) as watcher:
+            os.link(tmp_path / "prepared", outgoing / "linked")  # no close-write ever comes for it
+            assert await next_batch(watcher) == ["linked"]
+
+    run(scenario())
+
+
+def test_inotify_comes_back_with_the_directory(tmp_path):
+    directory = tmp_path / "outgoing"
+    directory.mkdir()
+
+    async def scenario():
+        async with OutgoingWatcher(directory, poll_interval=0.05, settle=600) as watcher:
+            directory.rename(tmp_path / "elsewhere")
+            for _ in range(250):
+                if watcher.mode == "polling":
+                    break
+                await asyncio.sleep(0.02)
+            directory.mkdir()
+            for _ in range(250):
+                if watcher.mode == "inotify" and watcher._fd >= 0 and not watcher._retry_inotify:
+                    break
+                await asyncio.sleep(0.02)
+            assert watcher.mode == "inotify"
+            handle = open(directory / "naive", "wb")
+            handle.write(b"To: +4915112345678\n")
+            await nothing_reported(watcher)  # still open: inotify waits for the close
+            handle.close()
+            assert await next_batch(watcher) == ["naive"]
+
+    run(scenario())

@@ -38,6 +38,7 @@ log = logging.getLogger("gsmgw.spool.watch")
 
 # <sys/inotify.h>
 IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_FROM = 0x00000040
 IN_MOVED_TO = 0x00000080
 IN_CREATE = 0x00000100
 IN_DELETE = 0x00000200
@@ -49,7 +50,10 @@ IN_ONLYDIR = 0x01000000
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 _EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of name
-WATCH_MASK = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
+WATCH_MASK = (
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
+    | IN_ONLYDIR
+)
 
 # A watcher that lost events for some unforeseen reason still finds files, at this slow pace.
 SAFETY_SCAN_SECONDS = 300.0
@@ -100,6 +104,8 @@ class OutgoingWatcher:
         self._wake = asyncio.Event()
         self._force_scan = True
         self._closed = False
+        self._retry_inotify = False  # the directory went away; watch it again once it is back
+        self._missing_logged = False
         self._reported: dict[str, Signature] = {}  # what we last reported, to collapse repeats
         self._seen: dict[str, Signature] = {}  # unsettled files and their signature at the last scan
 
@@ -231,18 +237,22 @@ class OutgoingWatcher:
                 log.warning("%s was removed or moved; polling for it to come back", self.directory)
                 self._fall_back_to_polling()
                 return
-            elif mask & IN_DELETE:
-                if name.upper().endswith(".LOCK") and not is_ignored(name[:-5]):
+            elif mask & (IN_DELETE | IN_MOVED_FROM):
+                # Gone (claimed, or removed): forget it, so memory stays bounded by what is there.
+                if mask & IN_DELETE and name.upper().endswith(".LOCK") and not is_ignored(name[:-5]):
                     self._hint_locked_file(name[:-5])
                 self._reported.pop(name, None)
                 self._seen.pop(name, None)
             elif mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
                 self._hint(name)
             elif mask & IN_CREATE:
-                # A regular file is reported at its close; anything else never closes after a
-                # write, so it is reported now for the store to set aside.
+                # A regular file is reported at its close. Two kinds of entries never close after
+                # a write: a hard link (link(2) into outgoing/, complete at once) and anything that
+                # is not a regular file (reported now for the store to set aside).
                 info = self._lstat(name)
-                if info is not None and not stat.S_ISREG(info.st_mode) and not is_ignored(name):
+                if info is not None and not is_ignored(name) and (
+                    not stat.S_ISREG(info.st_mode) or info.st_nlink > 1
+                ):
                     self._report(name, _signature(info))
 
     def _hint(self, name: str) -> None:
@@ -261,6 +271,7 @@ class OutgoingWatcher:
     def _fall_back_to_polling(self) -> None:
         self._stop_inotify()
         self.mode = "polling"
+        self._retry_inotify = self._use_inotify
         self.rescan()
 
     def _scan(self, force: bool) -> None:
@@ -268,8 +279,11 @@ class OutgoingWatcher:
         try:
             names = [name for name in os.listdir(self.directory) if not is_ignored(name)]
         except FileNotFoundError:
-            log.warning("%s does not exist; waiting for it", self.directory)
+            if not self._missing_logged:
+                log.warning("%s does not exist; waiting for it to be created", self.directory)
+                self._missing_logged = True
             return
+        self._missing_logged = False
         present = set(names)
         for stale in set(self._reported) - present:
             del self._reported[stale]
@@ -298,6 +312,12 @@ class OutgoingWatcher:
     async def _run(self) -> None:
         last_scan = 0.0
         while not self._closed:
+            if self._retry_inotify and self.directory.is_dir():
+                self._retry_inotify = False
+                self._start_inotify()
+                if self._fd >= 0:
+                    log.info("%s is back; watching it with inotify again", self.directory)
+                    self._force_scan = True
             if self._force_scan or self.mode == "polling" or self._seen or \
                     time.monotonic() - last_scan >= SAFETY_SCAN_SECONDS:
                 force, self._force_scan = self._force_scan, False
