@@ -382,6 +382,24 @@ class Modem:
 
     # ------------------------------------------------------------------ initialisation
 
+    async def sync(self) -> None:
+        """Public name of the line clean-up (used by the probe)."""
+        await self._sync()
+
+    async def identify(self) -> ModemInfo:
+        """Who is on this port, changing as little as possible: no PIN, no storage or routing
+        changes (echo off and numeric errors only). For `gsmgw probe` and `doctor`."""
+        await self._sync()
+        await self.command("ATE0")
+        await self._optional("AT+CMEE=1")
+        manufacturer = await self._manufacturer()
+        if self.forced_profile is None:
+            self.profile = detect_profile(manufacturer or "")
+        info = await self.identity()
+        self.info = replace(info, manufacturer=manufacturer or info.manufacturer,
+                            pin_state=await self.pin_state())
+        return self.info
+
     async def _sync(self) -> None:
         """Get a clean command line: leave a prompt left over from a crash, eat stale output."""
         await self.session.send_raw(b"\x1b")
