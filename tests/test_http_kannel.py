@@ -1,0 +1,198 @@
+"""Kannel's /cgi-bin/sendsms as Kannel scripts use it: GET, POST form, X-Kannel headers, curl."""
+
+import asyncio
+import shutil
+import subprocess
+import urllib.parse
+
+import aiohttp
+import pytest
+
+from gsmgw.http.kannel import collect_parameters, decode_text, parse_form
+from gsmgw.spool.format import read_spool_file
+from test_http_api import OTHER_TOKEN, TOKEN, running_api
+
+
+def sendsms_query(**params):
+    return "/cgi-bin/sendsms?" + urllib.parse.urlencode(params)
+
+
+async def get(api, path, **kwargs):
+    async with api.session.get(api.server.url + path, **kwargs) as response:
+        return response.status, await response.text(), response.headers
+
+
+async def post(api, path, **kwargs):
+    async with api.session.post(api.server.url + path, **kwargs) as response:
+        return response.status, await response.text(), response.headers
+
+
+def only_file(api):
+    [name] = api.outgoing()
+    return read_spool_file(api.ctx.spool.read("outgoing", name))
+
+
+def run(scenario, tmp_path):
+    async def main():
+        async with running_api(tmp_path) as api:
+            await scenario(api)
+
+    asyncio.run(main())
+
+
+def test_get_is_accepted_like_kannel(tmp_path):
+    async def scenario(api):
+        status, text, headers = await get(api, sendsms_query(
+            username="zabbix", password=TOKEN, to="004915112345678", text="Disk full on db1 ä", **{"dlr-mask": "31"}))
+        assert (status, text) == (202, "0: Accepted for delivery")
+        assert headers["Content-Type"].startswith("text/html")
+        spool_file = only_file(api)
+        assert spool_file.headers.get("To") == "+4915112345678"
+        assert spool_file.headers.get("Report") == "yes"
+        assert spool_file.headers.get("Client") == "zabbix"
+        assert spool_file.body.decode() == "Disk full on db1 ä\n"
+
+    run(scenario, tmp_path)
+
+
+def test_plus_in_an_unencoded_query_still_finds_the_number(tmp_path):
+    # Scripts often write to=+49… without encoding; the + arrives as a space, as in Kannel.
+    async def scenario(api):
+        status, text, _ = await get(api, f"/cgi-bin/sendsms?username=zabbix&password={TOKEN}&to=+4915112345678&text=hi+there")
+        assert (status, text) == (202, "0: Accepted for delivery")
+        spool_file = only_file(api)
+        assert spool_file.headers.get("To") == "+4915112345678"
+        assert spool_file.body.decode() == "hi there\n"
+
+    run(scenario, tmp_path)
+
+
+def test_several_receivers_separated_by_spaces(tmp_path):
+    async def scenario(api):
+        status, _, _ = await get(api, sendsms_query(user="zabbix", **{"pass": TOKEN}, to="+4915112345678 +4917612345678", text="x"))
+        assert status == 202
+        assert len(api.outgoing()) == 2
+
+    run(scenario, tmp_path)
+
+
+def test_post_form_and_dlr_url(tmp_path):
+    async def scenario(api):
+        form = {"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "form body",
+                "dlr-mask": "8", "dlr-url": "http://app.example/dlr?id=1"}
+        status, text, _ = await post(api, "/cgi-bin/sendsms", data=form)
+        assert (status, text) == (202, "0: Accepted for delivery")
+        spool_file = only_file(api)
+        assert spool_file.headers.get("Callback") == "http://app.example/dlr?id=1"
+        # dlr-mask 8 (SMSC accepted) asks for no delivery report, so none is requested
+        assert spool_file.headers.get("Report") == "no"
+        api.ctx.spool.remove("outgoing", api.outgoing()[0])
+        del form["dlr-mask"]
+        status, _, _ = await post(api, "/cgi-bin/sendsms", data=form)
+        assert status == 202
+        assert only_file(api).headers.get("Report") == "yes", "a dlr-url without dlr-mask wants the report"
+
+    run(scenario, tmp_path)
+
+
+def test_post_with_x_kannel_headers_and_text_body(tmp_path):
+    async def scenario(api):
+        headers = {"X-Kannel-Username": "zabbix", "X-Kannel-Password": TOKEN, "X-Kannel-To": "+4915112345678",
+                   "Content-Type": "text/plain; charset=ISO-8859-1"}
+        status, text, _ = await post(api, "/cgi-bin/sendsms", data="Grüße".encode("latin-1"), headers=headers)
+        assert (status, text) == (202, "0: Accepted for delivery")
+        assert only_file(api).body.decode() == "Grüße\n"
+
+    run(scenario, tmp_path)
+
+
+def test_ucs2_coding_with_utf16_text(tmp_path):
+    async def scenario(api):
+        raw = "Привет 😀".encode("utf-16-be")
+        query = f"username=zabbix&password={TOKEN}&to=%2B4915112345678&coding=2&text=" + urllib.parse.quote_from_bytes(raw)
+        status, text, _ = await get(api, "/cgi-bin/sendsms?" + query)
+        assert (status, text) == (202, "0: Accepted for delivery")
+        assert only_file(api).body.decode() == "Привет 😀\n"
+
+    run(scenario, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "params, status, answer",
+    [
+        ({"username": "zabbix", "password": "wrong", "to": "+4915112345678", "text": "x"}, 403, "Authorization failed for sendsms"),
+        ({"username": "nobody", "password": TOKEN, "to": "+4915112345678", "text": "x"}, 403, "Authorization failed for sendsms"),
+        ({"to": "+4915112345678", "text": "x"}, 403, "Authorization failed for sendsms"),
+        ({"username": "zabbix", "password": TOKEN, "text": "x"}, 400, "Missing receiver number, rejected"),
+        ({"username": "zabbix", "password": TOKEN, "to": " ", "text": "x"}, 400, "Empty receiver number not allowed, rejected"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+49900123", "text": "x"}, 403, "Number(s) has/have been denied by white- and/or black-lists."),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678"}, 400, "Missing text, rejected"),
+        ({"username": "zabbix", "password": TOKEN, "to": "abc", "text": "x"}, 400, "is not a phone number"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "coding": "1"}, 400, "coding=1"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "dlr-mask": "all"}, 400, "dlr-mask must be a number"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "charset": "klingon"}, 400, "Unknown charset"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "smsc": "nope"}, 400, "Unknown smsc"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x" * 2000}, 400, "SMS parts"),
+    ],
+)
+def test_kannel_errors(tmp_path, params, status, answer):
+    async def scenario(api):
+        got_status, text, _ = await get(api, sendsms_query(**params))
+        assert got_status == status
+        assert answer in text
+        assert api.outgoing() == []
+
+    run(scenario, tmp_path)
+
+
+def test_kannel_limits_answer_429(tmp_path):
+    async def scenario(api):
+        query = sendsms_query(username="limited", password=OTHER_TOKEN, to="+4915112345678", text="x")
+        for _ in range(3):
+            assert (await get(api, query))[0] == 202
+        status, text, headers = await get(api, query)
+        assert status == 429 and int(headers["Retry-After"]) >= 1
+
+    run(scenario, tmp_path)
+
+
+def test_the_password_never_reaches_the_log(tmp_path, caplog):
+    async def scenario(api):
+        caplog.set_level("DEBUG")
+        await get(api, sendsms_query(username="zabbix", password=TOKEN, to="+4915112345678", text="x"))
+        await asyncio.sleep(0)
+
+    run(scenario, tmp_path)
+    assert "/cgi-bin/sendsms" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_as_a_kannel_user_would(tmp_path):
+    async def scenario(api):
+        url = api.server.url + "/cgi-bin/sendsms"
+        process = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "-i", "--max-time", "10", "-G", url,
+            "--data-urlencode", "username=zabbix", "--data-urlencode", f"password={TOKEN}",
+            "--data-urlencode", "to=+4915112345678", "--data-urlencode", "text=Server down 🔥",
+            "--data-urlencode", "dlr-mask=1",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 15)
+        assert process.returncode == 0, err
+        response = out.decode()
+        assert response.startswith("HTTP/1.1 202")
+        assert response.endswith("0: Accepted for delivery")
+        spool_file = only_file(api)
+        assert spool_file.body.decode() == "Server down 🔥\n"
+        assert spool_file.headers.get("Report") == "yes"
+
+    run(scenario, tmp_path)
+
+
+def test_form_parsing_keeps_raw_bytes_until_the_charset_is_known():
+    assert parse_form(b"text=%E4&to=1") == [("text", b"\xe4"), ("to", b"1")]
+    params = collect_parameters(b"text=%E4&charset=ISO-8859-1", b"", "", {})
+    assert decode_text(params["text"], None, "ISO-8859-1") == "ä"
+    # The first occurrence wins, as Kannel's http_cgi_variable.
+    assert collect_parameters(b"to=1&to=2", b"", "", {})["to"] == b"1"
