@@ -195,6 +195,11 @@ class Config:
                 return modem
         return None
 
+    @classmethod
+    def for_simulation(cls, spool: str | os.PathLike, ports: Sequence[str], *, state: str | os.PathLike | None = None) -> "Config":
+        """Same as `simulation_config`."""
+        return simulation_config(spool, ports, state=state)
+
 
 # --- errors ------------------------------------------------------------------------------------
 
