@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gsmgw.http.alertmanager import (
+    ACK_LOOKBACK_S,
     AlertRelay,
     PayloadError,
     add_routes,
@@ -369,3 +370,26 @@ async def test_destinations_are_checked_against_the_clients_rules(tmp_path, spoo
         assert response.status == 403
     finally:
         await client.close()
+
+
+def test_ack_quiets_the_group_until_it_resolves_and_tells_the_others():
+    r = relay(window=60.0)
+    r.receive(parse_notification(payload(3)), ONCALL, now=0.0)
+    groups, notices = r.acknowledge(ONCALL[0], now=10.0)
+    assert groups == ["HighLatency job=api"]
+    assert [(n.to, n.text) for n in notices] == [((ONCALL[1],), f"[ACK] HighLatency job=api by {ONCALL[0]}")]
+    r.flush(now=60.0)
+    # Alertmanager's repeat_interval resends the still-firing group: quiet.
+    assert r.receive(parse_notification(payload(4)), ONCALL, now=4 * 3600.0).action == "acknowledged"
+    resolved = r.receive(parse_notification(payload(4, status="resolved")), ONCALL, now=5 * 3600.0)
+    assert resolved.action == "sent" and resolved.outgoing[0].text.startswith("[RESOLVED]")
+    # The next incident of the same group is news again.
+    r.flush(now=5 * 3600.0 + 60)
+    assert r.receive(parse_notification(payload(2)), ONCALL, now=6 * 3600.0).action == "sent"
+
+
+def test_ack_from_someone_who_got_nothing_acknowledges_nothing():
+    r = relay()
+    r.receive(parse_notification(payload(1)), ONCALL[:1], now=0.0)
+    assert r.acknowledge("+4930123456", now=1.0) == ([], [])
+    assert r.acknowledge(ONCALL[0], now=ACK_LOOKBACK_S + 1.0) == ([], [])

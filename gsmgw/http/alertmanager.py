@@ -21,7 +21,9 @@ Rules (API.md "Alertmanager receiver"):
 - the same groupKey + status + alert fingerprints inside the window sends
   nothing new; a `resolved` notification is sent once;
 - `max_per_hour` SMS per recipient and receiver (summaries not counted);
-  what is held back is summed up in one SMS when its window ends.
+  what is held back is summed up in one SMS when its window ends;
+- an "ack" SMS from a recipient (gsmgw.daemon.twoway) quiets the firing groups
+  it got last until they resolve, and tells the other recipients who took it.
 
 `AlertRelay` is the pure, clock-injected state of one receiver (no I/O, no
 clock reads). `AlertmanagerService` joins it to the spool and to timers.
@@ -66,6 +68,8 @@ RECENT_LIMIT = 500
 # re-notifies what is still firing, so an outage does not end in a flood.
 ALERT_EXPIRES = "1 hour"
 DEFAULT_MAX_PARTS = 6
+# An "ack" SMS acknowledges what was last sent to that number within this time.
+ACK_LOOKBACK_S = 24 * 3600
 
 
 class PayloadError(ValueError):
@@ -265,6 +269,17 @@ def format_summary(receiver: str, held: Sequence[str], max_per_hour: int, max_pa
     return _shorten(head, groups[0], f" (+{len(groups) - 1} more)" if len(groups) > 1 else "", max_parts)
 
 
+def format_ack(groups: Sequence[str], by: str, max_parts: int) -> str:
+    """`[ACK] HighLatency job=api by +4915112345678`: the others know someone is on it."""
+    tail = f" by {by}"
+    for keep in range(len(groups), 0, -1):
+        rest = len(groups) - keep
+        text = "[ACK] " + ", ".join(groups[:keep]) + (f" (+{rest} more)" if rest else "") + tail
+        if _fits(text, max_parts):
+            return text
+    return _shorten("[ACK] ", groups[0], tail, max_parts)
+
+
 # --- the pure state of one receiver ----------------------------------------------------------
 
 
@@ -274,13 +289,13 @@ class Outgoing:
 
     to: tuple[str, ...]
     text: str
-    kind: str  # "notification" | "merged" | "summary"
+    kind: str  # "notification" | "merged" | "summary" | "ack"
     group_keys: tuple[str, ...] = ()
 
 
 @dataclass
 class Outcome:
-    action: str  # "sent" | "merged" | "duplicate"
+    action: str  # "sent" | "merged" | "duplicate" | "acknowledged"
     outgoing: list[Outgoing]
     held_back_for: list[str]
     flush_at: float | None  # when the caller must call flush(); None: nothing to do later
@@ -305,6 +320,10 @@ class AlertRelay:
         self._seen: dict[tuple[str, str, frozenset[str]], float] = {}  # dedup key -> forget after
         self._sent_at: dict[str, deque[float]] = {}  # recipient -> SMS times of the last hour
         self._held: dict[str, list[str]] = {}  # recipient -> groups held back in this window
+        # For "ack" replies: what each recipient got last, and who got each group.
+        self._last_sent: dict[str, tuple[float, tuple[Notification, ...]]] = {}
+        self._group_recipients: dict[str, set[str]] = {}
+        self._acked: dict[str, str] = {}  # groupKey -> who acknowledged it (until it resolves)
 
     def __repr__(self) -> str:
         return (
@@ -327,6 +346,11 @@ class AlertRelay:
             return Outcome("duplicate", outgoing, [], self.window_end)
         memory = RESOLVED_MEMORY_S if notification.status == "resolved" else self.window
         self._seen[key] = now + max(memory, self.window)
+        if notification.status == "resolved":
+            self._acked.pop(notification.group_key, None)
+        elif notification.group_key in self._acked:
+            # Somebody answered "ack": repeats stay quiet until the group resolves.
+            return Outcome("acknowledged", outgoing, [], self.window_end)
 
         if self.window_end is not None:
             # Inside the window: the newest state of a group replaces an older pending one.
@@ -371,6 +395,31 @@ class AlertRelay:
         self.window_end = None
         return outgoing
 
+    def acknowledge(self, recipient: str, now: float) -> tuple[list[str], list[Outgoing]]:
+        """`recipient` answered "ack": quiet the firing groups it got last, tell the others.
+
+        Returns the groups acknowledged (empty when nothing was sent to that number
+        in the last day) and one notice per other recipient of those groups.
+        """
+        last = self._last_sent.get(recipient)
+        if last is None or now - last[0] > ACK_LOOKBACK_S:
+            return [], []
+        firing = [n for n in last[1] if n.status == "firing" and n.group_key not in self._acked]
+        if not firing:
+            return [], []
+        for notification in firing:
+            self._acked[notification.group_key] = recipient
+            self._pending.pop((notification.group_key, "firing"), None)
+        groups = list(dict.fromkeys(n.group for n in firing))
+        others = sorted(
+            set().union(*(self._group_recipients.get(n.group_key, set()) for n in firing)) - {recipient}
+        )
+        notices = []
+        if others:
+            text = format_ack(groups, recipient, self.max_parts)
+            notices.append(Outgoing(tuple(others), text, "ack", tuple(n.group_key for n in firing)))
+        return groups, notices
+
     def _deliver(
         self, text: str, recipients: Iterable[str], notifications: Sequence[Notification], kind: str, now: float
     ) -> tuple[list[Outgoing], list[str]]:
@@ -387,6 +436,10 @@ class AlertRelay:
             allowed.append(recipient)
         if not allowed:
             return [], held
+        for recipient in allowed:
+            self._last_sent[recipient] = (now, tuple(notifications))
+        for notification in notifications:
+            self._group_recipients.setdefault(notification.group_key, set()).update(allowed)
         keys = tuple(n.group_key for n in notifications)
         return [Outgoing(tuple(allowed), text, kind, keys)], held
 
@@ -549,6 +602,24 @@ class AlertmanagerService:
         runtime.waiting.clear()
         return names
 
+    def acknowledge(self, number: str) -> list[str]:
+        """An "ack" SMS from `number` (gsmgw.daemon.twoway): the groups it acknowledged."""
+        acknowledged: list[str] = []
+        for name, runtime in self.receivers.items():
+            groups, notices = runtime.relay.acknowledge(number, self.clock())
+            if not groups:
+                continue
+            acknowledged += groups
+            log.info("alertmanager %s: %s acknowledged %s", name, number, "; ".join(groups))
+            runtime.recent.append({
+                "received": self.wall().isoformat(timespec="seconds"),
+                "action": "acknowledged",
+                "by": number,
+                "groups": groups,
+                "sms": self._queue(name, notices),
+            })
+        return acknowledged
+
     def flush_all(self) -> None:
         """At shutdown: nothing that waits for its window may be lost."""
         for name, runtime in self.receivers.items():
@@ -602,6 +673,11 @@ def add_routes(app: Any, ctx: Any) -> AlertmanagerService | None:
 
         registry = ClientRegistry.from_config(config)
     service = AlertmanagerService.from_config(config, spool=ctx.spool, registry=registry)
+    # gsmgw.daemon.twoway finds the service here to turn an "ack" SMS into an acknowledgement.
+    try:
+        ctx.alertmanager = service
+    except AttributeError:
+        log.debug("the gateway context takes no attributes; \"ack\" by SMS is not available")
 
     def bearer_client(request: web.Request) -> Any:
         header = request.headers.get("Authorization", "")

@@ -1,0 +1,218 @@
+"""Two-way SMS: allowed senders run allowlisted commands or acknowledge alerts; replies land in the spool."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from types import MappingProxyType, SimpleNamespace
+
+import pytest
+
+from gsmgw.config import TwoWayConfig
+from gsmgw.daemon.events import MessageReceived
+from gsmgw.daemon.twoway import MAX_REPLIES_PER_HOUR, TwoWay, format_reply
+from gsmgw.http.alertmanager import AlertmanagerService, ReceiverSetup
+from gsmgw.sms.split import count_parts
+from gsmgw.spool.format import read_spool_file
+from gsmgw.spool.store import Spool
+
+BOSS = "+4915112345678"
+COLLEAGUE = "+4917612345678"
+STRANGER = "+4930123456789"
+
+
+def async_test(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(asyncio.wait_for(function(*args, **kwargs), timeout=30))
+
+    return wrapper
+
+
+def config(*, enabled=True, timeout=10.0, **commands):
+    commands = commands or {"uptime": ("/bin/echo", "up 3 days")}
+    return SimpleNamespace(
+        default_country="49",
+        defaults=SimpleNamespace(max_parts=6),
+        two_way=TwoWayConfig(enabled, (BOSS, COLLEAGUE), MappingProxyType(commands), timeout),
+    )
+
+
+@pytest.fixture
+def spool(tmp_path):
+    store = Spool(tmp_path / "spool")
+    store.ensure_dirs()
+    return store
+
+
+def sms(text, sender=BOSS, *, incomplete=False, n=[0]):
+    n[0] += 1
+    return MessageReceived(id=f"gsm1-20261124-101503-{n[0]:04d}", path="/x", sender=sender, text=text,
+                           modem="gsm1", sent=None, received="2026-11-24T10:15:05+01:00", parts=1,
+                           incomplete=incomplete)
+
+
+def replies(spool):
+    out = []
+    for name in spool.list("outgoing"):
+        parsed = read_spool_file(spool.read("outgoing", name))
+        out.append((parsed.headers.get("To"), parsed.body.decode().rstrip("\n")))
+    return out
+
+
+@async_test
+async def test_an_allowed_sender_runs_a_command_and_gets_its_output(spool):
+    twoway = TwoWay(config(), spool)
+    await twoway.handle(sms("Uptime"))
+    assert replies(spool) == [(BOSS, "uptime: ok\nup 3 days")]
+
+
+@async_test
+async def test_the_sender_in_national_format_is_recognised(spool):
+    twoway = TwoWay(config(), spool)
+    await twoway.handle(sms("uptime", sender="015112345678"))
+    assert replies(spool) == [(BOSS, "uptime: ok\nup 3 days")]
+
+
+@async_test
+async def test_strangers_are_ignored_and_never_answered(spool):
+    twoway = TwoWay(config(), spool)
+    await twoway.handle(sms("uptime", sender=STRANGER))
+    await twoway.handle(sms("uptime", sender="Vodafone"))
+    assert replies(spool) == []
+
+
+@async_test
+async def test_off_by_default(spool):
+    twoway = TwoWay(config(enabled=False), spool)
+    await twoway.handle(sms("uptime"))
+    assert replies(spool) == []
+    assert TwoWayConfig().enabled is False
+
+
+@async_test
+async def test_the_sender_cannot_add_arguments_and_nothing_goes_through_a_shell(spool):
+    twoway = TwoWay(config(whoami=("/bin/echo", "$(id)", ";", "reboot")), spool)
+    await twoway.handle(sms("whoami; reboot"))
+    await twoway.handle(sms("whoami"))
+    assert replies(spool) == [
+        (BOSS, "unknown command 'whoami;'. commands: ack, whoami"),
+        (BOSS, "whoami: ok\n$(id) ; reboot"),
+    ]
+    await twoway.handle(sms("whoami now"))
+    assert replies(spool)[-1] == (BOSS, 'whoami: takes no arguments; send just "whoami"')
+
+
+@async_test
+async def test_exit_status_and_output_of_a_failing_command(spool):
+    twoway = TwoWay(config(backup=("/bin/sh", "-c", "echo disk full >&2; exit 3")), spool)
+    await twoway.handle(sms("backup"))
+    assert replies(spool) == [(BOSS, "backup: failed (exit 3)\ndisk full")]
+
+
+@async_test
+async def test_a_command_that_hangs_is_killed_with_its_children(spool, tmp_path):
+    marker = tmp_path / "child-survived"
+    script = f"(sleep 2; touch {marker}) & sleep 30"
+    twoway = TwoWay(config(timeout=0.5, hang=("/bin/sh", "-c", script)), spool)
+    await twoway.handle(sms("hang"))
+    assert replies(spool) == [(BOSS, "hang: timed out after 0.5 s, stopped")]
+    # A negative check needs a wait: the child's own timer would have written the marker by now.
+    await asyncio.sleep(2.5)
+    assert not marker.exists()
+
+
+@async_test
+async def test_long_output_is_cut_to_the_reply_parts(spool):
+    twoway = TwoWay(config(log=("/usr/bin/seq", "1", "5000")), spool)
+    await twoway.handle(sms("log"))
+    ((to, text),) = replies(spool)
+    assert count_parts(text).parts <= 3
+    assert text.startswith("log: ok\n1\n2\n3") and text.endswith("...")
+
+
+def test_format_reply_fits_any_max_parts():
+    text = format_reply("x", 0, "é" * 1000, 1, timeout=30)
+    assert count_parts(text).parts == 1 and text.endswith("...")
+
+
+@async_test
+async def test_help_and_unknown_words(spool):
+    twoway = TwoWay(config(), spool)
+    await twoway.handle(sms("help"))
+    await twoway.handle(sms("reboot"))
+    assert replies(spool) == [
+        (BOSS, "commands: ack, uptime"),
+        (BOSS, "unknown command 'reboot'. commands: ack, uptime"),
+    ]
+
+
+@async_test
+async def test_incomplete_messages_run_nothing(spool):
+    twoway = TwoWay(config(), spool)
+    await twoway.handle(sms("uptime", incomplete=True))
+    assert replies(spool) == []
+
+
+@async_test
+async def test_replies_per_sender_are_limited(spool):
+    now = [0.0]
+    twoway = TwoWay(config(), spool, clock=lambda: now[0])
+    for _ in range(MAX_REPLIES_PER_HOUR + 5):
+        await twoway.handle(sms("help"))
+    assert len(replies(spool)) == MAX_REPLIES_PER_HOUR
+    now[0] = 3601.0
+    await twoway.handle(sms("help"))
+    assert len(replies(spool)) == MAX_REPLIES_PER_HOUR + 1
+
+
+# Alertmanager's webhook body, version 4 (see tests/test_alertmanager.py for the source).
+FIRING = {
+    "version": "4", "status": "firing", "receiver": "sms", "truncatedAlerts": 0,
+    "groupKey": '{}:{alertname="HighLatency", job="api"}',
+    "groupLabels": {"alertname": "HighLatency", "job": "api"},
+    "commonLabels": {"alertname": "HighLatency", "job": "api"}, "commonAnnotations": {},
+    "externalURL": "http://alertmanager:9093",
+    "alerts": [
+        {"status": "firing", "labels": {"alertname": "HighLatency", "job": "api", "instance": f"api-{i}"},
+         "annotations": {"summary": "p99 over 2s"}, "startsAt": "2026-11-24T10:15:03Z",
+         "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus:9090/graph", "fingerprint": f"a1b2c3d4e5f6a7b{i}"}
+        for i in range(3)
+    ],
+}
+
+
+class Registry:
+    def expand(self, entry):
+        return (BOSS, COLLEAGUE)
+
+    def check_destination(self, client, number):
+        return SimpleNamespace(allowed=True, reason="test")
+
+
+@async_test
+async def test_ack_acknowledges_the_alert_and_tells_the_colleague(spool):
+    service = AlertmanagerService(
+        [ReceiverSetup("oncall", ("group:oncall",), window=60.0, max_per_hour=10, max_parts=2)],
+        spool=spool, registry=Registry(),
+    )
+    status, _ = service.handle("oncall", SimpleNamespace(name="am"), FIRING)
+    assert status == 200
+    before = set(spool.list("outgoing"))
+    twoway = TwoWay(config(), spool, alerts=lambda: service)
+    await twoway.handle(sms("ACK"))
+    new = [read_spool_file(spool.read("outgoing", n)) for n in sorted(set(spool.list("outgoing")) - before)]
+    sent = {(f.headers.get("To"), f.body.decode().strip()) for f in new}
+    assert sent == {
+        (COLLEAGUE, f"[ACK] HighLatency job=api by {BOSS}"),
+        (BOSS, "ack: HighLatency job=api acknowledged; repeats stay quiet until resolved"),
+    }
+    assert service.recent("oncall")["notifications"][-1]["action"] == "acknowledged"
+    service.flush_all()
+
+
+@async_test
+async def test_ack_without_alerts(spool):
+    twoway = TwoWay(config(), spool)
+    await twoway.handle(sms("ack"))
+    assert replies(spool) == [(BOSS, "ack: no alerts come through this gateway (alertmanager: is not configured)")]
