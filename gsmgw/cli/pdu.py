@@ -24,10 +24,15 @@ from gsmgw.sms import (
 
 
 def _print_json(value: dict) -> None:
-    # UTF-8 whatever the locale says, so that emoji never crash the output.
-    stream = click.get_binary_stream("stdout")
-    stream.write((json.dumps(value, ensure_ascii=False) + "\n").encode("utf-8"))
-    stream.flush()
+    # UTF-8 whatever the locale or PYTHONIOENCODING say, so that emoji never crash the output.
+    line = json.dumps(value, ensure_ascii=False) + "\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        click.echo(line, nl=False)
+        return
+    sys.stdout.flush()
+    buffer.write(line.encode("utf-8"))
+    buffer.flush()
 
 
 def _fail(command: str, message: str) -> None:

@@ -124,7 +124,7 @@ def normalize_number(text: str, default_country: str | None = None) -> str:
     if len(digits) > E164_MAX_DIGITS:
         raise AddressError(
             f"{original!r} has {len(digits)} digits, more than the {E164_MAX_DIGITS} an international "
-            f"number can have; check for a doubled prefix"
+            f"number can have; check for a doubled prefix and write it like {EXAMPLE}"
         )
     if len(digits) < E164_MIN_DIGITS:
         raise AddressError(

@@ -1,0 +1,143 @@
+"""`gsmgw pdu encode` / `gsmgw pdu decode`: output keys, exit codes, one-line errors.
+
+Runs the real console entry point in a subprocess for the contract checks
+(exit code, stdout/stderr separation), and click's runner for the rest.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from gsmgw.cli import main
+from gsmgw.sms import decode_pdu
+
+DECODE_KEYS = [
+    "type", "smsc", "number", "text", "alphabet", "class", "timestamp",
+    "concat", "mr", "status", "discharge", "report_requested",
+]  # fmt: skip
+
+
+def run(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "gsmgw", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "LC_ALL": "C", "PYTHONIOENCODING": ""},
+    )
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def test_decode_prints_exactly_the_spool_keys():
+    result = run("pdu", "decode", "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37")
+    assert result.returncode == 0, result.stderr
+    obj = json.loads(result.stdout)
+    assert list(obj) == DECODE_KEYS
+    assert obj == {
+        "type": "deliver", "smsc": "+27381000015", "number": "27838890001", "text": "hellohello",
+        "alphabet": "gsm7", "class": None, "timestamp": "1999-03-29T15:16:59+02:00", "concat": None,
+        "mr": None, "status": None, "discharge": None, "report_requested": False,
+    }  # fmt: skip
+
+
+def test_decode_emoji_in_a_c_locale_prints_utf8():
+    result = run("pdu", "decode", "0004" "0B919471091856F5" "0008" "62114201513000" "04" "D83DDE00")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.decode("utf-8"))["text"] == "😀"
+
+
+@pytest.mark.parametrize(
+    "hex_arg, words",
+    [
+        ("zz", "not a hex digit"),
+        ("012", "odd number"),
+        ("0791728301", "SMSC"),
+        ("0041010C910661345542F60008A0050003000301306F3044", "TP-UDL"),
+    ],
+)
+def test_decode_bad_input_exits_2_with_one_line(hex_arg, words):
+    result = run("pdu", "decode", hex_arg)
+    assert result.returncode == 2
+    assert result.stdout == b""
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and words in lines[0] and lines[0].startswith("gsmgw pdu decode: ")
+
+
+def test_decode_status_report_and_16bit_concat():
+    report = json.loads(invoke("pdu", "decode", "0006D60B911326880736F4111011719551401110117195714000").output)
+    assert (report["type"], report["mr"], report["status"], report["number"]) == (
+        "status-report", 214, 0, "+31628870634",
+    )
+    assert report["discharge"] == "2011-01-11T17:59:17+01:00" and report["report_requested"] is None
+    part = json.loads(
+        invoke("pdu", "decode", "0044" "0B919471091856F5" "0000" "62114201513000" "0A" "06080412340302" "C834").output
+    )
+    assert part["concat"] == {"ref": 0x1234, "total": 3, "seq": 2} and part["text"] == "Hi"
+
+
+def test_decode_accepts_split_lowercase_hex_and_no_smsc():
+    spaced = invoke("pdu", "decode", "00 04 0b 91 94 71 09 18 56 f5", "00 00 62 11 42 01 51 30 00 01 41")
+    assert json.loads(spaced.output)["text"] == "A"
+    bare = "040B919471091856F50000621142015130000141"
+    assert json.loads(invoke("pdu", "decode", bare).output)["smsc"] is None  # automatic fallback
+    assert json.loads(invoke("pdu", "decode", "--no-smsc", bare).output)["text"] == "A"
+    forced = invoke("pdu", "decode", "--smsc", bare)
+    assert forced.exit_code == 2
+
+
+def test_decode_8bit_text_is_hex():
+    obj = json.loads(invoke("pdu", "decode", "0591721891F101000B917228214365F700040C48656C6C6F20776F726C6421").output)
+    assert (obj["alphabet"], obj["text"]) == ("8bit", "48656C6C6F20776F726C6421")
+
+
+def test_encode_lines_start_with_length_and_pdu():
+    result = run("pdu", "encode", "--to", "+4915112345678", "--report", "--flash", "--validity", "2 days", "hi @")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.decode().splitlines()
+    obj = json.loads(line)
+    assert list(obj)[:2] == ["length", "pdu"]
+    # SMSC 00 | 31 (SUBMIT, VPF relative, SRR) | MR 00 | DA | PID 00 | DCS 10 (class 0) | VP A8 | UDL 4 | "hi @"
+    assert obj["pdu"] == "00" "31" "00" "0D91945111325476F8" "00" "10" "A8" "04" "E8340800"
+    sms = decode_pdu(obj["pdu"])
+    assert (sms.text, sms.report_requested, sms.msg_class, sms.validity) == ("hi @", True, 0, 168)
+    assert obj["length"] == len(obj["pdu"]) // 2 - 1
+    assert obj["pdu"].startswith("00")
+
+
+def test_encode_multipart_with_ref_and_default_country():
+    result = invoke("pdu", "encode", "--to", "0151 12345678", "--country", "49", "--ref", "300", "--ref16", "€" * 100)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [(o["part"], o["parts"], o["alphabet"]) for o in lines] == [(1, 2, "gsm7"), (2, 2, "gsm7")]
+    decoded = [decode_pdu(o["pdu"]) for o in lines]
+    assert {(s.concat.ref, s.concat.bits) for s in decoded} == {(300, 16)}
+    assert "".join(s.text for s in decoded) == "€" * 100
+    assert decoded[0].number == "+4915112345678"
+
+
+def test_encode_reads_stdin_with_dash():
+    result = invoke("pdu", "encode", "--to", "+4915112345678", "-", input="from stdin")
+    assert decode_pdu(json.loads(result.output)["pdu"]).text == "from stdin"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--to", "hello", "x"], "not a phone number"),
+        (["--to", "0151 12345678", "x"], "default_country"),
+        (["--to", "+4915112345678", "--validity", "forever", "x"], "validity"),
+        (["--to", "+4915112345678", "--ref", "300", "x"], "--ref16"),
+    ],
+)
+def test_encode_bad_input_exits_2_with_one_line(args, words):
+    result = run("pdu", "encode", *args)
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and words in lines[0]
