@@ -309,7 +309,8 @@ class _Checker:
             if node is not None:
                 return node.line
             path = path.rsplit(".", 1)[0] if "." in path else (path.rsplit("[", 1)[0] if "[" in path else "")
-        return None
+        root = self.index.get("")
+        return root.line if root is not None else None
 
     def error(self, path: str, message: str, fix: str = "") -> None:
         self.errors.append(Issue(path, self.line(path), message, fix))
@@ -865,7 +866,7 @@ def _build(check: _Checker, data: Any, source: Path | None) -> Config | None:
 
     modems = []
     modem_items = check.sequence(data.get("modems"), "modems", "modems")
-    if not modem_items:
+    if not modem_items and (data.get("modems") is None or data.get("modems") == []):
         check.error("modems", "no modem is configured", "add modems: with at least one `- name: gsm1` and its port")
     names: dict[str, int] = {}
     for position, item in enumerate(modem_items):
