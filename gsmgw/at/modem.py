@@ -295,6 +295,7 @@ class Modem:
         prompt_timeout: float = 10.0,
         list_timeout: float = 30.0,
         ready_timeout: float = 30.0,
+        reset_timeout: float = 15.0,
         allow_unknown_pin_attempts: bool = False,
         smsc: str | None = None,
     ):
@@ -308,6 +309,7 @@ class Modem:
         self.prompt_timeout = prompt_timeout
         self.list_timeout = list_timeout
         self.ready_timeout = ready_timeout
+        self.reset_timeout = reset_timeout
         self.allow_unknown_pin_attempts = allow_unknown_pin_attempts
         self.smsc = smsc
         self.info = ModemInfo(port=port, profile=self.profile.name)
@@ -750,7 +752,7 @@ class Modem:
         port went away, as USB modems re-enumerate). Call ``initialize`` afterwards."""
         self._state("resetting")
         try:
-            await self.command("AT+CFUN=1,1", timeout=max(self.command_timeout, 15.0))
+            await self.command("AT+CFUN=1,1", timeout=self.reset_timeout)
         except PortGone:
             return
         loop = asyncio.get_running_loop()

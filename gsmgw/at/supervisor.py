@@ -174,7 +174,8 @@ class ModemSupervisor:
                 if not self._ready.is_set():
                     self._emit("ready", "", info=self.info)
                     self._ready.set()
-                await self._monitor()
+                if await self._monitor() == "gone":
+                    absent_reported = True
         finally:
             self._ready.clear()
             if self.modem is not None:
@@ -189,6 +190,13 @@ class ModemSupervisor:
         except SimLocked as exc:
             if exc.reason in ("pin_rejected", "few_attempts"):
                 self._pin_rejected = True
+            if exc.reason == "no_pin" and self._pin_rejected and self._pin:
+                raise SimLocked(
+                    f"{self.port}: the SIM asks for its PIN, and gsmgw will not try the "
+                    "configured one again because the SIM refused it (or had too few attempts "
+                    "left). Fix `pin:` in the config and restart gsmgw",
+                    state=exc.state, reason="pin_rejected",
+                ) from exc
             raise
         previous = self.info
         self.info = info
@@ -202,8 +210,9 @@ class ModemSupervisor:
                 info=info, previous=previous,
             )
 
-    async def _monitor(self) -> None:
-        """Watch the ready modem until its port ends or it stops answering and cannot recover."""
+    async def _monitor(self) -> str:
+        """Watch the ready modem until its port ends ("gone"), it stops answering and cannot
+        recover ("failed"), or stop() ("stopped")."""
         while not self._stop.is_set():
             modem = self.modem
             assert modem is not None
@@ -217,20 +226,22 @@ class ModemSupervisor:
                 poke.cancel()
             self._poke.clear()
             if self._stop.is_set():
-                return
+                return "stopped"
             if not modem.session.is_open:
                 self._lost(f"{self.port}: {modem.session.closed_reason}")
-                return
+                return "gone"
             if await self._healthy(modem):
                 continue
             self._ready.clear()
             self.modem = None
             self._emit("unresponsive", f"{self.port} does not answer AT")
             if not await self._recover(modem):
-                if not modem.session.is_open and not os.path.exists(self.port):
+                if not os.path.exists(self.port):
                     self._lost(f"{self.port} went away during recovery")
-                return
+                    return "gone"
+                return "failed"
             self._ready.set()
+        return "stopped"
 
     def _lost(self, detail: str) -> None:
         self._ready.clear()
