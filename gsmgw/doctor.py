@@ -62,6 +62,8 @@ MODEM_VENDORS = {
 # Huawei E3372 HiLink firmware: a network card with a web UI, no AT port.
 HILINK = {("12d1", "14dc"), ("12d1", "1f01")}
 MASS_STORAGE_CLASS = "08"
+# How gather_processes marks "holds the master side of pty N" in ProcessFacts.open_paths.
+PTY_MASTER = "ptmx:"
 STORAGE_WARN_RATIO = 0.8
 # The daemon enters a configured PIN only with at least this many attempts left (SPOOL.md).
 MIN_PIN_ATTEMPTS = 2
@@ -205,10 +207,17 @@ class Facts:
 
 
 def _holders(port: PathFacts | None, processes: Iterable[ProcessFacts]) -> list[ProcessFacts]:
+    """Processes with the port open. For a pty, the process that holds its master side is the
+    device itself (the simulator, socat), not a competitor, as in gsmgw.at.probe.port_holders."""
     if port is None or not port.exists:
         return []
     target = port.real_path or port.path
-    return [p for p in processes if target in p.open_paths or port.path in p.open_paths]
+    head, _, index = target.rpartition("/")
+    master = f"{PTY_MASTER}{index}" if head == "/dev/pts" and index.isdigit() else None
+    return [
+        p for p in processes
+        if (target in p.open_paths or port.path in p.open_paths) and (master is None or master not in p.open_paths)
+    ]
 
 
 def _modem_subject(modem: ModemFacts) -> str:
@@ -516,6 +525,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _pty_master_index(fdinfo: Path) -> str | None:
+    text = _read(fdinfo) or ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key == "tty-index":
+            return value.strip()
+    return None
+
+
 def gather_processes(proc_root: str | os.PathLike = "/proc") -> list[ProcessFacts]:
     """Processes and the files they hold open (only those we may look at)."""
     processes = []
@@ -538,9 +556,15 @@ def gather_processes(proc_root: str | os.PathLike = "/proc") -> list[ProcessFact
         try:
             for fd in os.listdir(base / "fd"):
                 try:
-                    open_paths.add(os.readlink(base / "fd" / fd))
+                    target = os.readlink(base / "fd" / fd)
                 except OSError:
                     continue
+                open_paths.add(target)
+                if target == "/dev/ptmx":
+                    # The master side of a pty: Linux names its slave in fdinfo ("tty-index: N").
+                    index = _pty_master_index(base / "fdinfo" / fd)
+                    if index is not None:
+                        open_paths.add(f"{PTY_MASTER}{index}")
         except OSError:
             pass  # another user's process without root: we see its name, not its files
         processes.append(ProcessFacts(int(entry), name, cmdline, frozenset(open_paths)))
@@ -709,9 +733,9 @@ async def probe_modem(port: str, modem_config: Any = None, *, timeout: float = 5
         return ModemProbe(error=f"cannot open {port}: {error}")
     try:
         try:
-            await modem.command("AT", timeout=timeout)
+            await asyncio.wait_for(modem.sync(), timeout * 2)
         except (ModemError, asyncio.TimeoutError) as error:
-            return ModemProbe(error=f"no answer to AT on {port}: {error}")
+            return ModemProbe(error=f"no answer to AT on {port}: {error or 'timeout'}")
         pin_state = await modem.pin_state()
         attempts = None
         if pin_state and pin_state != "READY":

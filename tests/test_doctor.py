@@ -358,3 +358,17 @@ def test_json_output_and_exit_codes_of_the_command(tmp_path, network):
     assert report["ok"] is False
     assert [f["check"] for f in report["findings"]] == ["mass-storage"]
     assert set(report["findings"][0]) == {"severity", "check", "subject", "problem", "fix"}
+
+
+def test_the_process_behind_a_pty_is_the_device_not_a_competitor(tmp_path, network):
+    """socat or the simulator hold the master side of the pty, maybe the slave too: not busy."""
+    make_spool(tmp_path)
+    sys_root, proc_root = empty_roots(tmp_path)
+    slave = os.path.realpath(network.modems[0].path)
+    index = slave.rsplit("/", 1)[1]
+    fake_process(proc_root, 4242, "socat", ["socat", "pty,link=/tmp/x", "tcp:10.0.0.1:4001"], ["/dev/ptmx", slave])
+    (proc_root / "4242" / "fdinfo").mkdir()
+    (proc_root / "4242" / "fdinfo" / "3").write_text(f"pos:\t0\nflags:\t02\ntty-index:\t{index}\n")
+    config = write_config(tmp_path, [m.path for m in network.modems])
+    findings, _ = run_doctor(tmp_path, config, sys_root=sys_root, proc_root=proc_root)
+    assert findings == []
