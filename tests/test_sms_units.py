@@ -152,6 +152,8 @@ def test_max_parts_and_the_255_limit():
 def test_encode_rejects_bad_arguments():
     with pytest.raises(AddressError):
         encode_submit("this is far too long for a sender", "x")
+    with pytest.raises(AddressError, match="only digits"):
+        encode_submit("+49abc", "x")
     with pytest.raises(ValueError, match="TP-MR"):
         encode_submit("+4915112345678", "x", mr=256)
     with pytest.raises(ValueError, match="TP-VP"):

@@ -470,5 +470,7 @@ def test_no_smsc_mode_and_auto_detection():
     assert decode_pdu("00" + tpdu, smsc_included=None).text == "A"
     assert decode_pdu("0791947101670000" + tpdu, tpdu_length=len(tpdu) // 2).smsc == "+491710760000"
     assert decode_pdu(tpdu, tpdu_length=len(tpdu) // 2).smsc is None
+    padded = decode_pdu("00" + tpdu + "FFFF")  # some modems pad; the padding is not text
+    assert (padded.text, padded.trailing) == ("A", 2)
     with pytest.raises(DecodeError, match="SMSC field says"):
         decode_pdu("0791947101670000" + tpdu, tpdu_length=len(tpdu) // 2 + 1)

@@ -180,6 +180,8 @@ def encode_address(address: str) -> bytes:
     11 GSM-7 characters, as networks use for senders like "Vodafone".
     """
     toa = address_kind(address)
+    if toa == TOA_ALPHANUMERIC and address.startswith("+"):
+        raise AddressError(f"{address!r} is not a phone number: after + only digits may follow, e.g. {EXAMPLE}")
     if toa == TOA_ALPHANUMERIC:
         if not address or len(address) > ALPHANUMERIC_MAX_CHARS or not gsm7.is_gsm7(address):
             raise AddressError(

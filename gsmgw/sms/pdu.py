@@ -16,7 +16,7 @@ field, then the TPDU. Every read is bounds-checked; a bad or short PDU raises
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from gsmgw.sms import address as addr
@@ -140,6 +140,7 @@ class Sms:
     more_messages: bool | None = None  # DELIVER/REPORT: TP-MMS inverted (True = more are waiting)
     report_qualifier: bool | None = None  # REPORT: TP-SRQ (True = report of an SMS-COMMAND)
     tpdu_length: int = 0  # octets of the TPDU (what AT+CMGR/+CMT report as <length>)
+    trailing: int = 0  # octets after the last field (padding some modems add); not part of the message
 
     @property
     def number_type(self) -> str | None:
@@ -472,6 +473,12 @@ def _read_user_data(reader: _Reader, coding: DataCoding, udhi: bool) -> _UserDat
 
 def _decode_tpdu(data: bytes, start: int, smsc: str | None) -> Sms:
     reader = _Reader(data, start)
+    sms = _read_tpdu(reader, start, smsc)
+    return replace(sms, trailing=reader.remaining()) if reader.remaining() else sms
+
+
+def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
+    data = reader.data
     first = reader.octet("TP-MTI")
     mti = first & 0x03
     udhi = bool(first & FO_UDHI)
@@ -593,16 +600,36 @@ def decode_pdu(
             )
         return _decode_with_smsc(data)
     if smsc_included is None:
-        try:
-            return _decode_with_smsc(data)
-        except DecodeError as with_smsc:
-            try:
-                return _decode_tpdu(data, 0, None)
-            except DecodeError:
-                raise with_smsc from None
+        return _decode_either(data)
     if smsc_included:
         return _decode_with_smsc(data)
     return _decode_tpdu(data, 0, None)
+
+
+def _decode_either(data: bytes) -> Sms:
+    """With the SMSC field if that reads, else as a bare TPDU.
+
+    Both readings can succeed (a bare DELIVER whose first octet is 00 looks
+    like an empty SMSC field); then the one that uses every octet wins, and
+    with the SMSC field on a tie, because modems print it.
+    """
+    try:
+        with_smsc: Sms | None = _decode_with_smsc(data)
+        first_error: DecodeError | None = None
+    except DecodeError as error:
+        with_smsc, first_error = None, error
+    if with_smsc is not None and with_smsc.trailing == 0:
+        return with_smsc
+    try:
+        bare = _decode_tpdu(data, 0, None)
+    except DecodeError:
+        if with_smsc is not None:
+            return with_smsc
+        assert first_error is not None
+        raise first_error from None
+    if with_smsc is None or bare.trailing < with_smsc.trailing:
+        return bare
+    return with_smsc
 
 
 def _decode_with_smsc(data: bytes) -> Sms:
