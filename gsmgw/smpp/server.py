@@ -45,6 +45,7 @@ log = logging.getLogger("gsmgw.smpp")
 QUEUE_LIMIT = 10_000
 MAX_DELIVERY_ATTEMPTS = 5
 TICK_SECONDS = 1.0
+WRITER_THREADS = 8
 
 # Headers gsmgw adds to an outgoing file that came in over SMPP (documented in the README).
 H_CLIENT = "Client"
@@ -196,6 +197,7 @@ class SmppServer:
         groups: Any = None,
         timers: Timers | None = None,
         reassembly_timeout: float = 120.0,
+        writer_threads: int = WRITER_THREADS,
     ):
         self.spool = spool
         self.registry = registry
@@ -215,9 +217,11 @@ class SmppServer:
         self._receivers: dict[str, list[_Connection]] = {}
         self._queues: dict[str, deque[Delivery]] = {}
         self._commit_queue: asyncio.Queue[tuple[_Connection, Submission, bytes]] = asyncio.Queue()
-        # One thread for spool writes, so that batches are written one after the other and each
-        # batch collects everything that came while the previous one was being fsynced.
-        self._writer_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smpp-spool")
+        self._writer_threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=writer_threads, thread_name_prefix="smpp-spool"
+        )
+        self._commits: set[asyncio.Task] = set()
+        self._writer_count = writer_threads
         self._tasks: list[asyncio.Task] = []
         self._unsubscribe = None
         self._mo_reference = secrets.randbelow(256)
@@ -261,7 +265,9 @@ class SmppServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-        self._writer_thread.shutdown(wait=True)
+        if self._commits:
+            await asyncio.wait(set(self._commits), timeout=timeout)
+        self._writer_threads.shutdown(wait=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(self, reader, writer)
@@ -346,24 +352,36 @@ class SmppServer:
             self.registry.release(submission.client, 1, submission.acquired_at)
 
     async def _commit_loop(self) -> None:
+        # Group commit in two ways: while every writer thread is busy, new submissions gather
+        # into one batch (one directory fsync for all of it); and batches run in parallel
+        # threads, because ext4/xfs join concurrent fsyncs into one journal commit. One file's
+        # fsync after another in a single thread would cap us at the disk's fsync rate.
         loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self._writer_count)
         while True:
             batch = [await self._commit_queue.get()]
+            await slots.acquire()
             while not self._commit_queue.empty():
                 batch.append(self._commit_queue.get_nowait())
             self.batches.append(len(batch))
             del self.batches[:-1000]
-            try:
-                names = await loop.run_in_executor(self._writer_thread, self._write_batch, batch)
-            except Exception as exc:  # OSError, SpoolError: the spool cannot be written
-                log.error("smpp: cannot write %d message(s) to outgoing/: %s", len(batch), exc)
-                for conn, submission, _data in batch:
-                    self._release(submission)
-                    conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(exc)))
-                continue
-            for (conn, submission, _data), name in zip(batch, names):
-                log.info("smpp %s: %s queued as %s", conn.peer, submission.to, name)
-                conn.perform(conn.session.submit_done(submission, name))
+            task = loop.create_task(self._commit(batch))
+            self._commits.add(task)
+            task.add_done_callback(lambda done: (slots.release(), self._commits.discard(done)))
+
+    async def _commit(self, batch: list[tuple[_Connection, Submission, bytes]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            names = await loop.run_in_executor(self._writer_threads, self._write_batch, batch)
+        except Exception as exc:  # OSError, SpoolError: the spool cannot be written
+            log.error("smpp: cannot write %d message(s) to outgoing/: %s", len(batch), exc)
+            for conn, submission, _data in batch:
+                self._release(submission)
+                conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(exc)))
+            return
+        for (conn, submission, _data), name in zip(batch, names):
+            log.info("smpp %s: %s queued as %s", conn.peer, submission.to, name)
+            conn.perform(conn.session.submit_done(submission, name))
 
     def _write_batch(self, batch: list[tuple[_Connection, Submission, bytes]]) -> list[str]:
         """Runs in the writer thread. Messages whose id was promised already (long messages whose
