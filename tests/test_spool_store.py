@@ -50,6 +50,13 @@ def test_submit_never_overwrites_and_names_sort_in_order(spool):
     assert not [n for n in os.listdir(spool.path("outgoing")) if n.startswith(".")]
 
 
+def test_large_batch_is_flushed_once_and_complete(spool):
+    files = [f"To: +4915112345678\n\nmessage {i}".encode() for i in range(50)]  # the syncfs path
+    names = spool.submit_many(files)
+    assert [spool.read("outgoing", name) for name in names] == files
+    assert sorted(os.listdir(spool.path("outgoing"))) == names
+
+
 def test_write_new_with_a_taken_name_gets_a_suffix(spool):
     assert spool.write_new("incoming", b"a", name="gsm1-x") == "gsm1-x"
     assert spool.write_new("incoming", b"b", name="gsm1-x") == "gsm1-x-2"
