@@ -44,6 +44,7 @@ class AtTerminal:
     def __init__(self, path: str, timeout: float = 5.0) -> None:
         self.port = serial.Serial(path, 115200, timeout=0.05)
         self.timeout = timeout
+        self._buffer = b""
 
     def __enter__(self) -> "AtTerminal":
         return self
@@ -58,13 +59,17 @@ class AtTerminal:
         self.port.write(data)
 
     def read_until(self, pattern: "re.Pattern[bytes]", timeout: float | None = None) -> bytes:
-        """Bytes up to and including a match of `pattern`; TimeoutError with what came."""
+        """Bytes up to and including the first match of `pattern`; TimeoutError with what came.
+
+        What arrived after the match is kept for the next read.
+        """
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        received = b""
-        while not pattern.search(received):
+        while (match := pattern.search(self._buffer)) is None:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no {pattern.pattern!r} within the timeout; got {received!r}")
-            received += self.port.read(4096)
+                raise TimeoutError(f"no {pattern.pattern!r} within the timeout; got {self._buffer!r}")
+            # One byte (or the timeout) first, then whatever else is waiting: no idle waits.
+            self._buffer += self.port.read(max(1, self.port.in_waiting))
+        received, self._buffer = self._buffer[: match.end()], self._buffer[match.end() :]
         return received
 
     def command(self, line: str, timeout: float | None = None) -> str:
@@ -75,7 +80,7 @@ class AtTerminal:
     def silence(self, seconds: float) -> bytes:
         """Whatever arrives within `seconds` (for checking that nothing does)."""
         deadline = time.monotonic() + seconds
-        received = b""
+        received, self._buffer = self._buffer, b""
         while time.monotonic() < deadline:
             received += self.port.read(4096)
         return received

@@ -93,6 +93,7 @@ class SimNetwork:
         seed: int = 0,
         ack_timeout: float = DEFAULT_ACK_TIMEOUT,
         report_delay: float = 0.0,
+        delivery_interval: float = 0.1,
         outside_reports: bool = True,
         control_socket: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
@@ -109,6 +110,8 @@ class SimNetwork:
         self._seed = seed
         self._ack_timeout = ack_timeout
         self.report_delay = report_delay
+        self.delivery_interval = delivery_interval
+        self._offer_timers: dict[int, asyncio.TimerHandle] = {}
         self.outside_reports = outside_reports
         self._want_control = control_socket
         self._clock = clock
@@ -612,7 +615,15 @@ class SimNetwork:
         self._pending[index].append(item)
 
     def _offer(self, index: int) -> None:
-        """Hand waiting messages to the modem, in order, until it cannot take more."""
+        """Hand waiting messages to the modem, in order, until it cannot take more.
+
+        An SMSC delivers each message (and each part) in its own transfer, so
+        they reach a modem some time apart (`delivery_interval`), never in one
+        burst.  Clients rely on that: python-gsmmodem handles only the first
+        +CMTI of lines that arrive together.
+        """
+        if index in self._offer_timers:
+            return  # the next delivery to this modem is already scheduled
         modem = self._sims[index]
         pending = self._pending[index]
         while pending:
@@ -626,3 +637,11 @@ class SimNetwork:
             pending.popleft()
             if on_delivered is not None:
                 on_delivered()
+            if self.delivery_interval > 0:
+                assert self._loop is not None
+                self._offer_timers[index] = self._loop.call_later(self.delivery_interval, self._offer_later, index)
+                return
+
+    def _offer_later(self, index: int) -> None:
+        del self._offer_timers[index]
+        self._offer(index)

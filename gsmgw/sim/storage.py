@@ -49,11 +49,14 @@ class MessageStore:
         return None
 
     def read(self, index: int) -> StoredMessage | None:
-        """The message, marked read as 27.005 §3.4.3 says (REC UNREAD -> REC READ)."""
+        """The message as it was, then marked read as 27.005 §3.4.3 says (REC UNREAD -> REC READ)."""
         message = self.messages.get(index)
-        if message is not None and message.stat == REC_UNREAD:
+        if message is None:
+            return None
+        shown = StoredMessage(message.index, message.stat, message.pdu, message.length)
+        if message.stat == REC_UNREAD:
             message.stat = REC_READ
-        return message
+        return shown
 
     def list(self, stat: int) -> list[StoredMessage]:
         """Messages with <stat> (or all for 4), marking received ones read (§3.4.2)."""
