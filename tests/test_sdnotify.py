@@ -96,3 +96,43 @@ def test_no_watchdog_without_watchdog_usec(notify_socket):
 )
 def test_watchdog_interval_is_half_the_timeout_for_our_pid(env, pid, expected):
     assert watchdog_interval_from_env(env, pid) == expected
+
+
+def test_the_daemon_reports_ready_status_watchdog_and_stopping(tmp_path, notify_socket):
+    """`gsmgw run` on simulated modems, under a pretend systemd: our socket is its NOTIFY_SOCKET."""
+    import signal
+    import subprocess
+    import sys
+
+    path, sock = notify_socket
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "gsmgw", "run", "--simulate", "2", "--spool", str(tmp_path / "spool")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    seen: list[str] = []
+
+    def wait_for(predicate, what):
+        while True:
+            try:
+                lines = receive(sock)
+            except socket.timeout:
+                raise AssertionError(f"no {what} from the daemon; it sent {seen}") from None
+            seen.extend(lines)
+            if predicate(lines):
+                return
+
+    try:
+        wait_for(lambda lines: "READY=1" in lines, "READY=1")
+        assert seen.index("READY=1") == 0, "READY=1 must come first"
+        wait_for(lambda lines: "STATUS=2/2 modems up, 0 queued" in lines, "STATUS with both modems up")
+        watchdogs_before = seen.count("WATCHDOG=1")
+        wait_for(lambda lines: seen.count("WATCHDOG=1") >= watchdogs_before + 2, "two more WATCHDOG=1")
+        daemon.send_signal(signal.SIGTERM)
+        wait_for(lambda lines: "STOPPING=1" in lines, "STOPPING=1 after SIGTERM")
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=10)
+        daemon.stderr.close()
