@@ -41,6 +41,8 @@ SMSTOOLS3_FILES = [
      ("+491721234567",), "Grüße €", {"flash": True}),
     ("Latin is ISO-8859-15", b"To: +491721234567\nAlphabet: Latin\n\n\xbd\n",
      ("+491721234567",), "œ", {}),
+    ("ISO-8859-1 when named so", b"To: +491721234567\nAlphabet: ISO-8859-1\n\n\xa4\n",
+     ("+491721234567",), "¤", {}),
     ("UCS2 body, big-endian", b"To: 491721234567\nAlphabet: UCS2\n\n" + "Привет".encode("utf-16-be"),
      ("+491721234567",), "Привет", {"alphabet": "ucs2"}),
     ("Unicode is UCS2, echo added a newline byte",

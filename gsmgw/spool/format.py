@@ -54,8 +54,11 @@ _BODY_ALPHABETS = {
     "utf8": "utf-8",
     "iso": "iso8859-15",
     "latin": "iso8859-15",
-    "latin1": "iso8859-15",
-    "latin-1": "iso8859-15",
+    # Not smstools3 words, but what people write for the older Latin-1 (no €, ¤ at 0xA4).
+    "latin1": "iso8859-1",
+    "latin-1": "iso8859-1",
+    "iso-8859-1": "iso8859-1",
+    "iso8859-1": "iso8859-1",
     "iso-8859-15": "iso8859-15",
     "iso8859-15": "iso8859-15",
     "ucs2": "ucs2",
@@ -277,8 +280,8 @@ def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> t
                 "text in UTF-8 and remove the Alphabet: line"
             )
         raise SpoolFormatError(
-            f"unknown Alphabet: {name!r}; write UTF-8 (the default), ISO (or Latin), UCS2 (or "
-            "Unicode) or GSM"
+            f"unknown Alphabet: {name!r}; write UTF-8 (the default), ISO (or Latin: ISO-8859-15), UCS2 "
+            "(or Unicode: UTF-16BE) or GSM"
         )
     if codec == "ucs2":
         return _decode_ucs2(body), "UCS2"
@@ -298,7 +301,7 @@ def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> t
         text = body.decode(codec)
     if crlf_file:
         text = text.replace("\r\n", "\n")
-    return text, {"utf-8": "UTF-8", "iso8859-15": "ISO", "gsm": "GSM"}[codec]
+    return text, {"utf-8": "UTF-8", "iso8859-15": "ISO", "iso8859-1": "ISO-8859-1", "gsm": "GSM"}[codec]
 
 
 def _decode_ucs2(body: bytes) -> str:
