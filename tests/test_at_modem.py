@@ -403,3 +403,61 @@ def test_missing_port_says_plug_it_in(tmp_path):
             await modem.open()
 
     run(main())
+
+
+def test_status_report_arrives_and_can_be_read(net):
+    from gsmgw.at.events import ReportDirect, ReportStored
+
+    async def main():
+        urcs: list = []
+        modem = make_modem(net.modems[0].path, urcs)
+        await modem.open()
+        await modem.initialize()
+        (part,) = encode_submit("+4915112345678", "report me", report=True)
+        mr = await modem.send_pdu(part.pdu, part.length)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        event = None
+        while event is None and loop.time() < deadline:
+            event = next((e for e in urcs if isinstance(e, (ReportStored, ReportDirect))), None)
+            await asyncio.sleep(0.02)
+        assert event is not None, urcs
+        if isinstance(event, ReportStored):
+            stored = await modem.read_message(event.storage, event.index)
+            pdu = stored.pdu
+            await modem.delete_message(event.storage, event.index)
+        else:
+            pdu = event.pdu
+        await modem.close()
+        return mr, pdu
+
+    mr, pdu = run(main())
+    report = decode_pdu(pdu)
+    assert report.type == "status-report" and report.mr == mr and report.status == 0
+
+
+def test_direct_delivery_with_phase2plus_is_acknowledged_with_cnma(net):
+    import dataclasses
+
+    from gsmgw.at.events import IncomingDirect
+    from gsmgw.at.profiles import GENERIC
+
+    async def main():
+        urcs: list = []
+        modem = make_modem(net.modems[0].path, urcs)
+        await modem.open()
+        await modem.command("AT+CSMS=1")  # Phase 2+: routed SMS must be acknowledged
+        modem.forced_profile = modem.profile = dataclasses.replace(GENERIC, cnmi_choices=("2,2,0,0,0",))
+        info = await modem.initialize()
+        await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text="direct one")
+        event = await next_event(urcs, IncomingDirect)
+        await modem.ack_new_message()
+        await asyncio.sleep(0.3)
+        redelivered = [e for e in urcs if isinstance(e, IncomingDirect)]
+        await modem.close()
+        return info, event, redelivered
+
+    info, event, redelivered = run(main())
+    assert info.cnmi == "2,2,0,0,0" and info.needs_ack
+    assert event.needs_ack and decode_pdu(event.pdu).text == "direct one"
+    assert len(redelivered) == 1

@@ -201,12 +201,22 @@ def parse_cops(lines: list[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _ucs2_number(text: str) -> str:
+    """Numbers print as UCS2 hex when AT+CSCS="UCS2" is in force (TS 27.007 §5.5):
+    ``002B0034003900310037`` is ``+4917``."""
+    if len(text) >= 8 and len(text) % 4 == 0 and re.fullmatch(r"(?:00[0-9A-Fa-f]{2})+", text):
+        decoded = bytes.fromhex(text).decode("utf-16-be")
+        if re.fullmatch(r"\+?[0-9]+", decoded):
+            return decoded
+    return text
+
+
 def parse_csca(lines: list[str]) -> str | None:
     """TS 27.005 §3.3.1 ``+CSCA: <sca>,<tosca>``; None if no SMSC is set."""
     for line in lines:
         if line.upper().startswith("+CSCA:"):
             f = split_fields(line.split(":", 1)[1])
-            number = f[0].strip()
+            number = _ucs2_number(f[0].strip())
             if not number or not re.search(r"\d", number):
                 return None
             if len(f) > 1 and f[1] == "145" and not number.startswith("+"):

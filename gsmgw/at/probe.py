@@ -68,11 +68,21 @@ def scan_ports(patterns: tuple[str, ...] | list[str] = DEFAULT_PATTERNS) -> list
 
 
 def _process_name(pid: str) -> str:
+    """The process's name; ModemManager is recognised by its comm or by argv[0]."""
     try:
         with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
+            name = f.read().strip()
     except OSError:
         return "?"
+    if name != "ModemManager":
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0", 1)[0].decode("utf-8", "replace")
+            if os.path.basename(argv0) == "ModemManager":
+                return "ModemManager"
+        except OSError:
+            pass
+    return name
 
 
 def _pty_index(real: str) -> str | None:
@@ -148,6 +158,10 @@ async def probe_port(path: str, *, timeout: float = 5.0, profile: str | None = N
         else:
             result.error = f"busy: open in {names}; stop that program or probe another port"
         return result
+    if modemmanager_running():
+        # It is not holding this port now, but may open it at any moment (it probes every new
+        # tty unless udev marks it ID_MM_DEVICE_IGNORE). The text output adds the advice.
+        result.held_by = "ModemManager (running; not holding this port now)"
     command_timeout = max(0.5, min(2.0, timeout / 3))
     modem = Modem(path, profile=profile, command_timeout=command_timeout)
     try:

@@ -44,6 +44,6 @@ def probe(ports: tuple[str, ...], as_json: bool, timeout: float, profile: str | 
         for result in results:
             for line in describe(result):
                 click.echo(line)
-        if modemmanager_running() and not any(r.held_by and "ModemManager" in r.held_by for r in results):
+        if modemmanager_running():
             click.echo(f"note: ModemManager is running and may take modem ports; {MM_ADVICE}")
     sys.exit(0 if any(r.ok for r in results) else 1)
