@@ -38,7 +38,8 @@ from gsmgw.durations import parse_duration
 from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity, status_category, status_meaning
 from gsmgw.sms import gsm7
 
-EXAMPLE_FILE = "To: +4915112345678\\n\\nHello"
+# How a file should look, in words that fit on one line (a Fail_reason: is one header line).
+EXAMPLE_FILE = "a header line such as 'To: +4915112345678', one empty line, then the text"
 
 # Defaults when neither the file nor the config says otherwise (SPOOL.md's example config).
 DEFAULT_REPORT = True
@@ -195,9 +196,7 @@ def _scan_block(data: bytes) -> _Block:
     """Find the header block: header lines up to the first blank line."""
     start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
     if not data[start:].strip():
-        raise SpoolFormatError(
-            f"the file is empty; write headers, a blank line and the text, e.g. {EXAMPLE_FILE}"
-        )
+        raise SpoolFormatError(f"the file is empty; write {EXAMPLE_FILE}")
     headers: list[tuple[str, str]] = []
     lines: list[bytes] = []
     eol = b"\n"
@@ -205,22 +204,24 @@ def _scan_block(data: bytes) -> _Block:
     line_number = 0
     while True:
         newline = data.find(b"\n", position)
-        if newline < 0:
-            raise SpoolFormatError(
-                "no blank line after the headers; put one empty line between the headers and "
-                f"the text, e.g. {EXAMPLE_FILE}"
-            )
+        last_line = newline < 0
+        if last_line:
+            newline = len(data)
         line_number += 1
         raw = data[position:newline]
         if line_number == 1 and raw.endswith(b"\r"):
             eol = b"\r\n"
         if raw.endswith(b"\r"):
             raw = raw[:-1]
+        if last_line and (not raw.strip() or _HEADER_LINE.match(_decode_header_text(raw))):
+            raise SpoolFormatError(
+                "no blank line after the headers; put one empty line between the headers (e.g. "
+                "'To: +4915112345678') and the text"
+            )
         if not raw.strip():
             if line_number == 1:
                 raise SpoolFormatError(
-                    "the file starts with a blank line, so it has no headers; write the headers "
-                    f"first, e.g. {EXAMPLE_FILE}"
+                    f"the file starts with a blank line, so it has no headers; write {EXAMPLE_FILE}"
                 )
             return _Block(headers, lines, start, newline + 1, eol)
         text = _decode_header_text(raw)
