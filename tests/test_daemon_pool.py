@@ -116,6 +116,11 @@ def test_refused_modem_never_gets_the_message_again():
 def test_after_temporary_error():
     f = fleet(modem("gsm1", state=BUSY), modem("gsm2"))
     assert after_temporary_error(msg(), "gsm1", 1, "+CMS ERROR 38", f) == Retry(delay=0.0, avoid="gsm1")
+    busy_other = fleet(modem("gsm1", state=BUSY), modem("gsm2", state=BUSY))
+    assert after_temporary_error(msg(), "gsm1", 1, "x", busy_other) == Retry(delay=0.0, avoid="gsm1")
+    # both have failed with it: back off instead of bouncing between them
+    both_tried = msg(avoid=["gsm2"])
+    assert after_temporary_error(both_tried, "gsm1", 2, "x", busy_other) == Retry(delay=backoff(2), avoid="gsm1")
     alone = fleet(modem("gsm1", state=BUSY))
     assert after_temporary_error(msg(), "gsm1", 2, "x", alone) == Retry(delay=backoff(2), avoid="gsm1")
     assert isinstance(after_temporary_error(msg(), "gsm1", MAX_ATTEMPTS, "x", alone), GiveUp)

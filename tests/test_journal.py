@@ -233,3 +233,19 @@ def test_scan_stays_cheap_with_many_queued_messages(journal):
     assert not any("TEMP B-TREE" in str(row) for row in plan)
     assert [m.id for m in journal.queued_candidates(T0, limit=3)] == ["m000000", "m000001", "m000002"]
     assert os.path.getsize(journal.path) < 200 * 1024 * 1024
+
+
+def test_only_an_accepted_part_binds_a_message_to_its_sim(journal):
+    journal.add_messages([message("m", parts=2)], T0)
+    journal.claim("m", "gsm1")
+    journal.mark_submitting("m", 1, "gsm1", "simA")
+    journal.unmark_submitting("m", 1)  # +CMS ERROR: nothing went out
+    journal.requeue("m", not_before=T0, error="+CMS ERROR 38", avoid_modem="gsm1")
+    (queued,) = journal.queued_candidates(T0)
+    assert (queued.bound_modem, queued.bound_imsi) == (None, None)
+    journal.claim("m", "gsm2")
+    journal.mark_submitting("m", 1, "gsm2", "simB")
+    journal.mark_submitted("m", 1, 4, T0, sim="simB", report=False)
+    journal.requeue("m", not_before=T0, error="+CMS ERROR 38")
+    (queued,) = journal.queued_candidates(T0)
+    assert (queued.bound_modem, queued.bound_imsi, queued.pending_parts) == ("gsm2", "simB", 1)

@@ -181,15 +181,17 @@ class GiveUp:
 def after_temporary_error(
     message: QueuedMessage, modem: str, attempts: int, error: str, fleet: Mapping[str, ModemView]
 ) -> Retry | GiveUp:
-    """A temporary `+CMS ERROR` (or a timeout): retry, at once on another ready modem if one
-    may take it, else after a backoff on any. After MAX_ATTEMPTS tries, give up."""
+    """A temporary `+CMS ERROR` (or a timeout): retry at once when another modem that has not
+    failed with this message is up (ready, or busy and free soon); else after a backoff on any.
+    After MAX_ATTEMPTS tries, give up."""
     if attempts >= MAX_ATTEMPTS:
         return GiveUp(f"gave up after {attempts} attempts; last error: {error}")
-    other_ready = any(
-        view.state == READY and view.name != modem and may_send(view, message)
+    tried = message.avoid | {modem}
+    other_up = any(
+        view.state in UP_STATES and view.name not in tried and may_send(view, message)
         for view in fleet.values()
     )
-    return Retry(delay=0.0 if other_ready else backoff(attempts), avoid=modem)
+    return Retry(delay=0.0 if other_up else backoff(attempts), avoid=modem)
 
 
 def after_permanent_error(

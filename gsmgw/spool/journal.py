@@ -425,31 +425,34 @@ class Journal:
         return [PartRow(*row) for row in rows]
 
     def mark_submitting(self, message_id: str, seq: int, modem: str, imsi: str | None) -> None:
-        """Committed before `AT+CMGS`: from here until `mark_submitted` a crash may duplicate.
-
-        The message is bound to this SIM from its first part on, because the recipient joins the
-        parts by sender (ARCHITECTURE.md: all parts through one SIM).
-        """
+        """Committed before `AT+CMGS`: from here until `mark_submitted` a crash may duplicate."""
         with self._tx() as db:
             db.execute(
                 "UPDATE part SET state = 'submitting', modem = ?, imsi = ? WHERE message = ? AND seq = ?",
                 (modem, imsi, message_id, seq),
             )
-            db.execute(
-                "UPDATE message SET bound_modem = COALESCE(bound_modem, ?), "
-                "bound_imsi = COALESCE(bound_imsi, ?) WHERE id = ?",
-                (modem, imsi, message_id),
-            )
 
     def mark_submitted(
         self, message_id: str, seq: int, mr: int, now: float, *, sim: str, report: bool
     ) -> None:
-        """Committed after `+CMGS: <mr>`: this part is never sent again."""
+        """Committed after `+CMGS: <mr>`: this part is never sent again.
+
+        The message is bound to this SIM from its first accepted part on, because the recipient
+        joins the parts by sender (ARCHITECTURE.md: all parts through one SIM). A submit that
+        failed or whose outcome is unknown does not bind: the whole message may go elsewhere.
+        """
         with self._tx() as db:
             db.execute(
                 "UPDATE part SET state = 'submitted', mr = ?, submitted = ?, report = ? "
                 "WHERE message = ? AND seq = ?",
                 (mr, now, "pending" if report else None, message_id, seq),
+            )
+            db.execute(
+                "UPDATE message SET bound_modem = COALESCE(bound_modem, "
+                "(SELECT modem FROM part WHERE message = ? AND seq = ?)), "
+                "bound_imsi = COALESCE(bound_imsi, (SELECT imsi FROM part WHERE message = ? AND seq = ?)) "
+                "WHERE id = ?",
+                (message_id, seq, message_id, seq, message_id),
             )
             db.execute("INSERT INTO submission (sim, at) VALUES (?, ?)", (sim, now))
 
