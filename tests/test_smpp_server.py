@@ -572,3 +572,15 @@ def test_garbage_from_many_connections_leaves_the_server_and_other_sessions_up(g
         assert read_until(healthy, "submit_sm_resp").status == 0
     assert len(gateway.spool.list("outgoing")) == 40
     healthy.disconnect()
+
+
+def test_one_final_receipt_per_message_even_when_several_parts_fail(gateway):
+    client = bind(gateway)
+    message_id = _submit_and_get_id(client)
+    for _ in range(3):  # a three-part message whose parts all fail
+        gateway.publish(_report_event(gateway, message_id, status="failed", delivered=False, tp_status=0x41))
+    receipt = read_until(client, "deliver_sm")
+    assert "stat:UNDELIV" in receipt.short_message.decode()
+    client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=client))
+    assert client.read_pdu().command == "enquire_link_resp"  # no second receipt came before it
+    client.disconnect()

@@ -106,6 +106,16 @@ def receives_from_modem(allow: tuple[str, ...], modem: str) -> bool:
     return False
 
 
+class _CurrentRegistry:
+    """What a session holds as its policy: always the server's current client registry."""
+
+    def __init__(self, server: "SmppServer"):
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server.current_registry(), name)
+
+
 class _Connection:
     """One TCP connection: its session, its writer, and the task reading it."""
 
@@ -225,6 +235,11 @@ class SmppServer:
         self._tasks: list[asyncio.Task] = []
         self._unsubscribe = None
         self._mo_reference = secrets.randbelow(256)
+        # Messages whose final receipt is queued already: a multipart message with several failed
+        # parts gets one UNDELIV receipt, not one per part.
+        self._final_receipts: dict[str, None] = {}
+        self._ctx: Any = None
+        self._config_seen: Any = None
         self.batches: list[int] = []  # sizes of recent commit batches (bench and tests read it)
 
     # ---- life cycle -----------------------------------------------------------------------
@@ -275,9 +290,28 @@ class SmppServer:
         log.info("smpp %s: connected", conn.peer)
         await conn.run()
 
+    def current_registry(self) -> Any:
+        """The client registry of the config now in force. The daemon replaces `ctx.config` on
+        SIGHUP; new binds then see new passwords and rules (limit counts start afresh)."""
+        if self._ctx is None:
+            return self.registry
+        shared = getattr(self._ctx, "clients", None)
+        if shared is not None:
+            return shared
+        config = self._ctx.config
+        if config is not self._config_seen:
+            from gsmgw.clients import ClientConfigError, ClientRegistry
+
+            try:
+                self.registry = ClientRegistry.from_config(config)
+            except ClientConfigError as exc:
+                log.error("smpp: keeping the previous clients: the new config's clients cannot be used: %s", exc)
+            self._config_seen = config
+        return self.registry
+
     def _new_session(self, peer: str) -> Session:
         return Session(
-            self.registry,
+            _CurrentRegistry(self),
             now=time.monotonic(),
             wall_clock=lambda: datetime.now(timezone.utc),
             new_id=lambda: outgoing_name(datetime.now(timezone.utc), secrets.token_hex(4)),
@@ -349,7 +383,7 @@ class SmppServer:
     def _release(self, submission: Submission) -> None:
         # The limits counted this message when the session accepted it, but it was not queued.
         if submission.acquired_at is not None:
-            self.registry.release(submission.client, 1, submission.acquired_at)
+            self.current_registry().release(submission.client, 1, submission.acquired_at)
 
     async def _commit_loop(self) -> None:
         # Group commit in two ways: while every writer thread is busy, new submissions gather
@@ -380,7 +414,7 @@ class SmppServer:
                 conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(exc)))
             return
         for (conn, submission, _data), name in zip(batch, names):
-            log.info("smpp %s: %s queued as %s", conn.peer, submission.to, name)
+            log.debug("smpp %s: %s queued as %s", conn.peer, submission.to, name)
             conn.perform(conn.session.submit_done(submission, name))
 
     def _write_batch(self, batch: list[tuple[_Connection, Submission, bytes]]) -> list[str]:
@@ -470,7 +504,7 @@ class SmppServer:
                 conns.append(conns.pop(0))
 
     def _clients_for_smpp(self):
-        return [c for c in getattr(self.registry, "clients", ()) if getattr(c, "smpp_system_id", None)]
+        return [c for c in getattr(self.current_registry(), "clients", ()) if getattr(c, "smpp_system_id", None)]
 
     # ---- events from the daemon -----------------------------------------------------------
 
@@ -525,6 +559,11 @@ class SmppServer:
             return
         if not any(c.name == client_name for c in self._clients_for_smpp()):
             return
+        if message_id in self._final_receipts:
+            return
+        self._final_receipts[message_id] = None
+        while len(self._final_receipts) > QUEUE_LIMIT:
+            del self._final_receipts[next(iter(self._final_receipts))]
         text = self._original_text(message_id)
         body = M.receipt_text(
             message_id=message_id, stat=stat, submitted=_parse_iso(_header(headers, H_SUBMITTED)),
@@ -599,4 +638,6 @@ async def start(ctx: Any) -> SmppServer:
         defaults=getattr(config, "defaults", None),
         groups=getattr(config, "groups", None),
     )
+    server._ctx = ctx
+    server._config_seen = config
     return await server.start()
