@@ -67,6 +67,13 @@ SMSTOOLS3_FILES = [
     ("Text: header when the body is empty", b"To: 491721234567\nText: from header\n\n",
      ("+491721234567",), "from header", {}),
     ("Queue: is Modem:", b"To: 491721234567\nQueue: gsm2\n\nx", ("+491721234567",), "x", {"modem": "gsm2"}),
+    ("smstools3 short code", b"To: s22 000\n\nSTOP", ("22000",), "STOP", {}),
+    ("To_TOA: National sends as dialled", b"To: 0151 123-456\nTo_TOA: National\n\nx", ("0151123456",), "x", {}),
+    ("To_TOA: International is the default", b"To: 4915112345678\nTo_TOA: International\n\nx",
+     ("+4915112345678",), "x", {}),
+    ("Alphabet: Ansi is Latin-9", b"To: 491721234567\nAlphabet: Ansi\n\n\xa4", ("+491721234567",), "€", {}),
+    ("Alphabet: UCS-2 and Chinese by their first letters",
+     b"To: 491721234567\nAlphabet: Chinese\n\n" + "中文".encode("utf-16-be"), ("+491721234567",), "中文", {}),
     ("UDH: false is harmless", b"To: 491721234567\nUDH: false\n\nx", ("+491721234567",), "x", {}),
 ]
 
@@ -135,6 +142,9 @@ BAD_FILES = [
     ("UCS2 with an odd length", b"To: +4915112345678\nAlphabet: UCS2\n\n\x00a\x00", "odd number"),
     ("UCS2 broken surrogate", b"To: +4915112345678\nAlphabet: UCS2\n\n\xd8\x00\x00a", "surrogate"),
     ("GSM body with 8-bit bytes", b"To: +4915112345678\nAlphabet: GSM\n\n\xe4", "not a GSM"),
+    ("one line of text", b"no header", "line 1"),
+    ("bad To_TOA", b"To: +4915112345678\nTo_TOA: weird\n\nhi", "To_TOA"),
+    ("To_TOA national with letters", b"To: 0151 CALLME\nTo_TOA: national\n\nhi", "digits"),
     ("bad validity", b"To: +4915112345678\nValidity: forever\n\nhi", "Validity"),
     ("bad priority", b"To: +4915112345678\nPriority: urgent\n\nhi", "Priority"),
     ("bad report", b"To: +4915112345678\nReport: maybe\n\nhi", "neither yes nor no"),

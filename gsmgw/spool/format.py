@@ -20,6 +20,9 @@ Choices where smstools3 and SPOOL.md leave room (documented in the README):
     `Alphabet: binary`) and `Voicecall: yes` fail with a reason: gsmgw sends text only.
   - `From:`, `Replace:`, `Include:`, `Macro:`, `System_message:` and any other header are kept and
     ignored (a GSM modem cannot choose its sender).
+  - As in smstools3: `To: s12345` is a short code and `To_TOA: Unknown`/`National` sends the numbers
+    as written (digits only, TOA "unknown"); `Alphabet:` is recognised by its first three letters
+    ("ISO-8859-15", "UCS-2", "Ansi", "Chinese"), except that ISO-8859-1/Latin1 mean Latin-1.
 
 What it writes. Header names as SPOOL.md spells them. Values never contain a line break. Builders
 that change a file keep its bytes and its line ending; a header that already exists is replaced in
@@ -66,7 +69,21 @@ _BODY_ALPHABETS = {
     "ucs-2": "ucs2",
     "unicode": "ucs2",
     "utf-16be": "ucs2",
+    "utf-16": "ucs2",  # with a byte order mark, which the UCS2 reader honours
+    "utf16": "ucs2",
     "gsm": "gsm",
+}
+# smstools3 looks only at the first three letters of Alphabet:, so "ISO-8859-15", "UCS-2",
+# "Ansi", "Chinese" all work there; they work here too.
+_BODY_ALPHABET_PREFIXES = {
+    "iso": "iso8859-15",
+    "lat": "iso8859-15",
+    "ans": "iso8859-15",
+    "ucs": "ucs2",
+    "uni": "ucs2",
+    "chi": "ucs2",
+    "gsm": "gsm",
+    "utf": "utf-8",
 }
 
 _YES = {"yes", "y", "true", "on", "1"}
@@ -273,9 +290,9 @@ def _strip_final_newline(body: bytes) -> bytes:
 def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> tuple[str, str]:
     """The text of the body and the name of the body alphabet used."""
     name = (alphabet_header or "UTF-8").strip()
-    codec = _BODY_ALPHABETS.get(name.lower())
+    codec = _BODY_ALPHABETS.get(name.lower()) or _BODY_ALPHABET_PREFIXES.get(name[:3].lower())
     if codec is None:
-        if name.lower() in ("binary", "8bit", "8-bit", "data"):
+        if name.lower().startswith(("bin", "8bit", "8-bit", "data")):
             raise SpoolFormatError(
                 f"Alphabet: {name} (binary data) is not supported; gsmgw sends text only. Write the "
                 "text in UTF-8 and remove the Alphabet: line"
@@ -346,16 +363,45 @@ def _decode_gsm_body(body: bytes) -> str:
     return gsm7.decode_septets(body)
 
 
+_SEPARATORS = re.compile(r"[\s\-./()]")
+_SHORT_CODE = re.compile(r"[sS](\d{1,20})\Z")
+
+
+def _as_dialled(text: str, why: str) -> str:
+    """A number sent exactly as written, with TOA "unknown" (TS 23.040 §9.1.2.5): short codes, and
+    numbers smstools3 users mark with `To_TOA: Unknown` or `National`."""
+    digits = _SEPARATORS.sub("", text)
+    if not (digits.isdigit() and digits.isascii() and len(digits) <= 20):
+        raise SpoolFormatError(f"To: {text!r} ({why}) must be 1 to 20 digits")
+    return digits
+
+
 def _recipients(
-    values: list[str], default_country: str | None, groups: Mapping[str, Sequence[str]] | None
+    values: list[str],
+    default_country: str | None,
+    groups: Mapping[str, Sequence[str]] | None,
+    to_toa: str | None = None,
 ) -> tuple[str, ...]:
+    dialled = None
+    if to_toa is not None and to_toa.strip():
+        kind = to_toa.strip().lower()
+        if kind.startswith(("unk", "nat")):
+            dialled = f"To_TOA: {to_toa.strip()}"
+        elif not kind.startswith("int"):
+            raise SpoolFormatError(f"To_TOA: {to_toa!r} is not Unknown, National or International; write one of these")
     found: list[str] = []
     for value in values:
         for item in value.split(","):
             item = item.strip()
             if not item:
                 continue
-            if item.lower().startswith("group:"):
+            short = _SHORT_CODE.match(_SEPARATORS.sub("", item))
+            if short and not item.lower().startswith("group:"):
+                # smstools3: "s" before a number marks a short code, sent as dialled.
+                found.append(short.group(1))
+            elif dialled and not item.lower().startswith("group:"):
+                found.append(_as_dialled(item, dialled))
+            elif item.lower().startswith("group:"):
                 group = item[len("group:"):].strip()
                 members = (groups or {}).get(group)
                 if members is None:
@@ -460,7 +506,7 @@ def parse_outgoing(
     to_values = headers.get_all("To")
     if not to_values:
         raise SpoolFormatError("no To: header; add a line 'To: +4915112345678' before the blank line")
-    recipients = _recipients(to_values, default_country, groups)
+    recipients = _recipients(to_values, default_country, groups, headers.get("To_TOA"))
 
     body = data[block.body_start:]
     text, body_alphabet = _decode_body(body, headers.get("Alphabet"), block.eol == b"\r\n")
