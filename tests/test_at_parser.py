@@ -179,6 +179,12 @@ VECTORS = [
         [("final", "OK", None)],
     ),
     (
+        "huawei_e173_rssi_before_the_echo",
+        "AT+CGMI", None,
+        b"\r\n^RSSI: 17\r\nAT+CGMI\r\r\nhuawei\r\n\r\nOK\r\n",
+        [SignalReport("^RSSI: 17", -79), ("line", "huawei"), ("final", "OK", None)],
+    ),
+    (
         "cms_error_numeric",
         "AT+CMGS=20", (True, "0011"),
         b"\r\n+CMS ERROR: 38\r\n",

@@ -26,7 +26,14 @@ from gsmgw.at.errors import (
 )
 from gsmgw.at.events import PortClosed, Urc, UssdResult
 from gsmgw.at.parser import csq_to_dbm, split_fields
-from gsmgw.at.profiles import GENERIC, ModemProfile, detect_profile, get_profile, normalise_iccid
+from gsmgw.at.profiles import (
+    GENERIC,
+    PROFILES,
+    ModemProfile,
+    detect_profile,
+    get_profile,
+    normalise_iccid,
+)
 from gsmgw.at.session import AtSession, Response
 
 log = logging.getLogger("gsmgw.at")
@@ -492,7 +499,12 @@ class Modem:
 
     async def pin_attempts_left(self) -> int | None:
         """PIN attempts left: AT+CPINR (TS 27.007 §8.65) or the vendor's query; None if unknown."""
-        for line, parse in self.profile.pin_attempt_queries:
+        queries = list(self.profile.pin_attempt_queries)
+        # Then every other vendor's query: a modem the profile does not know may still
+        # answer one of them (rebadged SIMCom and Quectel modules are common).
+        for profile in PROFILES.values():
+            queries += [q for q in profile.pin_attempt_queries if q not in queries]
+        for line, parse in queries:
             response = await self._optional(line)
             if response is not None:
                 attempts = parse(response.lines)

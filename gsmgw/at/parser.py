@@ -382,13 +382,12 @@ class AtParser:
             self._end_command()
             events.append(final)
             return
-        self._echo = None  # echo comes first or not at all
         m = _PREFIX.match(line)
         name = m.group(1).upper() if m else None
         rest = m.group(2) if m else ""
         in_flight = self._command is not None
         if in_flight and name is not None and name == self._command_name:
-            events.append(Line(line))
+            self._answer(line, events)
             return
         if name in _PDU_URCS:
             fields = split_fields(rest)
@@ -419,9 +418,14 @@ class AtParser:
                 events.append(StrayResponse(line, self._abandoned_line))
             return
         if in_flight:
-            events.append(Line(line))
+            self._answer(line, events)
             return
         events.append(Noise(line))
+
+    def _answer(self, line: str, events: list[Event]) -> None:
+        # The echo comes before the answer or not at all (a URC may still come before it).
+        self._echo = None
+        events.append(Line(line))
 
     def _pdu_urc(self, name: str, rest: str, header_raw: str, pdu: str) -> Urc:
         length = _int(split_fields(rest)[-1]) or 0

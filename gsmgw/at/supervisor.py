@@ -38,7 +38,8 @@ RECOVERY_STEPS = ("reinit", "reset", "reopen")
 @dataclass(frozen=True)
 class SupervisorEvent:
     """``kind``: opening, ready, absent, busy, locked, unresponsive, recovery (``step`` is one
-    of RECOVERY_STEPS), recovered, failed, sim_changed, stopped."""
+    of RECOVERY_STEPS), recovered, failed, sim_changed, modem_changed (same SIM, other IMEI),
+    stopped."""
 
     kind: str
     port: str
@@ -201,12 +202,16 @@ class ModemSupervisor:
         previous = self.info
         self.info = info
         self.modem = modem
-        if previous is not None and (
-            (previous.imsi, previous.iccid) != (info.imsi, info.iccid)
-        ):
+        if previous is not None and (previous.imsi, previous.iccid) != (info.imsi, info.iccid):
             self._emit(
                 "sim_changed",
                 f"SIM changed on {self.port}: IMSI {previous.imsi} -> {info.imsi}",
+                info=info, previous=previous,
+            )
+        elif previous is not None and previous.imei != info.imei:
+            self._emit(
+                "modem_changed",
+                f"another modem on {self.port} (IMEI {previous.imei} -> {info.imei}), same SIM",
                 info=info, previous=previous,
             )
 
