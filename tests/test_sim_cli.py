@@ -1,0 +1,122 @@
+"""`gsmgw simulate` as its own process: scriptable output, the control socket, clean exit; gammu as a client."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from simfixtures import AtTerminal
+
+from gsmgw.sim import SimError
+from gsmgw.sim.control import ControlClient
+from gsmgw.sms import decode_pdu
+
+START_TIMEOUT = 20.0
+
+
+def start_simulator(directory, *options: str) -> tuple[subprocess.Popen, list[dict]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gsmgw", "simulate", "--dir", str(directory), "--json", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    events: list[dict] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    buffer = b""
+    while not events or events[-1]["event"] != "ready":
+        remaining = deadline - time.monotonic()
+        readable, _, _ = select.select([process.stdout], [], [], max(0.0, remaining))
+        if not readable:
+            process.kill()
+            raise TimeoutError(f"gsmgw simulate printed no ready line; stderr: {process.stderr.read()!r}")
+        chunk = os.read(process.stdout.fileno(), 65536)
+        if not chunk:
+            raise RuntimeError(f"gsmgw simulate ended: {process.wait()} {process.stderr.read()!r}")
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        events.extend(json.loads(line) for line in lines if line)
+    return process, events
+
+
+def stop_simulator(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=10)
+
+
+@pytest.fixture
+def simulator(tmp_path):
+    started = []
+
+    def start(*options: str):
+        process, events = start_simulator(tmp_path, *options)
+        started.append(process)
+        return process, events
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_simulate_prints_modems_and_cleans_up(simulator, tmp_path):
+    process, events = simulator("--modems", "2", "--latency", "0-0.1", "--profile", "generic,huawei")
+    modems, ready = events[:-1], events[-1]
+    assert [(m["name"], m["number"], m["imsi"], m["profile"]) for m in modems] == [
+        ("modem0", "+4917000000000", "262010000000000", "generic"),
+        ("modem1", "+4917000000001", "262020000000001", "huawei"),
+    ]
+    assert all(os.readlink(m["path"]) == m["device"] for m in modems)
+    assert ready["control"] == str(tmp_path / "control.sock")
+    assert stop_simulator(process) == 0
+    assert not os.path.lexists(tmp_path / "modem0") and not os.path.lexists(tmp_path / "modem1")
+    assert not os.path.exists(tmp_path / "control.sock")
+
+
+def test_control_socket_drives_a_running_network(simulator, tmp_path):
+    process, events = simulator("--modems", "2", "--fault", "1:cms_error:codes=47,count=1")
+    with ControlClient(tmp_path / "control.sock") as control:
+        assert control.ping() == "pong"
+        assert [m["number"] for m in control.modems()] == ["+4917000000000", "+4917000000001"]
+        control.inject_sms(0, "+4915112345678", "über den Socket")
+        [stored] = control.stored_messages(0)
+        assert decode_pdu(stored["pdu"]).text == "über den Socket"
+        with pytest.raises(SimError, match="modems 0 to 1"):
+            control.unplug(5)
+        control.unplug(1)
+        assert not os.path.lexists(tmp_path / "modem1")
+        control.replug(1)
+        with AtTerminal(str(tmp_path / "modem1")) as at:
+            assert at.command("ATE0;+CMEE=1").endswith("OK\r\n")
+        control.set_fault(0, "storage_full")
+        control.clear_fault(0)
+        with pytest.raises(SimError, match="0 of 1"):
+            control.wait_for_submissions(1, timeout=0.2)
+    assert stop_simulator(process) == 0
+
+
+@pytest.mark.skipif(shutil.which("gammu") is None, reason="gammu is not installed (apt-get install gammu)")
+def test_gammu_identifies_and_sends(simulator, tmp_path):
+    process, events = simulator("--modems", "2", "--latency", "0.1")
+    rc = tmp_path / "gammurc"
+    rc.write_text(f"[gammu]\ndevice = {events[0]['path']}\nconnection = at\n")
+    identify = subprocess.run(["gammu", "-c", str(rc), "identify"], capture_output=True, text=True, timeout=60)
+    assert identify.returncode == 0, identify.stderr
+    assert events[0]["imei"] in identify.stdout and events[0]["imsi"] in identify.stdout
+    sent = subprocess.run(
+        ["gammu", "-c", str(rc), "sendsms", "TEXT", events[1]["number"], "-text", "Hallo von gammu"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert sent.returncode == 0, sent.stderr
+    with ControlClient(tmp_path / "control.sock") as control:
+        [record] = control.wait_for_submissions(1, timeout=10)
+        assert (record["from"], record["to"], record["text"]) == (events[0]["number"], events[1]["number"], "Hallo von gammu")
+        assert f"reference={record['mr']}" in sent.stdout
+    assert stop_simulator(process) == 0
