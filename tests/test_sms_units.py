@@ -272,3 +272,13 @@ def test_reassembler_refuses_a_report():
     report = decode_pdu("0006D60B911326880736F4111011719551401110117195714000")
     with pytest.raises(ValueError, match="status-report"):
         Reassembler().add(report, received_at=0.0)
+
+
+def test_reassembler_keeps_the_national_language_tables():
+    # UDHL 0B: concat (00 03 05 02 seq), locking 25 01 01, single 24 01 01 = 12 octets = 96 bits,
+    # 14 septets with 2 fill bits; one Turkish septet per part, 1C (Ş) and 07 (ı), at bits 98..104.
+    head = "0044" "0B919471091856F5" "0000" "62114201513000" "0F" "0B0003050201250101240101" "7000"
+    tail = "0044" "0B919471091856F5" "0000" "62114201513000" "0F" "0B0003050202250101240101" "1C00"
+    reassembler = Reassembler()
+    reassembler.add(decode_pdu(head), received_at=0.0)
+    assert reassembler.add(decode_pdu(tail), received_at=0.0).text == "Şı"

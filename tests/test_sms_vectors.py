@@ -272,6 +272,22 @@ DECODE_VECTORS = [
         dict(number="a[]{}€", number_toa=0xD0),
     ),
     (
+        "SPEC Turkish locking + single shift (IEs 25 01, 24 01; TS 23.038 A.3.1/A.2.1): 'Şİış'",
+        # 7 header octets = 8 septets; then 1C (Ş) 40 (İ) 07 (ı) 1B 73 (ş) packed.
+        "0044" "0B919471091856F5" "0000" "62114201513000" "0D" "06250101240101" "1CE0613307",
+        dict(text="Şİış", national=(1, 1)),
+    ),
+    (
+        "SPEC Spanish single shift (IE 24 02, TS 23.038 A.2.2): ESC 61 is 'á', 3 fill bits",
+        "0044" "0B919471091856F5" "0000" "62114201513000" "07" "03240102" "D88401",
+        dict(text="á", national=(0, 2)),
+    ),
+    (
+        "SPEC an unknown national language (IE 25 0E) reads with the default tables",
+        "0044" "0B919471091856F5" "0000" "62114201513000" "06" "0325010E" "0802",
+        dict(national=(14, 0), text="A"),
+    ),
+    (
         "SPEC lowercase hex with spaces and newline, as a terminal copy gives it",
         "00 04 0b 91 94 71 09 18 56 f5 00 00 62 11 42 01 51 30 00 01 41\n",
         dict(text="A", number="+49179081655"),

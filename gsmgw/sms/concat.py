@@ -74,7 +74,7 @@ def join_parts(parts: list[Sms] | tuple[Sms, ...]) -> str:
         alphabet = next(iter(alphabets))
         joined = b"".join(datas)  # type: ignore[arg-type]
         if alphabet == GSM7:
-            return gsm7.decode_septets(joined)
+            return gsm7.decode_septets(joined, *parts[0].national)
         if alphabet == UCS2:
             return joined.decode("utf-16-be", "replace")
         if alphabet == EIGHT_BIT:

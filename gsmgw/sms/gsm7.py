@@ -43,6 +43,59 @@ EXTENSION_TABLE = {
     0x65: "€",
 }
 
+# National language tables (TS 23.038 §6.2.1.2.4, Annex A), selected per
+# message by the user data header IEs 0x25 (locking shift) and 0x24 (single
+# shift), TS 23.040 §9.2.3.24.15/16. gsmgw reads them; it never sends them
+# (a text that needs them goes out in UCS-2, which every phone reads).
+# Identifiers: 1 Turkish, 2 Spanish (single shift only), 3 Portuguese.
+# The Indic tables (4..13) are not here: those messages read with the default
+# tables, i.e. wrong letters but no error.
+LOCKING_SHIFT_TABLES = {
+    0: BASIC_TABLE,
+    # A.3.1 Turkish
+    1: (
+        "@£$¥€éùıòÇ\nĞğ\rÅå"
+        "Δ_ΦΓΛΩΠΨΣΘΞ\x1bŞşßÉ"
+        " !\"#¤%&'()*+,-./"
+        "0123456789:;<=>?"
+        "İABCDEFGHIJKLMNO"
+        "PQRSTUVWXYZÄÖÑÜ§"
+        "çabcdefghijklmno"
+        "pqrstuvwxyzäöñüà"
+    ),
+    # A.3.3 Portuguese
+    3: (
+        "@£$¥êéúíóç\nÔô\rÁá"
+        "Δ_ªÇÀ∞^\\€Ó|\x1bÂâÊÉ"
+        " !\"#º%&'()*+,-./"
+        "0123456789:;<=>?"
+        "ÍABCDEFGHIJKLMNO"
+        "PQRSTUVWXYZÃÕÚÜ§"
+        "~abcdefghijklmno"
+        "pqrstuvwxyzãõ`üà"
+    ),
+}
+assert all(len(table) == 128 for table in LOCKING_SHIFT_TABLES.values())
+
+_COMMON_EXTENSION = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|"}
+SINGLE_SHIFT_TABLES = {
+    0: EXTENSION_TABLE,
+    # A.2.1 Turkish
+    1: {**_COMMON_EXTENSION, 0x47: "Ğ", 0x49: "İ", 0x53: "Ş", 0x63: "ç", 0x65: "€", 0x67: "ğ", 0x69: "ı", 0x73: "ş"},
+    # A.2.2 Spanish
+    2: {
+        **_COMMON_EXTENSION, 0x09: "ç", 0x41: "Á", 0x49: "Í", 0x4F: "Ó", 0x55: "Ú", 0x61: "á", 0x65: "€",
+        0x69: "í", 0x6F: "ó", 0x75: "ú",
+    },
+    # A.2.3 Portuguese
+    3: {
+        **_COMMON_EXTENSION, 0x05: "ê", 0x09: "ç", 0x0B: "Ô", 0x0C: "ô", 0x0E: "Á", 0x0F: "á", 0x12: "Φ",
+        0x13: "Γ", 0x15: "Ω", 0x16: "Π", 0x17: "Ψ", 0x18: "Σ", 0x19: "Θ", 0x1F: "Ê", 0x41: "À", 0x49: "Í",
+        0x4F: "Ó", 0x55: "Ú", 0x5B: "Ã", 0x5C: "Õ", 0x61: "Â", 0x65: "€", 0x69: "í", 0x6F: "ó", 0x75: "ú",
+        0x7B: "ã", 0x7C: "õ", 0x7F: "â",
+    },
+}  # fmt: skip
+
 _BASIC_CODE = {char: code for code, char in enumerate(BASIC_TABLE) if code != ESC}
 _EXTENSION_CODE = {char: code for code, char in EXTENSION_TABLE.items()}
 
@@ -81,14 +134,19 @@ def encode_septets(text: str) -> list[int]:
     return septets
 
 
-def decode_septets(septets: bytes | list[int]) -> str:
+def decode_septets(septets: bytes | list[int], locking: int = 0, single: int = 0) -> str:
     """Septet values -> text (TS 23.038 §6.2.1, §6.2.1.1).
 
-    An escape to a code the extension table does not define shows the basic
-    table's character for that code, as §6.2.1.1 requires of a receiver.
-    ESC ESC (reserved for a further extension table) shows a space (§6.2.1.1
-    note). An ESC as the very last septet has nothing to escape and is dropped.
+    `locking` / `single` are national language identifiers from the user
+    data header (TS 23.038 §6.2.1.2.4); unknown ones fall back to the default
+    tables. An escape to a code the shift table does not define shows the
+    (locking) table's character for that code, as §6.2.1.1 requires of a
+    receiver. ESC ESC (reserved for a further extension table) shows a space
+    (§6.2.1.1 note). An ESC as the very last septet has nothing to escape and
+    is dropped.
     """
+    basic = LOCKING_SHIFT_TABLES.get(locking, BASIC_TABLE)
+    extension = SINGLE_SHIFT_TABLES.get(single, EXTENSION_TABLE)
     chars: list[str] = []
     index = 0
     count = len(septets)
@@ -96,7 +154,7 @@ def decode_septets(septets: bytes | list[int]) -> str:
         code = septets[index] & 0x7F
         index += 1
         if code != ESC:
-            chars.append(BASIC_TABLE[code])
+            chars.append(basic[code])
             continue
         if index == count:
             break
@@ -104,10 +162,10 @@ def decode_septets(septets: bytes | list[int]) -> str:
         index += 1
         if escaped == ESC:
             chars.append(" ")
-        elif escaped in EXTENSION_TABLE:
-            chars.append(EXTENSION_TABLE[escaped])
+        elif escaped in extension:
+            chars.append(extension[escaped])
         else:
-            chars.append(BASIC_TABLE[escaped])
+            chars.append(basic[escaped])
     return "".join(chars)
 
 

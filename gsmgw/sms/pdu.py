@@ -60,6 +60,8 @@ IEI_CONCAT_8 = 0x00
 IEI_PORTS_8 = 0x04
 IEI_PORTS_16 = 0x05
 IEI_CONCAT_16 = 0x08
+IEI_NATIONAL_SINGLE_SHIFT = 0x24
+IEI_NATIONAL_LOCKING_SHIFT = 0x25
 
 # TP-PI bits of a status report (TS 23.040 §9.2.3.27).
 PI_PID = 0x01
@@ -136,6 +138,7 @@ class Sms:
     compressed: bool = False
     waiting: tuple[bool, bool, int] | None = None
     udh: tuple[tuple[int, bytes], ...] = field(default=())  # every IE as (IEI, data)
+    national: tuple[int, int] = (0, 0)  # GSM-7 (locking, single) shift language ids from the UDH
     reply_path: bool = False
     more_messages: bool | None = None  # DELIVER/REPORT: TP-MMS inverted (True = more are waiting)
     report_qualifier: bool | None = None  # REPORT: TP-SRQ (True = report of an SMS-COMMAND)
@@ -362,10 +365,19 @@ def _read_smsc(reader: _Reader) -> str | None:
     return digits or None
 
 
-def _parse_udh(header: bytes, offset: int) -> tuple[tuple[tuple[int, bytes], ...], Concat | None, Ports | None]:
+@dataclass(frozen=True)
+class _Header:
+    elements: tuple[tuple[int, bytes], ...] = ()
+    concat: Concat | None = None
+    ports: Ports | None = None
+    national: tuple[int, int] = (0, 0)
+
+
+def _parse_udh(header: bytes, offset: int) -> _Header:
     """Information elements of a user data header (TS 23.040 §9.2.3.24). `header` excludes UDHL."""
     elements = []
     concat = ports = None
+    locking = single = 0
     index = 0
     while index < len(header):
         if index + 2 > len(header):
@@ -397,16 +409,18 @@ def _parse_udh(header: bytes, offset: int) -> tuple[tuple[tuple[int, bytes], ...
             ports = Ports(destination=value[0], origin=value[1], bits=8)
         elif iei == IEI_PORTS_16 and length == 4:
             ports = Ports(destination=(value[0] << 8) | value[1], origin=(value[2] << 8) | value[3], bits=16)
-    return tuple(elements), concat, ports
+        elif iei == IEI_NATIONAL_SINGLE_SHIFT and length == 1:  # §9.2.3.24.15
+            single = value[0]
+        elif iei == IEI_NATIONAL_LOCKING_SHIFT and length == 1:  # §9.2.3.24.16
+            locking = value[0]
+    return _Header(tuple(elements), concat, ports, (locking, single))
 
 
 @dataclass(frozen=True)
 class _UserData:
     text: str
     data: bytes
-    udh: tuple[tuple[int, bytes], ...]
-    concat: Concat | None
-    ports: Ports | None
+    header: _Header
 
 
 def _read_user_data(reader: _Reader, coding: DataCoding, udhi: bool) -> _UserData:
@@ -434,8 +448,7 @@ def _read_user_data(reader: _Reader, coding: DataCoding, udhi: bool) -> _UserDat
     # Octets after the user data (some modems pad) are not part of the message.
     user_data = reader.take(needed, "TP-UD")
 
-    elements: tuple[tuple[int, bytes], ...] = ()
-    concat = ports = None
+    header = _Header()
     header_octets = 0
     if udhi and needed > 0:
         udhl = user_data[0]
@@ -446,7 +459,7 @@ def _read_user_data(reader: _Reader, coding: DataCoding, udhi: bool) -> _UserDat
                 field="TP-UDHL",
                 offset=ud_offset,
             )
-        elements, concat, ports = _parse_udh(user_data[1:header_octets], ud_offset + 1)
+        header = _parse_udh(user_data[1:header_octets], ud_offset + 1)
 
     if septets:
         # After the header, fill bits pad to the next septet boundary (§9.2.3.24):
@@ -460,7 +473,7 @@ def _read_user_data(reader: _Reader, coding: DataCoding, udhi: bool) -> _UserDat
             )
         fill_bits = header_septets * 7 - header_octets * 8
         body = gsm7.unpack_septets(user_data[header_octets:], udl - header_septets, fill_bits)
-        text = gsm7.decode_septets(body)
+        text = gsm7.decode_septets(body, *header.national)
     else:
         body = bytes(user_data[header_octets:])
         if coding.alphabet == UCS2 and not coding.compressed:
@@ -468,7 +481,7 @@ def _read_user_data(reader: _Reader, coding: DataCoding, udhi: bool) -> _UserDat
             text = body.decode("utf-16-be", "replace")
         else:
             text = body.hex().upper()
-    return _UserData(text=text, data=body, udh=elements, concat=concat, ports=ports)
+    return _UserData(text=text, data=body, header=header)
 
 
 def _decode_tpdu(data: bytes, start: int, smsc: str | None) -> Sms:
@@ -556,14 +569,15 @@ def _user_fields(user: _UserData, coding: DataCoding, pid: int | None, dcs: int 
         "text": user.text,
         "alphabet": EIGHT_BIT if coding.compressed else coding.alphabet,
         "msg_class": coding.msg_class,
-        "concat": user.concat,
+        "concat": user.header.concat,
         "data": user.data,
-        "ports": user.ports,
+        "ports": user.header.ports,
         "pid": pid,
         "dcs": dcs,
         "compressed": coding.compressed,
         "waiting": coding.waiting,
-        "udh": user.udh,
+        "udh": user.header.elements,
+        "national": user.header.national,
     }
 
 
