@@ -65,7 +65,7 @@ def _read_text(text: str) -> str:
 @click.option("--report/--no-report", default=None, help="Ask for a delivery report (default: the config's).")
 @click.option("--flash", is_flag=True, help="Send as a class-0 (flash) message.")
 @click.option("--validity", metavar="V", help='Validity period: "30 min", "12 hours", "2 days", or 0-255.')
-@click.option("--priority", type=click.Choice(PRIORITIES), help="Queue priority.")
+@click.option("--priority", type=click.Choice(PRIORITIES, case_sensitive=False), help="Queue priority.")
 @click.option("--modem", metavar="NAME", help="Send only through this modem.")
 @click.option("--expires", metavar="E", help='Give up if not sent by then: ISO-8601 time or a duration ("30 min").')
 @click.option("--send-after", "send_after", metavar="T", help="Do not send before this ISO-8601 time (or duration).")
