@@ -629,9 +629,13 @@ def _rule(check: _Checker, value: Any, path: str, groups: Mapping[str, Any]) -> 
         return None
     if text.lower().startswith("group:"):
         _group_ref(check, text, path, groups)
+    elif text.startswith("modem:"):
+        # Not a destination: the SMPP server sends inbound SMS from matching modems to this client.
+        if not text[len("modem:"):].strip():
+            check.error(path, "'modem:' names no modem", 'write "modem:gsm1" (or "modem:*" for every modem)')
     elif not re.fullmatch(r"\+?[0-9*?]+", text.replace(" ", "")):
-        check.error(path, f"{text!r} is neither a number pattern nor group:NAME",
-                    'write a number with * and ? wildcards ("+49*") or "group:oncall"')
+        check.error(path, f"{text!r} is neither a number pattern, group:NAME nor modem:NAME",
+                    'write a number with * and ? wildcards ("+49*"), "group:oncall" or "modem:gsm1"')
     return text
 
 
