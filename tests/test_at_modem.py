@@ -461,3 +461,25 @@ def test_direct_delivery_with_phase2plus_is_acknowledged_with_cnma(net):
     assert info.cnmi == "2,2,0,0,0" and info.needs_ack
     assert event.needs_ack and decode_pdu(event.pdu).text == "direct one"
     assert len(redelivered) == 1
+
+
+def test_initialize_leaves_a_prompt_left_by_a_killed_process(net):
+    """kill -9 between AT+CMGS and the PDU leaves the modem waiting for message text."""
+
+    async def main():
+        killed = make_modem(net.modems[0].path)
+        await killed.open()
+        await killed.initialize()
+        await killed.session.send_raw(b"AT+CMGS=20\r")
+        await asyncio.sleep(0.3)  # the "> " prompt is out; nobody answers it
+        await killed.close()
+        fresh = make_modem(net.modems[0].path)
+        await fresh.open()
+        info = await fresh.initialize()
+        dbm = await fresh.signal_dbm()
+        await fresh.close()
+        return info, dbm
+
+    info, dbm = run(main())
+    assert info.imsi == net.modems[0].imsi and dbm is not None
+    assert net.submissions == []

@@ -407,3 +407,40 @@ def test_parse_final(line, kind, code):
 def test_not_a_final():
     assert parse_final("OKAY") is None
     assert parse_final("+CMGS: 3") is None
+
+
+URC_SAMPLES = [
+    b'+CMTI: "SM",7', b"RING", b"^RSSI: 12", b"+CREG: 1", b'+CDSI: "SR",2', b"^MODE: 5,4",
+    b"+CMT: ,24\r\n" + DELIVER_PDU.encode(), b'+QIND: "csq",20,99', b"SMS Ready", b"+CPIN: READY",
+]
+CMGL_LINES = [b"+CMGL: 1,1,,24", DELIVER_PDU.encode(), b"+CMGL: 2,0,,24", DELIVER_PDU.encode()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(min_value=0, max_value=len(CMGL_LINES)), st.sampled_from(URC_SAMPLES)),
+             max_size=6),
+    st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+)
+def test_urcs_anywhere_in_a_response_are_separated_and_never_lost(insertions, cuts):
+    # Build "+CMGL..." response with URCs between its lines (never between a +CMGL header and
+    # its PDU line, which no modem splits), then feed it in random chunks.
+    slots: dict[int, list[bytes]] = {}
+    for position, urc in insertions:
+        position -= position % 2  # only before a header or at the end
+        slots.setdefault(position, []).append(urc)
+    stream = b"AT+CMGL=4\r"
+    expected_urcs = []
+    for i in range(len(CMGL_LINES) + 1):
+        for urc in slots.get(i, []):
+            stream += b"\r\n" + urc + b"\r\n"
+            expected_urcs.append(urc.decode().replace("\r\n", "\n"))
+        if i < len(CMGL_LINES):
+            stream += b"\r\n" + CMGL_LINES[i] + b"\r\n"
+    stream += b"\r\nOK\r\n"
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)])]
+    events = feed_chunks("AT+CMGL=4", None, chunks)
+    assert [e.text for e in events if isinstance(e, Line)] == [x.decode() for x in CMGL_LINES]
+    assert [e.raw for e in events if isinstance(e, Urc)] == expected_urcs
+    assert isinstance(events[-1], Final) and events[-1].ok
