@@ -1,0 +1,124 @@
+"""kill -9 in a loop during a batch: the daemon (`python -m gsmgw run -c CONFIG`, a subprocess)
+loses nothing, and a part reaches the network twice only if the log named it as a possible
+duplicate (its submit was in flight at the kill). The simulator runs in this test's process.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gsmgw.sim import SimNetwork
+from gsmgw.spool.format import read_spool_file
+
+KILLS = 4
+MESSAGES = 24
+
+
+def write_config(tmp_path: Path, network: SimNetwork) -> Path:
+    lines = [
+        f"spool: {tmp_path / 'spool'}",
+        f"state: {tmp_path / 'state'}",
+        "defaults: {report: false}",
+        "modems:",
+    ]
+    for info in network.modems:
+        lines += [f"  - name: {info.name}", f"    port: {info.path}"]
+    path = tmp_path / "gsmgw.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gsmgw", "run", "-c", str(config)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
+def wait_for_files(directory: Path, count: int, timeout: float) -> None:
+    """The daemon is another process: watch its results by polling the directory (bounded)."""
+    deadline = time.monotonic() + timeout
+    while len([n for n in os.listdir(directory) if not n.startswith(".")]) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(os.listdir(directory))} of {count} files in {directory}")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_kill_9_in_a_loop_loses_nothing_and_duplicates_only_parts_in_flight(tmp_path):
+    network = SimNetwork(tmp_path / "sim", modems=2, latency=0.02)
+    network.start()
+    log = tmp_path / "daemon.log"
+    try:
+        config = write_config(tmp_path, network)
+        outgoing = tmp_path / "spool" / "outgoing"
+        outgoing.mkdir(parents=True)
+        expected = {}
+        for i in range(MESSAGES):
+            number = f"+4915100009{i:03d}"
+            text = f"message {i} " + ("long " * 60 if i % 3 == 0 else "short")
+            expected[number] = text.rstrip()
+            (outgoing / f".m{i:02d}").write_text(f"To: {number}\n\n{text}\n")
+            os.rename(outgoing / f".m{i:02d}", outgoing / f"m{i:02d}")
+        total_parts_min = MESSAGES + (MESSAGES // 3) * 2
+
+        seen = 0
+        for kill in range(KILLS):
+            daemon = start_daemon(config, log)
+            try:
+                # Kill at a different point of the batch each time, while parts are in flight.
+                seen = len(network.wait_for_submissions(seen + 2 + kill, timeout=30))
+                os.kill(daemon.pid, signal.SIGKILL)
+            finally:
+                daemon.wait(timeout=10)
+            assert daemon.returncode == -signal.SIGKILL
+        daemon = start_daemon(config, log)
+        try:
+            wait_for_files(tmp_path / "spool" / "sent", MESSAGES, timeout=60)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=30) == 0
+
+        spool = tmp_path / "spool"
+        assert sorted(os.listdir(spool / "failed")) == []
+        assert [n for n in os.listdir(spool / "checked") if not n.startswith(".")] == []
+        assert [n for n in os.listdir(spool / "outgoing") if not n.startswith(".")] == []
+
+        # Every message reached the network whole, through one SIM.
+        submissions = network.submissions
+        assert len(submissions) >= total_parts_min
+        parts = collections.defaultdict(list)
+        for record in submissions:
+            seq = record["concat"]["seq"] if record["concat"] else 1
+            parts[(record["to"], seq)].append(record)
+        file_of = {}
+        for name in os.listdir(spool / "sent"):
+            sent = read_spool_file((spool / "sent" / name).read_bytes())
+            file_of[sent.headers.get("To")] = name
+            number = sent.headers.get("To")
+            total = int(sent.headers.get("Parts"))
+            assert all((number, seq) in parts for seq in range(1, total + 1)), name
+        assert set(file_of) == set(expected)
+
+        # Duplicates: only parts the log named.
+        text = log.read_text(errors="replace")
+        named = set(re.findall(r"possible duplicate: (\S+) part (\d+)", text))
+        duplicates = {
+            (file_of[number], str(seq)) for (number, seq), records in parts.items() if len(records) > 1
+        }
+        assert duplicates <= named, f"unannounced duplicates: {duplicates - named}"
+        assert len(duplicates) <= KILLS * len(network.modems)  # one part in flight per modem
+        assert "Traceback" not in text
+    finally:
+        network.stop()
