@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gsmgw.config import Defaults
 from gsmgw.spool.format import (
@@ -251,3 +253,18 @@ def test_report_file_and_status_words():
     assert data.endswith(b"\n\n")
     assert [report_status(code).word for code in (0x00, 0x21, 0x41, 0x62, 0x90)] == [
         "delivered", "pending", "failed", "failed", "failed"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(blacklist_categories=("Cs",)), max_size=300))
+@example(text="\ufeffstarts with a BOM character")
+@example(text="ends in CR\r")
+@example(text="\r\n")
+def test_any_text_round_trips(text):
+    message = parse(make_outgoing(to="+4915112345678", text=text, max_parts=255))
+    assert message.text == text
+
+
+def test_lone_surrogate_is_refused_with_a_reason():
+    with pytest.raises(SpoolFormatError, match="surrogate"):
+        make_outgoing(to="+4915112345678", text="a\ud800b")

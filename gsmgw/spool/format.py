@@ -312,7 +312,6 @@ def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> t
                 f"the text is not valid UTF-8 (byte 0x{body[exc.start]:02X} at offset {exc.start} of the "
                 "body); save the file as UTF-8, or add 'Alphabet: ISO' for an ISO-8859-15 (Latin) file"
             ) from None
-        text = text.removeprefix("\ufeff")
     elif codec == "gsm":
         text = _decode_gsm_body(body)
     else:
@@ -807,9 +806,17 @@ def make_outgoing(
     for name, value in headers:
         if not _HEADER_LINE.match(f"{name}: x") or "\n" in str(value) or "\r" in str(value):
             raise SpoolFormatError(f"{name}: {str(value)[:40]!r} cannot be a header (line break or bad name)")
-    # The text gets a final newline because the reader strips exactly one: a text that itself
-    # ends in a newline keeps it.
-    return b"".join(_render(name, value) for name, value in headers) + b"\n" + text.encode("utf-8") + b"\n"
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SpoolFormatError(
+            f"the text has a lone UTF-16 surrogate at character {exc.start} (a broken \\ud8xx escape?); "
+            "send the character itself or its surrogate pair"
+        ) from None
+    # The text gets a final newline because the reader strips exactly one: a text that itself ends
+    # in a newline keeps it. After a final CR the newline is CRLF, or the reader would take CR+LF.
+    final = b"\r\n" if body.endswith(b"\r") else b"\n"
+    return b"".join(_render(name, value) for name, value in headers) + b"\n" + body + final
 
 
 def outgoing_name(now: datetime, unique: str) -> str:
