@@ -236,3 +236,14 @@ def test_fuzz_submit_fields_get_an_answer_or_a_submission(esm_class, data_coding
         assert resp.sequence == 7 and resp.command_id in (CommandId.SUBMIT_SM_RESP, CommandId.GENERIC_NACK)
     else:
         assert isinstance(action, Submit)
+
+
+@pytest.mark.parametrize(
+    "address,ton,npi,value",
+    [("+4915112345678", 1, 1, "4915112345678"), ("22000", 0, 1, "22000"), ("Vodafone", 5, 0, "Vodafone"), ("", 0, 0, "")],
+)
+def test_deliver_sm_addresses_carry_their_ton(address, ton, npi, value):
+    session = bound_session()
+    (pdu,) = sent(session.deliver(Delivery("app", address, "modem0", 0, 0, b"x"), 1.0))
+    assert (pdu.params["source_addr_ton"], pdu.params["source_addr_npi"], pdu.params["source_addr"]) == (ton, npi, value)
+    assert (pdu.params["dest_addr_ton"], pdu.params["destination_addr"]) == (5, "modem0")

@@ -482,12 +482,8 @@ class Session:
             sequence,
             0,
             {
-                "source_addr_ton": 1 if delivery.source_addr.startswith("+") else 0,
-                "source_addr_npi": 1 if delivery.source_addr.startswith("+") else 0,
-                "source_addr": delivery.source_addr.lstrip("+")[:20],
-                "dest_addr_ton": 1 if delivery.destination_addr.startswith("+") else 0,
-                "dest_addr_npi": 1 if delivery.destination_addr.startswith("+") else 0,
-                "destination_addr": delivery.destination_addr.lstrip("+")[:20],
+                **_address("source_addr", delivery.source_addr),
+                **_address("dest_addr", delivery.destination_addr),
                 "esm_class": delivery.esm_class,
                 "data_coding": delivery.data_coding,
                 "short_message": delivery.short_message,
@@ -591,6 +587,22 @@ class Session:
 
     def _send(self, pdu: Pdu) -> Send:
         return Send(P.encode(pdu), f"{pdu.name} seq={pdu.sequence} status=0x{pdu.status:x}")
+
+
+def _address(prefix: str, address: str) -> dict[str, int | str]:
+    """TON/NPI for an address we send (SMPP 3.4 §5.2.5, §5.2.6): "+49…" is international/E.164,
+    other digits unknown/E.164, anything else (an alphanumeric sender like "Vodafone", or a modem
+    name) alphanumeric."""
+    field = "destination_addr" if prefix == "dest_addr" else prefix
+    if address.startswith("+") and address[1:].isdigit():
+        ton, npi, value = 1, 1, address[1:]
+    elif address.isdigit():
+        ton, npi, value = 0, 1, address
+    elif address:
+        ton, npi, value = 5, 0, address
+    else:
+        ton, npi, value = 0, 0, ""
+    return {f"{prefix}_ton": ton, f"{prefix}_npi": npi, field: value[:20]}
 
 
 def _error_response(request: Pdu, status: int) -> Pdu:
