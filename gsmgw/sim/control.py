@@ -12,7 +12,8 @@ Commands: `ping`, `modems`, `inject_sms` (modem, sender, and text | data (hex) |
 pdu; flash, ref, ref16, ports [dest, origin], alphabet), `set_fault` (modem,
 kind, parameters of the kind, see faults.py), `clear_fault` (modem, kind),
 `unplug` / `replug` (modem), `set_report_outcome` (number, statuses, interval),
-`set_latency` (modem, latency), `set_signal` (modem, rssi), `submissions`
+`set_latency` (modem, latency), `set_signal` (modem, rssi), `set_pin_attempts`
+(modem, pin, puk), `submissions`
 (since: how many to skip), `wait_for_submissions` (count, timeout), `reports`,
 `stored_messages` (modem, storage).
 """
@@ -136,6 +137,9 @@ class ControlServer:
             return await net.async_wait_for_submissions(int(args["count"]), float(args.get("timeout", 10.0)))
         if command == "reports":
             return net.reports
+        if command == "set_pin_attempts":
+            net._op_set_pin_attempts(args["modem"], args.get("pin"), args.get("puk"))
+            return None
         if command == "stored_messages":
             return net._op_stored_messages(args["modem"], args.get("storage", "SM"))
         raise SimError(f"unknown command {command!r}; see the list in gsmgw/sim/control.py")
@@ -245,6 +249,9 @@ class ControlClient:
 
     def reports(self) -> list[dict]:
         return self.request("reports")
+
+    def set_pin_attempts(self, modem: int, pin: int | None = None, puk: int | None = None) -> None:
+        self.request("set_pin_attempts", modem=modem, pin=pin, puk=puk)
 
     def stored_messages(self, modem: int, storage: str = "SM") -> list[dict]:
         return self.request("stored_messages", modem=modem, storage=storage)

@@ -170,6 +170,12 @@ class SimNetwork:
             loop.run_forever()
         finally:
             self._teardown()
+            # Commands still waiting (a latency, a prompt) and control connections end here,
+            # inside the loop, so nothing is left half-run when the thread goes.
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
@@ -238,6 +244,14 @@ class SimNetwork:
         if self._thread is not None:
             self._thread.join()
 
+    def call(self, function: Callable[..., Any], *args: Any, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
+        """Run `function(*args, **kwargs)` on the simulator's loop and return its result.
+
+        For tests that need to look at or change a modem's state directly,
+        e.g. ``net.call(lambda: net.modem(0).pin_attempts)``.
+        """
+        return self._call(function, *args, timeout=timeout, **kwargs)
+
     def _call(self, function: Callable[..., Any], *args: Any, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
         loop = self._loop
         if loop is None or self._thread is None or not self._thread.is_alive():
@@ -305,6 +319,10 @@ class SimNetwork:
 
     def set_signal(self, index: int, rssi: int) -> None:
         self._call(self._op_set_signal, index, rssi)
+
+    def set_pin_attempts(self, index: int, pin: int | None = None, puk: int | None = None) -> None:
+        """Set the SIM's PIN/PUK tries left (e.g. 1, to check that a client does not burn the last one)."""
+        self._call(self._op_set_pin_attempts, index, pin, puk)
 
     def stored_messages(self, index: int, storage: str = "SM") -> list[dict]:
         return self._call(self._op_stored_messages, index, storage)
@@ -411,6 +429,17 @@ class SimNetwork:
         if not isinstance(rssi, int) or not (0 <= rssi <= 31 or rssi == 99):
             raise SimError("rssi must be 0-31 (or 99 for unknown), as +CSQ reports it")
         self._sims[self._check_index(index)].signal = rssi
+
+    def _op_set_pin_attempts(self, index: int, pin: int | None, puk: int | None) -> None:
+        modem = self._sims[self._check_index(index)]
+        for name, value, limit in (("pin_attempts", pin, 3), ("puk_attempts", puk, 10)):
+            if value is None:
+                continue
+            if not isinstance(value, int) or not 0 <= value <= limit:
+                raise SimError(f"{name} must be 0 to {limit}")
+            setattr(modem, name, value)
+        if modem.pin_attempts == 0 and modem.pin_state == "SIM PIN":
+            modem.pin_state = "SIM PUK"
 
     def _op_stored_messages(self, index: int, storage: str) -> list[dict]:
         stores = self._sims[self._check_index(index)].stores
