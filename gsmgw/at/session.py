@@ -164,6 +164,13 @@ class AtSession:
                 self._loop.remove_reader(self._fd)
             except (ValueError, OSError):
                 pass  # the fd is already invalid: nothing left to unregister
+        if self.exclusive:
+            try:
+                # A pty whose other side stays open (the simulator) keeps its tty, and with it
+                # the exclusive flag, after we close: clear it so the next open works.
+                fcntl.ioctl(self._fd, termios.TIOCNXCL)
+            except OSError:
+                pass  # the device is gone; its exclusive flag went with it
         try:
             ser.close()
         except (OSError, serial.SerialException) as exc:
