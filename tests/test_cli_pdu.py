@@ -92,6 +92,11 @@ def test_decode_accepts_split_lowercase_hex_and_no_smsc():
     assert forced.exit_code == 2
 
 
+def test_decode_reads_stdin_with_dash():
+    result = invoke("pdu", "decode", "-", input="0006D60B911326880736F4111011719551401110117195714000\n")
+    assert json.loads(result.output)["mr"] == 214
+
+
 def test_decode_8bit_text_is_hex():
     obj = json.loads(invoke("pdu", "decode", "0591721891F101000B917228214365F700040C48656C6C6F20776F726C6421").output)
     assert (obj["alphabet"], obj["text"]) == ("8bit", "48656C6C6F20776F726C6421")

@@ -109,13 +109,14 @@ def decode(no_smsc: bool, with_smsc: bool, tpdu_length: int | None, hex_digits: 
     """Print one JSON object for the PDU in HEX (spaces and lowercase are fine).
 
     By default the hex is read with the SMSC field first (as +CMGR/+CMT print
-    it) and, if that does not parse, as a bare TPDU.
+    it) and, if that does not parse, as a bare TPDU. HEX "-" reads standard input.
     """
     if no_smsc and with_smsc:
         _fail("decode", "--smsc and --no-smsc exclude each other; give one")
     smsc_included = False if no_smsc else True if with_smsc else None
+    hex_text = sys.stdin.read() if hex_digits == ("-",) else "".join(hex_digits)
     try:
-        sms = decode_pdu("".join(hex_digits), smsc_included=smsc_included, tpdu_length=tpdu_length)
+        sms = decode_pdu(hex_text, smsc_included=smsc_included, tpdu_length=tpdu_length)
     except DecodeError as error:
         _fail("decode", str(error))
         return
