@@ -7,6 +7,7 @@ the right error class, the modem usable afterwards. Timeouts are short so the fi
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -316,7 +317,8 @@ def test_pin_with_one_attempt_left_is_never_tried(tmp_path, profile):
     assert left == 1  # not one attempt used
 
 
-def test_pin_entered_when_enough_attempts_and_wrong_pin_is_tried_once(tmp_path):
+def test_pin_entered_when_enough_attempts_and_wrong_pin_is_tried_once(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="gsmgw.at")
     with SimNetwork(tmp_path / "sim", modems=2, profile="generic", pin="1234") as net:
 
         async def main():
@@ -336,6 +338,9 @@ def test_pin_entered_when_enough_attempts_and_wrong_pin_is_tried_once(tmp_path):
     assert info.pin_entered and info.pin_state == "READY" and info.imsi == net.modems[0].imsi
     assert error.reason == "pin_rejected" and error.attempts_left == 2 and left == 2
     assert "9999" not in str(error)
+    driver_log = "\n".join(r.getMessage() for r in caplog.records if r.name == "gsmgw.at")
+    assert "AT+CPIN=" in driver_log  # the commands are logged ...
+    assert "1234" not in driver_log and "9999" not in driver_log  # ... but never the PIN
 
 
 def test_sim_pin_without_configured_pin_says_what_to_do(tmp_path):

@@ -107,6 +107,14 @@ _LINE_END = re.compile(rb"[\r\n]")
 _MAX_CONTINUATION_LINES = 32
 
 
+_PIN_ARGUMENT = re.compile(r"(AT\+CPIN=)(.*)", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` as it may appear in logs, errors and events: a PIN/PUK never does."""
+    return _PIN_ARGUMENT.sub(r'\1"****"', text)
+
+
 def command_name(command: str) -> str:
     """The response prefix of a command: ``AT+CREG?`` -> ``+CREG``, ``AT^CPIN?`` -> ``^CPIN``,
     ``ATI`` -> ``I``, ``AT`` -> ``""`` (V.250 §5.3 basic and extended syntax)."""
@@ -260,7 +268,7 @@ class AtParser:
 
     def __repr__(self) -> str:
         return (
-            f"<AtParser command={self._command!r} prompt={self._expect_prompt} "
+            f"<AtParser command={mask_secrets(self._command or '')!r} prompt={self._expect_prompt} "
             f"buffered={len(self._buf)} abandoned={self._abandoned!r}>"
         )
 
@@ -286,7 +294,7 @@ class AtParser:
         if self._command is None:
             return
         self._abandoned = self._command_name
-        self._abandoned_line = self._command
+        self._abandoned_line = mask_secrets(self._command)
         self._stray_final_pending = False
         self._late_prompt_possible = self._expect_prompt
         self._end_command()

@@ -18,7 +18,6 @@ import errno
 import fcntl
 import logging
 import os
-import re
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,20 +26,12 @@ import serial
 
 from gsmgw.at.errors import AtCommandError, CmeError, CmsError, ModemTimeout, PortBusy, PortGone
 from gsmgw.at.events import Final, LatePrompt, Line, PortClosed, Prompt, Urc
-from gsmgw.at.parser import AtParser
+from gsmgw.at.parser import AtParser, mask_secrets
 
 log = logging.getLogger("gsmgw.at")
 
 CTRL_Z = b"\x1a"  # ends the PDU after the prompt (TS 27.005 §3.5.1)
 ESC = b"\x1b"  # cancels the prompt without sending (TS 27.005 §3.5.1)
-
-_PIN_ARGUMENT = re.compile(r'(AT\+CPIN=)(.*)', re.IGNORECASE)
-
-
-def mask_secrets(line: str) -> str:
-    """The command as it may appear in logs and errors: a PIN/PUK never does."""
-    return _PIN_ARGUMENT.sub(r'\1"****"', line)
-
 
 @dataclass
 class Response:
@@ -200,7 +191,8 @@ class AtSession:
             # Readable but empty: the device went away (USB unplug) or the pty closed.
             self._shutdown("port gone (device disconnected)", notify=True)
             return
-        log.debug("%s <- %r", self.port, data)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s <- %r", self.port, mask_secrets(data.decode("latin-1")))
         for event in self.parser.feed(data):
             if isinstance(event, Line):
                 if self._response is not None:
