@@ -60,7 +60,7 @@ MODEM_VENDORS = {
     "1199": "Sierra Wireless",
 }
 # Huawei E3372 HiLink firmware: a network card with a web UI, no AT port.
-HILINK = {("12d1", "14dc"), ("12d1", "1f01")}
+HILINK = {("12d1", "14dc")}
 MASS_STORAGE_CLASS = "08"
 # How gather_processes marks "holds the master side of pty N" in ProcessFacts.open_paths.
 PTY_MASTER = "ptmx:"
@@ -206,6 +206,12 @@ class Facts:
 # ------------------------------------------------------------------ pure checks
 
 
+def _mode_text(info: PathFacts) -> str:
+    """`crw-rw----`, as ls shows it."""
+    kind = stat.S_IFCHR if info.is_char_device else stat.S_IFDIR if info.is_dir else stat.S_IFREG
+    return stat.filemode(kind | info.mode)
+
+
 def _holders(port: PathFacts | None, processes: Iterable[ProcessFacts]) -> list[ProcessFacts]:
     """Processes with the port open. For a pty, the process that holds its master side is the
     device itself (the simulator, socat), not a competitor, as in gsmgw.at.probe.port_holders."""
@@ -325,12 +331,19 @@ def check_ports(facts: Facts) -> list[Finding]:
                 f"{modem.port} is not a serial device", "point port: at the modem's tty"))
             continue
         if facts.daemon is not None and not facts.daemon.may(info, 6):
+            device = info.real_path or info.path
+            if info.group_name == "dialout" and info.mode & 0o060 == 0o060:
+                fix = (f"`usermod -aG dialout {facts.daemon.name}` (the systemd unit adds dialout by "
+                       "itself; this is for `gsmgw run` started by hand)")
+            else:
+                # Never advise joining root or tty: give the port to dialout instead.
+                fix = ("install udev/70-gsmgw.rules (or a line in 71-gsmgw-local.rules) so that udev gives "
+                       f"the port to dialout with mode 0660; to try it now: `chgrp dialout {device} && "
+                       f"chmod 660 {device}`")
             findings.append(Finding(
                 "error", "port-permission", _modem_subject(modem),
-                f"user {facts.daemon.name} may not read and write {info.real_path or info.path} "
-                f"(mode {stat.filemode(info.mode)}, group {info.group_name})",
-                f"`usermod -aG {info.group_name} {facts.daemon.name}` (the unit adds dialout itself), "
-                "or install udev/70-gsmgw.rules, which gives the port to dialout with mode 0660"))
+                f"user {facts.daemon.name} may not read and write {device} "
+                f"(mode {_mode_text(info)}, group {info.group_name})", fix))
     return findings
 
 
@@ -427,7 +440,7 @@ def check_spool(facts: Facts) -> list[Finding]:
         if daemon is not None and not daemon.may(info, 7):
             findings.append(Finding(
                 "error", "spool-permission", subject,
-                f"user {daemon.name} cannot write here (mode {stat.filemode(info.mode)})",
+                f"user {daemon.name} cannot write here (mode {_mode_text(info)})",
                 f"`chown {daemon.name}:{daemon.name} {subject}` or recreate it with systemd-tmpfiles"))
         if info.mode & stat.S_IWOTH:
             findings.append(Finding(
@@ -479,14 +492,14 @@ def check_config(facts: Facts) -> list[Finding]:
         findings.append(Finding(
             "error", "config-permission", config.path,
             f"the file holds a SIM PIN and everyone on this machine may read it "
-            f"(mode {stat.filemode(config.file.mode)})",
+            f"(mode {_mode_text(config.file)})",
             f"`chmod 640 {config.path} && chgrp gsmgw {config.path}`, or move the PIN into a pin_file: "
             "readable only by gsmgw"))
     for what, info in config.secret_files:
         if info.exists and info.mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWOTH):
             findings.append(Finding(
                 "warning", "secret-permission", info.path,
-                f"the {what} is readable by others (mode {stat.filemode(info.mode)})",
+                f"the {what} is readable by others (mode {_mode_text(info)})",
                 f"`chmod 600 {info.path} && chown gsmgw {info.path}`"))
     return findings
 

@@ -221,7 +221,23 @@ def test_port_permission_for_the_daemon_user(tmp_path, network):
     findings, _ = run_doctor(tmp_path, config, account=OUTSIDER, probe=None)
     port_findings = [f for f in findings if f.check == "port-permission"]
     assert len(port_findings) == 1
-    assert "usermod -aG" in port_findings[0].fix
+    # Never "join the group root/tty": the port should belong to dialout.
+    assert "chgrp dialout" in port_findings[0].fix and "usermod" not in port_findings[0].fix
+
+
+def test_port_of_dialout_wants_the_user_in_dialout():
+    import grp
+
+    dialout = grp.getgrnam("dialout").gr_gid
+    port = doctor.PathFacts("/dev/gsmgw/usb-1-1.4-if02", True, is_char_device=True, mode=0o660, uid=0,
+                            gid=dialout, real_path="/dev/ttyUSB2")
+    modem = doctor.ModemFacts("gsm1", port.path, "port", False, port)
+    findings = doctor.check_ports(doctor.Facts(daemon=OUTSIDER, modems=[modem]))
+    assert checks(findings) == [("port-permission", "error")]
+    assert "crw-rw----" in findings[0].problem
+    assert "usermod -aG dialout gsmgw" in findings[0].fix
+    member = Account("gsmgw", 54321, frozenset({54321, dialout}))
+    assert doctor.check_ports(doctor.Facts(daemon=member, modems=[modem])) == []
 
 
 # --- processes (fixture /proc) ---------------------------------------------------------------
