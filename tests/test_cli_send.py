@@ -135,3 +135,16 @@ def test_unwritable_spool_exits_1(tmp_path):
     result = send("--spool", str(spool_dir), "--to", "+4915112345678", "hi")
     assert result.exit_code == 1 and "cannot write" in result.output
     assert os.listdir(spool_dir) == ["outgoing"]
+
+
+def test_spool_option_overrides_the_config_spool(config_file, tmp_path):
+    other = tmp_path / "other-spool"
+    result = send("-c", str(config_file), "--spool", str(other), "--group", "oncall", "hi")
+    assert result.exit_code == 0, result.output
+    assert len(outgoing(other)) == 1
+
+
+def test_spool_alone_reads_no_config(spool_dir, tmp_path):
+    # Even with a broken file at $GSMGW_CONFIG's usual place, --spool alone does not look at it.
+    result = send("--spool", str(spool_dir), "--to", "+4915112345678", "hi", env={"GSMGW_CONFIG": ""})
+    assert result.exit_code == 0, result.output

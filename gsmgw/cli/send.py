@@ -30,9 +30,11 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 def _load(config_option: str | None, spool_option: str | None) -> Config | None:
     explicit = config_option or os.environ.get(CONFIG_ENV)
+    if not explicit and spool_option:
+        # --spool alone means no config: /etc/gsmgw/gsmgw.yaml may exist but be unreadable for
+        # this user, or belong to another gateway. Groups and default_country then need -c.
+        return None
     path = config_path(config_option)
-    if not explicit and spool_option and not os.path.exists(path):
-        return None  # --spool alone is enough; there is no config to take groups from
     try:
         # The PIN and tokens are the daemon's business; a user may send without reading them.
         return load_config(path, read_secrets=False)
@@ -70,7 +72,8 @@ def _read_text(text: str) -> str:
 @click.option("--expires", metavar="E", help='Give up if not sent by then: ISO-8601 time or a duration ("30 min").')
 @click.option("--send-after", "send_after", metavar="T", help="Do not send before this ISO-8601 time (or duration).")
 @click.option("--max-parts", "max_parts", type=click.IntRange(1, 255), help="Refuse a text that needs more parts.")
-@click.option("--spool", "spool_option", metavar="DIR", help="Spool directory (default: the config's spool:).")
+@click.option("--spool", "spool_option", metavar="DIR",
+              help="Spool directory (default: the config's spool:). Without -c, no config is read.")
 @click.argument("text")
 def send(config_option, to, groups, report, flash, validity, priority, modem, expires, send_after, max_parts,
          spool_option, text):
