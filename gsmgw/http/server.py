@@ -72,7 +72,7 @@ class RedactingAccessLogger(AbstractAccessLogger):
     """Method, path without query string, status, time: Kannel passwords stay out of logs."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
-        self.logger.info(
+        self.logger.debug(
             "%s %s %s %d %.1f ms", request.remote, request.method, request.path, response.status, duration * 1000
         )
 
