@@ -143,8 +143,3 @@ def test_spool_option_overrides_the_config_spool(config_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(outgoing(other)) == 1
 
-
-def test_spool_alone_reads_no_config(spool_dir, tmp_path):
-    # Even with a broken file at $GSMGW_CONFIG's usual place, --spool alone does not look at it.
-    result = send("--spool", str(spool_dir), "--to", "+4915112345678", "hi", env={"GSMGW_CONFIG": ""})
-    assert result.exit_code == 0, result.output
