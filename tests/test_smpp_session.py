@@ -90,7 +90,8 @@ def test_gsm7_escape_split_across_segments_is_joined():
 
 def test_incomplete_long_message_is_dropped_with_a_rejectd_receipt():
     session = bound_session(reassembly_timeout=60, timers=Timers(idle=1000, dead=1000))
-    session.data_received(submit(2, b"\x05\x00\x03\x07\x03\x01abc", esm_class=0x40), 0.0)
+    session.data_received(submit(2, b"\x05\x00\x03\x07\x03\x01abc", esm_class=0x40, registered_delivery=1), 0.0)
+    session.data_received(submit(3, b"\x05\x00\x03\x08\x03\x01abc", esm_class=0x40), 0.0)  # no receipt wanted
     assert session.tick(30.0) == []
     (action,) = session.tick(61.0)
     assert isinstance(action, Queue)

@@ -145,6 +145,7 @@ class _Pending:
     data_coding: int
     parts: dict[int, bytes] = field(default_factory=dict)
     message_id: str = ""
+    registered_delivery: int = 0  # clients set it on the first, the last or every segment
 
 
 class Reassembly:
@@ -163,7 +164,8 @@ class Reassembly:
         return len(self._pending)
 
     def add(
-        self, key: tuple, concat: Concat, data_coding: int, payload: bytes, now: float, new_id: str
+        self, key: tuple, concat: Concat, data_coding: int, payload: bytes, now: float, new_id: str,
+        registered_delivery: int = 0,
     ) -> tuple[str, bytes | None]:
         """Add one segment. Returns (message_id, joined octets or None while parts are missing).
 
@@ -182,10 +184,15 @@ class Reassembly:
                 Status.ESME_RINVDCS,
             )
         pending.parts[concat.seq] = payload
+        pending.registered_delivery = max(pending.registered_delivery, registered_delivery)
         if len(pending.parts) < pending.total:
             return pending.message_id, None
         joined = b"".join(pending.parts[i] for i in range(1, pending.total + 1))
         return pending.message_id, joined
+
+    def registered_delivery(self, key: tuple, concat: Concat) -> int:
+        pending = self._pending.get((*key, concat.ref, concat.total))
+        return pending.registered_delivery if pending is not None else 0
 
     def done(self, key: tuple, concat: Concat) -> None:
         """Forget a message once it is written (or refused for good)."""
@@ -197,14 +204,16 @@ class Reassembly:
         if pending is not None:
             pending.parts.pop(concat.seq, None)
 
-    def expire(self, now: float) -> list[tuple[tuple, str, int, int]]:
-        """Drop messages whose first segment is older than the timeout.
-        Returns (key, message_id, parts received, total) for each dropped message."""
+    def expire(self, now: float) -> list[tuple[tuple, str, int, int, int]]:
+        """Drop messages whose first segment is older than the timeout. Returns
+        (key, message_id, parts received, total, registered_delivery) for each dropped message."""
         dropped = []
         for full_key, pending in list(self._pending.items()):
             if now - pending.first_seen >= self.timeout:
                 del self._pending[full_key]
-                dropped.append((full_key[:-2], pending.message_id, len(pending.parts), pending.total))
+                dropped.append(
+                    (full_key[:-2], pending.message_id, len(pending.parts), pending.total, pending.registered_delivery)
+                )
         return dropped
 
 

@@ -370,12 +370,15 @@ class Session:
         if concat is not None and concat.total > 1:
             key = (str(params["source_addr"]), to)
             M.decode_text(data_coding, b"")  # refuse an unknown data_coding at the first segment
-            message_id, joined = self._reassembly.add(key, concat, data_coding, raw, now, self._new_id())
+            message_id, joined = self._reassembly.add(
+                key, concat, data_coding, raw, now, self._new_id(), registered_delivery=registered
+            )
             if joined is None:
                 # Not the last segment: the text is checked when the message is whole.
                 return [self._send(P.response_to(pdu, 0, message_id=message_id))]
             raw = joined
             parts_key = (key, concat)
+            registered = self._reassembly.registered_delivery(key, concat)
         try:
             text, flash = M.decode_text(data_coding, raw)
             if getattr(self.client, "limits", None):
@@ -514,15 +517,15 @@ class Session:
             if now - sent >= self.timers.response:
                 del self._outstanding[sequence]
                 actions.append(Delivered(delivery, None))
-        for key, message_id, got, total in self._reassembly.expire(now):
+        for key, message_id, got, total, registered in self._reassembly.expire(now):
             log.warning("%r: long message %s to %s dropped: %d of %d segments came", self, message_id, key[1], got, total)
-            actions.extend(self._incomplete_receipt(key, message_id, got, total))
+            if registered in (M.RECEIPT_ALWAYS, M.RECEIPT_ON_FAILURE):
+                actions.extend(self._incomplete_receipt(key, message_id, got, total))
         return actions
 
     def _incomplete_receipt(self, key: tuple, message_id: str, got: int, total: int) -> list[Action]:
-        # Its first segments were answered with ESME_ROK, so the client must hear that the
-        # message went nowhere: a REJECTD receipt (the segments carried no registered_delivery
-        # we kept, so it is sent whenever the client can receive).
+        # Its first segments were answered with ESME_ROK, so a client that asked for receipts
+        # must hear that the message went nowhere: a REJECTD receipt.
         source_addr, to = key
         if self.client is None:
             return []
