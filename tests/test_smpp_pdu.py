@@ -213,8 +213,10 @@ MALFORMED = [
     ("outbind is not for a server", h("00000010 00000102 00000000 00000004"), Status.ESME_RINVCMDID),
     ("bind with no body", h("00000010 00000009 00000000 00000004"), Status.ESME_RINVCMDLEN),
     ("system_id without NUL", h("00000014 00000009 00000000 00000004 61626364"), Status.ESME_RINVCMDLEN),
-    ("system_id over 15 octets",
-     h("00000022 00000009 00000000 00000004") + b"a" * 17 + b"\0", Status.ESME_RINVSYSID),
+    ("system_id over 64 octets",
+     h("00000022 00000009 00000000 00000004") + b"a" * 70 + b"\0", Status.ESME_RINVSYSID),
+    ("destination_addr over 20 octets",
+     h("00000022 00000004 00000000 00000004 00 0000 00 0000") + b"1" * 21 + b"\0", Status.ESME_RINVDSTADR),
     ("sm_length past the end",
      h("00000025 00000004 00000000 00000004 00 0000 00 0000 00 000000 00 00 00000000 ff 6869"),
      Status.ESME_RINVMSGLEN),
@@ -296,3 +298,9 @@ def test_fuzz_sane_length_frames_never_raise(command_id, sequence, body):
     assert ev.sequence == sequence
     if isinstance(ev, Pdu):
         assert P.encode(ev) == frame or ev.command_id in P._BODY_OMITTED_ON_ERROR
+
+
+def test_bind_with_a_password_longer_than_smpp_34_allows_is_read():
+    body = b"app\0" + b"a-long-password\0" + b"\0" + bytes([0x34, 0, 0]) + b"\0"
+    frame = struct.pack(">IIII", 16 + len(body), CommandId.BIND_TRANSMITTER, 0, 1) + body
+    assert P.decode(frame).params["password"] == "a-long-password"

@@ -307,8 +307,15 @@ class NeedData:
 NEED_DATA = NeedData()
 
 
+# Bind fields read with more room than SMPP 3.4 §4.1.1 gives them. Clients exist that send a
+# longer password or system_id than 8/15 octets, and gsmgw's config does not limit them, so
+# refusing such a bind would lock out a correctly configured client for no gain.
+_LENIENT_READ = {"system_id": 65, "password": 65, "system_type": 65, "address_range": 65}
+
+
 def _read_cstring(body: bytes, pos: int, name: str, limit: int) -> tuple[str, int]:
     """SMPP 3.4 §3.1: a C-Octet String ends with NUL, and `limit` counts that NUL."""
+    limit = max(limit, _LENIENT_READ.get(name, 0))
     end = body.find(b"\0", pos, pos + limit)
     if end < 0:
         if body.find(b"\0", pos) < 0:
