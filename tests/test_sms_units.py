@@ -36,6 +36,7 @@ GOOD_NUMBERS = [
     ("  +4915112345678\n", None, "+4915112345678"),
     ("+6834002", None, "+6834002"),  # Niue: 7 digits in all
     ("+123456789012345", None, "+123456789012345"),  # 15 digits, the E.164 maximum
+    (4915112345678, None, "+4915112345678"),  # an unquoted YAML/JSON number
 ]
 
 
@@ -89,6 +90,11 @@ def test_parse_validity(text, vp):
 def test_parse_validity_rejects(text):
     with pytest.raises(ValueError, match="validity"):
         parse_validity(text)
+
+
+def test_encode_submit_takes_a_validity_text_too():
+    (part,) = encode_submit("+4915112345678", "x", validity="2 days")
+    assert decode_pdu(part.pdu).validity == 168
 
 
 def test_every_vp_branch_has_its_duration():

@@ -89,6 +89,8 @@ def normalize_number(text: str, default_country: str | None = None) -> str:
         German and Swiss numbers show after the country code is dropped.
     AddressError otherwise, with what to write instead.
     """
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)  # a YAML or JSON number without quotes
     if not isinstance(text, str) or not text.strip():
         raise AddressError(f"the phone number is empty; write it in international form, e.g. {EXAMPLE}")
     original = text.strip()

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from gsmgw.sms import address as addr
 from gsmgw.sms import gsm7
 from gsmgw.sms.errors import AddressError, DecodeError
+from gsmgw.sms.validity import parse_validity
 from gsmgw.sms.split import (
     EIGHT_BIT,
     GSM7,
@@ -734,7 +735,7 @@ def encode_submit(
     *,
     report: bool = False,
     flash: bool = False,
-    validity: int | None = None,
+    validity: int | str | None = None,
     mr: int = 0,
     ref: int | None = None,
     ref16: bool = False,
@@ -747,12 +748,15 @@ def encode_submit(
     The alphabet is GSM-7 when every character fits, else UCS-2 (`alphabet`
     forces one). More than one part adds a concatenation header with an
     8-bit (or, with `ref16`, 16-bit) reference. `validity` is a raw relative
-    TP-VP (see parse_validity); None leaves TP-VP out (the SMSC's default).
+    TP-VP, or a duration text that parse_validity reads ("2 days"); None
+    leaves TP-VP out (the SMSC's default).
     `report` sets TP-SRR; `flash` sends class 0. `mr` is TP-MR of every part
     (modems put their own in AT+CMGS and answer it in +CMGS: <mr>). `to` is "+E.164" (TOA 91), plain
     digits (TOA 81, e.g. short codes) or an alphanumeric address (TOA D0).
     """
     _check_byte("TP-MR", mr)
+    if isinstance(validity, str):
+        validity = parse_validity(validity)
     if validity is not None:
         _check_byte("validity (TP-VP)", validity)
     destination = addr.encode_address(to)
