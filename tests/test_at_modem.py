@@ -488,3 +488,47 @@ def test_initialize_leaves_a_prompt_left_by_a_killed_process(net):
     info, dbm = run(main())
     assert info.imsi == net.modems[0].imsi and dbm is not None
     assert net.submissions == []
+
+
+def test_concurrent_callers_get_their_own_answers(net):
+    """Exactly one command in flight: callers queue, nobody gets another's answer."""
+
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        await modem.initialize()
+        calls = []
+        for _ in range(5):
+            calls += [modem.signal_dbm(), modem.registration(), modem.identity(), modem.storage_status()]
+        results = await asyncio.gather(*calls)
+        await modem.close()
+        return results
+
+    results = run(main())
+    for i in range(0, len(results), 4):
+        dbm, registration, info, storage = results[i:i + 4]
+        assert isinstance(dbm, int) and registration.registered
+        assert info.imsi == net.modems[0].imsi and storage.read.total > 0
+
+
+@pytest.mark.parametrize("code", [27, 38, 42, 111, 330, 500])
+def test_text_errors_under_cmee2_are_mapped_back_to_codes(net, code):
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        await modem.initialize()
+        await modem.command("AT+CMEE=2")
+        await asyncio.to_thread(net.set_fault, 0, "cms_error", codes=[code], count=1)
+        (part,) = encode_submit(net.modems[1].number, "refused")
+        with pytest.raises(CmsError) as caught:
+            await modem.send_pdu(part.pdu, part.length)
+        await modem.close()
+        return caught.value
+
+    error = run(main())
+    assert error.code == code, error.final
+    assert not error.final.split(":")[1].strip().isdigit()  # it came as text
+
+
+def test_defaults_give_cmgs_at_least_60_seconds():
+    assert Modem("/dev/null").send_timeout >= 60

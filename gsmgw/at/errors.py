@@ -205,6 +205,7 @@ _CMS_TEXT_ALIASES = {
     "network time out": 332,
     "invalid pdu mode": 304,
     "invalid pdu mode parameter": 304,
+    "destination out of service": 27,
 }
 _CME_TEXT_ALIASES = {
     "sim not present": 10,
