@@ -48,11 +48,15 @@ class Response:
 def error_for(command: str, final: Final) -> AtCommandError:
     """The exception for an error final result."""
     shown = mask_secrets(command)
+    error: AtCommandError
     if final.kind == "CMS":
-        return CmsError(final.code, command=shown, text=final.text)
-    if final.kind == "CME":
-        return CmeError(final.code, command=shown, text=final.text)
-    return AtCommandError(shown, final.raw)
+        error = CmsError(final.code, command=shown, text=final.text)
+    elif final.kind == "CME":
+        error = CmeError(final.code, command=shown, text=final.text)
+    else:
+        error = AtCommandError(shown, final.raw)
+    error.final = final.raw  # as the modem printed it (text under CMEE=2)
+    return error
 
 
 class AtSession:
