@@ -584,3 +584,27 @@ def test_one_final_receipt_per_message_even_when_several_parts_fail(gateway):
     client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=client))
     assert client.read_pdu().command == "enquire_link_resp"  # no second receipt came before it
     client.disconnect()
+
+
+def test_queued_receipt_survives_a_restart_and_is_sent_once(tmp_path):
+    from gsmgw.smpp.outbox import Outbox
+
+    state = tmp_path / "state"
+    state.mkdir()
+    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as gateway:
+        client = bind(gateway, how="bind_transmitter")
+        message_id = _submit_and_get_id(client)
+        client.unbind()
+        client.disconnect()
+        gateway.publish(_report_event(gateway, message_id))
+        gateway.call(gateway.bus.drain())
+    # The daemon restarts (same spool and state directory): the receipt is still waiting.
+    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as gateway:
+        receiver = bind(gateway, how="bind_receiver")
+        receipt = read_until(receiver, "deliver_sm")
+        assert f"id:{message_id} " in receipt.short_message.decode()
+        assert receipt.message_state == P.MessageState.DELIVERED
+        receiver.unbind()
+        receiver.disconnect()
+    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as gateway:
+        assert gateway.server.outbox.load() == []  # answered with ESME_ROK: gone

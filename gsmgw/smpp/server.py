@@ -12,10 +12,10 @@ Trust: clients are untrusted. A bad PDU costs only its own session (generic_nack
 when the framing is lost); an exception inside one session's handling closes that session and
 is logged, and the server and every other session go on.
 
-Deliveries to clients (inbound SMS and receipts) wait in a queue per client in memory while no
-receiver or transceiver session of that client is bound, up to `QUEUE_LIMIT` each (the oldest
-is dropped with a warning beyond it). They do not survive a restart of the daemon: the files in
-incoming/ and report/ remain the record.
+Deliveries to clients (inbound SMS and receipts) wait in a queue per client while no receiver
+or transceiver session of that client is bound, up to `QUEUE_LIMIT` each (the oldest is dropped
+with a warning beyond it). The queue is kept in the state directory (`gsmgw.smpp.outbox`), so
+it survives a restart; a delivery leaves it when the client answers with ESME_ROK.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ import ssl
 import time
 from collections import deque
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from gsmgw.spool.format import SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file
 
 from . import message as M
 from . import pdu as P
+from .outbox import Outbox
 from .pdu import MessageState, Status, Tag
 from .session import (
     Bound, Close, Delivered, Delivery, Query, Queue, Send, Session, Submission, Submit, Timers,
@@ -46,6 +48,7 @@ QUEUE_LIMIT = 10_000
 MAX_DELIVERY_ATTEMPTS = 5
 TICK_SECONDS = 1.0
 WRITER_THREADS = 8
+OUTBOX_FILE = "smpp-outbox.sqlite"
 
 # Headers gsmgw adds to an outgoing file that came in over SMPP (documented in the README).
 H_CLIENT = "Client"
@@ -208,6 +211,7 @@ class SmppServer:
         timers: Timers | None = None,
         reassembly_timeout: float = 120.0,
         writer_threads: int = WRITER_THREADS,
+        outbox: Outbox | None = None,
     ):
         self.spool = spool
         self.registry = registry
@@ -235,6 +239,7 @@ class SmppServer:
         self._tasks: list[asyncio.Task] = []
         self._unsubscribe = None
         self._mo_reference = secrets.randbelow(256)
+        self.outbox = outbox or Outbox(None)
         # Messages whose final receipt is queued already: a multipart message with several failed
         # parts gets one UNDELIV receipt, not one per part.
         self._final_receipts: dict[str, None] = {}
@@ -248,6 +253,8 @@ class SmppServer:
         self._server = await asyncio.start_server(
             self._accept, self.host, self.port, ssl=self.ssl_context, limit=P.MAX_COMMAND_LENGTH
         )
+        for delivery in self.outbox.load():
+            self.queue_delivery(delivery)
         sockname = self._server.sockets[0].getsockname()
         self.port = sockname[1]
         self._tasks = [
@@ -283,6 +290,7 @@ class SmppServer:
         if self._commits:
             await asyncio.wait(set(self._commits), timeout=timeout)
         self._writer_threads.shutdown(wait=True)
+        self.outbox.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(self, reader, writer)
@@ -458,7 +466,9 @@ class SmppServer:
         queue = self._queues.setdefault(delivery.client_name, deque())
         if len(queue) >= QUEUE_LIMIT:
             dropped = queue.popleft()
+            self.outbox.remove(dropped)
             log.warning("smpp: queue of client %s is full; dropped %s", delivery.client_name, dropped.what)
+        self.outbox.add(delivery)
         if front:
             queue.appendleft(delivery)
         else:
@@ -468,6 +478,7 @@ class SmppServer:
         delivery = action.delivery
         if action.status == 0:
             log.info("smpp: delivered %s to client %s", delivery.what, delivery.client_name)
+            self.outbox.remove(delivery)
             return
         if action.status is None:
             # The session ended or the client never answered: try again on the next session.
@@ -478,6 +489,7 @@ class SmppServer:
                 "smpp: client %s refused %s %d times (last status 0x%x); giving up",
                 delivery.client_name, delivery.what, delivery.attempts, action.status,
             )
+            self.outbox.remove(delivery)
             return
         self.queue_delivery(delivery)
 
@@ -637,6 +649,7 @@ async def start(ctx: Any) -> SmppServer:
         default_country=getattr(config, "default_country", None),
         defaults=getattr(config, "defaults", None),
         groups=getattr(config, "groups", None),
+        outbox=Outbox(Path(config.state) / OUTBOX_FILE) if getattr(config, "state", None) else None,
     )
     server._ctx = ctx
     server._config_seen = config

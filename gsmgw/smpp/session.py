@@ -146,6 +146,7 @@ class Delivery:
     tlvs: dict[int, bytes] = field(default_factory=dict)
     attempts: int = 0
     what: str = ""
+    row_id: int | None = None  # its record in the server's persistent outbox, if any
 
 
 @dataclass(frozen=True)
