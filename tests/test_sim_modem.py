@@ -98,6 +98,7 @@ def test_startup_commands_of_real_clients(sim_network):
                         'AT+CSCS="GSM"', "AT+CMGF=0", "AT+COPS=3,0", "AT+CNMI=2,1,0,2,0", "AT+CSMP=17,167,0,0",
                         'AT+CPMS="SM","SM","SM"', "AT+CREG=2"):
             assert at.command(command).endswith("\r\nOK\r\n"), command
+        assert at.command("ATS0=2S0?") == "\r\n002\r\n\r\nOK\r\n"
         assert "AT+CMGS" in at.command("AT+CLAC")
         assert at.command("AT+CMGF=1").endswith("+CMS ERROR: 303\r\n")  # PDU mode only
         at.command("AT+CUSD=1,\"*100#\",15")

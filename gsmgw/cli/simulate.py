@@ -16,6 +16,7 @@ import threading
 import click
 
 from gsmgw.sim import SimError, SimNetwork
+from gsmgw.sim.faults import FaultError, FaultState
 from gsmgw.sim.modem import Latency
 from gsmgw.sim.profiles import PROFILES
 
@@ -87,14 +88,23 @@ def simulate(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--latency") from None
     profiles = [p.strip() for p in profile.split(",")]
-    if len(profiles) == 1:
-        profiles = profiles * modems
-    unknown = [p for p in profiles if p.lower() not in PROFILES]
+    unknown = sorted({p for p in profiles if p.lower() not in PROFILES})
     if unknown:
         raise click.BadParameter(f"unknown {', '.join(unknown)}; choose from {', '.join(PROFILES)}", param_hint="--profile")
+    if len(profiles) == 1:
+        profiles = profiles * modems
     if len(profiles) != modems:
         raise click.BadParameter(f"{len(profiles)} profiles for {modems} modems; give one, or one per modem", param_hint="--profile")
     parsed_faults = [_parse_fault(text) for text in faults]
+    for index, kind, params in parsed_faults:
+        # Checked before anything starts, so a typo costs no pty and leaves no files.
+        if index >= modems:
+            raise click.BadParameter(f"modem {index} does not exist; there are modems 0 to {modems - 1}", param_hint="--fault")
+        if kind not in ("unplug", "replug"):
+            try:
+                FaultState().set(kind, params, now=0.0)
+            except FaultError as error:
+                raise click.BadParameter(str(error), param_hint="--fault") from None
 
     network = SimNetwork(
         directory,

@@ -156,6 +156,8 @@ class SimModem:
         self.clip = 0
         self.crc = 0
         self.curc = True
+        # V.250 §6.2.1-6.2.3: line end CR (13), response formatting LF (10), backspace (8).
+        self.s_registers = {"S3": 13, "S4": 10, "S5": 8}
 
     @property
     def index(self) -> int:
@@ -207,7 +209,8 @@ class SimModem:
         self._return_unacknowledged()
 
     def _schedule(self, delay: float, callback: Callable[[], None]) -> None:
-        self._timers = [t for t in self._timers if not t.cancelled()]
+        now = self.loop.time()
+        self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
         self._timers.append(self.loop.call_later(delay, callback))
 
     def _noise_tick(self) -> None:
@@ -357,8 +360,17 @@ class SimModem:
     def _dispatch(self, command: Command) -> "list[str] | Awaitable[list[str]]":
         handler = self._handlers.get(command.name)
         if handler is None:
+            if re.fullmatch(r"S\d+", command.name):
+                return self._cmd_s_register(command)
             raise errors.PLAIN_ERROR
         return handler(command)
+
+    def _cmd_s_register(self, command: Command) -> list[str]:
+        # V.250 §6.2: S-registers hold 0-255; read answers three digits.
+        if command.form == "read":
+            return [f"{self.s_registers.get(command.name, 0):03d}"]
+        self.s_registers[command.name] = _int_in(command.arg or "0", range(256), errors.PLAIN_ERROR)
+        return []
 
     # ------------------------------------------------------------ commands
     def _build_handlers(self) -> dict[str, Callable[[Command], "list[str] | Awaitable[list[str]]"]]:
