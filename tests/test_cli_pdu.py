@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -146,3 +147,24 @@ def test_encode_bad_input_exits_2_with_one_line(args, words):
     assert result.returncode == 2
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and words in lines[0]
+
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+def _golden_cases():
+    hexes = [
+        line.rstrip("\n").split("\t")
+        for line in (VECTORS / "pdu_decode.txt").read_text(encoding="utf-8").splitlines(True)
+        if line.strip() and not line.startswith("#")
+    ]
+    expected = [line.split("\t") for line in (VECTORS / "pdu_decode.ok").read_text(encoding="utf-8").splitlines()]
+    assert [name for name, _ in hexes] == [name for name, _ in expected]
+    return [(name, hex_pdu, json_line) for (name, hex_pdu), (_, json_line) in zip(hexes, expected)]
+
+
+@pytest.mark.parametrize("name, hex_pdu, expected", _golden_cases(), ids=[c[0] for c in _golden_cases()])
+def test_decode_golden_output(name, hex_pdu, expected):
+    result = invoke("pdu", "decode", hex_pdu)
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip("\n") == expected
