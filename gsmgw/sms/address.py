@@ -51,6 +51,7 @@ ALPHANUMERIC_MAX_CHARS = 11
 _SEMI_OCTET_CHARS = "0123456789*#abc"
 _SEMI_OCTET_VALUE = {char: value for value, char in enumerate(_SEMI_OCTET_CHARS)}
 
+# Also "/", as in the German "0151/12345678".
 _SEPARATORS = re.compile(r"[\s\-./()]")
 _TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")
 
@@ -85,7 +86,7 @@ def normalize_number(text: str, default_country: str | None = None) -> str:
         international, as smstools3 reads them;
       - `0151 12345678`: a national number (leading trunk 0), only with
         `default_country` ("49"), which replaces the 0;
-      - spaces, dashes, dots and parentheses are removed; the "(0)" that
+      - spaces, dashes, dots, slashes and parentheses are removed; the "(0)" that
         German and Swiss numbers show after the country code is dropped.
     AddressError otherwise, with what to write instead.
     """
@@ -116,8 +117,8 @@ def normalize_number(text: str, default_country: str | None = None) -> str:
 
     if not (digits.isdigit() and digits.isascii()):
         raise AddressError(
-            f"{original!r} is not a phone number: only digits, one leading +, spaces, dashes, dots "
-            f"and parentheses are allowed; write it like {EXAMPLE}"
+            f"{original!r} is not a phone number: only digits, one leading +, spaces, dashes, dots, "
+            f"slashes and parentheses are allowed; write it like {EXAMPLE}"
         )
     if digits.startswith("0"):
         raise AddressError(
