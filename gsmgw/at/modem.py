@@ -455,7 +455,7 @@ class Modem:
         manufacturer = await self._manufacturer()
         if self.forced_profile is None:
             self.profile = detect_profile(manufacturer or "")
-            self.session.parser._urc_prefixes |= self.profile.extra_urc_prefixes
+            self.session.parser.add_urc_prefixes(self.profile.extra_urc_prefixes)
         for line in self.profile.init_commands:
             await self._optional(line)
 
@@ -621,7 +621,9 @@ class Modem:
             for line in response.lines_with("+CSMS:"):
                 f = split_fields(line)
                 service = f[0] if f else None
-        direct = cnmi is not None and (cnmi.split(",")[1] in ("2", "3") or cnmi.split(",")[3] == "1")
+        fields = (cnmi or "").split(",") + ["", "", "", ""]
+        # <mt> 2/3 routes SMS-DELIVERs, <ds> 1 routes status reports (TS 27.005 §3.4.1).
+        direct = fields[1] in ("2", "3") or fields[3] == "1"
         needs = service == "1" and direct
         self.session.parser.needs_ack = needs
         return needs

@@ -274,6 +274,14 @@ class AtParser:
 
     # ------------------------------------------------------------ what the session tells us
 
+    def add_urc_prefixes(self, prefixes: frozenset[str] | set[str]) -> None:
+        """A vendor profile's own URC prefixes, once the profile is known."""
+        self._urc_prefixes = self._urc_prefixes | {p.upper() for p in prefixes}
+
+    @property
+    def urc_prefixes(self) -> frozenset[str]:
+        return frozenset(self._urc_prefixes)
+
     @property
     def command_in_flight(self) -> str | None:
         return self._command

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from gsmgw.at.errors import ModemError, PortBusy, PortGone
-from gsmgw.at.modem import REGISTRATION_STATUS, Modem
+from gsmgw.at.modem import Modem
 
 DEFAULT_PATTERNS = ("/dev/gsmgw/*", "/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
 
@@ -265,5 +265,5 @@ def describe(result: ProbeResult) -> list[str]:
 
 __all__ = [
     "DEFAULT_PATTERNS", "JSON_KEYS", "ProbeResult", "describe", "find_port", "modemmanager_running",
-    "port_holders", "probe_port", "probe_ports", "scan_ports", "REGISTRATION_STATUS",
+    "port_holders", "probe_port", "probe_ports", "scan_ports",
 ]

@@ -143,7 +143,7 @@ class AtSession:
         self.closed_reason = None
         self._closed_event = asyncio.Event()
         self.consecutive_timeouts = 0
-        self.parser = AtParser(extra_urc_prefixes=self.parser._urc_prefixes)
+        self.parser = AtParser(extra_urc_prefixes=self.parser.urc_prefixes)
         self._loop.add_reader(self._fd, self._on_readable)
         log.debug("%s: opened", self.port)
 
