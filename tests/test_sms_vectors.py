@@ -490,3 +490,18 @@ def test_no_smsc_mode_and_auto_detection():
     assert (padded.text, padded.trailing) == ("A", 2)
     with pytest.raises(DecodeError, match="SMSC field says"):
         decode_pdu("0791947101670000" + tpdu, tpdu_length=len(tpdu) // 2 + 1)
+
+
+def test_offsets_count_octets_of_the_pdu_as_given():
+    # 00 | 04 | 0B 91 947109 1856F5 | 00 | 00 | SCTS at octet 12
+    with pytest.raises(DecodeError) as caught:
+        decode_pdu("00040B919471091856F5000062314201513000" "0141")
+    assert (caught.value.field, caught.value.offset) == ("TP-SCTS", 12)
+    # The same TPDU behind a 7-octet SMSC field: everything moves by 7.
+    with pytest.raises(DecodeError) as caught:
+        decode_pdu("0791947101670000" "040B919471091856F5000062314201513000" "0141")
+    assert caught.value.offset == 19
+    # Without an SMSC field the first octet of the TPDU is octet 0.
+    with pytest.raises(DecodeError) as caught:
+        decode_pdu("040B919471091856F5000062314201513000" "0141", smsc_included=False)
+    assert caught.value.offset == 11
