@@ -608,3 +608,19 @@ def test_queued_receipt_survives_a_restart_and_is_sent_once(tmp_path):
         receiver.disconnect()
     with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as gateway:
         assert gateway.server.outbox.load() == []  # answered with ESME_ROK: gone
+
+
+def test_validity_schedule_and_priority_become_spool_headers(gateway):
+    sock = raw_bind(gateway)
+    raw_send(sock, submit_pdu(2, validity_period="000000020000000R", schedule_delivery_time="991231230000000+",
+                              priority_flag=3, registered_delivery=0))
+    resp = raw_read(sock)
+    assert resp.status == 0
+    headers = outgoing(gateway, resp.params["message_id"]).headers
+    assert headers.get("Validity") == "120 min"
+    expires = datetime.fromisoformat(headers.get("Expires"))
+    assert 7100 < (expires - datetime.now(timezone.utc)).total_seconds() <= 7200
+    assert headers.get("Send_after") == "2099-12-31T23:00:00+00:00"
+    assert headers.get("Priority") == "high"
+    assert headers.get("Report") is None  # no receipt wanted: the config's default decides
+    sock.close()

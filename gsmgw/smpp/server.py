@@ -5,8 +5,9 @@ I/O only; the protocol is in `gsmgw.smpp.session` (sans-IO) and `gsmgw.smpp.pdu`
 Reads: TCP connections (optionally TLS) on `smpp.listen`; the daemon's event bus
 (`MessageReceived`, `ReportReceived`, `MessageFailed`); sent/ files for a receipt's text.
 Writes: one file in outgoing/ per complete message, through `Spool.submit_many`, durable before
-its submit_sm_resp goes out. Writes of all sessions are grouped: while one batch is being
-fsynced, the next one gathers (group commit), so a window of 10 costs about one fsync round.
+its submit_sm_resp goes out. Writes of all sessions are grouped: while every writer thread is
+busy, new submissions gather into one batch (one directory fsync), and batches run in parallel
+threads whose fsyncs the file system's journal joins into one commit.
 
 Trust: clients are untrusted. A bad PDU costs only its own session (generic_nack, or a close
 when the framing is lost); an exception inside one session's handling closes that session and
@@ -32,7 +33,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gsmgw.spool.format import SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file
+from gsmgw.sms import count_parts
+from gsmgw.spool.format import (
+    DEFAULT_MAX_PARTS, SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file,
+)
 
 from . import message as M
 from . import pdu as P
@@ -266,7 +270,7 @@ class SmppServer:
         log.info("SMPP server listening on %s:%d%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
         return self
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, timeout: float = 3.0) -> None:
         """Stop listening, ask bound clients to unbind, wait (bounded) for them, close."""
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -280,6 +284,10 @@ class SmppServer:
             await asyncio.wait(waiters, timeout=timeout)
             for waiter in waiters:
                 waiter.cancel()
+        if self._commits:
+            # Messages already being written get their submit_sm_resp if the client is still
+            # there, so it does not send them again.
+            await asyncio.wait(set(self._commits), timeout=timeout)
         for conn in list(self._connections):
             conn.close("server stopped")
         for task in self._tasks:
@@ -287,8 +295,6 @@ class SmppServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-        if self._commits:
-            await asyncio.wait(set(self._commits), timeout=timeout)
         self._writer_threads.shutdown(wait=True)
         self.outbox.close()
 
@@ -358,6 +364,13 @@ class SmppServer:
         }
         if submission.source_addr:
             headers[H_SOURCE] = submission.source_addr
+        max_parts = int(getattr(self.defaults, "max_parts", None) or DEFAULT_MAX_PARTS)
+        needed = count_parts(submission.text).parts
+        if needed > max_parts:
+            self._release(submission)
+            reason = f"the text needs {needed} SMS parts, more than max_parts {max_parts}"
+            conn.perform(conn.session.submit_failed(submission, Status.ESME_RINVMSGLEN, reason))
+            return
         validity = None
         if submission.validity_until is not None:
             minutes = max(5, int((submission.validity_until - now).total_seconds() + 59) // 60)
@@ -383,8 +396,7 @@ class SmppServer:
             )
         except SpoolFormatError as exc:
             self._release(submission)
-            status = Status.ESME_RINVMSGLEN if "parts" in exc.reason else Status.ESME_RSUBMITFAIL
-            conn.perform(conn.session.submit_failed(submission, status, exc.reason))
+            conn.perform(conn.session.submit_failed(submission, Status.ESME_RSUBMITFAIL, exc.reason))
             return
         self._commit_queue.put_nowait((conn, submission, data))
 
