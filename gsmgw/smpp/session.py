@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
