@@ -214,6 +214,23 @@ def test_reassembler_out_of_order_with_duplicate():
     assert len(reassembler) == 0
 
 
+def test_reassembler_drops_a_part_repeated_after_completion_but_not_a_reused_reference():
+    first, second = _parts("z" * 200)
+    reassembler = Reassembler(forget_after=600.0)
+    reassembler.add(first, received_at=0.0, token="a")
+    assert reassembler.add(second, received_at=1.0, token="b").text == "z" * 200
+    assert reassembler.add(first, received_at=60.0, token="a-again") is None
+    assert len(reassembler) == 0 and reassembler.take_duplicates() == ["a-again"]
+    assert reassembler.take_duplicates() == []
+    # The same reference with other text is a new message (8-bit references wrap).
+    other_first, other_second = _parts("w" * 200)
+    assert reassembler.add(other_first, received_at=70.0) is None
+    assert reassembler.add(other_second, received_at=71.0).text == "w" * 200
+    # After forget_after the repeat opens a new message again.
+    assert reassembler.add(first, received_at=2000.0, token="late") is None
+    assert len(reassembler) == 1
+
+
 def test_reassembler_keeps_senders_references_and_scopes_apart():
     reassembler = Reassembler()
     a1, a2 = _parts("a" * 200, sender="+4915100000001")

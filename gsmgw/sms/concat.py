@@ -88,12 +88,21 @@ class Reassembler:
     add() returns the Message when the last missing part arrives (at once for
     a message that has no concatenation header). A part whose sequence number
     was already received is a duplicate: the first copy is kept, its token is
-    remembered so that the caller can delete both. expire() hands out what
-    arrived of messages whose first part is older than a timeout.
+    remembered so that the caller can delete both. A network that repeats a
+    part after the message was complete (its acknowledgement got lost) sends
+    the same user data again: for `forget_after` seconds such a part is
+    dropped too, and take_duplicates() hands its token back. A part with the
+    same reference but other data is a new message (8-bit references wrap
+    after 256 messages). expire() hands out what arrived of messages whose
+    first part is older than a timeout.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, forget_after: float = 3600.0) -> None:
         self._pending: dict[PartKey, _Pending] = {}
+        self._forget_after = forget_after
+        # key -> (completed at, {seq: user data}) of recently completed messages
+        self._completed: dict[PartKey, tuple[float, dict[int, bytes | None]]] = {}
+        self._late_duplicates: list = []
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -117,6 +126,11 @@ class Reassembler:
                 sender=sms.number or "", text=sms.text, alphabet=sms.alphabet, total=1, parts=(sms,),
                 tokens=(token,), missing=(), first_received=received_at, scope=scope,
             )  # fmt: skip
+        self._forget(received_at)
+        completed = self._completed.get(key)
+        if completed is not None and sms.concat.seq in completed[1] and completed[1][sms.concat.seq] == sms.data:
+            self._late_duplicates.append(token)
+            return None
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = _Pending(total=sms.concat.total, first_received=received_at)
@@ -128,7 +142,17 @@ class Reassembler:
         if len(pending.parts) < pending.total:
             return None
         del self._pending[key]
+        self._completed[key] = (received_at, {seq: part.data for seq, part in pending.parts.items()})
         return self._message(key, pending)
+
+    def take_duplicates(self) -> list:
+        """Tokens of parts dropped as repeats of an already completed message (then forgotten here)."""
+        tokens, self._late_duplicates = self._late_duplicates, []
+        return tokens
+
+    def _forget(self, now: float) -> None:
+        for key in [k for k, (at, _) in self._completed.items() if now - at > self._forget_after]:
+            del self._completed[key]
 
     def pending(self) -> list[PendingInfo]:
         """Every incomplete message, oldest first."""
@@ -147,6 +171,7 @@ class Reassembler:
 
     def expire(self, now: float, timeout: float) -> list[Message]:
         """Remove and return the stale messages, joined from the parts that did arrive."""
+        self._forget(now)
         expired = []
         for info in self.stale(now, timeout):
             expired.append(self._message(info.key, self._pending.pop(info.key)))
