@@ -44,7 +44,8 @@ def test_python_gsmmodem_sends_multipart_unicode_to_another_sim(sim_network):
         if len(received) == 3:
             all_parts.set()
 
-    sender = GsmModem(net.modems[0].path, 115200)
+    # No reports asked: they would reach the sender's notification thread after close() below.
+    sender = GsmModem(net.modems[0].path, 115200, requestDelivery=False)
     receiver = GsmModem(net.modems[1].path, 115200, smsReceivedCallbackFunc=on_sms)
     sender.connect()
     receiver.connect()
@@ -67,6 +68,21 @@ def test_python_gsmmodem_sends_multipart_unicode_to_another_sim(sim_network):
     assert "".join(s["text"] for s in submissions) == text
     logged = [json.loads(line) for line in (net.directory / "network.jsonl").read_text().splitlines()]
     assert logged == submissions
+
+
+def test_python_gsmmodem_gets_its_delivery_report(sim_network):
+    from gsmmodem.modem import GsmModem, StatusReport
+
+    net = sim_network(modems=1)
+    modem = GsmModem(net.modems[0].path, 115200)
+    modem.connect()
+    try:
+        sent = modem.sendSms(OUTSIDE, "report me", waitForDeliveryReport=True, deliveryTimeout=10)
+    finally:
+        modem.close()
+    # python-gsmmodem matches the report to the message by the TP-MR that +CMGS gave it.
+    assert sent.report is not None and sent.report.deliveryStatus == StatusReport.DELIVERED
+    assert sent.reference == net.submissions[0]["mr"] == net.reports[0]["mr"]
 
 
 def test_stored_delivery_and_status_report_with_matching_mr(sim_network):
