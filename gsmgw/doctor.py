@@ -67,6 +67,9 @@ PTY_MASTER = "ptmx:"
 STORAGE_WARN_RATIO = 0.8
 # The daemon enters a configured PIN only with at least this many attempts left (SPOOL.md).
 MIN_PIN_ATTEMPTS = 2
+# A status.json older than this while the daemon runs means its main loop hangs
+# (it rewrites the file at least every few seconds: gsmgw.daemon.status).
+STATUS_STALE_S = 60.0
 
 
 # ------------------------------------------------------------------ facts
@@ -201,6 +204,11 @@ class Facts:
     spool_dirs: dict[str, PathFacts] = field(default_factory=dict)
     spool_unreadable: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dir -> files the daemon cannot read
     state_dir: PathFacts | None = None
+    # The running daemon's status.json (SPOOL.md `status --json`) and its age in seconds;
+    # what doctor knows about modems whose ports the daemon holds.
+    daemon_status: dict | None = None
+    daemon_status_age: float | None = None
+    executables: list[tuple[str, PathFacts]] = field(default_factory=list)  # (what, file): hooks, two-way commands
 
 
 # ------------------------------------------------------------------ pure checks
@@ -422,6 +430,61 @@ def check_modems(facts: Facts) -> list[Finding]:
     return findings
 
 
+def _daemon_processes(facts: Facts) -> list[ProcessFacts]:
+    return [p for p in facts.processes if p.is_gsmgw_daemon]
+
+
+def check_daemon(facts: Facts) -> list[Finding]:
+    """What the running daemon says about the modems it holds (doctor does not open those ports)."""
+    daemons = _daemon_processes(facts)
+    if not daemons:
+        return []
+    if facts.daemon_status is None or facts.daemon_status_age is None:
+        return []
+    findings = []
+    if facts.daemon_status_age > STATUS_STALE_S:
+        findings.append(Finding(
+            "error", "daemon", f"gsmgw daemon (PID {daemons[0].pid})",
+            f"the daemon runs but has not updated its status for {facts.daemon_status_age:.0f} s: it hangs",
+            "`systemctl restart gsmgw` (the watchdog should do this by itself; check WatchdogSec= in the "
+            "unit) and send `journalctl -u gsmgw` with the bug report"))
+        return findings
+    for row in facts.daemon_status.get("modems", []):
+        name, state = row.get("name"), row.get("state")
+        subject = f"modem {name} ({row.get('port')})" if row.get("port") else f"modem {name}"
+        detail = f": {row['last_error']}" if row.get("last_error") else ""
+        if state == "locked":
+            findings.append(Finding(
+                "error", "sim-pin", subject, f"the daemon reports the SIM locked{detail}",
+                "check pin_file: for this modem; if the SIM wants its PUK, enter it in a phone. "
+                "Then `systemctl restart gsmgw`"))
+        elif state in ("absent", "failed"):
+            findings.append(Finding(
+                "error", "modem-down", subject, f"the daemon reports the modem {state}{detail}",
+                "check the stick and its port (`ls -l /dev/gsmgw/`); `journalctl -u gsmgw` says why"))
+        elif state in ("ready", "busy") and row.get("registered") is False:
+            findings.append(Finding(
+                "error", "registration", subject, "the daemon reports no network registration",
+                "check the antenna, the signal and that the SIM is active"))
+    return findings
+
+
+def check_executables(facts: Facts) -> list[Finding]:
+    """Hooks and two-way commands: the daemon execs them as its user, without a shell or PATH."""
+    findings = []
+    daemon = facts.daemon
+    for what, info in facts.executables:
+        if not info.exists:
+            findings.append(Finding("error", "executable", info.path, f"the {what} does not exist",
+                                    "install it or correct the path in the config (absolute, no shell)"))
+        elif info.is_dir or (daemon is not None and not daemon.may(info, 5)):
+            findings.append(Finding(
+                "error", "executable", info.path,
+                f"user {daemon.name if daemon else 'gsmgw'} cannot run the {what} (mode {_mode_text(info)})",
+                f"`chmod 755 {info.path}`"))
+    return findings
+
+
 def check_spool(facts: Facts) -> list[Finding]:
     findings = []
     daemon = facts.daemon
@@ -505,7 +568,8 @@ def check_config(facts: Facts) -> list[Finding]:
 
 
 CHECKS: tuple[Callable[[Facts], list[Finding]], ...] = (
-    check_config, check_processes, check_usb, check_ports, check_modems, check_spool,
+    check_config, check_processes, check_daemon, check_usb, check_ports, check_modems, check_spool,
+    check_executables,
 )
 
 
@@ -805,6 +869,16 @@ def gather(
             "outgoing": _unreadable_files(str(Path(config.spool) / "outgoing"), facts.daemon)
         }
     facts.state_dir = path_facts(config.state)
+    facts.daemon_status, facts.daemon_status_age = _daemon_status(config)
+    hooks = getattr(config, "hooks", None)
+    for event in ("received", "sent", "failed", "report"):
+        program = getattr(hooks, event, None)
+        if program:
+            facts.executables.append((f"{event} hook", path_facts(program)))
+    two_way = getattr(config, "two_way", None)
+    if two_way is not None and two_way.enabled:
+        for word, argv in two_way.commands.items():
+            facts.executables.append((f"two-way command {word!r}", path_facts(argv[0])))
     for modem in config.modems:
         binding, value = modem.binding
         port = modem.port
@@ -815,6 +889,18 @@ def gather(
     if probe is not None:
         facts.modems = asyncio.run(_probe_all(facts, config, probe))
     return facts, secrets
+
+
+def _daemon_status(config: Any) -> tuple[dict | None, float | None]:
+    import time
+
+    from gsmgw.daemon.status import StatusUnavailable, age_of, read_status
+
+    try:
+        status = read_status(Path(config.state))
+    except StatusUnavailable:
+        return None, None
+    return status, age_of(status, time.time())
 
 
 def _port_from_status(config: Any, name: str) -> str | None:

@@ -388,3 +388,49 @@ def test_the_process_behind_a_pty_is_the_device_not_a_competitor(tmp_path, netwo
     config = write_config(tmp_path, [m.path for m in network.modems])
     findings, _ = run_doctor(tmp_path, config, sys_root=sys_root, proc_root=proc_root)
     assert findings == []
+
+
+def test_what_the_running_daemon_reports_about_its_modems(tmp_path):
+    """The daemon holds its ports, so doctor reads its status.json instead of asking the modems."""
+    import time
+
+    from gsmgw.daemon.status import ModemStatus, snapshot, write_status
+
+    make_spool(tmp_path)
+    sys_root, proc_root = empty_roots(tmp_path)
+    fake_process(proc_root, 77, "gsmgw", ["/usr/bin/python3", "/usr/local/bin/gsmgw", "run"], [])
+    modems = [
+        ModemStatus("gsm1", state="locked", last_error="SIM PIN: 1 attempt left, not entering it"),
+        ModemStatus("gsm2", state="ready", registered=False),
+        ModemStatus("gsm3", state="ready", registered=True),
+    ]
+    write_status(tmp_path / "state", snapshot(modems, {}, {}, 0, time.time()))
+    config = write_config(tmp_path, [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c")])
+    facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
+    found = {(f.check, f.subject) for f in doctor.check_daemon(facts)}
+    assert found == {("sim-pin", "modem gsm1"), ("registration", "modem gsm2")}
+
+    write_status(tmp_path / "state", snapshot(modems[2:], {}, {}, 0, time.time() - 600))
+    facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
+    (stale,) = doctor.check_daemon(facts)
+    assert stale.check == "daemon" and "hangs" in stale.problem
+
+
+def test_hooks_and_two_way_commands_must_be_executable(tmp_path):
+    make_spool(tmp_path)
+    script = tmp_path / "on-sms"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)
+    config = write_config(tmp_path, [str(tmp_path / "absent")])
+    config.write_text(config.read_text() + (
+        f"hooks:\n  received: {script}\n  failed: {tmp_path / 'missing-hook'}\n"
+        f"two_way:\n  enabled: true\n  allow_from: ['+4915112345678']\n"
+        f"  commands:\n    uptime: [/usr/bin/uptime]\n"
+    ))
+    facts, _ = gather(str(config), sys_root=empty_roots(tmp_path)[0], proc_root=tmp_path / "proc",
+                      account=OUTSIDER, probe=None)
+    found = {(f.subject.rsplit("/", 1)[-1], f.problem) for f in doctor.check_executables(facts)}
+    assert found == {
+        ("on-sms", "user gsmgw cannot run the received hook (mode -rw-r--r--)"),
+        ("missing-hook", "the failed hook does not exist"),
+    }
