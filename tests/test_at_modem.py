@@ -14,6 +14,7 @@ import pytest
 from gsmgw.at.errors import CmsError, ModemTimeout, PortGone, SimLocked
 from gsmgw.at.events import (
     IncomingStored,
+    LatePrompt,
     LateSubmitResult,
     Noise,
     PortClosed,
@@ -47,16 +48,33 @@ def make_modem(path, urcs=None, **options):
     return Modem(str(path), on_urc=(urcs.append if urcs is not None else None), **options)
 
 
-async def next_event(urcs: list, kind, timeout: float = 5.0):
-    """Wait until an event of ``kind`` is in ``urcs`` (filled by the modem's reader)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        for event in urcs:
-            if isinstance(event, kind):
-                return event
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no {kind.__name__} within {timeout} s; got {urcs!r}")
+class Urcs(list):
+    """The URCs a modem delivered, with an event to wait on instead of polling."""
+
+    def __init__(self):
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def append(self, event) -> None:
+        super().append(event)
+        self.changed.set()
+
+
+async def next_event(urcs: Urcs, kind, timeout: float = 5.0):
+    """The first event of ``kind`` in ``urcs``, waiting for the modem's reader to deliver it."""
+
+    async def look():
+        while True:
+            for event in urcs:
+                if isinstance(event, kind):
+                    return event
+            urcs.changed.clear()
+            await urcs.changed.wait()
+
+    try:
+        return await asyncio.wait_for(look(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {kind} within {timeout} s; got {urcs!r}") from None
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -108,7 +126,7 @@ def test_send_pdu_returns_the_mr_and_the_network_gets_it(net):
 
 def test_receive_store_read_delete(net):
     async def main():
-        urcs: list = []
+        urcs = Urcs()
         modem = make_modem(net.modems[0].path, urcs)
         await modem.open()
         await modem.initialize()
@@ -131,7 +149,7 @@ def test_receive_store_read_delete(net):
 
 def test_urc_in_the_middle_of_a_response_is_delivered_and_the_response_is_intact(net):
     async def main():
-        urcs: list = []
+        urcs = Urcs()
         modem = make_modem(net.modems[0].path, urcs)
         await modem.open()
         await modem.initialize()
@@ -148,7 +166,7 @@ def test_urc_in_the_middle_of_a_response_is_delivered_and_the_response_is_intact
 
 def test_noise_bytes_do_not_corrupt_answers(net):
     async def main():
-        urcs: list = []
+        urcs = Urcs()
         modem = make_modem(net.modems[0].path, urcs)
         await modem.open()
         await asyncio.to_thread(net.set_fault, 0, "noise")
@@ -170,7 +188,7 @@ def test_hang_times_out_then_the_modem_answers_again(net):
         with pytest.raises(ModemTimeout, match="did not answer"):
             await modem.health_check(timeout=0.4)
         assert modem.session.consecutive_timeouts == 1
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(0.8)  # the simulated hang is timed: wait it out
         await modem.health_check(timeout=2.0)
         dbm = await modem.signal_dbm()
         await modem.close()
@@ -183,7 +201,7 @@ def test_late_cmgs_is_reported_as_late_not_as_a_new_event(net):
     target = net.modems[1].number
 
     async def main():
-        urcs: list = []
+        urcs = Urcs()
         modem = make_modem(net.modems[0].path, urcs, send_timeout=0.5)
         await modem.open()
         await modem.initialize()
@@ -210,7 +228,8 @@ def test_slow_prompt_is_cancelled_with_esc_and_nothing_is_sent(net):
     target = net.modems[1].number
 
     async def main():
-        modem = make_modem(net.modems[0].path, prompt_timeout=0.3, command_timeout=1.0)
+        urcs = Urcs()
+        modem = make_modem(net.modems[0].path, urcs, prompt_timeout=0.3, command_timeout=1.0)
         await modem.open()
         await modem.initialize()
         await asyncio.to_thread(net.set_fault, 0, "slow_prompt", seconds=0.8)
@@ -218,7 +237,7 @@ def test_slow_prompt_is_cancelled_with_esc_and_nothing_is_sent(net):
         with pytest.raises(ModemTimeout, match="prompt"):
             await modem.send_pdu(part.pdu, part.length)
         await asyncio.to_thread(net.clear_fault, 0, "slow_prompt")
-        await asyncio.sleep(1.0)  # the late prompt arrives and is answered with ESC
+        await next_event(urcs, LatePrompt)  # answered with ESC by the session
         for _ in range(3):
             try:
                 await modem.health_check(timeout=1.0)
@@ -256,7 +275,7 @@ def test_storage_full_is_reported(tmp_path):
     with SimNetwork(tmp_path / "sim", modems=1, profile="huawei") as net:
 
         async def main():
-            urcs: list = []
+            urcs = Urcs()
             modem = make_modem(net.modems[0].path, urcs)
             await modem.open()
             await modem.initialize()
@@ -274,14 +293,15 @@ def test_storage_full_is_reported(tmp_path):
 
 def test_unplug_ends_the_port_with_a_clear_event_and_fails_the_command(net):
     async def main():
-        urcs: list = []
+        urcs = Urcs()
         states: list = []
         modem = make_modem(net.modems[0].path, urcs, on_state=lambda s, d: states.append(s))
         await modem.open()
         await modem.initialize()
         await asyncio.to_thread(net.set_fault, 0, "hang", seconds=5)
         pending = asyncio.ensure_future(modem.health_check(timeout=4))
-        await asyncio.sleep(0.1)
+        while modem.session.parser.command_in_flight is None:
+            await asyncio.sleep(0)  # let the command be written before the unplug
         await asyncio.to_thread(net.unplug, 0)
         with pytest.raises(PortGone):
             await pending
@@ -414,19 +434,13 @@ def test_status_report_arrives_and_can_be_read(net):
     from gsmgw.at.events import ReportDirect, ReportStored
 
     async def main():
-        urcs: list = []
+        urcs = Urcs()
         modem = make_modem(net.modems[0].path, urcs)
         await modem.open()
         await modem.initialize()
         (part,) = encode_submit("+4915112345678", "report me", report=True)
         mr = await modem.send_pdu(part.pdu, part.length)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        event = None
-        while event is None and loop.time() < deadline:
-            event = next((e for e in urcs if isinstance(e, (ReportStored, ReportDirect))), None)
-            await asyncio.sleep(0.02)
-        assert event is not None, urcs
+        event = await next_event(urcs, (ReportStored, ReportDirect))
         if isinstance(event, ReportStored):
             stored = await modem.read_message(event.storage, event.index)
             pdu = stored.pdu
@@ -441,31 +455,39 @@ def test_status_report_arrives_and_can_be_read(net):
     assert report.type == "status-report" and report.mr == mr and report.status == 0
 
 
-def test_direct_delivery_with_phase2plus_is_acknowledged_with_cnma(net):
+def test_direct_delivery_with_phase2plus_is_acknowledged_with_cnma(tmp_path):
+    """TS 27.005 §3.4.4: a routed +CMT under AT+CSMS=1 must be acknowledged in time, else the
+    modem switches routing off. A second SMS still routed after that time proves the ack."""
     import dataclasses
 
     from gsmgw.at.events import IncomingDirect
     from gsmgw.at.profiles import GENERIC
 
-    async def main():
-        urcs: list = []
-        modem = make_modem(net.modems[0].path, urcs)
-        await modem.open()
-        await modem.command("AT+CSMS=1")  # Phase 2+: routed SMS must be acknowledged
-        modem.forced_profile = modem.profile = dataclasses.replace(GENERIC, cnmi_choices=("2,2,0,0,0",))
-        info = await modem.initialize()
-        await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text="direct one")
-        event = await next_event(urcs, IncomingDirect)
-        await modem.ack_new_message()
-        await asyncio.sleep(0.3)
-        redelivered = [e for e in urcs if isinstance(e, IncomingDirect)]
-        await modem.close()
-        return info, event, redelivered
+    ack_timeout = 0.4
+    with SimNetwork(tmp_path / "sim", modems=1, ack_timeout=ack_timeout) as net:
 
-    info, event, redelivered = run(main())
+        async def main():
+            urcs = Urcs()
+            modem = make_modem(net.modems[0].path, urcs)
+            await modem.open()
+            await modem.command("AT+CSMS=1")  # Phase 2+: routed SMS must be acknowledged
+            modem.forced_profile = modem.profile = dataclasses.replace(GENERIC, cnmi_choices=("2,2,0,0,0",))
+            info = await modem.initialize()
+            await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text="direct one")
+            first = await next_event(urcs, IncomingDirect)
+            await modem.ack_new_message()
+            await asyncio.sleep(ack_timeout * 2)  # past the modem's deadline for the ack
+            urcs.clear()
+            await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text="direct two")
+            second = await next_event(urcs, IncomingDirect)
+            await modem.ack_new_message()
+            await modem.close()
+            return info, first, second
+
+        info, first, second = run(main())
     assert info.cnmi == "2,2,0,0,0" and info.needs_ack
-    assert event.needs_ack and decode_pdu(event.pdu).text == "direct one"
-    assert len(redelivered) == 1
+    assert first.needs_ack and decode_pdu(first.pdu).text == "direct one"
+    assert decode_pdu(second.pdu).text == "direct two"
 
 
 def test_initialize_leaves_a_prompt_left_by_a_killed_process(net):
