@@ -64,8 +64,11 @@ READY_STATES = ("ready", "busy")
 APP_MAX_BODY = 1024 * 1024
 
 
-class HttpStartError(Exception):
-    """The server cannot start (port taken, TLS files unreadable); the message says what to fix."""
+class HttpStartError(OSError):
+    """The server cannot start (port taken, TLS files unreadable); the message says what to fix.
+
+    An OSError, so the daemon's start-up reports it like other listener errors.
+    """
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
