@@ -153,3 +153,25 @@ def test_rejected_pin_is_never_sent_again(tmp_path):
     assert "will not try the configured one again" in second.detail
     assert left == 2
     assert "0000" not in first.detail + second.detail
+
+
+def test_accepted_pin_is_entered_again_after_a_replug(tmp_path):
+    with SimNetwork(tmp_path / "sim", modems=1, pin="1234") as net:
+
+        async def main():
+            rec = Recorder()
+            sup = supervisor(net.modems[0].path, rec, pin="1234")
+            task = asyncio.create_task(sup.run())
+            first = await rec.wait_for("ready")
+            mark = len(rec.events)
+            await asyncio.to_thread(net.replug, 0)  # power cycle: the SIM asks again
+            await rec.wait_for("absent", after=mark)
+            second = await rec.wait_for("ready", after=mark)
+            await sup.stop()
+            await task
+            return first, second
+
+        first, second = run(main())
+        left = net._call(lambda: net.modem(0).pin_attempts)
+    assert first.info.pin_entered and second.info.pin_entered
+    assert second.info.imsi == net.modems[0].imsi and left == 3
