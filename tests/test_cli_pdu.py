@@ -140,6 +140,7 @@ def test_encode_reads_stdin_with_dash():
         (["--to", "0151 12345678", "x"], "default_country"),
         (["--to", "+4915112345678", "--validity", "forever", "x"], "validity"),
         (["--to", "+4915112345678", "--ref", "300", "x"], "--ref16"),
+        (["--to", "+4915112345678", "--ref16", "--ref", "70000", "x"], "not a concatenation reference"),
     ],
 )
 def test_encode_bad_input_exits_2_with_one_line(args, words):

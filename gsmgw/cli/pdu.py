@@ -51,7 +51,7 @@ def pdu() -> None:
 @click.option("--flash", is_flag=True, help="Class 0: shown at once, not stored.")
 @click.option("--validity", help='Relative validity: "30 min", "12 hours", "2 days", "1 week" or a TP-VP 0..255.')
 @click.option("--country", "default_country", help='Country code for national numbers, e.g. "49".')
-@click.option("--ref", type=click.IntRange(0, 0xFFFF), help="Concatenation reference (default: random).")
+@click.option("--ref", type=int, help="Concatenation reference 0..255, 0..65535 with --ref16 (default: random).")
 @click.option("--ref16", is_flag=True, help="Use 16-bit concatenation references.")
 @click.option("--smsc", help="Put this SMSC number into the PDU (default 00: the SIM's SMSC).")
 @click.argument("text")
@@ -79,6 +79,8 @@ def encode(
         vp = parse_validity(validity) if validity is not None else None
         if ref is None:
             ref = secrets.randbelow(0x10000 if ref16 else 0x100)
+        if not 0 <= ref <= 0xFFFF:
+            raise ValueError(f"--ref {ref} is not a concatenation reference (0..255, or 0..65535 with --ref16)")
         if not ref16 and ref > 0xFF:
             raise ValueError(f"--ref {ref} needs --ref16 (8-bit references are 0..255)")
         parts = encode_submit(number, text, report=report, flash=flash, validity=vp, ref=ref, ref16=ref16, smsc=smsc)
@@ -103,7 +105,7 @@ def encode(
 @pdu.command()
 @click.option("--no-smsc", "no_smsc", is_flag=True, help="The hex is a bare TPDU without the SMSC field.")
 @click.option("--smsc", "with_smsc", is_flag=True, help="The hex starts with the SMSC field (no fallback).")
-@click.option("--length", "tpdu_length", type=click.IntRange(0, 255), help="The <length> the modem printed (TPDU octets).")
+@click.option("--length", "tpdu_length", type=int, help="The <length> the modem printed (TPDU octets).")
 @click.argument("hex_digits", metavar="HEX", nargs=-1, required=True)
 def decode(no_smsc: bool, with_smsc: bool, tpdu_length: int | None, hex_digits: tuple[str, ...]) -> None:
     """Print one JSON object for the PDU in HEX (spaces and lowercase are fine).

@@ -598,6 +598,8 @@ def decode_pdu(
     data = pdu_bytes(pdu)
     if tpdu_length is not None:
         smsc_octets = len(data) - tpdu_length
+        if tpdu_length < 1:
+            raise DecodeError(f"a TPDU length of {tpdu_length} octets is impossible", field="length")
         if smsc_octets < 0:
             raise DecodeError(
                 f"the modem announced {tpdu_length} TPDU octets but the PDU has only {len(data)}",
