@@ -393,3 +393,53 @@ def test_ack_from_someone_who_got_nothing_acknowledges_nothing():
     r.receive(parse_notification(payload(1)), ONCALL[:1], now=0.0)
     assert r.acknowledge("+4930123456", now=1.0) == ([], [])
     assert r.acknowledge(ONCALL[0], now=ACK_LOOKBACK_S + 1.0) == ([], [])
+
+
+class FullDisk:
+    """A spool whose disk is full until `space` is set: real files once it is."""
+
+    def __init__(self, spool):
+        self.spool, self.space = spool, False
+
+    def submit_many(self, files):
+        if not self.space:
+            raise OSError(28, "No space left on device")
+        return self.spool.submit_many(files)
+
+
+@async_test
+async def test_a_spool_error_gets_503_and_the_retry_is_not_a_duplicate(tmp_path, spool):
+    disk = FullDisk(spool)
+    client, _ = await start(gateway_config(tmp_path), disk)
+    try:
+        first = await client.post("/api/v1/alertmanager/oncall", json=payload(2), headers=auth())
+        assert first.status == 503
+        disk.space = True
+        retry = await client.post("/api/v1/alertmanager/oncall", json=payload(2), headers=auth())
+        assert retry.status == 200 and (await retry.json())["status"] == "sent"
+        assert len(spool.list("outgoing")) == 1
+    finally:
+        await client.close()
+
+
+@async_test
+async def test_merged_sms_that_meet_a_full_disk_are_retried(tmp_path, spool):
+    clock = ManualClock()
+    disk = FullDisk(spool)
+    disk.space = True
+    client, service = await start(gateway_config(tmp_path), disk, clock)
+    try:
+        await client.post("/api/v1/alertmanager/oncall", json=payload(1), headers=auth())
+        await client.post("/api/v1/alertmanager/oncall", json=payload(1, job="db"), headers=auth())
+        disk.space = False
+        timer = service.receivers["oncall"].timer
+        clock.advance(120.0)
+        await asyncio.wait_for(timer, timeout=5)
+        assert len(spool.list("outgoing")) == 1
+        retry = service.receivers["oncall"].retry
+        disk.space = True
+        clock.advance(30.0)
+        await asyncio.wait_for(retry, timeout=5)
+        assert len(spool.list("outgoing")) == 2
+    finally:
+        await client.close()

@@ -33,6 +33,7 @@ clock reads). `AlertmanagerService` joins it to the spool and to timers.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -68,6 +69,8 @@ RECENT_LIMIT = 500
 # re-notifies what is still firing, so an outage does not end in a flood.
 ALERT_EXPIRES = "1 hour"
 DEFAULT_MAX_PARTS = 6
+# How often SMS of a window end are offered to the spool again after a write error.
+SPOOL_RETRY_S = 30.0
 # An "ack" SMS acknowledges what was last sent to that number within this time.
 ACK_LOOKBACK_S = 24 * 3600
 
@@ -467,6 +470,8 @@ class _ReceiverRuntime:
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_LIMIT))
     waiting: list[dict] = field(default_factory=list)  # recent entries of merged notifications
     timer: asyncio.Task | None = None
+    unsent: list = field(default_factory=list)  # Outgoing that the spool refused, retried
+    retry: asyncio.Task | None = None
 
 
 class AlertmanagerService:
@@ -553,6 +558,9 @@ class AlertmanagerService:
                 "alertmanager %s: %s %s fingerprint=%s group=%s", name, alert.status, alert.name,
                 alert.fingerprint, notification.group_key,
             )
+        if runtime.relay.window_end is not None and self.clock() >= runtime.relay.window_end:
+            self.flush(name)  # a late timer: the old window's SMS go first, with their own retry
+        before = copy.deepcopy(runtime.relay)
         outcome = runtime.relay.receive(notification, allowed, self.clock())
         entry = {
             "received": self.wall().isoformat(timespec="seconds"),
@@ -572,7 +580,14 @@ class AlertmanagerService:
             "sms": [],
         }
         runtime.recent.append(entry)
-        names = self._queue(name, outcome.outgoing)
+        try:
+            names = self._queue(name, outcome.outgoing)
+        except OSError:
+            # Alertmanager gets a 503 and sends the notification again; it must find the relay
+            # as it was, not a duplicate of an SMS that never reached the spool.
+            runtime.relay = before
+            entry["action"] = "spool error, Alertmanager retries"
+            raise
         if outcome.action == "sent":
             entry["sms"] = names
         elif outcome.action == "merged":
@@ -582,11 +597,11 @@ class AlertmanagerService:
         return 200, {"status": outcome.action, "queued": names, "refused": refused}
 
     async def _flush_later(self, name: str, at: float) -> None:
-        relay = self.receivers[name].relay
+        runtime = self.receivers[name]
         # The window may have been flushed and reopened meanwhile (a late timer and a new
-        # notification): follow the relay's current window end, not the one we started with.
-        while relay.window_end is not None:
-            delay = relay.window_end - self.clock()
+        # notification), and the relay replaced after a spool error: follow the current one.
+        while runtime.relay.window_end is not None:
+            delay = runtime.relay.window_end - self.clock()
             if delay <= 0:
                 self.flush(name)
                 return
@@ -595,12 +610,36 @@ class AlertmanagerService:
     def flush(self, name: str) -> list[str]:
         """End the receiver's window now: queue the merged SMS and the summaries."""
         runtime = self.receivers[name]
-        names = self._queue(name, runtime.relay.flush(self.clock()))
+        outgoing = runtime.unsent + runtime.relay.flush(self.clock())
+        runtime.unsent = []
+        try:
+            names = self._queue(name, outgoing)
+        except OSError as error:
+            # Nobody would send these again: keep them and retry, and say so in the log.
+            runtime.unsent = list(outgoing)
+            log.error(
+                "alertmanager %s: cannot queue %d SMS (%s); retrying every %g s: %s",
+                name, len(outgoing), error, SPOOL_RETRY_S, " | ".join(o.text for o in outgoing),
+            )
+            if runtime.retry is None or runtime.retry.done():
+                runtime.retry = asyncio.get_running_loop().create_task(self._retry_unsent(name))
+            return []
         for entry in runtime.waiting:
             entry["action"] = "sent merged"
             entry["sms"] = names
         runtime.waiting.clear()
         return names
+
+    async def _retry_unsent(self, name: str) -> None:
+        runtime = self.receivers[name]
+        while runtime.unsent:
+            await self.sleep(SPOOL_RETRY_S)
+            outgoing, runtime.unsent = runtime.unsent, []
+            try:
+                self._queue(name, outgoing)
+            except OSError as error:
+                runtime.unsent = outgoing + runtime.unsent
+                log.error("alertmanager %s: still cannot queue %d SMS: %s", name, len(runtime.unsent), error)
 
     def acknowledge(self, number: str) -> list[str]:
         """An "ack" SMS from `number` (gsmgw.daemon.twoway): the groups it acknowledged."""
@@ -623,10 +662,17 @@ class AlertmanagerService:
     def flush_all(self) -> None:
         """At shutdown: nothing that waits for its window may be lost."""
         for name, runtime in self.receivers.items():
-            if runtime.timer is not None and not runtime.timer.done():
-                runtime.timer.cancel()
-            if runtime.relay.window_end is not None:
-                self.flush(name)
+            for task in (runtime.timer, runtime.retry):
+                if task is not None and not task.done():
+                    task.cancel()
+            if runtime.relay.window_end is not None or runtime.unsent:
+                outgoing = runtime.unsent + runtime.relay.flush(self.clock())
+                runtime.unsent = []
+                try:
+                    self._queue(name, outgoing)
+                except OSError as error:
+                    log.error("alertmanager %s: at shutdown, %d SMS could not be queued (%s): %s",
+                              name, len(outgoing), error, " | ".join(o.text for o in outgoing))
 
     def _queue(self, receiver: str, outgoing: Sequence[Outgoing]) -> list[str]:
         if not outgoing:
