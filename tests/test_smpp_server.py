@@ -624,3 +624,22 @@ def test_validity_schedule_and_priority_become_spool_headers(gateway):
     assert headers.get("Priority") == "high"
     assert headers.get("Report") is None  # no receipt wanted: the config's default decides
     sock.close()
+
+
+def _inbound(text, modem="gsm1", ident="in-1"):
+    return MessageReceived(
+        id=ident, path="/x", sender="+4915112345678", text=text, modem=modem,
+        sent=None, received="2026-11-25T10:15:00+00:00", parts=1, incomplete=False,
+    )
+
+
+def test_segments_of_one_inbound_sms_stay_on_one_session(gateway):
+    first = bind(gateway, how="bind_receiver")
+    second = bind(gateway, how="bind_transceiver")
+    gateway.publish(_inbound("x" * 400))  # three GSM-7 parts
+    segments = [read_until(first, "deliver_sm") for _ in range(3)]
+    assert sorted(s.short_message[5] for s in segments) == [1, 2, 3]
+    first.disconnect()
+    gateway.publish(_inbound("after the first went away", ident="in-2"))
+    assert read_until(second, "deliver_sm").short_message == b"after the first went away"
+    second.disconnect()

@@ -506,26 +506,22 @@ class SmppServer:
         self.queue_delivery(delivery)
 
     def _pump(self) -> None:
-        """Send queued deliveries to bound receivers, round robin, within each one's window."""
+        """Send queued deliveries to each client's receiver, within its window.
+
+        Only the client's longest-bound receiver or transceiver session gets deliveries; the
+        others stand by until it goes. Spreading them would split the segments of one long
+        inbound SMS (and the order of receipts) across connections that the client may not join.
+        """
         for client_name, queue in self._queues.items():
-            conns = self._receivers.get(client_name)
+            conns = [c for c in self._receivers.get(client_name, ()) if not c.closed.is_set()]
             if not queue or not conns:
                 continue
-            progress = True
-            while queue and progress:
-                progress = False
-                for conn in list(conns):
-                    if not queue:
-                        break
-                    if conn.closed.is_set() or not conn.session.can_deliver:
-                        continue
-                    delivery = queue.popleft()
-                    for action in conn.session.deliver(delivery, time.monotonic()):
-                        if isinstance(action, Send):
-                            conn.writer.write(action.data)
-                    progress = True
-                # Rotate so the next pump starts with another session.
-                conns.append(conns.pop(0))
+            conn = conns[0]
+            while queue and conn.session.can_deliver:
+                delivery = queue.popleft()
+                for action in conn.session.deliver(delivery, time.monotonic()):
+                    if isinstance(action, Send):
+                        conn.writer.write(action.data)
 
     def _clients_for_smpp(self):
         return [c for c in getattr(self.current_registry(), "clients", ()) if getattr(c, "smpp_system_id", None)]
