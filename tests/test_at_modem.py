@@ -554,3 +554,35 @@ def test_text_errors_under_cmee2_are_mapped_back_to_codes(net, code):
 
 def test_defaults_give_cmgs_at_least_60_seconds():
     assert Modem("/dev/null").send_timeout >= 60
+
+
+def test_cancelled_send_leaves_the_modem_usable_and_sends_nothing(net):
+    """A caller cancelled while waiting for the prompt (daemon stopping): ESC, nothing sent."""
+
+    async def main():
+        urcs = Urcs()
+        modem = make_modem(net.modems[0].path, urcs)
+        await modem.open()
+        await modem.initialize()
+        await asyncio.to_thread(net.set_fault, 0, "slow_prompt", seconds=0.5)
+        (part,) = encode_submit(net.modems[1].number, "cancelled")
+        sending = asyncio.ensure_future(modem.send_pdu(part.pdu, part.length))
+        while modem.session.parser.command_in_flight is None:
+            await asyncio.sleep(0)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        await next_event(urcs, LatePrompt)
+        await asyncio.to_thread(net.clear_fault, 0, "slow_prompt")
+        for _ in range(3):  # the ESC's own final may take the first health check's place
+            try:
+                await modem.health_check(timeout=1.0)
+                break
+            except ModemTimeout:
+                continue
+        info = await modem.identity()
+        await modem.close()
+        return info
+
+    assert run(main()).imsi == net.modems[0].imsi
+    assert net.submissions == []
