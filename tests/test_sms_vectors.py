@@ -1,6 +1,7 @@
 """Named PDU vectors: decode, encode and round trip, with their sources.
 
 Sources (each vector names one):
+  OSMO libosmocore tests/sms/sms_test.c (septet packing, concatenated user data)
   DF   dreamfabric SMS PDU tutorial, http://www.dreamfabric.com/sms/ ("hellohello")
   MM   ModemManager src/tests/test-sms-part-3gpp.c (real network PDUs: T-Mobile US,
        Beeline RU "InternetSMS", SFR FR, KPN NL, a ZTE-stored SUBMIT, a status report)
@@ -505,3 +506,43 @@ def test_offsets_count_octets_of_the_pdu_as_given():
     with pytest.raises(DecodeError) as caught:
         decode_pdu("040B919471091856F5000062314201513000" "0141", smsc_included=False)
     assert caught.value.offset == 11
+
+
+# libosmocore tests/sms/sms_test.c: 7-bit packing, extension characters counted twice,
+# '@@' inside the text, and the user data of a two-part message (8-bit ref 0x6F).
+OSMO_PACKING = [
+    ("test text", 9, "f4f29c0ea297f174"),
+    ("!$ a more#^- complicated test@@?_%! case", 41,
+     "2101280c6abfe5e5d186d2028ddf6d383b3d0ed3cb6410bd3ca70300bf4829041a87e765"),
+    ("enhanced ^ {][} test |+~ ^ test", 39,
+     "65373aec1e97c9a00d05b4416d7c1bde2605a297e774d006b8daf4401b0a885e9ed301"),
+    ("enhanced ^ {][} test |+~ ^ tests", 40,
+     "65373aec1e97c9a00d05b4416d7c1bde2605a297e774d006b8daf4401b0a885e9ed3e7"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, septet_total, packed", OSMO_PACKING)
+def test_libosmocore_packing(text, septet_total, packed):
+    from gsmgw.sms import gsm7
+
+    septets = gsm7.encode_septets(text)
+    assert len(septets) == septet_total
+    assert gsm7.pack_septets(septets).hex() == packed
+    assert gsm7.decode_septets(gsm7.unpack_septets(bytes.fromhex(packed), septet_total)) == text
+
+
+def test_libosmocore_concatenated_user_data():
+    text = (
+        "this is a testmessage. this is a testmessage. this is a testmessage. this is a testmessage. "
+        "this is a testmessage. this is a testmessage. cut here .....: this is a second testmessage. end here."
+    )
+    part1 = (
+        "050003 6f0201 e8e8f41c949e83c2207a794e6f97e7f3f0b9ec02d1d1e939283d078541f4f29cde2ecfe7e173d905"
+        "a2a3d373507a0e0a83e8e539bd5d9ecfc3e7b20b4447a7e7a0f41c1406d1cb737abb3c9f87cf6517888e4ecf41e939"
+        "280ca297e7f476793e0f9fcb2e101d9d9e83d27350184 42fcfe9edf27c1e3e975da0719d0e4297e56590cbe572b974"
+    ).replace(" ", "")
+    part2 = "0500036f0202 4074747a0e4acf4161d0bc3c7ebbc9207a794e6f97e7f3f0b9ec0295dd6410ba2c2fbb00".replace(" ", "")
+    parts = encode_submit("+4915112345678", text, ref=0x6F)
+    # TPDU: first, MR, DA (9 octets), PID, DCS, UDL = 14 octets before the user data.
+    assert [p.tpdu[14:].hex() for p in parts] == [part1, part2]
+    assert [p.tpdu[13] for p in parts] == [160, 47]  # TP-UDL in septets, header included
