@@ -443,3 +443,49 @@ async def test_merged_sms_that_meet_a_full_disk_are_retried(tmp_path, spool):
         assert len(spool.list("outgoing")) == 2
     finally:
         await client.close()
+
+
+@async_test
+async def test_through_the_gateways_http_server_with_a_real_config(tmp_path, spool):
+    """The HTTP server (gsmgw.http.server) mounts the receiver from a config file."""
+    from gsmgw.config import load_config
+    from gsmgw.http.server import HttpServer
+
+    token_file = tmp_path / "am.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    config_file = tmp_path / "gsmgw.yaml"
+    config_file.write_text(f"""
+spool: {tmp_path / 'spool'}
+state: {tmp_path / 'state'}
+modems:
+  - name: gsm1
+    port: /dev/null
+http:
+  listen: 127.0.0.1:8025   # not bound here: TestServer picks its own port
+clients:
+  - name: alertmanager
+    token_file: {token_file}
+    allow: ["group:oncall"]
+groups:
+  oncall: ["{ONCALL[0]}", "{ONCALL[1]}"]
+alertmanager:
+  receivers:
+    oncall: {{to: ["group:oncall"], window: 2 min, max_per_hour: 10, max_parts: 1}}
+""")
+    config_file.chmod(0o600)
+    config = load_config(config_file)
+    server = HttpServer(SimpleNamespace(config=config, spool=spool, status=lambda: {}))
+    client = TestClient(TestServer(server.make_app(), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        response = await client.post("/api/v1/alertmanager/oncall", json=payload(30), headers=auth())
+        assert response.status == 200, await response.text()
+        (queued,) = outgoing_files(spool)
+        assert queued.headers.get("To") == ", ".join(ONCALL)
+        assert queued.headers.get("Max_parts") == "1"
+        assert queued.body.decode().strip() == "[FIRING:30] HighLatency job=api: p99 over 2s (+29 more)"
+        recent = await client.get("/api/v1/alertmanager/oncall/recent", headers=auth())
+        assert recent.status == 200
+    finally:
+        await client.close()
