@@ -20,7 +20,7 @@ The words a sender can use (case-insensitive, the whole message):
 
 Wiring (gsmgw/daemon/app.py, see docs/DEVELOPING.md):
 
-    twoway = TwoWay(config, spool, alerts=lambda: getattr(ctx, "alertmanager", None))
+    twoway = TwoWay(config, spool, alerts=lambda: http_server.alertmanager if http_server else None)
     bus.subscribe(twoway.handle)
     ...
     await twoway.close()     # at shutdown: stops commands still running
