@@ -249,3 +249,14 @@ def test_only_an_accepted_part_binds_a_message_to_its_sim(journal):
     journal.requeue("m", not_before=T0, error="+CMS ERROR 38")
     (queued,) = journal.queued_candidates(T0)
     assert (queued.bound_modem, queued.bound_imsi, queued.pending_parts) == ("gsm2", "simB", 1)
+
+
+def test_fully_submitted_lists_queued_messages_with_every_part_accepted(journal):
+    journal.add_messages([message("done", parts=2), message("half", parts=2)], T0)
+    for id, seqs in (("done", (1, 2)), ("half", (1,))):
+        journal.claim(id, "gsm1")
+        for seq in seqs:
+            journal.mark_submitting(id, seq, "gsm1", "sim")
+            journal.mark_submitted(id, seq, seq, T0, sim="sim", report=False)
+    journal.recover()  # the stop came before either reached sent/
+    assert journal.fully_submitted() == ["done"]

@@ -92,7 +92,7 @@ class Gateway:
         self._stopped = asyncio.Event()
         self._status_changed = asyncio.Event()
         self._probe_lock = asyncio.Lock()
-        self._snapshot_cache: tuple[float, dict] | None = None
+        self._queue_cache: tuple[float, dict, int] | None = None
         self.notifier = _notifier()
         self.hooks = Hooks.from_config(config)
         self.ctx: GatewayContext | None = None
@@ -263,22 +263,23 @@ class Gateway:
                 await asyncio.sleep(2.0)
 
     def status_snapshot(self) -> dict:
+        """SPOOL.md's status object. Modem states are always current; queue depths (a directory
+        listing each) are reused for up to a second, so a burst of API calls costs one listing."""
         now = self.clock()
-        cached = self._snapshot_cache
-        if cached is not None and now - cached[0] < 1.0:
-            return cached[1]
-        depths = {"outgoing": self.spool.depth("outgoing"), "checked": self.spool.depth("checked")}
-        retrying = self.journal.count_retrying(now)
-        current = snapshot(
+        cached = self._queue_cache
+        if cached is None or now - cached[0] >= 1.0:
+            depths = {"outgoing": self.spool.depth("outgoing"), "checked": self.spool.depth("checked")}
+            retrying = self.journal.count_retrying(now)
+            self.metrics.set_queue(depths, retrying)
+            cached = self._queue_cache = (now, depths, retrying)
+        _, depths, retrying = cached
+        return snapshot(
             [worker.status for worker in self.workers.values()],
             self.journal.counters_today(now),
             depths,
             retrying,
             now,
         )
-        self.metrics.set_queue(depths, retrying)
-        self._snapshot_cache = (now, current)
-        return current
 
     def _status_line(self) -> str:
         from gsmgw.daemon.sdnotify import status_line
@@ -293,7 +294,7 @@ class Gateway:
         interval = min(WRITE_INTERVAL, watchdog_every or WRITE_INTERVAL)
         while True:
             try:
-                self._snapshot_cache = None
+                self._queue_cache = None
                 write_status(state_dir, self.status_snapshot())
                 line = self._status_line()
                 if line != last_line:
@@ -414,7 +415,7 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.journal is not None:
             try:
-                self._snapshot_cache = None
+                self._queue_cache = None
                 write_status(Path(self.config.state), self.status_snapshot())
             except OSError:
                 pass

@@ -59,6 +59,7 @@ from gsmgw.spool.store import Claimed, Rejected, Spool
 log = logging.getLogger("gsmgw.outbound")
 
 CANDIDATE_PAGE = 500
+ACCEPT_BATCH = 200
 
 
 def _aware(now: float) -> _dt.datetime:
@@ -109,9 +110,13 @@ class Outbound:
     # -- claiming -----------------------------------------------------------------------------
 
     def accept(self, names: Iterable[str]) -> int:
-        """Claim and queue files from outgoing/; returns how many messages were queued."""
+        """Claim and queue files from outgoing/; returns how many messages were queued.
+
+        Claims are committed to the journal in batches of ACCEPT_BATCH: one fsync for many
+        files, and a flood of 100,000 files never sits in memory at once."""
         queued: list[tuple[NewMessage, Mapping[str, str]]] = []
         originals: list[str] = []
+        count = 0
         for name in names:
             try:
                 claimed = self.spool.claim(name)
@@ -127,7 +132,10 @@ class Outbound:
             queued.extend(messages)
             if original:
                 originals.append(original)
-        return self._commit(queued, originals)
+            if len(queued) >= ACCEPT_BATCH:
+                count += self._commit(queued, originals)
+                queued, originals = [], []
+        return count + self._commit(queued, originals)
 
     def _commit(self, queued, originals) -> int:
         if not queued and not originals:
@@ -372,14 +380,10 @@ class Outbound:
                 originals.append(original)
         self._commit(queued, originals)
         # Messages whose every part has an MR but whose file did not reach sent/.
-        for message_id in list(self.journal.messages_in_state(J.QUEUED)):
-            row = self.journal.message(message_id)
-            if row is None or row.parts == 0:
-                continue
+        for message_id in self.journal.fully_submitted():
             parts = self.journal.parts(message_id)
-            if parts and all(p.state == J.PART_SUBMITTED for p in parts):
-                log.info("%s: every part was submitted before the stop; moving to sent/", message_id)
-                self.finish_sent(message_id, parts[-1].modem or "", parts[-1].imsi)
+            log.info("%s: every part was submitted before the stop; moving to sent/", message_id)
+            self.finish_sent(message_id, parts[-1].modem or "", parts[-1].imsi)
 
     # -- the HTTP API's view ------------------------------------------------------------------
 

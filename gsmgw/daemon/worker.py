@@ -200,8 +200,9 @@ class Worker:
         self.status.port = info.port or self.status.port
 
     def _on_urc(self, event: at_events.Urc) -> None:
-        # Called in the loop by the driver's reader: must not block. Direct PDUs are written at
-        # once (a few ms of disk); anything that needs an AT command waits for the worker loop.
+        # Called in the loop by the driver's reader: must not block. A PDU that came with its URC
+        # (+CMT, +CDS) is written at once (a few ms of disk), so its +CNMA can follow quickly;
+        # anything that needs an AT command waits for the worker's loop.
         if isinstance(event, at_events.SignalReport):
             self.status.signal_dbm = event.dbm
             return
@@ -211,6 +212,15 @@ class Worker:
         if isinstance(event, (at_events.Noise, at_events.StrayResponse, at_events.StrayFinal)):
             log.debug("%s: %s", self.name, event.raw)
             return
+        if isinstance(event, (at_events.IncomingDirect, at_events.ReportDirect)):
+            try:
+                self.inbound.accept_pdu(event.pdu, modem=self.name, imsi=self.status.imsi)
+            except OSError as error:
+                # Not acknowledged: the network delivers it again later.
+                log.error("%s: cannot save an incoming PDU: %s; it is not acknowledged", self.name, error)
+                return
+            if not event.needs_ack:
+                return
         self._urcs.append(event)
         self._wake.set()
 
@@ -388,6 +398,12 @@ class Worker:
                 if self.metrics:
                     self.metrics.parts_sent.labels(name).inc()
                 log.info("%s: part %d/%d submitted via %s, MR %d", message.id, part.seq, row.parts, name, mr)
+                # Between parts: acknowledge and read what arrived, so a long message does not
+                # hold up an acknowledgement the network is waiting for.
+                try:
+                    await self._handle_urcs(modem)
+                except AtCommandError as error:
+                    log.warning("%s: reading an inbound message failed: %s; the sweep retries", name, error)
             self.outbound.finish_sent(message.id, name, imsi)
             self.consecutive_failures = 0
         except AtCommandError as error:
@@ -449,14 +465,13 @@ class Worker:
     # -- receiving ------------------------------------------------------------------------------
 
     async def _handle_urcs(self, modem) -> None:
+        """Work that URCs asked for: acknowledge direct PDUs (already saved), read stored ones."""
         while self._urcs:
             event = self._urcs.pop(0)
-            if isinstance(event, (at_events.IncomingStored, at_events.ReportStored)):
+            if isinstance(event, (at_events.IncomingDirect, at_events.ReportDirect)):
+                await modem.ack_new_message()  # TS 27.005 §3.4.4: within the network's timer
+            elif isinstance(event, (at_events.IncomingStored, at_events.ReportStored)):
                 await self._take_stored(modem, event.storage, event.index)
-            elif isinstance(event, (at_events.IncomingDirect, at_events.ReportDirect)):
-                self.inbound.accept_pdu(event.pdu, modem=self.name, imsi=self.status.imsi)
-                if event.needs_ack:
-                    await modem.ack_new_message()
             elif isinstance(event, at_events.LateSubmitResult):
                 self._late_submit(event.mr)
             elif isinstance(event, at_events.StorageFull):

@@ -84,6 +84,9 @@ CREATE TABLE IF NOT EXISTS message (
 -- The scheduler's scan: only queued rows, in priority then age order.
 CREATE INDEX IF NOT EXISTS message_queue ON message (priority, queued) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS message_state ON message (state);
+-- Expiry and the next timer: MIN()/range over queued rows only.
+CREATE INDEX IF NOT EXISTS message_expires ON message (expires) WHERE state = 'queued' AND expires IS NOT NULL;
+CREATE INDEX IF NOT EXISTS message_not_before ON message (not_before) WHERE state = 'queued';
 CREATE TABLE IF NOT EXISTS part (
     message   TEXT NOT NULL,
     seq       INTEGER NOT NULL,
@@ -384,8 +387,8 @@ class Journal:
     def expired(self, now: float, limit: int = 500) -> list[str]:
         """Queued messages whose `Expires:` has passed (they are failed with reason `expired`)."""
         rows = self._db.execute(
-            "SELECT id FROM message WHERE state = 'queued' AND expires IS NOT NULL AND expires <= ? "
-            "LIMIT ?",
+            "SELECT id FROM message INDEXED BY message_expires WHERE state = 'queued' "
+            "AND expires IS NOT NULL AND expires <= ? LIMIT ?",
             (now, limit),
         ).fetchall()
         return [row[0] for row in rows]
@@ -393,9 +396,9 @@ class Journal:
     def next_wakeup(self, now: float) -> float | None:
         """The earliest future time at which a queued message becomes sendable or expires."""
         row = self._db.execute(
-            "SELECT MIN(t) FROM (SELECT MIN(not_before) AS t FROM message WHERE state='queued' "
-            "AND not_before > ? UNION ALL SELECT MIN(expires) FROM message WHERE state='queued' "
-            "AND expires > ?)",
+            "SELECT MIN(t) FROM (SELECT MIN(not_before) AS t FROM message INDEXED BY message_not_before "
+            "WHERE state = 'queued' AND not_before > ? UNION ALL SELECT MIN(expires) FROM message "
+            "INDEXED BY message_expires WHERE state = 'queued' AND expires IS NOT NULL AND expires > ?)",
             (now, now),
         ).fetchone()
         return row[0]
@@ -549,6 +552,14 @@ class Journal:
             for row in rows:
                 yield row[0]
 
+    def fully_submitted(self) -> list[str]:
+        """Queued messages whose every part has an MR (a stop fell before their move to sent/)."""
+        rows = self._db.execute(
+            "SELECT m.id FROM message m INDEXED BY message_queue WHERE m.state = 'queued' AND NOT EXISTS "
+            "(SELECT 1 FROM part p WHERE p.message = m.id AND p.state != 'submitted')"
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def count_states(self) -> dict[str, int]:
         rows = self._db.execute("SELECT state, COUNT(*) FROM message GROUP BY state").fetchall()
         counts = {state: 0 for state in MESSAGE_STATES}
@@ -558,7 +569,7 @@ class Journal:
     def count_retrying(self, now: float) -> int:
         """Queued messages that have been tried before and wait for their next attempt."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM message WHERE state = 'queued' AND attempts > 0"
+            "SELECT COUNT(*) FROM message INDEXED BY message_queue WHERE state = 'queued' AND attempts > 0"
         ).fetchone()
         return row[0]
 
