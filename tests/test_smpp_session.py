@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -248,3 +249,16 @@ def test_deliver_sm_addresses_carry_their_ton(address, ton, npi, value):
     (pdu,) = sent(session.deliver(Delivery("app", address, "modem0", 0, 0, b"x"), 1.0))
     assert (pdu.params["source_addr_ton"], pdu.params["source_addr_npi"], pdu.params["source_addr"]) == (ton, npi, value)
     assert (pdu.params["dest_addr_ton"], pdu.params["destination_addr"]) == (5, "modem0")
+
+
+@pytest.mark.parametrize(
+    "resp_body,status",
+    [(b"", 0), (b"\0", 0), (b"no-terminator", 0), (b"", 0x64)],  # 0x64 ESME_RX_T_APPN: the client wants it again later
+)
+def test_bare_or_garbled_deliver_sm_resp_is_taken_as_the_answer_never_nacked(resp_body, status):
+    session = bound_session()
+    (pdu,) = sent(session.deliver(Delivery("app", "+4915112345678", "gsm1", 0, 0, b"x"), 1.0))
+    frame = struct.pack(">IIII", 16 + len(resp_body), CommandId.DELIVER_SM_RESP, status, pdu.sequence) + resp_body
+    (action,) = session.data_received(frame, 2.0)
+    assert isinstance(action, Delivered) and action.status == status
+    assert session.can_deliver

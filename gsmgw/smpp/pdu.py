@@ -250,7 +250,8 @@ _TAKES_TLVS = {
 }
 
 # SMPP 3.4 §4.1.2, §4.4.2, §4.6.2: the body of these responses is left out when command_status
-# is not zero. We accept either form when reading.
+# is not zero. When reading we accept an empty body whatever the status: many ESMEs answer
+# deliver_sm with a bare 16-octet deliver_sm_resp, without the NULL message_id.
 _BODY_OMITTED_ON_ERROR = {
     CommandId.BIND_RECEIVER_RESP,
     CommandId.BIND_TRANSMITTER_RESP,
@@ -297,6 +298,7 @@ class MalformedPdu:
     sequence: int
     status: int
     reason: str
+    header_status: int = 0  # the command_status the peer put in the header
 
 
 @dataclass(frozen=True)
@@ -341,7 +343,7 @@ def _decode_body(command_id: CommandId, status: int, body: bytes) -> tuple[dict[
     params: dict[str, Value] = {}
     pos = 0
     layout = LAYOUTS[command_id]
-    if status != 0 and command_id in _BODY_OMITTED_ON_ERROR and not body:
+    if command_id in _BODY_OMITTED_ON_ERROR and not body:
         return params, {}
     for name, kind, limit in layout:
         if kind == "c":
@@ -456,11 +458,11 @@ class PduReader:
             return NEED_DATA
         frame = bytes(self._buffer[:length])
         del self._buffer[:length]
-        _, command_id, _, sequence = HEADER.unpack_from(frame)
+        _, command_id, header_status, sequence = HEADER.unpack_from(frame)
         try:
             return decode(frame)
         except PduError as exc:
-            return MalformedPdu(command_id, sequence, exc.status, str(exc))
+            return MalformedPdu(command_id, sequence, exc.status, str(exc), header_status)
 
 
 # ---- building -----------------------------------------------------------------------------

@@ -212,8 +212,6 @@ class Session:
         self._failed_binds = 0
         # Requests of the client still waiting for our answer: token -> sequence number.
         self._open_requests: dict[int, int] = {}
-        # Long-message segments whose answer waits for the whole message: token -> [sequences].
-        self._held_segments: dict[int, list[int]] = {}
         self._unbind_sequence: int | None = None
         # deliver_sm we sent: sequence -> (delivery, time sent)
         self._outstanding: dict[int, tuple[Delivery, float]] = {}
@@ -234,13 +232,21 @@ class Session:
             try:
                 event = self._reader.next_event()
             except P.FramingError as exc:
-                actions.append(Close(f"unusable PDU framing: {exc}"))
-                self.state = State.CLOSED
+                actions.extend(self._close(f"unusable PDU framing: {exc}"))
                 return actions
             if event is P.NEED_DATA:
                 return actions
             if isinstance(event, P.MalformedPdu):
                 log.info("%r: malformed PDU 0x%08x: %s", self, event.command_id, event.reason)
+                if event.command_id & P.RESPONSE_BIT:
+                    # A response is never answered (SMPP 3.4 §2.8 pairs requests with responses);
+                    # a garbled deliver_sm_resp still tells us its sequence and status.
+                    entry = self._outstanding.pop(event.sequence, None)
+                    if entry is not None and event.command_id == CommandId.DELIVER_SM_RESP:
+                        actions.append(Delivered(entry[0], event.header_status))
+                    elif entry is not None:
+                        self._outstanding[event.sequence] = entry
+                    continue
                 actions.append(self._send(P.generic_nack(event.sequence, event.status)))
                 continue
             assert isinstance(event, Pdu)
