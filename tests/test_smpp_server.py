@@ -643,3 +643,24 @@ def test_segments_of_one_inbound_sms_stay_on_one_session(gateway):
     gateway.publish(_inbound("after the first went away", ident="in-2"))
     assert read_until(second, "deliver_sm").short_message == b"after the first went away"
     second.disconnect()
+
+
+def test_a_refused_delivery_is_retried_later(gateway, monkeypatch):
+    import gsmgw.smpp.server as server_module
+
+    monkeypatch.setattr(server_module, "RETRY_DELAY", 0.2)
+    sock = raw_connection(gateway)
+    raw_send(sock, Pdu(CommandId.BIND_RECEIVER, 1, 0, {"system_id": "zabbix", "password": "s3cret"}))
+    assert raw_read(sock).status == 0
+    gateway.publish(_inbound("try me"))
+    first = raw_read(sock)
+    assert first.command_id == CommandId.DELIVER_SM
+    refused_at = time.monotonic()
+    raw_send(sock, Pdu(CommandId.DELIVER_SM_RESP, first.sequence, 0x64))  # ESME_RX_T_APPN
+    again = raw_read(sock)
+    assert again.command_id == CommandId.DELIVER_SM and again.params["short_message"] == b"try me"
+    assert again.sequence != first.sequence and time.monotonic() - refused_at >= 0.15
+    raw_send(sock, Pdu(CommandId.DELIVER_SM_RESP, again.sequence, 0, {"message_id": ""}))
+    raw_send(sock, Pdu(CommandId.ENQUIRE_LINK, 9))
+    assert raw_read(sock).command_id == CommandId.ENQUIRE_LINK_RESP  # nothing more was queued
+    sock.close()

@@ -50,6 +50,7 @@ log = logging.getLogger("gsmgw.smpp")
 
 QUEUE_LIMIT = 10_000
 MAX_DELIVERY_ATTEMPTS = 5
+RETRY_DELAY = 10.0  # seconds, times the attempts so far
 TICK_SECONDS = 1.0
 WRITER_THREADS = 8
 OUTBOX_FILE = "smpp-outbox.sqlite"
@@ -503,7 +504,13 @@ class SmppServer:
             )
             self.outbox.remove(delivery)
             return
+        # Refused for now (e.g. ESME_RX_T_APPN, ESME_RMSGQFUL): try again later, not at once,
+        # so a busy client is not hammered; the record stays in the outbox meanwhile.
+        asyncio.get_running_loop().call_later(RETRY_DELAY * delivery.attempts, self._retry, delivery)
+
+    def _retry(self, delivery: Delivery) -> None:
         self.queue_delivery(delivery)
+        self._pump()
 
     def _pump(self) -> None:
         """Send queued deliveries to each client's receiver, within its window.
