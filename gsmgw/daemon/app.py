@@ -99,6 +99,7 @@ class Gateway:
         self.outbound: Outbound | None = None
         self.inbound: Inbound | None = None
         self.dispatcher: Dispatcher | None = None
+        self.twoway = None
 
     # -- start --------------------------------------------------------------------------------
 
@@ -148,7 +149,13 @@ class Gateway:
             _snapshot=self.status_snapshot,
             _message_status=self.outbound.message_status,
             _wake=self._wake_dispatcher,
+            clients=self._clients(config),
         )
+        if config.two_way.enabled:
+            from gsmgw.daemon.twoway import TwoWay
+
+            self.twoway = TwoWay(config, self.spool, alerts=self._alertmanager_service)
+            self.bus.subscribe(self.twoway.handle)
         self._tasks = [
             asyncio.ensure_future(self.dispatcher.run(self._stopping)),
             asyncio.ensure_future(self._watch_outgoing()),
@@ -162,6 +169,24 @@ class Gateway:
             "gsmgw started: spool %s, state %s, %d modem(s): %s",
             config.spool, config.state, len(config.modems), ", ".join(m.name for m in config.modems) or "none",
         )
+
+    def _clients(self, config):
+        """One client registry for HTTP and SMPP (limits count both), when either is on."""
+        if self.start_servers and (config.http is not None or config.smpp is not None):
+            from gsmgw.clients import ClientConfigError, ClientRegistry
+
+            try:
+                return ClientRegistry.from_config(config)
+            except ClientConfigError as error:
+                raise StartupError(f"clients: {error}") from None
+        return None
+
+    def _alertmanager_service(self):
+        for server in self._servers:
+            service = getattr(server, "alertmanager", None)
+            if service is not None:
+                return service
+        return None
 
     def _start_worker(self, modem_config) -> None:
         worker = Worker(
@@ -211,11 +236,9 @@ class Gateway:
                 continue
             try:
                 server = await server_module.start(self.ctx)
-            except OSError as error:
-                raise StartupError(
-                    f"cannot start the {key} listener: {error.strerror or error}; is the address "
-                    f"in use by another program? Change `{key}: listen:` in the config"
-                ) from None
+            except Exception as error:  # noqa: BLE001 - any failure to listen stops the start
+                # Their errors already say what to fix (address in use, TLS files, ...).
+                raise StartupError(f"cannot start the {key} listener: {error}") from None
             self._servers.append(server)
 
     # -- the pieces ---------------------------------------------------------------------------
@@ -290,8 +313,8 @@ class Gateway:
     async def _status_loop(self) -> None:
         state_dir = Path(self.config.state)
         last_line = None
-        watchdog_every = (self.notifier.watchdog_interval or 0) / 2 or None
-        interval = min(WRITE_INTERVAL, watchdog_every or WRITE_INTERVAL)
+        # watchdog_interval is already half of WATCHDOG_USEC (sd_watchdog_enabled(3)).
+        interval = min(WRITE_INTERVAL, self.notifier.watchdog_interval or WRITE_INTERVAL)
         while True:
             try:
                 self._queue_cache = None
@@ -406,6 +429,8 @@ class Gateway:
                 await server.close()
             except Exception:
                 log.exception("closing %r failed", server)
+        if self.twoway is not None:
+            await self.twoway.close()
         await self.hooks.close()
         await self.bus.drain(timeout=2.0)
         self._stopped.set()

@@ -26,6 +26,10 @@ class GatewayContext:
     _snapshot: Callable[[], dict] = field(repr=False)
     _message_status: Callable[[str], dict | None] = field(repr=False)
     _wake: Callable[[], None] = field(repr=False, default=lambda: None)
+    # Shared by HTTP and SMPP so client limits count both together (gsmgw.clients.ClientRegistry).
+    clients: Any = None
+    # Set by gsmgw.http.alertmanager.add_routes when alertmanager: is configured.
+    alertmanager: Any = None
 
     def status_snapshot(self) -> dict:
         """The same dict as `gsmgw status --json` (SPOOL.md), current as of this call."""

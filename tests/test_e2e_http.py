@@ -1,0 +1,79 @@
+"""The daemon with its HTTP listener: a message posted over the API goes out through the modems,
+and the API reports its progress from the journal (GatewayContext.message_status)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+
+import aiohttp
+
+from gsmgw.config import ClientConfig, HttpConfig, simulation_config
+from gsmgw.daemon.app import Gateway
+from gsmgw.daemon.events import ReportReceived
+from gsmgw.sim import SimNetwork
+
+TOKEN = "e2e-secret-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_post_send_and_follow_a_message_over_http(tmp_path):
+    network = SimNetwork(tmp_path / "sim", modems=2)
+    network.start()
+    port = free_port()
+    config = simulation_config(tmp_path / "spool", [m.path for m in network.modems])
+    config = dataclasses.replace(
+        config,
+        http=HttpConfig(listen_host="127.0.0.1", listen_port=port),
+        clients=(ClientConfig(name="app", token=TOKEN, allow=("+49*",)),),
+    )
+
+    async def main():
+        gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options={"backoff_initial": 0.1})
+        delivered, ready = asyncio.Event(), asyncio.Event()
+
+        def watch(event):
+            if isinstance(event, ReportReceived) and event.delivered:
+                delivered.set()
+            if all(w.state == "ready" for w in gateway.workers.values()):
+                ready.set()
+
+        gateway.bus.subscribe(watch)
+        await gateway.start()
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        try:
+            async with aiohttp.ClientSession(headers=headers) as http:
+                await asyncio.wait_for(ready.wait(), 15)
+                async with http.post(f"{base}/api/v1/messages",
+                                     json={"to": "+4915112345678", "text": "via HTTP 😀", "report": True}) as r:
+                    assert r.status == 202, await r.text()
+                    (accepted,) = (await r.json())["messages"]
+                await asyncio.wait_for(delivered.wait(), 20)
+                async with http.get(f"{base}/api/v1/messages/{accepted['id']}") as r:
+                    status = await r.json()
+                assert status["status"] == "delivered" and status["to"] == "+4915112345678"
+                assert status["modem"] in ("modem0", "modem1") and status["message_ids"]
+                assert set(status) == {"id", "to", "status", "modem", "parts", "message_ids", "queued",
+                                       "sent", "delivered", "fail_reason"}
+                async with http.get(f"{base}/api/v1/modems") as r:
+                    modems = await r.json()
+                assert [m["name"] for m in modems["modems"]] == ["modem0", "modem1"]
+                async with http.get(f"{base}/metrics") as r:
+                    metrics = await r.text()
+                assert "gsmgw_messages_sent_total{" in metrics and "gsmgw_modem_up{" in metrics
+            sent = [e for e in network.submissions if e["to"] == "+4915112345678"]
+            assert [s["text"] for s in sent] == ["via HTTP 😀"]
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()
