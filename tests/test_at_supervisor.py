@@ -175,3 +175,26 @@ def test_accepted_pin_is_entered_again_after_a_replug(tmp_path):
         left = net._call(lambda: net.modem(0).pin_attempts)
     assert first.info.pin_entered and second.info.pin_entered
     assert second.info.imsi == net.modems[0].imsi and left == 3
+
+
+def test_stop_during_initialisation_returns_at_once_and_closes_the_port(net):
+    async def main():
+        rec = Recorder()
+        # A long ready_timeout: without cancellation, stop() would wait for it.
+        sup = ModemSupervisor(net.modems[0].path, on_event=rec,
+                              modem_options={"command_timeout": 5.0, "ready_timeout": 30.0})
+        await asyncio.to_thread(net.set_fault, 0, "hang", seconds=10)
+        task = asyncio.create_task(sup.run())
+        await rec.wait_for("opening")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await sup.stop()
+        await asyncio.wait_for(task, 2.0)
+        return loop.time() - start, rec
+
+    elapsed, rec = run(main())
+    assert elapsed < 1.0 and rec.kinds()[-1] == "stopped"
+    # The port was closed: a new exclusive open succeeds.
+    import serial
+
+    serial.Serial(net.modems[0].path, exclusive=True).close()

@@ -89,6 +89,8 @@ class ModemSupervisor:
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
         self._ready = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._opened: list[Modem] = []
 
     def __repr__(self) -> str:
         return f"<ModemSupervisor {self.port} state={self.state} imsi={self.info and self.info.imsi}>"
@@ -99,8 +101,11 @@ class ModemSupervisor:
         self._poke.set()
 
     async def stop(self) -> None:
+        """End run(): at once, also in the middle of an initialisation or recovery step."""
         self._stop.set()
         self._poke.set()
+        if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
+            self._task.cancel()
 
     async def wait_ready(self, timeout: float) -> Modem:
         await asyncio.wait_for(self._ready.wait(), timeout)
@@ -129,60 +134,73 @@ class ModemSupervisor:
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
-        backoff = self.backoff_initial
-        absent_reported = False
+        self._task = asyncio.current_task()
         try:
-            while not self._stop.is_set():
-                if not os.path.exists(self.port):
-                    if not absent_reported:
-                        self._emit("absent", f"{self.port} does not exist; waiting for it")
-                        absent_reported = True
-                    await self._pause(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
-                    continue
-                absent_reported = False
-                self._emit("opening")
-                modem = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
-                try:
-                    await modem.open()
-                    await self._initialize(modem)
-                except PortBusy as exc:
-                    self._emit("busy", str(exc))
-                    await self._pause(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
-                    continue
-                except SimLocked as exc:
-                    await modem.close()
-                    self._emit("locked", str(exc))
-                    await self._pause(self.backoff_max)
-                    continue
-                except PortGone as exc:
-                    await modem.close()
-                    self._emit("absent", str(exc))
-                    absent_reported = True
-                    await self._pause(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
-                    continue
-                except ModemError as exc:
-                    self._emit("unresponsive", str(exc))
-                    if not await self._recover(modem):
-                        await modem.close()
-                        await self._pause(backoff)
-                        backoff = min(backoff * 2, self.backoff_max)
-                        continue
-                    modem = self.modem  # type: ignore[assignment]
-                backoff = self.backoff_initial
-                if not self._ready.is_set():
-                    self._emit("ready", "", info=self.info)
-                    self._ready.set()
-                if await self._monitor() == "gone":
-                    absent_reported = True
+            await self._run()
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise  # cancelled by someone else: let them see it
         finally:
             self._ready.clear()
-            if self.modem is not None:
-                await self.modem.close()
-                self.modem = None
+            self.modem = None
+            # Also a modem cut off in the middle of initialize or recovery: no fd may leak.
+            for modem in self._opened:
+                await modem.close()
+            self._opened = []
             self._emit("stopped")
+
+    def _new_modem(self) -> Modem:
+        modem = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
+        self._opened = [m for m in self._opened if m.is_open] + [modem]
+        return modem
+
+    async def _run(self) -> None:
+        backoff = self.backoff_initial
+        absent_reported = False
+        while not self._stop.is_set():
+            if not os.path.exists(self.port):
+                if not absent_reported:
+                    self._emit("absent", f"{self.port} does not exist; waiting for it")
+                    absent_reported = True
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            absent_reported = False
+            self._emit("opening")
+            modem = self._new_modem()
+            try:
+                await modem.open()
+                await self._initialize(modem)
+            except PortBusy as exc:
+                self._emit("busy", str(exc))
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            except SimLocked as exc:
+                await modem.close()
+                self._emit("locked", str(exc))
+                await self._pause(self.backoff_max)
+                continue
+            except PortGone as exc:
+                await modem.close()
+                self._emit("absent", str(exc))
+                absent_reported = True
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            except ModemError as exc:
+                self._emit("unresponsive", str(exc))
+                if not await self._recover(modem):
+                    await modem.close()
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+            backoff = self.backoff_initial
+            if not self._ready.is_set():
+                self._emit("ready", "", info=self.info)
+                self._ready.set()
+            if await self._monitor() == "gone":
+                absent_reported = True
 
     async def _initialize(self, modem: Modem) -> None:
         pin = None if self._pin_rejected else self._pin
@@ -284,12 +302,12 @@ class ModemSupervisor:
                     if not current.session.is_open:
                         # USB modems re-enumerate after AT+CFUN=1,1: wait for the path.
                         await self._wait_for_path(self.backoff_max)
-                        current = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
+                        current = self._new_modem()
                         await current.open()
                 elif step == "reopen":
                     await current.close()
                     await self._wait_for_path(self.backoff_max)
-                    current = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
+                    current = self._new_modem()
                     await current.open()
                 elif not current.session.is_open:
                     continue
