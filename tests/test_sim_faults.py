@@ -108,6 +108,16 @@ def test_unsolicited_lines_inside_a_response(sim_network):
         assert at.command("AT+CSQ") == "\r\n+CSQ: 20,99\r\n\r\nOK\r\n"  # count=1: once only
 
 
+def test_unsolicited_line_between_a_list_header_and_its_pdu(sim_network):
+    net = sim_network(modems=1)
+    [pdu] = net.inject_sms(0, OUTSIDE, "listed")
+    net.set_fault(0, "urc_in_response", lines=["RING"], where="first", count=1)
+    with AtTerminal(net.modems[0].path) as at:
+        at.write(b"ATE0;+CMGL=4\r")
+        answer = at.read_until(OK).decode()
+        assert answer == f"ATE0;+CMGL=4\r\r\n+CMGL: 1,0,,{len(pdu) // 2 - 8}\r\n\r\nRING\r\n\r\n{pdu}\r\n\r\nOK\r\n"
+
+
 def test_noise_bytes_including_invalid_utf8(sim_network):
     net = sim_network(modems=1)
     with AtTerminal(net.modems[0].path) as at:

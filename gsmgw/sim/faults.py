@@ -11,7 +11,7 @@ or the control socket ``{"cmd": "set_fault", "modem": 0, "kind": ..., ...}``;
 | `unplug`          | –                                       | the pty closes and the symlink vanishes |
 | `replug`          | –                                       | a new pty behind the same symlink; the modem boots again (PIN asked again) |
 | `storage_full`    | `on=True`                               | every storage reports itself full: new SMS wait in the network, writes get `+CMS ERROR: 322` |
-| `urc_in_response` | `lines=["RING"]`, `probability=1.0`, `count=None` | unsolicited lines appear between a response's lines and its final result |
+| `urc_in_response` | `lines=["RING"]`, `where="end"`, `probability=1.0`, `count=None` | unsolicited lines appear before a response's final result (`end`), or right after its first line (`first`: e.g. between a +CMGL header and its PDU) |
 | `noise`           | `data` (hex, default has invalid UTF-8), `probability=1.0`, `count=None` | raw bytes appear before a response |
 | `slow_prompt`     | `seconds`                               | the `> ` of AT+CMGS comes that much later |
 | `late_cmgs`       | `seconds`                               | the next submit is answered that much later than its normal latency (once) |
@@ -65,6 +65,7 @@ class FaultState:
     hang_until: float = 0.0
     storage_full: bool = False
     urc_lines: list[str] = field(default_factory=list)
+    urc_where: str = "end"
     urc_chance: Chance | None = None
     noise_data: bytes = b""
     noise_chance: Chance | None = None
@@ -92,7 +93,11 @@ class FaultState:
                 lines = [lines]
             if not lines or not all(isinstance(line, str) for line in lines):
                 raise FaultError('urc_in_response needs lines=["RING", ...] (a list of strings)')
+            where = params.pop("where", "end")
+            if where not in ("end", "first"):
+                raise FaultError('urc_in_response: where is "end" (before the final result) or "first" (after the first line)')
             self.urc_lines = list(lines)
+            self.urc_where = where
             self.urc_chance = _chance(kind, params)
         elif kind == "noise":
             data = params.pop("data", None)
@@ -119,7 +124,7 @@ class FaultState:
             "cms_error": ("cms_codes", "cms_chance"),
             "hang": ("hang_until",),
             "storage_full": ("storage_full",),
-            "urc_in_response": ("urc_lines", "urc_chance"),
+            "urc_in_response": ("urc_lines", "urc_chance", "urc_where"),
             "noise": ("noise_data", "noise_chance"),
             "slow_prompt": ("slow_prompt",),
             "late_cmgs": ("late_cmgs",),

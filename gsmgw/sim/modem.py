@@ -341,8 +341,11 @@ class SimModem:
             self.feed(pending)
 
     async def _run_line(self, commands: list[Command]) -> None:
-        if self.faults.noise_chance is not None and self.faults.noise_chance.fire(self.rng):
-            self._emit(self.faults.noise_data)
+        faults = self.faults
+        if faults.noise_chance is not None and faults.noise_chance.fire(self.rng):
+            self._emit(faults.noise_data)
+        # Unsolicited lines to slip into this answer (the urc_in_response fault), if any.
+        intrusion = list(faults.urc_lines) if faults.urc_chance is not None and faults.urc_chance.fire(self.rng) else []
         final = "OK"
         for command in commands:
             try:
@@ -352,9 +355,14 @@ class SimModem:
             except AtError as error:
                 final = errors.error_line(error, self.cmee)
                 break
-            self._emit_lines(result or [])
-        if self.faults.urc_chance is not None and self.faults.urc_chance.fire(self.rng):
-            self._emit_lines(list(self.faults.urc_lines))
+            lines = result or []
+            if intrusion and lines and faults.urc_where == "first":
+                self._emit_lines(lines[:1])
+                self._emit_lines(intrusion)
+                intrusion = []
+                lines = lines[1:]
+            self._emit_lines(lines)
+        self._emit_lines(intrusion)
         self._emit_final(final)
 
     def _dispatch(self, command: Command) -> "list[str] | Awaitable[list[str]]":

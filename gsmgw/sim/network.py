@@ -182,7 +182,8 @@ class SimNetwork:
     async def _setup(self) -> None:
         loop = asyncio.get_running_loop()
         self._submitted_async = asyncio.Event()
-        self._log_file = open(self.directory / "network.jsonl", "a", encoding="utf-8")
+        # A new network starts a new log, so that it holds exactly what this run was sent.
+        self._log_file = open(self.directory / "network.jsonl", "w", encoding="utf-8")
         for index in range(self._count):
             identity = identity_for(index)
             profile = self._profiles[index]
