@@ -126,3 +126,29 @@ def test_probe_never_sends_a_pin(tmp_path):
         left = net._call(lambda: net.modem(0).pin_attempts)
     assert result.ok and result.pin_state == "SIM PIN" and not result.registered
     assert left == 3
+
+
+def test_port_held_by_modemmanager_gets_the_advice(net):
+    """A process named ModemManager (set with prctl PR_SET_NAME) holds one port."""
+    held, free = net.modems[1].path, net.modems[0].path
+    fake = subprocess.Popen(
+        [sys.executable, "-c",
+         "import ctypes, os, time\n"
+         "ctypes.CDLL(None).prctl(15, b'ModemManager', 0, 0, 0)\n"
+         f"fd = os.open({str(held)!r}, os.O_RDWR | os.O_NOCTTY)\n"
+         "print('open', flush=True)\n"
+         "time.sleep(30)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert fake.stdout.readline().strip() == "open"
+        held_result, free_result = asyncio.run(probe_ports([held, free], timeout=3))
+        outcome = CliRunner().invoke(cli, ["probe", "--timeout", "3", free])
+    finally:
+        fake.kill()
+        fake.wait(timeout=5)
+    assert not held_result.ok and held_result.held_by == f"ModemManager (pid {fake.pid})"
+    assert "ID_MM_DEVICE_IGNORE" in held_result.error
+    # Running but not holding the other port: it is probed, and the risk is named.
+    assert free_result.ok and "ModemManager (running" in free_result.held_by
+    assert "ModemManager is running" in outcome.output
