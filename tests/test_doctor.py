@@ -434,3 +434,45 @@ def test_hooks_and_two_way_commands_must_be_executable(tmp_path):
         ("on-sms", "user gsmgw cannot run the received hook (mode -rw-r--r--)"),
         ("missing-hook", "the failed hook does not exist"),
     }
+
+
+@pytest.mark.parametrize(
+    "pin_state, check",
+    [("NO SIM", "sim-missing"), ("SIM FAILURE", "sim-missing"), ("PH-NET PIN", "sim-locked"), ("SIM PUK", "sim-puk")],
+)
+def test_other_sim_states(pin_state, check):
+    modem = doctor.ModemFacts("gsm1", "/dev/gsmgw/x", "port", True, probe=doctor.ModemProbe(pin_state=pin_state))
+    assert checks(doctor.check_modems(doctor.Facts(modems=[modem]))) == [(check, "error")]
+
+
+def test_a_token_file_readable_by_others(tmp_path):
+    make_spool(tmp_path)
+    token = tmp_path / "zabbix.token"
+    token.write_text("s3cret-token\n")
+    token.chmod(0o644)
+    config = write_config(tmp_path, [str(tmp_path / "absent")])
+    config.write_text(config.read_text() + (
+        f"http:\n  listen: 127.0.0.1:8025\nclients:\n  - name: zabbix\n    token_file: {token}\n"
+        "    allow: ['+49*']\n"))
+    findings, _ = run_doctor(tmp_path, config, probe=None)
+    (secret,) = [f for f in findings if f.check == "secret-permission"]
+    assert secret.subject == str(token) and "chmod 600" in secret.fix
+    assert "s3cret" not in doctor.render_text(findings)
+
+
+def test_a_modem_the_daemon_reports_absent(tmp_path):
+    import time
+
+    from gsmgw.daemon.status import ModemStatus, snapshot, write_status
+
+    make_spool(tmp_path)
+    sys_root, proc_root = empty_roots(tmp_path)
+    fake_process(proc_root, 77, "gsmgw", ["/usr/local/bin/gsmgw", "run", "-c", "/etc/gsmgw/gsmgw.yaml"], [])
+    write_status(tmp_path / "state", snapshot(
+        [ModemStatus("gsm1", state="absent", port="/dev/gsmgw/usb-1-1.4-if02", last_error="port gone")],
+        {}, {}, 0, time.time()))
+    config = write_config(tmp_path, [str(tmp_path / "absent")])
+    facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
+    (down,) = doctor.check_daemon(facts)
+    assert down.check == "modem-down" and down.subject == "modem gsm1 (/dev/gsmgw/usb-1-1.4-if02)"
+    assert "port gone" in down.problem
