@@ -401,14 +401,10 @@ class Modem:
 
     # ------------------------------------------------------------------ initialisation
 
-    async def sync(self) -> None:
-        """Public name of the line clean-up (used by the probe)."""
-        await self._sync()
-
     async def identify(self) -> ModemInfo:
         """Who is on this port, changing as little as possible: no PIN, no storage or routing
         changes (echo off and numeric errors only). For `gsmgw probe` and `doctor`."""
-        await self._sync()
+        await self.sync()
         await self.command("ATE0")
         await self._optional("AT+CMEE=1")
         manufacturer = await self._manufacturer()
@@ -419,7 +415,7 @@ class Modem:
                             pin_state=await self.pin_state())
         return self.info
 
-    async def _sync(self) -> None:
+    async def sync(self) -> None:
         """Get a clean command line: leave a prompt left over from a crash, eat stale output."""
         await self.session.send_raw(b"\x1b")
         last: ModemError | None = None
@@ -441,7 +437,7 @@ class Modem:
         """
         self._state("initializing")
         warnings: list[str] = []
-        await self._sync()
+        await self.sync()
         await self.command("ATE0")
         if await self._optional("AT+CMEE=1") is None:
             warnings.append("the modem does not support AT+CMEE=1; errors are less specific")

@@ -13,7 +13,7 @@ import glob
 import os
 from dataclasses import asdict, dataclass, fields
 
-from gsmgw.at.errors import ModemError, PortBusy, PortGone
+from gsmgw.at.errors import ModemError, ModemTimeout, PortBusy, PortGone
 from gsmgw.at.modem import Modem
 
 DEFAULT_PATTERNS = ("/dev/gsmgw/*", "/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
@@ -188,10 +188,9 @@ async def _identify(modem: Modem, result: ProbeResult) -> None:
     """Fill ``result`` step by step, so that a timeout still leaves what was learnt."""
     await modem.open()
     try:
-        await modem.sync()
-    except ModemError:
+        info = await modem.identify()
+    except ModemTimeout:
         raise ModemError("the port does not answer AT") from None
-    info = await modem.identify()
     result.profile = modem.profile.name
     for name in ("manufacturer", "model", "revision", "imei", "imsi", "iccid", "pin_state"):
         setattr(result, name, getattr(info, name))
