@@ -189,8 +189,8 @@ async def _identify(modem: Modem, result: ProbeResult) -> None:
     await modem.open()
     try:
         info = await modem.identify()
-    except ModemTimeout:
-        raise ModemError("the port does not answer AT") from None
+    except ModemTimeout as exc:
+        raise ModemError(f"the port stopped answering ({exc})") from None
     result.profile = modem.profile.name
     for name in ("manufacturer", "model", "revision", "imei", "imsi", "iccid", "pin_state"):
         setattr(result, name, getattr(info, name))
