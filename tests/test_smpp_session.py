@@ -6,6 +6,7 @@ import struct
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import smpplib.gsm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -262,3 +263,20 @@ def test_bare_or_garbled_deliver_sm_resp_is_taken_as_the_answer_never_nacked(res
     (action,) = session.data_received(frame, 2.0)
     assert isinstance(action, Delivered) and action.status == status
     assert session.can_deliver
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        (bytes([0x00, 0x02, 0x11]) + b" 5", "@$_ 5"),  # GSM-7 codes
+        (b"\x1b\x3cFIRING\x1b\x3e \x1b\x65", "[FIRING] €"),  # GSM-7 escapes
+        (b"K\x7cln \x5bber", "Köln Äber"),  # GSM-7 letters, nothing ASCII-only
+        (b"mail me @ 10:00, $5", "mail me @ 10:00, $5"),  # ASCII from a client that ignores GSM-7
+        (b"[FIRING:1] disk_full", "[FIRING:1] disk_full"),
+        (b"{json}", "{json}"),
+        ("Grüße".encode("latin-1"), "Grüße"),  # octets above 0x7F cannot be septets
+        (smpplib.gsm.gsm_encode("Grüße @ 5€ [x]"), "Grüße @ 5€ [x]"),
+    ],
+)
+def test_data_coding_0_is_gsm7_unless_it_cannot_be(raw, expected):
+    assert M.decode_text(0, raw) == (expected, False)

@@ -46,16 +46,37 @@ class MessageError(ValueError):
         self.status = status
 
 
+# GSM-7 codes below 0x20 that are characters, not the LF/CR both alphabets share: "@" is 0x00,
+# "$" 0x02, "_" 0x11, ESC 0x1B starts "{}[]~^\\|€" (TS 23.038 §6.2.1). A GSM-7 encoder uses them;
+# ASCII text never does.
+_GSM_ONLY_CODES = frozenset(range(0x20)) - {0x0A, 0x0D}
+# ASCII "$@_`" are GSM-7 "¤¡§¿": common in ASCII text, rare as GSM-7 characters.
+_ASCII_MARKS = frozenset(b"$@_`")
+
+
+def _looks_like_ascii(raw: bytes) -> bool:
+    """Many ESMEs (scripts, smpplib given bytes) send ASCII or Latin-1 under data_coding 0.
+    Read the octets as Latin-1 when they cannot be unpacked GSM-7 (an octet above 0x7F), or when
+    nothing in them is GSM-7-only and they carry ASCII's "$@_`" or a bracket pair "[…]"/"{…}"
+    (as GSM-7 those would be "Ä…Ñ"/"ä…ñ"). Real GSM-7 text with "@", "$" or brackets has the
+    GSM-only codes, so it is never misread."""
+    if any(octet > 0x7F for octet in raw):
+        return True
+    octets = set(raw)
+    if octets & _GSM_ONLY_CODES:
+        return False
+    return bool(octets & _ASCII_MARKS) or {0x5B, 0x5D} <= octets or {0x7B, 0x7D} <= octets
+
+
 def decode_text(data_coding: int, raw: bytes) -> tuple[str, bool]:
     """(text, flash) from the octets of a message in `data_coding` (SMPP 3.4 §5.2.19).
 
-    data_coding 0 is GSM-7 with one septet per octet (SMPP carries it unpacked). Octets above
-    0x7F cannot be septets: a client that puts Latin-1 text under data_coding 0 (common with
-    scripts that never heard of GSM-7) gets it read as Latin-1 rather than mangled.
+    data_coding 0 is GSM-7 with one septet per octet (SMPP carries it unpacked), except where
+    the octets cannot be GSM-7 as a client meant them (see `_looks_like_ascii`).
     """
     if data_coding in (DC_DEFAULT, DC_GSM7_CLASS_0, DC_GSM7_CLASS_0 + 1, DC_GSM7_CLASS_0 + 2, DC_GSM7_CLASS_3):
         flash = data_coding == DC_GSM7_CLASS_0
-        if any(octet > 0x7F for octet in raw):
+        if _looks_like_ascii(raw):
             return raw.decode("latin-1"), flash
         return decode_septets(raw), flash
     if data_coding == DC_IA5:
