@@ -38,22 +38,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 TOKEN = "bench-token-0123456789abcdef"
 
 
-def fsync_ceiling(directory: Path, seconds: float = 1.0) -> tuple[float, float]:
-    """(mean ms of one durable Spool.submit, such writes per second) in `directory`."""
+def fsync_ceiling(directory: Path, seconds: float = 1.0) -> tuple[float, float, float]:
+    """(mean ms of one durable Spool.submit, such writes per second, CPU ms of one) in `directory`."""
     from gsmgw.spool.store import Spool
 
     spool = Spool(directory)
     spool.ensure_dirs()
     payload = b"To: +4915112345678\n\nbenchmark\n"
     names, times = [], []
+    cpu_started = time.process_time()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         started = time.perf_counter()
         names.append(spool.submit(payload))
         times.append(time.perf_counter() - started)
+    cpu_ms = (time.process_time() - cpu_started) / len(times) * 1000
     for name in names:
         spool.remove("outgoing", name)
-    return statistics.mean(times) * 1000, len(times) / sum(times)
+    return statistics.mean(times) * 1000, len(times) / sum(times), cpu_ms
 
 
 def write_config(directory: Path, port: int) -> Path:
@@ -241,9 +243,10 @@ def main() -> int:
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="gsmgw-bench-http-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        ms_per_write, writes_per_second = fsync_ceiling(directory / "fsync-probe")
-        print(f"fsync ceiling: one durable spool write takes {ms_per_write:.2f} ms "
-              f"= {writes_per_second:.0f} writes/s for one writer without group commit")
+        ms_per_write, writes_per_second, cpu_ms = fsync_ceiling(directory / "fsync-probe")
+        print(f"fsync ceiling: one durable spool write takes {ms_per_write:.2f} ms ({cpu_ms:.2f} ms of it CPU) "
+              f"= {writes_per_second:.0f} writes/s for one writer without group commit; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))

@@ -16,6 +16,12 @@ costs a few idle timers, not send or receive time.
 
 Signature: `X-Gsmgw-Signature` is the lowercase hex HMAC-SHA256 of the exact body bytes, keyed
 with the client's token (reports of messages a client submitted) or with `webhooks.secret`.
+
+Kannel's dlr-url: a message submitted through /cgi-bin/sendsms with a `dlr-url` has `Callback:`
+and `Dlr_mask:` in its spool file. Its callback is called as Kannel's smsbox calls a dlr-url: a
+GET of the URL with its %-escapes filled in (`%d` event: 1 delivered, 2 failed, 4 buffered,
+8 sent, 16 rejected; `%p` recipient; `%i` modem; `%I` message id; `%A` report text; `%t`/`%T`
+time; `%%`), for the events the mask selects.
 """
 
 from __future__ import annotations
@@ -29,14 +35,19 @@ import json
 import logging
 import os
 import random
+import re
 import time
+import urllib.parse
 import uuid
+from datetime import datetime
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from gsmgw.clients import ClientRegistry
 
@@ -94,6 +105,7 @@ class Delivery:
     attempts: int = 0
     next_at: float = 0.0
     last_error: str | None = None
+    method: str = "POST"  # "GET" for Kannel dlr-urls: no body, everything is in the URL
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1).encode("utf-8")
@@ -135,11 +147,17 @@ class WebhookQueue:
         self._session: aiohttp.ClientSession | None = None
         self.delivered_total = 0
         self.dead_total = 0
+        # File writes in threads of our own, so a burst of events never waits behind (or holds
+        # up) the daemon's use of the loop's default executor.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gsmgw-webhooks")
+
+    async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loaded = await asyncio.to_thread(self._load)
+        loaded = await self._in_thread(self._load)
         for delivery in loaded:
             self._schedule(delivery)
         if loaded:
@@ -161,6 +179,7 @@ class WebhookQueue:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        self._executor.shutdown(wait=True)
 
     def _load(self) -> list[Delivery]:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -185,20 +204,26 @@ class WebhookQueue:
     def pending(self) -> int:
         return len(self._deliveries)
 
-    async def enqueue(self, url: str, event: str, payload: Mapping[str, Any], key: str | None) -> str:
-        """Store a delivery durably and schedule it; returns its id (X-Gsmgw-Delivery)."""
-        body = encode_body(payload)
+    async def enqueue(
+        self, url: str, event: str, payload: Mapping[str, Any] | None, key: str | None, *, method: str = "POST"
+    ) -> str:
+        """Store a delivery durably and schedule it; returns its id (X-Gsmgw-Delivery).
+
+        `method` "GET" sends no body (payload None): the URL says everything (Kannel dlr-urls).
+        """
+        body = encode_body(payload) if payload is not None else b""
         now = self.clock()
         delivery = Delivery(
             id=uuid.uuid4().hex,
             url=url,
             event=event,
             body=body.decode("utf-8"),
-            signature=sign(body, key) if key else None,
+            signature=sign(body, key) if key and payload is not None else None,
             created=now,
             next_at=now,
+            method=method,
         )
-        await asyncio.to_thread(write_atomic, self._path(delivery), delivery.to_bytes())
+        await self._in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
         self._schedule(delivery)
         return delivery.id
 
@@ -234,7 +259,7 @@ class WebhookQueue:
             async with self._limit:
                 error = await self._post(delivery)
             if error is None:
-                await asyncio.to_thread(self._unlink, delivery)
+                await self._in_thread(self._unlink, delivery)
                 self._deliveries.pop(delivery.id, None)
                 self.delivered_total += 1
                 return
@@ -250,15 +275,15 @@ class WebhookQueue:
     async def _post(self, delivery: Delivery) -> str | None:
         """One POST; None on 2xx, else words for the log saying what went wrong."""
         assert self._session is not None
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            EVENT_HEADER: delivery.event,
-            DELIVERY_HEADER: delivery.id,
-        }
+        headers = {EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.id}
+        if delivery.method == "POST":
+            headers["Content-Type"] = "application/json; charset=utf-8"
         if delivery.signature:
             headers[SIGNATURE_HEADER] = delivery.signature
         try:
-            async with self._session.post(delivery.url, data=delivery.body.encode("utf-8"), headers=headers) as response:
+            url = URL(delivery.url, encoded=True)  # sent as written: escapes were filled in, quoted
+            data = delivery.body.encode("utf-8") if delivery.method == "POST" else None
+            async with self._session.request(delivery.method, url, data=data, headers=headers) as response:
                 await response.read()
                 if 200 <= response.status < 300:
                     return None
@@ -285,7 +310,7 @@ class WebhookQueue:
                 delivery.event, delivery.id, delivery.url, delivery.attempts, now - delivery.created,
                 error, self.dead_directory,
             )
-            await asyncio.to_thread(self._bury, delivery)
+            await self._in_thread(self._bury, delivery)
             self._deliveries.pop(delivery.id, None)
             self.dead_total += 1
             return
@@ -294,7 +319,7 @@ class WebhookQueue:
             delivery.event, delivery.id, delivery.url, error, delivery.attempts, delay,
         )
         delivery.next_at = now + delay
-        await asyncio.to_thread(write_atomic, self._path(delivery), delivery.to_bytes())
+        await self._in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
         self._schedule(delivery)
 
     def _bury(self, delivery: Delivery) -> None:
@@ -333,6 +358,39 @@ def report_payload(event: Any) -> dict[str, Any]:
     }
 
 
+# Kannel's DLR event values (Kannel user guide, "dlr-mask").
+KANNEL_DELIVERED, KANNEL_FAILED, KANNEL_BUFFERED, KANNEL_SENT, KANNEL_REJECTED = 1, 2, 4, 8, 16
+_KANNEL_REPORT_EVENTS = {"delivered": KANNEL_DELIVERED, "failed": KANNEL_FAILED, "pending": KANNEL_BUFFERED}
+
+
+def kannel_dlr_url(template: str, values: Mapping[str, str]) -> str:
+    """Fill Kannel's %-escapes of a dlr-url; each value URL-quoted, unknown escapes kept as written."""
+
+    def replace(match: "re.Match[str]") -> str:
+        letter = match.group(1)
+        if letter == "%":
+            return "%"
+        if letter in values:
+            return urllib.parse.quote(values[letter], safe="")
+        return match.group(0)
+
+    return re.sub(r"%(.)", replace, template)
+
+
+def kannel_values(event_value: int, *, to: str | None, modem: str | None, message_id: str, text: str,
+                  moment: datetime) -> dict[str, str]:
+    return {
+        "d": str(event_value),
+        "p": to or "",
+        "P": "",  # the SIM's own number; a modem does not always know it
+        "i": modem or "",
+        "I": message_id,
+        "A": text,
+        "t": moment.strftime("%Y-%m-%d %H:%M:%S"),
+        "T": str(int(moment.timestamp())),
+    }
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     wanted = name.lower()
     for key, value in headers.items():
@@ -368,12 +426,35 @@ class WebhookDispatcher:
 
     async def __call__(self, event: Any) -> None:
         kind = type(event).__name__
+        headers = getattr(event, "headers", None) or {}
         if kind == "MessageReceived":
             if self.received_url:
                 await self.queue.enqueue(self.received_url, "received", received_payload(event), self.default_key())
         elif kind == "ReportReceived":
-            headers = getattr(event, "headers", None) or {}
+            if _header(headers, "Dlr_mask") is not None:
+                value = _KANNEL_REPORT_EVENTS.get(event.status, KANNEL_BUFFERED)
+                await self._kannel(headers, value, event, text=f"{event.status} {event.tp_status}")
+                return
             url = _header(headers, "Callback") or self.report_url
             if url:
                 key = self.key_for_client(_header(headers, "Client"))
                 await self.queue.enqueue(url, "report", report_payload(event), key)
+        elif kind == "MessageSent" and _header(headers, "Dlr_mask") is not None:
+            await self._kannel(headers, KANNEL_SENT, event, text="sent")
+        elif kind == "MessageFailed" and _header(headers, "Dlr_mask") is not None:
+            await self._kannel(headers, KANNEL_REJECTED, event, text=event.reason)
+
+    async def _kannel(self, headers: Mapping[str, str], value: int, event: Any, *, text: str) -> None:
+        """A Kannel dlr-url call, if the message's dlr-mask asks for this kind of event."""
+        template = _header(headers, "Callback")
+        try:
+            mask = int(_header(headers, "Dlr_mask") or "0")
+        except ValueError:
+            return
+        if not template or not mask & value:
+            return
+        values = kannel_values(
+            value, to=getattr(event, "to", None), modem=getattr(event, "modem", None) or _header(headers, "Modem"),
+            message_id=event.id, text=text, moment=datetime.now().astimezone(),
+        )
+        await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, None, method="GET")

@@ -259,3 +259,19 @@ def test_kill_9_right_after_202_still_sends_after_restart(tmp_path):
             second.kill()
         log.close()
         network.stop()
+
+
+def test_kannel_sendsms_with_dlr_url_as_a_kannel_user_expects(tmp_path):
+    async def scenario(client, network, gateway, report, received):
+        async with Receiver() as kannel_app:
+            params = {"username": "app", "password": TOKEN, "to": "004915112345678", "text": "Kannel ✓",
+                      "dlr-mask": "9", "dlr-url": kannel_app.url + "?msg=7&type=%d&to=%p"}
+            async with client.session.get(client.base + "/cgi-bin/sendsms", params=params) as response:
+                assert response.status == 202
+                assert await response.text() == "0: Accepted for delivery"
+            assert await kannel_app.next(timeout=20) == "/hook?msg=7&type=8&to=%2B4915112345678"  # sent
+            assert await kannel_app.next(timeout=20) == "/hook?msg=7&type=1&to=%2B4915112345678"  # delivered
+            assert texts_by_recipient(network)["+4915112345678"] == ["Kannel ✓"]
+            assert report.requests == [], "a dlr-url replaces the report webhook for its message"
+
+    run_gateway(tmp_path, scenario)

@@ -11,12 +11,13 @@ import time
 from aiohttp import web
 
 from gsmgw.clients import Client, ClientRegistry
-from gsmgw.daemon.events import MessageReceived, ReportReceived
+from gsmgw.daemon.events import MessageFailed, MessageReceived, MessageSent, ReportReceived
 from gsmgw.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     WebhookDispatcher,
     WebhookQueue,
+    kannel_dlr_url,
     sign,
 )
 
@@ -34,8 +35,8 @@ class Receiver:
 
     async def handle(self, request):
         body = await request.read()
-        self.requests.append((request.path, dict(request.headers), body))
-        await self.arrived.put(body)
+        self.requests.append((request.path_qs if request.method == "GET" else request.path, dict(request.headers), body))
+        await self.arrived.put(body if request.method != "GET" else request.path_qs)
         if self.hang:
             await self.release.wait()
         status = self.answers.pop(0) if self.answers else 200
@@ -43,7 +44,7 @@ class Receiver:
 
     async def __aenter__(self):
         app = web.Application()
-        app.router.add_post("/{tail:.*}", self.handle)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", self.port)
@@ -264,3 +265,38 @@ def test_without_secret_the_first_client_with_a_token_signs():
     dispatcher = WebhookDispatcher(None, WebhooksConfig(), registry)
     assert dispatcher.default_key() == "tok-first"
     assert dispatcher.key_for_client("unknown") == "tok-first"
+
+
+def test_kannel_escapes_are_filled_and_quoted():
+    values = {"d": "1", "p": "+4915112345678", "A": "delivered 0", "I": "20261125-x"}
+    url = kannel_dlr_url("http://app/dlr?s=%d&to=%p&t=%A&id=%I&x=%Z&pct=%%", values)
+    assert url == "http://app/dlr?s=1&to=%2B4915112345678&t=delivered%200&id=20261125-x&x=%Z&pct=%"
+
+
+def test_kannel_dlr_url_is_a_get_for_the_events_in_the_mask(tmp_path):
+    registry = ClientRegistry([Client("app", token="tok-app")])
+
+    async def scenario():
+        async with Receiver() as app:
+            queue = WebhookQueue(tmp_path / "wh")
+            await queue.start()
+            try:
+                dispatcher = WebhookDispatcher(queue, WebhooksConfig(report=app.url + "/json"), registry)
+                headers = {"Client": "app", "Callback": app.url + "?id=42&status=%d&to=%p", "Dlr_mask": "11"}
+                report = dict(id="m1", to="+4915112345678", message_ids=(3,), report_path="/r", modem="gsm1",
+                              discharge=None, tp_status=0, headers=headers)
+                await dispatcher(MessageSent(id="m1", to="+4915112345678", modem="gsm1", imsi=None, message_ids=(3,),
+                                             path="/s", headers=headers))
+                assert await app.next() == "/hook?id=42&status=8&to=%2B4915112345678"
+                await dispatcher(ReportReceived(**report, status="pending", delivered=False))  # 4 is not in 11
+                await dispatcher(ReportReceived(**report, status="delivered", delivered=True))
+                assert await app.next() == "/hook?id=42&status=1&to=%2B4915112345678"
+                await dispatcher(MessageFailed("m1", "+4915112345678", "expired", "/f", headers))  # 16 not in 11
+                await asyncio.sleep(0.2)
+                assert [method_path for method_path, _, _ in app.requests] == [
+                    "/hook?id=42&status=8&to=%2B4915112345678", "/hook?id=42&status=1&to=%2B4915112345678"]
+                assert all(SIGNATURE_HEADER not in headers for _, headers, _ in app.requests)
+            finally:
+                await queue.close()
+
+    asyncio.run(scenario())

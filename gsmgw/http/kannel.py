@@ -153,6 +153,8 @@ def parse_sendsms(
         raise KannelError(exc.status, f"{exc.message}, rejected") from None
 
     dlr_mask = _int_parameter(params, "dlr-mask")
+    if dlr_mask is not None and not 0 <= dlr_mask <= 255:
+        raise KannelError(400, f"dlr-mask must be 0-255 (1 delivered, 2 failed, 4 buffered, 8 sent, 16 rejected), not {dlr_mask}, rejected")
     report = bool(dlr_mask & DLR_REPORT_BITS) if dlr_mask is not None else None
     dlr_url = text_parameter(params, "dlr-url")
     callback = None
@@ -163,6 +165,8 @@ def parse_sendsms(
             raise KannelError(400, f"dlr-url: {exc.message}, rejected") from None
         if report is None:
             report = True
+        if dlr_mask is None:
+            dlr_mask = DLR_REPORT_BITS  # a dlr-url without a mask: every report, as the user surely wants
 
     mclass = _int_parameter(params, "mclass")
     validity_minutes = _int_parameter(params, "validity")
@@ -185,6 +189,7 @@ def parse_sendsms(
         send_after=iso(now + timedelta(minutes=deferred_minutes)) if deferred_minutes else None,
         modem=modem,
         callback=callback,
+        dlr_mask=dlr_mask if callback else None,
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger("gsmgw.http")
@@ -31,6 +32,9 @@ class BatchSubmitter:
         self.max_batch = max_batch
         self._pending: list[tuple[Sequence[bytes], asyncio.Future[list[str]]]] = []
         self._slots = asyncio.Semaphore(parallel)
+        # Our own threads: the loop's default executor is small (cpu + 4) and shared with the
+        # daemon, which must not wait behind a flood of HTTP writes.
+        self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="gsmgw-http-spool")
         self._wakeup = asyncio.Event()
         self._runner: asyncio.Task | None = None
         self._writers: set[asyncio.Task] = set()
@@ -53,6 +57,7 @@ class BatchSubmitter:
             if not future.done():
                 future.set_exception(SubmitError("the server is shutting down; send the request again"))
         self._pending.clear()
+        self._executor.shutdown(wait=True)
 
     async def submit(self, files: Sequence[bytes]) -> list[str]:
         """Queue `files` in outgoing/; returns their names once they are durable."""
@@ -80,7 +85,7 @@ class BatchSubmitter:
         try:
             files = [data for request_files, _ in batch for data in request_files]
             try:
-                names = await asyncio.to_thread(self.spool.submit_many, files)
+                names = await asyncio.get_running_loop().run_in_executor(self._executor, self.spool.submit_many, files)
             except Exception as exc:
                 log.error("cannot write %d message(s) to the spool's outgoing/: %s", len(files), exc)
                 error = SubmitError(f"the spool cannot be written ({_describe(exc)}); nothing was queued, try again later")

@@ -66,6 +66,7 @@ class SendRequest:
     expires: str | None = None
     max_parts: int | None = None
     callback: str | None = None
+    dlr_mask: int | None = None  # Kannel's dlr-mask: the callback is a Kannel dlr-url (GET, %-escapes)
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,8 @@ def prepare_messages(
         extra["Client"] = client_name
     if request.callback:
         extra["Callback"] = request.callback
+        if request.dlr_mask is not None:
+            extra["Dlr_mask"] = str(request.dlr_mask)
     extra["Queued"] = iso(now)
     prepared = []
     for number in request.recipients:
