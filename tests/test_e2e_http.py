@@ -11,7 +11,7 @@ import aiohttp
 
 from gsmgw.config import ClientConfig, HttpConfig, simulation_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import ReportReceived
+from gsmgw.daemon.events import MessageSent, ReportReceived
 from gsmgw.sim import SimNetwork
 
 TOKEN = "e2e-secret-token-0123456789"
@@ -37,9 +37,12 @@ def test_post_send_and_follow_a_message_over_http(tmp_path):
     async def main():
         gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options={"backoff_initial": 0.1})
         delivered, ready = asyncio.Event(), asyncio.Event()
+        seen = set()
 
         def watch(event):
-            if isinstance(event, ReportReceived) and event.delivered:
+            if isinstance(event, MessageSent) or (isinstance(event, ReportReceived) and event.delivered):
+                seen.add(type(event))
+            if seen == {MessageSent, ReportReceived}:  # in either order: a report may come first
                 delivered.set()
             if all(w.state == "ready" for w in gateway.workers.values()):
                 ready.set()

@@ -260,3 +260,15 @@ def test_fully_submitted_lists_queued_messages_with_every_part_accepted(journal)
             journal.mark_submitted(id, seq, seq, T0, sim="sim", report=False)
     journal.recover()  # the stop came before either reached sent/
     assert journal.fully_submitted() == ["done"]
+
+
+def test_reports_that_beat_the_last_part_leave_the_message_delivered(journal):
+    journal.add_messages([message("m", to="+491", parts=1, report=True)], T0)
+    journal.claim("m", "gsm1")
+    journal.mark_submitting("m", 1, "gsm1", "sim")
+    journal.mark_submitted("m", 1, 8, T0, sim="sim", report=True)
+    match = journal.match_report(imsi="sim", modem="gsm1", mr=8, recipient="+491", tp_status=0,
+                                 report_state="delivered", discharge=None, now=T0 + 1, window=60)
+    assert match.delivered and journal.message("m").state == "sending"
+    journal.mark_sent("m", "gsm1", "sim", T0 + 2)
+    assert journal.message("m").state == "delivered"

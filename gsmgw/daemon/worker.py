@@ -375,7 +375,14 @@ class Worker:
         try:
             if row is None or row.state != J.SENDING:
                 return  # expired or finished meanwhile
-            for part in self.journal.pending_parts(message.id):
+            for index, part in enumerate(self.journal.pending_parts(message.id)):
+                if index:
+                    # Between parts: acknowledge and read what arrived, so a long message does
+                    # not hold up an acknowledgement the network is waiting for.
+                    try:
+                        await self._handle_urcs(modem)
+                    except AtCommandError as error:
+                        log.warning("%s: reading an inbound message failed: %s; the sweep retries", name, error)
                 self.journal.mark_submitting(message.id, part.seq, name, imsi)
                 self._uncertain = (message.id, part.seq)
                 try:
@@ -398,12 +405,6 @@ class Worker:
                 if self.metrics:
                     self.metrics.parts_sent.labels(name).inc()
                 log.info("%s: part %d/%d submitted via %s, MR %d", message.id, part.seq, row.parts, name, mr)
-                # Between parts: acknowledge and read what arrived, so a long message does not
-                # hold up an acknowledgement the network is waiting for.
-                try:
-                    await self._handle_urcs(modem)
-                except AtCommandError as error:
-                    log.warning("%s: reading an inbound message failed: %s; the sweep retries", name, error)
             self.outbound.finish_sent(message.id, name, imsi)
             self.consecutive_failures = 0
         except AtCommandError as error:

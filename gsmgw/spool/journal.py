@@ -506,10 +506,16 @@ class Journal:
             )
 
     def mark_sent(self, message_id: str, modem: str, imsi: str | None, now: float) -> None:
+        """Every part has an MR and the file is in sent/. Reports may have come first (a fast
+        network answers before the last part is recorded): then it is delivered already."""
         with self._tx() as db:
             db.execute(
-                "UPDATE message SET state = 'sent', modem = ?, imsi = ?, sent = ?, finished = ? WHERE id = ?",
-                (modem, imsi, now, now, message_id),
+                "UPDATE message SET state = CASE WHEN NOT EXISTS (SELECT 1 FROM part WHERE message = ? "
+                "AND (report IS NULL OR report != 'delivered')) THEN 'delivered' ELSE 'sent' END, "
+                "delivered = CASE WHEN NOT EXISTS (SELECT 1 FROM part WHERE message = ? "
+                "AND (report IS NULL OR report != 'delivered')) THEN ? ELSE delivered END, "
+                "modem = ?, imsi = ?, sent = ?, finished = ? WHERE id = ?",
+                (message_id, message_id, now, modem, imsi, now, now, message_id),
             )
             self._count(db, now, modem, "sent")
 
