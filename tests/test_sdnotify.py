@@ -136,3 +136,49 @@ def test_the_daemon_reports_ready_status_watchdog_and_stopping(tmp_path, notify_
             daemon.kill()
             daemon.wait(timeout=10)
         daemon.stderr.close()
+
+
+def test_the_watchdog_is_fed_while_a_modem_hangs(tmp_path, notify_socket):
+    """A hung modem is not a hung daemon: WATCHDOG=1 keeps coming while modem 0 does not answer."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gsmgw.sim.network import SimNetwork
+
+    path, sock = notify_socket
+    with SimNetwork(tmp_path / "sim", modems=2) as net:
+        config = tmp_path / "gsmgw.yaml"
+        config.write_text(
+            f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\nmodems:\n"
+            f"  - name: gsm1\n    port: {net.modems[0].path}\n  - name: gsm2\n    port: {net.modems[1].path}\n"
+        )
+        env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000")
+        daemon = subprocess.Popen([sys.executable, "-m", "gsmgw", "run", "-c", str(config)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            seen: list[str] = []
+            while "STATUS=2/2 modems up, 0 queued" not in seen:
+                seen += receive(sock)
+            net.set_fault(0, "hang", seconds=8)
+            # A message pinned to the hung modem: its worker is now stuck in AT+CMGS.
+            (tmp_path / "spool" / "outgoing" / "pinned").write_text("To: +4915112345678\nModem: gsm1\n\nhi\n")
+            # WATCHDOG_USEC=2 s: systemd would kill a daemon silent for 2 s. Watch 4 s of the hang.
+            deadline = time.monotonic() + 4.0
+            last_watchdog = time.monotonic()
+            longest_gap = 0.0
+            while time.monotonic() < deadline:
+                if "WATCHDOG=1" in receive(sock):
+                    now = time.monotonic()
+                    longest_gap = max(longest_gap, now - last_watchdog)
+                    last_watchdog = now
+            longest_gap = max(longest_gap, time.monotonic() - last_watchdog)
+            assert longest_gap < 2.0, f"no WATCHDOG=1 for {longest_gap:.1f} s while a modem hung"
+            assert net.submissions == [], "the modem was meant to hang, but it sent"
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=60) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(timeout=10)
