@@ -118,7 +118,8 @@ class ModemSupervisor:
         if kind in ("ready", "recovered"):
             self.state = "ready"
         event = SupervisorEvent(kind, self.port, detail, **extra)
-        log.info("%s: %s%s %s", self.port, kind, f" ({event.step})" if event.step else "", detail)
+        log.info("%s: %s%s%s", self.port, kind, f" ({event.step})" if event.step else "",
+                 f": {detail}" if detail else "")
         try:
             self.on_event(event)
         except Exception:  # the subscriber's bug must not stop the supervision
