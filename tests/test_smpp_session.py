@@ -280,3 +280,10 @@ def test_bare_or_garbled_deliver_sm_resp_is_taken_as_the_answer_never_nacked(res
 )
 def test_data_coding_0_is_gsm7_unless_it_cannot_be(raw, expected):
     assert M.decode_text(0, raw) == (expected, False)
+
+
+def test_receipt_text_reads_the_same_as_ascii_and_gsm7():
+    text = M.receipt_text(message_id="X", stat="UNDELIV", submitted=WALL, done=WALL, err=65, text="a@b_c\nÜber {x}")
+    assert text.endswith("stat:UNDELIV err:065 text:a?b?c??ber ?x?")
+    octets = M.gsm7_octets(text)
+    assert octets.decode("ascii") == text

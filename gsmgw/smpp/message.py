@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from gsmgw.sms.address import normalize_number
 from gsmgw.sms.errors import AddressError
-from gsmgw.sms.gsm7 import ESC, decode_septets, encode_septets, is_gsm7
+from gsmgw.sms.gsm7 import BASIC_TABLE, ESC, decode_septets, encode_septets, is_gsm7
 
 from .pdu import ESM_UDHI, Status
 
@@ -323,10 +323,16 @@ RECEIPT_STATES = {
 }
 
 
+# Characters whose GSM-7 code is their ASCII code (letters, digits, space, most punctuation).
+# A receipt made only of these reads the same to a client that decodes it as ASCII (most parse
+# receipts with a regular expression over ASCII) and to one that decodes GSM-7; "@" would be a
+# NUL octet in GSM-7, which a C client takes for the end of the string.
+_SAME_IN_ASCII_AND_GSM7 = frozenset(ch for code, ch in enumerate(BASIC_TABLE) if ord(ch) == code and code >= 0x20)
+
+
 def _receipt_snippet(text: str) -> str:
-    # Appendix B: the first 20 characters of the message. The receipt itself travels as GSM-7,
-    # so characters without a GSM code become "?".
-    return "".join(ch if is_gsm7(ch) else "?" for ch in text[:20])
+    # Appendix B: the first 20 characters of the message; others than the above become "?".
+    return "".join(ch if ch in _SAME_IN_ASCII_AND_GSM7 else "?" for ch in text[:20])
 
 
 def receipt_text(
