@@ -115,6 +115,12 @@ VECTORS = [
         [SignalReport('+QIND: "csq",20,99', -73)],
     ),
     (
+        "quectel_ec25_qind_smsfull",
+        None, None,
+        b'\r\n+QIND: "smsfull","SM"\r\n',
+        [StorageFull('+QIND: "smsfull","SM"', "SM")],
+    ),
+    (
         "cpin_read_is_a_response_not_a_urc",
         "AT+CPIN?", None,
         b"\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n",

@@ -218,7 +218,8 @@ def _classify_urc(name: str | None, rest: str, raw: str) -> Urc:
         if what in ("SMS DONE", "PB DONE"):
             return ModemReady(raw)
         if what == "SMSFULL":
-            return StorageFull(raw, "")
+            # Quectel EC25 with AT+QINDCFG="smsfull",1: +QIND: "smsfull",<storage>
+            return StorageFull(raw, f[1].upper() if len(f) > 1 else "")
         return Noise(raw)
     if name == "^SMMEMFULL":
         return StorageFull(raw, f[0].upper())
