@@ -918,6 +918,11 @@ def _port_from_status(config: Any, name: str) -> str | None:
 
 
 async def _probe_all(facts: Facts, config: Any, probe: ProbeFunction) -> list[ModemFacts]:
+    if _daemon_processes(facts):
+        # The daemon holds its ports (a non-root doctor cannot see that in /proc); what it
+        # knows about them is in its status file (check_daemon).
+        return facts.modems
+
     async def one(modem: ModemFacts) -> ModemFacts:
         info = modem.port_facts
         if info is None or not info.exists or not info.is_char_device:
