@@ -586,3 +586,35 @@ def test_cancelled_send_leaves_the_modem_usable_and_sends_nothing(net):
 
     assert run(main()).imsi == net.modems[0].imsi
     assert net.submissions == []
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_several_stored_sms_listed_and_deleted_in_each_dialect(tmp_path, profile):
+    """Huawei and Quectel number their slots from 0, Quectel stores in ME: all must work."""
+    with SimNetwork(tmp_path / "sim", modems=1, profile=profile) as net:
+
+        async def main():
+            urcs = Urcs()
+            modem = make_modem(net.modems[0].path, urcs)
+            await modem.open()
+            info = await modem.initialize()
+            for text in ("first", "second", "third"):
+                await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text=text)
+            while len([e for e in urcs if isinstance(e, IncomingStored)]) < 3:
+                urcs.changed.clear()
+                await asyncio.wait_for(urcs.changed.wait(), 5)
+            announced = [e for e in urcs if isinstance(e, IncomingStored)]
+            storage = announced[0].storage
+            listed = await modem.list_messages(storage)
+            before = await modem.storage_status()
+            for message in listed:
+                await modem.delete_message(storage, message.index)
+            after = await modem.storage_status()
+            await modem.close()
+            return info, announced, listed, before, after
+
+        info, announced, listed, before, after = run(main())
+    assert {e.index for e in announced} == {m.index for m in listed}
+    assert sorted(decode_pdu(m.pdu).text for m in listed) == ["first", "second", "third"]
+    assert announced[0].storage == info.storage[2]
+    assert before.read.used == 3 and after.read.used == 0
