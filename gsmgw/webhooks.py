@@ -400,10 +400,25 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 class WebhookDispatcher:
-    """Turns bus events into queued deliveries: which URL, which key."""
+    """Turns bus events into queued deliveries: which URL, which key.
 
-    def __init__(self, queue: WebhookQueue, webhooks_config: Any, registry: ClientRegistry):
+    `settings`, when given, returns the current (webhooks config, client registry) before each
+    event, so a config reload applies to the next event.
+    """
+
+    def __init__(
+        self,
+        queue: WebhookQueue,
+        webhooks_config: Any,
+        registry: ClientRegistry,
+        *,
+        settings: Callable[[], tuple[Any, ClientRegistry]] | None = None,
+    ):
         self.queue = queue
+        self.settings = settings
+        self._apply(webhooks_config, registry)
+
+    def _apply(self, webhooks_config: Any, registry: ClientRegistry) -> None:
         self.received_url = getattr(webhooks_config, "received", None) if webhooks_config else None
         self.report_url = getattr(webhooks_config, "report", None) if webhooks_config else None
         self.secret = getattr(webhooks_config, "secret", None) if webhooks_config else None
@@ -425,6 +440,8 @@ class WebhookDispatcher:
         return self.default_key()
 
     async def __call__(self, event: Any) -> None:
+        if self.settings is not None:
+            self._apply(*self.settings())
         kind = type(event).__name__
         headers = getattr(event, "headers", None) or {}
         if kind == "MessageReceived":

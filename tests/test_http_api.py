@@ -540,3 +540,21 @@ def test_port_in_use_is_a_clear_error(tmp_path):
                 await start(ctx)
 
     asyncio.run(scenario())
+
+
+def test_a_config_reload_applies_to_the_next_request_and_keeps_limits(tmp_path):
+    async def scenario(api):
+        for _ in range(3):
+            assert (await api.send({"to": "+4915112345678", "text": "x"}, token=OTHER_TOKEN))[0] == 202
+        config_path = tmp_path / "gsmgw.yaml"
+        config_path.write_text(config_path.read_text().replace('allow: ["+4915*"]', 'allow: ["+4917*"]')
+                               .replace("oncall: [", "night: [\"+4930123456\"]\n  oncall: ["))
+        api.ctx.config = load_config(config_path)  # what the daemon does on SIGHUP
+        status, answer, _ = await api.send({"to": "+4917612345678", "text": "x"}, token=OTHER_TOKEN)
+        assert status == 429, "limits survive a reload"
+        status, answer, _ = await api.send({"to": "group:night", "text": "x"})
+        assert status == 202 and answer["messages"][0]["to"] == "+4930123456"
+        status, answer, _ = await api.send({"to": "+4915112345678", "text": "x"}, token=OTHER_TOKEN)
+        assert status == 403, "the new allow rules apply"
+
+    run(scenario, tmp_path)

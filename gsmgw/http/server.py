@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gsmgw.clients import Client, ClientRegistry
+from gsmgw.clients import Client, ClientConfigError, ClientRegistry
 from gsmgw.http import kannel
 from gsmgw.http.spoolview import STATUS_KEYS, Inbox, parse_time, status_from_spool, valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
@@ -139,18 +139,17 @@ async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
 class HttpServer:
     def __init__(self, ctx: Any):
         self.ctx = ctx
+        # Listener settings (listen, tls, metrics) are read once; a change needs a restart.
         self.config = ctx.config
         self.http_config = _config_value(self.config, "http")
         self.spool = ctx.spool
-        self.registry: ClientRegistry = getattr(ctx, "clients", None) or ClientRegistry.from_config(self.config)
-        modems = _config_value(self.config, "modems", ()) or ()
-        defaults = _config_value(self.config, "defaults")
-        self.policy = SendPolicy(
-            default_country=_config_value(self.config, "default_country"),
-            default_max_parts=int(_config_value(defaults, "max_parts", 6) or 6),
-            modem_names=tuple(modem.name for modem in modems),
-            defaults=defaults,
-        )
+        self._config_seen: Any = None
+        self._registry: ClientRegistry | None = None
+        self._policy: SendPolicy | None = None
+        try:
+            self._refresh()
+        except ClientConfigError as exc:
+            raise HttpStartError(f"clients: {exc}") from None
         self.metrics_enabled = bool(_config_value(self.http_config, "metrics", True))
         self.submitter = BatchSubmitter(self.spool)
         self.inbox = Inbox(self.spool)
@@ -162,6 +161,51 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self.sites: list[web.TCPSite] = []
         self.alertmanager = None
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Follow the daemon's config reloads (SIGHUP replaces ctx.config): clients, groups,
+        modems and defaults of the new config apply to the next request."""
+        config = self.ctx.config
+        if config is self._config_seen:
+            return
+        registry = getattr(self.ctx, "clients", None)
+        if registry is None:
+            try:
+                registry = ClientRegistry.from_config(config)
+            except ClientConfigError as exc:
+                if self._registry is None:
+                    raise
+                log.error("http: keeping the previous clients: the new config's clients cannot be used: %s", exc)
+                self._config_seen = config
+                return
+            if self._registry is not None:
+                registry.limiter = self._registry.limiter  # a reload does not reset anybody's limits
+        defaults = _config_value(config, "defaults")
+        self._policy = SendPolicy(
+            default_country=_config_value(config, "default_country"),
+            default_max_parts=int(_config_value(defaults, "max_parts", 6) or 6),
+            modem_names=tuple(modem.name for modem in (_config_value(config, "modems", ()) or ())),
+            defaults=defaults,
+        )
+        self._registry = registry
+        self._config_seen = config
+
+    @property
+    def registry(self) -> ClientRegistry:
+        self._refresh()
+        assert self._registry is not None
+        return self._registry
+
+    @property
+    def policy(self) -> SendPolicy:
+        self._refresh()
+        assert self._policy is not None
+        return self._policy
+
+    def _webhook_settings(self) -> tuple[Any, ClientRegistry]:
+        return _config_value(self.ctx.config, "webhooks"), self.registry
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -221,7 +265,9 @@ class HttpServer:
         await self.webhooks.start()
         bus = getattr(self.ctx, "bus", None)
         if bus is not None:
-            dispatcher = WebhookDispatcher(self.webhooks, _config_value(self.config, "webhooks"), self.registry)
+            dispatcher = WebhookDispatcher(
+                self.webhooks, _config_value(self.config, "webhooks"), self.registry, settings=self._webhook_settings
+            )
             self._unsubscribe = bus.subscribe(dispatcher)
         self.submitter.start()
         registry = self._metrics_registry()
