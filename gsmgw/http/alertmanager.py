@@ -427,6 +427,8 @@ class AlertRelay:
         self, text: str, recipients: Iterable[str], notifications: Sequence[Notification], kind: str, now: float
     ) -> tuple[list[Outgoing], list[str]]:
         allowed, held = [], []
+        for recipient in [r for r, times in self._sent_at.items() if times and times[-1] <= now - HOUR_S]:
+            del self._sent_at[recipient]  # nothing in the last hour: forget the number
         for recipient in recipients:
             times = self._sent_at.setdefault(recipient, deque())
             while times and times[0] <= now - HOUR_S:
@@ -442,7 +444,11 @@ class AlertRelay:
         for recipient in allowed:
             self._last_sent[recipient] = (now, tuple(notifications))
         for notification in notifications:
-            self._group_recipients.setdefault(notification.group_key, set()).update(allowed)
+            if notification.status == "resolved":
+                # Nobody can acknowledge a resolved group: forget who had it (bounds the memory).
+                self._group_recipients.pop(notification.group_key, None)
+            else:
+                self._group_recipients.setdefault(notification.group_key, set()).update(allowed)
         keys = tuple(n.group_key for n in notifications)
         return [Outgoing(tuple(allowed), text, kind, keys)], held
 
