@@ -186,8 +186,8 @@ def test_validity_and_schedule_become_times():
 
 @pytest.mark.parametrize(
     "text,expected_parts,data_coding",
-    [("a" * 160, 1, 0), ("a" * 161, 2, 0), ("€" * 80, 1, 0), ("€" * 81, 2, 0), ("ä" * 70, 1, 0),
-     ("ж" * 70, 1, 8), ("ж" * 71, 2, 8), ("😀" * 35, 1, 8), ("😀" * 36, 2, 8)],
+    [("a" * 160, 1, 0), ("a" * 161, 2, 0), ("a\r\n" * 53, 1, 0), ("€" * 70, 1, 8), ("€" * 71, 2, 8),
+     ("@" * 70, 1, 8), ("ä" * 70, 1, 8), ("ж" * 70, 1, 8), ("ж" * 71, 2, 8), ("😀" * 35, 1, 8), ("😀" * 36, 2, 8)],
 )
 def test_encode_for_delivery_parts(text, expected_parts, data_coding):
     segments = M.encode_for_delivery(text, ref=9)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from gsmgw.sms.address import normalize_number
 from gsmgw.sms.errors import AddressError
-from gsmgw.sms.gsm7 import BASIC_TABLE, ESC, decode_septets, encode_septets, is_gsm7
+from gsmgw.sms.gsm7 import BASIC_TABLE, decode_septets, encode_septets
 
 from .pdu import ESM_UDHI, Status
 
@@ -246,16 +246,9 @@ _SINGLE = {DC_DEFAULT: 160, DC_UCS2: 140}
 _PER_PART = {DC_DEFAULT: 153, DC_UCS2: 134}
 
 
-def _chunks_gsm7(septets: list[int], size: int) -> list[bytes]:
-    chunks, start = [], 0
-    while start < len(septets):
-        end = min(start + size, len(septets))
-        # Never end a part on the ESC of a two-septet character (TS 23.038 §6.2.1.1).
-        if end < len(septets) and septets[end - 1] == ESC:
-            end -= 1
-        chunks.append(bytes(septets[start:end]))
-        start = end
-    return chunks
+def _chunks_octets(octets: bytes, size: int) -> list[bytes]:
+    # Only characters of one septet each go out as data_coding 0, so any cut is a clean one.
+    return [octets[start : start + size] for start in range(0, len(octets), size)]
 
 
 def _chunks_ucs2(raw: bytes, size: int) -> list[bytes]:
@@ -273,15 +266,17 @@ def _chunks_ucs2(raw: bytes, size: int) -> list[bytes]:
 def encode_for_delivery(text: str, ref: int) -> list[tuple[int, int, bytes]]:
     """Text → deliver_sm segments [(data_coding, esm_class, short_message)].
 
-    GSM-7 (unpacked, data_coding 0) when every character fits, else UCS-2 (8). A text longer
-    than one SMS is split the way an SMSC delivers it to a handset: UDH concatenation with an
-    8-bit reference, esm_class UDHI, so any SMPP client that handles long MO messages joins it.
+    data_coding 0 only when every character reads the same in ASCII and in GSM-7 (letters,
+    digits, common punctuation), else UCS-2 (8). ESMEs disagree on what data_coding 0 means
+    (GSM-7, ASCII, Latin-1), but all of them read UCS-2 the same way, so text with "@", "€",
+    umlauts or emoji is never misread. A text longer than one SMS is split the way an SMSC
+    delivers it to a handset: UDH concatenation with an 8-bit reference, esm_class UDHI.
     """
-    if is_gsm7(text):
+    if all(ch in _SAME_IN_ASCII_AND_GSM7 or ch in "\n\r" for ch in text):
         data_coding, units = DC_DEFAULT, encode_septets(text)
         if len(units) <= _SINGLE[DC_DEFAULT]:
             return [(data_coding, 0, bytes(units))]
-        chunks = _chunks_gsm7(units, _PER_PART[DC_DEFAULT])
+        chunks = _chunks_octets(bytes(units), _PER_PART[DC_DEFAULT])
     else:
         data_coding, raw = DC_UCS2, text.encode("utf-16-be")
         if len(raw) <= _SINGLE[DC_UCS2]:
