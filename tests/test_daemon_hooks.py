@@ -18,9 +18,10 @@ def script(path, body):
     return str(path)
 
 
-def test_hook_gets_event_and_path_as_arguments_without_a_shell(tmp_path):
+def test_hook_gets_event_and_path_as_arguments_without_a_shell(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
     out = tmp_path / "out"
-    hook = script(tmp_path / "hook", f'printf "%s|%s|%s" "$1" "$2" "$GSMGW_ID" > {out}\n')
+    hook = script(tmp_path / "hook", f'printf "%s|%s|%s|%s" "$1" "$2" "$GSMGW_ID" "$NOTIFY_SOCKET" > {out}\n')
     tricky = str(tmp_path / "sent" / "x; touch pwned $(id)")
 
     async def scenario():
@@ -28,7 +29,7 @@ def test_hook_gets_event_and_path_as_arguments_without_a_shell(tmp_path):
         return await hooks.start("sent", tricky, "x; touch pwned $(id)")
 
     assert asyncio.run(scenario()) == 0
-    assert out.read_text() == f"sent|{tricky}|x; touch pwned $(id)"
+    assert out.read_text() == f"sent|{tricky}|x; touch pwned $(id)|"  # no NOTIFY_SOCKET for hooks
     assert not (tmp_path / "pwned").exists()
 
 

@@ -122,3 +122,75 @@ def test_kill_9_in_a_loop_loses_nothing_and_duplicates_only_parts_in_flight(tmp_
         assert "Traceback" not in text
     finally:
         network.stop()
+
+
+def wait_for_log(log: Path, pattern: str, timeout: float) -> str:
+    """The daemon is another process: read its log until `pattern` appears (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if re.search(pattern, text):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {pattern!r} in the daemon log within {timeout} s:\n{text[-2000:]}")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_message_in_flight(tmp_path):
+    network = SimNetwork(tmp_path / "sim", modems=1, latency=0.25)
+    network.start()
+    log = tmp_path / "daemon.log"
+    try:
+        config = write_config(tmp_path, network)
+        outgoing = tmp_path / "spool" / "outgoing"
+        outgoing.mkdir(parents=True)
+        (outgoing / ".long").write_text("To: +4915100001000\n\n" + "four parts " * 55 + "\n")
+        os.rename(outgoing / ".long", outgoing / "long")
+        daemon = start_daemon(config, log)
+        try:
+            network.wait_for_submissions(1, timeout=30)
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=60) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+        sent = read_spool_file((tmp_path / "spool" / "sent" / "long").read_bytes())
+        assert sent.headers.get("Parts") == "4"
+        assert len(sent.headers.get("Message_id").split(",")) == 4
+        assert len(network.submissions) == 4
+        assert "gsmgw stopped" in log.read_text()
+    finally:
+        network.stop()
+
+
+@pytest.mark.slow
+def test_sighup_reloads_limits(tmp_path):
+    network = SimNetwork(tmp_path / "sim", modems=1)
+    network.start()
+    log = tmp_path / "daemon.log"
+    try:
+        config = write_config(tmp_path, network)
+        original = config.read_text()
+        config.write_text(original + "    limits: {per_minute: 1}\n")
+        outgoing = tmp_path / "spool" / "outgoing"
+        outgoing.mkdir(parents=True)
+        for name in ("first", "second"):
+            (outgoing / f".{name}").write_text(f"To: +4915100002000\n\n{name}\n")
+            os.rename(outgoing / f".{name}", outgoing / name)
+        daemon = start_daemon(config, log)
+        try:
+            network.wait_for_submissions(1, timeout=30)
+            wait_for_log(log, r"second: queued", 10)
+            with pytest.raises(TimeoutError):
+                network.wait_for_submissions(2, timeout=1.5)  # over the limit: it waits
+            config.write_text(original)  # the limit is gone
+            daemon.send_signal(signal.SIGHUP)
+            wait_for_log(log, r"SIGHUP: config .* reloaded", 10)
+            network.wait_for_submissions(2, timeout=10)
+            wait_for_files(tmp_path / "spool" / "sent", 2, timeout=10)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=30) == 0
+    finally:
+        network.stop()

@@ -25,6 +25,8 @@ from gsmgw.daemon.events import MessageFailed, MessageReceived, MessageSent, Rep
 log = logging.getLogger("gsmgw.hooks")
 
 MAX_RUNNING = 4
+# systemd's notify socket and watchdog belong to the daemon: a hook must not speak for it.
+_DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
 HOOK_EVENTS = ("received", "sent", "failed", "report")
 
 
@@ -63,7 +65,8 @@ class Hooks:
 
     async def run(self, name: str, program: str, path: str, ident: str) -> int | None:
         """Run one hook to its end or its timeout; returns the exit status (None: did not run)."""
-        env = dict(os.environ, GSMGW_EVENT=name, GSMGW_FILE=path, GSMGW_ID=ident)
+        env = {key: value for key, value in os.environ.items() if key not in _DAEMON_ONLY}
+        env.update(GSMGW_EVENT=name, GSMGW_FILE=path, GSMGW_ID=ident)
         async with self._slots:
             try:
                 process = await asyncio.create_subprocess_exec(
