@@ -26,20 +26,25 @@ MATCH_KEYS = {"ACTION", "DEVPATH", "KERNEL", "KERNELS", "SUBSYSTEM", "SUBSYSTEMS
               "SYMLINK"}
 ASSIGN_KEYS = {"NAME", "SYMLINK", "OWNER", "GROUP", "MODE", "ENV", "TAG", "RUN", "IMPORT",
                "GOTO", "LABEL", "OPTIONS", "ATTR"}
-TOKEN = re.compile(r'\s*([A-Z_]+)(?:\{([^}]*)\})?\s*(==|!=|\+=|-=|:=|=)\s*"([^"]*)"\s*(,|$)')
+TOKEN = re.compile(r'([A-Z_]+)(?:\{([^}]*)\})?\s*(==|!=|\+=|-=|:=|=)\s*"([^"]*)"')
+# udevadm verify's style rule (systemd >= 254): tokens are separated by exactly ", ".
+SEPARATOR = re.compile(r", (?=\S)")
 
 
 def parse_rule(line: str) -> list[tuple[str, str | None, str, str]]:
     """(key, attribute, operator, value) for each token; AssertionError names what is wrong."""
     tokens, position = [], 0
-    while position < len(line):
+    while True:
         match = TOKEN.match(line, position)
         assert match, f"cannot parse {line[position:]!r}"
-        key, attribute, operator, value, separator = match.groups()
+        key, attribute, operator, value = match.groups()
         tokens.append((key, attribute, operator, value))
         position = match.end()
-        assert separator == "," or position == len(line), f"missing comma after {key}"
-    return tokens
+        if position == len(line):
+            return tokens
+        separator = SEPARATOR.match(line, position)
+        assert separator, f"after {key}: tokens must be separated by a comma and one space"
+        position = separator.end()
 
 
 def rule_lines(text: str) -> list[tuple[int, str]]:
@@ -82,6 +87,7 @@ def lint(text: str) -> list[str]:
             if key == "MODE" and value != "0660":
                 problems.append(f"line {number}: mode must be 0660 (no access for others)")
     problems += [f"GOTO {label!r} has no LABEL" for label in gotos - labels]
+    problems += [f"LABEL {label!r} is unused" for label in labels - gotos]
     return problems
 
 
@@ -97,6 +103,9 @@ def test_lint_knows_a_broken_rule():
     assert lint('SUBSYSTEM=="tty", SYMLINK+="ttyGSM"\n')
     assert lint('SUBSYSTEM=="tty", MODE="0666"\n')
     assert lint('SUBSYSTEM=="tty", FOO="1"\n')
+    assert lint('SUBSYSTEM=="tty",GROUP="dialout"\n')
+    assert lint('SUBSYSTEM=="tty" , GROUP="dialout"\n')
+    assert lint('LABEL="nobody_jumps_here"\n')
 
 
 @pytest.mark.parametrize("text", [RULES.read_text(), uncommented_example()], ids=["shipped", "example"])
