@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from gsmgw.at.errors import CmsError, ModemTimeout, PortGone, SimLocked
+from gsmgw.at.errors import CmsError, ModemTimeout, PortBusy, PortGone, SimLocked
 from gsmgw.at.events import (
     IncomingStored,
     LatePrompt,
@@ -411,7 +411,7 @@ def test_busy_port_is_refused_with_advice(net):
         await first.open()
         second = make_modem(net.modems[0].path)
         try:
-            with pytest.raises(Exception) as caught:
+            with pytest.raises(PortBusy) as caught:
                 await second.open()
         finally:
             await first.close()
