@@ -1,0 +1,107 @@
+"""The README's commands as a user types them: `gsmgw run --simulate`, `gsmgw send`, `gsmgw status`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gsmgw.spool.format import read_spool_file
+
+GSMGW = [sys.executable, "-m", "gsmgw"]
+
+
+def read_until(path: Path, pattern: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if re.search(pattern, text):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {pattern!r} within {timeout} s in:\n{text[-3000:]}")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_run_simulate_prints_what_to_do_and_it_works(tmp_path):
+    spool = tmp_path / "demo-spool"
+    out = tmp_path / "out.log"
+    daemon = subprocess.Popen(
+        GSMGW + ["run", "--simulate", "2", "--spool", str(spool), "--latency", "0"],
+        stdout=out.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        text = read_until(out, r"Stop with Ctrl-C", 30)
+        numbers = re.findall(r"modem\d\s+(\+\d+)", text)
+        assert len(numbers) == 2
+        assert str(spool / "outgoing") in text and "gsmgw send" in text and "gsmgw status" in text
+        read_until(out, r"modem1: starting -> ready|modem1: \w+ -> ready", 30)
+        # The banner's first suggestion, as printed (a naive write straight into outgoing/).
+        (spool / "outgoing" / "hello").write_text(f"To: {numbers[1]}\n\nHello from gsmgw\n")
+        sent = subprocess.run(
+            GSMGW + ["send", "--spool", str(spool), "--to", numbers[0], "Hello again"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert sent.returncode == 0, sent.stderr
+        read_until(out, r"received SMS from .*\n(.|\n)*received SMS from", 30)
+        incoming = [read_spool_file(p.read_bytes()) for p in (spool / "incoming").iterdir()]
+        assert sorted(f.body.decode() for f in incoming) == ["Hello again", "Hello from gsmgw"]
+        status = subprocess.run(GSMGW + ["status", "--spool", str(spool), "--json"],
+                                capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0, status.stderr
+        current = json.loads(status.stdout)
+        assert [m["state"] for m in current["modems"]] == ["ready", "ready"]
+        assert current["queue"]["sent_today"] == 2
+        table = subprocess.run(GSMGW + ["status", "--spool", str(spool)], capture_output=True, text=True, timeout=30)
+        assert "modem0" in table.stdout and "WARNING" not in table.stdout
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        assert daemon.wait(timeout=30) == 0
+
+
+def test_status_says_when_the_daemon_is_not_running(tmp_path):
+    spool = tmp_path / "spool"
+    state = spool / ".state"
+    state.mkdir(parents=True)
+    missing = subprocess.run(GSMGW + ["status", "--spool", str(spool)], capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 1 and "gsmgw run" in missing.stderr
+    old = {
+        "updated": "2020-01-01T00:00:00+00:00",
+        "modems": [{"name": "gsm1", "state": "ready", "port": "/dev/ttyUSB0", "imsi": None, "iccid": None,
+                    "imei": None, "operator": None, "signal_dbm": None, "registered": None, "sent_today": 0,
+                    "failed_today": 0, "received_today": 0, "last_error": None}],
+        "queue": {"outgoing": 0, "checked": 0, "retrying": 0, "sent_today": 0, "failed_today": 0},
+    }
+    (state / "status.json").write_text(json.dumps(old))
+    table = subprocess.run(GSMGW + ["status", "--spool", str(spool)], capture_output=True, text=True, timeout=30)
+    assert table.returncode == 0
+    assert table.stdout.startswith("WARNING: this status is") and "not running" in table.stdout
+    as_json = subprocess.run(GSMGW + ["status", "--spool", str(spool), "--json"],
+                             capture_output=True, text=True, timeout=30)
+    assert json.loads(as_json.stdout) == old
+
+
+def test_run_without_a_config_says_how_to_start(tmp_path):
+    result = subprocess.run(GSMGW + ["run", "-c", str(tmp_path / "nope.yaml")], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2
+    assert "gsmgw run --simulate" in result.stderr
+
+
+def test_run_refuses_a_spool_it_cannot_create_and_says_why(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the spool should be")
+    config = tmp_path / "gsmgw.yaml"
+    config.write_text(
+        f"spool: {blocker / 'spool'}\nstate: {tmp_path / 'state'}\nmodems:\n  - name: gsm1\n    port: {tmp_path / 'tty'}\n"
+    )
+    result = subprocess.run(GSMGW + ["run", "-c", str(config)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "cannot create the spool directory" in result.stdout + result.stderr
