@@ -527,6 +527,10 @@ def test_query_sm_reports_the_message_state(gateway):
     client.query_message(message_id="20990101-000000-nothere", source_addr="")
     assert read_until(client, "query_sm_resp").status == Status.ESME_RQUERYFAIL
     client.disconnect()
+    other = bind(gateway, "limited", "pw")  # another client does not see it
+    other.query_message(message_id=message_id, source_addr="")
+    assert read_until(other, "query_sm_resp").status == Status.ESME_RQUERYFAIL
+    other.disconnect()
 
 
 # ---- TLS ----------------------------------------------------------------------------------

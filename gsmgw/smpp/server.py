@@ -461,13 +461,28 @@ class SmppServer:
             except (OSError, ValueError, KeyError) as exc:
                 log.info("smpp %s: query_sm %s: %s", conn.peer, query.message_id, exc)
         word = _get(status, "status")
-        if word is None:
+        if word is None or not self._owned_by(query.message_id, query.client):
             return conn.session.query_done(query.sequence, query.message_id, None, None)
         state = _STATUS_STATES.get(word, MessageState.UNKNOWN)
         final_date = None
         if word in _FINAL_STATUSES:
             final_date = _parse_iso(_get(status, "delivered") or _get(status, "sent")) or datetime.now(timezone.utc)
         return conn.session.query_done(query.sequence, query.message_id, int(state), final_date)
+
+    def _owned_by(self, message_id: str, client: Any) -> bool:
+        """A client may query its own messages only; to anyone else a message it did not
+        submit does not exist. A file without `Client:` (dropped into the spool) is nobody's."""
+        for dirname in ("outgoing", "checked", "sent", "failed"):
+            try:
+                data = self.spool.read(dirname, message_id)
+            except (OSError, ValueError):
+                continue
+            try:
+                owner = read_spool_file(data).headers.get(H_CLIENT)
+            except (SpoolFormatError, ValueError):
+                return False
+            return owner is not None and owner == getattr(client, "name", None)
+        return False
 
     # ---- deliveries -----------------------------------------------------------------------
 
