@@ -151,13 +151,13 @@ class WebhookQueue:
         # up) the daemon's use of the loop's default executor.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gsmgw-webhooks")
 
-    async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+    async def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loaded = await self._in_thread(self._load)
+        loaded = await self.in_thread(self._load)
         for delivery in loaded:
             self._schedule(delivery)
         if loaded:
@@ -205,16 +205,24 @@ class WebhookQueue:
         return len(self._deliveries)
 
     async def enqueue(
-        self, url: str, event: str, payload: Mapping[str, Any] | None, key: str | None, *, method: str = "POST"
+        self,
+        url: str,
+        event: str,
+        payload: Mapping[str, Any] | None,
+        key: str | None,
+        *,
+        method: str = "POST",
+        delivery_id: str | None = None,
     ) -> str:
         """Store a delivery durably and schedule it; returns its id (X-Gsmgw-Delivery).
 
         `method` "GET" sends no body (payload None): the URL says everything (Kannel dlr-urls).
+        A `delivery_id` derived from what is announced makes a repeated enqueue the same delivery.
         """
         body = encode_body(payload) if payload is not None else b""
         now = self.clock()
         delivery = Delivery(
-            id=uuid.uuid4().hex,
+            id=delivery_id or uuid.uuid4().hex,
             url=url,
             event=event,
             body=body.decode("utf-8"),
@@ -223,7 +231,7 @@ class WebhookQueue:
             next_at=now,
             method=method,
         )
-        await self._in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
+        await self.in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
         self._schedule(delivery)
         return delivery.id
 
@@ -259,7 +267,7 @@ class WebhookQueue:
             async with self._limit:
                 error = await self._post(delivery)
             if error is None:
-                await self._in_thread(self._unlink, delivery)
+                await self.in_thread(self._unlink, delivery)
                 self._deliveries.pop(delivery.id, None)
                 self.delivered_total += 1
                 return
@@ -310,7 +318,7 @@ class WebhookQueue:
                 delivery.event, delivery.id, delivery.url, delivery.attempts, now - delivery.created,
                 error, self.dead_directory,
             )
-            await self._in_thread(self._bury, delivery)
+            await self.in_thread(self._bury, delivery)
             self._deliveries.pop(delivery.id, None)
             self.dead_total += 1
             return
@@ -319,7 +327,7 @@ class WebhookQueue:
             delivery.event, delivery.id, delivery.url, error, delivery.attempts, delay,
         )
         delivery.next_at = now + delay
-        await self._in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
+        await self.in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
         self._schedule(delivery)
 
     def _bury(self, delivery: Delivery) -> None:
@@ -327,6 +335,39 @@ class WebhookQueue:
         write_atomic(self.dead_directory / f"{delivery.id}.json", delivery.to_bytes())
         self._unlink(delivery)
         fsync_dir(self.directory)
+
+
+class ReceivedCursor:
+    """How far the `received` webhook got through incoming/, so a crash loses no announcement.
+
+    The daemon writes an incoming/ file, then publishes MessageReceived; a `kill -9` between the
+    two, or before the delivery is queued, would lose the webhook. The cursor holds the newest
+    mtime (ns) of an incoming/ file whose delivery is queued; at start, every file after it is
+    queued again (same delivery id, so a file queued twice is one delivery). The first start
+    with a `received` webhook begins at "now", not with the whole history.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.position: int | None = None
+
+    def load(self, now_ns: int) -> int:
+        try:
+            self.position = int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            self.position = now_ns
+            write_atomic(self.path, str(now_ns).encode())
+        return self.position
+
+    def advance(self, mtime_ns: int) -> None:
+        if self.position is not None and mtime_ns <= self.position:
+            return
+        self.position = mtime_ns
+        write_atomic(self.path, str(mtime_ns).encode())
+
+
+def received_delivery_id(incoming_id: str) -> str:
+    return f"received-{incoming_id}"
 
 
 def received_payload(event: Any) -> dict[str, Any]:
@@ -416,7 +457,49 @@ class WebhookDispatcher:
     ):
         self.queue = queue
         self.settings = settings
+        self.cursor: ReceivedCursor | None = None
         self._apply(webhooks_config, registry)
+
+    def _advance_cursor(self, path: str) -> None:
+        try:
+            mtime_ns = os.stat(path).st_mtime_ns
+        except OSError:
+            return
+        assert self.cursor is not None
+        self.cursor.advance(mtime_ns)
+
+    async def catch_up(self, incoming_dir: Path, read_entry: Callable[[str, bytes], dict[str, Any]]) -> int:
+        """Queue the `received` webhook of incoming/ files after the cursor (see ReceivedCursor).
+
+        `read_entry(name, data)` gives the webhook body of one file. Returns how many were queued.
+        """
+        if not self.received_url:
+            return 0
+        self.cursor = ReceivedCursor(self.queue.directory / "received.cursor")
+        position = await self.queue.in_thread(self.cursor.load, time.time_ns())
+
+        def newer() -> list[tuple[int, str, dict[str, Any]]]:
+            found = []
+            for entry in os.scandir(incoming_dir):
+                if entry.name.startswith(".") or entry.name.endswith(".tmp"):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                    if info.st_mtime_ns > position:
+                        with open(entry.path, "rb") as handle:
+                            found.append((info.st_mtime_ns, entry.name, read_entry(entry.name, handle.read())))
+                except (OSError, ValueError) as exc:
+                    log.warning("webhooks: cannot read incoming/%s to announce it: %s", entry.name, exc)
+            return sorted(found)
+
+        missed = await self.queue.in_thread(newer)
+        for mtime_ns, name, payload in missed:
+            await self.queue.enqueue(self.received_url, "received", payload, self.default_key(),
+                                     delivery_id=received_delivery_id(name))
+            await self.queue.in_thread(self.cursor.advance, mtime_ns)
+        if missed:
+            log.info("webhooks: queued the received webhook of %d message(s) not announced before the restart", len(missed))
+        return len(missed)
 
     def _apply(self, webhooks_config: Any, registry: ClientRegistry) -> None:
         self.received_url = getattr(webhooks_config, "received", None) if webhooks_config else None
@@ -446,7 +529,12 @@ class WebhookDispatcher:
         headers = getattr(event, "headers", None) or {}
         if kind == "MessageReceived":
             if self.received_url:
-                await self.queue.enqueue(self.received_url, "received", received_payload(event), self.default_key())
+                await self.queue.enqueue(
+                    self.received_url, "received", received_payload(event), self.default_key(),
+                    delivery_id=received_delivery_id(event.id),
+                )
+                if self.cursor is not None:
+                    await self.queue.in_thread(self._advance_cursor, event.path)
         elif kind == "ReportReceived":
             if _header(headers, "Dlr_mask") is not None:
                 value = _KANNEL_REPORT_EVENTS.get(event.status, KANNEL_BUFFERED)

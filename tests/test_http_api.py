@@ -558,3 +558,35 @@ def test_a_config_reload_applies_to_the_next_request_and_keeps_limits(tmp_path):
         assert status == 403, "the new allow rules apply"
 
     run(scenario, tmp_path)
+
+
+def test_received_webhook_of_a_file_written_just_before_a_crash_is_sent_after_restart(tmp_path):
+    from test_webhooks import Receiver
+
+    async def scenario():
+        async with Receiver() as hook:
+            config = write_config(tmp_path, extra=f"webhooks:\n  received: {hook.url}\n  secret: s3\n")
+            ctx = Context(config)
+            server = await start(ctx)   # first start: the cursor begins now
+            await server.close()
+            old = datetime.now().astimezone() - timedelta(hours=1)
+            incoming(ctx.spool, "gsm1-old", received=old, text="before gsmgw knew the webhook")
+            os.utime(ctx.spool.path("incoming", "gsm1-old"), (old.timestamp(), old.timestamp()))
+            incoming(ctx.spool, "gsm1-20261125-110000-zz", received=datetime.now().astimezone(), text="never announced")
+            server = await start(Context(config))  # the restart after the crash
+            try:
+                body = json.loads(await hook.next())
+                assert body["id"] == "gsm1-20261125-110000-zz" and body["text"] == "never announced"
+                assert hook.requests[0][1]["X-Gsmgw-Delivery"] == "received-gsm1-20261125-110000-zz"
+                await asyncio.sleep(0.3)
+                assert len(hook.requests) == 1, "files from before the cursor are not announced"
+            finally:
+                await server.close()
+            server = await start(Context(config))  # announced files are not announced again
+            try:
+                await asyncio.sleep(0.3)
+                assert len(hook.requests) == 1
+            finally:
+                await server.close()
+
+    asyncio.run(scenario())

@@ -40,7 +40,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gsmgw.clients import Client, ClientConfigError, ClientRegistry
 from gsmgw.http import kannel
-from gsmgw.http.spoolview import STATUS_KEYS, Inbox, parse_time, status_from_spool, valid_name
+from gsmgw.http.spoolview import STATUS_KEYS, Inbox, inbox_entry, parse_time, status_from_spool, valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
@@ -269,6 +269,7 @@ class HttpServer:
                 self.webhooks, _config_value(self.config, "webhooks"), self.registry, settings=self._webhook_settings
             )
             self._unsubscribe = bus.subscribe(dispatcher)
+            await dispatcher.catch_up(self.spool.path("incoming"), lambda name, data: inbox_entry(name, data).message)
         self.submitter.start()
         registry = self._metrics_registry()
         if registry is not None:
