@@ -7,7 +7,6 @@ import re
 import threading
 import time
 
-import pytest
 from simfixtures import AtTerminal, sim_network  # noqa: F401
 
 from gsmgw.sms import decode_pdu, encode_submit

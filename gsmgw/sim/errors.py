@@ -76,7 +76,8 @@ def cms(code: int) -> AtError:
     return AtError("cms", code)
 
 
-PLAIN_ERROR = AtError("plain")
+def plain() -> AtError:
+    return AtError("plain")
 
 
 def error_line(error: AtError, cmee: int) -> str:

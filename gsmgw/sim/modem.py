@@ -370,14 +370,14 @@ class SimModem:
         if handler is None:
             if re.fullmatch(r"S\d+", command.name):
                 return self._cmd_s_register(command)
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         return handler(command)
 
     def _cmd_s_register(self, command: Command) -> list[str]:
         # V.250 §6.2: S-registers hold 0-255; read answers three digits.
         if command.form == "read":
             return [f"{self.s_registers.get(command.name, 0):03d}"]
-        self.s_registers[command.name] = _int_in(command.arg or "0", range(256), errors.PLAIN_ERROR)
+        self.s_registers[command.name] = _int_in(command.arg or "0", range(256), errors.plain())
         return []
 
     # ------------------------------------------------------------ commands
@@ -458,7 +458,7 @@ class SimModem:
             if command.form == "test":
                 return []
             if command.form != "action":
-                raise errors.PLAIN_ERROR
+                raise errors.plain()
             return [text()]
 
         return handler
@@ -522,7 +522,7 @@ class SimModem:
         if command.form == "test":
             return []
         if command.form != "set":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         args = split_arguments(command.arg)
         was_registered = self.registered
         if self.pin_state == "READY":
@@ -565,7 +565,7 @@ class SimModem:
     def _cmd_huawei_cpin(self, command: Command) -> list[str]:
         # Huawei AT spec: ^CPIN: <code>,[<times>],<puk_times>,<pin_times>,<puk2_times>,<pin2_times>
         if command.form != "read":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         times = {"SIM PIN": str(self.pin_attempts), "SIM PUK": str(self.puk_attempts)}.get(self.pin_state, "")
         return [
             f"^CPIN: {self.pin_state},{times},{self.puk_attempts},{self.pin_attempts},{PUK_ATTEMPTS},{PIN_ATTEMPTS}"
@@ -574,7 +574,7 @@ class SimModem:
     def _cmd_simcom_spic(self, command: Command) -> list[str]:
         # SIM800 manual: +SPIC: <chv1>,<chv2>,<puk1>,<puk2>
         if command.form != "action":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         return [f"+SPIC: {self.pin_attempts},{PIN_ATTEMPTS},{self.puk_attempts},{PUK_ATTEMPTS}"]
 
     def _cmd_quectel_qpinc(self, command: Command) -> list[str]:
@@ -590,7 +590,7 @@ class SimModem:
         elif command.form == "read":
             chosen = ["SC", "P2"]
         else:
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         return [f'+QPINC: "{f}",{rows[f][0]},{rows[f][1]}' for f in chosen]
 
     def _require_sim(self, *, sms: bool) -> None:
@@ -613,7 +613,7 @@ class SimModem:
 
     def _cmd_huawei_iccid(self, command: Command) -> list[str]:
         if command.form != "read":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         return [f"^ICCID: {_swap_nibbles(self.identity.iccid)}"]
 
     def _cmd_cnum(self, command: Command) -> list[str]:
@@ -804,7 +804,7 @@ class SimModem:
         if command.form == "test":
             return []
         if command.form != "set":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         self._require_sim(sms=True)
         length = _int_in(split_arguments(command.arg)[0], range(7, 165), cms(304))
         text = await self._read_prompt()
@@ -831,7 +831,7 @@ class SimModem:
         if command.form == "test":
             return []
         if command.form != "set":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         self._require_sim(sms=True)
         args = split_arguments(command.arg)
         length = _int_in(args[0], range(7, 165), cms(304))
@@ -868,7 +868,7 @@ class SimModem:
         if command.form == "test":
             return []
         if command.form != "set":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         self._require_sim(sms=True)
         store = self.stores[self.cpms[0]]
         index = _int_in(command.arg.strip(), range(1000), cms(321))
@@ -885,7 +885,7 @@ class SimModem:
             indices = ",".join(str(i) for i in sorted(store.messages))
             return [f"+CMGD: ({indices}),(0-4)"]
         if command.form != "set":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         self._require_sim(sms=True)
         args = split_arguments(command.arg)
         delflag = _int_in(args[1], range(5), cms(304)) if len(args) > 1 and args[1] else 0
@@ -946,7 +946,7 @@ class SimModem:
 
     def _cmd_clac(self, command: Command) -> list[str]:
         if command.form != "action":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         return ["AT" + name for name in sorted(self._handlers)]
 
     def _cmd_huawei_curc(self, command: Command) -> list[str]:
@@ -960,7 +960,7 @@ class SimModem:
     def _cmd_huawei_sysinfo(self, command: Command) -> list[str]:
         # ^SYSINFO: <srv_status>,<srv_domain>,<roam_status>,<sys_mode>,<sim_state>
         if command.form != "action":
-            raise errors.PLAIN_ERROR
+            raise errors.plain()
         service = 2 if self.registered else 0
         sim = 1 if self.pin_state == "READY" else 255
         return [f"^SYSINFO: {service},{3 if service else 0},0,5,{sim},,4"]
@@ -1040,7 +1040,7 @@ class SimModem:
 
 def _flag(arg: str) -> bool:
     if arg not in ("", "0", "1"):
-        raise errors.PLAIN_ERROR
+        raise errors.plain()
     return arg == "1"
 
 
