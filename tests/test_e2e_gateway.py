@@ -485,3 +485,38 @@ def test_unplugging_a_modem_mid_batch_hands_its_work_to_the_other(tmp_path):
         assert all(texts[-1] == "z" * 200 for texts in got.values())
 
     run_scenario(tmp_path, scenario, timeout=90)
+
+
+def test_modems_bound_by_imsi_and_iccid_are_found_by_probing(tmp_path):
+    network = SimNetwork(tmp_path / "sim", modems=2)
+    network.start()
+    sim0, sim1 = network.modems
+    config = simulation_config(tmp_path / "spool", [sim0.path, sim1.path])
+    config = dataclasses.replace(
+        config,
+        # Swapped on purpose: the names follow the SIMs, not the sockets.
+        modems=(
+            dataclasses.replace(config.modems[0], name="by-imsi", port=None, imsi=sim1.imsi),
+            dataclasses.replace(config.modems[1], name="by-iccid", port=None, iccid=sim0.iccid),
+        ),
+        probe_ports=(str(tmp_path / "sim" / "modem*"),),
+    )
+
+    async def main():
+        gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options=FAST_SUPERVISOR)
+        run = Run(gateway, network)
+        await gateway.start()
+        try:
+            await run.ready(timeout=30)
+            ports = {m["name"]: m["port"] for m in gateway.status_snapshot()["modems"]}
+            assert ports == {"by-imsi": sim1.path, "by-iccid": sim0.path}
+            run.drop("pinned", "To: +4915100000900\nModem: by-imsi\n\nthrough the SIM, wherever it is\n")
+            await run.until(lambda: run.of(MessageSent), what="sent")
+            assert network.submissions[-1]["modem"] == 1
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()
