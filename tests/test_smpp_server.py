@@ -668,3 +668,13 @@ def test_a_refused_delivery_is_retried_later(gateway, monkeypatch):
     raw_send(sock, Pdu(CommandId.ENQUIRE_LINK, 9))
     assert raw_read(sock).command_id == CommandId.ENQUIRE_LINK_RESP  # nothing more was queued
     sock.close()
+
+
+def test_a_source_addr_that_cannot_be_a_header_is_refused_not_crashed(gateway):
+    sock = raw_bind(gateway)
+    raw_send(sock, submit_pdu(2, source_addr="12\n34"))
+    resp = raw_read(sock)
+    assert (resp.sequence, resp.status) == (2, Status.ESME_RINVSRCADR)
+    raw_send(sock, submit_pdu(3))
+    assert raw_read(sock).status == 0
+    sock.close()

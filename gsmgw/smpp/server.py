@@ -395,9 +395,9 @@ class SmppServer:
             parse_outgoing(
                 data, now=now, default_country=self.default_country, defaults=self.defaults, groups=self.groups
             )
-        except SpoolFormatError as exc:
+        except ValueError as exc:  # SpoolFormatError and the codec's errors are ValueErrors
             self._release(submission)
-            conn.perform(conn.session.submit_failed(submission, Status.ESME_RSUBMITFAIL, exc.reason))
+            conn.perform(conn.session.submit_failed(submission, Status.ESME_RSUBMITFAIL, str(exc)))
             return
         self._commit_queue.put_nowait((conn, submission, data))
 

@@ -347,6 +347,8 @@ class Session:
         verdict = self.policy.check_destination(self.client, to)
         if not verdict.allowed:
             raise M.MessageError(verdict.reason, Status.ESME_RINVDSTADR)
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in str(params["source_addr"])):
+            raise M.MessageError("source_addr holds control characters", Status.ESME_RINVSRCADR)
         esm_class = int(params["esm_class"])
         data_coding = int(params["data_coding"])
         short_message = bytes(params["short_message"])
