@@ -216,3 +216,39 @@ async def test_ack_without_alerts(spool):
     twoway = TwoWay(config(), spool)
     await twoway.handle(sms("ack"))
     assert replies(spool) == [(BOSS, "ack: no alerts come through this gateway (alertmanager: is not configured)")]
+
+
+def test_end_to_end_an_sms_runs_a_command_and_the_reply_goes_out(tmp_path):
+    """Simulated network -> `gsmgw run` -> two-way -> spool -> modem -> the sender's phone."""
+    import signal
+    import subprocess
+    import sys
+
+    from gsmgw.sim.network import SimNetwork
+
+    with SimNetwork(tmp_path / "sim", modems=1) as net:
+        config = tmp_path / "gsmgw.yaml"
+        config.write_text(
+            f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\ndefault_country: '49'\n"
+            f"modems:\n  - name: gsm1\n    port: {net.modems[0].path}\n"
+            f"two_way:\n  enabled: true\n  allow_from: ['{BOSS}']\n  timeout: 10 s\n"
+            "  commands:\n    hello: [/bin/echo, hello from the gateway]\n"
+        )
+        daemon = subprocess.Popen([sys.executable, "-m", "gsmgw", "run", "-c", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            net.inject_sms(0, sender=STRANGER, text="hello")  # never answered
+            net.inject_sms(0, sender=BOSS, text="Hello")
+            (reply,) = net.wait_for_submissions(1, timeout=30)
+            assert reply["to"] == BOSS
+            assert reply["text"] == "hello: ok\nhello from the gateway"
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=60)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                    daemon.wait(timeout=10)
+                daemon.stderr.close()
+        assert len(net.submissions) == 1
