@@ -50,6 +50,7 @@ import aiohttp
 from yarl import URL
 
 from gsmgw.clients import ClientRegistry
+from gsmgw.spool.format import read_spool_file
 
 log = logging.getLogger("gsmgw.webhooks")
 
@@ -337,14 +338,14 @@ class WebhookQueue:
         fsync_dir(self.directory)
 
 
-class ReceivedCursor:
-    """How far the `received` webhook got through incoming/, so a crash loses no announcement.
+class Cursor:
+    """How far the webhooks got through a spool directory, so a crash loses no announcement.
 
-    The daemon writes an incoming/ file, then publishes MessageReceived; a `kill -9` between the
-    two, or before the delivery is queued, would lose the webhook. The cursor holds the newest
-    mtime (ns) of an incoming/ file whose delivery is queued; at start, every file after it is
-    queued again (same delivery id, so a file queued twice is one delivery). The first start
-    with a `received` webhook begins at "now", not with the whole history.
+    The daemon writes an incoming/ (or report/) file, then publishes its event; a `kill -9`
+    between the two, or before the delivery is queued, would lose the webhook. The cursor holds
+    the newest mtime (ns) of a file in that directory whose delivery is queued; at start, every
+    file after it is announced again, with a delivery id derived from the file's name, so a file
+    announced twice is one delivery. The first start begins at "now", not with the whole history.
     """
 
     def __init__(self, path: Path):
@@ -365,9 +366,56 @@ class ReceivedCursor:
         self.position = mtime_ns
         write_atomic(self.path, str(mtime_ns).encode())
 
+    def advance_to_file(self, path: str) -> None:
+        try:
+            self.advance(os.stat(path).st_mtime_ns)
+        except OSError:
+            pass
 
-def received_delivery_id(incoming_id: str) -> str:
-    return f"received-{incoming_id}"
+    def files_after(self, directory: Path) -> list[tuple[int, str, bytes]]:
+        """(mtime_ns, name, content) of the files in `directory` after the cursor, oldest first."""
+        found = []
+        position = self.position or 0
+        for entry in os.scandir(directory):
+            if entry.name.startswith(".") or entry.name.endswith(".tmp"):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if info.st_mtime_ns > position:
+                    with open(entry.path, "rb") as handle:
+                        found.append((info.st_mtime_ns, entry.name, handle.read()))
+            except OSError as exc:
+                log.warning("webhooks: cannot read %s to announce it: %s", entry.path, exc)
+        return sorted(found)
+
+
+def delivery_id_for(kind: str, file_name: str) -> str:
+    """The delivery id of the webhook announcing a spool file: stable across restarts."""
+    return f"{kind}-{file_name}"
+
+
+def report_event_from_files(report_name: str, report: bytes, sent: bytes | None, report_path: str) -> Any:
+    """The ReportReceived event a report/ file stands for (to announce it after a restart)."""
+    from gsmgw.daemon.events import ReportReceived
+
+    report_headers = read_spool_file(report).headers
+    sent_headers = read_spool_file(sent).headers if sent is not None else None
+    whole = ((sent_headers.get("Status") if sent_headers else None) or report_headers.get("Status") or "").split()
+    own = (report_headers.get("Status") or "").split()
+    ids_text = (sent_headers.get("Message_id") if sent_headers else None) or report_headers.get("Message_id") or ""
+    status = whole[0].lower() if whole else "pending"
+    return ReportReceived(
+        id=report_headers.get("Sent_file") or report_name,
+        to=report_headers.get("From") or "",
+        status=status,
+        delivered=status == "delivered",
+        message_ids=tuple(int(item) for item in ids_text.split(",") if item.strip().isdigit()),
+        report_path=report_path,
+        modem=report_headers.get("Modem") or "",
+        discharge=report_headers.get("Discharge"),
+        tp_status=int(own[1]) if len(own) > 1 and own[1].isdigit() else -1,
+        headers=sent_headers.as_dict() if sent_headers else {},
+    )
 
 
 def received_payload(event: Any) -> dict[str, Any]:
@@ -457,49 +505,55 @@ class WebhookDispatcher:
     ):
         self.queue = queue
         self.settings = settings
-        self.cursor: ReceivedCursor | None = None
+        self.cursors: dict[str, Cursor] = {}
         self._apply(webhooks_config, registry)
 
-    def _advance_cursor(self, path: str) -> None:
-        try:
-            mtime_ns = os.stat(path).st_mtime_ns
-        except OSError:
-            return
-        assert self.cursor is not None
-        self.cursor.advance(mtime_ns)
+    async def catch_up(self, spool: Any, read_incoming: Callable[[str, bytes], dict[str, Any]]) -> int:
+        """Announce incoming/ and report/ files written after the cursors (see Cursor).
 
-    async def catch_up(self, incoming_dir: Path, read_entry: Callable[[str, bytes], dict[str, Any]]) -> int:
-        """Queue the `received` webhook of incoming/ files after the cursor (see ReceivedCursor).
-
-        `read_entry(name, data)` gives the webhook body of one file. Returns how many were queued.
+        `read_incoming(name, data)` gives the `received` body of an incoming/ file. Returns how
+        many deliveries were queued.
         """
-        if not self.received_url:
-            return 0
-        self.cursor = ReceivedCursor(self.queue.directory / "received.cursor")
-        position = await self.queue.in_thread(self.cursor.load, time.time_ns())
-
-        def newer() -> list[tuple[int, str, dict[str, Any]]]:
-            found = []
-            for entry in os.scandir(incoming_dir):
-                if entry.name.startswith(".") or entry.name.endswith(".tmp"):
-                    continue
+        queued = 0
+        self.cursors = {
+            "received": Cursor(self.queue.directory / "received.cursor"),
+            "report": Cursor(self.queue.directory / "report.cursor"),
+        }
+        for kind, cursor in self.cursors.items():
+            await self.queue.in_thread(cursor.load, time.time_ns())
+        if self.received_url:
+            for mtime_ns, name, data in await self.queue.in_thread(self.cursors["received"].files_after, spool.path("incoming")):
                 try:
-                    info = entry.stat(follow_symlinks=False)
-                    if info.st_mtime_ns > position:
-                        with open(entry.path, "rb") as handle:
-                            found.append((info.st_mtime_ns, entry.name, read_entry(entry.name, handle.read())))
-                except (OSError, ValueError) as exc:
-                    log.warning("webhooks: cannot read incoming/%s to announce it: %s", entry.name, exc)
-            return sorted(found)
+                    payload = read_incoming(name, data)
+                except ValueError as exc:
+                    log.warning("webhooks: cannot announce incoming/%s: %s", name, exc)
+                    continue
+                await self.queue.enqueue(self.received_url, "received", payload, self.default_key(),
+                                         delivery_id=delivery_id_for("received", name))
+                await self.queue.in_thread(self.cursors["received"].advance, mtime_ns)
+                queued += 1
+        for mtime_ns, name, data in await self.queue.in_thread(self.cursors["report"].files_after, spool.path("report")):
+            try:
+                event = await self.queue.in_thread(self._report_event, spool, name, data)
+            except ValueError as exc:
+                log.warning("webhooks: cannot announce report/%s: %s", name, exc)
+                continue
+            queued += await self._report(event, delivery_id=delivery_id_for("report", name))
+            await self.queue.in_thread(self.cursors["report"].advance, mtime_ns)
+        if queued:
+            log.info("webhooks: queued %d webhook(s) for messages not announced before the restart", queued)
+        return queued
 
-        missed = await self.queue.in_thread(newer)
-        for mtime_ns, name, payload in missed:
-            await self.queue.enqueue(self.received_url, "received", payload, self.default_key(),
-                                     delivery_id=received_delivery_id(name))
-            await self.queue.in_thread(self.cursor.advance, mtime_ns)
-        if missed:
-            log.info("webhooks: queued the received webhook of %d message(s) not announced before the restart", len(missed))
-        return len(missed)
+    @staticmethod
+    def _report_event(spool: Any, name: str, data: bytes) -> Any:
+        sent_name = read_spool_file(data).headers.get("Sent_file")
+        sent = None
+        if sent_name:
+            try:
+                sent = spool.read("sent", sent_name)
+            except (OSError, ValueError):
+                sent = None
+        return report_event_from_files(name, data, sent, str(spool.path("report", name)))
 
     def _apply(self, webhooks_config: Any, registry: ClientRegistry) -> None:
         self.received_url = getattr(webhooks_config, "received", None) if webhooks_config else None
@@ -531,35 +585,48 @@ class WebhookDispatcher:
             if self.received_url:
                 await self.queue.enqueue(
                     self.received_url, "received", received_payload(event), self.default_key(),
-                    delivery_id=received_delivery_id(event.id),
+                    delivery_id=delivery_id_for("received", event.id),
                 )
-                if self.cursor is not None:
-                    await self.queue.in_thread(self._advance_cursor, event.path)
+                if "received" in self.cursors:
+                    await self.queue.in_thread(self.cursors["received"].advance_to_file, event.path)
         elif kind == "ReportReceived":
-            if _header(headers, "Dlr_mask") is not None:
-                value = _KANNEL_REPORT_EVENTS.get(event.status, KANNEL_BUFFERED)
-                await self._kannel(headers, value, event, text=f"{event.status} {event.tp_status}")
-                return
-            url = _header(headers, "Callback") or self.report_url
-            if url:
-                key = self.key_for_client(_header(headers, "Client"))
-                await self.queue.enqueue(url, "report", report_payload(event), key)
+            report_name = os.path.basename(event.report_path) if event.report_path else None
+            await self._report(event, delivery_id=delivery_id_for("report", report_name) if report_name else None)
+            if "report" in self.cursors and event.report_path:
+                await self.queue.in_thread(self.cursors["report"].advance_to_file, event.report_path)
         elif kind == "MessageSent" and _header(headers, "Dlr_mask") is not None:
             await self._kannel(headers, KANNEL_SENT, event, text="sent")
         elif kind == "MessageFailed" and _header(headers, "Dlr_mask") is not None:
             await self._kannel(headers, KANNEL_REJECTED, event, text=event.reason)
 
-    async def _kannel(self, headers: Mapping[str, str], value: int, event: Any, *, text: str) -> None:
+    async def _report(self, event: Any, *, delivery_id: str | None = None) -> int:
+        """Queue what a delivery report announces: the Kannel dlr-url, the message's callback or
+        the `report` webhook. Returns 1 if something was queued."""
+        headers = getattr(event, "headers", None) or {}
+        if _header(headers, "Dlr_mask") is not None:
+            value = _KANNEL_REPORT_EVENTS.get(event.status, KANNEL_BUFFERED)
+            return await self._kannel(headers, value, event, text=f"{event.status} {event.tp_status}", delivery_id=delivery_id)
+        url = _header(headers, "Callback") or self.report_url
+        if not url:
+            return 0
+        key = self.key_for_client(_header(headers, "Client"))
+        await self.queue.enqueue(url, "report", report_payload(event), key, delivery_id=delivery_id)
+        return 1
+
+    async def _kannel(
+        self, headers: Mapping[str, str], value: int, event: Any, *, text: str, delivery_id: str | None = None
+    ) -> int:
         """A Kannel dlr-url call, if the message's dlr-mask asks for this kind of event."""
         template = _header(headers, "Callback")
         try:
             mask = int(_header(headers, "Dlr_mask") or "0")
         except ValueError:
-            return
+            return 0
         if not template or not mask & value:
-            return
+            return 0
         values = kannel_values(
             value, to=getattr(event, "to", None), modem=getattr(event, "modem", None) or _header(headers, "Modem"),
             message_id=event.id, text=text, moment=datetime.now().astimezone(),
         )
-        await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, None, method="GET")
+        await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, None, method="GET", delivery_id=delivery_id)
+        return 1

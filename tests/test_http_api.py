@@ -590,3 +590,39 @@ def test_received_webhook_of_a_file_written_just_before_a_crash_is_sent_after_re
                 await server.close()
 
     asyncio.run(scenario())
+
+
+def test_report_written_just_before_a_crash_reaches_the_callback_after_restart(tmp_path):
+    from gsmgw.spool.format import build_report
+    from gsmgw.webhooks import sign
+    from test_webhooks import Receiver
+
+    async def scenario():
+        async with Receiver() as callback:
+            config = write_config(tmp_path)
+            ctx = Context(config)
+            server = await start(ctx)
+            async with aiohttp.ClientSession() as session:
+                async with session.post(server.url + "/api/v1/messages", headers={"Authorization": f"Bearer {TOKEN}"},
+                                        json={"to": "+4915112345678", "text": "x", "callback": callback.url}) as response:
+                    name = (await response.json())["messages"][0]["id"]
+            await server.close()
+            # What the daemon did before it was killed: sent, and the report written, unannounced.
+            now = datetime.now().astimezone()
+            sent = build_sent(ctx.spool.read("outgoing", name), modem="gsm1", imsi=None, sent=now, parts=1, message_ids=[9])
+            sent = update_headers(sent, {"Status": "delivered 0 (received by the SME)", "Delivered": now.isoformat(timespec="seconds")})
+            ctx.spool.finish(name, "sent", sent, src="outgoing")
+            ctx.spool.write_atomic("report", "gsm1-20261125-120000-rr", build_report(
+                recipient="+4915112345678", modem="gsm1", message_id=9, sent_file=name, status=0, discharge=now))
+
+            server = await start(Context(config))
+            try:
+                raw = await callback.next()
+                body = json.loads(raw)
+                assert body == {"id": name, "to": "+4915112345678", "status": "delivered",
+                                "delivered": now.isoformat(timespec="seconds"), "message_ids": [9]}
+                assert callback.requests[0][1]["X-Gsmgw-Signature"] == sign(raw, TOKEN)
+            finally:
+                await server.close()
+
+    asyncio.run(scenario())

@@ -269,7 +269,7 @@ class HttpServer:
                 self.webhooks, _config_value(self.config, "webhooks"), self.registry, settings=self._webhook_settings
             )
             self._unsubscribe = bus.subscribe(dispatcher)
-            await dispatcher.catch_up(self.spool.path("incoming"), lambda name, data: inbox_entry(name, data).message)
+            await dispatcher.catch_up(self.spool, lambda name, data: inbox_entry(name, data).message)
         self.submitter.start()
         registry = self._metrics_registry()
         if registry is not None:
