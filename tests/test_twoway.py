@@ -252,3 +252,72 @@ def test_end_to_end_an_sms_runs_a_command_and_the_reply_goes_out(tmp_path):
                     daemon.wait(timeout=10)
                 daemon.stderr.close()
         assert len(net.submissions) == 1
+
+
+def test_end_to_end_ack_by_sms_to_an_alert_from_alertmanager(tmp_path):
+    """Alertmanager -> HTTP -> SMS to two phones; one answers "ack"; the other learns who took it."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from gsmgw.sim.network import SimNetwork
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = tmp_path / "am.token"
+    token.write_text("am-token-123\n")
+    token.chmod(0o600)
+    with SimNetwork(tmp_path / "sim", modems=1) as net:
+        config = tmp_path / "gsmgw.yaml"
+        config.write_text(
+            f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\n"
+            f"modems:\n  - name: gsm1\n    port: {net.modems[0].path}\n"
+            f"http:\n  listen: 127.0.0.1:{port}\n"
+            f"clients:\n  - name: alertmanager\n    token_file: {token}\n    allow: ['group:oncall']\n"
+            f"groups:\n  oncall: ['{BOSS}', '{COLLEAGUE}']\n"
+            "alertmanager:\n  receivers:\n    oncall: {to: ['group:oncall'], window: 2 min}\n"
+            f"two_way:\n  enabled: true\n  allow_from: ['{BOSS}']\n"
+        )
+        daemon = subprocess.Popen([sys.executable, "-m", "gsmgw", "run", "-c", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/alertmanager/oncall", data=json.dumps(FIRING).encode(),
+                headers={"Authorization": "Bearer am-token-123", "Content-Type": "application/json"},
+            )
+            # The HTTP server comes up with the daemon; from outside, a refused connection is the
+            # only sign that it is not there yet, so retry until a deadline.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        assert response.status == 200
+                    break
+                except OSError:
+                    if daemon.poll() is not None:
+                        raise AssertionError(daemon.stderr.read().decode()) from None
+                    assert time.monotonic() < deadline, "the daemon's HTTP server did not come up in 30 s"
+                    time.sleep(0.1)
+            alerts = net.wait_for_submissions(2, timeout=30)
+            assert {s["to"] for s in alerts} == {BOSS, COLLEAGUE}
+            assert {s["text"] for s in alerts} == {"[FIRING:3] HighLatency job=api: p99 over 2s (+2 more)"}
+            net.inject_sms(0, sender=BOSS, text="ack")
+            answers = net.wait_for_submissions(4, timeout=30)[2:]
+            assert {(s["to"], s["text"]) for s in answers} == {
+                (COLLEAGUE, f"[ACK] HighLatency job=api by {BOSS}"),
+                (BOSS, "ack: HighLatency job=api acknowledged; repeats stay quiet until resolved"),
+            }
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=60)
+            finally:
+                if daemon.poll() is None:
+                    daemon.kill()
+                    daemon.wait(timeout=10)
+                daemon.stderr.close()
