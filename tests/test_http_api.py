@@ -626,3 +626,21 @@ def test_report_written_just_before_a_crash_reaches_the_callback_after_restart(t
                 await server.close()
 
     asyncio.run(scenario())
+
+
+def test_alertmanager_routes_are_served_when_configured(tmp_path):
+    extra = "alertmanager:\n  receivers:\n    oncall:\n      to: [\"group:oncall\"]\n      window: 2 min\n      max_per_hour: 10\n"
+
+    async def scenario(api):
+        payload = {"version": "4", "status": "firing", "receiver": "oncall", "groupKey": "{}:{alertname=\"X\"}",
+                   "truncatedAlerts": 0, "groupLabels": {"alertname": "X"}, "commonLabels": {"alertname": "X"},
+                   "commonAnnotations": {}, "externalURL": "http://am", "alerts": [
+                       {"status": "firing", "labels": {"alertname": "X"}, "annotations": {"summary": "disk full"},
+                        "startsAt": "2026-11-25T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "abc"}]}
+        status, answer, _ = await api.request("POST", "/api/v1/alertmanager/oncall", json_body=payload)
+        assert status == 200, answer
+        assert len(api.outgoing()) == 1  # one SMS per notification, to the group's members in one file
+        status, _, _ = await api.request("POST", "/api/v1/alertmanager/oncall", json_body=payload, token="bad")
+        assert status == 401
+
+    run(scenario, tmp_path, extra=extra)
