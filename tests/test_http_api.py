@@ -644,3 +644,13 @@ def test_alertmanager_routes_are_served_when_configured(tmp_path):
         assert status == 401
 
     run(scenario, tmp_path, extra=extra)
+
+
+def test_an_oversized_body_gets_413_before_the_token_is_looked_at(tmp_path):
+    async def scenario(api):
+        status, answer, _ = await api.request("POST", "/api/v1/messages", data=b"x" * (64 * 1024 + 1), token=None)
+        assert status == 413 and "64 KiB" in answer["error"]
+        status, answer, _ = await api.request("POST", "/api/v1/messages", data=b"x" * (64 * 1024), token=None)
+        assert status == 401
+
+    run(scenario, tmp_path)

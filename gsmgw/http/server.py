@@ -119,11 +119,20 @@ def error_response(status: int, message: str, *, retry_after: float | None = Non
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, or ApiError 413 as soon as it is known to be over `limit` bytes."""
-    too_large = ApiError(413, f"the body is over {limit // 1024} KiB; send a shorter text or fewer recipients per request")
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the body is over {limit // 1024} KiB; send a shorter text or fewer recipients per request")
+
+
+def check_declared_size(request: web.Request, limit: int = MAX_BODY_BYTES) -> None:
+    """ApiError 413 when Content-Length already says the body is over `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, or ApiError 413 as soon as it is known to be over `limit` bytes (also chunked)."""
+    check_declared_size(request, limit)
+    too_large = _too_large(limit)
     chunks, size = [], 0
     while True:
         chunk = await request.content.read(65536)
@@ -391,6 +400,7 @@ class HttpServer:
     # --- REST API ---------------------------------------------------------------------------
 
     async def post_messages(self, request: web.Request) -> web.Response:
+        check_declared_size(request)  # 413 before anything else, whoever sends it
         client = self.authenticate(request)
         body = await read_body(request)
         now = datetime.now().astimezone()
