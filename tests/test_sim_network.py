@@ -263,3 +263,17 @@ def test_pin_puk_and_messages_waiting_for_the_pin(sim_network):
     net.replug(0)
     with AtTerminal(net.modems[0].path) as at:
         assert at.command('ATE0;+CPIN="4321"').endswith("\r\nOK\r\n")
+
+
+def test_registration_takes_its_time_and_is_announced(sim_network):
+    net = sim_network(modems=1, register_delay=0.3)
+    with AtTerminal(net.modems[0].path) as at:
+        at.command("ATE0;+CMEE=1;+CREG=1")
+        assert "+CREG: 1,2" in at.command("AT+CREG?")  # searching
+        assert "+CSQ: 99,99" in at.command("AT+CSQ")
+        part = encode_submit(OUTSIDE, "too early")[0]
+        assert at.command(f"AT+CMGS={part.length}").endswith("> ")
+        at.write(part.pdu.encode() + b"\x1a")
+        assert at.read_until(re.compile(rb"ERROR: \d+\r\n")).endswith(b"+CMS ERROR: 331\r\n")  # no network service
+        assert at.read_until(re.compile(rb"\+CREG: 1\r\n"), timeout=3)
+        assert "+CREG: 1,1" in at.command("AT+CREG?")

@@ -58,6 +58,7 @@ def _value(text: str):
     help=f"Dialect: {', '.join(PROFILES)}; or one per modem, comma-separated (generic,huawei).",
 )
 @click.option("--pin", default=None, help="Every SIM asks for this PIN (default: no PIN).")
+@click.option("--register-delay", type=float, default=0.0, show_default=True, help="Seconds a modem searches for the network after power-up or PIN.")
 @click.option("--report-delay", type=float, default=0.0, show_default=True, help="Seconds before a status report comes back.")
 @click.option("--no-outside-reports", is_flag=True, help="No status reports for messages to numbers outside the simulation.")
 @click.option("--fault", "faults", multiple=True, metavar="MODEM:KIND[:k=v,...]", help="Switch a fault on at start, e.g. 1:hang:seconds=30 (repeatable).")
@@ -69,6 +70,7 @@ def simulate(
     latency: str,
     profile: str,
     pin: str | None,
+    register_delay: float,
     report_delay: float,
     no_outside_reports: bool,
     faults: tuple[str, ...],
@@ -113,6 +115,7 @@ def simulate(
         latency=latency,
         pin=pin,
         seed=seed,
+        register_delay=register_delay,
         report_delay=report_delay,
         outside_reports=not no_outside_reports,
         control_socket=True,

@@ -95,6 +95,7 @@ class SimModem:
         latency: Latency = Latency(0.0, 0.0),
         seed: int = 0,
         ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+        register_delay: float = 0.0,
     ) -> None:
         self.identity = identity
         self.profile = profile
@@ -102,6 +103,9 @@ class SimModem:
         self.loop = loop
         self.latency = latency
         self.ack_timeout = ack_timeout
+        # Seconds a modem searches (+CREG stat 2) before it is registered, after power-up,
+        # the PIN or AT+CFUN=1; real ones take a few seconds.
+        self.register_delay = register_delay
         self.rng = random.Random(seed * 7919 + identity.index)
         self.faults = FaultState()
         # The SIM.
@@ -125,6 +129,7 @@ class SimModem:
         """What a power cycle (plug, AT+CFUN=1,1) resets; the SIM's content stays."""
         self.pin_state = "SIM PUK" if self.pin_attempts == 0 else ("SIM PIN" if self.pin else "READY")
         self.cfun = 1
+        self._registration_due = 0.0
         self._reset_settings()
         self._line = bytearray()
         self._pending = bytearray()
@@ -172,8 +177,19 @@ class SimModem:
         return self._write is not None
 
     @property
+    def searching(self) -> bool:
+        """Radio on and SIM ready, but the network search is not over yet."""
+        return self.plugged and self.cfun == 1 and self.pin_state == "READY" and self.loop.time() < self._registration_due
+
+    @property
     def registered(self) -> bool:
-        return self.plugged and self.cfun == 1 and self.pin_state == "READY"
+        return self.plugged and self.cfun == 1 and self.pin_state == "READY" and not self.searching
+
+    def _start_search(self) -> None:
+        if self.register_delay <= 0:
+            return
+        self._registration_due = self.loop.time() + self.register_delay
+        self._schedule(self.register_delay, lambda: self._registration_changed(False))
 
     @property
     def busy(self) -> bool:
@@ -188,6 +204,7 @@ class SimModem:
         """Power on behind a (new) port: boot lines, noise, and deliveries that waited."""
         self._reset_power_state()
         self._write = write
+        self._start_search()
         cpin = self.pin_state
         boot = [line.format(cpin=cpin) for line in self.profile.boot_urcs]
         if boot:
@@ -506,6 +523,8 @@ class SimModem:
             self.loop.call_soon(self._reboot, write)
             return []
         was_registered = self.registered
+        if fun == 1 and self.cfun != 1:
+            self._start_search()
         self.cfun = fun
         self._registration_changed(was_registered)
         return []
@@ -546,6 +565,7 @@ class SimModem:
             self.pin_attempts = PIN_ATTEMPTS
             self.puk_attempts = PUK_ATTEMPTS
         self.pin_state = "READY"
+        self._start_search()
         self._registration_changed(was_registered)
         return []
 
@@ -629,9 +649,10 @@ class SimModem:
         return [f"+CSQ: {rssi},99"]
 
     def _registration_stat(self) -> int:
+        # TS 27.007 §7.2 <stat>: 0 not registered, not searching; 1 home; 2 searching.
         if self.registered:
             return 1
-        return 0
+        return 2 if self.searching else 0
 
     def _cmd_creg(self, command: Command) -> list[str]:
         name = command.name

@@ -92,6 +92,7 @@ class SimNetwork:
         pin: str | None = None,
         seed: int = 0,
         ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+        register_delay: float = 0.0,
         report_delay: float = 0.0,
         delivery_interval: float = 0.1,
         outside_reports: bool = True,
@@ -109,6 +110,7 @@ class SimNetwork:
         self._pin = pin
         self._seed = seed
         self._ack_timeout = ack_timeout
+        self._register_delay = register_delay
         self.report_delay = report_delay
         self.delivery_interval = delivery_interval
         self._offer_timers: dict[int, asyncio.TimerHandle] = {}
@@ -196,6 +198,7 @@ class SimNetwork:
                 latency=self._latency,
                 seed=self._seed,
                 ack_timeout=self._ack_timeout,
+                register_delay=self._register_delay,
             )
             self._sims.append(modem)
             self._ports.append(None)
