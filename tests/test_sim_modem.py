@@ -61,7 +61,8 @@ def test_cmee_decides_the_error_form(sim_network):
     net = sim_network(modems=1)
     with AtTerminal(net.modems[0].path) as at:
         at.command("ATE0")
-        assert at.command("AT+CMGR=999").endswith("\r\nERROR\r\n")
+        assert at.command("AT+CPIN=1234").endswith("\r\nERROR\r\n")  # +CME errors become ERROR
+        assert at.command("AT+CMGR=999").endswith("\r\n+CMS ERROR: 321\r\n")  # 27.005 §3.2.5: +CMS stays
         at.command("AT+CMEE=1")
         assert at.command("AT+CMGR=999").endswith("\r\n+CMS ERROR: 321\r\n")
         assert at.command("AT+CPIN=1234").endswith("\r\n+CME ERROR: 3\r\n")
@@ -121,7 +122,7 @@ def test_submit_prompt_ctrl_z_and_esc(sim_network):
         # A length that does not match the PDU is refused.
         assert at.command(f"AT+CMGS={part.length + 1}") == "\r\n> "
         at.write(part.pdu.encode() + b"\x1a")
-        assert at.read_until(re.compile(rb"ERROR\r\n")) == b"\r\nERROR\r\n"  # +CMEE=0: 304 shows as ERROR
+        assert at.read_until(re.compile(rb"ERROR: 304\r\n")) == b"\r\n+CMS ERROR: 304\r\n"
     record = net.wait_for_submissions(1)[0]
     assert record["text"] == "hello" and record["to"] == net.modems[1].number
     assert len(net.submissions) == 1

@@ -2,8 +2,8 @@
 
 TS 27.007 §9.2 lists +CME ERROR codes, TS 27.005 §3.2.5 the +CMS ERROR codes
 (0-127 are TS 24.011 Annex E-2 causes, 128-255 TS 23.040 §9.2.3.22 values,
-300-511 the ME/TA's own).  +CMEE (TS 27.007 §9.1): 0 plain ``ERROR``,
-1 numeric, 2 verbose.
+300-511 the ME/TA's own).  +CMEE (TS 27.007 §9.1): 0 plain ``ERROR`` (for
++CME errors; see error_line for +CMS), 1 numeric, 2 verbose.
 """
 
 from __future__ import annotations
@@ -81,10 +81,17 @@ def plain() -> AtError:
 
 
 def error_line(error: AtError, cmee: int) -> str:
-    if error.family == "plain" or cmee == 0:
+    """The final result for `error` under +CMEE=<cmee>.
+
+    TS 27.007 §9.1: +CMEE=0 replaces +CME ERROR by ERROR.  TS 27.005 §3.2.5:
+    +CMS ERROR is returned instead of ERROR for ME and network errors of SMS
+    commands, and +CMEE only chooses its numeric or verbose form; so with
+    +CMEE=0 it stays numeric, as SIM800 and Huawei E173 print it.
+    """
+    if error.family == "plain" or (error.family == "cme" and cmee == 0):
         return "ERROR"
     prefix = "+CME ERROR" if error.family == "cme" else "+CMS ERROR"
-    if cmee == 1:
+    if cmee != 2:
         return f"{prefix}: {error.code}"
     table = CME_TEXT if error.family == "cme" else CMS_TEXT
     return f"{prefix}: {table.get(error.code, 'unknown error')}"
