@@ -100,6 +100,8 @@ def test_startup_commands_of_real_clients(sim_network):
                         'AT+CPMS="SM","SM","SM"', "AT+CREG=2"):
             assert at.command(command).endswith("\r\nOK\r\n"), command
         assert at.command("ATS0=2S0?") == "\r\n002\r\n\r\nOK\r\n"
+        for command in ("AT+CLAC=?", "AT+CMGS=?", "AT+CMGR=?", "AT+CPIN=?", "AT+CIMI=?", "AT+CGMI=?"):
+            assert at.command(command) == "\r\nOK\r\n", command
         assert "AT+CMGS" in at.command("AT+CLAC")
         assert at.command("AT+CMGF=1").endswith("+CMS ERROR: 303\r\n")  # PDU mode only
         at.command("AT+CUSD=1,\"*100#\",15")
