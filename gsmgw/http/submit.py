@@ -27,7 +27,7 @@ class SubmitError(Exception):
 
 
 class BatchSubmitter:
-    def __init__(self, spool: Any, *, max_batch: int = 512, parallel: int = 16):
+    def __init__(self, spool: Any, *, max_batch: int = 512, parallel: int = 8):
         self.spool = spool
         self.max_batch = max_batch
         self._pending: list[tuple[Sequence[bytes], asyncio.Future[list[str]]]] = []
