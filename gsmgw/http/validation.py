@@ -27,7 +27,7 @@ from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validit
 from gsmgw.spool.format import SpoolFormatError, iso, make_outgoing, parse_outgoing
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_PARTS_CEILING = 255  # TP-UDH concatenation with an 8-bit reference numbers at most 255 parts
+MAX_PARTS_CEILING = 255  # TS 23.040 §9.2.3.24.1: "maximum number of short messages" is one octet
 MAX_URL_LENGTH = 2048
 PRIORITIES = ("high", "normal", "low")
 
