@@ -346,7 +346,12 @@ class Cursor:
     the newest mtime (ns) of a file in that directory whose delivery is queued; at start, every
     file after it is announced again, with a delivery id derived from the file's name, so a file
     announced twice is one delivery. The first start begins at "now", not with the whole history.
+
+    Events are handled in concurrent tasks, so a later file can be queued (and advance the
+    cursor) just before an earlier one; the restart therefore also looks `OVERLAP_NS` back.
     """
+
+    OVERLAP_NS = 5_000_000_000
 
     def __init__(self, path: Path):
         self.path = path
@@ -375,7 +380,7 @@ class Cursor:
     def files_after(self, directory: Path) -> list[tuple[int, str, bytes]]:
         """(mtime_ns, name, content) of the files in `directory` after the cursor, oldest first."""
         found = []
-        position = self.position or 0
+        position = (self.position or 0) - self.OVERLAP_NS
         for entry in os.scandir(directory):
             if entry.name.startswith(".") or entry.name.endswith(".tmp"):
                 continue
