@@ -196,3 +196,20 @@ def test_form_parsing_keeps_raw_bytes_until_the_charset_is_known():
     assert decode_text(params["text"], None, "ISO-8859-1") == "ä"
     # The first occurrence wins, as Kannel's http_cgi_variable.
     assert collect_parameters(b"to=1&to=2", b"", "", {})["to"] == b"1"
+
+
+def test_an_unparsable_request_line_does_not_log_the_password(tmp_path, caplog):
+    # aiohttp refuses raw (not URL-encoded) UTF-8 in a query with 400 and logs the request line.
+    async def scenario(api):
+        caplog.set_level("DEBUG")
+        host, port = api.server.url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET /cgi-bin/sendsms?username=zabbix&password={TOKEN}&to=+4915112345678&text=Grüße HTTP/1.1\r\n"
+                     "Host: x\r\nConnection: close\r\n\r\n".encode("utf-8"))
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+        assert api.outgoing() == []
+
+    run(scenario, tmp_path)
+    assert TOKEN not in caplog.text

@@ -25,6 +25,7 @@ import inspect
 import logging
 import math
 import os
+import re
 import ssl
 import time
 from collections import Counter as Tally
@@ -78,6 +79,31 @@ class RedactingAccessLogger(AbstractAccessLogger):
         self.logger.debug(
             "%s %s %s %d %.1f ms", request.remote, request.method, request.path, response.status, duration * 1000
         )
+
+
+class RedactSecrets(logging.Filter):
+    """Blank Kannel passwords in aiohttp's own log records.
+
+    aiohttp logs a request line it cannot parse (e.g. raw UTF-8 in a query string) with the
+    whole line, and Kannel scripts put `password=` in it.
+    """
+
+    PATTERN = re.compile(r"((?:password|pass)=)[^&\s'\"]*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.PATTERN.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.PATTERN.sub(r"\1***", logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+REDACT_SECRETS = RedactSecrets()
+for _name in ("aiohttp.server", "aiohttp.access", "aiohttp.web"):
+    if REDACT_SECRETS not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(REDACT_SECRETS)
 
 
 class HttpCollector:
