@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from gsmgw.clients import Client, ClientRegistry
 from gsmgw.http.kannel import collect_parameters, parse_sendsms
 from gsmgw.http.validation import (
-    SEND_FIELDS,
     ApiError,
     SendPolicy,
     check_destinations,

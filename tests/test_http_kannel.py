@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import urllib.parse
 
-import aiohttp
 import pytest
 
 from gsmgw.http.kannel import collect_parameters, decode_text, parse_form

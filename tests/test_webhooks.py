@@ -1,7 +1,6 @@
 """gsmgw.webhooks: durable at-least-once queue, HMAC signature, backoff, restart, give-up."""
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json

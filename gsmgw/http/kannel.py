@@ -22,7 +22,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qsl
 
 from gsmgw.clients import ClientRegistry
