@@ -203,6 +203,11 @@ def test_several_recipients_and_groups_give_one_message_each(tmp_path):
         status, body, _ = await api.send({"to": "group:oncall", "text": "alarm"})
         assert status == 202 and len(body["messages"]) == 2
 
+        # A comma-separated string, as in a spool file's To: line.
+        status, body, _ = await api.send({"to": "+4930123456, group:oncall", "text": "alarm"})
+        assert status == 202
+        assert [m["to"] for m in body["messages"]] == ["+4930123456", "+4915112345678", "+4917612345678"]
+
     run(scenario, tmp_path)
 
 

@@ -259,6 +259,9 @@ def parse_send_request(
         if not to:
             raise ApiError(400, '"to" is an empty list; send at least one number')
         destinations: list[Any] = to
+    elif isinstance(to, str) and "," in to:
+        # "+49…, +49…" as in a spool file's To: line
+        destinations = [item for item in (part.strip() for part in to.split(",")) if item]
     else:
         destinations = [to]
     recipients = expand_recipients(destinations, registry, policy.default_country)
