@@ -465,6 +465,11 @@ def test_inbox_since_and_limit(tmp_path):
         since = (base + timedelta(minutes=1)).isoformat()
         status, answer, _ = await api.request("GET", f"/api/v1/inbox?since={since.replace('+', '%2B')}")
         assert [m["text"] for m in answer["messages"]] == ["second\nline", "third"]
+        # An offset's + that was not URL-encoded arrives as a space; Unix seconds work too.
+        status, answer, _ = await api.request("GET", f"/api/v1/inbox?since={since}")
+        assert [m["text"] for m in answer["messages"]] == ["second\nline", "third"]
+        status, answer, _ = await api.request("GET", f"/api/v1/inbox?since={int((base + timedelta(minutes=2)).timestamp())}")
+        assert [m["text"] for m in answer["messages"]] == ["third"]
         status, answer, _ = await api.request("GET", "/api/v1/inbox?limit=1")
         assert [m["text"] for m in answer["messages"]] == ["first 😀"]
 

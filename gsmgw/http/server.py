@@ -41,7 +41,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gsmgw.clients import Client, ClientConfigError, ClientRegistry
 from gsmgw.http import kannel
-from gsmgw.http.spoolview import STATUS_KEYS, Inbox, inbox_entry, parse_time, status_from_spool, valid_name
+from gsmgw.http.spoolview import STATUS_KEYS, Inbox, inbox_entry, parse_since, status_from_spool, valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
@@ -457,9 +457,9 @@ class HttpServer:
         since_text = request.query.get("since")
         since = None
         if since_text:
-            since = parse_time(since_text)
+            since = parse_since(since_text)
             if since is None:
-                raise ApiError(400, f"since={since_text!r} is not an ISO-8601 time; send e.g. since=2026-11-24T10:15:00%2B01:00 (URL-encode the +)")
+                raise ApiError(400, f"since={since_text!r} is not an ISO-8601 time; send e.g. since=2026-11-24T10:15:00%2B01:00 (URL-encode the +) or Unix seconds")
         limit_text = request.query.get("limit")
         limit = DEFAULT_INBOX_LIMIT
         if limit_text:

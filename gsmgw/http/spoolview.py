@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,6 +125,24 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.astimezone()
+
+
+def parse_since(value: str) -> datetime | None:
+    """The inbox's `since`: ISO-8601 (aware; local if no offset) or Unix seconds.
+
+    A `+` of an offset that was not URL-encoded arrives as a space ("10:15:00 01:00"); it is
+    read as the `+` it was meant to be.
+    """
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        try:
+            return datetime.fromtimestamp(float(text)).astimezone()
+        except (OverflowError, OSError, ValueError):
+            return None
+    moment = parse_time(text)
+    if moment is None:
+        moment = parse_time(re.sub(r" (\d\d(:?\d\d)?)$", r"+\1", text))
+    return moment
 
 
 def inbox_entry(name: str, data: bytes) -> InboxEntry:
