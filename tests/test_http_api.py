@@ -282,6 +282,14 @@ def test_malformed_bodies_get_400(tmp_path, raw, words):
     run(scenario, tmp_path)
 
 
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    async def scenario(api):
+        status, body, _ = await api.request("POST", "/api/v1/messages", data=b'\xef\xbb\xbf{"to": "+4915112345678", "text": "x"}')
+        assert status == 202, body
+
+    run(scenario, tmp_path)
+
+
 def test_emoji_as_a_surrogate_pair_in_json_is_fine(tmp_path):
     async def scenario(api):
         status, body, _ = await api.request(

@@ -94,7 +94,7 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise ApiError(400, f"the request body is empty; send a JSON object like {EXAMPLE}")
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # a byte order mark from Windows tools is not an error
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"the body is not UTF-8 (byte {exc.start}); send JSON encoded as UTF-8, like {EXAMPLE}") from None
     try:
