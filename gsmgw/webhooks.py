@@ -635,3 +635,60 @@ class WebhookDispatcher:
         )
         await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, None, method="GET", delivery_id=delivery_id)
         return 1
+
+
+class WebhookService:
+    """The webhooks of a running daemon: the durable queue in `<state>/webhooks/`, subscribed to
+    the event bus, announcing what a crash left unannounced, following config reloads.
+
+    The HTTP server starts one (gsmgw.http.server). A daemon that wants webhooks without an HTTP
+    listener can start it itself (`await gsmgw.webhooks.start(ctx)`) and put it on `ctx.webhooks`;
+    the HTTP server then uses that one instead of starting a second.
+    """
+
+    def __init__(self, ctx: Any, *, registry: Callable[[], ClientRegistry] | None = None):
+        self.ctx = ctx
+        self._registry_provider = registry
+        self._registry: ClientRegistry | None = None
+        self._config_seen: Any = None
+        state = getattr(ctx.config, "state", None) or Path(ctx.spool.root) / ".state"
+        self.queue = WebhookQueue(Path(state) / "webhooks")
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def registry(self) -> ClientRegistry:
+        if self._registry_provider is not None:
+            return self._registry_provider()
+        if self.ctx.config is not self._config_seen:
+            self._registry = ClientRegistry.from_config(self.ctx.config)
+            self._config_seen = self.ctx.config
+        assert self._registry is not None
+        return self._registry
+
+    def settings(self) -> tuple[Any, ClientRegistry]:
+        return getattr(self.ctx.config, "webhooks", None), self.registry()
+
+    async def start(self) -> None:
+        from gsmgw.http.spoolview import inbox_entry
+
+        await self.queue.start()
+        dispatcher = WebhookDispatcher(self.queue, *self.settings(), settings=self.settings)
+        bus = getattr(self.ctx, "bus", None)
+        if bus is not None:
+            self._unsubscribe = bus.subscribe(dispatcher)
+        await dispatcher.catch_up(self.ctx.spool, lambda name, data: inbox_entry(name, data).message)
+
+    def pending(self) -> int:
+        return self.queue.pending()
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        await self.queue.close()
+
+
+async def start(ctx: Any, *, registry: Callable[[], ClientRegistry] | None = None) -> WebhookService:
+    """Start the daemon's webhooks (see WebhookService); `await service.close()` stops them."""
+    service = WebhookService(ctx, registry=registry)
+    await service.start()
+    return service

@@ -675,3 +675,36 @@ def test_an_oversized_body_gets_413_before_the_token_is_looked_at(tmp_path):
         assert status == 401
 
     run(scenario, tmp_path)
+
+
+def test_webhooks_run_without_the_http_server_and_are_not_started_twice(tmp_path):
+    from gsmgw import webhooks
+    from gsmgw.daemon.events import MessageReceived
+    from test_webhooks import Receiver
+
+    async def scenario():
+        async with Receiver() as hook:
+            ctx = Context(write_config(tmp_path, extra=f"webhooks:\n  received: {hook.url}\n"))
+            ctx.webhooks = await webhooks.start(ctx)   # what a daemon without `http:` would do
+            try:
+                event = MessageReceived(id="gsm1-x", path=str(ctx.spool.path("incoming", "gsm1-x")), sender="+4915112345678",
+                                        text="hi", modem="gsm1", sent=None, received="2026-11-25T10:00:00+00:00",
+                                        parts=1, incomplete=False)
+                ctx.bus.publish(event)
+                body = await hook.next()
+                assert json.loads(body)["id"] == "gsm1-x"
+                # No `webhooks.secret`: the first client with a token signs.
+                assert hook.requests[0][1]["X-Gsmgw-Signature"] == webhooks.sign(body, TOKEN)
+                server = await start(ctx)
+                try:
+                    assert server.webhooks is ctx.webhooks
+                    ctx.bus.publish(event)
+                    await hook.next()
+                    await asyncio.sleep(0.2)
+                    assert len(hook.requests) == 2, "one subscriber, not two"
+                finally:
+                    await server.close()
+            finally:
+                await ctx.webhooks.close()
+
+    asyncio.run(scenario())

@@ -30,7 +30,6 @@ import ssl
 import time
 from collections import Counter as Tally
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -39,9 +38,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gsmgw import webhooks as webhook_service
 from gsmgw.clients import Client, ClientConfigError, ClientRegistry
 from gsmgw.http import kannel
-from gsmgw.http.spoolview import STATUS_KEYS, Inbox, inbox_entry, parse_since, status_from_spool, valid_name
+from gsmgw.http.spoolview import STATUS_KEYS, Inbox, parse_since, status_from_spool, valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
@@ -54,7 +54,7 @@ from gsmgw.http.validation import (
     prepare_messages,
     retry_after_seconds,
 )
-from gsmgw.webhooks import WebhookDispatcher, WebhookQueue
+from gsmgw.webhooks import WebhookService
 
 log = logging.getLogger("gsmgw.http")
 
@@ -188,8 +188,8 @@ class HttpServer:
         self.metrics_enabled = bool(_config_value(self.http_config, "metrics", True))
         self.submitter = BatchSubmitter(self.spool)
         self.inbox = Inbox(self.spool)
-        self.webhooks: WebhookQueue | None = None
-        self._unsubscribe = None
+        self.webhooks: WebhookService | None = None
+        self._own_webhooks = False
         self.request_counts: Tally[tuple[str, int]] = Tally()
         self.accepted_total = 0
         self._collector: HttpCollector | None = None
@@ -238,9 +238,6 @@ class HttpServer:
         self._refresh()
         assert self._policy is not None
         return self._policy
-
-    def _webhook_settings(self) -> tuple[Any, ClientRegistry]:
-        return _config_value(self.ctx.config, "webhooks"), self.registry
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -295,16 +292,10 @@ class HttpServer:
         host = _config_value(self.http_config, "listen_host", "127.0.0.1")
         port = int(_config_value(self.http_config, "listen_port", 8025))
         ssl_context = self.ssl_context()
-        state = Path(_config_value(self.config, "state", None) or Path(self.spool.root) / ".state")
-        self.webhooks = WebhookQueue(state / "webhooks")
-        await self.webhooks.start()
-        bus = getattr(self.ctx, "bus", None)
-        if bus is not None:
-            dispatcher = WebhookDispatcher(
-                self.webhooks, _config_value(self.config, "webhooks"), self.registry, settings=self._webhook_settings
-            )
-            self._unsubscribe = bus.subscribe(dispatcher)
-            await dispatcher.catch_up(self.spool, lambda name, data: inbox_entry(name, data).message)
+        self.webhooks = getattr(self.ctx, "webhooks", None)
+        if self.webhooks is None:
+            self.webhooks = await webhook_service.start(self.ctx, registry=lambda: self.registry)
+            self._own_webhooks = True
         self.submitter.start()
         registry = self._metrics_registry()
         if registry is not None:
@@ -339,14 +330,11 @@ class HttpServer:
         return f"{scheme}://{host}:{port}"
 
     async def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         await self.submitter.close()
-        if self.webhooks is not None:
+        if self.webhooks is not None and self._own_webhooks:
             await self.webhooks.close()
         registry = self._metrics_registry()
         if registry is not None and self._collector is not None:
