@@ -3,8 +3,9 @@
 Entry point: `await start(ctx)` from the daemon's app.py; it returns the running `HttpServer`,
 whose `close()` stops it. `ctx` is the daemon's GatewayContext; this module uses `config`,
 `spool`, `bus`, `metrics` (gsmgw.daemon.metrics.Metrics), `status_snapshot()`,
-`message_status(id)` and, when present, `clients` (a shared gsmgw.clients.ClientRegistry, so
-HTTP and SMPP count one set of limits).
+`message_status(id)`, `wake()`, and, when present, `clients` (a shared
+gsmgw.clients.ClientRegistry) and `webhooks` (a running gsmgw.webhooks service; otherwise the
+server starts its own).
 
 Routes (API.md): POST /api/v1/messages, GET /api/v1/messages/{id}, GET /api/v1/inbox,
 GET /api/v1/modems, GET|POST /cgi-bin/sendsms (Kannel), GET /healthz, GET /metrics, and
