@@ -68,7 +68,7 @@ class ModemConfig:
     imsi: str | None = None
     iccid: str | None = None
     imei: str | None = None
-    pin: str | None = None
+    pin: str | None = field(default=None, repr=False)  # a repr may end up in a log
     pin_file: Path | None = None
     baudrate: int = 115200
     limits: Limits = field(default_factory=Limits)
@@ -110,14 +110,14 @@ class HttpConfig:
 @dataclass(frozen=True)
 class ClientSmpp:
     system_id: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     password_file: Path | None = None
 
 
 @dataclass(frozen=True)
 class ClientConfig:
     name: str
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     token_file: Path | None = None
     smpp: ClientSmpp | None = None
     allow: tuple[str, ...] = ()
@@ -129,7 +129,7 @@ class ClientConfig:
 class WebhooksConfig:
     received: str | None = None
     report: str | None = None
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,25 @@ def test_check_config_uses_the_environment(tmp_path):
     path = write(tmp_path, MINIMAL)
     result = gsmgw("check-config", env={**os.environ, "GSMGW_CONFIG": str(path)})
     assert result.returncode == 0 and f"{path}: OK" in result.stdout
+
+
+def test_secrets_never_appear_in_a_repr(tmp_path):
+    # Regression: a logged config object (or a traceback showing it) printed the PIN and tokens.
+    config = load_config(write(tmp_path, """\
+        modems:
+          - name: gsm1
+            port: /dev/gsmgw/gsm1
+            pin: "4711"
+        clients:
+          - name: app
+            token: tok-ABCDEF-secret
+            smpp: {system_id: app, password: pw-SECRET}
+            allow: ["+49*"]
+        webhooks:
+          received: http://127.0.0.1:9/in
+          secret: hook-SECRET
+        """))
+    text = repr(config)
+    assert config.modem("gsm1").pin == "4711"
+    for secret in ("4711", "tok-ABCDEF-secret", "pw-SECRET", "hook-SECRET"):
+        assert secret not in text
