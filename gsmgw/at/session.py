@@ -176,6 +176,9 @@ class AtSession:
         for fut in (self._final, self._prompt):
             if fut is not None and not fut.done():
                 fut.set_exception(gone)
+                # send_with_prompt awaits only one of the two; the other's error must not be
+                # logged as "Future exception was never retrieved" when it is collected.
+                fut.add_done_callback(lambda done: done.exception())
         self._closed_event.set()
         log.info("%s: port closed: %s", self.port, reason)
         if notify:
