@@ -33,10 +33,11 @@ def read_until(path: Path, pattern: str, timeout: float) -> str:
 def test_run_simulate_prints_what_to_do_and_it_works(tmp_path):
     spool = tmp_path / "demo-spool"
     out = tmp_path / "out.log"
-    daemon = subprocess.Popen(
-        GSMGW + ["run", "--simulate", "2", "--spool", str(spool), "--latency", "0"],
-        stdout=out.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    with out.open("wb") as stream:  # the child has its own copy of the descriptor
+        daemon = subprocess.Popen(
+            GSMGW + ["run", "--simulate", "2", "--spool", str(spool), "--latency", "0"],
+            stdout=stream, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
     try:
         text = read_until(out, r"Stop with Ctrl-C", 30)
         numbers = re.findall(r"modem\d\s+(\+\d+)", text)

@@ -38,12 +38,13 @@ def write_config(tmp_path: Path, network: SimNetwork) -> Path:
 
 
 def start_daemon(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gsmgw", "run", "-c", str(config)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    with log.open("ab") as stream:  # the child has its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "gsmgw", "run", "-c", str(config)],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
 
 
 def wait_for_files(directory: Path, count: int, timeout: float) -> None:

@@ -272,3 +272,11 @@ def test_reports_that_beat_the_last_part_leave_the_message_delivered(journal):
     assert match.delivered and journal.message("m").state == "sending"
     journal.mark_sent("m", "gsm1", "sim", T0 + 2)
     assert journal.message("m").state == "delivered"
+
+
+def test_a_reused_file_name_after_its_message_finished_is_a_new_message(journal):
+    _send(journal, "test", "+491", [3], T0)
+    assert journal.add_messages([message("test", to="+492")], T0 + 10) == ["test"]
+    row = journal.message("test")
+    assert (row.state, row.recipient, row.bound_modem) == ("queued", "+492", None)
+    assert [p.state for p in journal.parts("test")] == ["pending"]

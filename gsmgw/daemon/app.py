@@ -49,7 +49,8 @@ log = logging.getLogger("gsmgw.daemon")
 
 JOURNAL_FILE = "journal.sqlite"
 PRUNE_EVERY = 3600.0
-STOP_GRACE = 90.0  # how long SIGTERM waits for messages in flight (AT+CMGS may take 60 s)
+STOP_GRACE = 90.0
+CLAIM_SLICE = 200  # how long SIGTERM waits for messages in flight (AT+CMGS may take 60 s)
 
 
 class StartupError(Exception):
@@ -271,14 +272,19 @@ class Gateway:
                 ) as watcher:
                     log.info("watching %s (%s)", self.spool.path("outgoing"), watcher.mode)
                     async for names in watcher:
-                        if self._stopping.is_set():
-                            return
-                        try:
-                            self.outbound.accept(names)
-                        except OSError as error:
-                            log.error("claiming files from outgoing/ failed: %s; retrying", error)
-                            watcher.rescan()
-                            await asyncio.sleep(1.0)
+                        # A flood of files is taken in slices, giving the loop back in between:
+                        # workers keep sending and the watchdog keeps being fed.
+                        for start in range(0, len(names), CLAIM_SLICE):
+                            if self._stopping.is_set():
+                                return
+                            try:
+                                self.outbound.accept(names[start:start + CLAIM_SLICE])
+                            except OSError as error:
+                                log.error("claiming files from outgoing/ failed: %s; retrying", error)
+                                watcher.rescan()
+                                await asyncio.sleep(1.0)
+                                break
+                            await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -374,7 +380,10 @@ class Gateway:
         try:
             new = load_config(source)
         except ConfigError as error:
-            log.error("SIGHUP: the config %s has errors; keeping the running one:\n%s", source, error)
+            log.error(
+                "SIGHUP: the config %s has errors; keeping the running one: %s", source,
+                "; ".join(line.strip() for line in str(error).splitlines() if line.strip()),
+            )
             return
         for key in ("spool", "state", "http", "smpp"):
             if getattr(new, key) != getattr(self.config, key):

@@ -366,8 +366,11 @@ class Outbound:
         # Files in checked/ the journal does not know: claimed, then a crash before the journal.
         queued, originals = [], []
         for name in sorted(left):
-            if self.journal.has_message(name):
-                continue
+            known = self.journal.message(name)
+            if known is not None and known.state not in J.FINAL_STATES:
+                continue  # queued or being sent: the journal has it
+            # Unknown, or a finished message's name reused by a new file (spool.recover already
+            # removed checked/ copies of files that reached sent/ or failed/).
             try:
                 data = self.spool.read("checked", name)
             except OSError as error:

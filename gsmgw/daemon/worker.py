@@ -52,8 +52,9 @@ log = logging.getLogger("gsmgw.worker")
 
 REST_AFTER = 3  # consecutive failed sends that rest a modem
 REST_SECONDS = 60.0
-PROBE_RETRY = 30.0  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
-SWEEP_STORAGES = ("SM", "ME")
+PROBE_RETRY = 30.0
+DISK_RETRY = 30.0  # a result that could not be written (disk full) is tried again after this  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
+SWEEP_STORAGES = ("SM", "ME", "SR")  # SR: status reports, on modems that keep them apart
 RECEIVED_STATS = (0, 1)  # TS 27.005 §3.1 <stat>: received unread / read (2, 3 are outgoing copies)
 
 
@@ -407,9 +408,18 @@ class Worker:
                 log.info("%s: part %d/%d submitted via %s, MR %d", message.id, part.seq, row.parts, name, mr)
             self.outbound.finish_sent(message.id, name, imsi)
             self.consecutive_failures = 0
+        except OSError as error:
+            # The spool or the journal could not be written (disk full?): nothing is lost, the
+            # parts with an MR are recorded; try again later, also to finish the file.
+            log.error("%s: cannot write its result: %s; trying again in %.0f s", message.id, error, DISK_RETRY)
+            self._requeue_quietly(message.id, DISK_RETRY, f"disk: {error}")
         except AtCommandError as error:
-            self._after_error(message, error, temporary=error.temporary and not error.sim_specific,
-                              sim_fault=error.sim_specific)
+            try:
+                self._after_error(message, error, temporary=error.temporary and not error.sim_specific,
+                                  sim_fault=error.sim_specific)
+            except OSError as disk_error:
+                log.error("%s: cannot write its result: %s; trying again in %.0f s", message.id, disk_error, DISK_RETRY)
+                self._requeue_quietly(message.id, DISK_RETRY, f"disk: {disk_error}")
         except ModemTimeout as error:
             self._after_error(message, error, temporary=True, sim_fault=True)
             raise
@@ -423,6 +433,14 @@ class Worker:
             if self.status.state == pool.BUSY:
                 self._set_state(self._usable_state())
             self.on_change()
+
+    def _requeue_quietly(self, message_id: str, delay: float, error: str) -> None:
+        try:
+            row = self.journal.message(message_id)
+            if row is not None and row.state == J.SENDING:
+                self.journal.requeue(message_id, not_before=self.clock() + delay, error=error, count_attempt=False)
+        except Exception:  # noqa: BLE001 - recovery at the next start puts it back
+            log.exception("%s: cannot requeue; it is queued again at the next start", message_id)
 
     def _after_error(self, message: QueuedMessage, error: ModemError, *, temporary: bool, sim_fault: bool) -> None:
         row = self.journal.message(message.id)
@@ -502,9 +520,16 @@ class Worker:
             return  # already taken by a sweep
         if stored.stat not in RECEIVED_STATS:
             return  # a stored outgoing copy (stat 2/3) that some firmware announced
-        result = self.inbound.accept_pdu(stored.pdu, modem=self.name, imsi=self.status.imsi)
-        if result.durable:
+        if self._accept(stored.pdu):
             await modem.delete_message(storage, index)
+
+    def _accept(self, pdu: str) -> bool:
+        """Save one inbound PDU; True when the SIM copy may be deleted."""
+        try:
+            return self.inbound.accept_pdu(pdu, modem=self.name, imsi=self.status.imsi).durable
+        except OSError as error:
+            log.error("%s: cannot save an incoming message: %s; it stays on the SIM", self.name, error)
+            return False
 
     async def _sweep(self, modem) -> None:
         """Read whatever is stored (a `+CMTI` may have been lost) and remove it once saved."""
@@ -517,8 +542,7 @@ class Worker:
             for message in stored:
                 if message.stat not in RECEIVED_STATS:
                     continue  # stored outgoing copies (stat 2/3) belong to whoever wrote them
-                result = self.inbound.accept_pdu(message.pdu, modem=self.name, imsi=self.status.imsi)
-                if result.durable:
+                if self._accept(message.pdu):
                     await modem.delete_message(storage, message.index)
 
     async def _poll_radio(self, modem) -> None:

@@ -44,6 +44,7 @@ DELIVERED = "delivered"
 FAILED = "failed"
 EXPIRED = "expired"
 MESSAGE_STATES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, EXPIRED)
+FINAL_STATES = (SENT, DELIVERED, FAILED, EXPIRED)
 
 # Part states.
 PART_PENDING = "pending"
@@ -318,12 +319,19 @@ class Journal:
     def add_messages(self, messages: Iterable[NewMessage], now: float) -> list[str]:
         """Queue messages with their parts in one transaction; returns the ids newly added.
 
-        An id that is already in the journal is left as it is: claiming the same file twice
-        (recovery after a crash between claim and journal) must not reset its progress.
+        An id that is queued or sending is left as it is: claiming the same file twice (recovery
+        after a crash between claim and journal) must not reset its progress. An id whose
+        message is finished is a new message under a reused file name: it replaces the old row.
         """
         added = []
         with self._tx() as db:
             for message in messages:
+                found = db.execute("SELECT state FROM message WHERE id = ?", (message.id,)).fetchone()
+                if found is not None and found[0] in FINAL_STATES:
+                    # The name was used before and that message is finished (its file left
+                    # sent/ or failed/): this is a new message under an old name.
+                    db.execute("DELETE FROM part WHERE message = ?", (message.id,))
+                    db.execute("DELETE FROM message WHERE id = ?", (message.id,))
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO message (id, recipient, state, priority, queued, "
                     "not_before, expires, pinned, parts, report, client, callback) "
