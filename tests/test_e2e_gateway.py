@@ -520,3 +520,28 @@ def test_modems_bound_by_imsi_and_iccid_are_found_by_probing(tmp_path):
         asyncio.run(main())
     finally:
         network.stop()
+
+
+def test_a_late_cmgs_answer_is_recorded_and_the_part_not_sent_again(tmp_path):
+    options = dict(FAST_SUPERVISOR, modem_options={"send_timeout": 1.0})
+    network, config = start_run(tmp_path, modems=2)
+
+    async def main():
+        gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options=options)
+        run = Run(gateway, network)
+        await gateway.start()
+        try:
+            await run.ready()
+            network.set_fault(0, "late_cmgs", seconds=2.0)
+            run.drop("slow", "To: +4915100001100\nModem: modem0\n\nanswered late\n")
+            await run.until(lambda: run.of(MessageSent), what="sent after the late answer", timeout=30)
+            assert len(network.submissions) == 1
+            sent = run.file("sent", "slow")
+            assert sent.headers.get("Message_id") == str(network.submissions[0]["mr"])
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()

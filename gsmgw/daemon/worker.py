@@ -53,7 +53,8 @@ log = logging.getLogger("gsmgw.worker")
 REST_AFTER = 3  # consecutive failed sends that rest a modem
 REST_SECONDS = 60.0
 PROBE_RETRY = 30.0
-DISK_RETRY = 30.0  # a result that could not be written (disk full) is tried again after this  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
+DISK_RETRY = 30.0
+UNCERTAIN_GRACE = 20.0  # after a submit timed out, how long a late +CMGS answer is waited for  # a result that could not be written (disk full) is tried again after this  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
 SWEEP_STORAGES = ("SM", "ME", "SR")  # SR: status reports, on modems that keep them apart
 RECEIVED_STATS = (0, 1)  # TS 27.005 §3.1 <stat>: received unread / read (2, 3 are outgoing copies)
 
@@ -421,7 +422,8 @@ class Worker:
                 log.error("%s: cannot write its result: %s; trying again in %.0f s", message.id, disk_error, DISK_RETRY)
                 self._requeue_quietly(message.id, DISK_RETRY, f"disk: {disk_error}")
         except ModemTimeout as error:
-            self._after_error(message, error, temporary=True, sim_fault=True)
+            self._after_error(message, error, temporary=True, sim_fault=True,
+                              uncertain=self._uncertain is not None)
             raise
         except ModemError as error:
             # The port went away mid-message: hand it back at once; the state change follows.
@@ -442,7 +444,9 @@ class Worker:
         except Exception:  # noqa: BLE001 - recovery at the next start puts it back
             log.exception("%s: cannot requeue; it is queued again at the next start", message_id)
 
-    def _after_error(self, message: QueuedMessage, error: ModemError, *, temporary: bool, sim_fault: bool) -> None:
+    def _after_error(
+        self, message: QueuedMessage, error: ModemError, *, temporary: bool, sim_fault: bool, uncertain: bool = False
+    ) -> None:
         row = self.journal.message(message.id)
         if row is None:
             return
@@ -460,16 +464,21 @@ class Worker:
         if isinstance(decision, pool.GiveUp):
             self.outbound.finish_failed(message.id, f"{decision.reason} (via {self.name})", modem=self.name)
         else:
+            delay = decision.delay
+            if uncertain:
+                # The submit may have gone out: give the modem's late +CMGS answer time to arrive
+                # (then the part has its MR and is not sent again) before anyone resends it.
+                delay = max(delay, UNCERTAIN_GRACE)
             self.journal.requeue(
                 message.id,
-                not_before=self.clock() + decision.delay,
+                not_before=self.clock() + delay,
                 error=reason,
                 avoid_modem=decision.avoid,
                 refused_by=decision.refuse,
             )
             log.warning(
                 "%s: %s on %s; %s", message.id, reason, self.name,
-                "another modem will try" if decision.delay == 0 else f"retry in {decision.delay:.0f} s",
+                "another modem will try" if delay == 0 else f"retry in {delay:.0f} s",
             )
         if temporary or sim_fault:
             self.consecutive_failures += 1
@@ -512,6 +521,9 @@ class Worker:
             message_id, seq, mr, self.clock(), sim=self.status.imsi or self.name, report=bool(row and row.report)
         )
         log.info("%s: part %d: the late answer gave MR %d; it will not be sent again", message_id, seq, mr)
+        row = self.journal.message(message_id)
+        if row is not None and row.state == J.QUEUED and not self.journal.pending_parts(message_id):
+            self.outbound.finish_sent(message_id, self.name, self.status.imsi)
         self.on_change()
 
     async def _take_stored(self, modem, storage: str, index: int) -> None:
