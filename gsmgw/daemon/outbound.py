@@ -167,10 +167,14 @@ class Outbound:
         )
 
     def _prepare(
-        self, name: str, data: bytes, mtime: _dt.datetime | None
+        self, name: str, data: bytes, mtime: _dt.datetime | None, *, recovering: bool = False
     ) -> tuple[list[tuple[NewMessage, Mapping[str, str]]], str | None]:
         """Parse a file now in checked/; fail it, or return its messages (and the original's name
-        when it was expanded into one file per recipient)."""
+        when it was expanded into one file per recipient).
+
+        `recovering`: the original is still in checked/ after a stop, so its expansion may have
+        been done already: a recipient's file the journal knows, or that reached sent/ or
+        failed/, is left alone."""
         now = self.clock()
         settings = self.settings
         try:
@@ -194,6 +198,12 @@ class Outbound:
             files = []
             for n, number in enumerate(recipients, 1):
                 child = recipient_name(name, n)
+                if recovering and (
+                    self.journal.message(child) is not None
+                    or self.spool.exists("sent", child)
+                    or self.spool.exists("failed", child)
+                ):
+                    continue
                 child_data = single_recipient(data, number)
                 self.spool.write_atomic("checked", child, child_data)
                 files.append((child, child_data, number))
@@ -377,7 +387,7 @@ class Outbound:
                 log.error("%s: cannot read it in checked/: %s", name, error)
                 continue
             log.info("%s: in checked/ but not in the journal (claimed just before a stop); queued now", name)
-            messages, original = self._prepare(name, data, None)
+            messages, original = self._prepare(name, data, None, recovering=True)
             queued.extend(messages)
             if original:
                 originals.append(original)
