@@ -107,6 +107,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._urcs: list[at_events.Urc] = []
         self._uncertain: tuple[str, int] | None = None  # a part whose +CMGS never came
+        self._saved_not_deleted: dict[tuple[str, int], str] = {}  # (storage, index) -> PDU
         self._next_radio = 0.0
         self._next_sweep = 0.0
         self._supervisor_state = "opening"
@@ -532,16 +533,7 @@ class Worker:
             return  # already taken by a sweep
         if stored.stat not in RECEIVED_STATS:
             return  # a stored outgoing copy (stat 2/3) that some firmware announced
-        if self._accept(stored.pdu):
-            await modem.delete_message(storage, index)
-
-    def _accept(self, pdu: str) -> bool:
-        """Save one inbound PDU; True when the SIM copy may be deleted."""
-        try:
-            return self.inbound.accept_pdu(pdu, modem=self.name, imsi=self.status.imsi).durable
-        except OSError as error:
-            log.error("%s: cannot save an incoming message: %s; it stays on the SIM", self.name, error)
-            return False
+        await self._save_then_delete(modem, stored)
 
     async def _sweep(self, modem) -> None:
         """Read whatever is stored (a `+CMTI` may have been lost) and remove it once saved."""
@@ -554,8 +546,25 @@ class Worker:
             for message in stored:
                 if message.stat not in RECEIVED_STATS:
                     continue  # stored outgoing copies (stat 2/3) belong to whoever wrote them
-                if self._accept(message.pdu):
-                    await modem.delete_message(storage, message.index)
+                await self._save_then_delete(modem, message)
+
+    async def _save_then_delete(self, modem, stored) -> None:
+        """Save a stored SMS, then delete its SIM copy. A copy whose deletion failed is
+        remembered (slot and PDU), so reading it again deletes it without saving it twice;
+        the same text arriving again later in the same slot is a new message and is saved."""
+        slot = (stored.storage, stored.index)
+        pdu = "".join(stored.pdu.split()).upper()
+        if self._saved_not_deleted.get(slot) != pdu:
+            try:
+                durable = self.inbound.accept_pdu(pdu, modem=self.name, imsi=self.status.imsi).durable
+            except OSError as error:
+                log.error("%s: cannot save an incoming message: %s; it stays on the SIM", self.name, error)
+                return
+            if not durable:
+                return
+            self._saved_not_deleted[slot] = pdu
+        await modem.delete_message(*slot)
+        self._saved_not_deleted.pop(slot, None)
 
     async def _poll_radio(self, modem) -> None:
         self.status.signal_dbm = await modem.signal_dbm()
