@@ -8,7 +8,6 @@ file was read (also a stale one: the output says so), 1 when there is none.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path

@@ -54,7 +54,7 @@ from gsmgw.spool.format import (
     update_headers,
 )
 from gsmgw.spool.journal import Journal, NewMessage, NewPart, QueuedMessage
-from gsmgw.spool.store import Claimed, Rejected, Spool
+from gsmgw.spool.store import Rejected, Spool
 
 log = logging.getLogger("gsmgw.outbound")
 

@@ -110,7 +110,6 @@ class Worker:
         self._saved_not_deleted: dict[tuple[str, int], str] = {}  # (storage, index) -> PDU
         self._next_radio = 0.0
         self._next_sweep = 0.0
-        self._supervisor_state = "opening"
         if metrics:
             metrics.add_modem(self.name)
 
@@ -169,7 +168,6 @@ class Worker:
 
     def _on_supervisor(self, event: SupervisorEvent) -> None:
         kind = event.kind
-        self._supervisor_state = kind
         if event.info is not None:
             self._take_identity(event.info)
         if kind == "opening":
