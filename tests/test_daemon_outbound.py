@@ -117,3 +117,25 @@ def test_pinned_to_an_unknown_modem_and_expired_messages_go_to_failed(parts):
     failed = read_spool_file(spool.read("failed", "old"))
     assert failed.headers.get("Fail_reason") == "expired"
     assert outbound.message_status("old")["status"] == "expired"
+
+
+def test_the_dispatcher_looks_past_messages_no_idle_modem_may_take(parts):
+    from gsmgw.daemon.outbound import CANDIDATE_PAGE, Dispatcher
+    from gsmgw.daemon.pool import ModemView
+    from gsmgw.spool.journal import NewMessage, NewPart
+
+    spool, journal, outbound = parts
+    stuck = [NewMessage(f"p{i:04d}", "+4915100000001", [NewPart(1, "00", 1)], pinned="gsm2")
+             for i in range(CANDIDATE_PAGE + 100)]
+    journal.add_messages(stuck, T0 - 10)  # older: at the head of the queue
+    journal.add_messages([NewMessage("free", "+4915100000002", [NewPart(1, "00", 1)])], T0)
+    views = {
+        "gsm1": ModemView("gsm1", "sim1", "sim1", "ready"),
+        "gsm2": ModemView("gsm2", "sim2", "sim2", "absent"),
+    }
+    given = []
+    dispatcher = Dispatcher(outbound, fleet=lambda: views, idle=lambda: ["gsm1"],
+                            give=lambda modem, message: given.append((modem, message.id)), clock=outbound.clock)
+    dispatcher.round()
+    assert given == [("gsm1", "free")]
+    assert journal.message("free").state == J.SENDING

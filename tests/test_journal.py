@@ -227,11 +227,12 @@ def test_scan_stays_cheap_with_many_queued_messages(journal):
     batch = [message(f"m{i:06d}") for i in range(100_000)]
     journal.add_messages(batch, T0)
     plan = journal._db.execute(
-        "EXPLAIN QUERY PLAN " + CANDIDATES_SQL, (T0, 10)
+        "EXPLAIN QUERY PLAN " + CANDIDATES_SQL, (T0, 10, 0)
     ).fetchall()
     assert any("message_queue" in str(row) for row in plan)
     assert not any("TEMP B-TREE" in str(row) for row in plan)
     assert [m.id for m in journal.queued_candidates(T0, limit=3)] == ["m000000", "m000001", "m000002"]
+    assert [m.id for m in journal.queued_candidates(T0, limit=2, offset=99_998)] == ["m099998", "m099999"]
     assert os.path.getsize(journal.path) < 200 * 1024 * 1024
 
 

@@ -59,6 +59,7 @@ from gsmgw.spool.store import Rejected, Spool
 log = logging.getLogger("gsmgw.outbound")
 
 CANDIDATE_PAGE = 500
+CANDIDATE_PAGES = 20  # at most 10,000 queued rows looked at per round
 ACCEPT_BATCH = 200
 
 
@@ -519,12 +520,24 @@ class Dispatcher:
                 minute=self.journal.submissions_since(view.sim, now - MINUTE),
                 day=self.journal.submissions_since(view.sim, now - DAY) if view.per_day is not None else 0,
             )
-        candidates = self.journal.queued_candidates(now, limit=CANDIDATE_PAGE)
-        assigned = plan(idle, candidates, fleet, usage)
-        for modem, message in assigned:
-            if self.journal.claim(message.id, modem):
-                self.give(modem, message)
-        if candidates and len(assigned) < len(idle):
+        # Page through the queue until every idle modem has work: messages at the head that
+        # no idle modem may take (pinned to a modem that is down, over a limit) must not starve
+        # the ones behind them. Bounded, so one round stays short.
+        assigned: list = []
+        waiting = False
+        free = list(idle)
+        for page in range(CANDIDATE_PAGES):
+            candidates = self.journal.queued_candidates(now, limit=CANDIDATE_PAGE, offset=page * CANDIDATE_PAGE)
+            waiting = waiting or bool(candidates)
+            for modem, message in plan(free, candidates, fleet, usage):
+                if self.journal.claim(message.id, modem):
+                    self.give(modem, message)
+                    assigned.append(modem)
+                    free.remove(modem)
+                    usage[modem] = usage.get(modem, Usage()).plus(message.pending_parts)
+            if not free or len(candidates) < CANDIDATE_PAGE:
+                break
+        if waiting and free:
             # Something waits for a limit window or a busy preferred modem: look again soon.
             delay = min(delay, self._limit_wakeup(fleet, now))
         return delay

@@ -133,7 +133,7 @@ CANDIDATES_SQL = (
     "m.bound_modem, m.bound_imsi, m.parts, m.attempts, m.avoid, m.refused, "
     "(SELECT COUNT(*) FROM part p WHERE p.message = m.id AND p.state != 'submitted') "
     "FROM message m INDEXED BY message_queue WHERE m.state = 'queued' AND m.not_before <= ? "
-    "ORDER BY m.priority, m.queued, m.rowid LIMIT ?"
+    "ORDER BY m.priority, m.queued, m.rowid LIMIT ? OFFSET ?"
 )
 
 
@@ -365,13 +365,13 @@ class Journal:
             is not None
         )
 
-    def queued_candidates(self, now: float, limit: int = 200) -> list[QueuedMessage]:
-        """The first `limit` queued messages that may be sent now, by priority then age.
+    def queued_candidates(self, now: float, limit: int = 200, offset: int = 0) -> list[QueuedMessage]:
+        """`limit` queued messages that may be sent now (from `offset`), by priority then age.
 
         Uses the partial index, so the cost does not grow with sent history; rows waiting for
         `Send_after` or a retry are skipped in SQL.
         """
-        rows = self._db.execute(CANDIDATES_SQL, (now, limit)).fetchall()
+        rows = self._db.execute(CANDIDATES_SQL, (now, limit, offset)).fetchall()
         return [
             QueuedMessage(
                 id=row[0],
