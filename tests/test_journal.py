@@ -281,3 +281,12 @@ def test_a_reused_file_name_after_its_message_finished_is_a_new_message(journal)
     row = journal.message("test")
     assert (row.state, row.recipient, row.bound_modem) == ("queued", "+492", None)
     assert [p.state for p in journal.parts("test")] == ["pending"]
+
+
+def test_report_matches_a_recipient_the_network_writes_in_national_format(journal):
+    _send(journal, "m", "+4915112345678", [12], T0)
+    match = journal.match_report(imsi="simA", modem="gsm1", mr=12, recipient="015112345678", tp_status=0,
+                                 report_state="delivered", discharge=None, now=T0 + 1, window=100)
+    assert match is not None and match.message.id == "m"
+    assert journal.match_report(imsi="simA", modem="gsm1", mr=12, recipient="+4917099999999", tp_status=0,
+                                report_state="delivered", discharge=None, now=T0 + 1, window=100) is None

@@ -250,6 +250,20 @@ class InboundGroup:
     first_received: float
 
 
+def same_number(reported: str, sent: str) -> bool:
+    """Is the recipient in a status report the number a part was sent to? Networks give it
+    back in their own format (national `0151…` for an international `+49151…`), so beyond
+    an exact match the last 9 digits decide (a subscriber number within a country)."""
+    if reported == sent:
+        return True
+    a = "".join(ch for ch in reported if ch.isdigit())
+    b = "".join(ch for ch in sent if ch.isdigit())
+    if len(a) < 6 or len(b) < 6:
+        return False
+    tail = min(len(a), len(b), 9)
+    return a[-tail:] == b[-tail:]
+
+
 def day_of(now: float) -> str:
     """The local calendar day that `sent_today` and friends count in."""
     return _dt.datetime.fromtimestamp(now).strftime("%Y-%m-%d")
@@ -647,19 +661,15 @@ class Journal:
         """
         sim_column, sim_value = ("p.imsi", imsi) if imsi else ("p.modem", modem)
         query = (
-            f"SELECT p.message, p.seq FROM part p JOIN message m ON m.id = p.message "
-            f"WHERE {sim_column} = ? AND p.mr = ? AND p.submitted >= ? "
+            f"SELECT p.message, p.seq, m.recipient FROM part p JOIN message m ON m.id = p.message "
+            f"WHERE {sim_column} = ? AND p.mr = ? AND p.submitted >= ? ORDER BY p.submitted DESC LIMIT 50"
         )
-        params: list = [sim_value, mr, now - window]
-        if recipient:
-            query += "AND m.recipient = ? "
-            params.append(recipient)
-        query += "ORDER BY p.submitted DESC LIMIT 1"
         with self._tx() as db:
-            row = db.execute(query, params).fetchone()
+            rows = db.execute(query, (sim_value, mr, now - window)).fetchall()
+            row = next((r for r in rows if not recipient or same_number(recipient, r[2])), None)
             if row is None:
                 return None
-            message_id, seq = row
+            message_id, seq, _ = row
             db.execute(
                 "UPDATE part SET report = ?, tp_status = ?, discharge = ? WHERE message = ? AND seq = ?",
                 (report_state, tp_status, discharge, message_id, seq),
