@@ -177,3 +177,89 @@ def test_read_refuses_symlinks(spool, tmp_path):
     os.symlink(tmp_path / "target", spool.path("incoming", "l"))
     with pytest.raises(OSError):
         spool.read("incoming", "l")
+
+
+# --- submit_many: every file of a batch or none -------------------------------------------------
+
+
+def _entries(spool):
+    return sorted(os.listdir(spool.path("outgoing")))
+
+
+def test_submit_many_queues_none_when_a_rename_fails_midway(spool, monkeypatch):
+    import errno
+
+    from gsmgw.spool import store
+
+    real = store.rename_noreplace
+    calls = []
+
+    def failing_third(source, target):
+        calls.append(target)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        real(source, target)
+
+    monkeypatch.setattr(store, "rename_noreplace", failing_third)
+    with pytest.raises(OSError):
+        spool.submit_many([f"To: +4915112345678\n\nm{i}\n".encode() for i in range(4)])
+    assert len(calls) == 3
+    assert _entries(spool) == []  # no message, no lock, no temporary
+
+
+def test_submit_many_files_cannot_be_claimed_before_the_whole_batch_is_in(spool, monkeypatch):
+    from gsmgw.spool import store
+
+    real = store.rename_noreplace
+    claims = []
+
+    def rename_then_try_to_claim(source, target):
+        real(source, target)
+        claims.append(spool.claim(os.path.basename(target)))
+
+    monkeypatch.setattr(store, "rename_noreplace", rename_then_try_to_claim)
+    names = spool.submit_many([b"To: 1\n\na\n", b"To: 2\n\nb\n", b"To: 3\n\nc\n"])
+    assert claims == [None, None, None]
+    monkeypatch.setattr(store, "rename_noreplace", real)
+    assert _entries(spool) == names  # the locks are gone once it returned
+    assert all(isinstance(spool.claim(name), Claimed) for name in names)
+
+
+def test_recover_removes_a_batch_whose_writer_was_killed(spool, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal
+        from gsmgw.spool import store
+        real = store.rename_noreplace
+        done = []
+        def rename_then_die(source, target):
+            real(source, target)
+            done.append(target)
+            if len(done) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        store.rename_noreplace = rename_then_die
+        store.Spool({str(spool.root)!r}).submit_many([b"To: 1\\n\\na\\n", b"To: 2\\n\\nb\\n", b"To: 3\\n\\nc\\n"])
+    """)
+    result = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert result.returncode == -signal.SIGKILL
+    left = [name for name in _entries(spool) if not name.startswith(".")]
+    assert len([name for name in left if name.endswith(".LOCK")]) == 2
+    assert all(spool.claim(name) is None for name in left if not name.endswith(".LOCK"))
+
+    spool.recover()
+    assert [name for name in _entries(spool) if not name.startswith(".")] == []
+
+
+def test_recover_keeps_user_locks_and_batches_of_a_living_writer(spool):
+    from gsmgw.spool import store
+
+    (spool.path("outgoing") / "mine").write_bytes(b"To: 1\n\nx\n")
+    (spool.path("outgoing") / "mine.LOCK").write_bytes(b"")
+    (spool.path("outgoing") / "batch").write_bytes(b"To: 2\n\ny\n")
+    (spool.path("outgoing") / "batch.LOCK").write_bytes(store._batch_owner())  # this process: alive
+    spool.recover()
+    assert _entries(spool) == ["batch", "batch.LOCK", "mine", "mine.LOCK"]

@@ -231,9 +231,11 @@ class Spool:
 
         A name in checked/ that also exists in sent/ or failed/ was finished: the target wins
         and the checked/ copy is removed. Temporary files of ours older than STALE_TMP_SECONDS
-        are removed (younger ones may belong to a `gsmgw send` still running).
+        are removed (younger ones may belong to a `gsmgw send` still running). Files of a
+        `submit_many` whose process died before it returned are removed (never acknowledged).
         """
         now = time.time() if now is None else now
+        self._roll_back_dead_batches()
         for dirname in DIRECTORIES:
             directory = self.path(dirname)
             try:
@@ -366,10 +368,19 @@ class Spool:
     def submit_many(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str]:
         """Queue several files with one directory fsync (group commit); durable on return.
 
-        Every file is written and made durable under a temporary name first; only then are they
-        renamed, so an error while writing queues none of them. A batch of SYNCFS_BATCH or more
-        files is made durable by one syncfs(2) of the file system instead of one fsync per file:
-        on ext4 that is ~30 ms for 1000 files instead of ~3 s.
+        All or nothing: either every file is queued and its name returned, or the call raises
+        and none is left in outgoing/. Every file is first written and made durable under a
+        temporary name. Each final name is then reserved with smstools3's `<name>.LOCK`, which
+        the claim and the watcher honour, before the file is renamed to it; so no claimer can
+        take one file of the batch while another rename may still fail. If one fails, the files
+        already renamed are unlinked (still locked, so nobody has them). Only when every file is
+        in place and the directory is fsynced are the locks removed: that is the commit. A crash
+        before it leaves locked files that `recover` removes, because the batch was never
+        acknowledged.
+
+        A batch of SYNCFS_BATCH or more files is made durable by one syncfs(2) of the file
+        system instead of one fsync per file: on ext4 that is ~30 ms for 1000 files instead of
+        ~3 s.
         """
         directory = self.path("outgoing")
         now = now or datetime.now(timezone.utc)
@@ -384,17 +395,94 @@ class Spool:
             for temporary in temporaries:
                 _unlink_quietly(temporary)
             raise
+        if len(temporaries) == 1:
+            # One file is one rename: nothing to lock, it is queued whole or not at all.
+            try:
+                names = [self._place_new(temporaries[0], directory, _new_name(now))]
+            except BaseException:
+                _unlink_quietly(temporaries[0])
+                raise
+            fsync_directory(directory)
+            return names
+        owner = _batch_owner()
+        locks: list[Path] = []
         names: list[str] = []
         try:
             for position, temporary in enumerate(temporaries):
                 # One microsecond apart, so the names sort in the order of `files`.
-                names.append(self._place_new(temporary, directory, _new_name(now + timedelta(microseconds=position))))
-        finally:
+                wanted = _new_name(now + timedelta(microseconds=position))
+                name = self._reserve(directory, wanted, owner, locks)
+                rename_noreplace(temporary, directory / name)
+                names.append(name)
+            fsync_directory(directory)
+        except BaseException:
+            for name in names:
+                _unlink_quietly(directory / name)
             for temporary in temporaries[len(names):]:
                 _unlink_quietly(temporary)
-            if names:
-                fsync_directory(directory)
+            for lock in locks:
+                _unlink_quietly(lock)
+            raise
+        for lock in locks:
+            _unlink_quietly(lock)
+        fsync_directory(directory)
         return names
+
+    def _reserve(self, directory: Path, wanted: str, owner: bytes, locks: list[Path]) -> str:
+        """Create `<name>.LOCK` for a free `name` (`wanted`, `wanted-2`, ...); return `name`.
+
+        The lock exists before the file does, so a claim can never see the file unlocked."""
+        candidate, n = wanted, 1
+        while True:
+            lock = directory / f"{candidate}.LOCK"
+            try:
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except FileExistsError:
+                fd = -1
+            if fd >= 0:
+                locks.append(lock)
+                try:
+                    os.write(fd, owner)
+                finally:
+                    os.close(fd)
+                if not os.path.lexists(directory / candidate):
+                    return candidate
+                # A user's file has this name: do not keep it locked.
+                locks.pop()
+                _unlink_quietly(lock)
+            n += 1
+            candidate = f"{wanted}-{n}"
+
+    def _roll_back_dead_batches(self) -> None:
+        """Remove the files of a `submit_many` whose writer died before its commit (see there).
+
+        Only locks that `submit_many` wrote are touched, and only when the process that wrote
+        them is gone; a user's own `X.LOCK` is left alone."""
+        directory = self.path("outgoing")
+        try:
+            entries = [entry.name for entry in os.scandir(directory) if entry.name.endswith(".LOCK")]
+        except FileNotFoundError:
+            return
+        removed = False
+        for lock_name in entries:
+            lock = directory / lock_name
+            try:
+                fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                owner = os.read(fd, 256)
+            finally:
+                os.close(fd)
+            if not owner.startswith(_BATCH_MARKER) or _batch_owner_alive(owner):
+                continue
+            _unlink_quietly(directory / lock_name[: -len(".LOCK")])
+            _unlink_quietly(lock)
+            removed = True
+        if removed:
+            fsync_directory(directory)
 
     def remove(self, dirname: str, name: str) -> None:
         """Unlink a file; one already gone is fine (a repeated finish after a crash)."""
@@ -513,6 +601,36 @@ def _read_limited(fd: int, limit: int, path: str) -> bytes:
         if total > limit:
             raise OSError(errno.EFBIG, f"more than {limit} bytes", path)
         chunks.append(chunk)
+
+
+_BATCH_MARKER = b"gsmgw submit_many"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process `pid` in clock ticks since boot (proc(5), field 22), or None
+    if it does not exist. With the pid it names a process even after its pid is reused (a
+    daemon that is pid 1 in its container is pid 1 again after a restart)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19].decode("ascii") if len(fields) > 19 else None
+
+
+def _batch_owner() -> bytes:
+    pid = os.getpid()
+    return _BATCH_MARKER + f" pid={pid} start={_process_start(pid)}\n".encode("ascii")
+
+
+def _batch_owner_alive(owner: bytes) -> bool:
+    fields = dict(field.split(b"=", 1) for field in owner.split() if b"=" in field)
+    try:
+        pid = int(fields[b"pid"])
+    except (KeyError, ValueError):
+        return False
+    start = _process_start(pid)
+    return start is not None and start.encode("ascii") == fields.get(b"start")
 
 
 def _unlink_quietly(path: Path) -> None:
