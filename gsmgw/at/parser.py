@@ -96,6 +96,11 @@ _PDU_URCS = {"+CMT", "+CDS", "+CBM"}
 _PREFIX = re.compile(r"^([+^$*%#][A-Za-z0-9_]+|[A-Z]{2,}):\s?(.*)$", re.DOTALL)
 _COMMAND_NAME = re.compile(r"^AT([+^$*%#][A-Za-z0-9_]+|&?[A-Za-z])?", re.IGNORECASE)
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
+# "OK" glued to the end of the last answer line, without the CRLF V.250 §5.7.1 puts before it
+# (seen from cheap SIM800 clones and in smstools3 bug reports: "+CSQ: 20,99OK",
+# "<pdu>OK"). Split only where it cannot be text: after hex digits (a PDU line, which holds no
+# 'O' or 'K', nor does an IMEI), or after a digit or closing quote that ends a prefixed answer.
+_GLUED_OK = re.compile(r'^([0-9A-Fa-f]+|[+^][A-Za-z0-9_]+:.*[0-9"])OK$', re.DOTALL)
 # Ctrl-Z ends an echoed PDU and ESC leads an echoed command after we left a stale prompt; both
 # are trimmed from the ends of a line.
 _TRIM = " \t\x1a\x1b"
@@ -370,6 +375,11 @@ class AtParser:
             if _HEX.match(line):
                 events.append(self._pdu_urc(name, rest, header_raw, line))
                 return
+            glued = _GLUED_OK.match(line)
+            if glued and _HEX.match(glued.group(1)):
+                events.append(self._pdu_urc(name, rest, header_raw, glued.group(1)))
+                self._complete_line("OK", events)
+                return
             # The PDU line never came; report the header so it is not silently lost.
             events.append(Noise(header_raw))
         if self._command is not None:
@@ -382,6 +392,11 @@ class AtParser:
                 return
         if line.upper().startswith("+CUSD:") and line.count('"') % 2 == 1:
             self._continuation = [line]
+            return
+        glued = _GLUED_OK.match(line) if self._command is not None else None
+        if glued is not None:
+            self._complete_line(glued.group(1), events)
+            self._complete_line("OK", events)
             return
         self._complete_line(line, events)
 
