@@ -129,3 +129,50 @@ def test_ussd_coding():
     assert _decode_ussd("AA180C3602", 15, True) == "*100#"
     assert _decode_ussd("0042006106420061006E00630065", 72, False) == "Ba\u0642ance"
     assert _decode_ussd("Balance: 1 EUR", 15, False) == "Balance: 1 EUR"
+
+
+# ---------------------------------------------------------------- dialects seen in the field
+
+PDU = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07"
+
+
+def test_cmgl_with_text_mode_stat_words_in_pdu_mode():
+    # Broken firmwares (ZTE MF-series, some Longcheer sticks; smstools3's "check_memory_method"
+    # notes) print the text-mode <stat> words even with AT+CMGF=0 (TS 27.005 §3.1 <stat>).
+    listed = parse_stored(['+CMGL: 1,"REC READ",,24', PDU, '+CMGL: 2,"REC UNREAD","",24', PDU,
+                           '+CMGL: 3,"STO SENT",,24', PDU], "SM", "+CMGL")
+    assert [(m.index, m.stat) for m in listed] == [(1, 1), (2, 0), (3, 3)]
+    (read,) = parse_stored(['+CMGR: "REC UNREAD",,24', PDU], "SM", "+CMGR", 5)
+    assert (read.index, read.stat) == (5, 0)
+
+
+def test_cmgl_with_an_alpha_that_holds_a_comma():
+    (listed,) = parse_stored(['+CMGL: 7,1,"Smith, J",24', PDU], "SM", "+CMGL")
+    assert (listed.index, listed.length) == (7, 24)
+
+
+def test_creg_read_form_with_n_2_and_the_urc_form_answering_a_query():
+    assert parse_creg(['+CREG: 2,1,"1A2B","00C3D4E5",7'], "+CREG") == 1
+    # A URC (stat first) that arrives while AT+CREG? runs is taken as part of the answer; the
+    # read form that follows is the answer.
+    assert parse_creg(['+CREG: 5,"1A2B","00C3D4E5",7', '+CREG: 2,1,"1A2B","00C3D4E5",7'], "+CREG") == 1
+    # Some firmwares answer the query in the URC form (stat, lac, ci) without <n>.
+    assert parse_creg(['+CREG: 5,"0012","00C3D4E5"'], "+CREG") == 5
+    assert parse_creg(["+CREG: 1"], "+CREG") == 1
+
+
+def test_cpms_answers_without_storage_names():
+    # Answer of a set command (TS 27.005 §3.2.2: used1,total1,used2,total2,used3,total3) given
+    # to the query by some firmwares; the names are the ones we selected.
+    status = parse_cpms(["+CPMS: 3,30,3,30,0,100"], ("SM", "SM", "ME"))
+    assert (status.read.name, status.read.used, status.read.total) == ("SM", 3, 30)
+    assert (status.receive.name, status.receive.total) == ("ME", 100)
+    # The full read form: three storages, nine fields.
+    status = parse_cpms(['+CPMS: "SM",3,30,"SM",3,30,"SM",3,30'])
+    assert status.write.name == "SM" and status.receive.used == 3
+    # Unquoted names.
+    assert parse_cpms(["+CPMS: ME,1,50,ME,1,50,ME,1,50"]).read == parse_cpms(['+CPMS: "ME",1,50']).read
+
+
+def test_cnum_in_ucs2_when_cscs_is_ucs2():
+    assert parse_cnum(['+CNUM: "","002B0034003900310037",145']) == "+4917"

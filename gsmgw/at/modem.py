@@ -164,35 +164,57 @@ def parse_cpin(lines: list[str]) -> str | None:
     return None
 
 
-def parse_cpms(lines: list[str]) -> StorageStatus:
-    """TS 27.005 §3.2.2 ``+CPMS: <mem1>,<used1>,<total1>,<mem2>,...`` (the read form)."""
+def parse_cpms(lines: list[str], names: tuple[str, ...] | None = None) -> StorageStatus:
+    """TS 27.005 §3.2.2 ``+CPMS: <mem1>,<used1>,<total1>,<mem2>,...`` (the read form).
+
+    Some firmwares answer the query in the set command's form, numbers only
+    (``+CPMS: <used1>,<total1>,<used2>,<total2>,...``); then ``names`` (the storages selected
+    at init) name them.
+    """
     for line in lines:
         if line.upper().startswith("+CPMS:"):
             f = split_fields(line.split(":", 1)[1])
             uses = []
-            for i in range(0, len(f) - 2, 3):
-                try:
-                    uses.append(StorageUse(f[i].upper(), int(f[i + 1]), int(f[i + 2])))
-                except ValueError:
-                    break
+            if f and f[0].isdigit() and names:
+                for i, name in zip(range(0, len(f) - 1, 2), names, strict=False):
+                    if not (f[i].isdigit() and f[i + 1].isdigit()):
+                        break
+                    uses.append(StorageUse(name.upper(), int(f[i]), int(f[i + 1])))
+            else:
+                for i in range(0, len(f) - 2, 3):
+                    try:
+                        uses.append(StorageUse(f[i].upper(), int(f[i + 1]), int(f[i + 2])))
+                    except ValueError:
+                        break
             if uses:
                 return StorageStatus(uses[0], uses[1] if len(uses) > 1 else None,
                                      uses[2] if len(uses) > 2 else None)
     raise ResponseError(f"cannot read the storage use from {lines!r}")
 
 
+_CREG_READ_FORM = re.compile(r"^\s*\d+\s*,\s*(\d+)\s*(?:,|$)")
+_CREG_URC_FORM = re.compile(r"^\s*(\d+)\s*(?:,\s*\"|$)")
+
+
 def parse_creg(lines: list[str], prefix: str) -> int | None:
-    """``+CREG: <n>,<stat>[,...]`` (TS 27.007 §7.2; also +CGREG §10.1.20, +CEREG §10.1.22)."""
+    """``+CREG: <n>,<stat>[,<lac>,<ci>[,<AcT>]]`` (TS 27.007 §7.2; also +CGREG §10.1.20,
+    +CEREG §10.1.22).
+
+    The unsolicited form has no <n> (``+CREG: <stat>[,"<lac>","<ci>"...]``). It can come while
+    the query runs, and some firmwares answer the query with it, so a line is read by its
+    shape: an unquoted second number is <stat> after <n>; else the first number is <stat>.
+    """
+    urc_form = None
     for line in lines:
         if line.upper().startswith(prefix + ":"):
-            f = split_fields(line.split(":", 1)[1])
-            # The read form has <n> first; a modem with CREG=0 still prints it.
-            stat = f[1] if len(f) >= 2 else f[0]
-            try:
-                return int(stat)
-            except ValueError:
-                return None
-    return None
+            rest = line.split(":", 1)[1]
+            m = _CREG_READ_FORM.match(rest)
+            if m:
+                return int(m.group(1))
+            m = _CREG_URC_FORM.match(rest)
+            if m and urc_form is None:
+                urc_form = int(m.group(1))
+    return urc_form
 
 
 def parse_cops(lines: list[str]) -> tuple[str | None, str | None]:
@@ -238,7 +260,7 @@ def parse_cnum(lines: list[str]) -> str | None:
         if line.upper().startswith("+CNUM:"):
             f = split_fields(line.split(":", 1)[1])
             if len(f) >= 2 and re.search(r"\d", f[1]):
-                number = f[1]
+                number = _ucs2_number(f[1])
                 if len(f) > 2 and f[2] == "145" and not number.startswith("+"):
                     number = "+" + number
                 return number
@@ -257,6 +279,16 @@ def parse_cmgs(lines: list[str]) -> int:
     )
 
 
+# TS 27.005 §3.1 <stat> in text mode. Broken firmwares (ZTE MF-series sticks, as smstools3's
+# and Gammu's workarounds for them note) print these words in PDU mode too.
+_STAT_WORDS = {"REC UNREAD": 0, "REC READ": 1, "STO UNSENT": 2, "STO SENT": 3, "ALL": 4}
+
+
+def _stat(field: str) -> int:
+    word = field.strip().upper()
+    return _STAT_WORDS[word] if word in _STAT_WORDS else int(word)
+
+
 def parse_stored(lines: list[str], storage: str, prefix: str, index: int | None = None) -> list[StoredMessage]:
     """Pairs of ``+CMGL: <index>,<stat>,[<alpha>],<length>`` + PDU line (TS 27.005 §3.4.2), or
     ``+CMGR: <stat>,[<alpha>],<length>`` + PDU line (§3.4.3)."""
@@ -269,9 +301,9 @@ def parse_stored(lines: list[str], storage: str, prefix: str, index: int | None 
         if header is not None and re.fullmatch(r"[0-9A-Fa-f]+", line):
             try:
                 if prefix == "+CMGL":
-                    idx, stat = int(header[0]), int(header[1])
+                    idx, stat = int(header[0]), _stat(header[1])
                 else:
-                    idx, stat = index if index is not None else -1, int(header[0])
+                    idx, stat = index if index is not None else -1, _stat(header[0])
                 length = int(header[-1])
             except (ValueError, IndexError):
                 raise ResponseError(f"cannot read the message header {prefix}: {header!r}") from None
@@ -753,7 +785,7 @@ class Modem:
     async def storage_status(self) -> StorageStatus:
         """TS 27.005 §3.2.2 AT+CPMS?: use of the read, write and receive storages."""
         response = await self.command("AT+CPMS?")
-        status = parse_cpms(response.lines)
+        status = parse_cpms(response.lines, self.info.storage)
         self._mem1 = status.read.name
         return status
 
