@@ -618,3 +618,66 @@ def test_several_stored_sms_listed_and_deleted_in_each_dialect(tmp_path, profile
     assert sorted(decode_pdu(m.pdu).text for m in listed) == ["first", "second", "third"]
     assert announced[0].storage == info.storage[2]
     assert before.read.used == 3 and after.read.used == 0
+
+
+# ------------------------------------------------ broken firmwares (the simulator's zte dialect)
+
+
+def test_zte_dialect_raw_answers_show_its_quirks(tmp_path):
+    """The dialect really is broken the way gsmgw/sim/profiles.py says (else the driver test
+    below would prove nothing)."""
+    import re
+
+    from tests.simfixtures import AtTerminal
+
+    def exchange(term, line, final):
+        term.write(line.encode() + b"\r")
+        return term.read_until(re.compile(final)).decode("latin-1")
+
+    with SimNetwork(tmp_path / "sim", modems=1, profile="zte") as net:
+        with AtTerminal(net.modems[0].path) as term:
+            exchange(term, "ATE0", rb"OK\r\n")
+            assert exchange(term, "AT", rb"OK\r\n").startswith("AT\r")  # echo stays on
+            assert "COMMAND NOT SUPPORT\r\n" in exchange(term, "AT+NOSUCH", rb"SUPPORT\r\n")
+            assert re.search(r"\+CSQ: \d+,99OK\r\n$", exchange(term, "AT+CSQ", rb"OK\r\n"))
+            assert exchange(term, "AT+CMGS=12", rb"> ").endswith("AT+CMGS=12\r> ")
+            term.write(b"\x1b")
+            exchange(term, "AT", rb"OK\r\n")
+
+
+def test_zte_dialect_send_list_read_delete(tmp_path):
+    """Echo that stays on, COMMAND NOT SUPPORT, a bare "> ", +CMGS: <mr>,"<scts>", OK glued to
+    the last line and "REC UNREAD" words in PDU mode: the driver still sends, lists, reads and
+    deletes."""
+    with SimNetwork(tmp_path / "sim", modems=2, profile=["zte", "generic"]) as net:
+        target = net.modems[1].number
+
+        async def main():
+            urcs = Urcs()
+            modem = make_modem(net.modems[0].path, urcs)
+            await modem.open()
+            try:
+                info = await modem.initialize()
+                registration = await modem.registration()
+                dbm = await modem.signal_dbm()
+                storage = await modem.storage_status()
+                (part,) = encode_submit(target, "through a broken firmware", report=True)
+                mr = await modem.send_pdu(part.pdu, part.length)
+                await asyncio.to_thread(net.inject_sms, 0, sender="+4915112345678", text="inbound")
+                event = await next_event(urcs, IncomingStored)
+                listed = await modem.list_messages(event.storage)
+                stored = await modem.read_message(event.storage, event.index)
+                await modem.delete_message(event.storage, event.index)
+                after = await modem.list_messages(event.storage)
+            finally:
+                await modem.close()
+            return info, registration, dbm, storage, mr, event, listed, stored, after
+
+        info, registration, dbm, storage, mr, event, listed, stored, after = run(main())
+        (submission,) = net.wait_for_submissions(1, timeout=5)
+    assert info.imsi == net.modems[0].imsi and info.cnmi == "2,1,0,2,0"
+    assert registration.registered and dbm is not None and storage.read.total > 0
+    assert submission["mr"] == mr and submission["text"] == "through a broken firmware"
+    assert [(m.index, m.stat) for m in listed] == [(event.index, 0)]
+    assert stored is not None and decode_pdu(stored.pdu).text == "inbound"
+    assert after == []

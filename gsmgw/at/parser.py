@@ -99,8 +99,9 @@ _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 # "OK" glued to the end of the last answer line, without the CRLF V.250 §5.7.1 puts before it
 # (seen from cheap SIM800 clones and in smstools3 bug reports: "+CSQ: 20,99OK",
 # "<pdu>OK"). Split only where it cannot be text: after hex digits (a PDU line, which holds no
-# 'O' or 'K', nor does an IMEI), or after a digit or closing quote that ends a prefixed answer.
-_GLUED_OK = re.compile(r'^([0-9A-Fa-f]+|[+^][A-Za-z0-9_]+:.*[0-9"])OK$', re.DOTALL)
+# 'O' or 'K', nor does an IMEI), or after a digit or closing quote ("MF190OK", "+CSQ: 20,99OK");
+# words end in letters ("FACEBOOK" stays whole).
+_GLUED_OK = re.compile(r'^([0-9A-Fa-f]+|.*[0-9"])OK$', re.DOTALL)
 # Ctrl-Z ends an echoed PDU and ESC leads an echoed command after we left a stale prompt; both
 # are trimmed from the ends of a line.
 _TRIM = " \t\x1a\x1b"

@@ -21,6 +21,7 @@ import logging
 import random
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from gsmgw.sim import errors
@@ -143,6 +144,8 @@ class SimModem:
         self._ack_queue: list[tuple[str, str]] = []
         self._ack_timer: asyncio.TimerHandle | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self._unknown_command = False  # the command line failed on a command we do not know
+        self._last_line_open = False  # an answer line was written without its CR LF (glued_ok)
 
     def _reset_settings(self) -> None:
         """ATZ / AT&F: the settings a profile restores (V.250 §6.1.1, §6.1.2)."""
@@ -252,8 +255,24 @@ class SimModem:
             text = "\r\n".join(lines) + "\r\n"
         self._emit(text.encode("latin-1", "replace"))
 
+    def _emit_answer(self, lines: list[str]) -> None:
+        """The lines of a command's answer; a glued_ok dialect leaves the last one open for OK
+        when it is data."""
+        # Only data is glued (a PDU, numbers, a quoted field): after free text the OK could not
+        # be told from the text's own end ("...BOOK"), by us or by any client.
+        if not (lines and self.verbose and self.profile.glued_ok
+                and re.search(r'[0-9"]$|^[0-9A-Fa-f]+$', lines[-1])):
+            self._emit_lines(lines)
+            return
+        self._emit(("\r\n" + "\r\n".join(lines)).encode("latin-1", "replace"))
+        self._last_line_open = True
+
     def _emit_final(self, text: str) -> None:
-        if self.verbose:
+        if text == "ERROR" and self._unknown_command:
+            text = self.profile.unknown_final
+        if self.verbose and text == "OK" and self.profile.glued_ok and self._last_line_open:
+            self._emit(b"OK\r\n")
+        elif self.verbose:
             self._emit(f"\r\n{text}\r\n".encode("latin-1"))
         else:
             code = {"OK": "0", "ERROR": "4"}.get(text, text)
@@ -364,6 +383,8 @@ class SimModem:
         # Unsolicited lines to slip into this answer (the urc_in_response fault), if any.
         intrusion = list(faults.urc_lines) if faults.urc_chance is not None and faults.urc_chance.fire(self.rng) else []
         final = "OK"
+        self._unknown_command = False
+        self._last_line_open = False
         for command in commands:
             try:
                 result = self._dispatch(command)
@@ -378,7 +399,13 @@ class SimModem:
                 self._emit_lines(intrusion)
                 intrusion = []
                 lines = lines[1:]
-            self._emit_lines(lines)
+            if self._last_line_open:
+                self._emit(b"\r\n")
+                self._last_line_open = False
+            if command is commands[-1] and final == "OK" and not intrusion:
+                self._emit_answer(lines)
+            else:
+                self._emit_lines(lines)
         self._emit_lines(intrusion)
         self._emit_final(final)
 
@@ -387,6 +414,7 @@ class SimModem:
         if handler is None:
             if re.fullmatch(r"S\d+", command.name):
                 return self._cmd_s_register(command)
+            self._unknown_command = True
             raise errors.plain()
         return handler(command)
 
@@ -484,7 +512,7 @@ class SimModem:
         return []
 
     def _cmd_echo(self, command: Command) -> list[str]:
-        self.echo = _flag(command.arg)
+        self.echo = _flag(command.arg) or self.profile.echo_locked
         return []
 
     def _cmd_verbose(self, command: Command) -> list[str]:
@@ -804,7 +832,7 @@ class SimModem:
             await asyncio.sleep(self.faults.slow_prompt)
         # What the TE sent before the prompt was not for the editor; most modems drop it.
         self._pending = bytearray()
-        self._emit(b"\r\n> ")
+        self._emit(self.profile.prompt)
         self._prompt = bytearray()
         self._prompt_done = self.loop.create_future()
         try:
@@ -846,6 +874,10 @@ class SimModem:
         self.last_mr = (self.last_mr + 1) % 256
         mr = self.last_mr
         self.network.submit(self, pdu, sms, mr)
+        if self.profile.cmgs_scts:
+            scts = self.network.clock()
+            quarters = int((scts.utcoffset() or timedelta()).total_seconds() // 900)
+            return [f'+CMGS: {mr},"{scts:%y/%m/%d,%H:%M:%S}{quarters:+03d}"']
         return [f"+CMGS: {mr}"]
 
     async def _cmd_cmgw(self, command: Command) -> list[str]:
@@ -871,6 +903,11 @@ class SimModem:
     def _list_alpha(self) -> str:
         return self.profile.list_alpha
 
+    def _stat(self, stat: int) -> str:
+        if self.profile.stat_words:
+            return '"' + ("REC UNREAD", "REC READ", "STO UNSENT", "STO SENT")[stat] + '"'
+        return str(stat)
+
     def _cmd_cmgl(self, command: Command) -> list[str]:
         if command.form == "test":
             return ["+CMGL: (0-4)"]
@@ -881,7 +918,7 @@ class SimModem:
             stat = _int_in(command.arg.strip() or "0", range(5), cms(304))  # PDU mode takes numbers only
         lines: list[str] = []
         for message in self.stores[self.cpms[0]].list(stat):
-            lines.append(f"+CMGL: {message.index},{message.stat},{self._list_alpha()},{message.length}")
+            lines.append(f"+CMGL: {message.index},{self._stat(message.stat)},{self._list_alpha()},{message.length}")
             lines.append(message.pdu)
         return lines
 
@@ -898,7 +935,7 @@ class SimModem:
         message = store.read(index)
         if message is None:
             return []  # an empty slot reads as nothing, then OK (SIM800, EC25 do so)
-        return [f"+CMGR: {message.stat},{self._list_alpha()},{message.length}", message.pdu]
+        return [f"+CMGR: {self._stat(message.stat)},{self._list_alpha()},{message.length}", message.pdu]
 
     def _cmd_cmgd(self, command: Command) -> list[str]:
         store = self.stores[self.cpms[0]]

@@ -273,6 +273,10 @@ class SimNetwork:
         """The live modem object (touch it only on the simulator's loop)."""
         return self._sims[self._check_index(index)]
 
+    def clock(self) -> datetime:
+        """The network's time (SCTS of what it delivers and acknowledges)."""
+        return self._clock()
+
     def inject_sms(
         self,
         index: int,

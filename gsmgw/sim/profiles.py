@@ -36,6 +36,20 @@ class Profile:
     # Line printed when the SIM storage becomes full, if the vendor has one.
     memory_full_urc: str | None = None
     gcap: str = "+GCAP: +CGSM"
+    # Quirks of broken firmwares; all off in the well-behaved dialects above.
+    # ATE0 answers OK but the modem goes on echoing.
+    echo_locked: bool = False
+    # The final result of a command the modem does not know ("ERROR" per V.250 §5.7.1).
+    unknown_final: str = "ERROR"
+    # +CMGL/+CMGR print the text-mode <stat> words ("REC READ") in PDU mode too.
+    stat_words: bool = False
+    # +CMGS answers <mr>,"<scts>" (TS 27.005 §3.5.1 allows <scts> only with +CSMS=1).
+    cmgs_scts: bool = False
+    # What AT+CMGS/AT+CMGW print before the PDU; TS 27.005 §3.5.1 says CR LF then "> ".
+    prompt: bytes = b"\r\n> "
+    # The final "OK" comes glued to the last answer line when that is data (a PDU, numbers, a
+    # quoted field), without the CR LF before it.
+    glued_ok: bool = False
 
 
 GENERIC = Profile(
@@ -114,7 +128,34 @@ QUECTEL = Profile(
     gcap="+GCAP: +CGSM",
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (GENERIC, HUAWEI, SIMCOM, QUECTEL)}
+# ZTE MF-series USB sticks (MF190/MF626, firmwares BD_MF190V1.0.0B03 and alike) and the
+# rebadged clones built on them, as the gateway's acceptance list and other projects'
+# workarounds describe them:
+# - unknown commands end with "COMMAND NOT SUPPORT" instead of ERROR (ModemManager's serial
+#   parsers and our at.parser take it as an error final);
+# - ATE0 is accepted but the echo stays on;
+# - +CMGL/+CMGR print "REC READ"-style <stat> words although AT+CMGF=0 is set;
+# - +CMGS answers <mr>,"<scts>";
+# - the AT+CMGS prompt is a bare "> " without the CR LF before it;
+# - the final OK is glued to the last answer line when that is data ("+CSQ: 17,99OK").
+ZTE = Profile(
+    name="zte",
+    manufacturer="ZTE CORPORATION",
+    model="MF190",
+    revision="BD_MF190V1.0.0B03",
+    ati_lines=("Manufacturer: {manufacturer}", "Model: {model}", "Revision: {revision}",
+               "IMEI: {imei}", "+GCAP: +CGSM,+DS,+ES"),
+    first_index=0,
+    echo_locked=True,
+    unknown_final="COMMAND NOT SUPPORT",
+    stat_words=True,
+    cmgs_scts=True,
+    prompt=b"> ",
+    glued_ok=True,
+    gcap="+GCAP: +CGSM,+DS,+ES",
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (GENERIC, HUAWEI, SIMCOM, QUECTEL, ZTE)}
 
 
 def get_profile(name: str) -> Profile:
