@@ -681,3 +681,22 @@ def test_zte_dialect_send_list_read_delete(tmp_path):
     assert [(m.index, m.stat) for m in listed] == [(event.index, 0)]
     assert stored is not None and decode_pdu(stored.pdu).text == "inbound"
     assert after == []
+
+
+def test_pin_accepted_but_sim_pin_until_the_ready_urc(tmp_path):
+    """ZTE MF-series: AT+CPIN="<pin>" answers OK, AT+CPIN? still says SIM PIN, and +CPIN: READY
+    comes unasked a moment later. That is a PIN accepted, not a SIM that stays locked."""
+    with SimNetwork(tmp_path / "sim", modems=1, profile="zte", pin="1234") as net:
+
+        async def main():
+            modem = make_modem(net.modems[0].path)
+            await modem.open()
+            try:
+                return await modem.initialize(pin="1234")
+            finally:
+                await modem.close()
+
+        info = run(main())
+        left = net.call(lambda: net.modem(0).pin_attempts)
+    assert info.pin_entered and info.pin_state == "READY" and info.imsi == net.modems[0].imsi
+    assert left == 3

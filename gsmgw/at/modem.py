@@ -9,6 +9,7 @@ functions at the top of this file so they can be tested without a port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from gsmgw.at.errors import (
     ResponseError,
     SimLocked,
 )
-from gsmgw.at.events import PortClosed, Urc, UssdResult
+from gsmgw.at.events import PortClosed, SimStatus, Urc, UssdResult
 from gsmgw.at.parser import csq_to_dbm, split_fields
 from gsmgw.at.profiles import (
     GENERIC,
@@ -540,13 +541,21 @@ class Modem:
                     return attempts
         return None
 
-    async def _wait_sim_ready(self) -> str | None:
+    async def _wait_sim_ready(self, *, pin_accepted: bool = False) -> str | None:
+        """AT+CPIN? until the SIM is no longer busy. ``pin_accepted``: the modem answered OK to
+        the PIN, so SIM PIN is a state that has not caught up yet (ZTE MF-series say SIM PIN
+        until their +CPIN: READY URC), not a refusal."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout
+        waiting = ("SIM BUSY", None, "SIM PIN") if pin_accepted else ("SIM BUSY", None)
         state = await self.pin_state()
-        while state in ("SIM BUSY", None) and loop.time() < deadline:
-            # The SIM is still being read after power-up or PIN entry (CME 14): ask again.
-            await asyncio.sleep(0.5)
+        while state in waiting and loop.time() < deadline:
+            # The SIM is still being read after power-up or PIN entry (CME 14): ask again when
+            # it says it is ready, or after half a second for modems that never say so.
+            with contextlib.suppress(ModemTimeout):  # no URC: the half second is up, ask
+                await self.wait_for_urc(
+                    lambda e: isinstance(e, SimStatus) and e.state == "READY", 0.5
+                )
             state = await self.pin_state()
         return state
 
@@ -593,7 +602,7 @@ class Modem:
                 "Fix `pin:` in the config; gsmgw will not try it again",
                 state=state, reason="pin_rejected", attempts_left=left,
             ) from exc
-        state = await self._wait_sim_ready()
+        state = await self._wait_sim_ready(pin_accepted=True)
         if state != "READY":
             raise SimLocked(f"{self.port}: the SIM is still not ready after the PIN ({state})",
                             state=state or "unknown", reason="not_ready")

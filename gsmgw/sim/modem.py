@@ -592,10 +592,23 @@ class SimModem:
             self.pin = args[1]
             self.pin_attempts = PIN_ATTEMPTS
             self.puk_attempts = PUK_ATTEMPTS
+        if self.profile.pin_ready_delay > 0:
+            # The SIM still reads as locked for a while; +CPIN: READY comes as a URC.
+            self._schedule(self.profile.pin_ready_delay, self._sim_unlocked)
+            return []
         self.pin_state = "READY"
         self._start_search()
         self._registration_changed(was_registered)
         return []
+
+    def _sim_unlocked(self) -> None:
+        if not self.plugged or self.pin_state == "READY":
+            return
+        was_registered = self.registered
+        self.pin_state = "READY"
+        self._start_search()
+        self.unsolicited(["+CPIN: READY"])
+        self._registration_changed(was_registered)
 
     def _cmd_cpinr(self, command: Command) -> list[str]:
         if command.form == "test":

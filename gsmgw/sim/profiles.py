@@ -50,6 +50,9 @@ class Profile:
     # The final "OK" comes glued to the last answer line when that is data (a PDU, numbers, a
     # quoted field), without the CR LF before it.
     glued_ok: bool = False
+    # After the right PIN, AT+CPIN? still answers SIM PIN this many seconds; then the modem
+    # prints +CPIN: READY by itself.
+    pin_ready_delay: float = 0.0
 
 
 GENERIC = Profile(
@@ -137,7 +140,8 @@ QUECTEL = Profile(
 # - +CMGL/+CMGR print "REC READ"-style <stat> words although AT+CMGF=0 is set;
 # - +CMGS answers <mr>,"<scts>";
 # - the AT+CMGS prompt is a bare "> " without the CR LF before it;
-# - the final OK is glued to the last answer line when that is data ("+CSQ: 17,99OK").
+# - the final OK is glued to the last answer line when that is data ("+CSQ: 17,99OK");
+# - after AT+CPIN=<pin> answered OK, AT+CPIN? says SIM PIN until +CPIN: READY comes.
 ZTE = Profile(
     name="zte",
     manufacturer="ZTE CORPORATION",
@@ -152,6 +156,7 @@ ZTE = Profile(
     cmgs_scts=True,
     prompt=b"> ",
     glued_ok=True,
+    pin_ready_delay=1.0,
     gcap="+GCAP: +CGSM,+DS,+ES",
 )
 
