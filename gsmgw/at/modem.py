@@ -481,6 +481,11 @@ class Modem:
                 f"{self.port}: the modem refuses PDU mode (AT+CMGF=0: {exc}); is this the "
                 "modem's AT port? Some sticks have several serial ports, try the others"
             ) from exc
+        # TS 27.007 §5.5: the PIN, storage names and numbers are strings in the +CSCS
+        # character set. A modem left in (or starting in) "UCS2" would read AT+CPIN="1234" as a
+        # wrong PIN and burn an attempt, so the plain set is chosen before anything else.
+        if await self._optional('AT+CSCS="GSM"') is None and await self._optional('AT+CSCS="IRA"') is None:
+            warnings.append('the modem accepts neither AT+CSCS="GSM" nor "IRA"; numbers may read oddly')
         manufacturer = await self._manufacturer()
         if self.forced_profile is None:
             self.profile = detect_profile(manufacturer or "")

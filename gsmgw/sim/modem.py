@@ -160,7 +160,7 @@ class SimModem:
         self.creg_n = 0
         self.cgreg_n = 0
         self.cops_format = 0
-        self.cscs = "IRA"
+        self.cscs = self.profile.default_charset
         self.clip = 0
         self.crc = 0
         self.curc = True
@@ -570,7 +570,7 @@ class SimModem:
             return []
         if command.form != "set":
             raise errors.plain()
-        args = split_arguments(command.arg)
+        args = [self._from_charset(a) for a in split_arguments(command.arg)]
         was_registered = self.registered
         if self.pin_state == "READY":
             raise cme(3)
@@ -681,7 +681,7 @@ class SimModem:
         if command.form == "test":
             return []
         self._require_sim(sms=False)
-        return [f'+CNUM: "","{self.number}",145']
+        return [f'+CNUM: "","{self._to_charset(self.number)}",145']
 
     def _cmd_csq(self, command: Command) -> list[str]:
         if command.form == "test":
@@ -748,8 +748,8 @@ class SimModem:
         self._require_sim(sms=True)
         if command.form == "read":
             toa = 145 if self.smsc.startswith("+") else 129
-            return [f'+CSCA: "{self.smsc}",{toa}']
-        number = split_arguments(command.arg)[0]
+            return [f'+CSCA: "{self._to_charset(self.smsc)}",{toa}']
+        number = self._from_charset(split_arguments(command.arg)[0])
         if not re.fullmatch(r"\+?[0-9]{3,20}", number):
             raise cms(304)
         self.smsc = number
@@ -1002,6 +1002,19 @@ class SimModem:
             return ["+CVHU: 0"]
         _int_in(command.arg or "0", range(3), cme(50))
         return []
+
+    # TS 27.007 §5.5: string parameters and answers are in the +CSCS character set; under
+    # "UCS2" each character is four hex digits ("1234" is "0031003200330034").
+    def _to_charset(self, text: str) -> str:
+        return text.encode("utf-16-be").hex().upper() if self.cscs == "UCS2" else text
+
+    def _from_charset(self, text: str) -> str:
+        if self.cscs != "UCS2":
+            return text
+        try:
+            return bytes.fromhex(text).decode("utf-16-be")
+        except ValueError:
+            return "\ufffd"  # not UCS2 hex: matches no PIN or number, as on the modem
 
     def _cmd_cscs(self, command: Command) -> list[str]:
         charsets = ("GSM", "IRA", "UCS2", "8859-1", "PCCP437")

@@ -53,6 +53,8 @@ class Profile:
     # After the right PIN, AT+CPIN? still answers SIM PIN this many seconds; then the modem
     # prints +CPIN: READY by itself.
     pin_ready_delay: float = 0.0
+    # +CSCS after power-up (TS 27.007 §5.5). Under UCS2 the PIN, +CSCA and +CNUM are hex.
+    default_charset: str = "IRA"
 
 
 GENERIC = Profile(
@@ -141,7 +143,9 @@ QUECTEL = Profile(
 # - +CMGS answers <mr>,"<scts>";
 # - the AT+CMGS prompt is a bare "> " without the CR LF before it;
 # - the final OK is glued to the last answer line when that is data ("+CSQ: 17,99OK");
-# - after AT+CPIN=<pin> answered OK, AT+CPIN? says SIM PIN until +CPIN: READY comes.
+# - after AT+CPIN=<pin> answered OK, AT+CPIN? says SIM PIN until +CPIN: READY comes;
+# - it starts in AT+CSCS="UCS2", so AT+CPIN="1234" is a wrong PIN until AT+CSCS="GSM"
+#   (ModemManager sets the character set at init for the same reason).
 ZTE = Profile(
     name="zte",
     manufacturer="ZTE CORPORATION",
@@ -157,6 +161,7 @@ ZTE = Profile(
     prompt=b"> ",
     glued_ok=True,
     pin_ready_delay=1.0,
+    default_charset="UCS2",
     gcap="+GCAP: +CGSM,+DS,+ES",
 )
 
