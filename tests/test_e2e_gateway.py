@@ -545,3 +545,35 @@ def test_a_late_cmgs_answer_is_recorded_and_the_part_not_sent_again(tmp_path):
         asyncio.run(main())
     finally:
         network.stop()
+
+
+@pytest.mark.slow
+def test_a_hung_modem_loses_nothing_and_the_other_carries_on(tmp_path, monkeypatch):
+    import gsmgw.daemon.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "UNCERTAIN_GRACE", 1.0)  # the late answer never comes here
+    options = dict(FAST_SUPERVISOR, modem_options={"send_timeout": 1.0, "command_timeout": 1.0, "prompt_timeout": 1.0})
+    network, config = start_run(tmp_path, modems=2)
+    config = dataclasses.replace(config, status_interval=1.0)
+
+    async def main():
+        gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options=options)
+        run = Run(gateway, network)
+        await gateway.start()
+        try:
+            await run.ready()
+            network.set_fault(0, "hang", seconds=4)
+            for i in range(6):
+                run.drop(f"h{i}", f"To: +491510000120{i}\n\nduring a hang {i}\n")
+            await run.until(lambda: len(run.of(MessageSent)) == 6, what="all 6 sent", timeout=40)
+            assert run.names("failed") == []
+            got = sent_texts(network)
+            assert sorted(t for texts in got.values() for t in texts) == sorted(f"during a hang {i}" for i in range(6))
+            await run.ready("modem0", timeout=30)  # and the hung one comes back
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()

@@ -199,6 +199,7 @@ class Gateway:
             metrics=self.metrics,
             fleet=self._fleet,
             on_change=self._on_worker_change,
+            on_free=lambda: self.dispatcher.wake() if self.dispatcher is not None else None,
             probe_ports=self.config.probe_ports,
             ports_in_use=self._ports_in_use,
             probe_lock=self._probe_lock,

@@ -71,6 +71,7 @@ class Worker:
         metrics: Metrics | None,
         fleet: Callable[[], Mapping[str, pool.ModemView]],
         on_change: Callable[[], None],
+        on_free: Callable[[], None] | None = None,
         probe_ports: Iterable[str] = (),
         ports_in_use: Callable[[], set[str]] = lambda: set(),
         probe_lock: asyncio.Lock | None = None,
@@ -88,6 +89,7 @@ class Worker:
         self.metrics = metrics
         self.fleet = fleet
         self.on_change = on_change
+        self.on_free = on_free or on_change  # free again for a message (the dispatcher listens)
         self.probe_ports = tuple(probe_ports)
         self.ports_in_use = ports_in_use
         self.probe_lock = probe_lock or asyncio.Lock()
@@ -108,6 +110,7 @@ class Worker:
         self._urcs: list[at_events.Urc] = []
         self._uncertain: tuple[str, int] | None = None  # a part whose +CMGS never came
         self._saved_not_deleted: dict[tuple[str, int], str] = {}  # (storage, index) -> PDU
+        self._occupied = False  # reading inbound SMS or polling: not free for a message
         self._next_radio = 0.0
         self._next_sweep = 0.0
         if metrics:
@@ -136,7 +139,15 @@ class Worker:
 
     @property
     def idle(self) -> bool:
-        return self.status.state == pool.READY and self.job is None and not self.stopping.is_set()
+        """Ready for a message now: not sending, and not in the middle of reading inbound SMS
+        or polling the radio (on a modem that hangs, those take until their timeout, and a
+        message given meanwhile would wait for it instead of going to another modem)."""
+        return (
+            self.status.state == pool.READY
+            and self.job is None
+            and not self._occupied
+            and not self.stopping.is_set()
+        )
 
     def give(self, message: QueuedMessage) -> None:
         """The dispatcher claimed `message` for this modem in the journal; send it."""
@@ -335,7 +346,6 @@ class Worker:
                 self._hand_back(self.job, f"{self.name} is {self.status.state}")
             return
         try:
-            await self._handle_urcs(modem)
             if self.job is not None:
                 if self.stopping.is_set():
                     self._hand_back(self.job, "gsmgw is stopping")
@@ -343,12 +353,19 @@ class Worker:
                     await self._send(modem, self.job)
             if self.stopping.is_set():
                 return
-            if now >= self._next_sweep:
-                self._next_sweep = now + self.sweep_interval
-                await self._sweep(modem)
-            if now >= self._next_radio:
-                self._next_radio = now + self.status_interval
-                await self._poll_radio(modem)
+            self._occupied = True
+            try:
+                await self._handle_urcs(modem)
+                if now >= self._next_sweep:
+                    self._next_sweep = now + self.sweep_interval
+                    await self._sweep(modem)
+                if now >= self._next_radio:
+                    self._next_radio = now + self.status_interval
+                    await self._poll_radio(modem)
+            finally:
+                self._occupied = False
+                if self.idle:
+                    self.on_free()
         except PortGone as error:
             log.warning("%s: port gone: %s", self.name, error)
         except ModemTimeout as error:
