@@ -17,6 +17,7 @@ from gsmgw.config import simulation_config
 from gsmgw.daemon.app import Gateway
 from gsmgw.daemon.events import MessageReceived, MessageSent, ReportReceived
 from gsmgw.sim import SimNetwork
+from gsmgw.sim.profiles import PROFILES
 from gsmgw.spool.format import read_spool_file
 
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0, "health_timeout": 2.0}
@@ -43,7 +44,7 @@ def gateway_for(tmp_path, network: SimNetwork, pin: str | None) -> Gateway:
     return Gateway(config, watch_poll_interval=0.5, supervisor_options=FAST_SUPERVISOR)
 
 
-@pytest.mark.parametrize("profile", ["huawei", "simcom", "quectel"])
+@pytest.mark.parametrize("profile", sorted(set(PROFILES) - {"generic"}))
 def test_send_receive_and_report_on_each_dialect(tmp_path, profile):
     network = SimNetwork(tmp_path / "sim", modems=2, profile=profile, pin="1234")
     network.start()
