@@ -288,6 +288,33 @@ DECODE_VECTORS = [
         "0044" "0B919471091856F5" "0000" "62114201513000" "06" "0325010E" "0802",
         dict(national=(14, 0), text="A"),
     ),
+    # A status report's mandatory fields are whole before TP-PI; what follows TP-ST and does
+    # not read as TP-PI + parameters is kept as trailing octets, never a lost report.
+    (
+        "SPEC status report whose TP-PI announces a TP-UDL that is missing",
+        "0006070B919471091856F5621142015130006211420151900000" "04",
+        dict(type="status-report", mr=7, status=0, trailing=1, text=None),
+    ),
+    (
+        "SPEC status report padded with FF after TP-ST (a SIM record read whole)",
+        "0006070B919471091856F5621142015130006211420151900000" "FFFFFF",
+        dict(type="status-report", mr=7, status=0, trailing=3, pid=None),
+    ),
+    (
+        "SPEC status report with TP-PI 01 and no TP-PID",
+        "0006070B919471091856F5621142015130006211420151900046" "01",
+        dict(type="status-report", status=0x46, trailing=1),
+    ),
+    (
+        "SPEC status report with TP-PI 07: TP-PID 00, TP-DCS 00, TP-UDL 05 'Hello'",
+        "0006070B919471091856F5621142015130006211420151900000" "07" "0000" "05C8329BFD06",
+        dict(type="status-report", status=0, pid=0, dcs=0, text="Hello", trailing=0),
+    ),
+    (
+        "SPEC status report with TP-PI 00 only",
+        "0006070B919471091856F5621142015130006211420151900000" "00",
+        dict(type="status-report", status=0, trailing=0, pid=None, dcs=None),
+    ),
     (
         "SPEC lowercase hex with spaces and newline, as a terminal copy gives it",
         "00 04 0b 91 94 71 09 18 56 f5 00 00 62 11 42 01 51 30 00 01 41\n",
@@ -462,8 +489,6 @@ BAD_VECTORS = [
     ("UDL shorter than the header (GSM-7)", "00440B919471091856F50000621142015130000100", "shorter", "TP-UDL"),
     ("address longer than 20 digits", "00041591" + "11" * 11 + "0000621142015130000141", "at most 20", "TP-OA"),
     ("status report without TP-ST", "0006070B919471091856F56211420151300062114201519000", "TP-ST", "TP-ST"),
-    ("status report PI announces missing UDL", "0006070B919471091856F5621142015130006211420151900000" "04",
-     "TP-UDL", "TP-UDL"),
     ("SUBMIT with VPF relative but no TP-VP", "0011000B916407281553F80000", "TP-VP", "TP-VP"),
 ]
 

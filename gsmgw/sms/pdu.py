@@ -549,20 +549,34 @@ def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
         # TS 23.040 §9.2.2.3: TP-PI and what it announces are optional.
         if reader.remaining() == 0:
             return Sms(**report, **common)
-        indicator = reader.octet("TP-PI")
-        extension = indicator
-        while extension & PI_EXTENSION and reader.remaining():
-            extension = reader.octet("TP-PI extension")  # no extension bits are defined yet
-        pid = reader.octet("TP-PID") if indicator & PI_PID else None
-        dcs = reader.octet("TP-DCS") if indicator & PI_DCS else None
-        if not indicator & PI_UDL:
-            return Sms(**report, pid=pid, dcs=dcs, **common)
-        # §9.2.3.27: without TP-DCS the user data is in the default alphabet.
-        coding = decode_dcs(dcs if dcs is not None else 0)
-        user = _read_user_data(reader, coding, udhi)
-        return Sms(**report, **_user_fields(user, coding, pid, dcs), **common)
+        optional_start = reader.pos
+        try:
+            return _read_report_optional(reader, report, common, udhi)
+        except DecodeError:
+            # The mandatory fields are whole and they are what a report is for. What follows
+            # TP-ST does not read as TP-PI and its parameters: SIM records padded with FF, or
+            # an SMSC that sets TP-PI bits without the parameters. Keep them as trailing octets.
+            reader.pos = optional_start
+            return Sms(**report, **common)
 
     raise DecodeError("TP-MTI 3 is reserved; this is not an SMS TPDU", field="TP-MTI", offset=start)
+
+
+def _read_report_optional(reader: _Reader, report: dict, common: dict, udhi: bool) -> Sms:
+    """TS 23.040 §9.2.2.3 / §9.2.3.27: TP-PI, then the TP-PID, TP-DCS, TP-UDL (and TP-UD) it
+    announces, in that order."""
+    indicator = reader.octet("TP-PI")
+    extension = indicator
+    while extension & PI_EXTENSION and reader.remaining():
+        extension = reader.octet("TP-PI extension")  # no extension bits are defined yet
+    pid = reader.octet("TP-PID") if indicator & PI_PID else None
+    dcs = reader.octet("TP-DCS") if indicator & PI_DCS else None
+    if not indicator & PI_UDL:
+        return Sms(**report, pid=pid, dcs=dcs, **common)
+    # §9.2.3.27: without TP-DCS the user data is in the default alphabet.
+    coding = decode_dcs(dcs if dcs is not None else 0)
+    user = _read_user_data(reader, coding, udhi)
+    return Sms(**report, **_user_fields(user, coding, pid, dcs), **common)
 
 
 def _user_fields(user: _UserData, coding: DataCoding, pid: int | None, dcs: int | None) -> dict:
