@@ -125,3 +125,20 @@ def test_report_updates_sent_file_and_writes_report(setup):
     assert sent.headers.get("Status").startswith("delivered") and sent.headers.get("Delivered")
     assert sent.headers.get("Client") == "zabbix"
     assert journal.message("msg1").state == "delivered"
+
+
+def test_a_part_read_again_after_its_message_was_written_is_not_a_new_message(setup):
+    spool, journal, inbound, clock = setup
+    pdus = encode_deliver("+4915112345678", "p" * 200, timestamp=SCTS, ref=3)
+    for pdu in pdus:
+        inbound.accept_pdu(pdu, modem="gsm1", imsi="sim")
+    again = inbound.accept_pdu(pdus[0], modem="gsm1", imsi="sim")  # its deletion had failed
+    assert again.kind == "duplicate" and again.durable
+    clock.now += 7200
+    assert inbound.flush() == []  # no "Incomplete" ghost
+    assert len(spool.list("incoming")) == 1
+    # The same text sent again later is a new message (new time stamp): it is kept.
+    later = encode_deliver("+4915112345678", "p" * 200, timestamp=SCTS.replace(minute=16), ref=3)
+    for pdu in later:
+        inbound.accept_pdu(pdu, modem="gsm1", imsi="sim")
+    assert len(spool.list("incoming")) == 2

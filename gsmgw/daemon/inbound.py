@@ -25,6 +25,7 @@ is one octet and wraps, so the window and the recipient keep an old part from be
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import secrets
 import time
@@ -58,7 +59,7 @@ REPORT_WINDOW = 3 * 86400.0
 class Accepted:
     """What became of one PDU; `durable` is True when the SIM copy may be deleted."""
 
-    kind: str  # "message", "part", "report", "undecodable", "ignored"
+    kind: str  # "message", "part", "report", "undecodable", "ignored", "duplicate"
     durable: bool
     name: str | None = None  # the file written, if any
 
@@ -103,6 +104,12 @@ class Inbound:
         if sms.concat is None or sms.concat.total <= 1:
             name = self._write_message([sms], modem, imsi, now, incomplete=False, total=1)
             return Accepted("message", durable=True, name=name)
+        if self.journal.inbound_part_done(_part_key(imsi or modem, pdu_hex)):
+            log.info(
+                "%s: part %d/%d from %s came again after its message was written; not kept twice",
+                modem, sms.concat.seq, sms.concat.total, sms.number,
+            )
+            return Accepted("duplicate", durable=True)
         key = self._group_key(sms, imsi or modem)
         group = self.journal.store_inbound_part(
             key, sms.concat.seq, sms.concat.total, _clean_hex(pdu_hex), modem, imsi, now
@@ -144,7 +151,10 @@ class Inbound:
         name = self._write_message(
             parts, group.modem, group.imsi, now, incomplete=incomplete, total=len(parts)
         )
-        self.journal.drop_inbound_group(group.key)
+        sim = group.imsi or group.modem
+        self.journal.drop_inbound_group(
+            group.key, done=[_part_key(sim, pdu) for pdu in group.pdus.values()], now=now
+        )
         return name
 
     # -- writing ----------------------------------------------------------------------------
@@ -317,6 +327,10 @@ def sent_file_updates(parts) -> dict[str, str | None]:
     if len(parts) > 1:
         return {"Status": f"pending ({delivered} of {len(parts)} parts delivered)"}
     return {"Status": report_status(latest.tp_status).text(latest.tp_status)}
+
+
+def _part_key(sim: str, pdu_hex: str) -> str:
+    return hashlib.sha256(f"{sim}|{_clean_hex(pdu_hex)}".encode()).hexdigest()
 
 
 def _clean_hex(pdu_hex: str) -> str:

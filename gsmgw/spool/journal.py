@@ -35,6 +35,9 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 SCHEMA_VERSION = 1
+# How long the parts of a joined multipart message are remembered; a repeated part comes within
+# minutes (the next sweep), an identical new one would need the same time stamp and reference.
+DONE_KEEP = 2 * 86400
 
 # Message states. `queued` waits for a modem (also between retries), `sending` is on a modem now.
 QUEUED = "queued"
@@ -123,6 +126,9 @@ CREATE TABLE IF NOT EXISTS inbound_part (
     PRIMARY KEY (grp, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS inbound_part_received ON inbound_part (received);
+-- Parts of multipart messages already written out, by (SIM, PDU): a part read again (its SIM
+-- copy's deletion did not happen, or the network repeated it) must not start a new message.
+CREATE TABLE IF NOT EXISTS inbound_done (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -769,10 +775,18 @@ class Journal:
             ]
             return [self._inbound_group(db, key) for key in keys]
 
-    def drop_inbound_group(self, key: str) -> None:
-        """Called after the joined message's file is on disk."""
+    def drop_inbound_group(self, key: str, *, done: Sequence[str] = (), now: float = 0.0) -> None:
+        """Called after the joined message's file is on disk; `done` are keys of its parts
+        (see `inbound_part_done`), remembered for DONE_KEEP seconds."""
         with self._tx() as db:
             db.execute("DELETE FROM inbound_part WHERE grp = ?", (key,))
+            db.executemany(
+                "INSERT OR IGNORE INTO inbound_done (key, at) VALUES (?, ?)", [(k, now) for k in done]
+            )
+
+    def inbound_part_done(self, key: str) -> bool:
+        """Was this part (key: SIM and PDU) already part of a message written out?"""
+        return self._db.execute("SELECT 1 FROM inbound_done WHERE key = ?", (key,)).fetchone() is not None
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -781,6 +795,7 @@ class Journal:
         older than `keep_finished` (their files are in sent/ or failed/). Returns rows removed."""
         with self._tx() as db:
             removed = db.execute("DELETE FROM submission WHERE at < ?", (now - 86400,)).rowcount
+            removed += db.execute("DELETE FROM inbound_done WHERE at < ?", (now - DONE_KEEP,)).rowcount
             old = [
                 row[0]
                 for row in db.execute(
