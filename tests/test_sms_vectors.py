@@ -316,6 +316,38 @@ DECODE_VECTORS = [
         dict(type="status-report", status=0, trailing=0, pid=None, dcs=None),
     ),
     (
+        # UDH 04 01 02 80 03: IE 01 (TS 23.040 §9.2.3.24.2), store + voice, 3 waiting; 5 header
+        # octets = 40 bits + 2 fill bits = 6 septets, then "VM" (56 4D): UDL 8, UD ...589B.
+        "SPEC voicemail waiting by UDH IE 01 (store, 3 messages), GSM-7 'VM'",
+        "0044" "0B919471091856F5" "0000" "62114201513000" "08" "0401028003" "589B",
+        dict(waiting=(True, True, 0), text="VM", udh=((1, bytes([0x80, 0x03])),)),
+    ),
+    (
+        "SPEC voicemail cleared by UDH IE 01 count 0 (discard), 8-bit empty text",
+        "0044" "0B919471091856F5" "0004" "62114201513000" "05" "0401020000",
+        dict(waiting=(False, False, 0), text=""),
+    ),
+    (
+        "SPEC DCS C8: MWI discard group, voicemail active, UDL 0",
+        "0004" "0B919471091856F5" "00C8" "62114201513000" "00",
+        dict(waiting=(False, True, 0), text="", alphabet="gsm7"),
+    ),
+    (
+        "SPEC DCS E9: MWI store group in UCS-2, fax active, 'AB'",
+        "0004" "0B919471091856F5" "00E9" "62114201513000" "0400410042",
+        dict(waiting=(True, True, 1), text="AB", alphabet="ucs2"),
+    ),
+    (
+        "SPEC 8-bit with two IEs: concat 8-bit ref 2A 2/1 and ports 2948 -> 9200 (WAP push)",
+        "0044" "0B919471091856F5" "0004" "62114201513000" "0E" "0B0003" "2A0201" "05040B8423F0" "4142",
+        dict(concat=(0x2A, 2, 1, 8), ports=(2948, 9200, 16), text="4142"),
+    ),
+    (
+        "SPEC SMSC field of 8 octets (TOA 91 + 14 digits) before the TPDU",
+        "08" "91" "94710600403400" "04" "0B919471091856F5" "0000" "62114201513000" "0141",
+        dict(smsc="+49176000044300", text="A"),
+    ),
+    (
         "SPEC lowercase hex with spaces and newline, as a terminal copy gives it",
         "00 04 0b 91 94 71 09 18 56 f5 00 00 62 11 42 01 51 30 00 01 41\n",
         dict(text="A", number="+49179081655"),

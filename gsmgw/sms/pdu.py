@@ -579,6 +579,17 @@ def _read_report_optional(reader: _Reader, report: dict, common: dict, udhi: boo
     return Sms(**report, **_user_fields(user, coding, pid, dcs), **common)
 
 
+def _special_indication(elements: tuple[tuple[int, bytes], ...]) -> tuple[bool, bool, int] | None:
+    """TS 23.040 §9.2.3.24.2 Special SMS Message Indication (IE 01) as (store, active, kind):
+    octet 1 bit 7 is "store", bits 1-0 the basic kind (0 voice, 1 fax, 2 e-mail, 3 other);
+    octet 2 is the number of messages waiting (0 = none, so the indication is cleared).
+    Networks send voicemail notices this way as well as with the DCS groups 1100-1110."""
+    for tag, value in elements:
+        if tag == 0x01 and len(value) == 2:
+            return bool(value[0] & 0x80), value[1] > 0, value[0] & 0x03
+    return None
+
+
 def _user_fields(user: _UserData, coding: DataCoding, pid: int | None, dcs: int | None) -> dict:
     return {
         "text": user.text,
@@ -590,7 +601,7 @@ def _user_fields(user: _UserData, coding: DataCoding, pid: int | None, dcs: int 
         "pid": pid,
         "dcs": dcs,
         "compressed": coding.compressed,
-        "waiting": coding.waiting,
+        "waiting": coding.waiting or _special_indication(user.header.elements),
         "udh": user.header.elements,
         "national": user.header.national,
     }
