@@ -80,3 +80,46 @@ def test_post_send_and_follow_a_message_over_http(tmp_path):
         asyncio.run(main())
     finally:
         network.stop()
+
+
+def test_webhooks_without_an_http_listener(tmp_path):
+    """A daemon with `webhooks:` but no `http:` still posts received SMS (app.py starts them)."""
+    from aiohttp import web
+
+    from gsmgw.config import WebhooksConfig
+
+    network = SimNetwork(tmp_path / "sim", modems=1)
+    network.start()
+    port = free_port()
+    config = simulation_config(tmp_path / "spool", [network.modems[0].path])
+    config = dataclasses.replace(
+        config, webhooks=WebhooksConfig(received=f"http://127.0.0.1:{port}/in", secret="s3cret")
+    )
+
+    async def main():
+        posted: asyncio.Queue = asyncio.Queue()
+
+        async def receive(request):
+            await posted.put(await request.json())
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/in", receive)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options={"backoff_initial": 0.1})
+        await gateway.start()
+        try:
+            assert gateway.ctx.webhooks is not None
+            network.inject_sms(0, sender="+4915112345678", text="hook me 😀")
+            body = await asyncio.wait_for(posted.get(), 20)
+            assert body["from"] == "+4915112345678" and body["text"] == "hook me 😀"
+        finally:
+            await gateway.close()
+            await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()

@@ -228,6 +228,16 @@ class Gateway:
             self._start_worker(modem_config)
 
     async def _start_servers(self) -> None:
+        # Webhooks first: the HTTP server uses ctx.webhooks when it is set, and a daemon without
+        # `http:` still posts them. Closed last (servers close in reverse order).
+        if getattr(self.config, "webhooks", None) is not None:
+            try:
+                from gsmgw import webhooks
+
+                self.ctx.webhooks = await webhooks.start(self.ctx)
+            except Exception as error:  # noqa: BLE001 - any failure stops the start, with its reason
+                raise StartupError(f"cannot start the webhooks: {error}") from None
+            self._servers.append(self.ctx.webhooks)
         for key, module in (("http", "gsmgw.http.server"), ("smpp", "gsmgw.smpp.server")):
             if getattr(self.config, key, None) is None:
                 continue
@@ -434,7 +444,7 @@ class Gateway:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        for server in self._servers:
+        for server in reversed(self._servers):
             try:
                 await server.close()
             except Exception:

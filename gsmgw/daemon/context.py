@@ -30,6 +30,8 @@ class GatewayContext:
     clients: Any = None
     # Set by gsmgw.http.alertmanager.add_routes when alertmanager: is configured.
     alertmanager: Any = None
+    # gsmgw.webhooks.WebhookService, started by app.py when webhooks: is configured.
+    webhooks: Any = None
 
     def status_snapshot(self) -> dict:
         """The same dict as `gsmgw status --json` (SPOOL.md), current as of this call."""
