@@ -331,6 +331,12 @@ VECTORS = [
         [("final", "CME", 14)],
     ),
     (
+        "cmti_with_a_field_after_the_index",
+        None, None,
+        b'\r\n+CMTI: "ME",12,"SM"\r\n',
+        [IncomingStored('+CMTI: "ME",12,"SM"', "ME", 12)],
+    ),
+    (
         "stray_ok_with_nothing_in_flight",
         None, None,
         b"\r\nOK\r\n",

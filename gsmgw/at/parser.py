@@ -193,9 +193,10 @@ def _classify_urc(name: str | None, rest: str, raw: str) -> Urc:
             return PowerDown(raw)
         return Noise(raw)
     f = split_fields(rest)
-    if name in ("+CMTI", "+CDSI") and len(f) >= 2 and _int(f[-1]) is not None:
+    if name in ("+CMTI", "+CDSI") and len(f) >= 2 and _int(f[1]) is not None:
+        # TS 27.005 §3.4.1: <mem>,<index>; fields some firmwares add after it are ignored.
         cls = IncomingStored if name == "+CMTI" else ReportStored
-        return cls(raw, f[0].upper(), int(f[-1]))
+        return cls(raw, f[0].upper(), int(f[1]))
     if name == "+CRING":
         return Ring(raw, rest.strip())
     if name == "+CLIP":
