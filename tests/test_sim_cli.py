@@ -120,3 +120,52 @@ def test_gammu_identifies_and_sends(simulator, tmp_path):
         assert (record["from"], record["to"], record["text"]) == (events[0]["number"], events[1]["number"], "Hallo von gammu")
         assert f"reference={record['mr']}" in sent.stdout
     assert stop_simulator(process) == 0
+
+
+def _wait_for_file(directory, timeout: float):
+    """The first file smsd finished in ``directory`` (smsd gives no other signal than the file)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = [n for n in os.listdir(directory) if not n.startswith(".") and not n.startswith("smsd_script")]
+        if names:
+            return directory / names[0]
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing arrived in {directory} within {timeout} s")
+
+
+@pytest.mark.skipif(shutil.which("smsd") is None, reason="smstools3 is not installed (apt-get install smstools)")
+def test_smstools3_sends_and_receives(simulator, tmp_path):
+    """smstools3 (smsd 3.1) drives a simulated modem: an outgoing file becomes a submission and
+    sent/ file, an SMS injected into the network becomes an incoming/ file."""
+    process, events = simulator("--modems", "2")
+    spool = tmp_path / "smsd"
+    dirs = {name: spool / name for name in ("outgoing", "checked", "failed", "incoming", "sent", "report")}
+    for path in dirs.values():
+        path.mkdir(parents=True)
+    config = spool / "smsd.conf"
+    config.write_text(
+        "devices = GSM1\n"
+        + "".join(f"{name} = {path}\n" for name, path in dirs.items())
+        + f"logfile = {spool}/smsd.log\nloglevel = 7\ninfofile = {spool}/smsd.running\n"
+        f"pidfile = {spool}/smsd.pid\nstats = {spool}\n"
+        f"[GSM1]\ndevice = {events[0]['path']}\nincoming = yes\nbaudrate = 115200\n"
+    )
+    smsd = subprocess.Popen(["smsd", f"-c{config}", "-t"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        outgoing = dirs["outgoing"] / "m1"
+        (dirs["outgoing"] / ".m1").write_text(f"To: {events[1]['number'].lstrip('+')}\n\nHallo von smstools3")
+        (dirs["outgoing"] / ".m1").rename(outgoing)
+        with ControlClient(tmp_path / "control.sock") as control:
+            [record] = control.wait_for_submissions(1, timeout=60)
+            control.inject_sms(0, "+4915112345678", "Gruss an smstools3")
+        sent = _wait_for_file(dirs["sent"], 30)
+        received = _wait_for_file(dirs["incoming"], 60)
+    finally:
+        os.killpg(smsd.pid, signal.SIGTERM)  # smsd and the handlers it forked, nothing else
+        smsd.wait(timeout=20)
+    assert (record["from"], record["to"], record["text"]) == (events[0]["number"], events[1]["number"], "Hallo von smstools3")
+    assert "Hallo von smstools3" in sent.read_text(errors="replace")
+    text = received.read_text(errors="replace")
+    assert "From: 4915112345678" in text and "Gruss an smstools3" in text
+    assert stop_simulator(process) == 0
