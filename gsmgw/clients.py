@@ -85,6 +85,10 @@ def _field(entry: Any, name: str, default: Any = None) -> Any:
     return getattr(entry, name, default)
 
 
+# SMPP 3.4 §4.1.1 bind_*: password is a C-Octet String of at most 9 octets with its NUL.
+SMPP_PASSWORD_OCTETS = 8
+
+
 def read_secret_file(path: str, what: str) -> str:
     """Read a token or password file: the first line, without surrounding whitespace.
 
@@ -338,7 +342,13 @@ class ClientRegistry:
         for client in self.clients:
             if client.smpp_system_id != system_id or not client.smpp_password:
                 continue
-            if hmac.compare_digest(presented, client.smpp_password.encode("utf-8", "surrogatepass")) and found is None:
+            configured = client.smpp_password.encode("utf-8", "surrogatepass")
+            matches = hmac.compare_digest(presented, configured)
+            if len(presented) == SMPP_PASSWORD_OCTETS and len(configured) > SMPP_PASSWORD_OCTETS:
+                # SMPP 3.4 §4.1.1: the password field holds at most 8 octets, and clients such as
+                # smpplib cut a longer one to that; a longer configured password is its first 8.
+                matches = hmac.compare_digest(presented, configured[:SMPP_PASSWORD_OCTETS]) or matches
+            if matches and found is None:
                 found = client
         return found
 

@@ -688,7 +688,8 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any]) -> tuple[Cl
                 password_file, password = check.secret_file(
                     smpp_data.get("password_file"), _child(smpp_path, "password_file"), "SMPP password")
             if password is not None and len(password) > 8:
-                check.warn(_child(smpp_path, "password"), "SMPP 3.4 passwords have at most 8 characters; some clients cut longer ones",
+                check.warn(_child(smpp_path, "password"), "SMPP 3.4 passwords have at most 8 characters; clients such as "
+                           "smpplib send only the first 8, and gsmgw then accepts those",
                            "use 8 characters or fewer")
             if password is None and password_file is None:
                 check.error(smpp_path, "needs password or password_file", "add password_file: /etc/gsmgw/<client>.smpp")

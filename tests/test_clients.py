@@ -200,3 +200,14 @@ def test_clients_without_limits_are_never_limited():
     client = Client("c", token="t")
     limiter = SlidingWindowLimiter()
     assert all(limiter.acquire(client, 1000, now=float(i)) == 0.0 for i in range(100))
+
+
+def test_a_long_smpp_password_is_accepted_as_clients_cut_it_to_8_octets():
+    # smpplib (and other SMPP 3.4 clients) send only the first 8 characters of a longer password.
+    client = client_from_config({"name": "zabbix", "smpp": {"system_id": "zbx", "password": "tok-abcdefghijkl"}})
+    registry = make_registry(client)
+    assert registry.authenticate_smpp("zbx", "tok-abcdefghijkl") is client
+    assert registry.authenticate_smpp("zbx", "tok-abcd") is client
+    assert registry.authenticate_smpp("zbx", "tok-abc") is None
+    assert registry.authenticate_smpp("zbx", "tok-abcX") is None
+    assert registry.authenticate_smpp("zbx", "tok-abcdXXXX") is None
