@@ -77,6 +77,9 @@ SMSTOOLS3_FILES = [
     ("Alphabet: UCS-2 and Chinese by their first letters",
      b"To: 491721234567\nAlphabet: Chinese\n\n" + "中文".encode("utf-16-be"), ("+491721234567",), "中文", {}),
     ("UDH: false is harmless", b"To: 491721234567\nUDH: false\n\nx", ("+491721234567",), "x", {}),
+    ("blanks around names and values, CRLF, BOM, Flash, ISO",
+     b"\xef\xbb\xbf  To :  491721234567 \r\n\tFlash:yes\r\nAlphabet:   ISO \r\n\r\nH\xe4llo \xa4\r\n",
+     ("+491721234567",), "H\u00e4llo \u20ac", {"flash": True, "body_alphabet": "ISO"}),
 ]
 
 

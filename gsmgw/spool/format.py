@@ -49,7 +49,8 @@ DEFAULT_REPORT = True
 DEFAULT_MAX_PARTS = 6
 PRIORITIES = ("high", "normal", "low")
 
-_HEADER_LINE = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)[ \t]*:[ \t]*(.*)\Z", re.DOTALL)
+# Blanks before a name are tolerated: hand-written files indent headers by accident.
+_HEADER_LINE = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:[ \t]*(.*)\Z", re.DOTALL)
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 # Alphabet: value (lower case) -> the codec that reads the body file. SPOOL.md `Alphabet:`.
