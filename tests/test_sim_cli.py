@@ -169,3 +169,31 @@ def test_smstools3_sends_and_receives(simulator, tmp_path):
     text = received.read_text(errors="replace")
     assert "From: 4915112345678" in text and "Gruss an smstools3" in text
     assert stop_simulator(process) == 0
+
+
+@pytest.mark.skipif(shutil.which("gammu") is None, reason="gammu is not installed (apt-get install gammu)")
+def test_gammu_networkinfo_battery_and_inbox(simulator, tmp_path):
+    """gammu's networkinfo asks AT+CGATT? and its monitor AT+CBC: both answer; getallsms reads
+    what the network delivered, long messages as their linked parts."""
+    process, events = simulator("--modems", "1")
+    rc = tmp_path / "gammurc"
+    rc.write_text(f"[gammu]\ndevice = {events[0]['path']}\nconnection = at\n")
+
+    def gammu(*args: str) -> str:
+        done = subprocess.run(["gammu", "-c", str(rc), *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    network = gammu("networkinfo")
+    assert "home network" in network and "LAC 1A2B" in network and "GPRS                 : attached" in network
+    assert "100 percent" in gammu("battery")
+    with ControlClient(tmp_path / "control.sock") as control:
+        control.inject_sms(0, "+4915112345678", "kurz")
+        control.inject_sms(0, "+4915112345678", "lang " * 40)
+        deadline = time.monotonic() + 10
+        while len(control.stored_messages(0, "SM")) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the network delivers at its own pace; the storage is the truth
+    inbox = gammu("getallsms")
+    assert "kurz" in inbox and "part 1 of 2" in inbox and "part 2 of 2" in inbox
+    assert inbox.count('Remote number        : "+4915112345678"') == 3
+    assert stop_simulator(process) == 0

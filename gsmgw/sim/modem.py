@@ -459,6 +459,7 @@ class SimModem:
             "+CGREG": self._cmd_creg,
             "+CEREG": self._cmd_creg,
             "+COPS": self._cmd_cops,
+            "+CGATT": self._cmd_cgatt,
             "+CMGF": self._cmd_cmgf,
             "+CSCA": self._cmd_csca,
             "+CSMS": self._cmd_csms,
@@ -479,6 +480,8 @@ class SimModem:
             "+CLAC": self._cmd_clac,
             "+GCAP": self._info(lambda: self.profile.gcap),
             "+CPAS": self._info(lambda: "+CPAS: 0"),
+            # TS 27.007 §8.4: powered by the battery (0), full (100); gammu's monitor asks.
+            "+CBC": self._info(lambda: "+CBC: 0,100"),
         }
         vendor = {
             "^ICCID": self._cmd_huawei_iccid,
@@ -714,6 +717,15 @@ class SimModem:
             self.unsolicited([f"+CREG: {self._registration_stat()}"])
         if self.registered:
             self.network.modem_ready(self)
+
+    def _cmd_cgatt(self, command: Command) -> list[str]:
+        # TS 27.007 §10.1.9 PS attach: attached while registered (gammu's networkinfo asks).
+        if command.form == "test":
+            return ["+CGATT: (0,1)"]
+        if command.form == "read":
+            return [f"+CGATT: {1 if self.registered else 0}"]
+        _int_in(command.arg or "", range(2), cme(50))
+        return []
 
     def _cmd_cops(self, command: Command) -> list[str]:
         op = self.identity.operator
