@@ -527,7 +527,10 @@ def _defaults(check: _Checker, value: Any) -> Defaults:
             validity = parse_validity(raw)
             validity_text = raw
         except ValueError as exc:
-            check.error("defaults.validity", str(exc), 'write for example "2 days", "12 hours" or a TP-VP 0..255')
+            # The codec's message may already say what to write: that part becomes the fix.
+            problem, said, advice = str(exc).partition("; write")
+            check.error("defaults.validity", problem,
+                        "write" + advice if said else 'write for example "2 days", "12 hours" or a TP-VP 0..255')
     return Defaults(
         report=check.boolean(data.get("report"), "defaults.report", Defaults.report),
         validity=validity,

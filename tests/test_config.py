@@ -286,3 +286,11 @@ def test_secrets_never_appear_in_a_repr(tmp_path):
     assert config.modem("gsm1").pin == "4711"
     for secret in ("4711", "tok-ABCDEF-secret", "pw-SECRET", "hook-SECRET"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("validity", ['"2 fortnights"', "300"])
+def test_a_bad_default_validity_says_once_what_to_write(tmp_path, validity):
+    text = MINIMAL.replace("modems:", f"defaults: {{validity: {validity}}}\nmodems:")
+    _, result = errors_of(tmp_path, text)
+    (issue,) = [issue for issue in result.errors if issue.path == "defaults.validity"]
+    assert issue.fix.startswith("write") and issue.render().count("write") == 1, issue.render()
