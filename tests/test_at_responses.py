@@ -167,6 +167,8 @@ def test_cpms_answers_without_storage_names():
     status = parse_cpms(["+CPMS: 3,30,3,30,0,100"], ("SM", "SM", "ME"))
     assert (status.read.name, status.read.used, status.read.total) == ("SM", 3, 30)
     assert (status.receive.name, status.receive.total) == ("ME", 100)
+    unnamed = parse_cpms(["+CPMS: 3,30,3,30,0,100"])
+    assert (unnamed.read.name, unnamed.read.used, unnamed.read.total, unnamed.receive.total) == ("", 3, 30, 100)
     # The full read form: three storages, nine fields.
     status = parse_cpms(['+CPMS: "SM",3,30,"SM",3,30,"SM",3,30'])
     assert status.write.name == "SM" and status.receive.used == 3

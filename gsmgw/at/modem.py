@@ -176,8 +176,9 @@ def parse_cpms(lines: list[str], names: tuple[str, ...] | None = None) -> Storag
         if line.upper().startswith("+CPMS:"):
             f = split_fields(line.split(":", 1)[1])
             uses = []
-            if f and f[0].isdigit() and names:
-                for i, name in zip(range(0, len(f) - 1, 2), names, strict=False):
+            if f and f[0].isdigit():
+                # Without names known, the storages stay unnamed ("") rather than misread.
+                for i, name in zip(range(0, len(f) - 1, 2), names or ("", "", ""), strict=False):
                     if not (f[i].isdigit() and f[i + 1].isdigit()):
                         break
                     uses.append(StorageUse(name.upper(), int(f[i]), int(f[i + 1])))
