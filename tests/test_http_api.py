@@ -435,6 +435,21 @@ def test_message_status_follows_the_spool(tmp_path):
     run(scenario, tmp_path)
 
 
+def test_the_name_of_a_dropped_multi_recipient_file_points_to_its_recipients_ids(tmp_path):
+    async def scenario(api):
+        spool = api.ctx.spool
+        for n, number in enumerate(["+4915112345678", "+4917612345678"], start=1):
+            single = b"To: " + number.encode() + b"\n\nhi\n"
+            spool.write_atomic("sent", f"multi.{n}", build_sent(single, modem="gsm1", imsi=None,
+                                                                sent=datetime.now().astimezone(), parts=1, message_ids=[n]))
+        status, answer, _ = await api.request("GET", "/api/v1/messages/multi")
+        assert status == 404 and "multi.1, multi.2" in answer["error"]
+        status, answer, _ = await api.request("GET", "/api/v1/messages/multi.2")
+        assert status == 200 and answer["to"] == "+4917612345678"
+
+    run(scenario, tmp_path)
+
+
 def test_message_status_prefers_the_daemon(tmp_path):
     async def scenario(api):
         api.ctx.statuses["abc"] = {"id": "abc", "to": "+491", "status": "sending", "modem": "gsm1", "parts": 1,

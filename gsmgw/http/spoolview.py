@@ -107,6 +107,21 @@ def status_from_spool(spool: Any, name: str) -> dict[str, Any] | None:
     return None
 
 
+def recipient_ids(spool: Any, name: str) -> list[str]:
+    """The ids `<name>.1`, `<name>.2`, ... that a file with several recipients became (API.md)."""
+    if not valid_name(name):
+        return []
+    found = []
+    for n in range(1, 10001):
+        candidate = f"{name}.{n}"
+        if not valid_name(candidate) or not any(
+            spool.exists(dirname, candidate) for dirname in ("sent", "failed", "checked")
+        ):
+            break
+        found.append(candidate)
+    return found
+
+
 @dataclass(frozen=True)
 class InboxEntry:
     received: datetime | None
