@@ -11,6 +11,8 @@ to change in the file; the daemon moves such a file to `failed/` with that reaso
 
 Choices where smstools3 and SPOOL.md leave room (documented in the README):
   - A file written with CRLF header lines is a Windows text file: CRLF in its text becomes LF.
+  - A body that is not valid UTF-8 in a file without `Alphabet:` is read as ISO-8859-15, the
+    default of smstools3, which such a file was written for. With `Alphabet: UTF-8` it fails.
   - `Expires:`/`Send_after:` may be a duration ("30 min"); it counts from `created` (the file's
     modification time, which a claim by rename keeps), so a restart does not extend it.
   - `Text:` gives the text when the body is empty (some scripts write it so).
@@ -305,7 +307,16 @@ def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> t
     if codec == "ucs2":
         return _decode_ucs2(body), "UCS2"
     body = _strip_final_newline(body)
-    if codec == "utf-8":
+    if codec == "utf-8" and alphabet_header is None:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            # No Alphabet: line and not UTF-8: a file written for smstools3, whose files default
+            # to ISO-8859-15. Reading it so sends what its author meant; UTF-8 stays the default
+            # because ISO text with accents is practically never valid UTF-8.
+            codec = "iso8859-15"
+            text = body.decode(codec)
+    elif codec == "utf-8":
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -315,7 +326,7 @@ def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> t
             ) from None
     elif codec == "gsm":
         text = _decode_gsm_body(body)
-    else:
+    elif codec != "utf-8":
         text = body.decode(codec)
     if crlf_file:
         text = text.replace("\r\n", "\n")
