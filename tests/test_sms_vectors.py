@@ -348,6 +348,18 @@ DECODE_VECTORS = [
         dict(smsc="+49176000044300", text="A"),
     ),
     (
+        # 7 characters = 49 bits: TS 23.040 §9.1.2.5 wants 13 useful semi-octets (0D); SMSCs
+        # that count 2 x 7 octets (0E) leave 7 fill bits that would read as a stray '@'.
+        "SPEC alphanumeric sender 'Telekom' with length 0D (useful semi-octets)",
+        "0004" "0DD0" "D432BBBC7EB701" "0000" "62114201513000" "0141",
+        dict(number="Telekom", number_toa=0xD0),
+    ),
+    (
+        "SPEC alphanumeric sender 'Telekom' with length 0E (every semi-octet counted)",
+        "0004" "0ED0" "D432BBBC7EB701" "0000" "62114201513000" "0141",
+        dict(number="Telekom", number_toa=0xD0),
+    ),
+    (
         "SPEC lowercase hex with spaces and newline, as a terminal copy gives it",
         "00 04 0b 91 94 71 09 18 56 f5 00 00 62 11 42 01 51 30 00 01 41\n",
         dict(text="A", number="+49179081655"),

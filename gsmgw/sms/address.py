@@ -213,7 +213,15 @@ def decode_address_value(semi_octets: int, toa: int, value: bytes) -> str:
         # 23.040 §9.1.2.5: alphanumeric values are GSM-7 packed; the length
         # counts semi-octets, so floor(4n/7) whole septets are present.
         septet_total = semi_octets * 4 // 7
-        return gsm7.decode_septets(gsm7.unpack_septets(value, septet_total))
+        septets = gsm7.unpack_septets(value, septet_total)
+        if septet_total % 8 == 0 and septets and septets[-1] == 0 and semi_octets * 4 - septet_total * 7 < 4:
+            # Some SMSCs count every semi-octet of the value (2 x octets) instead of the useful
+            # ones: 7 characters in 7 octets then read as 8 septets, the last made of the 7 zero
+            # fill bits, i.e. a stray "@" ("Telekom@"). A length that counts useful semi-octets
+            # (13 for 7 characters) never ends on a whole septet of fill. An 8-character name
+            # that really ends in "@" reads the same and loses it: the rarer of the two.
+            septets = septets[:-1]
+        return gsm7.decode_septets(septets)
     digits = decode_semi_octets(value, semi_octets)
     if (toa >> 4) & 0x07 == TON_INTERNATIONAL and digits:
         return "+" + digits
