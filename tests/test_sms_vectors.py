@@ -360,6 +360,21 @@ DECODE_VECTORS = [
         dict(number="Telekom", number_toa=0xD0),
     ),
     (
+        "SPEC empty SMS (UDL 0) in GSM-7, class 0 (DCS 10), SMSC field 07",
+        "07919471060040F0" "04" "0B919471091856F5" "0010" "62114201513000" "00",
+        dict(text="", alphabet="gsm7", msg_class=0, data=b"", smsc="+49176000040"),
+    ),
+    (
+        "SPEC empty SMS (UDL 0) in UCS-2, class 3 (DCS 1B)",
+        "00" "04" "0B919471091856F5" "001B" "62114201513000" "00",
+        dict(text="", alphabet="ucs2", msg_class=3, smsc=None),
+    ),
+    (
+        "SPEC empty SMS (UDL 0) in 8-bit, class 2 (DCS F6)",
+        "00" "04" "0B919471091856F5" "00F6" "62114201513000" "00",
+        dict(text="", alphabet="8bit", msg_class=2),
+    ),
+    (
         "SPEC lowercase hex with spaces and newline, as a terminal copy gives it",
         "00 04 0b 91 94 71 09 18 56 f5 00 00 62 11 42 01 51 30 00 01 41\n",
         dict(text="A", number="+49179081655"),
