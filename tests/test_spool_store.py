@@ -247,7 +247,8 @@ def test_recover_removes_a_batch_whose_writer_was_killed(spool, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], timeout=60)
     assert result.returncode == -signal.SIGKILL
     left = [name for name in _entries(spool) if not name.startswith(".")]
-    assert len([name for name in left if name.endswith(".LOCK")]) == 2
+    assert len([name for name in left if name.endswith(".LOCK")]) == 3  # every name reserved first
+    assert len([name for name in left if not name.endswith(".LOCK")]) == 2
     assert all(spool.claim(name) is None for name in left if not name.endswith(".LOCK"))
 
     spool.recover()

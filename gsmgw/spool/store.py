@@ -369,10 +369,10 @@ class Spool:
         """Queue several files with one directory fsync (group commit); durable on return.
 
         All or nothing: either every file is queued and its name returned, or the call raises
-        and none is left in outgoing/. Every file is first written and made durable under a
-        temporary name. Each final name is then reserved with smstools3's `<name>.LOCK`, which
-        the claim and the watcher honour, before the file is renamed to it; so no claimer can
-        take one file of the batch while another rename may still fail. If one fails, the files
+        and none is left in outgoing/. First every final name is reserved with smstools3's
+        `<name>.LOCK`, which the claim and the watcher honour; then every file is written and
+        made durable under a temporary name and renamed to its name. So no claimer can take
+        one file of the batch while another rename may still fail. If one fails, the files
         already renamed are unlinked (still locked, so nobody has them). Only when every file is
         in place and the directory is fsynced are the locks removed: that is the commit. A crash
         before it leaves locked files that `recover` removes, because the batch was never
@@ -384,41 +384,41 @@ class Spool:
         """
         directory = self.path("outgoing")
         now = now or datetime.now(timezone.utc)
-        temporaries: list[Path] = []
         one_flush = len(files) >= SYNCFS_BATCH and _syncfs is not None
-        try:
-            for data in files:
-                temporaries.append(self._write_temporary(directory, data, sync=not one_flush))
-            if one_flush:
-                _flush_file_system(directory, temporaries)
-        except BaseException:
-            for temporary in temporaries:
-                _unlink_quietly(temporary)
-            raise
-        if len(temporaries) == 1:
+        if len(files) == 1:
             # One file is one rename: nothing to lock, it is queued whole or not at all.
+            temporary = self._write_temporary(directory, files[0])
             try:
-                names = [self._place_new(temporaries[0], directory, _new_name(now))]
+                names = [self._place_new(temporary, directory, _new_name(now))]
             except BaseException:
-                _unlink_quietly(temporaries[0])
+                _unlink_quietly(temporary)
                 raise
             fsync_directory(directory)
             return names
         owner = _batch_owner()
         locks: list[Path] = []
-        names: list[str] = []
+        reserved: list[str] = []
+        temporaries: list[Path] = []
+        placed = 0
         try:
-            for position, temporary in enumerate(temporaries):
+            # The locks are made durable with the files (one flush), so that after a power cut
+            # every lock still says whose it is and `recover` can roll the batch back.
+            for position in range(len(files)):
                 # One microsecond apart, so the names sort in the order of `files`.
                 wanted = _new_name(now + timedelta(microseconds=position))
-                name = self._reserve(directory, wanted, owner, locks)
+                reserved.append(self._reserve(directory, wanted, owner, locks, sync=not one_flush))
+            for data in files:
+                temporaries.append(self._write_temporary(directory, data, sync=not one_flush))
+            if one_flush:
+                _flush_file_system(directory, temporaries + locks)
+            for temporary, name in zip(temporaries, reserved):
                 rename_noreplace(temporary, directory / name)
-                names.append(name)
+                placed += 1
             fsync_directory(directory)
         except BaseException:
-            for name in names:
+            for name in reserved[:placed]:
                 _unlink_quietly(directory / name)
-            for temporary in temporaries[len(names):]:
+            for temporary in temporaries[placed:]:
                 _unlink_quietly(temporary)
             for lock in locks:
                 _unlink_quietly(lock)
@@ -426,9 +426,9 @@ class Spool:
         for lock in locks:
             _unlink_quietly(lock)
         fsync_directory(directory)
-        return names
+        return reserved
 
-    def _reserve(self, directory: Path, wanted: str, owner: bytes, locks: list[Path]) -> str:
+    def _reserve(self, directory: Path, wanted: str, owner: bytes, locks: list[Path], *, sync: bool) -> str:
         """Create `<name>.LOCK` for a free `name` (`wanted`, `wanted-2`, ...); return `name`.
 
         The lock exists before the file does, so a claim can never see the file unlocked."""
@@ -443,6 +443,8 @@ class Spool:
                 locks.append(lock)
                 try:
                     os.write(fd, owner)
+                    if sync:
+                        os.fsync(fd)
                 finally:
                     os.close(fd)
                 if not os.path.lexists(directory / candidate):
