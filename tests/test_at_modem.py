@@ -700,3 +700,23 @@ def test_pin_accepted_but_sim_pin_until_the_ready_urc(tmp_path):
         left = net.call(lambda: net.modem(0).pin_attempts)
     assert info.pin_entered and info.pin_state == "READY" and info.imsi == net.modems[0].imsi
     assert left == 3
+
+
+def test_unknown_signal_and_creg_left_in_mode_2_by_another_client(net):
+    """AT+CSQ 99,99 is "not known" (TS 27.007 §8.5), not -113 dBm; a modem left in AT+CREG=2 by
+    smstools3 answers +CREG: 2,1,"<lac>","<ci>" and is still registered."""
+    net.set_signal(0, 99)
+
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        try:
+            await modem.initialize()
+            await modem.command("AT+CREG=2")
+            return await modem.signal_dbm(), await modem.registration()
+        finally:
+            await modem.close()
+
+    dbm, registration = run(main())
+    assert dbm is None
+    assert registration.registered and registration.status == 1
