@@ -855,7 +855,7 @@ def _inbound(check: _Checker, value: Any) -> InboundConfig:
     )
 
 
-def _build(check: _Checker, data: Any, source: Path | None) -> Config | None:
+def _build(check: _Checker, data: Any, source: Path | None, modems_required: bool = True) -> Config | None:
     data = check.mapping(data, "", _TOP_KEYS)
     spool = check.string(data.get("spool"), "spool", "/var/spool/gsmgw") or DEFAULT_SPOOL
     state = check.string(data.get("state"), "state", "/var/lib/gsmgw") or DEFAULT_STATE
@@ -874,7 +874,7 @@ def _build(check: _Checker, data: Any, source: Path | None) -> Config | None:
 
     modems = []
     modem_items = check.sequence(data.get("modems"), "modems", "modems")
-    if not modem_items and (data.get("modems") is None or data.get("modems") == []):
+    if modems_required and not modem_items and (data.get("modems") is None or data.get("modems") == []):
         check.error("modems", "no modem is configured", "add modems: with at least one `- name: gsm1` and its port")
     names: dict[str, int] = {}
     for position, item in enumerate(modem_items):
@@ -927,7 +927,7 @@ def _build(check: _Checker, data: Any, source: Path | None) -> Config | None:
 
 
 def check_text(text: str, *, filename: str = "config", read_secrets: bool = True,
-               mode: int | None = None, source: Path | None = None) -> CheckResult:
+               mode: int | None = None, source: Path | None = None, modems_required: bool = True) -> CheckResult:
     """Check config text; `mode` is the file's permission bits (for the inline-secret warning)."""
     index: dict[str, _Node] = {}
     structural: list[Issue] = []
@@ -948,7 +948,7 @@ def check_text(text: str, *, filename: str = "config", read_secrets: bool = True
                                         "start from config.example.yaml; at least spool: and modems: are needed")], [])
     check = _Checker(index, filename, read_secrets)
     check.errors.extend(structural)
-    config = _build(check, data, source)
+    config = _build(check, data, source, modems_required)
     if check.inline_secrets and mode is not None and mode & (stat.S_IRGRP | stat.S_IROTH):
         for path in check.inline_secrets:
             check.warn(path, f"a secret is written in the config, and the config is readable by others "
@@ -959,8 +959,11 @@ def check_text(text: str, *, filename: str = "config", read_secrets: bool = True
     return CheckResult(config if not check.errors else None, check.errors, check.warnings)
 
 
-def check_config(path: str | os.PathLike, *, read_secrets: bool = True) -> CheckResult:
-    """Every error and warning of the config file at `path`. ConfigUnreadable if it cannot be read."""
+def check_config(path: str | os.PathLike, *, read_secrets: bool = True, modems_required: bool = True) -> CheckResult:
+    """Every error and warning of the config file at `path`. ConfigUnreadable if it cannot be read.
+
+    `modems_required=False` is for `gsmgw run --simulate N -c FILE`, where the simulated modems
+    replace the config's, so a config with only http/smpp/clients is complete."""
     filename = os.fspath(path)
     try:
         with open(filename, "rb") as handle:
@@ -976,12 +979,13 @@ def check_config(path: str | os.PathLike, *, read_secrets: bool = True) -> Check
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return CheckResult(None, [Issue("", line, "the config is not UTF-8 text", "save it as UTF-8")], [])
-    return check_text(text, filename=filename, read_secrets=read_secrets, mode=mode, source=Path(filename))
+    return check_text(text, filename=filename, read_secrets=read_secrets, mode=mode, source=Path(filename),
+                      modems_required=modems_required)
 
 
-def load_config(path: str | os.PathLike, *, read_secrets: bool = True) -> Config:
+def load_config(path: str | os.PathLike, *, read_secrets: bool = True, modems_required: bool = True) -> Config:
     """The config at `path`, or ConfigError listing every problem (warnings are in .warnings)."""
-    result = check_config(path, read_secrets=read_secrets)
+    result = check_config(path, read_secrets=read_secrets, modems_required=modems_required)
     if result.config is None:
         raise ConfigError(result.errors, result.warnings, filename=os.fspath(path))
     return result.config

@@ -33,10 +33,10 @@ def _setup_logging(level: str) -> None:
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
 
 
-def _load(config_option: str | None):
+def _load(config_option: str | None, modems_required: bool = True):
     path = config_path(config_option)
     try:
-        return load_config(path)
+        return load_config(path, modems_required=modems_required)
     except ConfigError as error:
         click.echo(f"gsmgw run: the config {path} cannot be used:\n{error}", err=True)
         if not os.path.exists(path):
@@ -79,7 +79,7 @@ def run(config_option, simulate, spool_option, latency, log_level):
     with SimNetwork(sim_dir, modems=simulate, latency=latency) as network:
         config = simulation_config(spool, [m.path for m in network.modems])
         if config_option:
-            base = _load(config_option)
+            base = _load(config_option, modems_required=False)
             config = dataclasses.replace(base, spool=config.spool, state=config.state, modems=config.modems,
                                          probe_ports=config.probe_ports)
         _setup_logging(log_level or config.log_level)
