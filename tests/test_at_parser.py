@@ -337,6 +337,12 @@ VECTORS = [
         [IncomingStored('+CMTI: "ME",12,"SM"', "ME", 12)],
     ),
     (
+        "pdu_echo_with_the_answer_glued_behind_ctrl_z",
+        "AT+CMGS=13", (True, "0001000B919471000000F10000"),
+        b"AT+CMGS=13\r\r\n> 0001000B919471000000F10000\x1a+CMGS: 17\r\n\r\nOK\r\n",
+        [("prompt",), ("line", "+CMGS: 17"), ("final", "OK", None)],
+    ),
+    (
         "stray_ok_with_nothing_in_flight",
         None, None,
         b"\r\nOK\r\n",

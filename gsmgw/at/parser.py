@@ -361,6 +361,14 @@ class AtParser:
         line = raw.strip(_TRIM)
         if not line:
             return
+        echo = self._payload_echo
+        if echo is not None and self._command is not None and line[len(echo):len(echo) + 1] == "\x1a" \
+                and line[:len(echo)].upper() == echo:
+            # The echoed PDU and its Ctrl-Z with the answer right behind, no line end between
+            # ("<pdu>^Z+CMGS: 5"): drop the echo, keep the answer.
+            self._payload_echo = None
+            self._line(line[len(echo) + 1:], events)
+            return
         if _NOISE_CHARS.search(line):
             events.append(Noise(raw))
             return
