@@ -219,3 +219,45 @@ def test_inotify_comes_back_with_the_directory(tmp_path):
             assert await next_batch(watcher) == ["naive"]
 
     run(scenario())
+
+
+def test_inotify_touch_then_append_is_reported_with_its_content(tmp_path):
+    async def scenario():
+        async with OutgoingWatcher(tmp_path, settle=1.0) as watcher:
+            (tmp_path / "msg").touch()  # closed empty: not yet a message
+            await nothing_reported(watcher)
+            with open(tmp_path / "msg", "ab") as handle:
+                handle.write(b"To: +4915112345678\n\nhello\n")
+            assert await next_batch(watcher) == ["msg"]
+            await nothing_reported(watcher)
+
+    run(scenario())
+
+
+def test_an_empty_file_that_stays_empty_is_reported_after_settle(tmp_path):
+    async def scenario():
+        async with OutgoingWatcher(tmp_path, settle=0.5) as watcher:
+            (tmp_path / "4913").touch()  # vim's probe: gone before anyone reads it
+            (tmp_path / "4913").unlink()
+            (tmp_path / "empty").touch()
+            await nothing_reported(watcher)
+            assert await next_batch(watcher) == ["empty"]  # the store fails it as empty
+
+    run(scenario())
+
+
+def test_polling_waits_for_an_empty_file_to_get_content(tmp_path):
+    async def scenario():
+        async with OutgoingWatcher(tmp_path, use_inotify=False, poll_interval=600, settle=600) as watcher:
+            (tmp_path / "msg").touch()
+            watcher.rescan()
+            await nothing_reported(watcher)
+            watcher.rescan()
+            await nothing_reported(watcher)  # the same twice, but empty and young: not yet
+            (tmp_path / "msg").write_bytes(b"To: +4915112345678\n\nhello\n")
+            watcher.rescan()
+            await nothing_reported(watcher)
+            watcher.rescan()
+            assert await next_batch(watcher) == ["msg"]
+
+    run(scenario())

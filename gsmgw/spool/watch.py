@@ -261,6 +261,12 @@ class OutgoingWatcher:
         info = self._lstat(name)
         if info is None:
             return
+        if _young_and_empty(info, self.settle, time.time()):
+            # Closed while still empty: `touch f` before `cat >> f`, or vim's "4913" probe that
+            # it deletes again at once. Wait `settle` for content before calling it empty.
+            self._seen[name] = _signature(info)
+            self._wake.set()
+            return
         self._report(name, _signature(info))
 
     def _hint_locked_file(self, name: str) -> None:
@@ -304,7 +310,9 @@ class OutgoingWatcher:
                 self._seen.pop(name, None)
                 self._reported.pop(name, None)
                 continue
-            if now - info.st_mtime >= self.settle or self._seen.get(name) == signature:
+            if _young_and_empty(info, self.settle, now):
+                self._seen[name] = signature
+            elif now - info.st_mtime >= self.settle or self._seen.get(name) == signature:
                 self._report(name, signature)
             else:
                 self._seen[name] = signature
@@ -332,6 +340,11 @@ class OutgoingWatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
+
+
+def _young_and_empty(info: os.stat_result, settle: float, now: float) -> bool:
+    """An empty regular file changed less than `settle` seconds ago: its writer may not be done."""
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0 and now - info.st_mtime < settle
 
 
 def _signature(info: os.stat_result) -> Signature:
