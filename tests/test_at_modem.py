@@ -698,8 +698,10 @@ def test_pin_accepted_but_sim_pin_until_the_ready_urc(tmp_path):
 
         info = run(main())
         left = net.call(lambda: net.modem(0).pin_attempts)
+        charset = net.call(lambda: net.modem(0).cscs)
     assert info.pin_entered and info.pin_state == "READY" and info.imsi == net.modems[0].imsi
-    assert left == 3
+    # It starts in UCS2 and knows no IRA: the PIN went in as plain digits after AT+CSCS="GSM".
+    assert left == 3 and charset == "GSM"
 
 
 def test_unknown_signal_and_creg_left_in_mode_2_by_another_client(net):

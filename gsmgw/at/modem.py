@@ -484,9 +484,11 @@ class Modem:
             ) from exc
         # TS 27.007 §5.5: the PIN, storage names and numbers are strings in the +CSCS
         # character set. A modem left in (or starting in) "UCS2" would read AT+CPIN="1234" as a
-        # wrong PIN and burn an attempt, so the plain set is chosen before anything else.
-        if await self._optional('AT+CSCS="GSM"') is None and await self._optional('AT+CSCS="IRA"') is None:
-            warnings.append('the modem accepts neither AT+CSCS="GSM" nor "IRA"; numbers may read oddly')
+        # wrong PIN and burn an attempt, so a plain set is chosen before anything else: "IRA"
+        # (ASCII), else "GSM" for firmwares that know only GSM and UCS2. IRA first, because in
+        # "GSM" an operator name's "ó" or a USSD "@" arrives as a control byte.
+        if await self._optional('AT+CSCS="IRA"') is None and await self._optional('AT+CSCS="GSM"') is None:
+            warnings.append('the modem accepts neither AT+CSCS="IRA" nor "GSM"; numbers may read oddly')
         manufacturer = await self._manufacturer()
         if self.forced_profile is None:
             self.profile = detect_profile(manufacturer or "")

@@ -1029,7 +1029,7 @@ class SimModem:
             return "\ufffd"  # not UCS2 hex: matches no PIN or number, as on the modem
 
     def _cmd_cscs(self, command: Command) -> list[str]:
-        charsets = ("GSM", "IRA", "UCS2", "8859-1", "PCCP437")
+        charsets = self.profile.charsets
         if command.form == "test":
             return ["+CSCS: (" + ",".join(f'"{c}"' for c in charsets) + ")"]
         if command.form == "read":

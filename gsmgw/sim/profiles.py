@@ -55,6 +55,8 @@ class Profile:
     pin_ready_delay: float = 0.0
     # +CSCS after power-up (TS 27.007 §5.5). Under UCS2 the PIN, +CSCA and +CNUM are hex.
     default_charset: str = "IRA"
+    # The character sets AT+CSCS takes.
+    charsets: tuple[str, ...] = ("GSM", "IRA", "UCS2", "8859-1", "PCCP437")
 
 
 GENERIC = Profile(
@@ -144,8 +146,9 @@ QUECTEL = Profile(
 # - the AT+CMGS prompt is a bare "> " without the CR LF before it;
 # - the final OK is glued to the last answer line when that is data ("+CSQ: 17,99OK");
 # - after AT+CPIN=<pin> answered OK, AT+CPIN? says SIM PIN until +CPIN: READY comes;
-# - it starts in AT+CSCS="UCS2", so AT+CPIN="1234" is a wrong PIN until AT+CSCS="GSM"
-#   (ModemManager sets the character set at init for the same reason).
+# - it starts in AT+CSCS="UCS2", so AT+CPIN="1234" is a wrong PIN until AT+CSCS="GSM" or
+#   "IRA" (ModemManager sets the character set at init for the same reason); it knows only
+#   "GSM" and "UCS2".
 ZTE = Profile(
     name="zte",
     manufacturer="ZTE CORPORATION",
@@ -162,6 +165,7 @@ ZTE = Profile(
     glued_ok=True,
     pin_ready_delay=1.0,
     default_charset="UCS2",
+    charsets=("GSM", "UCS2"),
     gcap="+GCAP: +CGSM,+DS,+ES",
 )
 
