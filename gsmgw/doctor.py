@@ -21,6 +21,7 @@ import grp
 import os
 import pwd
 import stat
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence
@@ -44,6 +45,8 @@ __all__ = [
 
 SPOOL_DIRS = ("outgoing", "checked", "sent", "failed", "incoming", "report")
 DAEMON_USER = "gsmgw"
+# A writer holds NAME.LOCK for the seconds it takes to write NAME; ten minutes means nobody will.
+STALE_LOCK_SECONDS = 600.0
 # USB vendor IDs of GSM modem makers whose sticks first show up as a CD-ROM
 # (usb_modeswitch's device database, usb-modeswitch-data).
 MODEM_VENDORS = {
@@ -203,6 +206,8 @@ class Facts:
     spool_root: str | None = None
     spool_dirs: dict[str, PathFacts] = field(default_factory=dict)
     spool_unreadable: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dir -> files the daemon cannot read
+    # outgoing/ names held by a `NAME.LOCK` (smstools3's lock) -> seconds since the lock was made
+    outgoing_locks: dict[str, float] = field(default_factory=dict)
     state_dir: PathFacts | None = None
     # The running daemon's status.json (SPOOL.md `status --json`) and its age in seconds;
     # what doctor knows about modems whose ports the daemon holds.
@@ -523,6 +528,14 @@ def check_spool(facts: Facts) -> list[Finding]:
                 f"user {daemon.name if daemon else 'gsmgw'} cannot read this message file",
                 "write files with group read permission (`umask 027`, or `chmod g+r FILE`), or use "
                 "`gsmgw send`"))
+    for file_name, age in sorted(facts.outgoing_locks.items()):
+        if age >= STALE_LOCK_SECONDS:
+            findings.append(Finding(
+                "warning", "spool-lock", f"{root}/outgoing/{file_name}",
+                f"held by {file_name}.LOCK for {age / 60:.0f} min, so it is never sent (a writer that "
+                "died, or a lock never removed)",
+                f"if nothing writes it any more, `rm {root}/outgoing/{file_name}.LOCK` to send it, or "
+                "remove both to drop it"))
     if facts.state_dir is not None and daemon is not None:
         if not facts.state_dir.exists:
             findings.append(Finding(
@@ -712,6 +725,24 @@ def daemon_account(user: str = DAEMON_USER) -> Account:
         return Account(name, uid, frozenset(os.getgroups()) | {os.getgid()})
 
 
+def _outgoing_locks(directory: str, now: float) -> dict[str, float]:
+    """Names in outgoing/ whose `NAME.LOCK` exists -> the lock's age in seconds."""
+    locks = {}
+    try:
+        entries = set(os.listdir(directory))
+    except OSError:
+        return {}
+    for entry in entries:
+        name = entry[: -len(".LOCK")]
+        if not entry.endswith(".LOCK") or name not in entries:
+            continue
+        try:
+            locks[name] = max(0.0, now - os.lstat(os.path.join(directory, entry)).st_mtime)
+        except OSError:
+            continue
+    return locks
+
+
 def _unreadable_files(directory: str, account: Account) -> tuple[str, ...]:
     names = []
     try:
@@ -868,6 +899,7 @@ def gather(
         facts.spool_unreadable = {
             "outgoing": _unreadable_files(str(Path(config.spool) / "outgoing"), facts.daemon)
         }
+    facts.outgoing_locks = _outgoing_locks(str(Path(config.spool) / "outgoing"), time.time())
     facts.state_dir = path_facts(config.state)
     facts.daemon_status, facts.daemon_status_age = _daemon_status(config)
     hooks = getattr(config, "hooks", None)
@@ -892,8 +924,6 @@ def gather(
 
 
 def _daemon_status(config: Any) -> tuple[dict | None, float | None]:
-    import time
-
     from gsmgw.daemon.status import StatusUnavailable, age_of, read_status
 
     try:

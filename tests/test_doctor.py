@@ -477,3 +477,20 @@ def test_a_modem_the_daemon_reports_absent(tmp_path):
     (down,) = doctor.check_daemon(facts)
     assert down.check == "modem-down" and down.subject == "modem gsm1 (/dev/gsmgw/usb-1-1.4-if02)"
     assert "port gone" in down.problem
+
+
+def test_a_file_held_by_a_stale_lock_is_named_with_the_fix(tmp_path):
+    spool = make_spool(tmp_path)
+    outgoing = spool / "outgoing"
+    for name in ("stuck", "being-written"):
+        (outgoing / name).write_text("To: +4915112345678\n\nhi\n")
+        (outgoing / f"{name}.LOCK").write_text("")
+    os.utime(outgoing / "stuck.LOCK", (1, 1))  # made long ago: its writer is gone
+    (outgoing / "orphan.LOCK").write_text("")  # a lock without its file holds nothing
+    os.utime(outgoing / "orphan.LOCK", (1, 1))
+    config = write_config(tmp_path, [str(tmp_path / "unplugged")])
+    facts, _ = gather(str(config), sys_root=empty_roots(tmp_path)[0], proc_root=tmp_path / "proc",
+                      account=root_account(), probe=None)
+    locks = [f for f in diagnose(facts) if f.check == "spool-lock"]
+    assert [(f.subject.rsplit("/", 1)[-1], f.severity) for f in locks] == [("stuck", "warning")]
+    assert "stuck.LOCK" in locks[0].problem and f"rm {outgoing}/stuck.LOCK" in locks[0].fix
