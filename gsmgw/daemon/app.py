@@ -50,7 +50,16 @@ log = logging.getLogger("gsmgw.daemon")
 JOURNAL_FILE = "journal.sqlite"
 PRUNE_EVERY = 3600.0
 STOP_GRACE = 90.0
-CLAIM_SLICE = 200  # how long SIGTERM waits for messages in flight (AT+CMGS may take 60 s)
+# A backlog in outgoing/ (100,000 files at start) is claimed in slices of at most CLAIM_BUDGET
+# seconds, with CLAIM_PAUSE seconds of the loop given back after each: a worker between two
+# submits (journal, sent/ file, next AT+CMGS) then waits for at most one slice, so the modems
+# keep sending at full speed while the backlog is taken in the background.
+CLAIM_SLICE = 200
+CLAIM_BUDGET = 0.02
+CLAIM_PAUSE = 0.01
+# Status file writes triggered by changes are at least this far apart: each one lists outgoing/
+# and checked/, which is not free when they hold 100,000 files.
+STATUS_MIN_GAP = 1.0
 
 
 class StartupError(Exception):
@@ -283,24 +292,33 @@ class Gateway:
                 ) as watcher:
                     log.info("watching %s (%s)", self.spool.path("outgoing"), watcher.mode)
                     async for names in watcher:
-                        # A flood of files is taken in slices, giving the loop back in between:
-                        # workers keep sending and the watchdog keeps being fed.
-                        for start in range(0, len(names), CLAIM_SLICE):
-                            if self._stopping.is_set():
-                                return
-                            try:
-                                self.outbound.accept(names[start:start + CLAIM_SLICE])
-                            except OSError as error:
-                                log.error("claiming files from outgoing/ failed: %s; retrying", error)
-                                watcher.rescan()
-                                await asyncio.sleep(1.0)
-                                break
-                            await asyncio.sleep(0)
+                        if not await self._claim_slices(names, watcher):
+                            return
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("the outgoing/ watcher failed; starting it again in 2 s")
                 await asyncio.sleep(2.0)
+
+    async def _claim_slices(self, names: list[str], watcher: OutgoingWatcher) -> bool:
+        """Claim `names` a slice at a time, giving the loop back in between (workers keep
+        sending, the watchdog keeps being fed). False when stopping."""
+        start = 0
+        while start < len(names):
+            if self._stopping.is_set():
+                return False
+            try:
+                taken, _ = self.outbound.accept_until(
+                    names[start:start + CLAIM_SLICE], deadline=time.monotonic() + CLAIM_BUDGET
+                )
+            except OSError as error:
+                log.error("claiming files from outgoing/ failed: %s; retrying", error)
+                watcher.rescan()
+                await asyncio.sleep(1.0)
+                return True
+            start += taken
+            await asyncio.sleep(CLAIM_PAUSE if start < len(names) else 0)
+        return True
 
     def status_snapshot(self) -> dict:
         """SPOOL.md's status object. Modem states are always current; queue depths (a directory
@@ -321,11 +339,14 @@ class Gateway:
             now,
         )
 
-    def _status_line(self) -> str:
+    def _status_line(self, snapshot_: dict | None = None) -> str:
         from gsmgw.daemon.sdnotify import status_line
 
         up = sum(1 for w in self.workers.values() if w.state in pool.UP_STATES)
-        return status_line(up, len(self.workers), self.spool.depth("checked"), self.journal.count_retrying(self.clock()))
+        if snapshot_ is None:
+            snapshot_ = self.status_snapshot()
+        queue = snapshot_["queue"]
+        return status_line(up, len(self.workers), queue["checked"], queue["retrying"])
 
     async def _status_loop(self) -> None:
         state_dir = Path(self.config.state)
@@ -333,10 +354,12 @@ class Gateway:
         # watchdog_interval is already half of WATCHDOG_USEC (sd_watchdog_enabled(3)).
         interval = min(WRITE_INTERVAL, self.notifier.watchdog_interval or WRITE_INTERVAL)
         while True:
+            written = time.monotonic()
             try:
                 self._queue_cache = None
-                write_status(state_dir, self.status_snapshot())
-                line = self._status_line()
+                current = self.status_snapshot()
+                write_status(state_dir, current)
+                line = self._status_line(current)
                 if line != last_line:
                     self.notifier.status(line)
                     last_line = line
@@ -348,7 +371,8 @@ class Gateway:
             self._status_changed.clear()
             try:
                 await asyncio.wait_for(self._status_changed.wait(), interval)
-                await asyncio.sleep(0.2)  # collapse a burst of changes into one write
+                # Collapse a burst of changes into one write, at most one per STATUS_MIN_GAP.
+                await asyncio.sleep(min(interval, max(0.2, STATUS_MIN_GAP - (time.monotonic() - written))))
             except asyncio.TimeoutError:
                 pass
 

@@ -58,8 +58,10 @@ from gsmgw.spool.store import Rejected, Spool
 
 log = logging.getLogger("gsmgw.outbound")
 
-CANDIDATE_PAGE = 500
-CANDIDATE_PAGES = 20  # at most 10,000 queued rows looked at per round
+# Each candidate costs a count of its pending parts, and a round usually needs as many as there
+# are idle modems: small pages, but up to 10,000 queued rows looked at per round.
+CANDIDATE_PAGE = 100
+CANDIDATE_PAGES = 100
 ACCEPT_BATCH = 200
 
 
@@ -111,14 +113,25 @@ class Outbound:
     # -- claiming -----------------------------------------------------------------------------
 
     def accept(self, names: Iterable[str]) -> int:
-        """Claim and queue files from outgoing/; returns how many messages were queued.
+        """Claim and queue files from outgoing/; returns how many messages were queued."""
+        return self.accept_until(names, deadline=None)[1]
 
-        Claims are committed to the journal in batches of ACCEPT_BATCH: one fsync for many
-        files, and a flood of 100,000 files never sits in memory at once."""
+    def accept_until(self, names: Iterable[str], *, deadline: float | None) -> tuple[int, int]:
+        """Claim and queue files from outgoing/ until `deadline` (time.monotonic()) has passed;
+        returns (names taken from `names`, messages queued). The caller gives the rest again.
+
+        Claims are committed to the journal in batches of ACCEPT_BATCH: one transaction (one
+        fsync) for many files, and a flood of 100,000 files never sits in memory at once. A
+        crash between a claim and its commit leaves the file in checked/, which `recover`
+        queues."""
         queued: list[tuple[NewMessage, Mapping[str, str]]] = []
         originals: list[str] = []
         count = 0
+        consumed = 0
         for name in names:
+            if deadline is not None and consumed and time.monotonic() >= deadline:
+                break
+            consumed += 1
             try:
                 claimed = self.spool.claim(name)
             except OSError as error:
@@ -136,7 +149,7 @@ class Outbound:
             if len(queued) >= ACCEPT_BATCH:
                 count += self._commit(queued, originals)
                 queued, originals = [], []
-        return count + self._commit(queued, originals)
+        return consumed, count + self._commit(queued, originals)
 
     def _commit(self, queued, originals) -> int:
         if not queued and not originals:
