@@ -205,7 +205,7 @@ class OutgoingWatcher:
 
     def _lstat(self, name: str) -> os.stat_result | None:
         try:
-            return os.lstat(self.directory / name)
+            return os.lstat(os.path.join(self.directory, name))  # not pathlib: 100,000 at start
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -283,13 +283,17 @@ class OutgoingWatcher:
     def _scan(self, force: bool) -> None:
         """List the directory; report entries that are ready and not reported as they are."""
         try:
-            names = [name for name in os.listdir(self.directory) if not is_ignored(name)]
+            entries = os.listdir(self.directory)
         except FileNotFoundError:
             if not self._missing_logged:
                 log.warning("%s does not exist; waiting for it to be created", self.directory)
                 self._missing_logged = True
             return
         self._missing_logged = False
+        # Lock files from the same listing: one stat per file fewer (a scan of 100,000 files at
+        # start holds up the daemon's loop).
+        locked = {name[:-5] for name in entries if name.endswith(".LOCK")}
+        names = [name for name in entries if not is_ignored(name)]
         present = set(names)
         for stale in set(self._reported) - present:
             del self._reported[stale]
@@ -306,7 +310,7 @@ class OutgoingWatcher:
             if not stat.S_ISREG(info.st_mode):
                 self._report(name, signature)
                 continue
-            if (self.directory / (name + ".LOCK")).exists():
+            if name in locked:
                 self._seen.pop(name, None)
                 self._reported.pop(name, None)
                 continue
