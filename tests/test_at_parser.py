@@ -443,6 +443,21 @@ def test_late_answer_with_nothing_in_flight():
     ]
 
 
+def test_late_prompt_between_commands_its_final_does_not_end_the_next_command():
+    """Found by test_slow_prompt_is_cancelled_with_esc_and_nothing_is_sent (flaky under load):
+    the late "> " came while nothing was in flight; the session answered ESC and started the
+    next command before the modem's final for the cancelled AT+CMGS arrived."""
+    p = AtParser()
+    p.start_command("AT+CMGS=13", expects_prompt=True, payload="0001")
+    p.abandon_command()
+    assert [type(e).__name__ for e in p.feed(b"\r\n> ")] == ["LatePrompt"]
+    p.start_command("AT")
+    assert p.feed(b"\r\nOK\r\n") == [StrayFinal("OK", OK)]
+    assert p.command_in_flight == "AT"
+    assert p.feed(b"\r\nOK\r\n") == [OK]
+    assert p.command_in_flight is None
+
+
 def test_prompt_only_when_a_command_expects_one():
     p = AtParser()
     p.start_command("AT+CSQ")

@@ -345,8 +345,9 @@ class AtParser:
                 else:
                     # The modem now waits for text that will never come. The ESC the session
                     # answers makes it end that command with a final result of its own.
+                    # Its final comes after the ESC, maybe once the next command is in flight.
                     self._late_prompt_possible = False
-                    self._stray_final_pending = self._command is not None
+                    self._stray_final_pending = True
                     events.append(LatePrompt("> "))
                 continue
             m = _LINE_END.search(buf)
