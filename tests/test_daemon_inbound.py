@@ -142,3 +142,22 @@ def test_a_part_read_again_after_its_message_was_written_is_not_a_new_message(se
     for pdu in later:
         inbound.accept_pdu(pdu, modem="gsm1", imsi="sim")
     assert len(spool.list("incoming")) == 2
+
+
+def test_a_single_sms_read_again_is_written_once_whatever_the_crash_left(setup):
+    spool, journal, inbound, clock = setup
+    from gsmgw.daemon.inbound import _part_key
+
+    (first,) = encode_deliver("+4915112345678", "one", timestamp=SCTS)
+    written = inbound.accept_pdu(first, modem="gsm1", imsi="sim")
+    spool.remove("incoming", written.name)  # a consumer took the file; the SIM copy is still there
+    again = inbound.accept_pdu(first, modem="gsm1", imsi="sim")
+    assert (again.kind, again.name, spool.list("incoming")) == ("duplicate", written.name, [])
+
+    # A crash after the journal named the file and before it was written: it is written now.
+    (second,) = encode_deliver("+4915112345678", "two", timestamp=SCTS)
+    journal.record_inbound_file(_part_key("sim", second), "gsm1-20261124-101503-crash", clock())
+    result = inbound.accept_pdu(second, modem="gsm1", imsi="sim")
+    assert (result.kind, result.name) == ("message", "gsm1-20261124-101503-crash")
+    assert [f.body.decode() for f in incoming(spool)] == ["two"]
+    assert inbound.accept_pdu(second, modem="gsm1", imsi="sim").kind == "duplicate"

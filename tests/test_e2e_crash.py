@@ -195,3 +195,51 @@ def test_sighup_reloads_limits(tmp_path):
             assert daemon.wait(timeout=30) == 0
     finally:
         network.stop()
+
+
+def test_sms_written_before_a_crash_and_still_on_the_sim_is_not_written_again(tmp_path):
+    """The crash window of SPOOL.md's inbound rule: the file is in incoming/, the daemon dies
+    before AT+CMGD. At restart the sweep reads the SIM copy again; it is deleted, not saved twice."""
+    import asyncio
+
+    from gsmgw.config import simulation_config
+    from gsmgw.daemon.app import Gateway
+    from gsmgw.daemon.inbound import Inbound
+    from gsmgw.spool.journal import Journal
+    from gsmgw.spool.store import Spool
+
+    network = SimNetwork(tmp_path / "sim", modems=1)
+    network.start()
+    try:
+        network.inject_sms(0, "+4915112345678", "saved, then kill -9 before the delete")
+        (stored,) = network.stored_messages(0, "SM")
+        config = simulation_config(tmp_path / "spool", [m.path for m in network.modems])
+        # What the killed daemon had done: the file written and fsynced, the SIM copy not deleted.
+        spool = Spool(config.spool)
+        spool.ensure_dirs()
+        journal = Journal(Path(config.state) / "journal.sqlite")
+        before = Inbound(spool, journal, None).accept_pdu(
+            stored["pdu"], modem=config.modems[0].name, imsi=network.modems[0].imsi
+        )
+        journal.close()
+        assert before.kind == "message"
+
+        async def restart():
+            gateway = Gateway(config, watch_poll_interval=0.5,
+                              supervisor_options={"backoff_initial": 0.1, "health_timeout": 2.0})
+            await gateway.start()
+            try:
+                deadline = time.monotonic() + 20
+                while network.stored_messages(0, "SM"):
+                    assert time.monotonic() < deadline, "the sweep did not delete the SIM copy in 20 s"
+                    await asyncio.sleep(0.1)
+            finally:
+                await gateway.close()
+
+        asyncio.run(restart())
+        names = [n for n in os.listdir(tmp_path / "spool" / "incoming") if not n.startswith(".")]
+        assert names == [before.name]
+        body = read_spool_file((tmp_path / "spool" / "incoming" / names[0]).read_bytes()).body
+        assert body.decode().strip() == "saved, then kill -9 before the delete"
+    finally:
+        network.stop()

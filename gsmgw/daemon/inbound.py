@@ -102,8 +102,7 @@ class Inbound:
             log.info("%s: ignoring a stored %s PDU (not an incoming message)", modem, sms.type)
             return Accepted("ignored", durable=True)
         if sms.concat is None or sms.concat.total <= 1:
-            name = self._write_message([sms], modem, imsi, now, incomplete=False, total=1)
-            return Accepted("message", durable=True, name=name)
+            return self._accept_single(sms, pdu_hex, modem, imsi, now)
         if self.journal.inbound_part_done(_part_key(imsi or modem, pdu_hex)):
             log.info(
                 "%s: part %d/%d from %s came again after its message was written; not kept twice",
@@ -122,6 +121,27 @@ class Inbound:
             name = self._write_group(group, now, incomplete=False)
             return Accepted("message", durable=True, name=name)
         return Accepted("part", durable=True)
+
+    def _accept_single(self, sms: Sms, pdu_hex: str, modem: str, imsi: str | None, now: float) -> Accepted:
+        """Write a single SMS once, even when its SIM copy is read again after a crash that fell
+        between the file and the deletion: the journal records (SIM, PDU) -> file name before the
+        file is written."""
+        key = _part_key(imsi or modem, pdu_hex)
+        known = self.journal.inbound_file_for(key)
+        if known is not None:
+            name, written = known
+            if written or self.spool.exists("incoming", name):
+                log.info("%s: an SMS from %s read again after it was written to incoming/%s; not kept twice",
+                         modem, sms.number, name)
+                if not written:
+                    self.journal.inbound_file_written(key)
+                return Accepted("duplicate", durable=True, name=name)
+        else:
+            name = incoming_name(modem, _local(now), secrets.token_hex(4))
+            self.journal.record_inbound_file(key, name, now)
+        name = self._write_message([sms], modem, imsi, now, incomplete=False, total=1, name=name)
+        self.journal.inbound_file_written(key)
+        return Accepted("message", durable=True, name=name)
 
     # -- multipart --------------------------------------------------------------------------
 
@@ -160,7 +180,8 @@ class Inbound:
     # -- writing ----------------------------------------------------------------------------
 
     def _write_message(
-        self, parts: list[Sms], modem: str, imsi: str | None, now: float, *, incomplete: bool, total: int
+        self, parts: list[Sms], modem: str, imsi: str | None, now: float, *, incomplete: bool, total: int,
+        name: str | None = None,
     ) -> str:
         first = parts[0]
         received = _local(now)
@@ -183,7 +204,7 @@ class Inbound:
             data=data,
         )
         name = self.spool.write_new(
-            "incoming", content, name=incoming_name(modem, received, secrets.token_hex(4))
+            "incoming", content, name=name or incoming_name(modem, received, secrets.token_hex(4))
         )
         self.journal.count(now, modem, "received")
         if self.metrics:

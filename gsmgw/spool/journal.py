@@ -129,6 +129,12 @@ CREATE INDEX IF NOT EXISTS inbound_part_received ON inbound_part (received);
 -- Parts of multipart messages already written out, by (SIM, PDU): a part read again (its SIM
 -- copy's deletion did not happen, or the network repeated it) must not start a new message.
 CREATE TABLE IF NOT EXISTS inbound_done (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+-- Single SMS by (SIM, PDU) and the incoming/ file they became, recorded before the file is
+-- written (written = 0) and marked once it is (1): a SIM copy found again after a crash that
+-- fell before its deletion is only deleted, even if a consumer has moved the file away.
+CREATE TABLE IF NOT EXISTS inbound_written (
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, written INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 """
 
 
@@ -788,6 +794,25 @@ class Journal:
         """Was this part (key: SIM and PDU) already part of a message written out?"""
         return self._db.execute("SELECT 1 FROM inbound_done WHERE key = ?", (key,)).fetchone() is not None
 
+    def inbound_file_for(self, key: str) -> tuple[str, bool] | None:
+        """(incoming/ name, written) recorded for this single SMS (key: SIM and PDU), or None."""
+        row = self._db.execute("SELECT name, written FROM inbound_written WHERE key = ?", (key,)).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    def record_inbound_file(self, key: str, name: str, now: float) -> None:
+        """Committed before the file is written: after a crash the SIM copy is recognised
+        (its file is there: delete the copy; not there yet: write it under this name)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO inbound_written (key, name, at, written) VALUES (?, ?, ?, 0)",
+                (key, name, now),
+            )
+
+    def inbound_file_written(self, key: str) -> None:
+        """The file recorded by `record_inbound_file` is on disk."""
+        with self._tx() as db:
+            db.execute("UPDATE inbound_written SET written = 1 WHERE key = ?", (key,))
+
     # -- housekeeping -----------------------------------------------------------------------
 
     def prune(self, now: float, *, keep_finished: float = 30 * 86400) -> int:
@@ -796,6 +821,7 @@ class Journal:
         with self._tx() as db:
             removed = db.execute("DELETE FROM submission WHERE at < ?", (now - 86400,)).rowcount
             removed += db.execute("DELETE FROM inbound_done WHERE at < ?", (now - DONE_KEEP,)).rowcount
+            removed += db.execute("DELETE FROM inbound_written WHERE at < ?", (now - DONE_KEEP,)).rowcount
             old = [
                 row[0]
                 for row in db.execute(
