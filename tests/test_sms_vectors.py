@@ -375,6 +375,18 @@ DECODE_VECTORS = [
         dict(text="", alphabet="8bit", msg_class=2),
     ),
     (
+        # Modems that print +CDS without the SMSC field (TS 27.005 §3.4.1 puts it first): read
+        # with an SMSC field, 06 would be its length and the TP-RA would claim 86 digits.
+        "SPEC status report printed without the SMSC field",
+        "06070B919471091856F56211420151300062114201519000" "00",
+        dict(type="status-report", smsc=None, mr=7, number="+49179081655", status=0, trailing=0),
+    ),
+    (
+        "SPEC SMS-DELIVER printed without the SMSC field",
+        "040B919471091856F50000621142015130000141",
+        dict(type="deliver", smsc=None, number="+49179081655", text="A"),
+    ),
+    (
         "SPEC lowercase hex with spaces and newline, as a terminal copy gives it",
         "00 04 0b 91 94 71 09 18 56 f5 00 00 62 11 42 01 51 30 00 01 41\n",
         dict(text="A", number="+49179081655"),
@@ -565,7 +577,12 @@ def test_bad_input_raises_one_decode_error_naming_field_and_offset(name, pdu, wo
 def test_no_smsc_mode_and_auto_detection():
     tpdu = "040B919471091856F50000621142015130000141"
     with pytest.raises(DecodeError):
-        decode_pdu(tpdu)  # read with an SMSC field, 04 claims 4 octets that are not an SMSC
+        # read with an SMSC field, 04 claims 4 octets that are not an SMSC
+        decode_pdu(tpdu, smsc_included=True)
+    # The default reads it bare, as it fails with an SMSC field and fits bare exactly.
+    assert decode_pdu(tpdu).smsc is None and decode_pdu(tpdu).text == "A"
+    with pytest.raises(DecodeError, match="TP-DA"):
+        decode_pdu(tpdu + "FF")  # bare it would leave a trailing octet: the SMSC reading's error
     assert decode_pdu(tpdu, smsc_included=False).text == "A"
     assert decode_pdu(tpdu, smsc_included=None).text == "A"
     assert decode_pdu("00" + tpdu, smsc_included=None).text == "A"

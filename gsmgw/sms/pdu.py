@@ -18,6 +18,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 from gsmgw.sms import address as addr
 from gsmgw.sms import gsm7
@@ -610,14 +611,16 @@ def _user_fields(user: _UserData, coding: DataCoding, pid: int | None, dcs: int 
 def decode_pdu(
     pdu: str | bytes,
     *,
-    smsc_included: bool | None = True,
+    smsc_included: bool | None | Literal["first"] = "first",
     tpdu_length: int | None = None,
 ) -> Sms:
     """Decode an SMS-DELIVER, SMS-SUBMIT or SMS-STATUS-REPORT.
 
     `smsc_included`: True (what +CMGR/+CMGL/+CMT/+CDS print in PDU mode),
-    False (a bare TPDU), or None to try with the SMSC field first and then
-    without. `tpdu_length` (the <length> a modem reports) settles it instead:
+    False (a bare TPDU), None to try with the SMSC field first and then
+    without, or "first" (the default): with the SMSC field, and only when
+    that does not decode, bare if that reading uses every octet exactly
+    (modems that print +CDS/+CMT without the SMSC field). `tpdu_length` (the <length> a modem reports) settles it instead:
     the octets before the last `tpdu_length` are the SMSC field.
     """
     data = pdu_bytes(pdu)
@@ -643,6 +646,19 @@ def decode_pdu(
         return _decode_with_smsc(data)
     if smsc_included is None:
         return _decode_either(data)
+    if smsc_included == "first":
+        try:
+            return _decode_with_smsc(data)
+        except DecodeError as error:
+            # Some modems print +CDS/+CMT without the SMSC field TS 27.005 §3.4.1 puts
+            # first. Such a PDU read with one fails; read bare, it uses every octet exactly.
+            try:
+                bare = _decode_tpdu(data, 0, None)
+            except DecodeError:
+                raise error from None
+            if bare.trailing:
+                raise error from None
+            return bare
     if smsc_included:
         return _decode_with_smsc(data)
     return _decode_tpdu(data, 0, None)
