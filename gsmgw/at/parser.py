@@ -15,6 +15,8 @@ Rules of this file:
   The ``> `` prompt has no line end; it is recognised only while a command waits for one.
 - The parser ends a command itself on its final result, so that URCs right after ``OK`` in the
   same read are classified correctly.
+- A final ``OK`` glued to the end of an answer line that is data (hex, or ending in a digit or
+  a quote) is split off; free text keeps its letters ("FACEBOOK").
 - Feeding the same bytes in any split yields the same events (tested with hypothesis).
 """
 
