@@ -111,3 +111,85 @@ def test_message_status_of_a_refused_file_comes_from_failed(tmp_path):
         asyncio.run(main())
     finally:
         network.stop()
+
+
+def test_reload_gives_http_the_new_clients_and_keeps_their_limit_counts(tmp_path):
+    import aiohttp
+
+    from gsmgw.config import load_config
+
+    network = SimNetwork(tmp_path / "sim", modems=1)
+    network.start()
+    with socket.socket() as probe:  # a free loopback port for the HTTP listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = tmp_path / "gsmgw.yaml"
+    template = (
+        f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\nmodems:\n"
+        f"  - name: gsm1\n    port: {network.modems[0].path}\n"
+        f"http: {{listen: '127.0.0.1:{port}'}}\n"
+        "clients:\n  - name: app\n    token: TOKEN\n    allow: ['+49*']\n    limits: {per_minute: 2}\n"
+    )
+    path.write_text(template.replace("TOKEN", "old-token-0123456789"))
+    config = load_config(path)
+    url = f"http://127.0.0.1:{port}/api/v1/messages"
+
+    async def post(session, token):
+        async with session.post(url, json={"to": "+4915112345678", "text": "hi"},
+                                headers={"Authorization": f"Bearer {token}"}) as response:
+            return response.status
+
+    async def main():
+        gateway = Gateway(config, supervisor_options=FAST_SUPERVISOR)
+        await gateway.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                assert await post(session, "old-token-0123456789") == 202
+                limiter = gateway.ctx.clients.limiter
+                path.write_text(template.replace("TOKEN", "new-token-0123456789"))
+                await gateway.reload()
+                assert gateway.ctx.clients.limiter is limiter
+                assert await post(session, "old-token-0123456789") == 401
+                assert await post(session, "new-token-0123456789") == 202
+                # per_minute: 2 counts the message sent with the old token too.
+                assert await post(session, "new-token-0123456789") == 429
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()
+
+
+def test_reload_gives_two_way_the_new_commands(tmp_path):
+    from gsmgw.config import load_config
+
+    boss = "+4915112345678"
+    network = SimNetwork(tmp_path / "sim", modems=1)
+    network.start()
+    path = tmp_path / "gsmgw.yaml"
+    head = (
+        f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\nmodems:\n"
+        f"  - name: gsm1\n    port: {network.modems[0].path}\n"
+        f"two_way:\n  enabled: true\n  allow_from: ['{boss}']\n  commands:\n"
+    )
+    path.write_text(head + "    hello: [/bin/echo, hello]\n")
+    config = load_config(path)
+
+    async def main():
+        gateway = Gateway(config, supervisor_options=FAST_SUPERVISOR)
+        await gateway.start()
+        try:
+            path.write_text(head + "    bye: [/bin/echo, bye from the new config]\n")
+            await gateway.reload()
+            network.inject_sms(0, boss, "bye")
+            (reply,) = await asyncio.to_thread(network.wait_for_submissions, 1, timeout=30)
+            assert (reply["to"], reply["text"]) == (boss, "bye: ok\nbye from the new config")
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()

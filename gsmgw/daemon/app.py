@@ -110,6 +110,8 @@ class Gateway:
         self.inbound: Inbound | None = None
         self.dispatcher: Dispatcher | None = None
         self.twoway = None
+        self._twoway_unsubscribe: Callable[[], None] = lambda: None
+        self._retired_twoways: list[Any] = []
 
     # -- start --------------------------------------------------------------------------------
 
@@ -161,11 +163,7 @@ class Gateway:
             _wake=self._wake_dispatcher,
             clients=self._clients(config),
         )
-        if config.two_way.enabled:
-            from gsmgw.daemon.twoway import TwoWay
-
-            self.twoway = TwoWay(config, self.spool, alerts=self._alertmanager_service)
-            self.bus.subscribe(self.twoway.handle)
+        self._start_twoway(config)
         self._tasks = [
             asyncio.ensure_future(self.dispatcher.run(self._stopping)),
             asyncio.ensure_future(self._watch_outgoing()),
@@ -190,6 +188,38 @@ class Gateway:
             except ClientConfigError as error:
                 raise StartupError(f"clients: {error}") from None
         return None
+
+    def _start_twoway(self, config) -> None:
+        """The two-way handler of `config` (none when it is off) takes the bus from the previous
+        one; commands the previous one started run to their end and are stopped at shutdown."""
+        if self.twoway is not None:
+            self._twoway_unsubscribe()
+            self._retired_twoways.append(self.twoway)
+            self.twoway = None
+        if config.two_way.enabled:
+            from gsmgw.daemon.twoway import TwoWay
+
+            self.twoway = TwoWay(config, self.spool, alerts=self._alertmanager_service)
+            self._twoway_unsubscribe = self.bus.subscribe(self.twoway.handle)
+
+    def _reload_clients(self, new) -> None:
+        """SIGHUP: HTTP and SMPP read `ctx.clients` per request, so a new registry gives them the
+        new tokens, passwords, rules and groups at once. The limit counts carry over: a reload
+        does not give anybody a fresh allowance."""
+        if self.ctx is None or self.ctx.clients is None:
+            return  # no listener was started with the running config; a new one needs a restart
+        from gsmgw.clients import ClientConfigError, ClientRegistry
+
+        try:
+            registry = ClientRegistry.from_config(new)
+        except ClientConfigError as error:
+            log.error("SIGHUP: keeping the previous clients: %s", error)
+            return
+        registry.limiter = self.ctx.clients.limiter
+        self.ctx.clients = registry
+        alertmanager = getattr(self.ctx, "alertmanager", None)
+        if alertmanager is not None:
+            alertmanager.registry = registry
 
     def _alertmanager_service(self):
         for server in self._servers:
@@ -423,6 +453,9 @@ class Gateway:
         for key in ("spool", "state", "http", "smpp"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("SIGHUP: a change of %s takes effect only after a restart", key)
+        twoway_changed = (new.two_way, new.defaults, new.default_country) != (
+            self.config.two_way, self.config.defaults, self.config.default_country
+        )
         old_names = {m.name for m in self.config.modems}
         new_names = {m.name for m in new.modems}
         for modem_config in new.modems:
@@ -446,7 +479,10 @@ class Gateway:
         self.hooks.programs = {k: v for k, v in Hooks.from_config(new).programs.items()}
         self.hooks.timeout = new.hook_timeout
         if self.ctx is not None:
+            self._reload_clients(new)
             self.ctx.config = new
+        if twoway_changed:
+            self._start_twoway(new)
         log.info("SIGHUP: config %s reloaded", source)
         self._wake_dispatcher()
 
@@ -473,8 +509,9 @@ class Gateway:
                 await server.close()
             except Exception:
                 log.exception("closing %r failed", server)
-        if self.twoway is not None:
-            await self.twoway.close()
+        for twoway in [*self._retired_twoways, self.twoway]:
+            if twoway is not None:
+                await twoway.close()
         await self.hooks.close()
         await self.bus.drain(timeout=2.0)
         self._stopped.set()

@@ -736,7 +736,7 @@ def add_routes(app: Any, ctx: Any) -> AlertmanagerService | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
             return None
-        return registry.authenticate_token(token.strip())
+        return service.registry.authenticate_token(token.strip())  # the daemon's SIGHUP replaces it
 
     def unauthorized() -> web.Response:
         return web.json_response(
