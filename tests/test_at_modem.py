@@ -627,6 +627,7 @@ def test_zte_dialect_raw_answers_show_its_quirks(tmp_path):
     """The dialect really is broken the way gsmgw/sim/profiles.py says (else the driver test
     below would prove nothing)."""
     import re
+    import time
 
     from tests.simfixtures import AtTerminal
 
@@ -640,6 +641,11 @@ def test_zte_dialect_raw_answers_show_its_quirks(tmp_path):
             assert exchange(term, "AT", rb"OK\r\n").startswith("AT\r")  # echo stays on
             assert "COMMAND NOT SUPPORT\r\n" in exchange(term, "AT+NOSUCH", rb"SUPPORT\r\n")
             assert re.search(r"\+CSQ: \d+,99OK\r\n$", exchange(term, "AT+CSQ", rb"OK\r\n"))
+            assert "+CPIN: NOT READY" in exchange(term, "AT+CPIN?", rb"OK\r\n")  # SIM starting
+            deadline = time.monotonic() + 5
+            while "+CPIN: READY" not in exchange(term, "AT+CPIN?", rb"OK\r\n"):
+                assert time.monotonic() < deadline, "the SIM never became ready"
+                time.sleep(0.2)
             assert exchange(term, "AT+CMGS=12", rb"> ").endswith("AT+CMGS=12\r> ")
             term.write(b"\x1b")
             exchange(term, "AT", rb"OK\r\n")

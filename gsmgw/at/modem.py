@@ -555,7 +555,8 @@ class Modem:
         until their +CPIN: READY URC), not a refusal."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout
-        waiting = ("SIM BUSY", None, "SIM PIN") if pin_accepted else ("SIM BUSY", None)
+        # NOT READY: SIMCom and Quectel modules while the SIM starts up (not a 27.007 code).
+        waiting = ("SIM BUSY", None, "NOT READY") + (("SIM PIN",) if pin_accepted else ())
         state = await self.pin_state()
         while state in waiting and loop.time() < deadline:
             # The SIM is still being read after power-up or PIN entry (CME 14): ask again when
@@ -571,9 +572,15 @@ class Modem:
         state = await self._wait_sim_ready()
         if state in ("READY", None):
             return state, False
-        if state == "NO SIM":
+        if state in ("NO SIM", "NOT INSERTED", "SIM NOT INSERTED"):
             raise SimLocked(f"{self.port}: no SIM card in the modem; insert one", state=state,
                             reason="no_sim")
+        if state in ("SIM BUSY", "NOT READY"):
+            raise SimLocked(
+                f"{self.port}: the SIM is still starting up ({state}) after {self.ready_timeout:g} s; "
+                "check that it sits well in its slot, or power-cycle the modem",
+                state=state, reason="not_ready",
+            )
         if state != "SIM PIN":
             raise SimLocked(
                 f"{self.port}: the SIM asks for {state}; gsmgw enters only the SIM PIN. "

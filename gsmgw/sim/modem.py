@@ -145,6 +145,7 @@ class SimModem:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._unknown_command = False  # the command line failed on a command we do not know
+        self._sim_ready_at = 0.0  # loop time until which the SIM is still starting up
         self._last_line_open = False  # an answer line was written without its CR LF (glued_ok)
 
     def _reset_settings(self) -> None:
@@ -207,6 +208,7 @@ class SimModem:
         """Power on behind a (new) port: boot lines, noise, and deliveries that waited."""
         self._reset_power_state()
         self._write = write
+        self._sim_ready_at = self.loop.time() + self.profile.sim_boot_delay
         self._start_search()
         cpin = self.pin_state
         boot = [line.format(cpin=cpin) for line in self.profile.boot_urcs]
@@ -568,7 +570,7 @@ class SimModem:
     # PIN handling: TS 27.007 §8.3 (+CPIN), §8.65 (+CPINR); 3 PIN tries, then PUK.
     def _cmd_cpin(self, command: Command) -> list[str]:
         if command.form == "read":
-            return [f"+CPIN: {self.pin_state}"]
+            return [f"+CPIN: {'NOT READY' if self._sim_starting() else self.pin_state}"]
         if command.form == "test":
             return []
         if command.form != "set":
@@ -657,7 +659,12 @@ class SimModem:
             raise errors.plain()
         return [f'+QPINC: "{f}",{rows[f][0]},{rows[f][1]}' for f in chosen]
 
+    def _sim_starting(self) -> bool:
+        return self.loop.time() < self._sim_ready_at
+
     def _require_sim(self, *, sms: bool) -> None:
+        if self._sim_starting():
+            raise cms(314) if sms else cme(14)  # SIM busy (27.005 §3.2.5, 27.007 §9.2.1)
         if self.pin_state == "SIM PIN":
             raise cms(311) if sms else cme(11)
         if self.pin_state == "SIM PUK":

@@ -55,6 +55,9 @@ class Profile:
     pin_ready_delay: float = 0.0
     # +CSCS after power-up (TS 27.007 §5.5). Under UCS2 the PIN, +CSCA and +CNUM are hex.
     default_charset: str = "IRA"
+    # Seconds after power-up during which +CPIN? answers NOT READY and SIM commands CME/CMS
+    # "SIM busy" (SIMCom and Quectel modules print +CPIN: NOT READY while the SIM starts).
+    sim_boot_delay: float = 0.0
     # The character sets AT+CSCS takes.
     charsets: tuple[str, ...] = ("GSM", "IRA", "UCS2", "8859-1", "PCCP437")
 
@@ -148,7 +151,8 @@ QUECTEL = Profile(
 # - after AT+CPIN=<pin> answered OK, AT+CPIN? says SIM PIN until +CPIN: READY comes;
 # - it starts in AT+CSCS="UCS2", so AT+CPIN="1234" is a wrong PIN until AT+CSCS="GSM" or
 #   "IRA" (ModemManager sets the character set at init for the same reason); it knows only
-#   "GSM" and "UCS2".
+#   "GSM" and "UCS2";
+# - +CPIN: NOT READY for a second after power-up, while the SIM starts.
 ZTE = Profile(
     name="zte",
     manufacturer="ZTE CORPORATION",
@@ -166,6 +170,7 @@ ZTE = Profile(
     pin_ready_delay=1.0,
     default_charset="UCS2",
     charsets=("GSM", "UCS2"),
+    sim_boot_delay=1.0,
     gcap="+GCAP: +CGSM,+DS,+ES",
 )
 
