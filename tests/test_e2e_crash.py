@@ -243,3 +243,47 @@ def test_sms_written_before_a_crash_and_still_on_the_sim_is_not_written_again(tm
         assert body.decode().strip() == "saved, then kill -9 before the delete"
     finally:
         network.stop()
+
+
+STORM = 2000
+
+
+@pytest.mark.slow
+def test_kill_9_during_the_claim_of_a_backlog_loses_nothing(tmp_path):
+    """A backlog in outgoing/ is claimed in slices while the modems send; a kill -9 in the middle
+    of the claiming leaves files in outgoing/, checked/ (some not yet in the journal) and sent/.
+    After a restart every file is sent, each recipient once unless the log named a duplicate."""
+    network = SimNetwork(tmp_path / "sim", modems=3, latency=0.01)
+    network.start()
+    log = tmp_path / "daemon.log"
+    try:
+        config = write_config(tmp_path, network)
+        spool = tmp_path / "spool"
+        outgoing = spool / "outgoing"
+        outgoing.mkdir(parents=True)
+        for i in range(STORM):
+            (outgoing / f"s{i:05d}").write_text(f"To: +491510{i:07d}\n\nbacklog {i}\n")
+        daemon = start_daemon(config, log)
+        try:
+            network.wait_for_submissions(1, timeout=60)
+            left = len(os.listdir(outgoing))
+            os.kill(daemon.pid, signal.SIGKILL)
+        finally:
+            daemon.wait(timeout=10)
+        assert 0 < left < STORM, "the kill did not fall into the claiming"
+        daemon = start_daemon(config, log)
+        try:
+            wait_for_files(spool / "sent", STORM, timeout=240)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=30) == 0
+        assert [n for n in os.listdir(spool / "failed")] == []
+        assert [n for n in os.listdir(spool / "checked") if not n.startswith(".")] == []
+        assert [n for n in os.listdir(outgoing) if not n.startswith(".")] == []
+        by_number = collections.Counter(record["to"] for record in network.submissions)
+        assert set(by_number) == {f"+491510{i:07d}" for i in range(STORM)}
+        named = set(re.findall(r"possible duplicate: (s\d+) part", log.read_text(errors="replace")))
+        repeated = {f"s{int(number[-7:]):05d}" for number, n in by_number.items() if n > 1}
+        assert repeated <= named, f"unannounced duplicates: {repeated - named}"
+    finally:
+        network.stop()

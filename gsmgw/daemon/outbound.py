@@ -58,10 +58,12 @@ from gsmgw.spool.store import Rejected, Spool
 
 log = logging.getLogger("gsmgw.outbound")
 
-# Each candidate costs a count of its pending parts, and a round usually needs as many as there
-# are idle modems: small pages, but up to 10,000 queued rows looked at per round.
-CANDIDATE_PAGE = 100
-CANDIDATE_PAGES = 100
+# Each candidate costs a count of its pending parts, and a round usually needs about as many as
+# there are idle modems (it runs between two submits of a modem): the first page is small, later
+# ones double, up to CANDIDATE_ROWS queued rows looked at per round.
+CANDIDATE_FIRST_PAGE = 16
+CANDIDATE_PAGE = 1000
+CANDIDATE_ROWS = 10_000
 ACCEPT_BATCH = 200
 
 
@@ -539,8 +541,10 @@ class Dispatcher:
         assigned: list = []
         waiting = False
         free = list(idle)
-        for page in range(CANDIDATE_PAGES):
-            candidates = self.journal.queued_candidates(now, limit=CANDIDATE_PAGE, offset=page * CANDIDATE_PAGE)
+        offset, limit = 0, max(CANDIDATE_FIRST_PAGE, 4 * len(free))
+        while offset < CANDIDATE_ROWS:
+            candidates = self.journal.queued_candidates(now, limit=limit, offset=offset)
+            offset += limit
             waiting = waiting or bool(candidates)
             for modem, message in plan(free, candidates, fleet, usage):
                 if self.journal.claim(message.id, modem):
@@ -548,8 +552,9 @@ class Dispatcher:
                     assigned.append(modem)
                     free.remove(modem)
                     usage[modem] = usage.get(modem, Usage()).plus(message.pending_parts)
-            if not free or len(candidates) < CANDIDATE_PAGE:
+            if not free or len(candidates) < limit:
                 break
+            limit = min(limit * 2, CANDIDATE_PAGE)
         if waiting and free:
             # Something waits for a limit window or a busy preferred modem: look again soon.
             delay = min(delay, self._limit_wakeup(fleet, now))
