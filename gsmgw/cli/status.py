@@ -2,7 +2,9 @@
 
 It reads only files (status.json in the state directory, failed/ for recent failures), so it
 works as any user who can read them, without talking to the daemon. Exit status: 0 when a status
-file was read (also a stale one: the output says so), 1 when there is none.
+file was read (also a stale one: the output says so), 1 when there is none. `--json` prints one
+object with SPOOL.md's keys also then (`updated: null`, every configured modem `absent`), so a
+script reading it never has to handle empty output.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from pathlib import Path
 import click
 
 from gsmgw.config import CONFIG_ENV, ConfigError, config_path, load_config
-from gsmgw.daemon.status import StatusUnavailable, format_table, read_status
+from gsmgw.daemon.status import ModemStatus, StatusUnavailable, format_table, read_status, snapshot
 from gsmgw.spool.format import read_spool_file
 from gsmgw.spool.store import Spool
 
 RECENT_FAILURES = 5
 
 
-def _dirs(config_option: str | None, spool_option: str | None, state_option: str | None) -> tuple[Path | None, Path]:
+def _dirs(config_option: str | None, spool_option: str | None, state_option: str | None):
+    """(spool dir, state dir, config or None)."""
     if spool_option and not config_option:
         spool = Path(spool_option)
-        return spool, Path(state_option) if state_option else spool / ".state"  # as `run --simulate`
+        return spool, Path(state_option) if state_option else spool / ".state", None  # as `run --simulate`
     path = config_path(config_option)
     try:
         config = load_config(path, read_secrets=False)
@@ -36,7 +39,29 @@ def _dirs(config_option: str | None, spool_option: str | None, state_option: str
             err=True,
         )
         sys.exit(1)
-    return Path(spool_option) if spool_option else config.spool, Path(state_option) if state_option else config.state
+    spool = Path(spool_option) if spool_option else config.spool
+    return spool, Path(state_option) if state_option else config.state, config
+
+
+def _without_daemon(config, spool_dir: Path | None, reason: str) -> dict:
+    """The status object when the daemon has written none: the configured modems, all absent."""
+    modems = []
+    if config is not None:
+        for modem in config.modems:
+            kind, value = modem.binding
+            modems.append(ModemStatus(modem.name, state="absent", port=value if kind == "port" else None,
+                                      last_error=reason))
+    depths = {}
+    if spool_dir is not None:
+        spool = Spool(spool_dir)
+        for name in ("outgoing", "checked"):
+            try:
+                depths[name] = spool.depth(name)
+            except OSError:  # unreadable: the stderr line already says the status is unavailable
+                depths[name] = 0
+    current = snapshot(modems, {}, depths, 0, time.time())
+    current["updated"] = None
+    return current
 
 
 def _recent_failures(spool_dir: Path | None) -> list[tuple[str, str]]:
@@ -63,11 +88,13 @@ def _recent_failures(spool_dir: Path | None) -> list[tuple[str, str]]:
 @click.option("--json", "as_json", is_flag=True, help="Print SPOOL.md's JSON object.")
 def status(config_option, spool_option, state_option, as_json):
     """Show each modem's state, signal, operator and counters, queue depths and recent failures."""
-    spool_dir, state_dir = _dirs(config_option, spool_option, state_option)
+    spool_dir, state_dir, config = _dirs(config_option, spool_option, state_option)
     try:
         current = read_status(state_dir)
     except StatusUnavailable as error:
         click.echo(f"gsmgw status: {error}", err=True)
+        if as_json:
+            click.echo(json.dumps(_without_daemon(config, spool_dir, "the daemon has not written a status"), indent=1))
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(current, indent=1))
