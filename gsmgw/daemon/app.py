@@ -523,8 +523,8 @@ class Gateway:
             try:
                 self._queue_cache = None
                 write_status(Path(self.config.state), self.status_snapshot())
-            except OSError:
-                pass
+            except OSError as error:
+                log.warning("could not write the final status file: %s", error)
             self.journal.close()
         log.info("gsmgw stopped")
 
