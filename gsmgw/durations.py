@@ -1,7 +1,7 @@
 """Durations as people write them in config and spool files: "30 s", "2 min", "12 hours".
 
-One parser for every duration in gsmgw (config intervals, `Expires:`, `Send_after:`), so the
-same words work everywhere. Pure: no I/O.
+One parser for every duration in gsmgw (config intervals, `Expires:`, `Send_after:`, the
+`Validity:` of gsmgw.sms), so the same words work everywhere. Pure: no I/O.
 """
 
 from __future__ import annotations

@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import re
 
+from gsmgw.durations import parse_duration
+
 MINUTE = 60
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 WEEK = 7 * DAY
 
-_UNIT_SECONDS = {
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": MINUTE, "min": MINUTE, "mins": MINUTE, "minute": MINUTE, "minutes": MINUTE,
-    "h": HOUR, "hr": HOUR, "hrs": HOUR, "hour": HOUR, "hours": HOUR,
-    "d": DAY, "day": DAY, "days": DAY,
-    "w": WEEK, "week": WEEK, "weeks": WEEK,
-}  # fmt: skip
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+_BARE_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 
 MAX_SECONDS = (255 - 192) * WEEK
 
@@ -62,18 +56,6 @@ def seconds_to_vp(seconds: float) -> int:
     raise AssertionError("unreachable: MAX_SECONDS is validity_seconds(255)")
 
 
-def parse_duration(text: str) -> float:
-    """ "30 min", "12 hours", "2 days", "1 week" -> seconds. ValueError says what is accepted."""
-    match = _DURATION.match(text or "")
-    unit = match and _UNIT_SECONDS.get(match.group(2).lower())
-    if not match or unit is None:
-        raise ValueError(
-            f"{text!r} is not a duration; write a number and a unit, e.g. \"30 min\", \"12 hours\", "
-            f"\"2 days\" or \"1 week\""
-        )
-    return float(match.group(1)) * unit
-
-
 def parse_validity(text: str | int) -> int:
     """A `Validity:` value -> relative TP-VP: "2 days" -> 168, "30 min" -> 5, "0".."255" as is.
 
@@ -92,6 +74,9 @@ def parse_validity(text: str | int) -> int:
                 f"validity {value} is not a TP-VP (0..255); write a duration like \"2 days\" instead"
             )
         return vp
+    if _BARE_NUMBER.match(value):
+        # Only whole numbers are raw TP-VPs; "1.5" is neither a TP-VP nor a duration with a unit.
+        raise ValueError(f"validity {value!r} is not a TP-VP (0..255); write a duration like \"2 days\" instead")
     try:
         return seconds_to_vp(parse_duration(value))
     except ValueError as error:
