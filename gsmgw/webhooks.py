@@ -51,6 +51,7 @@ from yarl import URL
 
 from gsmgw.clients import ClientRegistry
 from gsmgw.spool.format import read_spool_file
+from gsmgw.spool.store import fsync_directory, write_file_atomic
 
 log = logging.getLogger("gsmgw.webhooks")
 
@@ -69,28 +70,8 @@ def encode_body(payload: Mapping[str, Any]) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary name in the same directory, write, fsync, rename, fsync of the directory."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # Owner-only: a queued delivery holds the payload and the URL, which may carry a secret.
+    write_file_atomic(path, data, mode=0o600)
 
 
 @dataclass
@@ -335,7 +316,7 @@ class WebhookQueue:
         self.dead_directory.mkdir(parents=True, exist_ok=True)
         write_atomic(self.dead_directory / f"{delivery.id}.json", delivery.to_bytes())
         self._unlink(delivery)
-        fsync_dir(self.directory)
+        fsync_directory(self.directory)
 
 
 class Cursor:

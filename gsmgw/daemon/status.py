@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from gsmgw.spool.store import write_file_atomic
 
 STATUS_FILE = "status.json"
 WRITE_INTERVAL = 5.0
@@ -94,26 +95,9 @@ def snapshot(
     }
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Temporary name in the same directory, fsync, rename, fsync of the directory."""
-    directory = path.parent
-    temporary = directory / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write_status(state_dir: Path, status: Mapping[str, Any]) -> None:
-    write_file_atomic(Path(state_dir) / STATUS_FILE, (json.dumps(status, indent=1) + "\n").encode())
+    # 0o644: `gsmgw status` may run as another user than the daemon.
+    write_file_atomic(Path(state_dir) / STATUS_FILE, (json.dumps(status, indent=1) + "\n").encode(), mode=0o644)
 
 
 def read_status(state_dir: Path) -> dict[str, Any]:

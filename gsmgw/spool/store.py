@@ -121,6 +121,30 @@ def fsync_directory(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def write_file_atomic(path: str | os.PathLike, data: bytes, *, mode: int = 0o666) -> None:
+    """Write `path` whole, replacing it: temporary name in the same directory, write, fsync,
+    rename, fsync of the directory. A reader sees the old file or the new one, never a part.
+
+    For the daemon's own files outside the spool directories (status.json, webhook queue).
+    """
+    target = Path(path)
+    temporary = target.parent / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, target)
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
+    fsync_directory(target.parent)
+
+
 def _load_syncfs():
     try:
         function = ctypes.CDLL(None, use_errno=True).syncfs
