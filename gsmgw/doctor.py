@@ -693,7 +693,7 @@ def gather_usb(sys_root: str | os.PathLike = "/sys") -> list[UsbDevice]:
                     try:
                         ttys += os.listdir(directory / "tty")
                     except OSError:
-                        pass
+                        pass  # the interface went away while we looked; it has no tty to report
             interfaces.append(UsbInterface(
                 interface_name,
                 (_read(directory / "bInterfaceClass") or "").lower(),
@@ -714,7 +714,7 @@ def daemon_account(user: str = DAEMON_USER) -> Account:
         try:
             gids.add(grp.getgrnam("dialout").gr_gid)
         except KeyError:
-            pass
+            pass  # no dialout group here: the unit's SupplementaryGroups=dialout adds nothing
         return Account(user, entry.pw_uid, frozenset(gids))
     except KeyError:
         uid = os.getuid()
@@ -872,7 +872,7 @@ async def probe_modem(port: str, modem_config: Any = None, *, timeout: float = 5
         try:
             await modem.close()
         except (ModemError, OSError):
-            pass
+            pass  # the probe's result (or its error) is already in hand; a failed close adds nothing
 
 
 def gather(

@@ -172,12 +172,16 @@ class WebhookQueue:
                 loaded.append(Delivery.from_bytes(path.read_bytes()))
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 # Keep it for a human rather than drop it or crash-loop on it.
-                log.error("webhooks: %s is damaged (%s); moved to %s", path, exc, self.dead_directory)
-                with contextlib.suppress(OSError):
+                try:
                     os.rename(path, self.dead_directory / path.name)
+                except OSError as move_error:
+                    log.error("webhooks: %s is damaged (%s) and cannot be moved to %s (%s); move or delete it",
+                              path, exc, self.dead_directory, move_error)
+                else:
+                    log.error("webhooks: %s is damaged (%s); moved to %s", path, exc, self.dead_directory)
         # Partial writes of a crash are temporary files; they were never acknowledged.
         for tmp in self.directory.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # a leftover is ignored by every reader; the next start tries again
                 tmp.unlink()
         return loaded
 
@@ -356,7 +360,7 @@ class Cursor:
         try:
             self.advance(os.stat(path).st_mtime_ns)
         except OSError:
-            pass
+            pass  # the file is gone: the cursor stays behind, so a restart announces again (at least once)
 
     def files_after(self, directory: Path) -> list[tuple[int, str, bytes]]:
         """(mtime_ns, name, content) of the files in `directory` after the cursor, oldest first."""

@@ -81,7 +81,7 @@ def _process_name(pid: str) -> str:
             if os.path.basename(argv0) == "ModemManager":
                 return "ModemManager"
         except OSError:
-            pass
+            pass  # the process has gone or is not ours to read: keep the name from comm
     return name
 
 

@@ -130,7 +130,7 @@ class ModemSupervisor:
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except TimeoutError:
-            pass
+            pass  # the pause ran its full time without a stop
 
     # ------------------------------------------------------------------ the loop
 

@@ -126,4 +126,4 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
     try:
         os.killpg(process.pid, 9)
     except ProcessLookupError:
-        pass
+        pass  # the group has exited already

@@ -269,7 +269,7 @@ class Outbound:
         try:
             to = read_spool_file(data).headers.get("To")
         except (SpoolFormatError, ValueError):
-            pass
+            pass  # an unreadable file is failed for that reason already; its event has to=None
         self._publish(MessageFailed(name, to, reason, str(self.spool.path("failed", name))))
 
     # -- results ------------------------------------------------------------------------------
@@ -580,4 +580,4 @@ class Dispatcher:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
             except asyncio.TimeoutError:
-                pass
+                pass  # no wake(): the next round is due anyway

@@ -215,7 +215,7 @@ class TwoWay:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
-            pass
+            pass  # the group has exited already
 
     async def _reply(self, sender: str, text: str, message_id: str) -> None:
         now = self.clock()

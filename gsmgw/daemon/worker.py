@@ -289,7 +289,7 @@ class Worker:
         try:
             await asyncio.wait_for(self.stopping.wait(), seconds)
         except asyncio.TimeoutError:
-            pass
+            pass  # the pause ran its full time without a stop
 
     async def _supervise(self, port: str) -> None:
         options = {"baudrate": self.config.baudrate, "profile": self.config.profile}
@@ -313,7 +313,7 @@ class Worker:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 except asyncio.TimeoutError:
-                    pass
+                    pass  # nobody woke us: the next due check has come
                 self._wake.clear()
                 if rebind and self.status.state == pool.ABSENT:
                     break  # a SIM bound by identity may come back on another port: probe again

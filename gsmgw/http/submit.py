@@ -50,7 +50,7 @@ class BatchSubmitter:
             try:
                 await self._runner
             except asyncio.CancelledError:
-                pass
+                pass  # the cancel we just asked for
         if self._writers:
             await asyncio.gather(*self._writers, return_exceptions=True)
         for _, future in self._pending:

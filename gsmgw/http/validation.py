@@ -189,12 +189,12 @@ def _iso_time(name: str, value: Any, *, durations: bool, now: datetime) -> str:
         datetime.fromisoformat(candidate)
         return text
     except ValueError:
-        pass
+        pass  # not a time: try a duration, then say what both forms look like
     if durations:
         try:
             seconds = parse_duration(text)
         except ValueError:
-            pass
+            pass  # the error below names both accepted forms
         else:
             # Fixed to a time now, so the message's life counts from its acceptance.
             return iso(now + timedelta(seconds=seconds))

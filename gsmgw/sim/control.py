@@ -73,7 +73,7 @@ class ControlServer:
                 writer.write(await self._handle_line(line))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            pass  # the client went away mid-request; there is nobody to answer
         finally:
             writer.close()
 

@@ -457,7 +457,7 @@ def _time(
         try:
             seconds = parse_duration(value)
         except ValueError:
-            pass
+            pass  # the error below names both accepted forms
         else:
             return (created or now) + timedelta(seconds=seconds)
     raise SpoolFormatError(

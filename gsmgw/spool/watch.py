@@ -171,7 +171,7 @@ class OutgoingWatcher:
             try:
                 await self._task
             except asyncio.CancelledError:
-                pass
+                pass  # the cancel we just asked for
             self._task = None
 
     def rescan(self) -> None:
@@ -343,7 +343,7 @@ class OutgoingWatcher:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except asyncio.TimeoutError:
-                pass
+                pass  # no hint came: time for the safety scan
 
 
 def _young_and_empty(info: os.stat_result, settle: float, now: float) -> bool:
