@@ -243,11 +243,6 @@ class SimNetwork:
         if thread.is_alive():
             raise SimError(f"the simulator thread did not stop within {timeout} s")
 
-    def wait_stopped(self) -> None:
-        """Block until the loop ends (used by `gsmgw simulate`)."""
-        if self._thread is not None:
-            self._thread.join()
-
     def call(self, function: Callable[..., Any], *args: Any, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
         """Run `function(*args, **kwargs)` on the simulator's loop and return its result.
 

@@ -514,9 +514,5 @@ def tlv_u8(value: int) -> bytes:
     return bytes([value])
 
 
-def tlv_u16(value: int) -> bytes:
-    return value.to_bytes(2, "big")
-
-
 def tlv_cstring(value: str) -> bytes:
     return value.encode("latin-1") + b"\0"

@@ -114,11 +114,6 @@ def char_septets(char: str) -> int:
     raise ValueError(f"character {char!r} is not in the GSM 7-bit default alphabet")
 
 
-def septet_count(text: str) -> int:
-    """Septets `text` takes in the default alphabet (extension characters count 2)."""
-    return sum(char_septets(char) for char in text)
-
-
 def encode_septets(text: str) -> list[int]:
     """Text -> septet values (TS 23.038 §6.2.1, §6.2.1.1). ValueError if a character has no GSM code."""
     septets: list[int] = []

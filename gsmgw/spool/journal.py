@@ -385,12 +385,6 @@ class Journal:
                 added.append(message.id)
         return added
 
-    def has_message(self, message_id: str) -> bool:
-        return (
-            self._db.execute("SELECT 1 FROM message WHERE id = ?", (message_id,)).fetchone()
-            is not None
-        )
-
     def queued_candidates(self, now: float, limit: int = 200, offset: int = 0) -> list[QueuedMessage]:
         """`limit` queued messages that may be sent now (from `offset`), by priority then age.
 
@@ -599,12 +593,6 @@ class Journal:
             "(SELECT 1 FROM part p WHERE p.message = m.id AND p.state != 'submitted')"
         ).fetchall()
         return [row[0] for row in rows]
-
-    def count_states(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT state, COUNT(*) FROM message GROUP BY state").fetchall()
-        counts = {state: 0 for state in MESSAGE_STATES}
-        counts.update(dict(rows))
-        return counts
 
     def count_retrying(self, now: float) -> int:
         """Queued messages that have been tried before and wait for their next attempt."""

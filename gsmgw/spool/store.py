@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from gsmgw.spool.format import outgoing_name
 
@@ -664,8 +664,3 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def names_in(entries: Iterable[str]) -> list[str]:
-    """The message names among directory entries, sorted (for watchers and listings)."""
-    return sorted(name for name in entries if not is_ignored(name))
