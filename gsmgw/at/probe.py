@@ -1,5 +1,6 @@
-"""Find out what is on serial ports: used by `gsmgw probe`, by the daemon to find the port that
-holds a SIM (config ``imsi:``/``iccid:``/``imei:``) and by `gsmgw doctor`.
+"""Find out what is on serial ports: used by `gsmgw probe` and by the daemon to find the port
+that holds a SIM (config ``imsi:``/``iccid:``/``imei:``). `gsmgw doctor` probes through
+`gsmgw.at.modem` itself and finds port holders from its own /proc facts.
 
 Rules: a port another process holds is reported, never opened (writing AT commands into
 someone else's session would corrupt it). No PIN is ever entered. Every port is probed in
