@@ -390,7 +390,7 @@ def test_the_journal_keeps_limits_across_a_restart(tmp_path):
                 for name in files:
                     run.drop(name, f"To: +4915100000500\n\n{name}\n")
                 await run.until(lambda: run.of(MessageSent), what="one sent")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)  # a negative check: time for a wrong limit to let "second" out
                 return [e.id for e in run.of(MessageSent)]
             finally:
                 await gateway.close()
@@ -403,7 +403,7 @@ def test_the_journal_keeps_limits_across_a_restart(tmp_path):
             await gateway.start()
             try:
                 await Run(gateway, network).ready()
-                await asyncio.sleep(1.5)
+                await asyncio.sleep(1.5)  # a negative check: time for a forgotten window to send "second"
             finally:
                 await gateway.close()
 
