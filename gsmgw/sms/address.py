@@ -59,7 +59,7 @@ EXAMPLE = "+4915112345678"
 
 
 def ton_name(toa: int) -> str:
-    """The type of number of a TOA octet in words, e.g. 0x91 -> "international"."""
+    """The type of number of a TOA octet in words, e.g. 0x91 -> "international" (TS 23.040 §9.1.2.5)."""
     return _TON_NAMES[(toa >> 4) & 0x07]
 
 
@@ -151,7 +151,7 @@ def encode_semi_octets(digits: str) -> bytes:
 
 
 def decode_semi_octets(data: bytes, digit_count: int | None = None) -> str:
-    """Swapped BCD -> digits; stops at the F filler or after `digit_count` digits."""
+    """Swapped BCD -> digits; stops at the F filler or after `digit_count` digits (TS 23.040 §9.1.2.3)."""
     chars = []
     for octet in data:
         for value in (octet & 0x0F, octet >> 4):
@@ -229,7 +229,8 @@ def decode_address_value(semi_octets: int, toa: int, value: bytes) -> str:
 
 
 def encode_smsc(smsc: str | None) -> bytes:
-    """The SMSC field before the TPDU: 00 (use the SIM's SMSC) or length, TOA, digits."""
+    """The SMSC field before the TPDU: 00 (use the SIM's SMSC) or length, TOA, digits
+    (TS 27.005 §3.3.1, layout of TS 24.011 §8.2.5.2)."""
     if not smsc:
         return b"\x00"
     toa = address_kind(smsc)

@@ -101,12 +101,12 @@ _EXTENSION_CODE = {char: code for code, char in EXTENSION_TABLE.items()}
 
 
 def is_gsm7(text: str) -> bool:
-    """True when every character of `text` is in the default alphabet or its extension."""
+    """True when every character of `text` is in the default alphabet or its extension (TS 23.038 §6.2.1, §6.2.1.1)."""
     return all(char in _BASIC_CODE or char in _EXTENSION_CODE for char in text)
 
 
 def char_septets(char: str) -> int:
-    """Septets one character takes: 1 (basic table), 2 (ESC + extension code)."""
+    """Septets one character takes: 1 (basic table), 2 (ESC + extension code; TS 23.038 §6.2.1.1)."""
     if char in _BASIC_CODE:
         return 1
     if char in _EXTENSION_CODE:
@@ -165,7 +165,7 @@ def decode_septets(septets: bytes | list[int], locking: int = 0, single: int = 0
 
 
 def packed_length(septet_total: int) -> int:
-    """Octets that `septet_total` septets fill: ceil(7n/8), e.g. 160 septets -> 140 octets."""
+    """Octets that `septet_total` septets fill: ceil(7n/8), e.g. 160 septets -> 140 octets (TS 23.038 §6.1.2.1.1)."""
     return (septet_total * 7 + 7) // 8
 
 

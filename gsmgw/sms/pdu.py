@@ -614,7 +614,7 @@ def decode_pdu(
     smsc_included: bool | None | Literal["first"] = "first",
     tpdu_length: int | None = None,
 ) -> Sms:
-    """Decode an SMS-DELIVER, SMS-SUBMIT or SMS-STATUS-REPORT.
+    """Decode an SMS-DELIVER, SMS-SUBMIT or SMS-STATUS-REPORT (TS 23.040 §9.2.2.1, §9.2.2.2, §9.2.2.3).
 
     `smsc_included`: True (what +CMGR/+CMGL/+CMT/+CDS print in PDU mode),
     False (a bare TPDU), None to try with the SMSC field first and then

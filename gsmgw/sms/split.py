@@ -64,7 +64,8 @@ def header_octets(*, multipart: bool, ref16: bool = False, other_ie_octets: int 
 
 
 def capacity(alphabet: str, *, multipart: bool, ref16: bool = False, other_ie_octets: int = 0) -> int:
-    """Units per part: 160/153/152 septets, 70/67/66 UCS-2 units, 140/134/133 octets of data.
+    """Units per part: 160/153/152 septets, 70/67/66 UCS-2 units, 140/134/133 octets of data
+    (TS 23.040 §9.2.3.16 TP-UDL, §9.2.3.24 header; §9.2.3.24.1/.8 concatenation IE of 5 or 6 octets).
 
     `other_ie_octets` are header bytes besides concatenation (e.g. 6 for a
     16-bit port addressing IE).

@@ -57,7 +57,7 @@ def status_category(status: int) -> str:
 
 
 def status_meaning(status: int) -> str:
-    """The spec's words for a TP-ST value; SC-specific and reserved values say so."""
+    """The spec's words for a TP-ST value (TS 23.040 §9.2.3.15); SC-specific and reserved values say so."""
     if status in _MEANINGS:
         return _MEANINGS[status]
     low = status & 0x1F

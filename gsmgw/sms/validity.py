@@ -39,7 +39,8 @@ def validity_seconds(vp: int) -> int:
 
 
 def seconds_to_vp(seconds: float) -> int:
-    """The smallest TP-VP that keeps a message at least `seconds` (rounds up to the next step).
+    """The smallest TP-VP that keeps a message at least `seconds` (rounds up to the next step of
+    TS 23.040 §9.2.3.12.1).
 
     The steps grow with the period, so "1 week" becomes VP 173 (7 days) and
     "40 days" becomes VP 198 (6 weeks).
