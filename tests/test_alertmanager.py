@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-import functools
 
 import pytest
 from aiohttp import web
@@ -29,6 +28,7 @@ from gsmgw.http.alertmanager import (
 from gsmgw.sms.split import count_parts
 from gsmgw.spool.format import read_spool_file
 from gsmgw.spool.store import Spool
+from helpers import async_test
 
 ONCALL = ("+4915112345678", "+4917612345678")
 TOKEN = "am-secret-token"
@@ -198,16 +198,6 @@ def test_a_zero_window_sends_everything_at_once():
 
 
 # --- over HTTP, into the spool -------------------------------------------------------------
-
-
-def async_test(function):
-    """Run an async test in its own loop, with a timeout (no pytest-asyncio here)."""
-
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(function(*args, **kwargs), timeout=30))
-
-    return wrapper
 
 
 class ManualClock:

@@ -9,24 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from gsmgw.spool.format import read_spool_file
+from helpers import wait_for_text
 
 GSMGW = [sys.executable, "-m", "gsmgw"]
-
-
-def read_until(path: Path, pattern: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        text = path.read_text(errors="replace") if path.exists() else ""
-        if re.search(pattern, text):
-            return text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {pattern!r} within {timeout} s in:\n{text[-3000:]}")
-        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -39,11 +28,11 @@ def test_run_simulate_prints_what_to_do_and_it_works(tmp_path):
             stdout=stream, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
     try:
-        text = read_until(out, r"Stop with Ctrl-C", 30)
+        text = wait_for_text(out, r"Stop with Ctrl-C", 30)
         numbers = re.findall(r"modem\d\s+(\+\d+)", text)
         assert len(numbers) == 2
         assert str(spool / "outgoing") in text and "gsmgw send" in text and "gsmgw status" in text
-        read_until(out, r"modem1: starting -> ready|modem1: \w+ -> ready", 30)
+        wait_for_text(out, r"modem1: starting -> ready|modem1: \w+ -> ready", 30)
         # The banner's first suggestion, as printed (a naive write straight into outgoing/).
         (spool / "outgoing" / "hello").write_text(f"To: {numbers[1]}\n\nHello from gsmgw\n")
         sent = subprocess.run(
@@ -51,7 +40,7 @@ def test_run_simulate_prints_what_to_do_and_it_works(tmp_path):
             capture_output=True, text=True, timeout=30,
         )
         assert sent.returncode == 0, sent.stderr
-        read_until(out, r"received SMS from .*\n(.|\n)*received SMS from", 30)
+        wait_for_text(out, r"received SMS from .*\n(.|\n)*received SMS from", 30)
         incoming = [read_spool_file(p.read_bytes()) for p in (spool / "incoming").iterdir()]
         assert sorted(f.body.decode() for f in incoming) == ["Hello again", "Hello from gsmgw"]
         # The status file follows within a moment (it is rewritten on changes, debounced).

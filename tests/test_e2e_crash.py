@@ -18,6 +18,7 @@ import pytest
 
 from gsmgw.sim import SimNetwork
 from gsmgw.spool.format import read_spool_file
+from helpers import wait_for_text
 
 KILLS = 4
 MESSAGES = 24
@@ -125,18 +126,6 @@ def test_kill_9_in_a_loop_loses_nothing_and_duplicates_only_parts_in_flight(tmp_
         network.stop()
 
 
-def wait_for_log(log: Path, pattern: str, timeout: float) -> str:
-    """The daemon is another process: read its log until `pattern` appears (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if re.search(pattern, text):
-            return text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {pattern!r} in the daemon log within {timeout} s:\n{text[-2000:]}")
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_sigterm_finishes_the_message_in_flight(tmp_path):
     network = SimNetwork(tmp_path / "sim", modems=1, latency=0.25)
@@ -182,12 +171,12 @@ def test_sighup_reloads_limits(tmp_path):
         daemon = start_daemon(config, log)
         try:
             network.wait_for_submissions(1, timeout=30)
-            wait_for_log(log, r"second: queued", 10)
+            wait_for_text(log, r"second: queued", 10)
             with pytest.raises(TimeoutError):
                 network.wait_for_submissions(2, timeout=1.5)  # over the limit: it waits
             config.write_text(original)  # the limit is gone
             daemon.send_signal(signal.SIGHUP)
-            wait_for_log(log, r"SIGHUP: config .* reloaded", 10)
+            wait_for_text(log, r"SIGHUP: config .* reloaded", 10)
             network.wait_for_submissions(2, timeout=10)
             wait_for_files(tmp_path / "spool" / "sent", 2, timeout=10)
         finally:

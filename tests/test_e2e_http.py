@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 
 import aiohttp
 
@@ -13,14 +12,9 @@ from gsmgw.config import ClientConfig, HttpConfig, simulation_config
 from gsmgw.daemon.app import Gateway
 from gsmgw.daemon.events import MessageSent, ReportReceived
 from gsmgw.sim import SimNetwork
+from helpers import free_port
 
 TOKEN = "e2e-secret-token-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_post_send_and_follow_a_message_over_http(tmp_path):

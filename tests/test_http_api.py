@@ -22,15 +22,10 @@ from gsmgw.daemon.metrics import Metrics
 from gsmgw.http.server import HttpStartError, start
 from gsmgw.spool.format import build_failed, build_incoming, build_sent, read_spool_file, update_headers
 from gsmgw.spool.store import Spool
+from helpers import free_port
 
 TOKEN = "tok-zabbix-0123456789"
 OTHER_TOKEN = "tok-limited-9876543210"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(tmp_path, extra="", metrics=True, limited_per_minute=3):

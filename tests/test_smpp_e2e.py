@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import time
 
 import pytest
@@ -24,17 +23,12 @@ from gsmgw.daemon.app import Gateway
 from gsmgw.daemon.events import MessageReceived, ReportReceived
 from gsmgw.sim import SimNetwork
 from gsmgw.sms import decode_pdu, join_parts
+from helpers import free_port
 
 pytestmark = pytest.mark.slow
 
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0, "health_timeout": 2.0}
 RECIPIENT = "+4915112345678"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def with_smpp(config, port: int):

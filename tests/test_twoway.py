@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
@@ -15,18 +14,11 @@ from gsmgw.http.alertmanager import AlertmanagerService, ReceiverSetup
 from gsmgw.sms.split import count_parts
 from gsmgw.spool.format import read_spool_file
 from gsmgw.spool.store import Spool
+from helpers import async_test
 
 BOSS = "+4915112345678"
 COLLEAGUE = "+4917612345678"
 STRANGER = "+4930123456789"
-
-
-def async_test(function):
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(function(*args, **kwargs), timeout=30))
-
-    return wrapper
 
 
 def config(*, enabled=True, timeout=10.0, **commands):

@@ -4,7 +4,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import socket
 import time
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from gsmgw.webhooks import (
     kannel_dlr_url,
     sign,
 )
+from helpers import free_port
 
 
 class Receiver:
@@ -58,12 +58,6 @@ class Receiver:
 
     async def next(self, timeout=5.0):
         return await asyncio.wait_for(self.arrived.get(), timeout)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_until(predicate, timeout=5.0):
