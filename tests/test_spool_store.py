@@ -264,3 +264,29 @@ def test_recover_keeps_user_locks_and_batches_of_a_living_writer(spool):
     (spool.path("outgoing") / "batch.LOCK").write_bytes(store._batch_owner())  # this process: alive
     spool.recover()
     assert _entries(spool) == ["batch", "batch.LOCK", "mine", "mine.LOCK"]
+
+
+@pytest.mark.parametrize("count", [3, 12])  # per-file fsync, and one syncfs for the batch
+def test_submit_each_queues_every_file_but_the_one_that_failed(spool, monkeypatch, count):
+    import errno
+
+    from gsmgw.spool import store
+
+    real = store.rename_noreplace
+    calls = []
+
+    def failing_second(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error", str(target))
+        real(source, target)
+
+    monkeypatch.setattr(store, "rename_noreplace", failing_second)
+    files = [f"To: +4915112345678\n\nm{i}\n".encode() for i in range(count)]
+    results = spool.submit_each(files)
+    assert isinstance(results[1], OSError)
+    names = [r for r in results if isinstance(r, str)]
+    assert len(names) == count - 1 and names == sorted(names)
+    # Each queued file is whole, in order, with no lock beside it; the failed one left nothing.
+    assert _entries(spool) == sorted(names)
+    assert [spool.read("outgoing", name) for name in names] == files[:1] + files[2:]

@@ -6,9 +6,11 @@ arrive while a batch is being written wait for the next batch, and each batch pa
 fsync. Up to `parallel` batches are written at once in worker threads, so the file fsyncs of
 several batches overlap (the file system's journal commits them together).
 
-All or nothing per batch: `submit_many` writes every file under a temporary name before it
-renames any, so a write error queues none of them; the requests of that batch all get the error
-(the HTTP layer answers 503) and may be retried by their clients.
+All or nothing per request: a request with one recipient is one file, queued by one rename, so
+the one-recipient requests of a batch go through `Spool.submit_each` (no `.LOCK` reservation,
+each request gets its own name or its own error). Requests with several recipients go through
+`submit_many`, which queues all of their files or none; if it fails, those requests all get the
+error (the HTTP layer answers 503) and may be retried by their clients.
 """
 
 from __future__ import annotations
@@ -83,26 +85,58 @@ class BatchSubmitter:
 
     async def _write(self, batch: list[tuple[Sequence[bytes], asyncio.Future[list[str]]]]) -> None:
         try:
-            files = [data for request_files, _ in batch for data in request_files]
-            try:
-                names = await asyncio.get_running_loop().run_in_executor(self._executor, self.spool.submit_many, files)
-            except Exception as exc:
-                log.error("cannot write %d message(s) to the spool's outgoing/: %s", len(files), exc)
-                error = SubmitError(f"the spool cannot be written ({_describe(exc)}); nothing was queued, try again later")
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                return
+            singles = [(files, future) for files, future in batch if len(files) == 1]
+            groups = [(files, future) for files, future in batch if len(files) != 1]
+            loop = asyncio.get_running_loop()
+            if singles:
+                await self._write_singles(loop, singles)
+            if groups:
+                await self._write_groups(loop, groups)
             self.batches += 1
-            self.files += len(names)
-            position = 0
-            for request_files, future in batch:
-                own = names[position:position + len(request_files)]
-                position += len(request_files)
-                if not future.done():
-                    future.set_result(own)
         finally:
             self._slots.release()
+
+    async def _write_singles(self, loop, batch) -> None:
+        files = [request_files[0] for request_files, _ in batch]
+        try:
+            results = await loop.run_in_executor(self._executor, self.spool.submit_each, files)
+        except Exception as exc:
+            self._fail(batch, exc)
+            return
+        for result, (_, future) in zip(results, batch):
+            if isinstance(result, OSError):
+                log.error("cannot write a message to the spool's outgoing/: %s", result)
+                if not future.done():
+                    future.set_exception(SubmitError(
+                        f"the spool cannot be written ({_describe(result)}); nothing was queued, try again later"))
+            else:
+                self.files += 1
+                if not future.done():
+                    future.set_result([result])
+
+    async def _write_groups(self, loop, batch) -> None:
+        files = [data for request_files, _ in batch for data in request_files]
+        try:
+            names = await loop.run_in_executor(self._executor, self.spool.submit_many, files)
+        except Exception as exc:
+            self._fail(batch, exc)
+            return
+        self.files += len(names)
+        position = 0
+        for request_files, future in batch:
+            own = names[position:position + len(request_files)]
+            position += len(request_files)
+            if not future.done():
+                future.set_result(own)
+
+    @staticmethod
+    def _fail(batch, exc: Exception) -> None:
+        count = sum(len(request_files) for request_files, _ in batch)
+        log.error("cannot write %d message(s) to the spool's outgoing/: %s", count, exc)
+        error = SubmitError(f"the spool cannot be written ({_describe(exc)}); nothing was queued, try again later")
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)
 
 
 def _describe(exc: BaseException) -> str:

@@ -435,21 +435,31 @@ class SmppServer:
                 conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(exc)))
             return
         for (conn, submission, _data), name in zip(batch, names):
+            if isinstance(name, OSError):
+                log.error("smpp: cannot write a message to outgoing/: %s", name)
+                self._release(submission)
+                conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(name)))
+                continue
             log.debug("smpp %s: %s queued as %s", conn.peer, submission.to, name)
             conn.perform(conn.session.submit_done(submission, name))
 
-    def _write_batch(self, batch: list[tuple[_Connection, Submission, bytes]]) -> list[str]:
+    def _write_batch(self, batch: list[tuple[_Connection, Submission, bytes]]) -> list[str | OSError]:
         """Runs in the writer thread. Messages whose id was promised already (long messages whose
         first segments were answered) are written under that name."""
+        # Each submit_sm is one file, queued by one rename: submit_each needs no .LOCK reservation
+        # and gives each submission its own name or its own error.
         plain = [data for _c, submission, data in batch if submission.message_id is None]
-        plain_names = iter(self.spool.submit_many(plain) if plain else [])
-        names = []
+        plain_results = iter(self.spool.submit_each(plain) if plain else [])
+        results: list[str | OSError] = []
         for _conn, submission, data in batch:
             if submission.message_id is None:
-                names.append(next(plain_names))
+                results.append(next(plain_results))
             else:
-                names.append(self.spool.write_new("outgoing", data, name=submission.message_id))
-        return names
+                try:
+                    results.append(self.spool.write_new("outgoing", data, name=submission.message_id))
+                except OSError as error:
+                    results.append(error)
+        return results
 
     # ---- query_sm -------------------------------------------------------------------------
 

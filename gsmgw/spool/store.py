@@ -389,6 +389,46 @@ class Spool:
         """Queue one message file in outgoing/; it is durable when this returns. Returns its name."""
         return self.write_new("outgoing", data, now=now)
 
+    def submit_each(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str | OSError]:
+        """Queue independent files with one flush (group commit); durable on return.
+
+        For files that do not belong together (one per HTTP request or SMPP submit_sm): each is
+        queued whole or not at all by its own rename, so no `.LOCK` reservation is needed, and
+        the result holds, in order, each file's name or the OSError that kept it out. A file
+        that failed is not in outgoing/. Files that must be queued all or none go through
+        `submit_many`. Raises (and queues none) only when the flush itself fails.
+        """
+        directory = self.path("outgoing")
+        now = now or datetime.now(timezone.utc)
+        one_flush = len(files) >= SYNCFS_BATCH and _syncfs is not None
+        written: list[Path | OSError] = []
+        for data in files:
+            try:
+                written.append(self._write_temporary(directory, data, sync=not one_flush))
+            except OSError as error:
+                written.append(error)
+        temporaries = [item for item in written if isinstance(item, Path)]
+        if one_flush:
+            try:
+                _flush_file_system(directory, temporaries)
+            except BaseException:
+                for temporary in temporaries:
+                    _unlink_quietly(temporary)
+                raise
+        results: list[str | OSError] = []
+        for position, item in enumerate(written):
+            if isinstance(item, OSError):
+                results.append(item)
+                continue
+            try:
+                # One microsecond apart, so the names sort in the order of `files`.
+                results.append(self._place_new(item, directory, _new_name(now + timedelta(microseconds=position))))
+            except OSError as error:
+                _unlink_quietly(item)
+                results.append(error)
+        fsync_directory(directory)
+        return results
+
     def submit_many(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str]:
         """Queue several files with one directory fsync (group commit); durable on return.
 
