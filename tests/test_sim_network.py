@@ -30,6 +30,16 @@ def send(at: AtTerminal, to: str, text: str, **options) -> list[int]:
     return mrs
 
 
+def join_gsmmodem_notification_threads(timeout: float = 5.0) -> None:
+    """python-gsmmodem handles each +CMTI/+CDSI in a thread of its own that reads and deletes the
+    message; closing the port under it makes it time out later, inside some other test. Wait for
+    them before close()."""
+    for thread in threading.enumerate():
+        if "HandleModemNotification" in thread.name:
+            thread.join(timeout)
+            assert not thread.is_alive(), f"python-gsmmodem's {thread.name} did not finish in {timeout} s"
+
+
 def test_python_gsmmodem_sends_multipart_unicode_to_another_sim(sim_network):
     from gsmmodem.modem import GsmModem
 
@@ -58,6 +68,7 @@ def test_python_gsmmodem_sends_multipart_unicode_to_another_sim(sim_network):
         while net.stored_messages(1, "ME") or net.stored_messages(1, "SM"):
             assert time.monotonic() < deadline, "the receiver did not delete the parts it read"
             time.sleep(0.02)
+        join_gsmmodem_notification_threads()
     finally:
         sender.close()
         receiver.close()
@@ -83,6 +94,7 @@ def test_python_gsmmodem_gets_its_delivery_report(sim_network):
     modem.connect()
     try:
         sent = modem.sendSms(OUTSIDE, "report me", waitForDeliveryReport=True, deliveryTimeout=10)
+        join_gsmmodem_notification_threads()
     finally:
         modem.close()
     # python-gsmmodem matches the report to the message by the TP-MR that +CMGS gave it.
