@@ -285,12 +285,7 @@ class AtSession:
         """
         timeout = self.default_timeout if timeout is None else timeout
         async with self._lock:
-            self._require_open()
-            assert self._loop is not None
-            response = Response(line)
-            self._response = response
-            self._final = self._loop.create_future()
-            self.parser.start_command(line)
+            response = self._begin(line)
             log.debug("%s -> %s", self.port, mask_secrets(line))
             try:
                 await self._write(line.encode("latin-1") + b"\r")
@@ -318,13 +313,7 @@ class AtSession:
         ``+CMGS`` reaches the URC subscriber as ``LateSubmitResult``.
         """
         async with self._lock:
-            self._require_open()
-            assert self._loop is not None
-            response = Response(line)
-            self._response = response
-            self._final = self._loop.create_future()
-            self._prompt = self._loop.create_future()
-            self.parser.start_command(line, expects_prompt=True, payload=payload)
+            response = self._begin(line, payload=payload)
             log.debug("%s -> %s", self.port, line)
             payload_sent = False
             try:
@@ -374,6 +363,21 @@ class AtSession:
     def _abandon(self) -> None:
         if self.parser.command_in_flight is not None:
             self.parser.abandon_command()
+
+    def _begin(self, line: str, *, payload: str | None = None) -> Response:
+        """Set up the state of one command in flight (the twin of `_finish`); with `payload`, the
+        command waits for a `> ` prompt before the payload is sent."""
+        self._require_open()
+        assert self._loop is not None
+        response = Response(line)
+        self._response = response
+        self._final = self._loop.create_future()
+        if payload is None:
+            self.parser.start_command(line)
+        else:
+            self._prompt = self._loop.create_future()
+            self.parser.start_command(line, expects_prompt=True, payload=payload)
+        return response
 
     def _finish(self) -> None:
         # A cancelled or failed command must not leave the parser waiting for its final.
