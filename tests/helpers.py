@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -38,3 +40,16 @@ def wait_for_text(path: Path, pattern: str, timeout: float) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f"no {pattern!r} in {path} within {timeout} s:\n{text[-3000:]}")
         time.sleep(0.1)
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> bool:
+    """SIGTERM a process we started and wait for it; kill it if it does not exit within `timeout`.
+    True when it exited on SIGTERM."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        return False

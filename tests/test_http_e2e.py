@@ -26,6 +26,7 @@ from gsmgw.sms import decode_pdu, join_parts
 from gsmgw.webhooks import SIGNATURE_HEADER, sign
 from test_http_api import free_port
 from test_webhooks import Receiver
+from helpers import stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -252,11 +253,7 @@ def test_kill_9_right_after_202_still_sends_after_restart(tmp_path):
         assert texts_by_recipient(network)["+4915112345678"][0] == "survives kill -9"
         assert os.path.exists(tmp_path / "spool" / "sent" / message_id), "the sent/ file keeps the id the API gave"
     finally:
-        second.send_signal(signal.SIGTERM)
-        try:
-            second.wait(15)
-        except subprocess.TimeoutExpired:
-            second.kill()
+        stop_process(second, 15)
         log.close()
         network.stop()
 

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port
+from helpers import free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -67,12 +66,7 @@ def gateway(tmp_path):
         wait_healthy(f"http://127.0.0.1:{http_port}/healthz", process)
         yield tmp_path, http_port, smpp_port
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 30)
         log.close()
 
 

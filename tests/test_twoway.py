@@ -14,7 +14,7 @@ from gsmgw.http.alertmanager import AlertmanagerService, ReceiverSetup
 from gsmgw.sms.split import count_parts
 from gsmgw.spool.format import read_spool_file
 from gsmgw.spool.store import Spool
-from helpers import async_test
+from helpers import async_test, stop_process
 
 BOSS = "+4915112345678"
 COLLEAGUE = "+4917612345678"
@@ -212,7 +212,6 @@ async def test_ack_without_alerts(spool):
 
 def test_end_to_end_an_sms_runs_a_command_and_the_reply_goes_out(tmp_path):
     """Simulated network -> `gsmgw run` -> two-way -> spool -> modem -> the sender's phone."""
-    import signal
     import subprocess
     import sys
 
@@ -235,21 +234,15 @@ def test_end_to_end_an_sms_runs_a_command_and_the_reply_goes_out(tmp_path):
             assert reply["to"] == BOSS
             assert reply["text"] == "hello: ok\nhello from the gateway"
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            finally:
-                if daemon.poll() is None:
-                    daemon.kill()
-                    daemon.wait(timeout=10)
-                daemon.stderr.close()
+            stopped = stop_process(daemon, 60)
+            daemon.stderr.close()
+            assert stopped, "gsmgw run did not exit within 60 s of SIGTERM"
         assert len(net.submissions) == 1
 
 
 def test_end_to_end_ack_by_sms_to_an_alert_from_alertmanager(tmp_path):
     """Alertmanager -> HTTP -> SMS to two phones; one answers "ack"; the other learns who took it."""
     import json
-    import signal
     import socket
     import subprocess
     import sys
@@ -305,11 +298,6 @@ def test_end_to_end_ack_by_sms_to_an_alert_from_alertmanager(tmp_path):
                 (BOSS, "ack: HighLatency job=api acknowledged; repeats stay quiet until resolved"),
             }
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            finally:
-                if daemon.poll() is None:
-                    daemon.kill()
-                    daemon.wait(timeout=10)
-                daemon.stderr.close()
+            stopped = stop_process(daemon, 60)
+            daemon.stderr.close()
+            assert stopped, "gsmgw run did not exit within 60 s of SIGTERM"
