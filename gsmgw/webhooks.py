@@ -170,7 +170,7 @@ class WebhookQueue:
         for path in sorted(self.directory.glob("*.json")):
             try:
                 loaded.append(Delivery.from_bytes(path.read_bytes()))
-            except (OSError, ValueError, TypeError, KeyError) as exc:
+            except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
                 # Keep it for a human rather than drop it or crash-loop on it.
                 try:
                     os.rename(path, self.dead_directory / path.name)

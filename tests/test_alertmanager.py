@@ -344,6 +344,19 @@ async def test_http_errors(tmp_path, spool):
 
 
 @async_test
+async def test_deeply_nested_json_is_a_400_not_a_500(tmp_path, spool):
+    client, _ = await start(gateway_config(tmp_path), spool)
+    try:
+        for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+            response = await client.post("/api/v1/alertmanager/oncall", data=body, headers=auth())
+            assert response.status == 400
+            assert "nested too deeply" in (await response.json())["error"]
+        assert spool.list("outgoing") == []
+    finally:
+        await client.close()
+
+
+@async_test
 async def test_destinations_are_checked_against_the_clients_rules(tmp_path, spool):
     client, _ = await start(gateway_config(tmp_path, allow=("+4915*",)), spool)
     try:

@@ -195,10 +195,12 @@ def test_damaged_queue_file_is_set_aside(tmp_path):
     async def scenario():
         (tmp_path / "wh").mkdir()
         (tmp_path / "wh" / "broken.json").write_text("{not json")
+        (tmp_path / "wh" / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
         queue = WebhookQueue(tmp_path / "wh")
         await queue.start()
         await queue.close()
         assert (tmp_path / "wh" / "dead" / "broken.json").exists()
+        assert (tmp_path / "wh" / "dead" / "deep.json").exists()
 
     asyncio.run(scenario())
 

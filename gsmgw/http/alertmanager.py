@@ -716,6 +716,8 @@ def add_routes(app: Any, ctx: Any) -> AlertmanagerService | None:
     """
     from aiohttp import web
 
+    from gsmgw.http.validation import JsonBodyError, decode_json
+
     config = ctx.config
     if getattr(config, "alertmanager", None) is None:
         return None
@@ -754,10 +756,9 @@ def add_routes(app: Any, ctx: Any) -> AlertmanagerService | None:
             status, body = service.handle(name, client, None)
             return web.json_response(body, status=status)
         try:
-            payload = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError) as error:
-            return web.json_response({"error": f"body is not JSON ({error}); send Alertmanager's webhook payload"},
-                                     status=400)
+            payload = decode_json(await request.read())
+        except JsonBodyError as error:
+            return web.json_response({"error": f"{error}; send Alertmanager's webhook payload"}, status=400)
         try:
             status, body = service.handle(name, client, payload)
         except PayloadError as error:

@@ -89,20 +89,36 @@ class SendPolicy:
     defaults: Any = None  # config.defaults (report, validity, max_parts) for parse_outgoing
 
 
-def parse_json_body(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or ApiError 400 saying what is wrong with it."""
+class JsonBodyError(ValueError):
+    """A request body that is not JSON; the message says what is wrong (without an example)."""
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON value of a request body, or JsonBodyError saying what is wrong with it.
+
+    Every JSON door of the HTTP server reads its body here, so that no input (empty, not UTF-8,
+    not JSON, nested deeper than the parser's recursion limit) escapes as anything but this error.
+    """
     if not body.strip():
-        raise ApiError(400, f"the request body is empty; send a JSON object like {EXAMPLE}")
+        raise JsonBodyError("the request body is empty")
     try:
         text = body.decode("utf-8-sig")  # a byte order mark from Windows tools is not an error
     except UnicodeDecodeError as exc:
-        raise ApiError(400, f"the body is not UTF-8 (byte {exc.start}); send JSON encoded as UTF-8, like {EXAMPLE}") from None
+        raise JsonBodyError(f"the body is not UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except RecursionError:
-        raise ApiError(400, f"the JSON is nested too deeply; send a flat object like {EXAMPLE}") from None
+        raise JsonBodyError("the JSON is nested too deeply") from None
     except ValueError as exc:
-        raise ApiError(400, f"the body is not valid JSON ({exc}); send an object like {EXAMPLE}") from None
+        raise JsonBodyError(f"the body is not valid JSON ({exc})") from None
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or ApiError 400 saying what is wrong with it."""
+    try:
+        value = decode_json(body)
+    except JsonBodyError as exc:
+        raise ApiError(400, f"{exc}; send a JSON object like {EXAMPLE}") from None
     if not isinstance(value, dict):
         raise ApiError(400, f"the body is JSON {type(value).__name__}, not an object; send an object like {EXAMPLE}")
     return value
