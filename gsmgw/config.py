@@ -159,6 +159,7 @@ class TwoWayConfig:
     allow_from: tuple[str, ...] = ()
     commands: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     timeout: float = 30.0
+    secret: str | None = field(default=None, repr=False)  # the word every request starts with
 
 
 @dataclass(frozen=True)
@@ -813,7 +814,7 @@ def _alertmanager(check: _Checker, value: Any, groups: Mapping[str, Any], defaul
 
 
 def _two_way(check: _Checker, value: Any, default_country: str | None) -> TwoWayConfig:
-    data = check.mapping(value, "two_way", ("enabled", "allow_from", "commands", "timeout"))
+    data = check.mapping(value, "two_way", ("enabled", "allow_from", "secret", "secret_file", "commands", "timeout"))
     enabled = check.boolean(data.get("enabled"), "two_way.enabled", False)
     allow_from = tuple(
         number for position, raw in enumerate(check.sequence(data.get("allow_from"), "two_way.allow_from", "numbers"))
@@ -844,7 +845,37 @@ def _two_way(check: _Checker, value: Any, default_country: str | None) -> TwoWay
         check.error("two_way.allow_from", "two_way is enabled but nobody may use it",
                     'list the numbers allowed to send commands, e.g. allow_from: ["+4915112345678"]')
     return TwoWayConfig(enabled, allow_from, MappingProxyType(commands),
-                        check.duration(data.get("timeout"), "two_way.timeout", 30.0, 1.0))
+                        check.duration(data.get("timeout"), "two_way.timeout", 30.0, 1.0),
+                        _two_way_secret(check, data))
+
+
+TWO_WAY_SECRET_MIN = 8
+
+
+def _two_way_secret(check: _Checker, data: Mapping[str, Any]) -> str | None:
+    """`two_way.secret` / `secret_file`: one word of at least TWO_WAY_SECRET_MIN characters."""
+    secret = None
+    path = "two_way.secret"
+    if data.get("secret") is not None:
+        secret = check.string(data.get("secret"), path, "a word of 8 or more letters and digits")
+        check.note_inline_secret(path)
+    if data.get("secret_file") is not None:
+        if secret is not None:
+            check.error("two_way.secret_file", "both secret and secret_file are given", "keep secret_file")
+        path = "two_way.secret_file"
+        _, secret = check.secret_file(data.get("secret_file"), path, "two-way secret word")
+    if secret is None:
+        return None
+    # The value itself never goes into a message: a config error may be shown to others.
+    if len(secret.split()) != 1:
+        check.error(path, "the secret word contains spaces; it must be one word, sent first in every request",
+                    "write a single word without spaces")
+        return None
+    if len(secret) < TWO_WAY_SECRET_MIN:
+        check.error(path, f"the secret word has {len(secret)} characters; that is easy to guess",
+                    f"use at least {TWO_WAY_SECRET_MIN} letters and digits")
+        return None
+    return secret
 
 
 def _inbound(check: _Checker, value: Any) -> InboundConfig:

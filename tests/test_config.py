@@ -294,3 +294,23 @@ def test_a_bad_default_validity_says_once_what_to_write(tmp_path, validity):
     _, result = errors_of(tmp_path, text)
     (issue,) = [issue for issue in result.errors if issue.path == "defaults.validity"]
     assert issue.fix.startswith("write") and issue.render().count("write") == 1, issue.render()
+
+
+def test_two_way_secret_word(tmp_path):
+    secret_file = tmp_path / "two-way.secret"
+    secret_file.write_text("Blue-Heron-42\n")
+    secret_file.chmod(0o600)
+    base = MINIMAL + "two_way:\n  enabled: true\n  allow_from: ['+4915112345678']\n"
+    assert load_config(write(tmp_path, base + f"  secret_file: {secret_file}\n")).two_way.secret == "Blue-Heron-42"
+    assert "Blue-Heron-42" not in repr(load_config(write(tmp_path, base + "  secret: Blue-Heron-42\n")))
+    assert load_config(write(tmp_path, base)).two_way.secret is None
+    for value, path, words in (
+        ("short", "two_way.secret", "at least 8"),
+        ("'two words here'", "two_way.secret", "without spaces"),
+    ):
+        errors, result = errors_of(tmp_path, base + f"  secret: {value}\n")
+        (issue,) = result.errors
+        assert issue.path == path and words in issue.fix and issue.line == 8
+        assert value.strip("'") not in issue.render()
+    errors, result = errors_of(tmp_path, base + f"  secret: Blue-Heron-42\n  secret_file: {secret_file}\n")
+    assert [issue.path for issue in result.errors] == ["two_way.secret_file"]

@@ -9,8 +9,9 @@ import pytest
 
 from gsmgw.config import TwoWayConfig
 from gsmgw.daemon.events import MessageReceived
-from gsmgw.daemon.twoway import MAX_REPLIES_PER_HOUR, TwoWay, format_reply
+from gsmgw.daemon.twoway import MAX_REPLIES_PER_HOUR, MAX_RUNS_PER_HOUR, TwoWay, format_reply
 from gsmgw.http.alertmanager import AlertmanagerService, ReceiverSetup
+from gsmgw.sms.address import TOA_ALPHANUMERIC, TOA_NATIONAL, TOA_UNKNOWN, address_kind
 from gsmgw.sms.split import count_parts
 from gsmgw.spool.format import read_spool_file
 from gsmgw.spool.store import Spool
@@ -21,12 +22,12 @@ COLLEAGUE = "+4917612345678"
 STRANGER = "+4930123456789"
 
 
-def config(*, enabled=True, timeout=10.0, **commands):
+def config(*, enabled=True, timeout=10.0, secret=None, **commands):
     commands = commands or {"uptime": ("/bin/echo", "up 3 days")}
     return SimpleNamespace(
         default_country="49",
         defaults=SimpleNamespace(max_parts=6),
-        two_way=TwoWayConfig(enabled, (BOSS, COLLEAGUE), MappingProxyType(commands), timeout),
+        two_way=TwoWayConfig(enabled, (BOSS, COLLEAGUE), MappingProxyType(commands), timeout, secret),
     )
 
 
@@ -37,11 +38,12 @@ def spool(tmp_path):
     return store
 
 
-def sms(text, sender=BOSS, *, incomplete=False, n=[0]):
+def sms(text, sender=BOSS, *, incomplete=False, toa=None, n=[0]):
+    """A received SMS; its sender's TOA is what a network would use for it unless `toa` is given."""
     n[0] += 1
     return MessageReceived(id=f"gsm1-20261124-101503-{n[0]:04d}", path="/x", sender=sender, text=text,
                            modem="gsm1", sent=None, received="2026-11-24T10:15:05+01:00", parts=1,
-                           incomplete=incomplete)
+                           incomplete=incomplete, sender_toa=address_kind(sender) if toa is None else toa)
 
 
 def replies(spool):
@@ -62,8 +64,29 @@ async def test_an_allowed_sender_runs_a_command_and_gets_its_output(spool):
 @async_test
 async def test_the_sender_in_national_format_is_recognised(spool):
     twoway = TwoWay(config(), spool)
-    await twoway.handle(sms("uptime", sender="015112345678"))
-    assert replies(spool) == [(BOSS, "uptime: ok\nup 3 days")]
+    await twoway.handle(sms("uptime", sender="015112345678", toa=TOA_NATIONAL))
+    await twoway.handle(sms("uptime", sender="15112345678", toa=TOA_NATIONAL))  # without the trunk 0
+    assert replies(spool) == [(BOSS, "uptime: ok\nup 3 days")] * 2
+
+
+@async_test
+async def test_an_alphanumeric_sender_that_reads_like_an_allowed_number_is_ignored(spool, caplog):
+    # Anybody can send "015112345678" as an alphanumeric sender name: it is not that number.
+    twoway = TwoWay(config(), spool)
+    with caplog.at_level("INFO", logger="gsmgw.twoway"):
+        await twoway.handle(sms("uptime", sender="015112345678", toa=TOA_ALPHANUMERIC))
+        await twoway.handle(sms("ack", sender="4915112345678", toa=TOA_UNKNOWN))
+    assert replies(spool) == []
+    assert "its address is alphanumeric" in caplog.text and "its address is unknown" in caplog.text
+
+
+@async_test
+async def test_a_sender_of_unknown_type_is_not_trusted(spool):
+    event = MessageReceived(id="x", path="/x", sender=BOSS, text="uptime", modem="gsm1", sent=None,
+                            received="2026-11-24T10:15:05+01:00", parts=1, incomplete=False)
+    assert event.sender_toa is None
+    await TwoWay(config(), spool).handle(event)
+    assert replies(spool) == []
 
 
 @async_test
@@ -158,6 +181,65 @@ async def test_replies_per_sender_are_limited(spool):
     assert len(replies(spool)) == MAX_REPLIES_PER_HOUR + 1
 
 
+@async_test
+async def test_with_a_secret_word_only_requests_that_start_with_it_run(spool, caplog):
+    twoway = TwoWay(config(secret="Blue-Heron-42"), spool)
+    with caplog.at_level("DEBUG", logger="gsmgw.twoway"):
+        await twoway.handle(sms("uptime"))
+        await twoway.handle(sms("blue-heron-41 uptime"))  # a near miss
+        await twoway.handle(sms("ack"))
+        await twoway.handle(sms("Blue-heron-42 uptime"))  # a phone capitalised the first word
+        await twoway.handle(sms("blue-heron-42 nonsense"))
+        await twoway.handle(sms("blue-heron-42"))
+    refused = "not done: start the message with the secret word, then the command"
+    assert replies(spool) == [
+        (BOSS, refused), (BOSS, refused), (BOSS, refused),
+        (BOSS, "uptime: ok\nup 3 days"),
+        (BOSS, "unknown command 'nonsense'. commands: ack, uptime"),
+        (BOSS, "commands: ack, uptime"),
+    ]
+    # Neither the secret nor a guess at it is ever logged or echoed.
+    assert "heron" not in caplog.text.lower()
+    assert "does not start with two_way.secret" in caplog.text
+
+
+def test_the_secret_word_is_compared_in_constant_time_of_digests():
+    from gsmgw.daemon.twoway import secret_matches
+
+    assert secret_matches("BLUE-HERON-42", "Blue-Heron-42")
+    assert not secret_matches("Blue-Heron-4", "Blue-Heron-42")
+    assert not secret_matches("", "Blue-Heron-42")
+
+
+@async_test
+async def test_command_runs_per_sender_are_limited(spool, caplog):
+    now = [0.0]
+    twoway = TwoWay(config(), spool, clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="gsmgw.twoway"):
+        for _ in range(MAX_RUNS_PER_HOUR + 2):
+            await twoway.handle(sms("uptime"))
+    texts = [text for _, text in replies(spool)]
+    assert texts.count("uptime: ok\nup 3 days") == MAX_RUNS_PER_HOUR
+    assert texts[-1] == f"uptime: not run, {MAX_RUNS_PER_HOUR} commands in the last hour already; try again later"
+    assert f"{MAX_RUNS_PER_HOUR} commands in the last hour already" in caplog.text
+    # Another allowed sender has an allowance of its own; the first one's comes back after an hour.
+    await twoway.handle(sms("uptime", sender=COLLEAGUE))
+    now[0] = 3601.0
+    await twoway.handle(sms("uptime"))
+    assert replies(spool)[-2:] == [(COLLEAGUE, "uptime: ok\nup 3 days"), (BOSS, "uptime: ok\nup 3 days")]
+
+
+@async_test
+async def test_the_counts_survive_a_new_two_way_handler(spool):
+    """A config reload builds a new TwoWay; it takes the old one's counts (app.py passes them)."""
+    first = TwoWay(config(), spool, clock=lambda: 0.0)
+    for _ in range(MAX_RUNS_PER_HOUR):
+        await first.handle(sms("uptime"))
+    second = TwoWay(config(), spool, clock=lambda: 1.0, limits=first.limits)
+    await second.handle(sms("uptime"))
+    assert "not run" in replies(spool)[-1][1]
+
+
 # Alertmanager's webhook body, version 4 (see tests/test_alertmanager.py for the source).
 FIRING = {
     "version": "4", "status": "firing", "receiver": "sms", "truncatedAlerts": 0,
@@ -210,25 +292,48 @@ async def test_ack_without_alerts(spool):
     assert replies(spool) == [(BOSS, "ack: no alerts come through this gateway (alertmanager: is not configured)")]
 
 
+def alphanumeric_deliver(name: str, text: str) -> str:
+    """An SMS-DELIVER PDU (hex with SMSC field) from the alphanumeric sender `name`, which may be
+    all digits ("0301234567"): a sender name anybody can choose (TS 23.040 §9.1.2.5, TON 101)."""
+    from datetime import datetime, timezone
+
+    from gsmgw.sms import encode_deliver, gsm7
+
+    (pdu,) = encode_deliver("+4930123456", text, timestamp=datetime(2026, 11, 24, 10, 15, tzinfo=timezone.utc))
+    raw = bytes.fromhex(pdu)
+    tpdu = raw[1 + raw[0]:]
+    numeric_oa = 2 + (tpdu[1] + 1) // 2
+    septets = gsm7.encode_septets(name)
+    oa = bytes(((len(septets) * 7 + 3) // 4, TOA_ALPHANUMERIC)) + gsm7.pack_septets(septets)
+    return (raw[: 1 + raw[0]] + tpdu[:1] + oa + tpdu[1 + numeric_oa:]).hex().upper()
+
+
 def test_end_to_end_an_sms_runs_a_command_and_the_reply_goes_out(tmp_path):
-    """Simulated network -> `gsmgw run` -> two-way -> spool -> modem -> the sender's phone."""
+    """Simulated network -> `gsmgw run` -> two-way -> spool -> modem -> the sender's phone.
+
+    An alphanumeric sender "0301234567" is not +49301234567, though that number is allowed."""
     import subprocess
     import sys
 
     from gsmgw.sim.network import SimNetwork
+    from gsmgw.sms import decode_pdu
+
+    spoofed = alphanumeric_deliver("0301234567", "hello")
+    assert (decode_pdu(spoofed).number, decode_pdu(spoofed).number_type) == ("0301234567", "alphanumeric")
 
     with SimNetwork(tmp_path / "sim", modems=1) as net:
         config = tmp_path / "gsmgw.yaml"
         config.write_text(
             f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\ndefault_country: '49'\n"
             f"modems:\n  - name: gsm1\n    port: {net.modems[0].path}\n"
-            f"two_way:\n  enabled: true\n  allow_from: ['{BOSS}']\n  timeout: 10 s\n"
+            f"two_way:\n  enabled: true\n  allow_from: ['{BOSS}', '+49301234567']\n  timeout: 10 s\n"
             "  commands:\n    hello: [/bin/echo, hello from the gateway]\n"
         )
         daemon = subprocess.Popen([sys.executable, "-m", "gsmgw", "run", "-c", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             net.inject_sms(0, sender=STRANGER, text="hello")  # never answered
+            net.inject_sms(0, sender="0301234567", pdu=spoofed)  # never answered either
             net.inject_sms(0, sender=BOSS, text="Hello")
             (reply,) = net.wait_for_submissions(1, timeout=30)
             assert reply["to"] == BOSS

@@ -199,7 +199,8 @@ class Gateway:
         if config.two_way.enabled:
             from gsmgw.daemon.twoway import TwoWay
 
-            self.twoway = TwoWay(config, self.spool, alerts=self._alertmanager_service)
+            limits = self._retired_twoways[-1].limits if self._retired_twoways else None  # kept across reloads
+            self.twoway = TwoWay(config, self.spool, alerts=self._alertmanager_service, limits=limits)
             self._twoway_unsubscribe = self.bus.subscribe(self.twoway.handle)
 
     def _reload_clients(self, new) -> None:

@@ -64,6 +64,9 @@ class MessageReceived:
     received: str  # ISO-8601
     parts: int
     incomplete: bool
+    # The TOA octet of the sender's address (TS 23.040 §9.1.2.5), None when unknown: only an
+    # international or national number may be trusted as one (gsmgw.sms.sender_number).
+    sender_toa: int | None = None
 
 
 @dataclass(frozen=True)

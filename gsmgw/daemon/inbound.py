@@ -219,6 +219,7 @@ class Inbound:
                     id=name,
                     path=str(self.spool.path("incoming", name)),
                     sender=first.number or "",
+                    sender_toa=first.number_toa,
                     text=text if alphabet != "8bit" else (data or b"").hex().upper(),
                     modem=modem,
                     sent=iso(first.timestamp) if first.timestamp else None,

@@ -1,18 +1,24 @@
 """Two-way SMS: an allowed number acknowledges an alert or runs a configured command.
 
 What it reads: `MessageReceived` events from the daemon's bus and the config's
-`two_way:` section (`enabled`, `allow_from`, `commands`, `timeout`).
+`two_way:` section (`enabled`, `allow_from`, `secret`, `commands`, `timeout`).
 What it writes: reply SMS, through `Spool.submit` like any other message.
 What it runs: only the argv configured for a command word, with
 `create_subprocess_exec` (never a shell), no stdin, a small fixed
 environment, in its own session so that a timeout kills the whole process
 group. The sender cannot add arguments: what runs is exactly the allowlist.
-Trust: off by default. Messages from numbers outside `allow_from` are logged
-and never answered (an answer costs money and confirms the number works).
-A sender gets at most `MAX_REPLIES_PER_HOUR` replies, so two gateways, or a
-gateway and an auto-responder, cannot talk to each other forever.
+Trust: off by default. Only a sender whose address is an international or
+national number (`gsmgw.sms.sender_number`) can be in `allow_from`: an
+alphanumeric sender "0301234567" is a name anybody can send, not the number
++49301234567. Messages from other senders are logged and never answered (an
+answer costs money and confirms the number works). Sender numbers can be
+spoofed, so `two_way.secret` may require a secret word as the first word of
+every request; it is compared in constant time and never logged or echoed.
+A sender gets at most `MAX_REPLIES_PER_HOUR` replies and `MAX_RUNS_PER_HOUR`
+command runs, so two gateways, or a gateway and an auto-responder, cannot
+talk to each other forever, and a spoofed number cannot run a command in a loop.
 
-The words a sender can use (case-insensitive, the whole message):
+The words a sender can use (case-insensitive, after the secret word if one is set):
 - `ack`: acknowledge the alerts last sent to this number (gsmgw.http.alertmanager);
 - `help`: list the words;
 - any word under `two_way.commands`: run it and reply with its exit status
@@ -20,7 +26,8 @@ The words a sender can use (case-insensitive, the whole message):
 
 Wiring (gsmgw/daemon/app.py, see docs/DEVELOPING.md):
 
-    twoway = TwoWay(config, spool, alerts=lambda: http_server.alertmanager if http_server else None)
+    twoway = TwoWay(config, spool, alerts=lambda: http_server.alertmanager if http_server else None,
+                    limits=previous.limits if previous else None)   # counts survive a reload
     bus.subscribe(twoway.handle)
     ...
     await twoway.close()     # at shutdown: stops commands still running
@@ -29,6 +36,8 @@ Wiring (gsmgw/daemon/app.py, see docs/DEVELOPING.md):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
 import signal
@@ -37,12 +46,14 @@ from collections import deque
 from typing import Any, Callable
 
 from gsmgw.daemon.events import MessageReceived
+from gsmgw.sms.address import sender_number, ton_name
 
 log = logging.getLogger("gsmgw.twoway")
 
-__all__ = ["TwoWay", "parse_request", "format_reply"]
+__all__ = ["SenderLimits", "TwoWay", "parse_request", "format_reply", "secret_matches"]
 
 MAX_REPLIES_PER_HOUR = 20
+MAX_RUNS_PER_HOUR = 10
 # Output beyond this is not read: a reply is a few SMS, and a chatty command
 # must not fill the daemon's memory.
 MAX_OUTPUT_BYTES = 64 * 1024
@@ -57,6 +68,37 @@ def parse_request(text: str) -> tuple[str, list[str]]:
     if not words:
         return "", []
     return words[0].lower(), words[1:]
+
+
+def secret_matches(presented: str, secret: str) -> bool:
+    """Is `presented` the secret word? Constant time, also in the length; case is ignored,
+    because phones capitalise the first word of a message."""
+    presented_digest = hashlib.sha256(presented.casefold().encode("utf-8", "surrogatepass")).digest()
+    secret_digest = hashlib.sha256(secret.casefold().encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(presented_digest, secret_digest)
+
+
+class SenderLimits:
+    """Per-sender counts of replies and command runs in the last hour (sliding windows).
+
+    Kept apart from TwoWay so that a config reload, which builds a new TwoWay, keeps them.
+    """
+
+    def __init__(self) -> None:
+        self._times: dict[tuple[str, str], deque[float]] = {}
+
+    def take(self, kind: str, sender: str, limit: int, now: float) -> int | None:
+        """Count one `kind` ("reply", "run") for `sender`; None if it fits, else how many the
+        last hour had already (nothing is counted then)."""
+        for key in [key for key, times in self._times.items() if not times or times[-1] <= now - 3600]:
+            del self._times[key]  # nothing in the last hour: forget the sender (bounds the memory)
+        times = self._times.setdefault((kind, sender), deque())
+        while times and times[0] <= now - 3600:
+            times.popleft()
+        if len(times) >= limit:
+            return len(times)
+        times.append(now)
+        return None
 
 
 def format_reply(word: str, returncode: int | None, output: str, max_parts: int, *, timeout: float) -> str:
@@ -97,6 +139,7 @@ class TwoWay:
         alerts: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_parts: int | None = None,
+        limits: SenderLimits | None = None,
     ):
         self.settings = config.two_way
         self.spool = spool
@@ -107,42 +150,52 @@ class TwoWay:
                                           DEFAULT_REPLY_PARTS)
         self.default_country = getattr(config, "default_country", None)
         self.allowed = frozenset(self.settings.allow_from)
-        self._replies: dict[str, deque[float]] = {}
+        self.limits = limits or SenderLimits()
         self._running: dict[str, asyncio.Task] = {}  # sender -> its command
         self._processes: set[asyncio.subprocess.Process] = set()
 
     def __repr__(self) -> str:
         return f"<TwoWay enabled={self.settings.enabled} allowed={len(self.allowed)} running={len(self._running)}>"
 
-    def _normalize(self, sender: str) -> str | None:
-        from gsmgw.sms.address import normalize_number
-
-        try:
-            return normalize_number(sender, self.default_country)
-        except ValueError:
-            return None  # an alphanumeric sender (a network's own message) can never be allowed
-
     async def handle(self, event: Any) -> None:
         if not isinstance(event, MessageReceived) or not self.settings.enabled:
             return
-        sender = self._normalize(event.sender)
+        sender = sender_number(event.sender, event.sender_toa, self.default_country)
         if sender is None or sender not in self.allowed:
-            log.info("two-way: ignoring %s from %s: not in two_way.allow_from", event.id, event.sender)
+            if sender is None and event.sender_toa is not None:
+                why = f"its address is {ton_name(event.sender_toa)}, and only an international or national number can be in"
+            else:
+                why = "not in"
+            log.info("two-way: ignoring %s from %s: %s two_way.allow_from", event.id, event.sender, why)
             return
         if event.incomplete:
             log.warning("two-way: ignoring %s from %s: parts are missing, the command may be cut", event.id, sender)
             return
-        word, arguments = parse_request(event.text)
+        words = event.text.split()
+        secret = self.settings.secret
+        if secret is not None:
+            if not words or not secret_matches(words[0], secret):
+                # Neither the text nor the word is logged or echoed: it may be a near miss of the secret.
+                log.warning("two-way: not acting on %s from %s: it does not start with two_way.secret", event.id, sender)
+                await self._reply(sender, "not done: start the message with the secret word, then the command", event.id)
+                return
+            words = words[1:]
+        word, arguments = parse_request(" ".join(words))
         log.info("two-way: %s from %s asks for %r", event.id, sender, word)
         if word == "ack" and not arguments:
             await self._reply(sender, self._acknowledge(sender), event.id)
-        elif word == "help" and not arguments:
+        elif (word == "help" and not arguments) or not word:
             await self._reply(sender, self._help(), event.id)
         elif word in self.settings.commands:
             if arguments:
                 await self._reply(sender, f"{word}: takes no arguments; send just \"{word}\"", event.id)
             elif sender in self._running and not self._running[sender].done():
                 await self._reply(sender, f"{word}: your previous command is still running", event.id)
+            elif (count := self.limits.take("run", sender, MAX_RUNS_PER_HOUR, self.clock())) is not None:
+                log.warning("two-way: not running %s for %s (%s): %d commands in the last hour already",
+                            word, sender, event.id, count)
+                await self._reply(sender, f"{word}: not run, {count} commands in the last hour already; "
+                                          "try again later", event.id)
             else:
                 task = asyncio.ensure_future(self._run(sender, word, event.id))
                 self._running[sender] = task
@@ -218,15 +271,11 @@ class TwoWay:
             pass  # the group has exited already
 
     async def _reply(self, sender: str, text: str, message_id: str) -> None:
-        now = self.clock()
-        sent = self._replies.setdefault(sender, deque())
-        while sent and sent[0] <= now - 3600:
-            sent.popleft()
-        if len(sent) >= MAX_REPLIES_PER_HOUR:
+        count = self.limits.take("reply", sender, MAX_REPLIES_PER_HOUR, self.clock())
+        if count is not None:
             log.warning("two-way: not answering %s from %s: %d replies in the last hour already",
-                        message_id, sender, len(sent))
+                        message_id, sender, count)
             return
-        sent.append(now)
         from gsmgw.spool.format import make_outgoing
 
         data = make_outgoing(to=sender, text=text, max_parts=self.max_parts, expires="1 hour",

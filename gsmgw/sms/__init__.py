@@ -4,7 +4,7 @@ No I/O here. The AT driver, the daemon and the simulator use this package;
 docs/DEVELOPING.md lists the interface.
 """
 
-from gsmgw.sms.address import normalize_number
+from gsmgw.sms.address import normalize_number, sender_number
 from gsmgw.sms.concat import Message, Reassembler, join_parts
 from gsmgw.sms.errors import AddressError, DecodeError, TooManyPartsError
 from gsmgw.sms.pdu import (
@@ -44,6 +44,7 @@ __all__ = [
     "join_parts",
     "normalize_number",
     "parse_validity",
+    "sender_number",
     "status_category",
     "status_meaning",
     "validity_seconds",

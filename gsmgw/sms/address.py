@@ -137,6 +137,42 @@ def normalize_number(text: str, default_country: str | None = None) -> str:
     return "+" + digits
 
 
+TON_NATIONAL = 0b010
+
+
+def sender_number(number: str, toa: int | None, default_country: str | None = None) -> str | None:
+    """The E.164 form of a received sender address, or None when it cannot be a phone number.
+
+    Only a numeric address whose type of number (TS 23.040 §9.1.2.5) is international or
+    national names a subscriber. An alphanumeric sender is a name the sending side chose freely
+    ("0301234567" is as easy to send as "Vodafone"), and the unknown, network-specific,
+    subscriber and abbreviated types say nothing about which number it is; all of them are None,
+    so that no rule that trusts a number (two-way `allow_from`, `ack`) can match them. A national
+    number gets `default_country`, with its trunk 0 dropped if the network kept it; without
+    `default_country` it is None.
+    """
+    if toa is None or not number:
+        return None
+    ton = (toa >> 4) & 0x07
+    if ton == TON_INTERNATIONAL:
+        digits = number[1:] if number.startswith("+") else number
+    elif ton == TON_NATIONAL:
+        if default_country is None:
+            return None
+        try:
+            country = _check_country(default_country)
+        except AddressError:
+            return None
+        digits = country + (number[1:] if number.startswith("0") else number)
+    else:
+        return None
+    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
+        return None
+    if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
+        return None
+    return "+" + digits
+
+
 def encode_semi_octets(digits: str) -> bytes:
     """Digits -> swapped BCD, padded with F (TS 23.040 §9.1.2.3): "4915" -> 94 51."""
     values = []
