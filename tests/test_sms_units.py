@@ -18,6 +18,7 @@ from gsmgw.sms import (
     status_meaning,
     validity_seconds,
 )
+from gsmgw.sms.address import normalize_number_pattern
 from gsmgw.sms.split import split_text
 
 # --- normalize_number (SPOOL.md `To:`) ---------------------------------------
@@ -30,6 +31,8 @@ GOOD_NUMBERS = [
     ("+49.151.12345678", None, "+4915112345678"),
     ("+49 (151) 12345678", None, "+4915112345678"),
     ("+49 (0)151 12345678", None, "+4915112345678"),  # the bracketed trunk 0
+    ("0049 (0)151 12345678", None, "+4915112345678"),
+    ("49 (0)151 12345678", None, "+4915112345678"),  # "+" lost in an unencoded URL: still the trunk 0
     ("0151 12345678", "49", "+4915112345678"),
     ("0151 12345678", "+49", "+4915112345678"),
     ("(0151) 123-45678", "49", "+4915112345678"),
@@ -68,6 +71,32 @@ def test_normalize_number_rejects_with_a_reason(text, country, words):
     with pytest.raises(AddressError, match=words) as caught:
         normalize_number(text, country)
     assert "+4915112345678" in str(caught.value) or "default_country" in str(caught.value)
+
+
+GOOD_PATTERNS = [
+    ("+49 900*", None, "+49900*"),
+    ("0049900*", None, "+49900*"),
+    ("49900*", None, "+49900*"),
+    ("0900*", "49", "+49900*"),
+    ("+49 (0) 900*", None, "+49900*"),
+    ("+49 15? 1234*", None, "+4915?1234*"),
+    ("+4915112345678", None, "+4915112345678"),  # a number is a pattern for itself
+    ("*", None, "*"),
+    ("* 900 *", None, "*900*"),
+]
+
+
+@pytest.mark.parametrize("text, country, expected", GOOD_PATTERNS)
+def test_a_pattern_is_read_as_the_numbers_it_matches(text, country, expected):
+    assert normalize_number_pattern(text, country) == expected
+
+
+@pytest.mark.parametrize("text, words", [("0900*", "default_country"), ("+0*", "no country code"),
+                                         ("+4912345678901234*", "matches nothing"), ("+49151", "matches no"),
+                                         ("?49*", "starts with ?"), ("*49+*", "not a number pattern")])
+def test_a_pattern_that_cannot_match_is_refused(text, words):
+    with pytest.raises(AddressError, match=words):
+        normalize_number_pattern(text)
 
 
 # --- parse_validity (TS 23.040 §9.2.3.12.1) ------------------------------------

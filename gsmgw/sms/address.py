@@ -77,28 +77,18 @@ def _check_country(default_country: str) -> str:
     return country
 
 
-def normalize_number(text: str, default_country: str | None = None) -> str:
-    """A phone number as users write it -> E.164 with `+`, e.g. "+4915112345678".
+def _with_country(text: str, default_country: str | None, allowed: str, example: str, what: str) -> str:
+    """What a user wrote -> the characters after "+" (country code first). Numbers and number
+    patterns both go through here, so that a rule is read exactly as the numbers it must match.
 
-    Accepted (SPOOL.md `To:`):
-      - `+4915112345678`, and `0049…` (00 is the international prefix);
-      - `4915112345678`: digits without `+` that do not start with 0 are
-        international, as smstools3 reads them;
-      - `0151 12345678`: a national number (leading trunk 0), only with
-        `default_country` ("49"), which replaces the 0;
-      - spaces, dashes, dots, slashes and parentheses are removed; the "(0)" that
-        German and Swiss numbers show after the country code is dropped.
-    AddressError otherwise, with what to write instead.
+    `allowed`: the characters the result may hold (digits for a number; digits, `*` and `?` for
+    a pattern); `what` names them in an error ("digits"). `example` is what error messages
+    suggest. The caller checks lengths.
     """
-    if isinstance(text, int) and not isinstance(text, bool):
-        text = str(text)  # a YAML or JSON number without quotes
-    if not isinstance(text, str) or not text.strip():
-        raise AddressError(f"the phone number is empty; write it in international form, e.g. {EXAMPLE}")
     original = text.strip()
-    compact = original
-    if compact.startswith(("+", "00")):
-        # "+49 (0)151 …": the bracketed trunk zero is not dialled after a country code.
-        compact = _TRUNK_ZERO.sub("", compact)
+    # "+49 (0)151 …", "0049 (0)151 …", "49 (0)151 …": the bracketed trunk zero is not dialled
+    # after a country code. Only at the very start ("(0)151 …") is it the national trunk 0.
+    compact = original[:1] + _TRUNK_ZERO.sub("", original[1:])
     compact = _SEPARATORS.sub("", compact)
 
     if compact.startswith("+"):
@@ -109,21 +99,44 @@ def normalize_number(text: str, default_country: str | None = None) -> str:
         if default_country is None:
             raise AddressError(
                 f"{original!r} is a national number (it starts with 0) and no default_country is "
-                f"configured; write it in international form, e.g. {EXAMPLE}, or set default_country"
+                f"configured; write it in international form, e.g. {example}, or set default_country"
             )
         digits = _check_country(default_country) + compact[1:]
     else:
         digits = compact
 
-    if not (digits.isdigit() and digits.isascii()):
+    if not (digits and digits.isascii() and all(char in allowed for char in digits)):
         raise AddressError(
-            f"{original!r} is not a phone number: only digits, one leading +, spaces, dashes, dots, "
-            f"slashes and parentheses are allowed; write it like {EXAMPLE}"
+            f"{original!r} is not a phone number: only {what}, one leading +, spaces, dashes, dots, "
+            f"slashes and parentheses are allowed; write it like {example}"
         )
     if digits.startswith("0"):
         raise AddressError(
-            f"{original!r} has no country code (no country code starts with 0); write it like {EXAMPLE}"
+            f"{original!r} has no country code (no country code starts with 0); write it like {example}"
         )
+    return digits
+
+
+def normalize_number(text: str, default_country: str | None = None) -> str:
+    """A phone number as users write it -> E.164 with `+`, e.g. "+4915112345678".
+
+    Accepted (SPOOL.md `To:`):
+      - `+4915112345678`, and `0049…` (00 is the international prefix);
+      - `4915112345678`: digits without `+` that do not start with 0 are
+        international, as smstools3 reads them;
+      - `0151 12345678`: a national number (leading trunk 0), only with
+        `default_country` ("49"), which replaces the 0;
+      - spaces, dashes, dots, slashes and parentheses are removed; the "(0)" that
+        German and Swiss numbers show after the country code is dropped (also when the
+        "+" was lost, as it is in an unencoded URL: "49 (0)151 …").
+    AddressError otherwise, with what to write instead.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)  # a YAML or JSON number without quotes
+    if not isinstance(text, str) or not text.strip():
+        raise AddressError(f"the phone number is empty; write it in international form, e.g. {EXAMPLE}")
+    original = text.strip()
+    digits = _with_country(original, default_country, "0123456789", EXAMPLE, "digits")
     if len(digits) > E164_MAX_DIGITS:
         raise AddressError(
             f"{original!r} has {len(digits)} digits, more than the {E164_MAX_DIGITS} an international "
@@ -170,6 +183,54 @@ def sender_number(number: str, toa: int | None, default_country: str | None = No
         return None
     if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
         return None
+    return "+" + digits
+
+
+PATTERN_EXAMPLE = "+49900*"
+
+
+def normalize_number_pattern(text: str, default_country: str | None = None) -> str:
+    """A number pattern as users write it -> the E.164 form of the numbers it matches.
+
+    `*` stands for any run of digits and `?` for one digit. Everything else is read exactly as
+    `normalize_number` reads a number, so "+49 900*", "0049900*", "49900*" and (with
+    `default_country` "49") "0900*" all become "+49900*", the form every number that starts
+    with +49 900 has after `normalize_number`. A pattern that starts with `*` ("*", "*900*")
+    is kept as it is, without separators: it is matched against the whole E.164 form, "+"
+    included. AddressError, saying what to write, for anything else, and for a pattern that no
+    number can match (more than 15 digits, or no country code).
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str) or not text.strip():
+        raise AddressError(f"the number pattern is empty; write it like {PATTERN_EXAMPLE!r}")
+    original = text.strip()
+    if original.startswith("*"):
+        compact = _SEPARATORS.sub("", original)
+        if not (compact.isascii() and all(char in "0123456789*?" for char in compact)):
+            raise AddressError(
+                f"{original!r} is not a number pattern: after a leading * only digits, * and ? may "
+                f"follow; write it like {PATTERN_EXAMPLE!r} or '*900*'"
+            )
+        return compact
+    if original.startswith("?"):
+        raise AddressError(
+            f"{original!r} starts with ?, which would stand for the + of the number; write the "
+            f"country code after + (like {PATTERN_EXAMPLE!r}) or start with *"
+        )
+    digits = _with_country(original, default_country, "0123456789*?", repr(PATTERN_EXAMPLE), "digits, * and ?")
+    fixed = len(digits) - digits.count("*")
+    if fixed > E164_MAX_DIGITS:
+        raise AddressError(
+            f"{original!r} needs at least {fixed} digits, more than the {E164_MAX_DIGITS} an international "
+            f"number can have, so it matches nothing; check for a doubled prefix and write it like "
+            f"{PATTERN_EXAMPLE!r}"
+        )
+    if "*" not in digits and fixed < E164_MIN_DIGITS:
+        raise AddressError(
+            f"{original!r} has only {fixed} digits and no *, so it matches no international number; "
+            f"add * for 'and anything after', like {PATTERN_EXAMPLE!r}"
+        )
     return "+" + digits
 
 
