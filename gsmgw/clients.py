@@ -10,11 +10,11 @@ Trust: tokens and passwords are compared in constant time (`hmac.compare_digest`
 client is compared, so the answer time does not tell which client names exist. An empty secret
 never matches anything.
 
-Destination rules: `deny` is checked first, then `allow`; the default is to refuse. A rule is a
-glob where `*` matches any run of characters and `?` one character, matched against the
-E.164 form of the number (`+4915112345678`). A rule written without the leading `+` (`49*`) is
-matched against the number without it, so smstools3 habits work. `group:NAME` in a rule matches
-every member of that group.
+Destination rules: `deny` is checked first, then `allow`; the default is to refuse. How a rule
+is written and what it matches is `gsmgw.rules`: the registry keeps every rule in its canonical
+form (a number pattern in E.164 form, `group:NAME`, `modem:NAME`), refusing one that has none,
+and matches the E.164 form of the destination, so "+49 900*", "0049900*" and "0900*" (with
+`default_country: "49"`) all hold back +49900123456 however a client writes it.
 
 Limits count messages (one per recipient) in sliding windows: `per_second`, `per_minute`,
 `per_hour`, `per_day` are the last 1 s, 60 s, 1 h and 24 h.
@@ -29,10 +29,19 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-GROUP_PREFIX = "group:"
+from gsmgw.rules import (
+    RuleError,
+    group_reference,
+    is_number_rule,
+    normalize_rule,
+    number_rule_regex,
+    rule_names_modem,
+)
+from gsmgw.sms.address import normalize_number
+from gsmgw.sms.errors import AddressError
 
 # Window lengths in seconds for each limit key a client may set.
 LIMIT_WINDOWS: dict[str, float] = {
@@ -119,24 +128,6 @@ def secret_file_readable_by_others(path: str) -> bool:
     return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
-def _glob_to_regex(pattern: str) -> re.Pattern[str]:
-    parts = []
-    for char in pattern:
-        if char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts) + r"\Z")
-
-
-def _validate_rule(rule: Any, where: str) -> str:
-    if not isinstance(rule, str) or not rule.strip():
-        raise ClientConfigError(f"{where}: a rule must be a non-empty string like \"+49*\" or \"group:oncall\"")
-    return rule.strip()
-
-
 def client_from_config(entry: Any) -> Client:
     """Build a `Client` from one `clients:` entry (dataclass or mapping), reading its secret files."""
     name = _field(entry, "name")
@@ -161,8 +152,9 @@ def client_from_config(entry: Any) -> Client:
         if smpp_password is not None:
             smpp_password = str(smpp_password).strip() or None
 
-    allow = tuple(_validate_rule(rule, f"{where}.allow") for rule in (_field(entry, "allow") or ()))
-    deny = tuple(_validate_rule(rule, f"{where}.deny") for rule in (_field(entry, "deny") or ()))
+    # Rules are put in their canonical form by the registry, which knows default_country.
+    allow = tuple(_field(entry, "allow") or ())
+    deny = tuple(_field(entry, "deny") or ())
 
     limits_entry = _field(entry, "limits") or {}
     limits: dict[str, int] = {}
@@ -252,57 +244,69 @@ class SlidingWindowLimiter:
 
 
 class ClientRegistry:
-    """All clients and groups of the config: authentication, destination rules, limits."""
+    """All clients and groups of the config: authentication, destination rules, limits.
+
+    The clients it holds have their rules in canonical form (`gsmgw.rules`); a client whose
+    rules were already canonical is kept as the same object.
+    """
 
     def __init__(
         self,
         clients: Iterable[Client],
         groups: Mapping[str, Iterable[str]] | None = None,
         *,
-        normalize: Callable[[str], str] | None = None,
+        default_country: str | None = None,
     ):
-        self.clients: tuple[Client, ...] = tuple(clients)
+        self.default_country = default_country
+        self.groups: dict[str, tuple[str, ...]] = {}
+        for group_name, members in (groups or {}).items():
+            try:
+                self.groups[group_name] = tuple(normalize_number(str(member), default_country) for member in members)
+            except ValueError as exc:
+                raise ClientConfigError(f"groups.{group_name}: {exc}") from exc
+        self.clients: tuple[Client, ...] = tuple(self._canonical(client) for client in clients)
         names = [client.name for client in self.clients]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ClientConfigError(f"clients: the name(s) {', '.join(duplicates)} appear twice; give each client its own name")
         self._by_name = {client.name: client for client in self.clients}
-        self._normalize = normalize or (lambda number: number)
-        self.groups: dict[str, tuple[str, ...]] = {}
-        for group_name, members in (groups or {}).items():
-            try:
-                self.groups[group_name] = tuple(self._normalize(str(member)) for member in members)
-            except ValueError as exc:
-                raise ClientConfigError(f"groups.{group_name}: {exc}") from exc
-        self._rules: dict[str, re.Pattern[str]] = {}
+        self._rules: dict[str, re.Pattern[str]] = {
+            rule: number_rule_regex(rule)
+            for client in self.clients
+            for rule in client.allow + client.deny
+            if is_number_rule(rule)
+        }
         self.limiter = SlidingWindowLimiter()
-        for client in self.clients:
-            for rule in client.allow + client.deny:
-                if rule.startswith(GROUP_PREFIX):
-                    group_name = rule[len(GROUP_PREFIX):]
-                    if group_name not in self.groups:
-                        raise ClientConfigError(f"clients[{client.name}]: rule {rule!r}: {UnknownGroup(group_name, self.groups)}")
-                else:
-                    self._rules[rule] = _glob_to_regex(rule)
+
+    def _canonical(self, client: Client) -> Client:
+        """`client` with every rule in canonical form; ClientConfigError names the rule and the fix."""
+        lists = {}
+        for key in ("allow", "deny"):
+            canonical = []
+            for position, rule in enumerate(getattr(client, key)):
+                where = f"clients[{client.name}].{key}[{position}]"
+                try:
+                    rule = normalize_rule(rule, self.default_country, deny=key == "deny")
+                except RuleError as exc:
+                    raise ClientConfigError(f"{where}: {exc}") from None
+                group = group_reference(rule)
+                if group is not None and group not in self.groups:
+                    raise ClientConfigError(f"{where}: rule {rule!r}: {UnknownGroup(group, self.groups)}")
+                canonical.append(rule)
+            lists[key] = tuple(canonical)
+        if (lists["allow"], lists["deny"]) == (client.allow, client.deny):
+            return client
+        return dataclasses.replace(client, **lists)
 
     @classmethod
-    def from_config(cls, config: Any, *, normalize: Callable[[str], str] | None = None) -> "ClientRegistry":
-        """Build the registry from a loaded `gsmgw.config.Config` (reads token files).
-
-        `normalize` turns a configured group member into E.164; by default
-        `gsmgw.sms.normalize_number` with the config's `default_country`.
-        """
-        if normalize is None:
-            from gsmgw.sms import normalize_number
-
-            default_country = _field(config, "default_country")
-
-            def normalize(number: str) -> str:
-                return normalize_number(number, default_country)
-
+    def from_config(cls, config: Any) -> "ClientRegistry":
+        """Build the registry from a loaded `gsmgw.config.Config` (reads token files); group
+        members and national rules are read with the config's `default_country`."""
         entries = _field(config, "clients") or ()
         groups = _field(config, "groups") or {}
-        return cls((client_from_config(entry) for entry in entries), groups, normalize=normalize)
+        return cls(
+            (client_from_config(entry) for entry in entries), groups, default_country=_field(config, "default_country")
+        )
 
     # --- authentication -------------------------------------------------------------------
 
@@ -356,23 +360,35 @@ class ClientRegistry:
 
     def expand(self, destination: str) -> tuple[str, ...]:
         """`group:NAME` → its members (E.164); anything else is returned as it is, alone."""
-        if destination.startswith(GROUP_PREFIX):
-            name = destination[len(GROUP_PREFIX):]
+        name = group_reference(destination)
+        if name is not None:
             if name not in self.groups:
                 raise UnknownGroup(name, self.groups)
             return self.groups[name]
         return (destination,)
 
     def _matches(self, rule: str, number: str) -> bool:
-        if rule.startswith(GROUP_PREFIX):
-            return number in self.groups.get(rule[len(GROUP_PREFIX):], ())
-        subject = number
-        if not rule.startswith("+") and number.startswith("+"):
-            subject = number[1:]
-        return bool(self._rules[rule].match(subject))
+        group = group_reference(rule)
+        if group is not None:
+            return number in self.groups.get(group, ())
+        pattern = self._rules.get(rule)
+        return pattern is not None and bool(pattern.match(number))  # modem: rules name no destination
 
     def check_destination(self, client: Client, number: str) -> Verdict:
-        """May `client` send to `number` (E.164)? `deny` first, then `allow`; default no."""
+        """May `client` send to `number`? `deny` first, then `allow`; default no.
+
+        The rules are those of this registry's client of that name (after a reload, a session
+        that still holds the old `Client` gets the new rules; a client no longer configured may
+        send nothing). `number` is read as every door reads one (`normalize_number` with
+        `default_country`), so the rules see the same E.164 form whichever form was written."""
+        current = self._by_name.get(client.name)
+        if current is None:
+            return Verdict(False, f"client {client.name!r} is no longer in the config, so it may not send")
+        client = current
+        try:
+            number = normalize_number(number, self.default_country)
+        except AddressError as exc:
+            return Verdict(False, f"client {client.name!r} may send to phone numbers only: {exc}")
         for rule in client.deny:
             if self._matches(rule, number):
                 return Verdict(False, f"{number} is excluded by the deny rule {rule!r} of client {client.name!r}")
@@ -385,6 +401,11 @@ class ClientRegistry:
             False,
             f"{number} matches none of the allow rules of client {client.name!r} ({', '.join(client.allow)})",
         )
+
+    def receives_from_modem(self, client: Client, modem: str) -> bool:
+        """Do inbound SMS that arrived on `modem` go to `client`? Its `allow` list must hold `*`
+        or a `modem:` rule naming the modem (`modem:gsm1`, `modem:*`)."""
+        return any(rule_names_modem(rule, modem) for rule in client.allow)
 
     # --- limits ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ line number, and so that values like `pin: 0123` are taken as written, not as YA
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 import re
 import stat
@@ -540,6 +541,21 @@ def _defaults(check: _Checker, value: Any) -> Defaults:
     )
 
 
+def _number_prefix(text: str, default_country: str | None) -> str | None:
+    """A routing prefix in the E.164 form the destinations it must match have ("+49 17" and, with
+    default_country 49, "017" -> "+4917"), read as a rule is; None if it is not a digit prefix."""
+    from gsmgw.sms.address import normalize_number_pattern
+    from gsmgw.sms.errors import AddressError
+
+    if "*" in text or "?" in text:
+        return None
+    try:
+        prefix = normalize_number_pattern(text.strip() + "*", default_country)[:-1]
+    except AddressError:
+        return None
+    return prefix if _PREFIX.match(prefix) else None
+
+
 def _modem(check: _Checker, value: Any, path: str, default_country: str | None) -> ModemConfig | None:
     data = check.mapping(value, path, _MODEM_KEYS, required=("name",))
     name = check.string(data.get("name"), _child(path, "name"), "gsm1")
@@ -580,10 +596,12 @@ def _modem(check: _Checker, value: Any, path: str, default_country: str | None) 
     for position, item in enumerate(check.sequence(data.get("prefixes"), _child(path, "prefixes"), "prefixes")):
         item_path = f"{path}.prefixes[{position}]"
         text = check.string(item, item_path, '"+4917"')
-        if text is not None and not _PREFIX.match(text):
-            check.error(item_path, f"{text!r} is not a number prefix", 'write it with + and the country code, e.g. "+4917"')
-        elif text is not None:
-            prefixes.append(text)
+        if text is not None:
+            prefix = _number_prefix(text, default_country)
+            if prefix is None:
+                check.error(item_path, f"{text!r} is not a number prefix", 'write it with + and the country code, e.g. "+4917"')
+            else:
+                prefixes.append(prefix)
     baudrate = check.integer(data.get("baudrate"), _child(path, "baudrate"), 115200, 1200)
     if baudrate not in BAUDRATES:
         check.warn(_child(path, "baudrate"), f"{baudrate} is not a usual serial speed",
@@ -627,31 +645,41 @@ def _http(check: _Checker, value: Any) -> HttpConfig | None:
     return HttpConfig(host, port, check.tls(data.get("tls"), "http.tls"), check.boolean(data.get("metrics"), "http.metrics", True))
 
 
-def _rule(check: _Checker, value: Any, path: str, groups: Mapping[str, Any]) -> str | None:
+def _rule(check: _Checker, value: Any, path: str, groups: Mapping[str, Any], default_country: str | None,
+          modem_names: Sequence[str], *, deny: bool) -> str | None:
+    """A client's allow/deny rule in the canonical form the registry matches (gsmgw.rules)."""
+    from gsmgw.rules import RuleError, group_reference, modem_reference, normalize_rule
+
     text = check.string(value, path, '"+49*" or "group:oncall"')
     if text is None:
         return None
-    if text.lower().startswith("group:"):
-        _group_ref(check, text, path, groups)
-    elif text.startswith("modem:"):
-        # Not a destination: the SMPP server sends inbound SMS from matching modems to this client.
-        if not text[len("modem:"):].strip():
-            check.error(path, "'modem:' names no modem", 'write "modem:gsm1" (or "modem:*" for every modem)')
-    elif not re.fullmatch(r"\+?[0-9*?]+", text.replace(" ", "")):
-        check.error(path, f"{text!r} is neither a number pattern, group:NAME nor modem:NAME",
-                    'write a number with * and ? wildcards ("+49*"), "group:oncall" or "modem:gsm1"')
-    return text
+    try:
+        rule = normalize_rule(text, default_country, deny=deny)
+    except RuleError as exc:
+        check.error(path, exc.message, exc.fix)
+        return None
+    group = group_reference(rule)
+    if group is not None and not _group_ref(check, group, path, groups):
+        return None
+    modem = modem_reference(rule)
+    if modem is not None and modem_names and not any(fnmatch.fnmatchcase(name, modem) for name in modem_names):
+        check.warn(path, f"{rule!r} names no configured modem (configured: {', '.join(modem_names)})",
+                   "correct the modem name, or use modem:* for every modem")
+    return rule
 
 
-def _group_ref(check: _Checker, text: str, path: str, groups: Mapping[str, Any]) -> None:
-    group = text[len("group:"):].strip()
-    if group not in groups:
-        suggestion = difflib.get_close_matches(group, list(groups), n=1, cutoff=0.6)
-        hint = f"did you mean group:{suggestion[0]}?" if suggestion else "add it under groups:"
-        check.error(path, f"group {group!r} is not defined", hint)
+def _group_ref(check: _Checker, group: str, path: str, groups: Mapping[str, Any]) -> bool:
+    """Is `group` defined? An error saying what exists when it is not."""
+    if group in groups:
+        return True
+    suggestion = difflib.get_close_matches(group, list(groups), n=1, cutoff=0.6)
+    hint = f"did you mean group:{suggestion[0]}?" if suggestion else "add it under groups:"
+    check.error(path, f"group {group!r} is not defined", hint)
+    return False
 
 
-def _clients(check: _Checker, value: Any, groups: Mapping[str, Any]) -> tuple[ClientConfig, ...]:
+def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_country: str | None,
+             modem_names: Sequence[str]) -> tuple[ClientConfig, ...]:
     clients = []
     names: dict[str, str] = {}
     for position, item in enumerate(check.sequence(value, "clients", "clients")):
@@ -702,11 +730,13 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any]) -> tuple[Cl
             check.error(path, "has no way to log in", "add token_file: (HTTP) or smpp: {system_id, password_file}")
         allow = tuple(
             rule for position2, rule_value in enumerate(check.sequence(data.get("allow"), _child(path, "allow"), "rules"))
-            if (rule := _rule(check, rule_value, f"{path}.allow[{position2}]", groups)) is not None
+            if (rule := _rule(check, rule_value, f"{path}.allow[{position2}]", groups, default_country, modem_names,
+                              deny=False)) is not None
         )
         deny = tuple(
             rule for position2, rule_value in enumerate(check.sequence(data.get("deny"), _child(path, "deny"), "rules"))
-            if (rule := _rule(check, rule_value, f"{path}.deny[{position2}]", groups)) is not None
+            if (rule := _rule(check, rule_value, f"{path}.deny[{position2}]", groups, default_country, modem_names,
+                              deny=True)) is not None
         )
         if not allow:
             check.warn(_child(path, "allow"), "this client may send to nobody (allow is empty)",
@@ -774,12 +804,15 @@ def _smpp(check: _Checker, value: Any) -> SmppConfig | None:
 
 
 def _recipient(check: _Checker, value: Any, path: str, groups: Mapping[str, Any], default_country: str | None) -> str | None:
+    """A number (-> E.164) or `group:NAME` (-> its canonical spelling), as the doors read them."""
+    from gsmgw.rules import GROUP_PREFIX, group_reference
+
     text = check.string(value, path, '"+4915112345678" or "group:oncall"')
     if text is None:
         return None
-    if text.lower().startswith("group:"):
-        _group_ref(check, text, path, groups)
-        return text
+    group = group_reference(text)
+    if group is not None:
+        return GROUP_PREFIX + group if _group_ref(check, group, path, groups) else None
     return check.number(text, path, default_country)
 
 
@@ -936,7 +969,7 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
         status_interval=check.duration(data.get("status_interval"), "status_interval", 30.0, 1.0),
         log_level=check.choice(data.get("log_level"), "log_level", LOG_LEVELS, "info") or "info",
         http=_http(check, data.get("http")),
-        clients=_clients(check, data.get("clients"), groups),
+        clients=_clients(check, data.get("clients"), groups, default_country, tuple(names)),
         groups=groups,
         webhooks=_webhooks(check, data.get("webhooks")),
         smpp=_smpp(check, data.get("smpp")),

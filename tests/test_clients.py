@@ -162,8 +162,8 @@ def test_rule_naming_an_unknown_group_is_a_config_error():
         make_registry(Client("c", token="t", allow=("group:ghosts",)))
 
 
-def test_groups_are_normalized_by_the_given_function():
-    registry = ClientRegistry([], {"g": ["015112345678"]}, normalize=lambda n: "+49" + n[1:])
+def test_group_members_are_read_with_default_country():
+    registry = ClientRegistry([], {"g": ["0151 12345678"]}, default_country="49")
     assert registry.expand("group:g") == ("+4915112345678",)
 
 

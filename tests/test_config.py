@@ -314,3 +314,47 @@ def test_two_way_secret_word(tmp_path):
         assert value.strip("'") not in issue.render()
     errors, result = errors_of(tmp_path, base + f"  secret: Blue-Heron-42\n  secret_file: {secret_file}\n")
     assert [issue.path for issue in result.errors] == ["two_way.secret_file"]
+
+
+def test_rules_prefixes_and_alert_groups_are_stored_as_they_are_matched(tmp_path):
+    # Regression: deny: ["0900*"] and "Group:prem" passed check-config but never matched, and an
+    # Alertmanager `to: ["Group:oncall"]` passed check-config and failed at every notification.
+    config = load_config(write(tmp_path, """\
+        spool: /var/spool/gsmgw
+        default_country: "49"
+        modems:
+          - {name: gsm1, port: /dev/gsmgw/gsm1, prefixes: ["+49 17", "015"]}
+        http: {listen: 127.0.0.1:8025}
+        groups: {prem: ["+49900123456"], oncall: ["+4915112345678"]}
+        clients:
+          - name: app
+            token: t
+            allow: ["+49 (0) 15*", "Modem: gsm1"]
+            deny: ["0900*", "0049137*", "Group: prem"]
+        alertmanager:
+          receivers:
+            oncall: {to: ["GROUP:oncall", "0151 12345678"]}
+        """))
+    assert config.modem("gsm1").prefixes == ("+4917", "+4915")
+    (client,) = config.clients
+    assert client.allow == ("+4915*", "modem:gsm1")
+    assert client.deny == ("+49900*", "+49137*", "group:prem")
+    assert config.alertmanager.receivers["oncall"].to == ("group:oncall", "+4915112345678")
+
+
+def test_rules_that_match_nothing_are_errors_with_the_fix(tmp_path):
+    errors, result = errors_of(tmp_path, """\
+        spool: /var/spool/gsmgw
+        modems: [{name: gsm1, port: /dev/gsmgw/gsm1}]
+        http: {listen: 127.0.0.1:8025}
+        clients:
+          - name: app
+            token: t
+            allow: ["+49*", "modem:gsm9"]
+            deny: ["0900*", "modem:gsm1", "+0*"]
+        """)
+    messages = {path: issue.render() for (path, _line), issue in errors.items()}
+    assert "default_country" in messages["clients[0].deny[0]"]
+    assert "move it to allow" in messages["clients[0].deny[1]"]
+    assert "no country code" in messages["clients[0].deny[2]"]
+    assert any(w.path == "clients[0].allow[1]" and "no configured modem" in w.message for w in result.warnings)

@@ -67,7 +67,7 @@ class ServerThread:
     def __init__(self, tmp_path: Path, **options):
         self.spool = Spool(tmp_path / "spool")
         self.spool.ensure_dirs()
-        self.registry = ClientRegistry.from_config({"clients": CLIENTS, "groups": {}}, normalize=lambda n: n)
+        self.registry = ClientRegistry.from_config({"clients": CLIENTS, "groups": {}})
         self.options = options
         self.loop = asyncio.new_event_loop()
         self.bus = EventBus(self.loop)

@@ -21,7 +21,6 @@ from gsmgw.smpp.session import (
 WALL = datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc)
 REGISTRY = ClientRegistry.from_config(
     {"clients": [{"name": "app", "smpp": {"system_id": "app", "password": "pw"}, "allow": ["+49*"]}]},
-    normalize=lambda n: n,
 )
 
 

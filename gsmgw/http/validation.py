@@ -21,7 +21,8 @@ from typing import Any
 
 from yarl import URL
 
-from gsmgw.clients import GROUP_PREFIX, Client, ClientRegistry, UnknownGroup
+from gsmgw.clients import Client, ClientRegistry, UnknownGroup
+from gsmgw.rules import group_reference
 from gsmgw.durations import parse_duration
 from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity
 from gsmgw.spool.format import SpoolFormatError, iso, make_outgoing, parse_outgoing
@@ -182,9 +183,9 @@ def expand_recipients(
     several = len(destinations) > 1
     for index, destination in enumerate(destinations):
         where = f'"{field}"[{index}]' if several else f'"{field}"'
-        if isinstance(destination, str) and destination.strip().startswith(GROUP_PREFIX):
+        if group_reference(destination) is not None:
             try:
-                members = registry.expand(destination.strip())
+                members = registry.expand(destination)
             except UnknownGroup as exc:
                 raise ApiError(400, f"{where}: {exc}") from None
             if not members:

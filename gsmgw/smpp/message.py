@@ -141,19 +141,31 @@ def split_udh(short_message: bytes) -> tuple[Concat | None, bytes]:
     return concat, short_message[1 + udhl :]
 
 
+TON_INTERNATIONAL = 1  # SMPP 3.4 §5.2.5
+TON_NATIONAL = 2
+
+
 def destination_number(ton: int, address: str, default_country: str | None) -> str:
     """The E.164 form of a submit_sm destination (SMPP 3.4 §5.2.5 TON).
 
-    TON 1 (international) means the digits carry the country code, with or without "+".
-    Any other TON is read the way a spool file's `To:` is read (national with a leading 0 needs
-    `default_country`).
+    TON 1 (international) means the digits carry the country code, with or without "+". TON 2
+    (national) means a national number, with or without its trunk 0 ("015112345678" or
+    "15112345678"): it gets `default_country`. Any other TON is read the way a spool file's
+    `To:` is read (national with a leading 0 needs `default_country`).
     """
     text = address.strip()
     if not text:
         raise MessageError("destination_addr is empty", Status.ESME_RINVDSTADR)
+    if ton == TON_INTERNATIONAL and not text.startswith(("+", "00")):
+        text = "+" + text
+    elif ton == TON_NATIONAL and not text.startswith(("+", "0")):
+        if default_country is None:
+            raise MessageError(
+                f"destination_addr {text!r} is national (dest_addr_ton 2) and the gateway has no "
+                "default_country; send it international (dest_addr_ton 1)", Status.ESME_RINVDSTADR,
+            )
+        text = "0" + text  # the national significant number, read as its dialled form "0…"
     try:
-        if ton == 1 and not text.startswith(("+", "00")):
-            text = "+" + text
         return normalize_number(text, default_country)
     except AddressError as exc:
         raise MessageError(str(exc), Status.ESME_RINVDSTADR) from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fnmatch
 import logging
 import secrets
 import ssl
@@ -101,17 +100,6 @@ def _parse_iso(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def receives_from_modem(allow: tuple[str, ...], modem: str) -> bool:
-    """Does a client get inbound SMS that arrived on `modem`? Its `allow` list must contain
-    `*`, or a `modem:` rule matching the modem's name (`modem:gsm1`, `modem:*`)."""
-    for rule in allow:
-        if rule == "*":
-            return True
-        if rule.startswith("modem:") and fnmatch.fnmatchcase(modem, rule[len("modem:") :]):
-            return True
-    return False
 
 
 class _CurrentRegistry:
@@ -571,7 +559,8 @@ class SmppServer:
         self._pump()
 
     def _inbound(self, event: Any) -> None:
-        targets = [c for c in self._clients_for_smpp() if receives_from_modem(tuple(c.allow), event.modem)]
+        registry = self.current_registry()
+        targets = [c for c in self._clients_for_smpp() if registry.receives_from_modem(c, event.modem)]
         if not targets:
             return
         self._mo_reference = (self._mo_reference + 1) % 256

@@ -40,6 +40,7 @@ from typing import Iterable, Mapping, Sequence
 
 from gsmgw.durations import EXAMPLES as DURATION_EXAMPLES
 from gsmgw.durations import parse_duration
+from gsmgw.rules import group_reference
 from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity, status_category, status_meaning
 from gsmgw.sms import gsm7
 
@@ -406,14 +407,14 @@ def _recipients(
             item = item.strip()
             if not item:
                 continue
+            group = group_reference(item)
             short = _SHORT_CODE.match(_SEPARATORS.sub("", item))
-            if short and not item.lower().startswith("group:"):
+            if short and group is None:
                 # smstools3: "s" before a number marks a short code, sent as dialled.
                 found.append(short.group(1))
-            elif dialled and not item.lower().startswith("group:"):
+            elif dialled and group is None:
                 found.append(_as_dialled(item, dialled))
-            elif item.lower().startswith("group:"):
-                group = item[len("group:"):].strip()
+            elif group is not None:
                 members = (groups or {}).get(group)
                 if members is None:
                     known = ", ".join(sorted(groups or {})) or "none are configured"
