@@ -1,9 +1,11 @@
 """Who may submit messages over the network, to whom, and how fast.
 
-Shared by the HTTP server (`gsmgw.http`) and the SMPP server (`gsmgw.smpp`), so that a client has
-the same rights whichever door it uses (API.md, "clients:").
+Shared by the HTTP server (`gsmgw.http`), the SMPP server (`gsmgw.smpp`) and the SMTP listener
+(`gsmgw.email`), so that a client has the same rights whichever door it uses (API.md, "clients:";
+EMAIL.md).
 
-Reads: each client's `token_file` / `smpp.password_file` once, when the registry is built.
+Reads: each client's `token_file` / `smpp.password_file` / `smtp.password_file` once, when the
+registry is built.
 Writes: nothing. Everything else here is pure and takes the time as a parameter.
 
 Trust: tokens and passwords are compared in constant time (`hmac.compare_digest`), and every
@@ -16,6 +18,10 @@ form (a number pattern in E.164 form, `group:NAME`, `modem:NAME`), refusing one 
 and matches the E.164 form of the destination, so "+49 900*", "0049900*" and "0900*" (with
 `default_country: "49"`) all hold back +49900123456 however a client writes it.
 
+Mail senders (EMAIL.md): `smtp.from` rules are globs of the same kind, compared with the envelope
+sender without regard to case; a client without them may use any sender. `networks` are the
+addresses (CIDR) whose unauthenticated mail counts as the client's.
+
 Limits count messages (one per recipient) in sliding windows: `per_second`, `per_minute`,
 `per_hour`, `per_day` are the last 1 s, 60 s, 1 h and 24 h.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hmac
+import ipaddress
 import math
 import os
 import re
@@ -77,6 +84,10 @@ class Client:
     limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
     smpp_system_id: str | None = None
     smpp_password: str | None = dataclasses.field(default=None, repr=False)
+    smtp_user: str | None = None
+    smtp_password: str | None = dataclasses.field(default=None, repr=False)
+    smtp_from: tuple[str, ...] = ()  # envelope sender globs; empty: any sender
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +163,20 @@ def client_from_config(entry: Any) -> Client:
         if smpp_password is not None:
             smpp_password = str(smpp_password).strip() or None
 
+    smtp = _field(entry, "smtp")
+    smtp_user = smtp_password = None
+    smtp_from: tuple[str, ...] = ()
+    if smtp:
+        smtp_user = str(_field(smtp, "user") or name)
+        smtp_password = _field(smtp, "password")
+        password_file = _field(smtp, "password_file")
+        if password_file:
+            smtp_password = read_secret_file(str(password_file), f"{where}.smtp.password_file")
+        if smtp_password is not None:
+            smtp_password = str(smtp_password).strip() or None
+        smtp_from = tuple(_sender_rule(rule, f"{where}.smtp.from") for rule in (_field(smtp, "from") or ()))
+    networks = tuple(parse_network(value, f"{where}.networks") for value in (_field(entry, "networks") or ()))
+
     # Rules are put in their canonical form by the registry, which knows default_country.
     allow = tuple(_field(entry, "allow") or ())
     deny = tuple(_field(entry, "deny") or ())
@@ -179,7 +204,42 @@ def client_from_config(entry: Any) -> Client:
         limits=limits,
         smpp_system_id=smpp_system_id,
         smpp_password=smpp_password,
+        smtp_user=smtp_user,
+        smtp_password=smtp_password,
+        smtp_from=smtp_from,
+        networks=networks,
     )
+
+
+def _sender_rule(rule: Any, where: str) -> str:
+    if not isinstance(rule, str) or not rule.strip():
+        raise ClientConfigError(f'{where}: a rule must be a non-empty string like "nagios@example.org" or "*@example.org"')
+    return rule.strip()
+
+
+def _address_glob(rule: str) -> re.Pattern[str]:
+    """A sender rule as a regex: `*` any run of characters, `?` one, case folded."""
+    parts = [".*" if char == "*" else "." if char == "?" else re.escape(char) for char in rule.casefold()]
+    return re.compile("".join(parts) + r"\Z")
+
+
+def parse_network(value: Any, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A network in CIDR form (`10.0.5.0/24`, `::1/128`; a bare address is one host)."""
+    try:
+        return ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError as exc:
+        raise ClientConfigError(f"{where}: {value!r} is not a network ({exc}); write it like 10.0.5.0/24 or 192.0.2.7") from None
+
+
+def peer_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of a connection's peer; IPv4 mapped into IPv6 (`::ffff:10.0.5.7`) as IPv4."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class SlidingWindowLimiter:
@@ -276,6 +336,7 @@ class ClientRegistry:
             for rule in client.allow + client.deny
             if is_number_rule(rule)
         }
+        self._sender_patterns: dict[str, re.Pattern[str]] = {}
         self.limiter = SlidingWindowLimiter()
 
     def _canonical(self, client: Client) -> Client:
@@ -355,6 +416,43 @@ class ClientRegistry:
             if matches and found is None:
                 found = client
         return found
+
+    def authenticate_smtp(self, user: str | None, password: str | None) -> Client | None:
+        """The client with this SMTP AUTH user and password, or None."""
+        if not user or not password:
+            return None
+        presented = password.encode("utf-8", "surrogatepass")
+        found = None
+        for client in self.clients:
+            if client.smtp_user != user or not client.smtp_password:
+                continue
+            if hmac.compare_digest(presented, client.smtp_password.encode("utf-8", "surrogatepass")) and found is None:
+                found = client
+        return found
+
+    def clients_for_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> tuple[Client, ...]:
+        """Clients whose `networks` hold `address`, the most specific network first."""
+        if address is None:
+            return ()
+        matches = []
+        for client in self.clients:
+            prefixes = [net.prefixlen for net in client.networks if net.version == address.version and address in net]
+            if prefixes:
+                matches.append((-max(prefixes), client))
+        return tuple(client for _, client in sorted(matches, key=lambda item: item[0]))
+
+    def sender_allowed(self, client: Client, address: str) -> bool:
+        """May `client` send mail as the envelope sender `address`? Any sender without `smtp.from`."""
+        if not client.smtp_from:
+            return True
+        subject = address.strip().strip("<>").casefold()
+        return any(self._sender_rule(rule).match(subject) for rule in client.smtp_from)
+
+    def _sender_rule(self, rule: str) -> re.Pattern[str]:
+        pattern = self._sender_patterns.get(rule)
+        if pattern is None:
+            pattern = self._sender_patterns[rule] = _address_glob(rule)
+        return pattern
 
     # --- destinations ---------------------------------------------------------------------
 
