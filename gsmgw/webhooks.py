@@ -1,9 +1,10 @@
 """Webhooks out: POST JSON for received messages and delivery reports, at least once (API.md).
 
 Reads/writes: one JSON file per pending delivery in `<state>/webhooks/`; deliveries given up
-after `max_age` (24 h) are moved to `<state>/webhooks/dead/` for a human to look at. Each file is
-written atomically (temporary name, fsync, rename, fsync of the directory) before `enqueue`
-returns, so a delivery survives a crash or `kill -9` and is tried again after the restart.
+after `max_age` (24 h) are moved to `<state>/webhooks/dead/` for a human to look at. The queue is
+`gsmgw.durable_queue.DurableQueue`, which mail out shares: each file is written atomically
+(temporary name, fsync, rename, fsync of the directory) before `enqueue` returns, so a delivery
+survives a crash or `kill -9` and is tried again after the restart.
 
 At least once: a delivery is removed only after the receiver answered 2xx. A crash between the
 answer and the removal sends it again, so every POST carries `X-Gsmgw-Delivery` (stable across
@@ -27,21 +28,17 @@ time; `%%`), for the events the mask selects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import heapq
 import hmac
 import json
 import logging
 import os
-import random
 import re
 import time
 import urllib.parse
 import uuid
 from datetime import datetime
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +48,7 @@ from yarl import URL
 
 from gsmgw.clients import ClientRegistry
 from gsmgw.spool.format import read_spool_file
-from gsmgw.spool.store import fsync_directory, write_file_atomic
+from gsmgw.durable_queue import Cursor, DurableQueue, write_private
 
 log = logging.getLogger("gsmgw.webhooks")
 
@@ -67,11 +64,6 @@ def sign(body: bytes, key: str) -> str:
 
 def encode_body(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    # Owner-only: a queued delivery holds the payload and the URL, which may carry a secret.
-    write_file_atomic(path, data, mode=0o600)
 
 
 @dataclass
@@ -97,9 +89,13 @@ class Delivery:
         fields = json.loads(data)
         return cls(**{key: fields[key] for key in cls.__dataclass_fields__ if key in fields})
 
+    def describe(self) -> str:
+        return f"{self.event} {self.id} to {self.url}"
 
-class WebhookQueue:
-    """The durable queue and its delivery loop; `start()` it inside the event loop."""
+
+class WebhookQueue(DurableQueue[Delivery]):
+    """The durable queue of webhook calls (gsmgw.durable_queue) and how one is made: an HTTP
+    request with a timeout; any 2xx answer delivers it, anything else is retried."""
 
     def __init__(
         self,
@@ -112,83 +108,22 @@ class WebhookQueue:
         concurrency: int = 8,
         clock: Callable[[], float] = time.time,
     ):
-        self.directory = Path(directory)
-        self.dead_directory = self.directory / "dead"
-        self.max_age = max_age
-        self.first_delay = first_delay
-        self.max_delay = max_delay
+        super().__init__(directory, load=Delivery.from_bytes, name="webhooks", max_age=max_age,
+                         first_delay=first_delay, max_delay=max_delay, concurrency=concurrency, clock=clock)
         self.timeout = timeout
-        self.clock = clock
-        self._limit = asyncio.Semaphore(concurrency)
-        self._heap: list[tuple[float, str]] = []
-        self._deliveries: dict[str, Delivery] = {}
-        self._in_flight: set[str] = set()
-        self._wakeup = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
-        self._runner: asyncio.Task | None = None
         self._session: aiohttp.ClientSession | None = None
-        self.delivered_total = 0
-        self.dead_total = 0
-        # File writes in threads of our own, so a burst of events never waits behind (or holds
-        # up) the daemon's use of the loop's default executor.
-        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gsmgw-webhooks")
-
-    async def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
-    # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loaded = await self.in_thread(self._load)
-        for delivery in loaded:
-            self._schedule(delivery)
-        if loaded:
-            log.info("webhooks: %d deliveries left from before the restart are queued again", len(loaded))
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             headers={"User-Agent": "gsmgw-webhooks"},
         )
-        self._runner = asyncio.create_task(self._run(), name="gsmgw-webhooks")
+        await super().start()
 
     async def close(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().close()
         if self._session is not None:
             await self._session.close()
-        self._executor.shutdown(wait=True)
-
-    def _load(self) -> list[Delivery]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.dead_directory.mkdir(exist_ok=True)
-        loaded = []
-        for path in sorted(self.directory.glob("*.json")):
-            try:
-                loaded.append(Delivery.from_bytes(path.read_bytes()))
-            except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
-                # Keep it for a human rather than drop it or crash-loop on it.
-                try:
-                    os.rename(path, self.dead_directory / path.name)
-                except OSError as move_error:
-                    log.error("webhooks: %s is damaged (%s) and cannot be moved to %s (%s); move or delete it",
-                              path, exc, self.dead_directory, move_error)
-                else:
-                    log.error("webhooks: %s is damaged (%s); moved to %s", path, exc, self.dead_directory)
-        # Partial writes of a crash are temporary files; they were never acknowledged.
-        for tmp in self.directory.glob(".*.tmp"):
-            with contextlib.suppress(OSError):  # a leftover is ignored by every reader; the next start tries again
-                tmp.unlink()
-        return loaded
-
-    # --- queueing ---------------------------------------------------------------------------
-
-    def pending(self) -> int:
-        return len(self._deliveries)
 
     async def enqueue(
         self,
@@ -217,57 +152,16 @@ class WebhookQueue:
             next_at=now,
             method=method,
         )
-        await self.in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
-        self._schedule(delivery)
+        if delivery.id in self._deliveries:
+            # The same id again (a report announced twice): the newer content replaces the older.
+            await self.in_thread(write_private, self.path(delivery.id), delivery.to_bytes())
+            self._schedule(delivery)
+        else:
+            await self.add(delivery)
         return delivery.id
 
-    def _path(self, delivery: Delivery) -> Path:
-        return self.directory / f"{delivery.id}.json"
-
-    def _schedule(self, delivery: Delivery) -> None:
-        self._deliveries[delivery.id] = delivery
-        heapq.heappush(self._heap, (delivery.next_at, delivery.id))
-        self._wakeup.set()
-
-    # --- delivery ---------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        while True:
-            self._wakeup.clear()
-            now = self.clock()
-            while self._heap and self._heap[0][0] <= now:
-                _, delivery_id = heapq.heappop(self._heap)
-                delivery = self._deliveries.get(delivery_id)
-                if delivery is None or delivery_id in self._in_flight:
-                    continue
-                self._in_flight.add(delivery_id)
-                task = asyncio.create_task(self._attempt(delivery))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            delay = self._heap[0][0] - now if self._heap else None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-
-    async def _attempt(self, delivery: Delivery) -> None:
-        try:
-            async with self._limit:
-                error = await self._post(delivery)
-            if error is None:
-                await self.in_thread(self._unlink, delivery)
-                self._deliveries.pop(delivery.id, None)
-                self.delivered_total += 1
-                return
-            await self._retry_later(delivery, error)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the queue must outlive any single delivery
-            log.exception("webhooks: delivery %s to %s broke", delivery.id, delivery.url)
-            await self._retry_later(delivery, f"internal error: {exc}")
-        finally:
-            self._in_flight.discard(delivery.id)
-
-    async def _post(self, delivery: Delivery) -> str | None:
-        """One POST; None on 2xx, else words for the log saying what went wrong."""
+    async def deliver(self, delivery: Delivery) -> str | None:
+        """One request; None on 2xx, else words for the log saying what went wrong."""
         assert self._session is not None
         headers = {EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.id}
         if delivery.method == "POST":
@@ -286,97 +180,6 @@ class WebhookQueue:
             return f"no answer within {self.timeout:g} s"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
-
-    def _unlink(self, delivery: Delivery) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(delivery))
-
-    async def _retry_later(self, delivery: Delivery, error: str) -> None:
-        delivery.attempts += 1
-        delivery.last_error = error
-        # Exponential backoff with up to 10 % jitter, so many failed deliveries do not retry in step.
-        delay = min(self.first_delay * 2 ** (delivery.attempts - 1), self.max_delay)
-        delay *= 1 + random.random() * 0.1
-        now = self.clock()
-        if now + delay > delivery.created + self.max_age:
-            log.error(
-                "webhooks: giving up on %s %s to %s after %d attempts over %.0f s (last: %s); kept in %s",
-                delivery.event, delivery.id, delivery.url, delivery.attempts, now - delivery.created,
-                error, self.dead_directory,
-            )
-            await self.in_thread(self._bury, delivery)
-            self._deliveries.pop(delivery.id, None)
-            self.dead_total += 1
-            return
-        log.warning(
-            "webhooks: %s %s to %s failed (%s); attempt %d, next in %.0f s",
-            delivery.event, delivery.id, delivery.url, error, delivery.attempts, delay,
-        )
-        delivery.next_at = now + delay
-        await self.in_thread(write_atomic, self._path(delivery), delivery.to_bytes())
-        self._schedule(delivery)
-
-    def _bury(self, delivery: Delivery) -> None:
-        self.dead_directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.dead_directory / f"{delivery.id}.json", delivery.to_bytes())
-        self._unlink(delivery)
-        fsync_directory(self.directory)
-
-
-class Cursor:
-    """How far the webhooks got through a spool directory, so a crash loses no announcement.
-
-    The daemon writes an incoming/ (or report/) file, then publishes its event; a `kill -9`
-    between the two, or before the delivery is queued, would lose the webhook. The cursor holds
-    the newest mtime (ns) of a file in that directory whose delivery is queued; at start, every
-    file after it is announced again, with a delivery id derived from the file's name, so a file
-    announced twice is one delivery. The first start begins at "now", not with the whole history.
-
-    Events are handled in concurrent tasks, so a later file can be queued (and advance the
-    cursor) just before an earlier one; the restart therefore also looks `OVERLAP_NS` back.
-    """
-
-    OVERLAP_NS = 5_000_000_000
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.position: int | None = None
-
-    def load(self, now_ns: int) -> int:
-        try:
-            self.position = int(self.path.read_text().strip())
-        except (OSError, ValueError):
-            self.position = now_ns
-            write_atomic(self.path, str(now_ns).encode())
-        return self.position
-
-    def advance(self, mtime_ns: int) -> None:
-        if self.position is not None and mtime_ns <= self.position:
-            return
-        self.position = mtime_ns
-        write_atomic(self.path, str(mtime_ns).encode())
-
-    def advance_to_file(self, path: str) -> None:
-        try:
-            self.advance(os.stat(path).st_mtime_ns)
-        except OSError:
-            pass  # the file is gone: the cursor stays behind, so a restart announces again (at least once)
-
-    def files_after(self, directory: Path) -> list[tuple[int, str, bytes]]:
-        """(mtime_ns, name, content) of the files in `directory` after the cursor, oldest first."""
-        found = []
-        position = (self.position or 0) - self.OVERLAP_NS
-        for entry in os.scandir(directory):
-            if entry.name.startswith(".") or entry.name.endswith(".tmp"):
-                continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-                if info.st_mtime_ns > position:
-                    with open(entry.path, "rb") as handle:
-                        found.append((info.st_mtime_ns, entry.name, handle.read()))
-            except OSError as exc:
-                log.warning("webhooks: cannot read %s to announce it: %s", entry.path, exc)
-        return sorted(found)
 
 
 def delivery_id_for(kind: str, file_name: str) -> str:
@@ -506,8 +309,8 @@ class WebhookDispatcher:
         """
         queued = 0
         self.cursors = {
-            "received": Cursor(self.queue.directory / "received.cursor"),
-            "report": Cursor(self.queue.directory / "report.cursor"),
+            "received": Cursor(self.queue.directory / "received.cursor", log),
+            "report": Cursor(self.queue.directory / "report.cursor", log),
         }
         for kind, cursor in self.cursors.items():
             await self.queue.in_thread(cursor.load, time.time_ns())
