@@ -1,7 +1,8 @@
-"""GSM 7-bit default alphabet and its extension table, and septet packing.
+"""GSM 7-bit default alphabet and its extension table, the national shift tables, and septet packing.
 
 Pure code: no I/O. Spec: 3GPP TS 23.038 §6.2.1 (default alphabet), §6.2.1.1
-(extension table), §6.1.2.1 (packing of 7-bit characters in SMS).
+(extension table), §6.2.1.2.4 and Annex A (national language tables, as data
+in gsmgw.sms.national), §6.1.2.1 (packing of 7-bit characters in SMS).
 
 A text is turned into *septets* (integers 0..127) first; characters from the
 extension table become two septets, ESC (0x1B) and the code. Packing septets
@@ -10,6 +11,10 @@ septet to a septet boundary with fill bits (TS 23.040 §9.2.3.24).
 """
 
 from __future__ import annotations
+
+from functools import cache
+
+from gsmgw.sms import national
 
 ESC = 0x1B
 
@@ -45,98 +50,78 @@ EXTENSION_TABLE = {
 
 # National language tables (TS 23.038 §6.2.1.2.4, Annex A), selected per
 # message by the user data header IEs 0x25 (locking shift) and 0x24 (single
-# shift), TS 23.040 §9.2.3.24.15/16. gsmgw reads them; it never sends them
-# (a text that needs them goes out in UCS-2, which every phone reads).
-# Identifiers: 1 Turkish, 2 Spanish (single shift only), 3 Portuguese.
-# The Indic tables (4..13) are not here: those messages read with the default
-# tables, i.e. wrong letters but no error.
-LOCKING_SHIFT_TABLES = {
-    0: BASIC_TABLE,
-    # A.3.1 Turkish
-    1: (
-        "@£$¥€éùıòÇ\nĞğ\rÅå"
-        "Δ_ΦΓΛΩΠΨΣΘΞ\x1bŞşßÉ"
-        " !\"#¤%&'()*+,-./"
-        "0123456789:;<=>?"
-        "İABCDEFGHIJKLMNO"
-        "PQRSTUVWXYZÄÖÑÜ§"
-        "çabcdefghijklmno"
-        "pqrstuvwxyzäöñüà"
-    ),
-    # A.3.3 Portuguese
-    3: (
-        "@£$¥êéúíóç\nÔô\rÁá"
-        "Δ_ªÇÀ∞^\\€Ó|\x1bÂâÊÉ"
-        " !\"#º%&'()*+,-./"
-        "0123456789:;<=>?"
-        "ÍABCDEFGHIJKLMNO"
-        "PQRSTUVWXYZÃÕÚÜ§"
-        "~abcdefghijklmno"
-        "pqrstuvwxyzãõ`üà"
-    ),
-}
-assert all(len(table) == 128 for table in LOCKING_SHIFT_TABLES.values())
-
-_COMMON_EXTENSION = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]", 0x40: "|"}
-SINGLE_SHIFT_TABLES = {
-    0: EXTENSION_TABLE,
-    # A.2.1 Turkish
-    1: {**_COMMON_EXTENSION, 0x47: "Ğ", 0x49: "İ", 0x53: "Ş", 0x63: "ç", 0x65: "€", 0x67: "ğ", 0x69: "ı", 0x73: "ş"},
-    # A.2.2 Spanish
-    2: {
-        **_COMMON_EXTENSION, 0x09: "ç", 0x41: "Á", 0x49: "Í", 0x4F: "Ó", 0x55: "Ú", 0x61: "á", 0x65: "€",
-        0x69: "í", 0x6F: "ó", 0x75: "ú",
-    },
-    # A.2.3 Portuguese
-    3: {
-        **_COMMON_EXTENSION, 0x05: "ê", 0x09: "ç", 0x0B: "Ô", 0x0C: "ô", 0x0E: "Á", 0x0F: "á", 0x12: "Φ",
-        0x13: "Γ", 0x15: "Ω", 0x16: "Π", 0x17: "Ψ", 0x18: "Σ", 0x19: "Θ", 0x1F: "Ê", 0x41: "À", 0x49: "Í",
-        0x4F: "Ó", 0x55: "Ú", 0x5B: "Ã", 0x5C: "Õ", 0x61: "Â", 0x65: "€", 0x69: "í", 0x6F: "ó", 0x75: "ú",
-        0x7B: "ã", 0x7C: "õ", 0x7F: "â",
-    },
-}  # fmt: skip
-
-_BASIC_CODE = {char: code for code, char in enumerate(BASIC_TABLE) if code != ESC}
-_EXTENSION_CODE = {char: code for code, char in EXTENSION_TABLE.items()}
+# shift), TS 23.040 §9.2.3.24.15/16. Identifier 0 is the default pair.
+LOCKING_SHIFT_TABLES = {0: BASIC_TABLE, **national.LOCKING}
+SINGLE_SHIFT_TABLES = {0: EXTENSION_TABLE, **national.SINGLE}
 
 
-def is_gsm7(text: str) -> bool:
-    """True when every character of `text` is in the default alphabet or its extension (TS 23.038 §6.2.1, §6.2.1.1)."""
-    return all(char in _BASIC_CODE or char in _EXTENSION_CODE for char in text)
+@cache
+def _codes(locking: int, single: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Character -> code in the locking table, and in the single shift table for what the locking one lacks.
+
+    Where a table holds a character twice (the Indic single shift tables have
+    '*' at 0x0B and 0x18, '¡' at 0x13 and 0x15), the lower code is written.
+    """
+    basic: dict[str, int] = {}
+    for code, char in enumerate(LOCKING_SHIFT_TABLES[locking]):
+        if code != ESC and char != national.UNDEFINED:
+            basic.setdefault(char, code)
+    shifted: dict[str, int] = {}
+    for code, char in sorted(SINGLE_SHIFT_TABLES[single].items()):
+        if char not in basic:
+            shifted.setdefault(char, code)
+    return basic, shifted
 
 
-def char_septets(char: str) -> int:
-    """Septets one character takes: 1 (basic table), 2 (ESC + extension code; TS 23.038 §6.2.1.1)."""
-    if char in _BASIC_CODE:
+def is_gsm7(text: str, locking: int = 0, single: int = 0) -> bool:
+    """True when every character of `text` is in the locking table or the single shift table (TS 23.038 §6.2.1,
+    §6.2.1.1, §6.2.1.2.4); identifier 0 is the default alphabet and its extension table."""
+    basic, shifted = _codes(locking, single)
+    return all(char in basic or char in shifted for char in text)
+
+
+def char_septets(char: str, locking: int = 0, single: int = 0) -> int:
+    """Septets one character takes: 1 (locking table), 2 (ESC + single shift code; TS 23.038 §6.2.1.1)."""
+    basic, shifted = _codes(locking, single)
+    if char in basic:
         return 1
-    if char in _EXTENSION_CODE:
+    if char in shifted:
         return 2
-    raise ValueError(f"character {char!r} is not in the GSM 7-bit default alphabet")
+    raise ValueError(f"character {char!r} is not in the GSM 7-bit alphabet{_tables_named(locking, single)}")
 
 
-def encode_septets(text: str) -> list[int]:
-    """Text -> septet values (TS 23.038 §6.2.1, §6.2.1.1). ValueError if a character has no GSM code."""
+def encode_septets(text: str, locking: int = 0, single: int = 0) -> list[int]:
+    """Text -> septet values (TS 23.038 §6.2.1, §6.2.1.1, §6.2.1.2.4). ValueError if a character has no code."""
+    basic, shifted = _codes(locking, single)
     septets: list[int] = []
     for char in text:
-        code = _BASIC_CODE.get(char)
+        code = basic.get(char)
         if code is not None:
             septets.append(code)
             continue
-        code = _EXTENSION_CODE.get(char)
+        code = shifted.get(char)
         if code is None:
-            raise ValueError(f"character {char!r} is not in the GSM 7-bit default alphabet")
+            raise ValueError(f"character {char!r} is not in the GSM 7-bit alphabet{_tables_named(locking, single)}")
         septets.extend((ESC, code))
     return septets
+
+
+def _tables_named(locking: int, single: int) -> str:
+    if not locking and not single:
+        return " (default alphabet)"
+    names = [f"{national.BY_ID[i].name} {kind}" for i, kind in ((locking, "locking"), (single, "single shift")) if i]
+    return f" ({' and '.join(names)} tables)"
 
 
 def decode_septets(septets: bytes | list[int], locking: int = 0, single: int = 0) -> str:
     """Septet values -> text (TS 23.038 §6.2.1, §6.2.1.1).
 
     `locking` / `single` are national language identifiers from the user
-    data header (TS 23.038 §6.2.1.2.4); unknown ones fall back to the default
-    tables. An escape to a code the shift table does not define shows the
-    (locking) table's character for that code, as §6.2.1.1 requires of a
-    receiver. ESC ESC (reserved for a further extension table) shows a space
+    data header (TS 23.038 §6.2.1.2.4); unknown ones (14..255, and locking 2:
+    Spanish has no locking table) fall back to the default tables. An escape
+    to a code the shift table does not define shows the (locking) table's
+    character for that code, as §6.2.1.1 requires of a receiver. A code the
+    locking table leaves empty shows U+FFFD. ESC ESC (reserved for a further extension table) shows a space
     (§6.2.1.1 note). An ESC as the very last septet has nothing to escape and
     is dropped.
     """
