@@ -60,6 +60,8 @@ class Defaults:
     validity: int | None = 168  # TP-VP of "2 days" (TS 23.040 §9.2.3.12.1: 168 -> 2 days)
     validity_text: str = "2 days"
     max_parts: int = 6
+    # ISO 639-1 codes of the TS 23.038 national tables the encoder may use (gsmgw.sms.count_parts)
+    national_languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -520,7 +522,7 @@ _DIGITS = {"imsi": (6, 15), "iccid": (18, 22), "imei": (14, 16)}
 def _defaults(check: _Checker, value: Any) -> Defaults:
     from gsmgw.sms import parse_validity
 
-    data = check.mapping(value, "defaults", ("report", "validity", "max_parts"))
+    data = check.mapping(value, "defaults", ("report", "validity", "max_parts", "national_languages"))
     validity_text = Defaults.validity_text
     validity = Defaults.validity
     if data.get("validity") is not None:
@@ -538,6 +540,7 @@ def _defaults(check: _Checker, value: Any) -> Defaults:
         validity=validity,
         validity_text=validity_text,
         max_parts=check.integer(data.get("max_parts"), "defaults.max_parts", Defaults.max_parts, 1, 255),
+        national_languages=_national_languages(check, data.get("national_languages")),
     )
 
 
@@ -554,6 +557,24 @@ def _number_prefix(text: str, default_country: str | None) -> str | None:
     except AddressError:
         return None
     return prefix if _PREFIX.match(prefix) else None
+
+
+def _national_languages(check: _Checker, value: Any) -> tuple[str, ...]:
+    from gsmgw.sms.national import BY_CODE, valid_codes
+
+    path = "defaults.national_languages"
+    codes: list[str] = []
+    for position, item in enumerate(check.sequence(value, path, "language codes")):
+        item_path = f"{path}[{position}]"
+        code = check.string(item, item_path, "hi")
+        if code is None:
+            continue
+        if code.lower() not in BY_CODE:
+            check.error(item_path, f"{code!r} is not a national language of TS 23.038",
+                        f"write ISO 639-1 codes from: {valid_codes()}")
+        elif code.lower() not in codes:
+            codes.append(code.lower())
+    return tuple(codes)
 
 
 def _modem(check: _Checker, value: Any, path: str, default_country: str | None) -> ModemConfig | None:

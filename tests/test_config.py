@@ -358,3 +358,13 @@ def test_rules_that_match_nothing_are_errors_with_the_fix(tmp_path):
     assert "move it to allow" in messages["clients[0].deny[1]"]
     assert "no country code" in messages["clients[0].deny[2]"]
     assert any(w.path == "clients[0].allow[1]" and "no configured modem" in w.message for w in result.warnings)
+
+
+def test_national_languages_are_iso_codes_of_ts_23038(tmp_path):
+    text = MINIMAL.replace("modems:", "defaults:\n  national_languages: [hi, TR, hi]\nmodems:")
+    assert load_config(write(tmp_path, text)).defaults.national_languages == ("hi", "tr")
+    assert load_config(write(tmp_path, MINIMAL)).defaults.national_languages == ()
+    _, result = errors_of(tmp_path, MINIMAL.replace("modems:", "defaults:\n  national_languages: [hi, de]\nmodems:"))
+    (issue,) = result.errors
+    assert issue.path == "defaults.national_languages[1]" and "'de' is not a national language" in issue.message
+    assert "hi (Hindi)" in issue.fix and "ur (Urdu)" in issue.fix and issue.line == 3

@@ -131,3 +131,142 @@ def test_unknown_identifiers_and_spanish_locking_read_with_the_default_tables():
     """Identifiers 14..255 are reserved, and Spanish (2) has no locking table: default tables, no error."""
     for udh in (bytes((0x25, 1, 14, 0x24, 1, 200)), bytes((0x25, 1, 2))):
         assert decode_pdu(_deliver_hex(udh, [0x00, ESC, 0x65])).text == "@€"
+
+
+# ---------------------------------------------------------------------------
+# Encoding with national tables: the choice, the part counts, the round trip.
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gammu_peer import gammu_decode, needs_gammu  # noqa: E402
+from gsmgw.sms import count_parts, encode_submit, join_parts  # noqa: E402
+from gsmgw.sms.national import BY_ID  # noqa: E402
+
+NUMBER = "+4915112345678"
+HINDI = "नमस्ते, आप कैसे हैं? मैं ठीक हूँ। " * 6  # 204 characters, the danda । from the single shift table
+PAIRS = [(locking, single) for locking in [0, *LOCKING_IDS] for single in [0, *SINGLE_IDS] if locking or single]
+
+
+def _pair_chars(locking: int, single: int) -> list[str]:
+    return sorted(_expected_codes(locking, single))
+
+
+def _languages(locking: int, single: int) -> list[str]:
+    return [BY_ID[i].code for i in {locking, single} if i]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(pair=st.sampled_from(PAIRS), data=st.data())
+def test_round_trip_through_every_table_pair(pair, data):
+    """Septets of a pair, with that pair's IEs in the header, decode to the same text."""
+    locking, single = pair
+    text = data.draw(st.text(alphabet=st.sampled_from(_pair_chars(locking, single)), max_size=60))
+    udh = (bytes((0x25, 1, locking)) if locking else b"") + (bytes((0x24, 1, single)) if single else b"")
+    septets = gsm7.encode_septets(text, locking, single)
+    expected = _expected_codes(locking, single)
+    assert septets == [code for char in text for code in expected[char]]
+    assert decode_pdu(_deliver_hex(udh, septets)).text == text
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(pair=st.sampled_from(PAIRS), data=st.data())
+def test_encode_submit_round_trip_and_part_boundaries(pair, data):
+    """Whole messages: every part decodes on its own (no escape is split) and the parts join to the text."""
+    locking, single = pair
+    text = data.draw(st.text(alphabet=st.sampled_from(_pair_chars(locking, single)), min_size=1, max_size=500))
+    languages = _languages(locking, single)
+    parts = encode_submit(NUMBER, text, national_languages=languages, ref=7)
+    decoded = [decode_pdu(part.pdu) for part in parts]
+    assert "".join(sms.text for sms in decoded) == text
+    assert join_parts(decoded) == text
+    count = count_parts(text, national_languages=languages)
+    assert (count.parts, count.alphabet) == (len(parts), parts[0].alphabet)
+    assert count.parts <= count_parts(text).parts  # tables never cost a part
+    for part, sms in zip(parts, decoded):
+        assert len(part.tpdu) <= 140 + 15 and sms.national == part.national
+
+
+def test_a_hindi_text_needs_half_the_parts_with_the_hindi_tables():
+    without = count_parts(HINDI)
+    with_tables = count_parts(HINDI, national_languages=["hi"])
+    assert (without.parts, without.alphabet, without.units) == (4, "ucs2", 204)  # 67 UCS-2 units per part
+    assert (with_tables.parts, with_tables.alphabet) == (2, "gsm7")
+    assert with_tables.national == {"locking": "hi", "single": "hi"}
+    # Header: UDHL + concatenation (5) + IE 25 (3) + IE 24 (3) = 12 octets = 14 septets; 160 - 14 = 146.
+    assert with_tables.per_part == 146 and with_tables.units == 210  # 204 characters, 6 dandas escaped
+
+
+@pytest.mark.parametrize(
+    "text, parts, per_part",
+    [
+        ("ı" * 155, 1, 155),  # Turkish locking only: UDHL + 3 = 4 octets -> 5 septets, 160 - 5
+        ("ı" * 156, 2, 149),  # with concatenation: 1 + 5 + 3 = 9 octets -> 11 septets
+    ],
+)
+def test_one_table_costs_its_three_header_octets(text, parts, per_part):
+    count = count_parts(text, national_languages=["tr"])
+    assert (count.parts, count.per_part, count.national) == (parts, per_part, {"locking": "tr", "single": None})
+
+
+def test_an_escape_is_never_split_across_parts():
+    text = "क" * 145 + "।" + "क" * 10  # the danda (ESC 0x19) would straddle septets 146 and 147
+    parts = encode_submit(NUMBER, text, national_languages=["hi"], ref=1)
+    assert [part.text for part in parts] == ["क" * 145, "।" + "क" * 10]
+    assert [decode_pdu(part.pdu).text for part in parts] == [part.text for part in parts]
+
+
+def test_the_choice_prefers_fewer_parts_then_default_tables_then_ucs2():
+    # A short Hindi text fits one part either way: UCS-2, which every phone reads, is kept.
+    assert count_parts("नमस्ते", national_languages=["hi"]).alphabet == "ucs2"
+    # Plain text stays in the default alphabet with no header.
+    assert count_parts("hello", national_languages=["hi", "pt"]).encoding == count_parts("hello").encoding
+    # 100 euro signs: 200 septets by the default extension table (2 parts), 100 by the
+    # Portuguese locking table (0x18), which saves a part.
+    euros = count_parts("€" * 100, national_languages=["pt"])
+    assert (euros.parts, euros.national) == (1, {"locking": "pt", "single": None})
+    assert count_parts("€" * 100).parts == 2
+
+
+def test_an_unknown_language_code_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'xx' is not a national language.*hi \(Hindi\).*ur \(Urdu\)"):
+        count_parts("hi", national_languages=["xx"])
+
+
+def _sample(language: int) -> str:
+    """A text that needs the language's tables: every character its locking and single shift tables add."""
+    locking = language if language in LOCKING else 0
+    # Each one between plain letters (a Spanish text is not all accents): long enough that UCS-2
+    # costs more parts than the tables, so that they are chosen.
+    chars = "".join(c + "ab" for c in _pair_chars(locking, language) if not gsm7.is_gsm7(c))
+    return (chars * (300 // len(chars) + 1))[: max(300, len(chars))]
+
+
+@needs_gammu
+def test_gammu_reads_the_national_messages_gsmgw_sends():
+    """gammu has no national tables, so it shows the septets through the default ones; mapped back, its
+    septets, septet count (TP-UDL) and header must be exactly what the transcribed tables say."""
+    batches = {}
+    for language in SINGLE_IDS:
+        parts = encode_submit(NUMBER, _sample(language), national_languages=[BY_ID[language].code], ref=language)
+        assert parts[0].alphabet == "gsm7" and language in parts[0].national
+        batches[language] = parts
+    answers = iter(gammu_decode([part.pdu for parts in batches.values() for part in parts]))
+    extension_code = {char: code for code, char in gsm7.EXTENSION_TABLE.items()}
+    basic_code = {char: code for code, char in enumerate(BASIC_TABLE) if code != ESC}
+    for language, parts in batches.items():
+        expected_codes = _expected_codes(*parts[0].national)
+        for part in parts:
+            answer = next(answers)
+            assert (answer["type"], answer["number"], answer["coding"]) == ("Submit", NUMBER, "Default_No_Compression")
+            assert answer["udh"] == part.udh.hex().upper()
+            septets = []
+            for char in answer["text"]:
+                if char == "¹":  # gammu's stand-in for an ESC whose code has no default extension character
+                    septets.append(ESC)
+                elif char in basic_code:
+                    septets.append(basic_code[char])
+                else:
+                    septets.extend((ESC, extension_code[char]))
+            septets = septets[: answer["length"]]
+            assert septets == [code for char in part.text for code in expected_codes[char]], BY_ID[language].name

@@ -15,10 +15,12 @@ import click
 from gsmgw.sms import (
     AddressError,
     DecodeError,
+    count_data_parts,
     count_parts,
     decode_pdu,
     encode_submit,
     normalize_number,
+    parse_hex,
     parse_validity,
 )
 
@@ -54,6 +56,11 @@ def pdu() -> None:
 @click.option("--ref", type=int, help="Concatenation reference 0..255, 0..65535 with --ref16 (default: random).")
 @click.option("--ref16", is_flag=True, help="Use 16-bit concatenation references.")
 @click.option("--smsc", help="Put this SMSC number into the PDU (default 00: the SIM's SMSC).")
+@click.option("--national", "national", multiple=True, metavar="CODES",
+              help="National language tables the text may use: ISO 639-1 codes, e.g. --national hi or hi,tr.")
+@click.option("--binary", is_flag=True, help="TEXT is 8-bit data in hex (spaces allowed), sent as binary SMS.")
+@click.option("--udh", help="Your own user data header in hex, length octet first, e.g. 0605040B8423F0.")
+@click.option("--class", "message_class", type=click.IntRange(0, 3), help="Message class 0..3 in the DCS.")
 @click.argument("text")
 def encode(
     to: str,
@@ -64,16 +71,22 @@ def encode(
     ref: int | None,
     ref16: bool,
     smsc: str | None,
+    national: tuple[str, ...],
+    binary: bool,
+    udh: str | None,
+    message_class: int | None,
     text: str,
 ) -> None:
     """Print the SMS-SUBMIT PDUs for TEXT, one JSON object per part per line.
 
     Each line is {"length": TPDU octets for AT+CMGS, "pdu": hex starting with
-    the SMSC field, "part", "parts", "alphabet", "units", "remaining"}.
-    TEXT "-" reads the text from standard input.
+    the SMSC field, "part", "parts", "alphabet", "units", "remaining"}, and
+    "national" ({"locking", "single"} language codes) when national tables
+    carry the text. TEXT "-" reads the text from standard input.
     """
     if text == "-":
         text = sys.stdin.read()
+    languages = tuple(code for value in national for code in value.replace(",", " ").split())
     try:
         number = normalize_number(to, default_country)
         vp = parse_validity(validity) if validity is not None else None
@@ -83,23 +96,36 @@ def encode(
             raise ValueError(f"--ref {ref} is not a concatenation reference (0..255, or 0..65535 with --ref16)")
         if not ref16 and ref > 0xFF:
             raise ValueError(f"--ref {ref} needs --ref16 (8-bit references are 0..255)")
-        parts = encode_submit(number, text, report=report, flash=flash, validity=vp, ref=ref, ref16=ref16, smsc=smsc)
+        header = parse_hex(udh, what="--udh") if udh is not None else None
+        if binary:
+            data = parse_hex(text, what="the data")
+            counted = count_data_parts(data, udh=header, ref16=ref16)
+            parts = encode_submit(
+                number, data=data, udh=header, report=report, flash=flash, validity=vp, ref=ref, ref16=ref16,
+                smsc=smsc, message_class=message_class,
+            )  # fmt: skip
+        else:
+            counted = count_parts(text, ref16=ref16, national_languages=languages, udh=header)
+            parts = encode_submit(
+                number, text, report=report, flash=flash, validity=vp, ref=ref, ref16=ref16, smsc=smsc,
+                national_languages=languages, udh=header, message_class=message_class,
+            )  # fmt: skip
     except (AddressError, ValueError) as error:
         _fail("encode", str(error))
         return
-    counted = count_parts(text, ref16=ref16)
     for part in parts:
-        _print_json(
-            {
-                "length": part.length,
-                "pdu": part.pdu,
-                "part": part.seq,
-                "parts": part.total,
-                "alphabet": part.alphabet,
-                "units": counted.units,
-                "remaining": counted.remaining,
-            }
-        )
+        line = {
+            "length": part.length,
+            "pdu": part.pdu,
+            "part": part.seq,
+            "parts": part.total,
+            "alphabet": part.alphabet,
+            "units": counted.units,
+            "remaining": counted.remaining,
+        }
+        if counted.national is not None:
+            line["national"] = counted.national
+        _print_json(line)
 
 
 @pdu.command()

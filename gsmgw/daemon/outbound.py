@@ -238,6 +238,7 @@ class Outbound:
                     ref=secrets.randbelow(256),
                     smsc=parsed.smsc,
                     max_parts=parsed.max_parts,
+                    national_languages=getattr(settings.defaults, "national_languages", ()),
                 )
             except ValueError as error:
                 self._fail_unqueued(file_name, _file_data, f"cannot encode the message: {error}")

@@ -147,7 +147,9 @@ def parse_sendsms(
 
     try:
         recipients = expand_recipients(numbers, registry, policy.default_country)
-        parts, alphabet = check_text(text, policy.default_max_parts)
+        parts, alphabet = check_text(
+            text, policy.default_max_parts, national_languages=getattr(policy.defaults, "national_languages", ())
+        )
     except ApiError as exc:
         raise KannelError(exc.status, f"{exc.message}, rejected") from None
 

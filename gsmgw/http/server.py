@@ -407,10 +407,13 @@ class HttpServer:
         wake = getattr(self.ctx, "wake", None)
         if wake is not None:
             wake()  # a hint only: the daemon's watcher notices the files anyway
-        return [
-            {"id": name, "to": message.to, "parts": message.parts, "alphabet": message.alphabet, "status": "queued"}
-            for name, message in zip(names, prepared)
-        ]
+        answers = []
+        for name, message in zip(names, prepared):
+            answer = {"id": name, "to": message.to, "parts": message.parts, "alphabet": message.alphabet}
+            if message.national is not None:
+                answer["national"] = message.national  # only where national tables carry the text
+            answers.append({**answer, "status": "queued"})
+        return answers
 
     # --- REST API ---------------------------------------------------------------------------
 

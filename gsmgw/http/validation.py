@@ -78,6 +78,7 @@ class PreparedMessage:
     parts: int
     alphabet: str
     data: bytes
+    national: dict[str, str | None] | None = None  # national tables used, e.g. {"locking": "hi", "single": "hi"}
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,9 @@ def parse_callback(value: Any) -> str:
     return text
 
 
-def check_text(text: Any, max_parts: int, *, field: str = "text") -> tuple[int, str]:
+def check_text(
+    text: Any, max_parts: int, *, field: str = "text", national_languages: Sequence[str] = ()
+) -> tuple[int, str]:
     """(parts, alphabet) of a text that fits in `max_parts`, else ApiError 400."""
     if text is None:
         raise ApiError(400, f'"{field}" is missing; send the message text, e.g. {EXAMPLE}')
@@ -250,7 +253,7 @@ def check_text(text: Any, max_parts: int, *, field: str = "text") -> tuple[int, 
         raise ApiError(400, f'"{field}" contains a lone UTF-16 surrogate; encode characters outside the BMP (emoji) as a pair or as UTF-8')
     if not text:
         raise ApiError(400, f'"{field}" is empty; send the text of the message')
-    count = count_parts(text)
+    count = count_parts(text, national_languages=national_languages)
     if count.parts > max_parts:
         unit = "GSM-7 characters" if count.alphabet == "gsm7" else "UCS-2 characters"
         raise ApiError(
@@ -287,7 +290,10 @@ def parse_send_request(
     if max_parts is not None:
         if isinstance(max_parts, bool) or not isinstance(max_parts, int) or not 1 <= max_parts <= MAX_PARTS_CEILING:
             raise ApiError(400, f'"max_parts" must be a whole number from 1 to {MAX_PARTS_CEILING}, not {max_parts!r}')
-    parts, alphabet = check_text(fields.get("text"), max_parts or policy.default_max_parts)
+    parts, alphabet = check_text(
+        fields.get("text"), max_parts or policy.default_max_parts,
+        national_languages=getattr(policy.defaults, "national_languages", ()),
+    )
 
     validity = fields.get("validity")
     if validity is not None:
@@ -391,5 +397,5 @@ def prepare_messages(
             )
         except SpoolFormatError as exc:
             raise ApiError(400, f"the message cannot be queued: {exc.reason if hasattr(exc, 'reason') else exc}") from None
-        prepared.append(PreparedMessage(number, message.parts, message.alphabet, data))
+        prepared.append(PreparedMessage(number, message.parts, message.alphabet, data, message.national))
     return prepared

@@ -354,7 +354,9 @@ class SmppServer:
         if submission.source_addr:
             headers[H_SOURCE] = submission.source_addr
         max_parts = int(getattr(self.defaults, "max_parts", None) or DEFAULT_MAX_PARTS)
-        needed = count_parts(submission.text).parts
+        needed = count_parts(
+            submission.text, national_languages=getattr(self.defaults, "national_languages", ())
+        ).parts
         if needed > max_parts:
             self._release(submission)
             reason = f"the text needs {needed} SMS parts, more than max_parts {max_parts}"

@@ -6,7 +6,7 @@ docs/DEVELOPING.md lists the interface.
 
 from gsmgw.sms.address import normalize_number, sender_number
 from gsmgw.sms.concat import Message, Reassembler, join_parts
-from gsmgw.sms.errors import AddressError, DecodeError, TooManyPartsError
+from gsmgw.sms.errors import AddressError, DecodeError, TooManyPartsError, UserDataError
 from gsmgw.sms.pdu import (
     Concat,
     Ports,
@@ -17,7 +17,19 @@ from gsmgw.sms.pdu import (
     encode_status_report,
     encode_submit,
 )
-from gsmgw.sms.split import EIGHT_BIT, GSM7, UCS2, PartCount, choose_alphabet, count_parts
+from gsmgw.sms.national import LANGUAGES as NATIONAL_LANGUAGES
+from gsmgw.sms.split import (
+    EIGHT_BIT,
+    GSM7,
+    UCS2,
+    Encoding,
+    PartCount,
+    choose_alphabet,
+    choose_encoding,
+    count_data_parts,
+    count_parts,
+)
+from gsmgw.sms.udh import check_user_header, parse_hex
 from gsmgw.sms.status import status_category, status_meaning
 from gsmgw.sms.validity import parse_validity, validity_seconds
 
@@ -26,8 +38,10 @@ __all__ = [
     "Concat",
     "DecodeError",
     "EIGHT_BIT",
+    "Encoding",
     "GSM7",
     "Message",
+    "NATIONAL_LANGUAGES",
     "PartCount",
     "Ports",
     "Reassembler",
@@ -35,7 +49,11 @@ __all__ = [
     "SubmitPart",
     "TooManyPartsError",
     "UCS2",
+    "UserDataError",
+    "check_user_header",
     "choose_alphabet",
+    "choose_encoding",
+    "count_data_parts",
     "count_parts",
     "decode_pdu",
     "encode_deliver",
@@ -43,6 +61,7 @@ __all__ = [
     "encode_submit",
     "join_parts",
     "normalize_number",
+    "parse_hex",
     "parse_validity",
     "sender_number",
     "status_category",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Hashable
 
 from gsmgw.sms import gsm7
-from gsmgw.sms.pdu import Sms
+from gsmgw.sms.pdu import Ports, Sms
 from gsmgw.sms.split import EIGHT_BIT, GSM7, UCS2
 
 PartKey = tuple[Hashable, str, int, int, int]
@@ -45,6 +45,26 @@ class Message:
     def first(self) -> Sms:
         """The lowest-numbered part received: its timestamp and SMSC stand for the message."""
         return self.parts[0]
+
+    @property
+    def is_binary(self) -> bool:
+        """8-bit data or a header beyond concatenation (Sms.is_binary of the first part)."""
+        return self.first.is_binary
+
+    @property
+    def data(self) -> bytes:
+        """The user data of the parts received, joined (for 8-bit data: the message's octets)."""
+        return b"".join(part.data or b"" for part in self.parts)
+
+    @property
+    def user_udh(self) -> bytes:
+        """The sender's header without concatenation, UDHL first (Sms.user_udh of the first part)."""
+        return self.first.user_udh
+
+    @property
+    def ports(self) -> Ports | None:
+        """Application port addressing (TS 23.040 §9.2.3.24.3/.4) of the first part."""
+        return self.first.ports
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The errors of the SMS codec. Both are ValueErrors, so callers can catch either precisely."""
+"""The errors of the SMS codec. All are ValueErrors, so callers can catch each precisely."""
 
 from __future__ import annotations
 
@@ -27,12 +27,24 @@ class AddressError(ValueError):
 
 
 class TooManyPartsError(ValueError):
-    """A text needs more parts than the caller allows (Max_parts)."""
+    """A text (or binary data) needs more parts than the caller allows (Max_parts), or than 255."""
 
-    def __init__(self, needed: int, allowed: int):
+    def __init__(self, needed: int, allowed: int, what: str = "text"):
+        advice = "raise Max_parts" if allowed < 255 else "send it as several messages"
         super().__init__(
-            f"the text needs {needed} SMS parts but at most {allowed} are allowed; "
-            f"shorten the text or raise Max_parts"
+            f"the {what} needs {needed} SMS parts but at most {allowed} are allowed; shorten the {what} or {advice}"
         )
         self.needed = needed
         self.allowed = allowed
+
+
+class UserDataError(ValueError):
+    """Binary data or a user data header that cannot be sent; the message says what to write.
+
+    `problem` names the kind, so that a door can answer with its own code:
+    "not_hex", "odd_hex", "udh_length", "udh_concat", "udh_national", "no_room".
+    """
+
+    def __init__(self, problem: str, message: str):
+        super().__init__(message)
+        self.problem = problem

@@ -358,6 +358,11 @@ BY_ID = {language.id: language for language in LANGUAGES}
 CODES = tuple(language.code for language in LANGUAGES)
 
 
+def valid_codes() -> str:
+    """The ISO 639-1 codes a user may write, with their languages, for error messages."""
+    return ", ".join(f"{language.code} ({language.name})" for language in LANGUAGES)
+
+
 def language_ids(codes: tuple[str, ...] | list[str]) -> tuple[int, ...]:
     """ISO 639-1 codes ("hi", "TR") -> identifiers, in the order given; ValueError lists the valid codes."""
     ids: list[int] = []
@@ -365,8 +370,7 @@ def language_ids(codes: tuple[str, ...] | list[str]) -> tuple[int, ...]:
         language = BY_CODE.get(str(code).strip().lower())
         if language is None:
             raise ValueError(
-                f"{code!r} is not a national language of TS 23.038; write ISO 639-1 codes from: "
-                + ", ".join(f"{lang.code} ({lang.name})" for lang in LANGUAGES)
+                f"{code!r} is not a national language of TS 23.038; write ISO 639-1 codes from: {valid_codes()}"
             )
         if language.id not in ids:
             ids.append(language.id)

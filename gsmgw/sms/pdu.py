@@ -18,20 +18,32 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, Sequence
 
 from gsmgw.sms import address as addr
 from gsmgw.sms import gsm7
+from gsmgw.sms import udh as udh_rules
 from gsmgw.sms.errors import AddressError, DecodeError
+from gsmgw.sms.udh import (
+    IEI_CONCAT_8,
+    IEI_CONCAT_16,
+    IEI_NATIONAL_LOCKING_SHIFT,
+    IEI_NATIONAL_SINGLE_SHIFT,
+    IEI_PORTS_8,
+    IEI_PORTS_16,
+    IEI_SPECIAL_SMS,
+)
 from gsmgw.sms.validity import parse_validity
 from gsmgw.sms.split import (
     EIGHT_BIT,
     GSM7,
     UCS2,
     USER_DATA_OCTETS,
+    Encoding,
     check_part_limit,
-    choose_alphabet,
+    choose_encoding,
     clean_text,
+    split_data,
     split_text,
 )
 
@@ -57,13 +69,7 @@ VPF_ENHANCED = 0b01
 VPF_RELATIVE = 0b10
 VPF_ABSOLUTE = 0b11
 
-# Information element identifiers (TS 23.040 §9.2.3.24).
-IEI_CONCAT_8 = 0x00
-IEI_PORTS_8 = 0x04
-IEI_PORTS_16 = 0x05
-IEI_CONCAT_16 = 0x08
-IEI_NATIONAL_SINGLE_SHIFT = 0x24
-IEI_NATIONAL_LOCKING_SHIFT = 0x25
+# Information element identifiers (TS 23.040 §9.2.3.24) live in gsmgw.sms.udh.
 
 # TP-PI bits of a status report (TS 23.040 §9.2.3.27).
 PI_PID = 0x01
@@ -152,6 +158,20 @@ class Sms:
         """The type of number in words ("international", "alphanumeric", ...)."""
         return None if self.number_toa is None else addr.ton_name(self.number_toa)
 
+    @property
+    def user_udh(self) -> bytes:
+        """The sender's own header, UDHL first, without concatenation (what smstools3 writes as
+        `UDH-DATA:`; the same for every part of a message); b"" when nothing else was there."""
+        return udh_rules.without_concatenation(self.udh)
+
+    @property
+    def is_binary(self) -> bool:
+        """8-bit data, or a header with more than concatenation and national shifts (ports, WAP push,
+        OTA, special indications): such a message is kept as data and header, not read as text."""
+        return self.alphabet == EIGHT_BIT or any(
+            iei not in udh_rules.CONCAT_IEIS + udh_rules.NATIONAL_IEIS for iei, _ in self.udh
+        )
+
     def to_json(self) -> dict:
         """Exactly the keys of `gsmgw pdu decode` (SPOOL.md), null where they do not apply."""
         return {
@@ -184,8 +204,10 @@ class SubmitPart:
     pdu: str  # uppercase hex, starting with the SMSC field ("00": the SIM's SMSC)
     tpdu: bytes
     alphabet: str = GSM7
-    text: str = ""
+    text: str = ""  # this part's text; for 8-bit data its hex
     ref: int | None = None
+    national: tuple[int, int] = (0, 0)  # (locking, single) shift language ids of GSM-7 text
+    udh: bytes = b""  # this part's whole user data header, UDHL first (b"" for none)
 
 
 # ---------------------------------------------------------------------------
@@ -586,7 +608,7 @@ def _special_indication(elements: tuple[tuple[int, bytes], ...]) -> tuple[bool, 
     octet 2 is the number of messages waiting (0 = none, so the indication is cleared).
     Networks send voicemail notices this way as well as with the DCS groups 1100-1110."""
     for tag, value in elements:
-        if tag == 0x01 and len(value) == 2:
+        if tag == IEI_SPECIAL_SMS and len(value) == 2:
             return bool(value[0] & 0x80), value[1] > 0, value[0] & 0x03
     return None
 
@@ -700,10 +722,13 @@ def _decode_with_smsc(data: bytes) -> Sms:
 # Writing
 
 
-def _dcs_for(alphabet: str, flash: bool) -> int:
-    """TP-DCS for the general data coding group (TS 23.038 §4): 00, 04, 08; class 0 adds 0x10."""
+def _dcs_for(alphabet: str, flash: bool, message_class: int | None = None) -> int:
+    """TP-DCS for the general data coding group (TS 23.038 §4): 00, 04, 08 for GSM-7, 8-bit, UCS-2;
+    bit 4 says bits 1..0 are the class: flash is class 0 (0x10), class 1 (ME) 8-bit is 0x15."""
     base = {GSM7: 0x00, EIGHT_BIT: 0x04, UCS2: 0x08}[alphabet]
-    return base | 0x10 if flash else base
+    if flash:
+        message_class = 0
+    return base if message_class is None else base | 0x10 | message_class
 
 
 def _concat_ie(ref: int, total: int, seq: int, ref16: bool) -> bytes:
@@ -721,12 +746,13 @@ def _ports_ie(ports: tuple[int, int]) -> bytes:
     return bytes((IEI_PORTS_16, 4, destination >> 8, destination & 0xFF, origin >> 8, origin & 0xFF))
 
 
-def _user_data(payload: str | bytes, alphabet: str, elements: bytes) -> tuple[int, bytes]:
+def _user_data(payload: str | bytes, encoding: Encoding, elements: bytes) -> tuple[int, bytes]:
     """TP-UDL and TP-UD for one part (TS 23.040 §9.2.3.16, §9.2.3.24)."""
     header = bytes((len(elements),)) + elements if elements else b""
+    alphabet = encoding.alphabet
     if alphabet == GSM7:
         assert isinstance(payload, str)
-        septets = gsm7.encode_septets(payload)
+        septets = gsm7.encode_septets(payload, encoding.locking, encoding.single)
         header_septets = (len(header) * 8 + 6) // 7
         fill_bits = header_septets * 7 - len(header) * 8
         return header_septets + len(septets), header + gsm7.pack_septets(septets, fill_bits)
@@ -755,26 +781,34 @@ def _check_byte(name: str, value: int, high: int = 255) -> None:
 
 
 def _pieces(
-    text: str | None, data: bytes | None, alphabet: str | None, ref16: bool, other_ie_octets: int
-) -> tuple[str, list]:
+    text: str | None,
+    data: bytes | None,
+    alphabet: str | None,
+    ref16: bool,
+    other_ie_octets: int,
+    national_languages: Sequence[str] = (),
+) -> tuple[Encoding, list]:
     if data is not None:
-        limit_single = USER_DATA_OCTETS - (other_ie_octets + 1 if other_ie_octets else 0)
-        if len(data) <= limit_single:
-            return EIGHT_BIT, [bytes(data)]
-        per_part = USER_DATA_OCTETS - (other_ie_octets + (6 if ref16 else 5) + 1)
-        return EIGHT_BIT, [bytes(data[i : i + per_part]) for i in range(0, len(data), per_part)]
+        return Encoding(EIGHT_BIT), split_data(bytes(data), ref16=ref16, other_ie_octets=other_ie_octets)
     text = clean_text(text or "")
-    chosen = alphabet or choose_alphabet(text)
-    if chosen not in (GSM7, UCS2):
-        raise ValueError(f"alphabet {chosen!r} is not gsm7 or ucs2")
-    if chosen == GSM7 and not gsm7.is_gsm7(text):
-        raise ValueError("the text has characters outside the GSM 7-bit alphabet; use ucs2")
-    return chosen, split_text(text, chosen, ref16=ref16, other_ie_octets=other_ie_octets)
+    encoding = choose_encoding(
+        text, national_languages, ref16=ref16, alphabet=alphabet, other_ie_octets=other_ie_octets
+    ).encoding
+    return encoding, split_text(text, encoding, ref16=ref16, other_ie_octets=other_ie_octets)
+
+
+def _check_part_size(seq: int, user_data: bytes) -> None:
+    """Every part's TP-UD fits the 140 octets of TS 23.040 §9.2.3.16, whatever the split promised."""
+    if len(user_data) > USER_DATA_OCTETS:
+        raise ValueError(
+            f"part {seq} would carry {len(user_data)} octets of user data, more than the 140 an SMS holds; "
+            f"shorten the UDH or the message"
+        )
 
 
 def encode_submit(
     to: str,
-    text: str,
+    text: str | None = None,
     *,
     report: bool = False,
     flash: bool = False,
@@ -785,12 +819,22 @@ def encode_submit(
     smsc: str | None = None,
     max_parts: int | None = None,
     alphabet: str | None = None,
+    national_languages: Sequence[str] = (),
+    data: bytes | None = None,
+    udh: bytes | None = None,
+    message_class: int | None = None,
 ) -> list[SubmitPart]:
-    """SMS-SUBMIT PDUs for `text` to `to` (TS 23.040 §9.2.2.2), one per part.
+    """SMS-SUBMIT PDUs for `text` (or 8-bit `data`) to `to` (TS 23.040 §9.2.2.2), one per part.
 
     The alphabet is GSM-7 when every character fits, else UCS-2 (`alphabet`
-    forces one). More than one part adds a concatenation header with an
-    8-bit (or, with `ref16`, 16-bit) reference. `validity` is a raw relative
+    forces one); with `national_languages` (ISO 639-1 codes) the national
+    tables may carry the text in GSM-7 where that needs fewer parts
+    (split.choose_encoding). `data` sends 8-bit data instead of text. `udh`
+    is the sender's own user data header, UDHL first (e.g. 06 05 04 0B 84 23
+    F0 for WAP push ports), checked by udh.check_user_header; it goes into
+    every part. More than one part adds a concatenation IE with an 8-bit
+    (or, with `ref16`, 16-bit) reference, merged into that header.
+    `message_class` 0..3 sets the DCS class (`flash` is class 0). `validity` is a raw relative
     TP-VP, or a duration text that parse_validity reads ("2 days"); None
     leaves TP-VP out (the SMSC's default).
     `report` sets TP-SRR; `flash` sends class 0. `mr` is TP-MR of every part
@@ -798,25 +842,32 @@ def encode_submit(
     digits (TOA 81, e.g. short codes) or an alphanumeric address (TOA D0).
     """
     _check_byte("TP-MR", mr)
+    if (text is None) == (data is None):
+        raise ValueError("give either text or data, not both and not neither")
+    if message_class is not None:
+        _check_byte("message class", message_class, 3)
     if isinstance(validity, str):
         validity = parse_validity(validity)
     if validity is not None:
         _check_byte("validity (TP-VP)", validity)
     destination = addr.encode_address(to)
-    chosen, pieces = _pieces(text, None, alphabet, ref16, 0)
-    check_part_limit(len(pieces), max_parts)
+    user_ies = udh_rules.check_user_header(bytes(udh)) if udh is not None else b""
+    encoding, pieces = _pieces(text, data, alphabet, ref16, len(user_ies), national_languages)
+    check_part_limit(len(pieces), max_parts, "data" if data is not None else "text")
     total = len(pieces)
     if total > 1 and ref is None:
-        ref = default_reference(to, text, ref16=ref16)
+        ref = default_reference(to, text if text is not None else bytes(data or b"").hex(), ref16=ref16)
     if ref is not None:
         _check_byte("concatenation reference", ref, 0xFFFF if ref16 else 0xFF)
     smsc_field = addr.encode_smsc(smsc)
-    dcs = _dcs_for(chosen, flash)
+    dcs = _dcs_for(encoding.alphabet, flash, message_class)
 
     parts = []
     for seq, piece in enumerate(pieces, start=1):
-        elements = _concat_ie(ref, total, seq, ref16) if total > 1 else b""
-        udl, user_data = _user_data(piece, chosen, elements)
+        concat = _concat_ie(ref, total, seq, ref16) if total > 1 else b""
+        elements = user_ies + concat + encoding.header_elements()
+        udl, user_data = _user_data(piece, encoding, elements)
+        _check_part_size(seq, user_data)
         first = MTI_SUBMIT
         if validity is not None:
             first |= VPF_RELATIVE << 3
@@ -831,7 +882,9 @@ def encode_submit(
         parts.append(
             SubmitPart(
                 seq=seq, total=total, length=len(tpdu), pdu=(smsc_field + tpdu).hex().upper(), tpdu=tpdu,
-                alphabet=chosen, text=piece, ref=ref if total > 1 else None,
+                alphabet=encoding.alphabet, text=piece if isinstance(piece, str) else piece.hex().upper(),
+                ref=ref if total > 1 else None, national=(encoding.locking, encoding.single),
+                udh=bytes((len(elements),)) + elements if elements else b"",
             )  # fmt: skip
         )
     return parts
@@ -850,18 +903,23 @@ def encode_deliver(
     ports: tuple[int, int] | None = None,
     alphabet: str | None = None,
     report_indication: bool = False,
+    national_languages: Sequence[str] = (),
+    udh: bytes | None = None,
 ) -> list[str]:
     """SMS-DELIVER PDUs (TS 23.040 §9.2.2.1) as a network hands them to a modem; hex with SMSC field.
 
     For the simulator and tests. `data` sends 8-bit data instead of text;
-    `ports` = (destination, origin) adds a 16-bit port addressing IE.
+    `ports` = (destination, origin) adds a 16-bit port addressing IE; `udh`
+    is a further header of the sender's (UDHL first); `national_languages`
+    as for encode_submit.
     `sender` may be "+E.164", digits, or alphanumeric ("Vodafone").
     """
     if data is not None and text is not None:
         raise ValueError("give either text or data, not both")
     origin = addr.encode_address(sender)
     port_ie = _ports_ie(ports) if ports else b""
-    chosen, pieces = _pieces(text, data, alphabet, ref16, len(port_ie))
+    port_ie += udh_rules.check_user_header(bytes(udh)) if udh is not None else b""
+    encoding, pieces = _pieces(text, data, alphabet, ref16, len(port_ie), national_languages)
     check_part_limit(len(pieces), None)
     total = len(pieces)
     if total > 1 and ref is None:
@@ -870,12 +928,12 @@ def encode_deliver(
         _check_byte("concatenation reference", ref, 0xFFFF if ref16 else 0xFF)
     smsc_field = addr.encode_smsc(smsc)
     scts = encode_timestamp(timestamp)
-    dcs = _dcs_for(chosen, flash)
+    dcs = _dcs_for(encoding.alphabet, flash)
 
     pdus = []
     for seq, piece in enumerate(pieces, start=1):
-        elements = port_ie + (_concat_ie(ref, total, seq, ref16) if total > 1 else b"")
-        udl, user_data = _user_data(piece, chosen, elements)
+        elements = port_ie + (_concat_ie(ref, total, seq, ref16) if total > 1 else b"") + encoding.header_elements()
+        udl, user_data = _user_data(piece, encoding, elements)
         first = MTI_DELIVER | FO_MMS_OR_RD  # TP-MMS=1: no more messages waiting
         if elements:
             first |= FO_UDHI

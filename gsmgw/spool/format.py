@@ -198,6 +198,7 @@ class OutgoingMessage:
     smsc: str | None
     headers: Headers
     body_alphabet: str
+    national: dict[str, str | None] | None = None  # national tables the text will use (PartCount.national)
 
 
 def _decode_header_text(raw: bytes) -> str:
@@ -507,7 +508,8 @@ def parse_outgoing(
     """Read and check an outgoing file. SpoolFormatError(reason) if it cannot be sent as written.
 
     `now` must be timezone-aware: times without an offset are read in its zone. `defaults` is
-    anything with `report`, `validity` (TP-VP or None) and `max_parts` (e.g. config.defaults).
+    anything with `report`, `validity` (TP-VP or None), `max_parts` and `national_languages`
+    (e.g. config.defaults).
     `groups` maps group names to numbers for `To: group:NAME`.
     """
     block = _scan_block(data)
@@ -557,7 +559,7 @@ def parse_outgoing(
     smsc = _number(smsc_value, default_country, "SMSC") if smsc_value and smsc_value.strip() else None
 
     max_parts = _max_parts(headers, int(getattr(defaults, "max_parts", DEFAULT_MAX_PARTS)))
-    count = count_parts(text)
+    count = count_parts(text, national_languages=getattr(defaults, "national_languages", ()))
     if count.parts > max_parts:
         raise SpoolFormatError(
             f"the text needs {count.parts} SMS parts ({count.units} "
@@ -577,6 +579,7 @@ def parse_outgoing(
         max_parts=max_parts,
         parts=count.parts,
         alphabet=count.alphabet,
+        national=count.national,
         smsc=smsc,
         headers=headers,
         body_alphabet=body_alphabet,
