@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import pty
+import subprocess
+import sys
 import textwrap
 from datetime import datetime, timezone
 
@@ -143,3 +146,25 @@ def test_spool_option_overrides_the_config_spool(config_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(outgoing(other)) == 1
 
+
+
+HINDI = "नमस्ते, आप कैसे हैं? मैं ठीक हूँ। " * 6  # 204 characters: 4 parts in UCS-2, 2 with the Hindi tables
+
+
+def test_national_tables_from_the_config_count_and_are_told_at_a_terminal(tmp_path, config_file, spool_dir):
+    refused = send("-c", str(config_file), "--to", "+4915112345678", HINDI)
+    assert refused.exit_code == 2 and "needs 4 SMS parts" in refused.output  # max_parts: 2
+    config_file.write_text(config_file.read_text().replace("max_parts: 2}", "max_parts: 2, national_languages: [hi]}"))
+    main_fd, terminal_fd = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gsmgw", "send", "-c", str(config_file), "--to", "+4915112345678", HINDI],
+            stdout=subprocess.PIPE, stderr=terminal_fd, timeout=60,
+        )
+        os.close(terminal_fd)
+        told = os.read(main_fd, 4096).decode()
+    finally:
+        os.close(main_fd)
+    (name,) = outgoing(spool_dir)
+    assert done.returncode == 0 and done.stdout.decode().strip() == name  # stdout: the file names only
+    assert "2 SMS parts each, GSM-7 with the Hindi locking and single shift tables" in told

@@ -718,3 +718,19 @@ def test_webhooks_run_without_the_http_server_and_are_not_started_twice(tmp_path
                 await ctx.webhooks.close()
 
     asyncio.run(scenario())
+
+
+def test_the_answer_names_the_national_tables_that_carry_the_text(tmp_path):
+    """defaults.national_languages: a 204-character Hindi text takes 2 parts, not 4 (and max_parts 3 allows it)."""
+    hindi = "नमस्ते, आप कैसे हैं? मैं ठीक हूँ। " * 6
+
+    async def scenario(api):
+        status, body, _ = await api.send({"to": "+4915112345678", "text": hindi, "max_parts": 3})
+        assert status == 202, body
+        [message] = body["messages"]
+        assert (message["parts"], message["alphabet"]) == (2, "gsm7")
+        assert message["national"] == {"locking": "hi", "single": "hi"}
+        status, body, _ = await api.send({"to": "+4915112345678", "text": "short"})
+        assert "national" not in body["messages"][0]
+
+    run(scenario, tmp_path, extra="defaults: {national_languages: [hi]}\n")

@@ -105,13 +105,14 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
     message_text = _read_text(text)
     now = datetime.now().astimezone()
     files = []
+    parsed = None
     for recipient in numbers + [f"group:{group}" for group in groups]:
         try:
             data = make_outgoing(
                 to=recipient, text=message_text, report=report, flash=flash, validity=validity,
                 priority=priority, modem=modem, send_after=send_after, expires=expires, max_parts=max_parts,
             )
-            parse_outgoing(
+            parsed = parse_outgoing(
                 data, now=now,
                 default_country=default_country,
                 defaults=config.defaults if config is not None else None,
@@ -131,3 +132,7 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
               "that you may write to it (e.g. be in the gsmgw group)", EXIT_SPOOL)
     for name in names:
         click.echo(name)
+    if parsed is not None and parsed.encoding is not None and sys.stderr.isatty():
+        # For a person at a terminal only: scripts read the names on stdout and nothing else.
+        plural = "s" if parsed.parts > 1 else ""
+        click.echo(f"gsmgw send: {parsed.parts} SMS part{plural} each, {parsed.encoding.describe()}", err=True)

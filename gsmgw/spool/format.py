@@ -41,7 +41,7 @@ from typing import Iterable, Mapping, Sequence
 from gsmgw.durations import EXAMPLES as DURATION_EXAMPLES
 from gsmgw.durations import parse_duration
 from gsmgw.rules import group_reference
-from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity, status_category, status_meaning
+from gsmgw.sms import AddressError, Encoding, count_parts, normalize_number, parse_validity, status_category, status_meaning
 from gsmgw.sms import gsm7
 
 # How a file should look, in words that fit on one line (a Fail_reason: is one header line).
@@ -198,7 +198,12 @@ class OutgoingMessage:
     smsc: str | None
     headers: Headers
     body_alphabet: str
-    national: dict[str, str | None] | None = None  # national tables the text will use (PartCount.national)
+    encoding: Encoding | None = None  # how the text goes out: alphabet and national tables (count_parts)
+
+    @property
+    def national(self) -> dict[str, str | None] | None:
+        """The national tables the text will use ({"locking": "hi", "single": "hi"}), None if none."""
+        return self.encoding.national if self.encoding is not None else None
 
 
 def _decode_header_text(raw: bytes) -> str:
@@ -579,7 +584,7 @@ def parse_outgoing(
         max_parts=max_parts,
         parts=count.parts,
         alphabet=count.alphabet,
-        national=count.national,
+        encoding=count.encoding,
         smsc=smsc,
         headers=headers,
         body_alphabet=body_alphabet,
