@@ -139,3 +139,26 @@ def test_the_dispatcher_looks_past_messages_no_idle_modem_may_take(parts):
     dispatcher.round()
     assert given == [("gsm1", "free")]
     assert journal.message("free").state == J.SENDING
+
+
+def test_the_encoder_uses_the_configs_national_tables(tmp_path):
+    """defaults.national_languages reaches encode_submit: a 204-character Hindi text goes out in 2 GSM-7
+    parts with the Hindi tables (4 in UCS-2), and each part reads back as the text."""
+    from gsmgw.sms import decode_pdu
+
+    spool = Spool(tmp_path / "spool")
+    spool.ensure_dirs()
+    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    settings = SendSettings(default_country="49", defaults=Defaults(report=False, national_languages=("hi",)),
+                            groups={}, modem_names=("gsm1",))
+    outbound = Outbound(spool, journal, None, settings, clock=Clock())
+    try:
+        text = "नमस्ते, आप कैसे हैं? मैं ठीक हूँ। " * 6
+        spool.submit(make_outgoing(to="+919812345678", text=text))
+        assert outbound.accept(spool.list("outgoing")) == 1
+        (message,) = queued(journal)
+        decoded = [decode_pdu(part.pdu) for part in journal.parts(message)]
+        assert [(sms.alphabet, sms.national) for sms in decoded] == [("gsm7", (6, 6))] * 2
+        assert "".join(sms.text for sms in decoded) == text
+    finally:
+        journal.close()
