@@ -271,3 +271,30 @@ def test_gammu_reads_the_national_messages_gsmgw_sends():
                     septets.extend((ESC, extension_code[char]))
             septets = septets[: answer["length"]]
             assert septets == [code for char in part.text for code in expected_codes[char]], BY_ID[language].name
+
+
+def test_with_every_language_enabled_a_language_keeps_its_own_pair():
+    """The danda is also in the Gujarati single shift table; Hindi text still gets Hindi + Hindi."""
+    from gsmgw.sms.national import CODES
+
+    assert count_parts(HINDI, national_languages=CODES).national == {"locking": "hi", "single": "hi"}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    languages=st.lists(st.sampled_from([lang.code for lang in BY_ID.values()]), min_size=1, max_size=4, unique=True),
+    text=st.text(alphabet=st.sampled_from(sorted({c for l, s in PAIRS for c in _pair_chars(l, s)})), max_size=400),
+)
+def test_the_pruned_choice_equals_trying_every_candidate(languages, text):
+    """choose_encoding splits only candidates whose lower bound can win; trying them all gives the same."""
+    from gsmgw.sms.split import Encoding, _candidates, _count
+    from gsmgw.sms.national import language_ids
+
+    def key(count):
+        encoding = count.encoding
+        preference = 0 if encoding == Encoding("gsm7") else 1 if encoding.alphabet == "ucs2" else 2
+        mixed = bool(encoding.locking and encoding.single and encoding.locking != encoding.single)
+        return (count.parts, preference, len(encoding.header_elements()), mixed, -count.remaining)
+
+    every = [_count(text, e, False) for e in _candidates(text, language_ids(languages), None)]
+    assert key(count_parts(text, national_languages=languages)) == min(map(key, every))

@@ -227,8 +227,9 @@ def choose_encoding(
     (TS 23.038 Annex A) may be used, in any locking/single combination, as
     Android does with its enabled tables. On equal parts the default GSM-7
     tables win, then UCS-2 (both read by every phone), then the pair with the
-    shorter header, then the one that leaves more room in the last part: a
-    national table is only used where it saves a part. `alphabet` "gsm7" or
+    shorter header, then one language's own pair before a mixed one, then the
+    one that leaves more room in the last part: a national table is only used
+    where it saves a part. `alphabet` "gsm7" or
     "ucs2" restricts the choice; `other_ie_octets` are the sender's own
     header octets. ValueError for an unknown language code, or a text that
     the forced alphabet cannot carry.
@@ -241,13 +242,36 @@ def choose_encoding(
     if not candidates:
         tables = " or the national tables " + ", ".join(national.BY_ID[i].code for i in languages) if languages else ""
         raise ValueError(f"the text has characters outside the GSM 7-bit alphabet{tables}; use ucs2")
-    counts = [_count(text, encoding, ref16, other_ie_octets) for encoding in candidates]
-    def preference(count: PartCount) -> tuple[int, int, int, int]:
-        encoding = count.encoding
-        rank = 0 if encoding == DEFAULT_GSM7 else 1 if encoding.alphabet == UCS2 else 2
-        return (count.parts, rank, len(encoding.header_elements()), -count.remaining)
 
-    return min(counts, key=preference)  # min keeps the first of equals: the order of _candidates
+    tally = Counter(text)
+
+    def rank(encoding: Encoding) -> tuple[int, int, bool]:
+        preference = 0 if encoding == DEFAULT_GSM7 else 1 if encoding.alphabet == UCS2 else 2
+        mixed = bool(encoding.locking and encoding.single and encoding.locking != encoding.single)
+        return preference, len(encoding.header_elements()), mixed  # Hindi + Hindi before Hindi + Gujarati
+
+    # Splitting is exact but costs a pass over the text per candidate; units / capacity is a
+    # lower bound on the parts (a boundary can only push an escape to the next part), so only
+    # candidates whose bound can still win are split: plain text with 13 languages enabled
+    # is otherwise 181 splits.
+    def lower_bound(encoding: Encoding) -> int:
+        units = sum(char_units(char, encoding) * count for char, count in tally.items())
+        other = other_ie_octets + len(encoding.header_elements())
+        if units <= capacity(encoding.alphabet, multipart=False, other_ie_octets=other):
+            return 1
+        return -(-units // capacity(encoding.alphabet, multipart=True, ref16=ref16, other_ie_octets=other))
+
+    best: PartCount | None = None
+    for bound, encoding in sorted(((lower_bound(e), e) for e in candidates), key=lambda pair: (pair[0], rank(pair[1]))):
+        if best is not None and (bound, *rank(encoding)) > (best.parts, *rank(best.encoding)):
+            break
+        count = _count(text, encoding, ref16, other_ie_octets)
+        if best is None or (count.parts, *rank(encoding), -count.remaining) < (
+            best.parts, *rank(best.encoding), -best.remaining
+        ):
+            best = count
+    assert best is not None
+    return best
 
 
 def count_parts(
