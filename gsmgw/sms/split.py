@@ -72,7 +72,9 @@ class Encoding:
         if self.locking and self.locking == self.single:
             return f"{name} with the {national.BY_ID[self.locking].name} locking and single shift tables"
         tables = [f"{national.BY_ID[i].name} {kind}" for i, kind in ((self.locking, "locking"), (self.single, "single shift")) if i]
-        return f"{name} with the {' and '.join(tables)} tables" if tables else name
+        if not tables:
+            return name
+        return f"{name} with the {' and '.join(tables)} table{'s' if len(tables) > 1 else ''}"
 
 
 DEFAULT_GSM7 = Encoding(GSM7)
