@@ -391,6 +391,30 @@ def test_ack_quiets_the_group_until_it_resolves_and_tells_the_others():
     assert r.receive(parse_notification(payload(2)), ONCALL, now=6 * 3600.0).action == "sent"
 
 
+def test_ack_acknowledges_only_the_groups_sent_to_that_number():
+    """Two recipients whose merged SMS read alike ("<first group>\n(+1 more groups)") but carry
+    different groups: each one's ack quiets its own groups, never the other's."""
+    a, b = ONCALL
+    r = relay(window=60.0, max_parts=1)
+
+    def long(job):
+        body = payload(1, job=job)
+        body["alerts"][0]["annotations"]["summary"] = "latency far above the objective " * 8
+        return parse_notification(body)
+
+    r.receive(long("first"), ONCALL, now=0.0)
+    r.receive(long("both"), ONCALL, now=1.0)
+    r.receive(long("only-a"), (a,), now=2.0)
+    r.receive(long("only-b"), (b,), now=3.0)
+    flushed = r.flush(now=60.0)
+    assert {o.text for o in flushed} == {flushed[0].text} and flushed[0].text.endswith("(+1 more groups)")
+    assert sorted(o.to for o in flushed) == [(a,), (b,)], "one SMS per recipient: they carry different groups"
+    groups, notices = r.acknowledge(b, now=61.0)
+    assert groups == ["HighLatency job=both", "HighLatency job=only-b"]
+    assert [(n.to, n.text.split(" by ")[1]) for n in notices] == [((a,), b)]
+    assert r.receive(long("only-a"), (a,), now=200.0).action != "acknowledged"
+
+
 def test_ack_from_someone_who_got_nothing_acknowledges_nothing():
     r = relay()
     r.receive(parse_notification(payload(1)), ONCALL[:1], now=0.0)

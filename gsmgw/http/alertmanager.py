@@ -379,11 +379,15 @@ class AlertRelay:
         for entry in pending:
             for recipient in entry.recipients:
                 by_recipient.setdefault(recipient, []).append(entry.notification)
-        by_text: dict[str, tuple[list[str], list[Notification]]] = {}
+        # Recipients share an SMS only when it carries the same groups, not merely the same text:
+        # "(+K more groups)" reads alike for different groups, and an "ack" acknowledges exactly
+        # the groups its sender was sent.
+        shared: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[list[str], list[Notification]]] = {}
         for recipient, notifications in by_recipient.items():
             text = format_merged(notifications, self.max_parts)
-            by_text.setdefault(text, ([], notifications))[0].append(recipient)
-        for text, (recipients, notifications) in by_text.items():
+            content = tuple((n.group_key, n.status) for n in notifications)
+            shared.setdefault((text, content), ([], notifications))[0].append(recipient)
+        for (text, _), (recipients, notifications) in shared.items():
             kind = "merged" if len(notifications) > 1 else "notification"
             sms, _ = self._deliver(text, recipients, notifications, kind, now)
             outgoing += sms
