@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gsmgw.http.alertmanager import (
     ACK_LOOKBACK_S,
+    MAX_ALERTS_KEPT,
     AlertRelay,
     PayloadError,
     add_routes,
@@ -223,13 +224,13 @@ class ManualClock:
                 self._waiters.remove((due, future))
 
 
-def gateway_config(tmp_path, *, allow=("+49*",)):
+def gateway_config(tmp_path, *, allow=("+49*",), limits=None):
     receiver = SimpleNamespace(to=("group:oncall",), window=120.0, max_per_hour=10, max_parts=2)
     return SimpleNamespace(
         spool=tmp_path / "spool",
         default_country="49",
         defaults=SimpleNamespace(max_parts=6),
-        clients=[{"name": "alertmanager", "token": TOKEN, "allow": list(allow)}],
+        clients=[{"name": "alertmanager", "token": TOKEN, "allow": list(allow), "limits": limits or {}}],
         groups={"oncall": list(ONCALL)},
         alertmanager=SimpleNamespace(receivers={"oncall": receiver}),
     )
@@ -282,7 +283,7 @@ async def test_webhook_turns_a_grouped_notification_into_one_spool_file(tmp_path
         recent = await client.get("/api/v1/alertmanager/oncall/recent", headers=auth())
         entries = (await recent.json())["notifications"]
         assert [e["action"] for e in entries] == ["sent", "duplicate"]
-        assert len(entries[0]["alerts"]) == 30
+        assert len(entries[0]["alerts"]) == MAX_ALERTS_KEPT and entries[0]["alerts_total"] == 30
     finally:
         await client.close()
 
@@ -516,3 +517,162 @@ alertmanager:
         assert recent.status == 200
     finally:
         await client.close()
+
+
+# --- the posting client's limits, and bounded memory -------------------------------------------
+
+
+@async_test
+async def test_the_clients_limits_count_parts_and_alertmanager_is_asked_to_retry(tmp_path, spool):
+    # Each notification is one SMS part to two recipients: 2 parts. The client may send 3 a minute.
+    clock = ManualClock()
+    client, service = await start(gateway_config(tmp_path, limits={"per_minute": 3}), spool, clock)
+    url = "/api/v1/alertmanager/oncall"
+    try:
+        assert (await client.post(url, json=payload(3), headers=auth())).status == 200
+        over = await client.post(url, json=payload(2, job="db"), headers=auth())
+        assert over.status == 503 and int(over.headers["Retry-After"]) == 60
+        assert "over its limits (3 per minute)" in (await over.json())["error"]
+        # A repeat costs nothing, so it is answered as always.
+        assert (await (await client.post(url, json=payload(3), headers=auth())).json())["status"] == "duplicate"
+        clock.advance(60.0)
+        again = await client.post(url, json=payload(2, job="db"), headers=auth())
+        assert again.status == 200 and (await again.json())["status"] == "merged"
+        actions = [entry["action"] for entry in service.recent("oncall")["notifications"]]
+        assert actions == ["sent", "over the client's limits, Alertmanager retries", "duplicate", "merged"]
+    finally:
+        await client.close()
+
+
+@async_test
+async def test_a_notification_larger_than_a_limit_gets_429(tmp_path, spool):
+    client, _ = await start(gateway_config(tmp_path, limits={"per_hour": 1}), spool)
+    try:
+        response = await client.post("/api/v1/alertmanager/oncall", json=payload(1), headers=auth())
+        assert response.status == 429
+        assert "needs 2 SMS parts (2 recipients)" in (await response.json())["error"]
+        assert spool.list("outgoing") == []
+    finally:
+        await client.close()
+
+
+@async_test
+async def test_a_spool_error_gives_the_parts_back(tmp_path, spool):
+    disk = FullDisk(spool)
+    client, _ = await start(gateway_config(tmp_path, limits={"per_minute": 2}), disk)
+    try:
+        assert (await client.post("/api/v1/alertmanager/oncall", json=payload(2), headers=auth())).status == 503
+        disk.space = True
+        retry = await client.post("/api/v1/alertmanager/oncall", json=payload(2), headers=auth())
+        assert retry.status == 200 and (await retry.json())["status"] == "sent"
+    finally:
+        await client.close()
+
+
+def big_payload(job: str, size: int) -> dict:
+    body = payload(200, job=job)
+    for item in body["alerts"]:
+        item["annotations"]["summary"] = "x" * (size // 200)
+        item["labels"]["pod"] = "y" * 200
+    body["groupKey"] = "{}:" + job * 50
+    return body
+
+
+@async_test
+async def test_memory_stays_bounded_whatever_the_payloads(spool):
+    """Notifications of nearly 1 MiB, each of another group, merged inside one window: the
+    receiver keeps a small fixed amount of each, not the payload."""
+    import gc
+    import json
+    import tracemalloc
+
+    from gsmgw.clients import Client, ClientRegistry
+    from gsmgw.http.alertmanager import AlertmanagerService, ReceiverSetup
+
+    poster = Client("am", token="t", allow=("+49*",))
+    service = AlertmanagerService(
+        [ReceiverSetup("oncall", ONCALL, window=3600.0, max_per_hour=10, max_parts=2)],
+        spool=spool, registry=ClientRegistry([poster]), clock=lambda: 5000.0,
+    )
+    template = json.dumps(big_payload("JOB", 900_000))
+    service.handle("oncall", poster, json.loads(template.replace("JOB", "first")))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(30):
+            # Decoded per request, as the HTTP server does: every payload's strings are new.
+            status, body = service.handle("oncall", poster, json.loads(template.replace("JOB", f"job{number:02d}")))
+            assert (status, body["status"]) == (200, "merged")
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 3 * 1024 * 1024, f"{kept / 2**20:.1f} MiB kept for 30 notifications of 0.9 MiB"
+    service.flush_all()
+
+
+@async_test
+async def test_a_window_holds_a_bounded_number_of_groups_and_counts_the_rest(spool, caplog, monkeypatch):
+    from gsmgw.clients import Client, ClientRegistry
+    from gsmgw.http import alertmanager
+
+    monkeypatch.setattr(alertmanager, "MAX_PENDING", 3)
+    poster = Client("am", token="t", allow=("+49*",))
+    service = alertmanager.AlertmanagerService(
+        [alertmanager.ReceiverSetup("oncall", ONCALL, window=3600.0, max_per_hour=10, max_parts=2)],
+        spool=spool, registry=ClientRegistry([poster]), clock=lambda: 5000.0,
+    )
+    with caplog.at_level("WARNING", logger="gsmgw.alertmanager"):
+        for job in ("first", "a", "b", "c", "d", "e"):
+            assert service.handle("oncall", poster, payload(1, job=job))[1]["status"] in ("sent", "merged")
+    assert service.receivers["oncall"].relay.pending == 3
+    assert "more than 3 groups in one window; 'HighLatency job=a' is held back" in caplog.text
+    # What no longer fitted into the window is counted in the summary, not dropped.
+    flushed = service.receivers["oncall"].relay.flush(9000.0)
+    (summary,) = [o for o in flushed if o.kind == "summary"]
+    assert summary.text.startswith("[gsmgw] 2 alert notifications held back (max 10/hour or too many groups")
+    assert "HighLatency job=a, HighLatency job=b" in summary.text
+    service.flush_all()
+
+
+def test_remembered_duplicates_are_capped_and_the_oldest_forgotten(monkeypatch):
+    from gsmgw.http import alertmanager
+
+    monkeypatch.setattr(alertmanager, "MAX_SEEN", 50)
+    r = relay(window=0.0, max_per_hour=None)
+    for number in range(53):
+        r.receive(parse_notification(payload(1, job=f"j{number}", status="resolved")), ONCALL, now=float(number))
+    assert len(r._seen) == 50
+    notes = r.take_notes()
+    assert len(notes) == 3 and "forgot the oldest" in notes[0] and "j0" in notes[0]
+    assert r.take_notes() == []
+    # The forgotten one is news again; the remembered ones are still duplicates.
+    assert r.receive(parse_notification(payload(1, job="j0", status="resolved")), ONCALL, now=60.0).action == "sent"
+    assert r.receive(parse_notification(payload(1, job="j52", status="resolved")), ONCALL, now=61.0).action == "duplicate"
+
+
+def test_held_back_groups_keep_an_exact_count_and_a_bounded_list():
+    from gsmgw.http.alertmanager import MAX_HELD_GROUPS, Held, format_summary
+
+    held = Held()
+    held.add(f"group{n}" for n in range(MAX_HELD_GROUPS + 20))
+    held.add(["group0"])
+    assert held.count == MAX_HELD_GROUPS + 21 and len(held.groups) == MAX_HELD_GROUPS and held.overflow
+    text = format_summary("oncall", held, 10, 1)
+    assert text.startswith(f"[gsmgw] {MAX_HELD_GROUPS + 21} alert notifications held back") and "more)" in text
+    assert count_parts(text).parts == 1
+
+
+def test_a_notification_keeps_a_bounded_part_of_its_payload():
+    from gsmgw.http.alertmanager import MAX_TEXT
+
+    notification = parse_notification(big_payload("api", 900_000))
+    assert len(notification.alerts) == MAX_ALERTS_KEPT and notification.total == 200
+    assert notification.alert_count == 200
+    assert all(len(a.summary) <= MAX_TEXT for a in notification.alerts)
+    assert len(notification.group_key) <= 256 and len(notification.fingerprints) == 64
+    # Only the alerts that were not kept differ: still another notification, not a duplicate.
+    other = big_payload("api", 900_000)
+    other["alerts"][-1]["fingerprint"] = "ffffffffffffffff"
+    assert parse_notification(other).dedup_key != notification.dedup_key

@@ -7,6 +7,7 @@ from types import MappingProxyType, SimpleNamespace
 
 import pytest
 
+from gsmgw.clients import Client, ClientRegistry
 from gsmgw.config import TwoWayConfig
 from gsmgw.daemon.events import MessageReceived
 from gsmgw.daemon.twoway import MAX_REPLIES_PER_HOUR, MAX_RUNS_PER_HOUR, TwoWay, format_reply
@@ -256,21 +257,14 @@ FIRING = {
 }
 
 
-class Registry:
-    def expand(self, entry):
-        return (BOSS, COLLEAGUE)
-
-    def check_destination(self, client, number):
-        return SimpleNamespace(allowed=True, reason="test")
-
-
 @async_test
 async def test_ack_acknowledges_the_alert_and_tells_the_colleague(spool):
+    alertmanager = Client("am", token="t", allow=("group:oncall",))
     service = AlertmanagerService(
         [ReceiverSetup("oncall", ("group:oncall",), window=60.0, max_per_hour=10, max_parts=2)],
-        spool=spool, registry=Registry(),
+        spool=spool, registry=ClientRegistry([alertmanager], {"oncall": (BOSS, COLLEAGUE)}),
     )
-    status, _ = service.handle("oncall", SimpleNamespace(name="am"), FIRING)
+    status, _ = service.handle("oncall", alertmanager, FIRING)
     assert status == 200
     before = set(spool.list("outgoing"))
     twoway = TwoWay(config(), spool, alerts=lambda: service)

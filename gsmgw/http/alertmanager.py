@@ -10,9 +10,24 @@ What it writes: outgoing spool files through `Spool.submit_many`, so an SMS
 is on disk before anything is acknowledged and crash safety is the daemon's.
 How it fails: a payload that is not Alertmanager JSON gets 400 with the reason,
 an unknown receiver 404, a missing or wrong token 401, a receiver none of whose
-numbers the client may reach 403. Everything else gets 200 at once, because
-Alertmanager retries anything else and a retry storm is worse than a late SMS.
-Nothing is dropped silently: every alert is logged and kept in `recent`.
+numbers the client may reach 403. A client over its `limits` and a spool that
+cannot be written get 503 with Retry-After: Alertmanager retries 5xx answers
+(and only those), so the notification comes again. Everything else gets 200 at
+once. Nothing is dropped silently: every alert is logged, and `recent` keeps
+the last notifications.
+
+Limits: the posting client's `limits` count SMS parts, as for every other door.
+A notification that will cause an SMS is charged when it arrives: the parts of
+its own SMS times the recipients the client may reach (one merged into a later
+SMS is charged as if sent alone). Duplicates and acknowledged repeats are free;
+so are the summaries and [ACK] notices the gateway itself adds (at most one per
+recipient and window, and one per ack).
+
+Memory: whatever the payloads, a receiver's state has fixed caps (MAX_* below):
+a notification keeps at most MAX_ALERTS_KEPT alerts with texts cut to
+MAX_TEXT, and the remembered duplicates, groups, acknowledgements, pending
+groups of a window and held-back groups are bounded; when one is full, its
+oldest entry is dropped, and the log says so and what it means.
 
 Rules (API.md "Alertmanager receiver"):
 - one SMS per notification, never one per alert, within the receiver's max_parts;
@@ -33,9 +48,10 @@ clock reads). `AlertmanagerService` joins it to the spool and to timers.
 from __future__ import annotations
 
 import asyncio
-import copy
+import hashlib
 import json
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -74,57 +90,78 @@ SPOOL_RETRY_S = 30.0
 # An "ack" SMS acknowledges what was last sent to that number within this time.
 ACK_LOOKBACK_S = 24 * 3600
 
+# Caps on what a receiver keeps, independent of the config and of what clients send.
+MAX_ALERTS_KEPT = 20  # alerts of one notification kept for its SMS and `recent` (all are counted and logged)
+MAX_TEXT = 300  # characters kept of a label value, summary, name or time
+MAX_GROUP_LABELS = 16  # group labels kept (they name the group in the SMS)
+MAX_GROUP_KEY = 256  # a longer groupKey is kept as its start and a digest
+MAX_SEEN = 10_000  # remembered notifications (duplicates inside a window, resolved for 24 h)
+MAX_GROUPS = 10_000  # firing groups whose recipients are remembered (for "ack"); also acknowledged groups
+MAX_PENDING = 200  # groups waiting for the end of one window
+MAX_HELD_GROUPS = 50  # group names kept per recipient for one window's summary (the count stays exact)
+PURGE_INTERVAL_S = 60.0  # how often expired duplicates are dropped from memory
+
 
 class PayloadError(ValueError):
     """The request body is not an Alertmanager webhook payload; the message says what is wrong."""
 
 
+class OverLimit(Exception):
+    """The posting client is over its `limits`; nothing was queued or remembered.
+
+    `retry_after` is the wait in seconds, math.inf when this notification alone is more than
+    a limit allows (waiting cannot help)."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Alert:
+    """What one alert contributes: its state, name, summary; texts cut to MAX_TEXT."""
+
     status: str
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
+    name: str
+    summary: str
     starts_at: str | None
     fingerprint: str
-
-    @property
-    def name(self) -> str:
-        return self.labels.get("alertname", "")
-
-    @property
-    def summary(self) -> str:
-        for key in ("summary", "description", "message"):
-            if self.annotations.get(key):
-                return " ".join(self.annotations[key].split())
-        return ""
 
 
 @dataclass(frozen=True)
 class Notification:
+    """One webhook call, reduced to what the SMS, deduplication and `recent` need.
+
+    `alerts` keeps at most MAX_ALERTS_KEPT of them; `matching` counts every alert in the
+    notification's state and `fingerprints` is a digest of all their fingerprints, so nothing
+    that decides what is sent depends on the alerts that were not kept.
+    """
+
     status: str  # "firing" | "resolved"
     alerts: tuple[Alert, ...]
     group_key: str
     group_labels: Mapping[str, str]
-    common_labels: Mapping[str, str]
+    common_alertname: str
     truncated_alerts: int
+    matching: int = 0  # alerts in this state (all of them when none is)
+    total: int = 0  # alerts in the payload
+    fingerprints: str = ""
 
     @property
-    def dedup_key(self) -> tuple[str, str, frozenset[str]]:
-        return (self.group_key, self.status, frozenset(a.fingerprint for a in self.alerts))
+    def dedup_key(self) -> tuple[str, str, str]:
+        return (self.group_key, self.status, self.fingerprints)
 
     @property
     def alert_count(self) -> int:
         """Alerts in this notification's state, with those Alertmanager truncated."""
-        matching = sum(1 for a in self.alerts if a.status == self.status) or len(self.alerts)
-        return matching + self.truncated_alerts
+        return self.matching + self.truncated_alerts
 
     @property
     def group(self) -> str:
         """`HighLatency job=api`: the alert name, then the other grouping labels."""
-        labels = dict(self.group_labels) or {
-            "alertname": self.common_labels.get("alertname") or self.alerts[0].name
-        }
-        name = labels.pop("alertname", "") or self.common_labels.get("alertname", "")
+        labels = dict(self.group_labels) or {"alertname": self.common_alertname or self.alerts[0].name}
+        name = labels.pop("alertname", "") or self.common_alertname
         pairs = [f"{key}={labels[key]}" for key in sorted(labels)]
         return " ".join(part for part in [name, *pairs] if part) or self.group_key
 
@@ -146,13 +183,28 @@ def _string_map(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _summary_of(annotations: Mapping[str, str]) -> str:
+    for key in ("summary", "description", "message"):
+        if annotations.get(key):
+            return " ".join(annotations[key][: MAX_TEXT * 4].split())
+    return ""
+
+
 def parse_notification(payload: Any) -> Notification:
-    """Validate a decoded JSON body as an Alertmanager v4 notification."""
+    """Validate a decoded JSON body as an Alertmanager v4 notification (every alert is checked)."""
     if not isinstance(payload, dict):
         raise PayloadError("expected a JSON object as Alertmanager's webhook sends it")
     version = payload.get("version")
     if version is not None and str(version) != "4":
-        raise PayloadError(f"webhook payload version {version!r} is not supported; Alertmanager sends \"4\"")
+        raise PayloadError(f"webhook payload version {_cut(str(version), 20)!r} is not supported; Alertmanager sends \"4\"")
     status = payload.get("status")
     if status not in ("firing", "resolved"):
         raise PayloadError('"status" must be "firing" or "resolved"')
@@ -162,10 +214,14 @@ def parse_notification(payload: Any) -> Notification:
     group_key = payload.get("groupKey")
     if not isinstance(group_key, str) or not group_key:
         raise PayloadError('"groupKey" is missing; is this really Alertmanager\'s webhook?')
+    if len(group_key) > MAX_GROUP_KEY:
+        group_key = group_key[: MAX_GROUP_KEY - 65] + "#" + _digest(group_key)
     truncated = payload.get("truncatedAlerts", 0)
-    if not isinstance(truncated, int) or truncated < 0:
+    if isinstance(truncated, bool) or not isinstance(truncated, int) or not 0 <= truncated < 2**31:
         raise PayloadError('"truncatedAlerts" must be a non-negative integer')
     alerts = []
+    fingerprints = set()
+    states = []
     for index, raw in enumerate(raw_alerts):
         where = f"alerts[{index}]"
         if not isinstance(raw, dict):
@@ -173,30 +229,37 @@ def parse_notification(payload: Any) -> Notification:
         labels = _string_map(raw.get("labels"), f"{where}.labels")
         if not labels:
             raise PayloadError(f"{where}.labels is missing or empty")
+        annotations = _string_map(raw.get("annotations"), f"{where}.annotations")
         alert_status = raw.get("status", status)
         if alert_status not in ("firing", "resolved"):
             raise PayloadError(f'{where}.status must be "firing" or "resolved"')
         fingerprint = raw.get("fingerprint")
         if not isinstance(fingerprint, str) or not fingerprint:
             # Payloads from Alertmanager < 0.19 have none; the label set is what it hashes.
-            fingerprint = json.dumps(labels, sort_keys=True)
-        starts_at = raw.get("startsAt")
-        alerts.append(
-            Alert(
+            fingerprint = _digest(json.dumps(labels, sort_keys=True))[:16]
+        fingerprints.add(fingerprint)
+        states.append(alert_status)
+        if len(alerts) < MAX_ALERTS_KEPT:
+            starts_at = raw.get("startsAt")
+            alerts.append(Alert(
                 status=alert_status,
-                labels=labels,
-                annotations=_string_map(raw.get("annotations"), f"{where}.annotations"),
-                starts_at=starts_at if isinstance(starts_at, str) else None,
-                fingerprint=fingerprint,
-            )
-        )
+                name=_cut(labels.get("alertname", "")),
+                summary=_cut(_summary_of(annotations)),
+                starts_at=_cut(starts_at, 64) if isinstance(starts_at, str) else None,
+                fingerprint=_cut(fingerprint, 64),
+            ))
+    group_labels = _string_map(payload.get("groupLabels"), "groupLabels")
+    common_labels = _string_map(payload.get("commonLabels"), "commonLabels")
     return Notification(
         status=status,
         alerts=tuple(alerts),
         group_key=group_key,
-        group_labels=_string_map(payload.get("groupLabels"), "groupLabels"),
-        common_labels=_string_map(payload.get("commonLabels"), "commonLabels"),
+        group_labels={_cut(key, 64): _cut(value) for key, value in sorted(group_labels.items())[:MAX_GROUP_LABELS]},
+        common_alertname=_cut(common_labels.get("alertname", "")),
         truncated_alerts=truncated,
+        matching=sum(1 for state in states if state == status) or len(states),
+        total=len(states),
+        fingerprints=_digest("\n".join(sorted(fingerprints))),
     )
 
 
@@ -257,19 +320,23 @@ def format_merged(notifications: Sequence[Notification], max_parts: int) -> str:
     return _shorten("", lines[0], f"\n(+{len(lines) - 1} more groups)", max_parts)
 
 
-def format_summary(receiver: str, held: Sequence[str], max_per_hour: int, max_parts: int) -> str:
-    """The one SMS that says what max_per_hour held back, and for which groups."""
-    groups = list(dict.fromkeys(held))
-    head = (
-        f"[gsmgw] {len(held)} alert notification{'s' if len(held) != 1 else ''} held back "
-        f"(max {max_per_hour}/hour, receiver {receiver}): "
-    )
+def format_summary(receiver: str, held: "Held", max_per_hour: int, max_parts: int) -> str:
+    """The one SMS that says what was held back in a window, and for which groups."""
+    groups = list(held.groups)
+    count = held.count
+    reason = f"max {max_per_hour}/hour, receiver {receiver}" if not held.crowded else (
+        f"max {max_per_hour}/hour or too many groups at once, receiver {receiver}")
+    head = f"[gsmgw] {count} alert notification{'s' if count != 1 else ''} held back ({reason}): "
+
+    def more(rest: int) -> str:
+        plus = "+" if held.overflow else ""
+        return f" (+{rest}{plus} more)" if rest or held.overflow else ""
+
     for keep in range(len(groups), 0, -1):
-        rest = len(groups) - keep
-        text = head + ", ".join(groups[:keep]) + (f" (+{rest} more)" if rest else "")
+        text = head + ", ".join(groups[:keep]) + more(len(groups) - keep)
         if _fits(text, max_parts):
             return text
-    return _shorten(head, groups[0], f" (+{len(groups) - 1} more)" if len(groups) > 1 else "", max_parts)
+    return _shorten(head, groups[0], more(len(groups) - 1), max_parts)
 
 
 def format_ack(groups: Sequence[str], by: str, max_parts: int) -> str:
@@ -310,8 +377,60 @@ class _Pending:
     recipients: tuple[str, ...]
 
 
+@dataclass
+class Held:
+    """What one recipient was not sent in a window: an exact count, the first group names."""
+
+    count: int = 0
+    groups: dict[str, None] = field(default_factory=dict)  # ordered set, at most MAX_HELD_GROUPS
+    overflow: bool = False  # more groups than MAX_HELD_GROUPS were held
+    crowded: bool = False  # some were held because the window had MAX_PENDING groups
+
+    def add(self, groups: Iterable[str]) -> None:
+        for group in groups:
+            self.count += 1
+            if group in self.groups:
+                continue
+            if len(self.groups) < MAX_HELD_GROUPS:
+                self.groups[group] = None
+            else:
+                self.overflow = True
+
+    def copy(self) -> "Held":
+        return Held(self.count, dict(self.groups), self.overflow, self.crowded)
+
+
+def _remember(mapping: dict, key: Any, value: Any, cap: int, what: str, notes: list[str]) -> None:
+    """mapping[key] = value, dropping the oldest entry (insertion order) when `cap` is reached."""
+    mapping.pop(key, None)
+    if len(mapping) >= cap:
+        oldest = next(iter(mapping))
+        del mapping[oldest]
+        notes.append(f"{what} (at most {cap}); forgot the oldest, {oldest!r}")
+    mapping[key] = value
+
+
+@dataclass
+class _RelayState:
+    """Everything AlertRelay changes, copied one level deep: the values it mutates in place
+    (deques, sets, Held) are copied, notifications are immutable and shared."""
+
+    window_end: float | None
+    pending: dict
+    seen: dict
+    sent_at: dict
+    held: dict
+    last_sent: dict
+    group_recipients: dict
+    acked: dict
+
+
 class AlertRelay:
-    """Windows, deduplication and per-recipient limits of one receiver. Pure: `now` comes in."""
+    """Windows, deduplication and per-recipient limits of one receiver. Pure: `now` comes in.
+
+    Its memory has fixed caps (MAX_SEEN, MAX_GROUPS, MAX_PENDING, MAX_HELD_GROUPS). What a cap
+    made it forget is in `take_notes()`, for the caller to log.
+    """
 
     def __init__(self, name: str, *, window: float, max_per_hour: int | None, max_parts: int):
         self.name = name
@@ -320,35 +439,74 @@ class AlertRelay:
         self.max_parts = max_parts
         self.window_end: float | None = None
         self._pending: dict[tuple[str, str], _Pending] = {}
-        self._seen: dict[tuple[str, str, frozenset[str]], float] = {}  # dedup key -> forget after
+        self._seen: dict[tuple[str, str, str], float] = {}  # dedup key -> forget after
         self._sent_at: dict[str, deque[float]] = {}  # recipient -> SMS times of the last hour
-        self._held: dict[str, list[str]] = {}  # recipient -> groups held back in this window
+        self._held: dict[str, Held] = {}  # recipient -> what was held back in this window
         # For "ack" replies: what each recipient got last, and who got each group.
         self._last_sent: dict[str, tuple[float, tuple[Notification, ...]]] = {}
         self._group_recipients: dict[str, set[str]] = {}
         self._acked: dict[str, str] = {}  # groupKey -> who acknowledged it (until it resolves)
+        self._notes: list[str] = []
+        self._next_purge = -math.inf
 
     def __repr__(self) -> str:
         return (
             f"<AlertRelay {self.name} window_end={self.window_end} pending={len(self._pending)} "
-            f"held={sum(map(len, self._held.values()))}>"
+            f"held={sum(h.count for h in self._held.values())}>"
         )
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
+    def take_notes(self) -> list[str]:
+        """What the caps made the relay forget since the last call (for the log)."""
+        notes, self._notes = self._notes, []
+        return notes
+
+    def snapshot(self) -> _RelayState:
+        """The state, to `restore` when what `receive` decided could not be queued. Its cost
+        grows with the number of entries (bounded by the caps), not with the payloads."""
+        return _RelayState(
+            self.window_end, dict(self._pending), dict(self._seen),
+            {recipient: deque(times) for recipient, times in self._sent_at.items()},
+            {recipient: held.copy() for recipient, held in self._held.items()},
+            dict(self._last_sent),
+            {group: set(recipients) for group, recipients in self._group_recipients.items()},
+            dict(self._acked),
+        )
+
+    def restore(self, state: _RelayState) -> None:
+        self.window_end = state.window_end
+        self._pending, self._seen, self._sent_at = state.pending, state.seen, state.sent_at
+        self._held, self._last_sent = state.held, state.last_sent
+        self._group_recipients, self._acked = state.group_recipients, state.acked
+
+    def will_send(self, notification: Notification, now: float) -> bool:
+        """Would `receive` turn this notification into an SMS (now or at the window's end)?
+        False for a duplicate and for a repeat of an acknowledged group."""
+        until = self._seen.get(notification.dedup_key)
+        if until is not None and until > now:
+            return False
+        return notification.status == "resolved" or notification.group_key not in self._acked
+
     def receive(self, notification: Notification, recipients: Sequence[str], now: float) -> Outcome:
         """Decide what a notification causes now; the caller queues `outgoing`."""
         outgoing: list[Outgoing] = []
         if self.window_end is not None and now >= self.window_end:
             outgoing += self.flush(now)
-        self._seen = {key: until for key, until in self._seen.items() if until > now}
+        if now >= self._next_purge:
+            # Expired entries only cost memory (lookups check the time), so they go once a minute.
+            self._seen = {key: until for key, until in self._seen.items() if until > now}
+            self._next_purge = now + PURGE_INTERVAL_S
         key = notification.dedup_key
-        if key in self._seen:
+        until = self._seen.get(key)
+        if until is not None and until > now:
             return Outcome("duplicate", outgoing, [], self.window_end)
         memory = RESOLVED_MEMORY_S if notification.status == "resolved" else self.window
-        self._seen[key] = now + max(memory, self.window)
+        _remember(self._seen, key, now + max(memory, self.window), MAX_SEEN,
+                  f"receiver {self.name}: too many notifications to remember as duplicates; a repeat "
+                  "of a forgotten one may be sent again", self._notes)
         if notification.status == "resolved":
             self._acked.pop(notification.group_key, None)
         elif notification.group_key in self._acked:
@@ -359,6 +517,17 @@ class AlertRelay:
             # Inside the window: the newest state of a group replaces an older pending one.
             pending_key = (notification.group_key, notification.status)
             self._pending.pop(pending_key, None)
+            if len(self._pending) >= MAX_PENDING:
+                oldest_key = next(iter(self._pending))
+                oldest = self._pending.pop(oldest_key)
+                for recipient in oldest.recipients:
+                    held = self._held.setdefault(recipient, Held())
+                    held.add([oldest.notification.group])
+                    held.crowded = True
+                self._notes.append(
+                    f"receiver {self.name}: more than {MAX_PENDING} groups in one window; "
+                    f"{oldest.notification.group!r} is held back and counted in the summary"
+                )
             self._pending[pending_key] = _Pending(notification, tuple(recipients))
             return Outcome("merged", outgoing, [], self.window_end)
 
@@ -392,9 +561,8 @@ class AlertRelay:
             sms, _ = self._deliver(text, recipients, notifications, kind, now)
             outgoing += sms
         summaries: dict[str, list[str]] = {}
-        for recipient, groups in self._held.items():
-            limit = self.max_per_hour or 0
-            text = format_summary(self.name, groups, limit, self.max_parts)
+        for recipient, held in self._held.items():
+            text = format_summary(self.name, held, self.max_per_hour or 0, self.max_parts)
             summaries.setdefault(text, []).append(recipient)
         for text, recipients in summaries.items():
             outgoing.append(Outgoing(tuple(recipients), text, "summary"))
@@ -415,7 +583,9 @@ class AlertRelay:
         if not firing:
             return [], []
         for notification in firing:
-            self._acked[notification.group_key] = recipient
+            _remember(self._acked, notification.group_key, recipient, MAX_GROUPS,
+                      f"receiver {self.name}: too many acknowledged groups; the oldest acknowledgement "
+                      "ends, so its repeats are sent again", self._notes)
             self._pending.pop((notification.group_key, "firing"), None)
         groups = list(dict.fromkeys(n.group for n in firing))
         others = sorted(
@@ -439,7 +609,7 @@ class AlertRelay:
                 times.popleft()
             if self.max_per_hour is not None and len(times) >= self.max_per_hour:
                 held.append(recipient)
-                self._held.setdefault(recipient, []).extend(n.group for n in notifications)
+                self._held.setdefault(recipient, Held()).add(n.group for n in notifications)
                 continue
             times.append(now)
             allowed.append(recipient)
@@ -452,7 +622,10 @@ class AlertRelay:
                 # Nobody can acknowledge a resolved group: forget who had it (bounds the memory).
                 self._group_recipients.pop(notification.group_key, None)
             else:
-                self._group_recipients.setdefault(notification.group_key, set()).update(allowed)
+                known = self._group_recipients.get(notification.group_key, set())
+                _remember(self._group_recipients, notification.group_key, known | set(allowed), MAX_GROUPS,
+                          f"receiver {self.name}: too many firing groups to remember who got them; an "
+                          "ack of the oldest tells its other recipients nothing", self._notes)
         keys = tuple(n.group_key for n in notifications)
         return [Outgoing(tuple(allowed), text, kind, keys)], held
 
@@ -478,7 +651,8 @@ class _ReceiverRuntime:
     setup: ReceiverSetup
     relay: AlertRelay
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_LIMIT))
-    waiting: list[dict] = field(default_factory=list)  # recent entries of merged notifications
+    # recent entries of merged notifications, to mark when their SMS goes out
+    waiting: deque = field(default_factory=lambda: deque(maxlen=RECENT_LIMIT))
     timer: asyncio.Task | None = None
     unsent: list = field(default_factory=list)  # Outgoing that the spool refused, retried
     retry: asyncio.Task | None = None
@@ -568,10 +742,17 @@ class AlertmanagerService:
                 "alertmanager %s: %s %s fingerprint=%s group=%s", name, alert.status, alert.name,
                 alert.fingerprint, notification.group_key,
             )
+        if notification.total > len(notification.alerts):
+            log.info("alertmanager %s: group %s has %d more alerts than the %d listed; all count in its SMS",
+                     name, notification.group_key, notification.total - len(notification.alerts),
+                     len(notification.alerts))
         if runtime.relay.window_end is not None and self.clock() >= runtime.relay.window_end:
             self.flush(name)  # a late timer: the old window's SMS go first, with their own retry
-        before = copy.deepcopy(runtime.relay)
-        outcome = runtime.relay.receive(notification, allowed, self.clock())
+        now = self.clock()
+        charge = self._charge(name, client, notification, allowed, now)
+        before = runtime.relay.snapshot()
+        outcome = runtime.relay.receive(notification, allowed, now)
+        self._log_notes(runtime)
         entry = {
             "received": self.wall().isoformat(timespec="seconds"),
             "client": client.name,
@@ -583,6 +764,7 @@ class AlertmanagerService:
                  "startsAt": a.starts_at}
                 for a in notification.alerts
             ],
+            "alerts_total": notification.total,
             "truncated_alerts": notification.truncated_alerts,
             "action": outcome.action,
             "held_back_for": outcome.held_back_for,
@@ -594,8 +776,11 @@ class AlertmanagerService:
             names = self._queue(name, outcome.outgoing)
         except OSError:
             # Alertmanager gets a 503 and sends the notification again; it must find the relay
-            # as it was, not a duplicate of an SMS that never reached the spool.
-            runtime.relay = before
+            # (and the client's limits) as they were, not a duplicate of an SMS that never
+            # reached the spool.
+            runtime.relay.restore(before)
+            if charge:
+                self.registry.release(client, charge, now)
             entry["action"] = "spool error, Alertmanager retries"
             raise
         if outcome.action == "sent":
@@ -605,6 +790,39 @@ class AlertmanagerService:
         if outcome.flush_at is not None and (runtime.timer is None or runtime.timer.done()):
             runtime.timer = asyncio.get_running_loop().create_task(self._flush_later(name, outcome.flush_at))
         return 200, {"status": outcome.action, "queued": names, "refused": refused}
+
+    def _charge(self, name: str, client: Any, notification: Notification, allowed: Sequence[str], now: float) -> int:
+        """Take the parts this notification will cost from the client's limits; OverLimit if they
+        do not fit. Returns what was taken (0 for a duplicate or an acknowledged repeat)."""
+        runtime = self.receivers[name]
+        if not runtime.relay.will_send(notification, now):
+            return 0
+        parts = count_parts(format_notification(notification, runtime.setup.max_parts)).parts * len(allowed)
+        wait = self.registry.acquire(client, parts, now)
+        if wait <= 0:
+            return parts
+        from gsmgw.http.validation import retry_after_seconds
+
+        limits = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in (client.limits or {}).items())
+        if math.isinf(wait):
+            message = (f"this notification needs {parts} SMS parts ({len(allowed)} recipients), more than client "
+                       f"{client.name!r} may send at all ({limits}); raise its limits or lower the receiver's "
+                       "max_parts")
+        else:
+            message = (f"client {client.name!r} is over its limits ({limits}); nothing was queued, Alertmanager "
+                       f"retries (in {retry_after_seconds(wait)} s or later)")
+        log.warning("alertmanager %s: group %s not sent now: %s", name, notification.group_key, message)
+        runtime.recent.append({
+            "received": self.wall().isoformat(timespec="seconds"), "client": client.name,
+            "group_key": notification.group_key, "group": notification.group, "status": notification.status,
+            "action": "over the client's limits, Alertmanager retries" if not math.isinf(wait)
+            else "more than the client's limits allow", "sms": [],
+        })
+        raise OverLimit(message, wait)
+
+    def _log_notes(self, runtime: _ReceiverRuntime) -> None:
+        for note in runtime.relay.take_notes():
+            log.warning("alertmanager %s", note)
 
     async def _flush_later(self, name: str, at: float) -> None:
         runtime = self.receivers[name]
@@ -621,6 +839,7 @@ class AlertmanagerService:
         """End the receiver's window now: queue the merged SMS and the summaries."""
         runtime = self.receivers[name]
         outgoing = runtime.unsent + runtime.relay.flush(self.clock())
+        self._log_notes(runtime)
         runtime.unsent = []
         try:
             names = self._queue(name, outgoing)
@@ -656,6 +875,7 @@ class AlertmanagerService:
         acknowledged: list[str] = []
         for name, runtime in self.receivers.items():
             groups, notices = runtime.relay.acknowledge(number, self.clock())
+            self._log_notes(runtime)
             if not groups:
                 continue
             acknowledged += groups
@@ -767,6 +987,13 @@ def add_routes(app: Any, ctx: Any) -> AlertmanagerService | None:
             status, body = service.handle(name, client, payload)
         except PayloadError as error:
             return web.json_response({"error": f"not an Alertmanager notification: {error}"}, status=400)
+        except OverLimit as error:
+            # Alertmanager retries 5xx answers only: 503 brings the notification back once the
+            # limits allow it. A notification that no wait can fit gets 429, which it gives up on.
+            from gsmgw.http.validation import retry_after_seconds
+
+            return web.json_response({"error": error.message}, status=429 if math.isinf(error.retry_after) else 503,
+                                     headers={"Retry-After": str(retry_after_seconds(error.retry_after))})
         except OSError as error:
             log.error("alertmanager %s: cannot queue SMS: %s", name, error)
             return web.json_response({"error": f"the spool cannot be written: {error}"}, status=503)
