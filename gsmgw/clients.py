@@ -88,6 +88,11 @@ class Client:
     smtp_password: str | None = dataclasses.field(default=None, repr=False)
     smtp_from: tuple[str, ...] = ()  # envelope sender globs; empty: any sender
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Callbacks (gsmgw.callbacks): the hosts they may name, and whether those may be non-public.
+    callback_hosts: tuple[str, ...] = ()
+    callback_private_addresses: bool = False
+    # Signs the webhooks about this client's messages (gsmgw.webhooks); never the token.
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +201,16 @@ def client_from_config(entry: Any) -> Client:
             raise ClientConfigError(
                 f"{where}.limits: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(LIMIT_WINDOWS)}"
             )
+    from gsmgw.callbacks import normalize_host_pattern
+
+    try:
+        callback_hosts = tuple(normalize_host_pattern(str(host)) for host in (_field(entry, "callback_hosts") or ()))
+    except ValueError as exc:
+        raise ClientConfigError(f"{where}.callback_hosts: {exc}") from None
+    webhook_secret = _field(entry, "webhook_secret")
+    webhook_secret_file = _field(entry, "webhook_secret_file")
+    if webhook_secret_file:
+        webhook_secret = read_secret_file(str(webhook_secret_file), f"{where}.webhook_secret_file")
     return Client(
         name=name,
         token=token,
@@ -208,6 +223,9 @@ def client_from_config(entry: Any) -> Client:
         smtp_password=smtp_password,
         smtp_from=smtp_from,
         networks=networks,
+        callback_hosts=callback_hosts,
+        callback_private_addresses=bool(_field(entry, "callback_private_addresses", False)),
+        webhook_secret=str(webhook_secret).strip() or None if webhook_secret is not None else None,
     )
 
 

@@ -126,6 +126,10 @@ class ClientConfig:
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    callback_hosts: tuple[str, ...] = ()  # normalised by gsmgw.callbacks.normalize_host_pattern
+    callback_private_addresses: bool = False
+    webhook_secret: str | None = field(default=None, repr=False)  # signs this client's report webhooks
+    webhook_secret_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -705,7 +709,7 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_cou
     names: dict[str, str] = {}
     for position, item in enumerate(check.sequence(value, "clients", "clients")):
         path = f"clients[{position}]"
-        data = check.mapping(item, path, ("name", "token", "token_file", "smpp", "allow", "deny", "limits"), ("name",))
+        data = check.mapping(item, path, _CLIENT_KEYS, ("name",))
         name = check.string(data.get("name"), _child(path, "name"), "zabbix")
         if name is not None and name in names:
             check.error(_child(path, "name"), f"client name {name!r} is used twice (also at {names[name]})",
@@ -763,9 +767,55 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_cou
             check.warn(_child(path, "allow"), "this client may send to nobody (allow is empty)",
                        'add allow: ["+49*"] or allow: ["group:oncall"]')
         limits = check.limits(data.get("limits"), _child(path, "limits"), CLIENT_LIMITS)
+        callback_hosts = _callback_hosts(check, data.get("callback_hosts"), _child(path, "callback_hosts"))
+        private = check.boolean(data.get("callback_private_addresses"), _child(path, "callback_private_addresses"), False)
+        webhook_secret_file, webhook_secret = _secret_pair(check, data, path, "webhook_secret", "webhook secret")
+        if callback_hosts and webhook_secret is None and webhook_secret_file is None:
+            check.error(_child(path, "webhook_secret_file"),
+                        "is required with callback_hosts: the client's callbacks are signed with it, never with its token",
+                        "add webhook_secret_file: /etc/gsmgw/<client>.webhook (a long random string, chmod 600) "
+                        "and give it to the client's application")
+        if webhook_secret is not None and token is not None and webhook_secret == token:
+            check.error(_child(path, "webhook_secret"), "is the client's token; a receiver that checks signatures "
+                        "would then hold a token that may send SMS", "give the webhook secret its own random value")
         if name is not None:
-            clients.append(ClientConfig(name, token, token_file, smpp, allow, deny, limits))
+            clients.append(ClientConfig(name, token, token_file, smpp, allow, deny, limits, callback_hosts, private,
+                                        webhook_secret, webhook_secret_file))
     return tuple(clients)
+
+
+_CLIENT_KEYS = ("name", "token", "token_file", "smpp", "allow", "deny", "limits", "callback_hosts",
+                "callback_private_addresses", "webhook_secret", "webhook_secret_file")
+
+
+def _secret_pair(check: _Checker, data: Mapping[str, Any], path: str, key: str, what: str) -> tuple[Path | None, str | None]:
+    """`<key>` (inline) or `<key>_file` under `path`: (file, secret); both given is an error."""
+    secret = None
+    if data.get(key) is not None:
+        secret = check.string(data.get(key), _child(path, key), "a long random string")
+        check.note_inline_secret(_child(path, key))
+    secret_file = None
+    if data.get(f"{key}_file") is not None:
+        if secret is not None:
+            check.error(_child(path, f"{key}_file"), f"both {key} and {key}_file are given", f"keep {key}_file")
+        secret_file, secret = check.secret_file(data.get(f"{key}_file"), _child(path, f"{key}_file"), what)
+    return secret_file, secret
+
+
+def _callback_hosts(check: _Checker, value: Any, path: str) -> tuple[str, ...]:
+    from gsmgw.callbacks import normalize_host_pattern
+
+    hosts = []
+    for position, item in enumerate(check.sequence(value, path, "host names")):
+        text = check.string(item, f"{path}[{position}]", '"app.example"')
+        if text is None:
+            continue
+        try:
+            hosts.append(normalize_host_pattern(text))
+        except ValueError as exc:
+            problem, _, fix = str(exc).partition("; ")
+            check.error(f"{path}[{position}]", problem, fix)
+    return tuple(dict.fromkeys(hosts))
 
 
 def _groups(check: _Checker, value: Any, default_country: str | None) -> Mapping[str, tuple[str, ...]]:
@@ -803,16 +853,15 @@ def _webhooks(check: _Checker, value: Any) -> WebhooksConfig | None:
     if value is None:
         return None
     data = check.mapping(value, "webhooks", ("received", "report", "secret", "secret_file"))
-    secret = None
-    if data.get("secret") is not None:
-        secret = check.string(data.get("secret"), "webhooks.secret", "a long random string")
-        check.note_inline_secret("webhooks.secret")
-    if data.get("secret_file") is not None:
-        if secret is not None:
-            check.error("webhooks.secret_file", "both secret and secret_file are given", "keep secret_file")
-        _, secret = check.secret_file(data.get("secret_file"), "webhooks.secret_file", "webhook secret")
-    return WebhooksConfig(_url(check, data.get("received"), "webhooks.received"),
-                          _url(check, data.get("report"), "webhooks.report"), secret)
+    secret_file, secret = _secret_pair(check, data, "webhooks", "secret", "webhook secret")
+    config = WebhooksConfig(_url(check, data.get("received"), "webhooks.received"),
+                            _url(check, data.get("report"), "webhooks.report"), secret)
+    if (data.get("received") is not None or data.get("report") is not None) and secret is None and secret_file is None:
+        check.error("webhooks.secret_file", "is required: webhooks are signed with a secret of their own, "
+                    "so that the receiver can tell them from forgeries",
+                    "add secret_file: /etc/gsmgw/webhook.secret (a long random string on its first line, "
+                    "chmod 600) and give the same secret to the receiving application")
+    return config
 
 
 def _smpp(check: _Checker, value: Any) -> SmppConfig | None:
@@ -908,18 +957,10 @@ TWO_WAY_SECRET_MIN = 8
 
 def _two_way_secret(check: _Checker, data: Mapping[str, Any]) -> str | None:
     """`two_way.secret` / `secret_file`: one word of at least TWO_WAY_SECRET_MIN characters."""
-    secret = None
-    path = "two_way.secret"
-    if data.get("secret") is not None:
-        secret = check.string(data.get("secret"), path, "a word of 8 or more letters and digits")
-        check.note_inline_secret(path)
-    if data.get("secret_file") is not None:
-        if secret is not None:
-            check.error("two_way.secret_file", "both secret and secret_file are given", "keep secret_file")
-        path = "two_way.secret_file"
-        _, secret = check.secret_file(data.get("secret_file"), path, "two-way secret word")
+    secret_file, secret = _secret_pair(check, data, "two_way", "secret", "two-way secret word")
     if secret is None:
         return None
+    path = "two_way.secret_file" if secret_file is not None else "two_way.secret"
     # The value itself never goes into a message: a config error may be shown to others.
     if len(secret.split()) != 1:
         check.error(path, "the secret word contains spaces; it must be one word, sent first in every request",
@@ -1002,6 +1043,12 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
     if config.clients and config.http is None and config.smpp is None:
         check.warn("clients", "clients are configured but neither http: nor smpp: listens",
                    "add http: {listen: 127.0.0.1:8025} or smpp: {listen: 127.0.0.1:2775}")
+    if config.webhooks is not None and config.webhooks.secret is not None:
+        for position, client in enumerate(config.clients):
+            if client.token is not None and client.token == config.webhooks.secret:
+                check.error("webhooks.secret", f"is the token of client {client.name!r}; a receiver that checks "
+                            "signatures would then hold a token that may send SMS",
+                            "give the webhook secret its own random value")
     if config.alertmanager is not None and config.http is None:
         check.error("alertmanager", "the Alertmanager receiver is part of the HTTP server, which is not configured",
                     "add http: {listen: 127.0.0.1:8025}")

@@ -15,8 +15,19 @@ their own tasks with a timeout each and a bounded number in flight, and a receiv
 is retried with exponential backoff (1 s, 2 s, 4 s, ... at most `max_delay`), so a dead webhook
 costs a few idle timers, not send or receive time.
 
-Signature: `X-Gsmgw-Signature` is the lowercase hex HMAC-SHA256 of the exact body bytes, keyed
-with the client's token (reports of messages a client submitted) or with `webhooks.secret`.
+Signature: every POST carries `X-Gsmgw-Timestamp` (Unix seconds when it was sent) and
+`X-Gsmgw-Signature`, the lowercase hex HMAC-SHA256 of `timestamp + "." + body` (the exact body
+bytes), so a receiver can reject a replayed old request as well as a forged one. The key is a
+webhook secret, never an API token: `webhooks.secret` for received SMS, and for reports the
+submitting client's `webhook_secret` (its callbacks need one), else `webhooks.secret`. Both are
+taken from the current config at each attempt, so a retry after a reload uses the new secret.
+
+Where a delivery may go (gsmgw.callbacks): the URLs of `webhooks:` are the administrator's and
+may go anywhere. A callback (a client's `Callback:`) is checked at each attempt against that
+client's `callback_hosts`, and connects only to the public addresses its name resolves to (the
+resolver refuses the others, so the checked address is the one connected to), unless the client
+allows private addresses. A refused callback is given up at once. No delivery follows a redirect:
+a 3xx answer is a failure like any other non-2xx answer.
 
 Kannel's dlr-url: a message submitted through /cgi-bin/sendsms with a `dlr-url` has `Callback:`
 and `Dlr_mask:` in its spool file. Its callback is called as Kannel's smsbox calls a dlr-url: a
@@ -34,6 +45,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 import urllib.parse
 import uuid
@@ -44,22 +56,82 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from gsmgw.callbacks import address_refusal, host_refusal
 from gsmgw.clients import ClientRegistry
 from gsmgw.spool.format import read_spool_file
-from gsmgw.durable_queue import Cursor, DurableQueue, write_private
+from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp, write_private
 
 log = logging.getLogger("gsmgw.webhooks")
 
 SIGNATURE_HEADER = "X-Gsmgw-Signature"
+TIMESTAMP_HEADER = "X-Gsmgw-Timestamp"
 EVENT_HEADER = "X-Gsmgw-Event"
 DELIVERY_HEADER = "X-Gsmgw-Delivery"
 
 
-def sign(body: bytes, key: str) -> str:
-    """Lowercase hex HMAC-SHA256 of `body` with `key` (UTF-8), as sent in X-Gsmgw-Signature."""
-    return hmac.new(key.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def sign(timestamp: str, body: bytes, key: str) -> str:
+    """Lowercase hex HMAC-SHA256 of `timestamp + "." + body` with `key` (UTF-8), as sent in
+    X-Gsmgw-Signature next to X-Gsmgw-Timestamp."""
+    return hmac.new(key.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one delivery may go out, decided at each attempt from the current config."""
+
+    key: str | None = None  # signs the POST; None: sent unsigned
+    trusted: bool = False  # a URL of the config itself: any host, any address
+    hosts: tuple[str, ...] = ()  # the callback hosts of the client, when not trusted
+    private_addresses: bool = False  # the client's callbacks may reach non-public addresses
+    client: str | None = None  # for the log and the error that says what to change
+
+
+class AddressRefused(OSError):
+    """A callback's host resolves only to addresses it may not reach; the message says which."""
+
+
+class PublicResolver(AbstractResolver):
+    """Resolves as the system does and keeps only public addresses (gsmgw.callbacks), so the
+    connection is made to an address that was checked, whatever the name resolves to later."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list:
+        results = await self._inner.resolve(host, port, family)
+        public = [result for result in results if address_refusal(result["host"]) is None]
+        if not public:
+            reasons = "; ".join(sorted({address_refusal(result["host"]) or "" for result in results}))
+            raise AddressRefused(f"{host} resolves only to addresses callbacks may not reach ({reasons})")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _refused_by(exc: BaseException) -> AddressRefused | None:
+    """The AddressRefused behind an aiohttp connection error, if that is what it was."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if isinstance(current, AddressRefused):
+            return current
+        os_error = getattr(current, "os_error", None)
+        if isinstance(os_error, AddressRefused):
+            return os_error
+        current = current.__cause__
+        seen += 1
+    return None
+
+
+def _private_fix(route: Route) -> str:
+    if route.client is None:
+        return ""
+    return (f"; if that address is meant, set callback_private_addresses: true for client {route.client!r} "
+            "(it then also reaches private and loopback addresses)")
 
 
 def encode_body(payload: Mapping[str, Any]) -> bytes:
@@ -74,12 +146,12 @@ class Delivery:
     url: str
     event: str
     body: str  # the exact JSON text that is signed and sent
-    signature: str | None
     created: float
     attempts: int = 0
     next_at: float = 0.0
     last_error: str | None = None
     method: str = "POST"  # "GET" for Kannel dlr-urls: no body, everything is in the URL
+    client: str | None = None  # the client whose message it is about: its callback rules and webhook secret
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1).encode("utf-8")
@@ -95,7 +167,8 @@ class Delivery:
 
 class WebhookQueue(DurableQueue[Delivery]):
     """The durable queue of webhook calls (gsmgw.durable_queue) and how one is made: an HTTP
-    request with a timeout; any 2xx answer delivers it, anything else is retried."""
+    request with a timeout, signed and checked as `route(delivery)` says; any 2xx answer delivers
+    it, a refused callback is given up, anything else is retried."""
 
     def __init__(
         self,
@@ -107,14 +180,25 @@ class WebhookQueue(DurableQueue[Delivery]):
         timeout: float = 10.0,
         concurrency: int = 8,
         clock: Callable[[], float] = time.time,
+        route: Callable[[Delivery], Route] | None = None,
     ):
         super().__init__(directory, load=Delivery.from_bytes, name="webhooks", max_age=max_age,
                          first_delay=first_delay, max_delay=max_delay, concurrency=concurrency, clock=clock)
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        # Without a route provider (tests of the queue alone) every URL is trusted and unsigned.
+        self.route: Callable[[Delivery], Route] = route or (lambda delivery: Route(trusted=True))
+        self._session: aiohttp.ClientSession | None = None  # any address
+        self._public_session: aiohttp.ClientSession | None = None  # public addresses only
 
     async def start(self) -> None:
+        # Two sessions, so that neither a cached DNS answer nor a kept-alive connection made for a
+        # URL that may reach private addresses is ever used for one that may not.
         self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            headers={"User-Agent": "gsmgw-webhooks"},
+        )
+        self._public_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=PublicResolver()),
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             headers={"User-Agent": "gsmgw-webhooks"},
         )
@@ -122,23 +206,26 @@ class WebhookQueue(DurableQueue[Delivery]):
 
     async def close(self) -> None:
         await super().close()
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._public_session):
+            if session is not None:
+                await session.close()
 
     async def enqueue(
         self,
         url: str,
         event: str,
         payload: Mapping[str, Any] | None,
-        key: str | None,
         *,
+        client: str | None = None,
         method: str = "POST",
         delivery_id: str | None = None,
     ) -> str:
         """Store a delivery durably and schedule it; returns its id (X-Gsmgw-Delivery).
 
-        `method` "GET" sends no body (payload None): the URL says everything (Kannel dlr-urls).
-        A `delivery_id` derived from what is announced makes a repeated enqueue the same delivery.
+        `client`: whose message it is about (its callback rules and webhook secret apply, see
+        `route`). `method` "GET" sends no body (payload None): the URL says everything (Kannel
+        dlr-urls). A `delivery_id` derived from what is announced makes a repeated enqueue the
+        same delivery. The signature is made when it is sent, with the time of that attempt.
         """
         body = encode_body(payload) if payload is not None else b""
         now = self.clock()
@@ -147,10 +234,10 @@ class WebhookQueue(DurableQueue[Delivery]):
             url=url,
             event=event,
             body=body.decode("utf-8"),
-            signature=sign(body, key) if key and payload is not None else None,
             created=now,
             next_at=now,
             method=method,
+            client=client,
         )
         if delivery.id in self._deliveries:
             # The same id again (a report announced twice): the newer content replaces the older.
@@ -160,26 +247,58 @@ class WebhookQueue(DurableQueue[Delivery]):
             await self.add(delivery)
         return delivery.id
 
-    async def deliver(self, delivery: Delivery) -> str | None:
-        """One request; None on 2xx, else words for the log saying what went wrong."""
-        assert self._session is not None
-        headers = {EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.id}
-        if delivery.method == "POST":
-            headers["Content-Type"] = "application/json; charset=utf-8"
-        if delivery.signature:
-            headers[SIGNATURE_HEADER] = delivery.signature
+    async def deliver(self, delivery: Delivery) -> str | GiveUp | None:
+        """One request; None on 2xx, else words for the log saying what went wrong (GiveUp: the
+        delivery may not go there at all, so it is not tried again)."""
+        route = self.route(delivery)
         try:
             url = URL(delivery.url, encoded=True)  # sent as written: escapes were filled in, quoted
-            data = delivery.body.encode("utf-8") if delivery.method == "POST" else None
-            async with self._session.request(delivery.method, url, data=data, headers=headers) as response:
+        except (ValueError, TypeError) as exc:
+            return GiveUp(f"the URL cannot be read: {exc}")
+        if not route.trusted:
+            refusal = self._refusal(url, route)
+            if refusal is not None:
+                return refusal
+        session = self._session if route.trusted or route.private_addresses else self._public_session
+        assert session is not None
+        headers = {EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.id}
+        data = delivery.body.encode("utf-8") if delivery.method == "POST" else None
+        if delivery.method == "POST":
+            headers["Content-Type"] = "application/json; charset=utf-8"
+            if route.key:
+                timestamp = str(int(self.clock()))
+                headers[TIMESTAMP_HEADER] = timestamp
+                headers[SIGNATURE_HEADER] = sign(timestamp, data or b"", route.key)
+        try:
+            async with session.request(delivery.method, url, data=data, headers=headers,
+                                       allow_redirects=False) as response:
                 await response.read()
                 if 200 <= response.status < 300:
                     return None
+                if 300 <= response.status < 400:
+                    where = response.headers.get("Location", "nowhere")
+                    return (f"HTTP {response.status}: a redirect to {where[:200]}; gsmgw follows no redirects, "
+                            "so the URL must be the final one")
                 return f"HTTP {response.status} {response.reason or ''}".strip()
         except asyncio.TimeoutError:
             return f"no answer within {self.timeout:g} s"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            refused = _refused_by(exc)
+            if refused is not None:
+                return GiveUp(f"{refused}{_private_fix(route)}")
             return f"{type(exc).__name__}: {exc}"
+
+    @staticmethod
+    def _refusal(url: URL, route: Route) -> GiveUp | None:
+        """Why a callback may not go to `url` under its client's rules, before any connection."""
+        refusal = host_refusal(url.raw_host, route.hosts, route.private_addresses)
+        if refusal == "host":
+            owner = f"client {route.client!r}" if route.client else "no client (the message did not come from one)"
+            return GiveUp(f"the host {url.raw_host!r} is not among the callback_hosts of {owner}; add it there "
+                          "if callbacks to it are wanted")
+        if refusal:
+            return GiveUp(f"{refusal}{_private_fix(route)}")
+        return None
 
 
 def delivery_id_for(kind: str, file_name: str) -> str:
@@ -321,7 +440,7 @@ class WebhookDispatcher:
                 except ValueError as exc:
                     log.warning("webhooks: cannot announce incoming/%s: %s", name, exc)
                     continue
-                await self.queue.enqueue(self.received_url, "received", payload, self.default_key(),
+                await self.queue.enqueue(self.received_url, "received", payload,
                                          delivery_id=delivery_id_for("received", name))
                 await self.queue.in_thread(self.cursors["received"].advance, mtime_ns)
                 queued += 1
@@ -354,20 +473,26 @@ class WebhookDispatcher:
         self.secret = getattr(webhooks_config, "secret", None) if webhooks_config else None
         self.registry = registry
 
-    def default_key(self) -> str | None:
-        """`webhooks.secret`, else the token of the first client that has one."""
-        if self.secret:
-            return self.secret
-        for client in self.registry.clients:
-            if client.token:
-                return client.token
-        return None
-
-    def key_for_client(self, client_name: str | None) -> str | None:
-        client = self.registry.by_name(client_name) if client_name else None
-        if client is not None and client.token:
-            return client.token
-        return self.default_key()
+    def route(self, delivery: Delivery) -> Route:
+        """Signing key and callback rules of a delivery, from the current config (WebhookQueue
+        asks at each attempt). A URL of `webhooks:` is trusted; any other is a callback of
+        `delivery.client`, under that client's rules (none when the client is gone)."""
+        if self.settings is not None:
+            self._apply(*self.settings())
+        client = self.registry.by_name(delivery.client) if delivery.client else None
+        trusted = delivery.method == "POST" and delivery.url in (self.received_url, self.report_url)
+        if delivery.event == "received":
+            key = self.secret
+        elif client is not None and client.webhook_secret:
+            key = client.webhook_secret
+        else:
+            key = self.secret if trusted else None
+        if trusted:
+            return Route(key=key, trusted=True, client=delivery.client)
+        if client is None:
+            return Route(key=key, client=delivery.client)
+        return Route(key=key, hosts=client.callback_hosts, private_addresses=client.callback_private_addresses,
+                     client=client.name)
 
     async def __call__(self, event: Any) -> None:
         if self.settings is not None:
@@ -377,7 +502,7 @@ class WebhookDispatcher:
         if kind == "MessageReceived":
             if self.received_url:
                 await self.queue.enqueue(
-                    self.received_url, "received", received_payload(event), self.default_key(),
+                    self.received_url, "received", received_payload(event),
                     delivery_id=delivery_id_for("received", event.id),
                 )
                 if "received" in self.cursors:
@@ -402,8 +527,8 @@ class WebhookDispatcher:
         url = _header(headers, "Callback") or self.report_url
         if not url:
             return 0
-        key = self.key_for_client(_header(headers, "Client"))
-        await self.queue.enqueue(url, "report", report_payload(event), key, delivery_id=delivery_id)
+        await self.queue.enqueue(url, "report", report_payload(event), client=_header(headers, "Client"),
+                                 delivery_id=delivery_id)
         return 1
 
     async def _kannel(
@@ -421,7 +546,8 @@ class WebhookDispatcher:
             value, to=getattr(event, "to", None), modem=getattr(event, "modem", None) or _header(headers, "Modem"),
             message_id=event.id, text=text, moment=datetime.now().astimezone(),
         )
-        await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, None, method="GET", delivery_id=delivery_id)
+        await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, client=_header(headers, "Client"),
+                                 method="GET", delivery_id=delivery_id)
         return 1
 
 
@@ -458,8 +584,9 @@ class WebhookService:
     async def start(self) -> None:
         from gsmgw.http.spoolview import inbox_entry
 
-        await self.queue.start()
         dispatcher = WebhookDispatcher(self.queue, *self.settings(), settings=self.settings)
+        self.queue.route = dispatcher.route  # before start(): deliveries left from before a restart go at once
+        await self.queue.start()
         bus = getattr(self.ctx, "bus", None)
         if bus is not None:
             self._unsubscribe = bus.subscribe(dispatcher)

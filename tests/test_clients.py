@@ -72,6 +72,20 @@ def test_bad_limit_values_are_refused():
         client_from_config({"name": "a", "token": "t", "limits": {"per_fortnight": 3}})
 
 
+def test_callback_rules_and_webhook_secret_are_read(tmp_path):
+    secret_file = tmp_path / "app.webhook"
+    secret_file.write_text("wh-secret\n")
+    client = client_from_config({"name": "app", "token": "t", "callback_hosts": ["App.Example.", "*.hooks.example"],
+                                 "callback_private_addresses": True, "webhook_secret_file": str(secret_file)})
+    assert client.callback_hosts == ("app.example", "*.hooks.example")
+    assert client.callback_private_addresses is True and client.webhook_secret == "wh-secret"
+    assert "wh-secret" not in repr(client)
+    bare = client_from_config({"name": "app", "token": "t"})
+    assert (bare.callback_hosts, bare.callback_private_addresses, bare.webhook_secret) == ((), False, None)
+    with pytest.raises(ClientConfigError, match=r"clients\[app\]\.callback_hosts: 'https://x' is not a host name"):
+        client_from_config({"name": "app", "token": "t", "callback_hosts": ["https://x"]})
+
+
 def test_bearer_token_finds_its_client_and_nothing_else():
     alice = Client("alice", token="token-a", allow=("*",))
     bob = Client("bob", token="token-b", allow=("*",))

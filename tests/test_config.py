@@ -368,3 +368,38 @@ def test_national_languages_are_iso_codes_of_ts_23038(tmp_path):
     (issue,) = result.errors
     assert issue.path == "defaults.national_languages[1]" and "'de' is not a national language" in issue.message
     assert "hi (Hindi)" in issue.fix and "ur (Urdu)" in issue.fix and issue.line == 3
+
+
+def test_webhooks_need_a_secret_of_their_own(tmp_path):
+    base = MINIMAL + "webhooks:\n  received: https://app.example/in\n"
+    _, result = errors_of(tmp_path, base)
+    (issue,) = result.errors
+    assert issue.path == "webhooks.secret_file" and "add secret_file:" in issue.fix
+    assert load_config(write(tmp_path, base + "  secret: a-long-random-string\n")).webhooks.secret == "a-long-random-string"
+    # The secret must not be a client's token: a receiver that holds it could then send SMS.
+    _, result = errors_of(tmp_path, base + "  secret: tok-1234567\nclients:\n  - {name: app, token: tok-1234567, allow: ['+49*']}\n")
+    assert [issue.path for issue in result.errors] == ["webhooks.secret"]
+    assert "'app'" in result.errors[0].message and "tok-1234567" not in result.errors[0].render()
+
+
+def test_client_callback_hosts_and_webhook_secret(tmp_path):
+    secret = tmp_path / "app.webhook"
+    secret.write_text("wh-0123456789\n")
+    secret.chmod(0o600)
+    client = "clients:\n  - name: app\n    token: tok-1\n    allow: ['+49*']\n"
+    config = load_config(write(tmp_path, MINIMAL + client + "    callback_hosts: [App.Example., '*.hooks.example', '[::1]']\n"
+                                f"    callback_private_addresses: true\n    webhook_secret_file: {secret}\n"))
+    (app,) = config.clients
+    assert app.callback_hosts == ("app.example", "*.hooks.example", "::1")
+    assert app.callback_private_addresses is True and app.webhook_secret == "wh-0123456789"
+    assert load_config(write(tmp_path, MINIMAL + client)).clients[0].callback_hosts == ()
+
+    _, result = errors_of(tmp_path, MINIMAL + client + "    callback_hosts: [app.example]\n")
+    (issue,) = result.errors
+    assert issue.path == "clients[0].webhook_secret_file" and "add webhook_secret_file:" in issue.fix
+    _, result = errors_of(tmp_path, MINIMAL + client + "    webhook_secret: tok-1\n")
+    assert [issue.path for issue in result.errors] == ["clients[0].webhook_secret"]
+    _, result = errors_of(tmp_path, MINIMAL + client + f"    webhook_secret_file: {secret}\n"
+                          "    callback_hosts: ['https://app.example/x', 'app.example:8080', ok.example]\n")
+    assert [issue.path for issue in result.errors] == ["clients[0].callback_hosts[0]", "clients[0].callback_hosts[1]"]
+    assert all("no scheme, port or path" in issue.fix for issue in result.errors)

@@ -26,12 +26,14 @@ from helpers import free_port
 
 TOKEN = "tok-zabbix-0123456789"
 OTHER_TOKEN = "tok-limited-9876543210"
+WEBHOOK_SECRET = "wh-zabbix-5555555555"
 
 
 def write_config(tmp_path, extra="", metrics=True, limited_per_minute=3):
     (tmp_path / "zabbix.token").write_text(TOKEN + "\n")
     (tmp_path / "limited.token").write_text(OTHER_TOKEN + "\n")
-    for name in ("zabbix.token", "limited.token"):
+    (tmp_path / "zabbix.webhook").write_text(WEBHOOK_SECRET + "\n")
+    for name in ("zabbix.token", "limited.token", "zabbix.webhook"):
         os.chmod(tmp_path / name, 0o600)
     config = tmp_path / "gsmgw.yaml"
     config.write_text(textwrap.dedent(f"""\
@@ -51,6 +53,9 @@ def write_config(tmp_path, extra="", metrics=True, limited_per_minute=3):
             token_file: {tmp_path}/zabbix.token
             allow: ["+49*", "group:oncall"]
             deny: ["+49900*", "+49137*"]
+            callback_hosts: ["app.example", "127.0.0.1"]
+            callback_private_addresses: true     # the test's receivers listen on loopback
+            webhook_secret_file: {tmp_path}/zabbix.webhook
           - name: limited
             token_file: {tmp_path}/limited.token
             allow: ["+4915*"]
@@ -652,7 +657,8 @@ def test_report_written_just_before_a_crash_reaches_the_callback_after_restart(t
                 body = json.loads(raw)
                 assert body == {"id": name, "to": "+4915112345678", "status": "delivered",
                                 "delivered": now.isoformat(timespec="seconds"), "message_ids": [9]}
-                assert callback.requests[0][1]["X-Gsmgw-Signature"] == sign(raw, TOKEN)
+                headers = callback.requests[0][1]
+                assert headers["X-Gsmgw-Signature"] == sign(headers["X-Gsmgw-Timestamp"], raw, WEBHOOK_SECRET)
             finally:
                 await server.close()
 
@@ -694,7 +700,7 @@ def test_webhooks_run_without_the_http_server_and_are_not_started_twice(tmp_path
 
     async def scenario():
         async with Receiver() as hook:
-            ctx = Context(write_config(tmp_path, extra=f"webhooks:\n  received: {hook.url}\n"))
+            ctx = Context(write_config(tmp_path, extra=f"webhooks:\n  received: {hook.url}\n  secret: wh-shared-0123456789\n"))
             ctx.webhooks = await webhooks.start(ctx)   # what a daemon without `http:` would do
             try:
                 event = MessageReceived(id="gsm1-x", path=str(ctx.spool.path("incoming", "gsm1-x")), sender="+4915112345678",
@@ -703,8 +709,8 @@ def test_webhooks_run_without_the_http_server_and_are_not_started_twice(tmp_path
                 ctx.bus.publish(event)
                 body = await hook.next()
                 assert json.loads(body)["id"] == "gsm1-x"
-                # No `webhooks.secret`: the first client with a token signs.
-                assert hook.requests[0][1]["X-Gsmgw-Signature"] == webhooks.sign(body, TOKEN)
+                headers = hook.requests[0][1]
+                assert headers["X-Gsmgw-Signature"] == webhooks.sign(headers["X-Gsmgw-Timestamp"], body, "wh-shared-0123456789")
                 server = await start(ctx)
                 try:
                     assert server.webhooks is ctx.webhooks
@@ -734,3 +740,45 @@ def test_the_answer_names_the_national_tables_that_carry_the_text(tmp_path):
         assert "national" not in body["messages"][0]
 
     run(scenario, tmp_path, extra="defaults: {national_languages: [hi]}\n")
+
+
+def test_a_callback_must_name_a_host_the_client_may_call_back(tmp_path):
+    async def scenario(api):
+        for token, url, words in (
+            # `limited` has no callback_hosts: callbacks are off for it.
+            (OTHER_TOKEN, "https://app.example/dlr", "(callback_hosts: none)"),
+            (TOKEN, "http://attacker.example/x", "add it to clients[].callback_hosts of client 'zabbix'"),
+            (TOKEN, "http://app.example.evil.example/x", "callback_hosts"),
+            (TOKEN, "http://169.254.169.254/latest/meta-data/", "callback_hosts"),
+        ):
+            status, answer, _ = await api.send({"to": "+4915112345678", "text": "x", "callback": url}, token=token)
+            assert status == 400 and words in answer["error"], answer
+        assert api.outgoing() == []
+        status, _, _ = await api.send({"to": "+4915112345678", "text": "x", "callback": "https://APP.example./dlr"})
+        assert status == 202
+
+    run(scenario, tmp_path)
+
+
+def test_a_listed_address_that_is_not_public_needs_callback_private_addresses(tmp_path):
+    async def scenario(api):
+        status, answer, _ = await api.send({"to": "+4915112345678", "text": "x",
+                                            "callback": "http://169.254.169.254/latest/meta-data/"})
+        assert status == 400, answer
+        assert "the cloud metadata service" in answer["error"]
+        assert "clients[].callback_private_addresses" in answer["error"]
+
+    async def main():
+        path = write_config(tmp_path)
+        text = path.read_text().replace('callback_hosts: ["app.example", "127.0.0.1"]',
+                                        'callback_hosts: ["169.254.169.254"]')
+        path.write_text(text.replace("callback_private_addresses: true", "callback_private_addresses: false"))
+        ctx = Context(path)
+        server = await start(ctx)
+        try:
+            async with aiohttp.ClientSession() as session:
+                await scenario(Api(ctx, server, session))
+        finally:
+            await server.close()
+
+    asyncio.run(main())

@@ -23,7 +23,7 @@ from gsmgw.config import load_config
 from gsmgw.daemon.app import Gateway
 from gsmgw.sim import SimNetwork
 from gsmgw.sms import decode_pdu, join_parts
-from gsmgw.webhooks import SIGNATURE_HEADER, sign
+from gsmgw.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from test_http_api import free_port
 from test_webhooks import Receiver
 from helpers import stop_process
@@ -32,12 +32,15 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "e2e-token-0123456789"
 SECRET = "received-secret-42"
+APP_SECRET = "app-webhook-secret-7"
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0, "health_timeout": 2.0}
 
 
 def write_config(tmp_path, network, *, report_url=None, received_url=None):
     (tmp_path / "app.token").write_text(TOKEN + "\n")
+    (tmp_path / "app.webhook").write_text(APP_SECRET + "\n")
     os.chmod(tmp_path / "app.token", 0o600)
+    os.chmod(tmp_path / "app.webhook", 0o600)
     modems = "".join(f"  - name: gsm{i + 1}\n    port: {modem.path}\n" for i, modem in enumerate(network.modems))
     webhooks = ""
     if report_url or received_url:
@@ -54,6 +57,9 @@ def write_config(tmp_path, network, *, report_url=None, received_url=None):
           - name: app
             token_file: {tmp_path}/app.token
             allow: ["+49*", "group:oncall"]
+            callback_hosts: ["127.0.0.1"]
+            callback_private_addresses: true     # the test's receivers listen on loopback
+            webhook_secret_file: {tmp_path}/app.webhook
         groups:
           oncall: ["+4915112345678", "+4917612345678", "+4930123456"]
         """) + "modems:\n" + modems + webhooks)
@@ -147,7 +153,8 @@ def test_unicode_send_reaches_the_network_and_the_report_comes_back_signed(tmp_p
         assert payload["id"] == message["id"] and payload["to"] == "+4915112345678"
         assert payload["message_ids"] == final["message_ids"]
         headers = report.requests[-1][1]
-        assert headers[SIGNATURE_HEADER] == sign(raw, TOKEN), "reports are signed with the client's token"
+        assert headers[SIGNATURE_HEADER] == sign(headers[TIMESTAMP_HEADER], raw, APP_SECRET), \
+            "reports are signed with the client's webhook secret"
 
     run_gateway(tmp_path, scenario, report_delay=1.0)
 
@@ -159,7 +166,8 @@ def test_inbound_sms_reaches_the_received_webhook_and_the_inbox(tmp_path):
         payload = json.loads(raw)
         assert payload["from"] == "+4915199999999" and payload["text"] == "Antwort: ja ✅"
         assert payload["modem"] == "gsm1" and payload["parts"] == 1 and payload["incomplete"] is False
-        assert received.requests[0][1][SIGNATURE_HEADER] == sign(raw, SECRET)
+        headers = received.requests[0][1]
+        assert headers[SIGNATURE_HEADER] == sign(headers[TIMESTAMP_HEADER], raw, SECRET)
 
         status, inbox = await client.get("/api/v1/inbox")
         assert status == 200

@@ -212,3 +212,15 @@ def test_an_unparsable_request_line_does_not_log_the_password(tmp_path, caplog):
 
     run(scenario, tmp_path)
     assert TOKEN not in caplog.text
+
+
+def test_a_dlr_url_must_name_a_host_the_client_may_call_back(tmp_path):
+    async def scenario(api):
+        for user, password in (("zabbix", TOKEN), ("limited", OTHER_TOKEN)):
+            status, text, _ = await get(api, sendsms_query(
+                username=user, password=password, to="+4915112345678", text="x",
+                **{"dlr-url": "http://192.168.1.1/admin?x=%d"}))
+            assert status == 400 and "callback_hosts" in text, text
+        assert api.outgoing() == []
+
+    run(scenario, tmp_path)

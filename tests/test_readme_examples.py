@@ -112,3 +112,38 @@ def test_readme_smpplib_example(gateway):
                (directory / "demo-spool" / ".sim" / "network.jsonl").read_text(encoding="utf-8").splitlines()]
     texts = [record["text"] for record in network if record["to"] == "+4917000000001"]
     assert "".join(texts) == "Grüße aus Köln 😀 " * 5
+
+
+def test_readme_webhook_verification_example(tmp_path):
+    """The receiver code of README "Security" accepts what gsmgw sends, and refuses a changed
+    body, another secret and a stale (replayed) request."""
+    import asyncio
+
+    from gsmgw.webhooks import Route, WebhookQueue
+    from test_webhooks import Receiver
+
+    namespace: dict = {}
+    exec(compile(readme_example("verify-webhook"), "README.md (verify-webhook)", "exec"), namespace)
+    verify = namespace["verify_gsmgw_webhook"]
+
+    async def scenario(late: float):
+        """What a receiver gets from gsmgw; `late`: how long ago gsmgw sent it (a replay)."""
+        async with Receiver() as app:
+            queue = WebhookQueue(tmp_path / f"wh{late:g}", clock=lambda: time.time() - late,
+                                 route=lambda delivery: Route(key="s3cret-for-webhooks", trusted=True))
+            await queue.start()
+            try:
+                await queue.enqueue(app.url, "received", {"id": "gsm1-x", "text": "Grüße"})
+                body = await app.next()
+            finally:
+                await queue.close()
+            return app.requests[0][1], body
+
+    headers, body = asyncio.run(scenario(0))
+    assert verify(b"s3cret-for-webhooks", headers, body)
+    assert not verify(b"s3cret-for-webhooks", headers, body.replace(b"gsm1-x", b"gsm1-y"))
+    assert not verify(b"another-secret", headers, body)
+    assert not verify(b"s3cret-for-webhooks", {k: v for k, v in headers.items() if k != "X-Gsmgw-Timestamp"}, body)
+    old_headers, old_body = asyncio.run(scenario(400))
+    assert not verify(b"s3cret-for-webhooks", old_headers, old_body), "signed correctly, but 400 s old"
+    assert verify(b"s3cret-for-webhooks", old_headers, old_body, max_age=500)

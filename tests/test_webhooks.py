@@ -13,6 +13,9 @@ from gsmgw.daemon.events import MessageFailed, MessageReceived, MessageSent, Rep
 from gsmgw.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Delivery,
+    Route,
     WebhookDispatcher,
     WebhookQueue,
     kannel_dlr_url,
@@ -24,10 +27,12 @@ from helpers import free_port
 class Receiver:
     """A webhook receiver on loopback; `answers` is consumed per request (default 200)."""
 
-    def __init__(self, answers=(), port=0, hang=False):
+    def __init__(self, answers=(), port=0, hang=False, redirect_to=None, host="127.0.0.1"):
         self.answers = list(answers)
         self.port = port
         self.hang = hang
+        self.redirect_to = redirect_to
+        self.host = host
         self.requests = []
         self.arrived = asyncio.Queue()
         self.release = asyncio.Event()
@@ -38,6 +43,8 @@ class Receiver:
         await self.arrived.put(body if request.method != "GET" else request.path_qs)
         if self.hang:
             await self.release.wait()
+        if self.redirect_to:
+            return web.Response(status=302, headers={"Location": self.redirect_to})
         status = self.answers.pop(0) if self.answers else 200
         return web.Response(status=status, text="ok")
 
@@ -46,10 +53,10 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self.runner, self.host, self.port)
         await site.start()
         self.port = self.runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.url = f"http://{self.host}:{self.port}/hook"
         return self
 
     async def __aexit__(self, *exc):
@@ -71,17 +78,20 @@ async def wait_until(predicate, timeout=5.0):
 def test_delivery_is_signed_and_removed_after_2xx(tmp_path):
     async def scenario():
         async with Receiver() as receiver:
-            queue = WebhookQueue(tmp_path / "webhooks")
+            queue = WebhookQueue(tmp_path / "webhooks", route=lambda delivery: Route(key="tok", trusted=True))
             await queue.start()
             try:
-                delivery_id = await queue.enqueue(receiver.url, "received", {"text": "Grüße 😀", "id": "x"}, "tok")
+                before = int(time.time())
+                delivery_id = await queue.enqueue(receiver.url, "received", {"text": "Grüße 😀", "id": "x"})
                 # Durable before enqueue returned.
                 body = await receiver.next()
                 path, headers, raw = receiver.requests[0]
                 assert path == "/hook"
                 assert json.loads(raw) == {"text": "Grüße 😀", "id": "x"}
-                expected = hmac.new(b"tok", raw, hashlib.sha256).hexdigest()
-                assert headers[SIGNATURE_HEADER] == expected == sign(body, "tok")
+                timestamp = headers[TIMESTAMP_HEADER]
+                assert before <= int(timestamp) <= time.time()
+                expected = hmac.new(b"tok", timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+                assert headers[SIGNATURE_HEADER] == expected == sign(timestamp, body, "tok")
                 assert headers[DELIVERY_HEADER] == delivery_id
                 assert headers["X-Gsmgw-Event"] == "received"
                 await wait_until(lambda: queue.pending() == 0)
@@ -97,10 +107,10 @@ def test_enqueued_file_exists_before_enqueue_returns(tmp_path):
         queue = WebhookQueue(tmp_path / "wh", first_delay=60)
         await queue.start()
         try:
-            delivery_id = await queue.enqueue(f"http://127.0.0.1:{free_port()}/", "report", {"id": "a"}, None)
+            delivery_id = await queue.enqueue(f"http://127.0.0.1:{free_port()}/", "report", {"id": "a"}, client="app")
             stored = json.loads((tmp_path / "wh" / f"{delivery_id}.json").read_text())
-            assert stored["url"].startswith("http://127.0.0.1:")
-            assert stored["signature"] is None
+            assert stored["url"].startswith("http://127.0.0.1:") and stored["client"] == "app"
+            assert "signature" not in stored, "signed when sent, with that moment's time and the current secret"
         finally:
             await queue.close()
 
@@ -113,7 +123,7 @@ def test_errors_are_retried_with_backoff(tmp_path):
             queue = WebhookQueue(tmp_path / "wh", first_delay=0.05)
             await queue.start()
             try:
-                await queue.enqueue(receiver.url, "report", {"id": "a"}, "k")
+                await queue.enqueue(receiver.url, "report", {"id": "a"})
                 first = await receiver.next()
                 second = await receiver.next()
                 third = await receiver.next()
@@ -134,7 +144,7 @@ def test_pending_delivery_survives_a_restart(tmp_path):
     async def first_life():
         queue = WebhookQueue(tmp_path / "wh", first_delay=0.05)
         await queue.start()
-        await queue.enqueue(f"http://127.0.0.1:{port}/later", "received", {"id": "m1"}, "k")
+        await queue.enqueue(f"http://127.0.0.1:{port}/later", "received", {"id": "m1"})
         await wait_until(lambda: any(d.attempts for d in queue._deliveries.values()))
         await queue.close()
 
@@ -160,7 +170,7 @@ def test_gives_up_after_max_age_and_keeps_the_file(tmp_path):
         queue = WebhookQueue(tmp_path / "wh", first_delay=0.05, max_age=0.3)
         await queue.start()
         try:
-            await queue.enqueue(f"http://127.0.0.1:{free_port()}/", "report", {"id": "a"}, None)
+            await queue.enqueue(f"http://127.0.0.1:{free_port()}/", "report", {"id": "a"})
             await wait_until(lambda: queue.dead_total == 1)
         finally:
             await queue.close()
@@ -180,7 +190,7 @@ def test_a_hanging_receiver_does_not_slow_enqueue(tmp_path):
             try:
                 started = time.monotonic()
                 for number in range(20):
-                    await queue.enqueue(receiver.url, "received", {"n": number}, None)
+                    await queue.enqueue(receiver.url, "received", {"n": number})
                 elapsed = time.monotonic() - started
                 await receiver.next()
                 assert elapsed < 2.0, f"20 enqueues took {elapsed:.2f} s with a hanging receiver"
@@ -210,15 +220,26 @@ class WebhooksConfig:
         self.received, self.report, self.secret = received, report, secret
 
 
-def test_dispatcher_signs_received_with_secret_and_reports_with_client_token(tmp_path):
-    registry = ClientRegistry([Client("first", token="tok-first"), Client("app", token="tok-app")])
+def signed_with(request, key):
+    """Was this received request signed with `key` (over its timestamp and body)?"""
+    _, headers, body = request
+    return headers.get(SIGNATURE_HEADER) == sign(headers.get(TIMESTAMP_HEADER, ""), body, key)
+
+
+def test_dispatcher_signs_with_webhook_secrets_never_with_tokens(tmp_path):
+    registry = ClientRegistry([
+        Client("first", token="tok-first"),
+        Client("app", token="tok-app", webhook_secret="wh-app", callback_hosts=("127.0.0.1",),
+               callback_private_addresses=True),
+    ])
 
     async def scenario():
         async with Receiver() as inbox, Receiver() as dlr, Receiver() as callback:
             queue = WebhookQueue(tmp_path / "wh")
+            dispatcher = WebhookDispatcher(queue, WebhooksConfig(inbox.url, dlr.url, "shared"), registry)
+            queue.route = dispatcher.route
             await queue.start()
             try:
-                dispatcher = WebhookDispatcher(queue, WebhooksConfig(inbox.url, dlr.url, "shared"), registry)
                 await dispatcher(MessageReceived(
                     id="gsm1-20261125-101500-ab", path="/x", sender="+4915112345678", text="hi",
                     modem="gsm1", sent="2026-11-25T10:15:00+01:00", received="2026-11-25T10:15:02+01:00",
@@ -230,7 +251,7 @@ def test_dispatcher_signs_received_with_secret_and_reports_with_client_token(tmp
                     "modem": "gsm1", "sent": "2026-11-25T10:15:00+01:00",
                     "received": "2026-11-25T10:15:02+01:00", "parts": 1, "incomplete": False,
                 }
-                assert inbox.requests[0][1][SIGNATURE_HEADER] == sign(received_body, "shared")
+                assert signed_with(inbox.requests[0], "shared")
 
                 report = dict(
                     id="20261125-101000-xy", to="+4915112345678", status="delivered", delivered=True,
@@ -243,23 +264,32 @@ def test_dispatcher_signs_received_with_secret_and_reports_with_client_token(tmp
                     "id": "20261125-101000-xy", "to": "+4915112345678", "status": "delivered",
                     "delivered": "2026-11-25T10:16:00+01:00", "message_ids": [17, 18],
                 }
-                assert dlr.requests[0][1][SIGNATURE_HEADER] == sign(report_body, "tok-app")
+                assert signed_with(dlr.requests[0], "wh-app"), "a client's reports: its own webhook secret"
+                await dispatcher(ReportReceived(**report, headers={"Client": "first"}))
+                await dlr.next()
+                assert signed_with(dlr.requests[1], "shared"), "a client without one: webhooks.secret"
 
                 await dispatcher(ReportReceived(**report, headers={"client": "app", "callback": callback.url}))
-                callback_body = await callback.next()
-                assert callback.requests[0][1][SIGNATURE_HEADER] == sign(callback_body, "tok-app")
-                assert len(dlr.requests) == 1, "a per-message callback replaces the report webhook"
+                await callback.next()
+                assert signed_with(callback.requests[0], "wh-app")
+                assert len(dlr.requests) == 2, "a per-message callback replaces the report webhook"
+                every = inbox.requests + dlr.requests + callback.requests
+                assert not any(signed_with(r, token) for r in every for token in ("tok-first", "tok-app"))
             finally:
                 await queue.close()
 
     asyncio.run(scenario())
 
 
-def test_without_secret_the_first_client_with_a_token_signs():
+def test_no_api_token_ever_signs_a_webhook():
+    """Without webhooks.secret (check-config refuses that; a config built in code can), webhooks
+    go unsigned rather than signed with a client's token, which would let the receiver send SMS."""
     registry = ClientRegistry([Client("smpp-only"), Client("first", token="tok-first")])
-    dispatcher = WebhookDispatcher(None, WebhooksConfig(), registry)
-    assert dispatcher.default_key() == "tok-first"
-    assert dispatcher.key_for_client("unknown") == "tok-first"
+    dispatcher = WebhookDispatcher(None, WebhooksConfig(received="http://in.example/"), registry)
+    delivery = Delivery(id="d", url="http://in.example/", event="received", body="{}", created=0.0)
+    assert dispatcher.route(delivery).key is None
+    report = Delivery(id="r", url="http://in.example/", event="report", body="{}", created=0.0, client="first")
+    assert dispatcher.route(report).key is None
 
 
 def test_kannel_escapes_are_filled_and_quoted():
@@ -269,7 +299,8 @@ def test_kannel_escapes_are_filled_and_quoted():
 
 
 def test_kannel_dlr_url_is_a_get_for_the_events_in_the_mask(tmp_path):
-    registry = ClientRegistry([Client("app", token="tok-app")])
+    registry = ClientRegistry([Client("app", token="tok-app", callback_hosts=("127.0.0.1",),
+                                      callback_private_addresses=True)])
 
     async def scenario():
         async with Receiver() as app:
@@ -277,6 +308,7 @@ def test_kannel_dlr_url_is_a_get_for_the_events_in_the_mask(tmp_path):
             await queue.start()
             try:
                 dispatcher = WebhookDispatcher(queue, WebhooksConfig(report=app.url + "/json"), registry)
+                queue.route = dispatcher.route
                 headers = {"Client": "app", "Callback": app.url + "?id=42&status=%d&to=%p", "Dlr_mask": "11"}
                 report = dict(id="m1", to="+4915112345678", message_ids=(3,), report_path="/r", modem="gsm1",
                               discharge=None, tp_status=0, headers=headers)
@@ -291,6 +323,124 @@ def test_kannel_dlr_url_is_a_get_for_the_events_in_the_mask(tmp_path):
                 assert [method_path for method_path, _, _ in app.requests] == [
                     "/hook?id=42&status=8&to=%2B4915112345678", "/hook?id=42&status=1&to=%2B4915112345678"]
                 assert all(SIGNATURE_HEADER not in headers for _, headers, _ in app.requests)
+            finally:
+                await queue.close()
+
+    asyncio.run(scenario())
+
+
+# --- callbacks: allowed hosts, public addresses, no redirects ---------------------------------
+
+
+REPORT = dict(id="m1", to="+4915112345678", status="delivered", delivered=True, message_ids=(3,),
+              report_path="/r", modem="gsm1", discharge=None, tp_status=0)
+
+
+async def deliver_callback(tmp_path, client, url, *, client_header=True):
+    """Announce a report whose message has `url` as its callback; the queue's own deliveries."""
+    registry = ClientRegistry([client])
+    queue = WebhookQueue(tmp_path / "wh", first_delay=60)
+    dispatcher = WebhookDispatcher(queue, WebhooksConfig(secret="shared"), registry)
+    queue.route = dispatcher.route
+    await queue.start()
+    headers = {"Callback": url, **({"Client": client.name} if client_header else {})}
+    await dispatcher(ReportReceived(**REPORT, headers=headers))
+    return queue
+
+
+def test_a_callback_to_an_allowed_host_with_private_addresses_allowed_is_delivered(tmp_path):
+    async def scenario():
+        async with Receiver() as app:
+            client = Client("app", token="t", webhook_secret="wh", callback_hosts=("localhost",),
+                            callback_private_addresses=True)
+            queue = await deliver_callback(tmp_path, client, f"http://localhost:{app.port}/dlr")
+            try:
+                assert json.loads(await app.next())["id"] == "m1"
+                await wait_until(lambda: queue.delivered_total == 1)
+            finally:
+                await queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_callbacks_are_refused_outside_the_clients_rules_and_given_up_at_once(tmp_path, caplog):
+    metadata = "169.254.169.254"
+
+    async def scenario():
+        async with Receiver() as app:
+            cases = [
+                # (client, url, what the log says)
+                (Client("app", token="t", webhook_secret="wh", callback_hosts=("app.example",)),
+                 app.url, "not among the callback_hosts of client 'app'"),
+                (Client("app", token="t", webhook_secret="wh", callback_hosts=("127.0.0.1",)),
+                 app.url, "127.0.0.1 is a loopback address; if that address is meant, set "
+                          "callback_private_addresses: true for client 'app'"),
+                # A name is checked after it is resolved, at the moment of the call.
+                (Client("app", token="t", webhook_secret="wh", callback_hosts=("localhost",)),
+                 f"http://localhost:{app.port}/hook", "localhost resolves only to addresses callbacks may not reach"),
+                (Client("app", token="t", webhook_secret="wh", callback_hosts=(metadata,)),
+                 f"http://{metadata}/latest/meta-data/", "link-local address (the cloud metadata service)"),
+            ]
+            for number, (client, url, words) in enumerate(cases):
+                caplog.clear()
+                with caplog.at_level("ERROR", logger="gsmgw.webhooks"):
+                    queue = await deliver_callback(tmp_path / str(number), client, url)
+                    try:
+                        await wait_until(lambda: queue.dead_total == 1)
+                    finally:
+                        await queue.close()
+                assert words in caplog.text and "giving up on report" in caplog.text, caplog.text
+            # A callback in a message no client submitted has nobody's rules: refused.
+            queue = await deliver_callback(tmp_path / "none", cases[1][0], app.url, client_header=False)
+            try:
+                await wait_until(lambda: queue.dead_total == 1)
+            finally:
+                await queue.close()
+            assert app.requests == []
+
+    asyncio.run(scenario())
+
+
+def test_no_redirect_is_followed(tmp_path, caplog):
+    async def scenario():
+        async with Receiver() as target, Receiver() as app:
+            app.redirect_to = target.url
+            client = Client("app", token="t", webhook_secret="wh", callback_hosts=("127.0.0.1",),
+                            callback_private_addresses=True)
+            with caplog.at_level("WARNING", logger="gsmgw.webhooks"):
+                queue = await deliver_callback(tmp_path, client, app.url)
+                try:
+                    await app.next()
+                    await wait_until(lambda: "follows no redirects" in caplog.text)
+                    assert queue.pending() == 1 and queue.delivered_total == 0, "a redirect is a failed delivery"
+                finally:
+                    await queue.close()
+            assert target.requests == []
+            assert f"a redirect to {target.url}" in caplog.text
+
+    asyncio.run(scenario())
+
+
+def test_the_configured_webhook_urls_may_be_private_but_do_not_follow_redirects(tmp_path, caplog):
+    async def scenario():
+        async with Receiver() as target, Receiver() as inbox:
+            registry = ClientRegistry([])
+            queue = WebhookQueue(tmp_path / "wh", first_delay=60)
+            dispatcher = WebhookDispatcher(queue, WebhooksConfig(received=inbox.url, secret="shared"), registry)
+            queue.route = dispatcher.route
+            await queue.start()
+            try:
+                event = MessageReceived(id="a", path="/x", sender="+4915112345678", text="hi", modem="gsm1",
+                                        sent=None, received="2026-11-25T10:15:02+01:00", parts=1, incomplete=False)
+                await dispatcher(event)
+                await inbox.next()
+                await wait_until(lambda: queue.delivered_total == 1)
+                inbox.redirect_to = target.url
+                with caplog.at_level("WARNING", logger="gsmgw.webhooks"):
+                    await dispatcher(MessageReceived(**{**event.__dict__, "id": "b"}))
+                    await inbox.next()
+                    await wait_until(lambda: "follows no redirects" in caplog.text)
+                assert target.requests == []
             finally:
                 await queue.close()
 

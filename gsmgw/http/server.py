@@ -49,6 +49,7 @@ from gsmgw.http.validation import (
     ApiError,
     SendPolicy,
     SendRequest,
+    check_callback,
     check_destinations,
     parse_json_body,
     parse_send_request,
@@ -384,7 +385,8 @@ class HttpServer:
         return client
 
     async def queue(self, client: Client, request: SendRequest, now: datetime) -> list[dict[str, Any]]:
-        """Check destinations and limits, write the files, and describe what was queued."""
+        """Check the callback, destinations and limits, write the files, and describe what was queued."""
+        check_callback(client, request.callback)
         check_destinations(self.registry, client, request.recipients)
         prepared = prepare_messages(request, client_name=client.name, policy=self.policy, now=now)
         moment = time.monotonic()

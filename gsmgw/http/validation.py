@@ -21,6 +21,7 @@ from typing import Any
 
 from yarl import URL
 
+from gsmgw.callbacks import callback_problem
 from gsmgw.clients import Client, ClientRegistry, UnknownGroup
 from gsmgw.rules import group_reference
 from gsmgw.durations import parse_duration
@@ -345,6 +346,15 @@ def parse_send_request(
         max_parts=max_parts,
         callback=callback,
     )
+
+
+def check_callback(client: Client, callback: str | None) -> None:
+    """ApiError 400 when the client may not use this callback URL (gsmgw.callbacks)."""
+    if callback is None:
+        return
+    problem = callback_problem(callback, client.name, client.callback_hosts, client.callback_private_addresses)
+    if problem:
+        raise ApiError(400, f"nothing was queued: {problem}")
 
 
 def check_destinations(registry: ClientRegistry, client: Client, recipients: Iterable[str]) -> None:
