@@ -63,6 +63,7 @@ from gsmgw.callbacks import address_refusal, host_refusal
 from gsmgw.clients import ClientRegistry
 from gsmgw.spool.format import read_spool_file
 from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp, write_private
+from gsmgw.spool.message_status import REPORT_DELIVERED, REPORT_PENDING, report_word
 
 log = logging.getLogger("gsmgw.webhooks")
 
@@ -312,15 +313,20 @@ def report_event_from_files(report_name: str, report: bytes, sent: bytes | None,
 
     report_headers = read_spool_file(report).headers
     sent_headers = read_spool_file(sent).headers if sent is not None else None
-    whole = ((sent_headers.get("Status") if sent_headers else None) or report_headers.get("Status") or "").split()
+    # The sent file's Status: is the whole message's (gsmgw.spool.message_status); the report
+    # file's is its own part's, a stand-in when the sent file is gone.
+    status = (
+        report_word(sent_headers.get("Status") if sent_headers else None)
+        or report_word(report_headers.get("Status"))
+        or REPORT_PENDING
+    )
     own = (report_headers.get("Status") or "").split()
     ids_text = (sent_headers.get("Message_id") if sent_headers else None) or report_headers.get("Message_id") or ""
-    status = whole[0].lower() if whole else "pending"
     return ReportReceived(
         id=report_headers.get("Sent_file") or report_name,
         to=report_headers.get("From") or "",
         status=status,
-        delivered=status == "delivered",
+        delivered=status == REPORT_DELIVERED,
         message_ids=tuple(int(item) for item in ids_text.split(",") if item.strip().isdigit()),
         report_path=report_path,
         modem=report_headers.get("Modem") or "",

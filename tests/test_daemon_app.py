@@ -102,7 +102,7 @@ def test_message_status_of_a_refused_file_comes_from_failed(tmp_path):
             (tmp_path / "spool" / "outgoing" / "broken").write_text("To: +4915112345678\nno blank line")
             await asyncio.wait_for(failed.wait(), 10)
             status = gateway.ctx.message_status("broken")
-            assert status["status"] == "failed" and "blank line" in status["fail_reason"]
+            assert status.status == "failed" and "blank line" in status.fail_reason
             assert gateway.ctx.message_status("never-heard-of") is None
         finally:
             await gateway.close()

@@ -11,6 +11,7 @@ import pytest
 from gsmgw.config import Defaults
 from gsmgw.daemon.outbound import Outbound, SendSettings
 from gsmgw.spool import journal as J
+from gsmgw.spool import message_status
 from gsmgw.spool.format import make_outgoing, read_spool_file
 from gsmgw.spool.journal import Journal
 from gsmgw.spool.store import Spool
@@ -116,7 +117,7 @@ def test_pinned_to_an_unknown_modem_and_expired_messages_go_to_failed(parts):
     assert outbound.expire() == 1
     failed = read_spool_file(spool.read("failed", "old"))
     assert failed.headers.get("Fail_reason") == "expired"
-    assert outbound.message_status("old")["status"] == "expired"
+    assert message_status.lookup("old", journal=journal, spool=spool).status == "expired"
 
 
 def test_the_dispatcher_looks_past_messages_no_idle_modem_may_take(parts):

@@ -318,8 +318,35 @@ def test_reports_match_their_sent_files_and_multipart_waits_for_every_part(tmp_p
             sent = run.file("sent", report.headers.get("Sent_file"))
             assert report.headers.get("Message_id") in sent.headers.get("Message_id").split(",")
             assert report.headers.get("Modem") == sent.headers.get("Modem")
-        assert run.gateway.ctx.message_status("long")["status"] == "delivered"
-        assert run.gateway.ctx.message_status("quiet")["status"] == "sent"
+        assert run.gateway.ctx.message_status("long").status == "delivered"
+        assert run.gateway.ctx.message_status("quiet").status == "sent"
+
+    run_scenario(tmp_path, scenario)
+
+
+def test_a_multipart_message_with_a_part_failed_for_good_stays_failed_when_the_others_arrive(tmp_path):
+    """Issue 11: part 2 fails permanently (TP-ST 0x41), parts 1 and 3 are delivered later; the
+    last report must not win."""
+    number = "+4915100000099"
+
+    async def scenario(run: Run):
+        await run.ready()
+        run.network.set_report_outcome(number, [0x20, 0x00], interval=0.3)
+        run.network.set_report_outcome(number, [0x41], part=2)
+        run.drop("long", f"To: {number}\nReport: yes\n\n" + "z" * 400 + "\n")
+        await run.until(lambda: len([e for e in run.of(ReportReceived) if e.id == "long"]) == 5,
+                        what="five reports for the three parts")
+        reports = [e for e in run.of(ReportReceived) if e.id == "long"]
+        assert [e.tp_status for e in reports][-2:] == [0x00, 0x00]  # the good news came last
+        assert reports[-1].status == "failed" and not any(e.delivered for e in reports)
+        sent = run.file("sent", "long")
+        assert sent.headers.get("Status").startswith("failed 65 ("), sent.headers.get("Status")
+        assert "1 of 3 parts failed, 2 delivered" in sent.headers.get("Status")
+        assert sent.headers.get("Delivered") is None
+        status = run.gateway.ctx.message_status("long")
+        assert status.status == "failed" and status.delivered is None
+        assert (status.report.delivered, status.report.failed, status.report.pending) == (2, 1, 0)
+        assert "failed 65" in status.fail_reason
 
     run_scenario(tmp_path, scenario)
 
@@ -356,7 +383,7 @@ def test_pins_limits_send_after_and_expiry(tmp_path):
         await run.until(lambda: {"ghost"} <= {e.id for e in run.of(MessageFailed)}, what="ghost expired")
         ghost = run.file("failed", "ghost")
         assert ghost.headers.get("Fail_reason") == "expired"
-        assert run.gateway.ctx.message_status("ghost")["status"] == "expired"
+        assert run.gateway.ctx.message_status("ghost").status == "expired"
         await run.until(lambda: "later" in {e.id for e in run.of(MessageSent)}, what="send_after")
         later = run.file("sent", "later")
         assert later.headers.get("Sent") is not None and time.time() - dropped >= 3

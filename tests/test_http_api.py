@@ -21,6 +21,7 @@ from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.http.server import HttpStartError, start
 from gsmgw.spool.format import build_failed, build_incoming, build_sent, read_spool_file, update_headers
+from gsmgw.spool.message_status import MessageStatus
 from gsmgw.spool.store import Spool
 from helpers import free_port
 
@@ -452,8 +453,8 @@ def test_the_name_of_a_dropped_multi_recipient_file_points_to_its_recipients_ids
 
 def test_message_status_prefers_the_daemon(tmp_path):
     async def scenario(api):
-        api.ctx.statuses["abc"] = {"id": "abc", "to": "+491", "status": "sending", "modem": "gsm1", "parts": 1,
-                                    "message_ids": [], "queued": "t", "sent": None, "delivered": None, "fail_reason": None}
+        api.ctx.statuses["abc"] = MessageStatus(id="abc", to="+491", status="sending", modem="gsm1", parts=1,
+                                                message_ids=(), queued="t", sent=None, delivered=None, fail_reason=None)
         status, answer, _ = await api.request("GET", "/api/v1/messages/abc")
         assert status == 200 and answer["status"] == "sending"
 

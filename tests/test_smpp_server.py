@@ -45,21 +45,6 @@ CLIENTS = [
 ]
 
 
-def message_status_from_spool(spool: Spool):
-    """What the daemon's ctx.message_status answers, derived from where the file is."""
-
-    def status(message_id: str):
-        for dirname, word in (("outgoing", "queued"), ("checked", "queued"), ("sent", "sent"), ("failed", "failed")):
-            if spool.exists(dirname, message_id):
-                headers = read_spool_file(spool.read(dirname, message_id)).headers
-                if dirname == "sent" and (headers.get("Status") or "").startswith("delivered"):
-                    return {"id": message_id, "status": "delivered", "delivered": headers.get("Delivered")}
-                return {"id": message_id, "status": word}
-        return None
-
-    return status
-
-
 class ServerThread:
     """The asyncio server in a background thread with a ready signal, so a blocking client
     (smpplib) can run in the test's thread."""
@@ -82,7 +67,7 @@ class ServerThread:
     async def _start(self) -> SmppServer:
         server = SmppServer(
             spool=self.spool, registry=self.registry, bus=self.bus,
-            message_status=message_status_from_spool(self.spool), port=0, **self.options,
+            port=0, **self.options,
         )
         return await server.start()
 

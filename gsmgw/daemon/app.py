@@ -41,6 +41,7 @@ from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
 from gsmgw.daemon.worker import Worker
+from gsmgw.spool import message_status
 from gsmgw.spool.journal import Journal, JournalError
 from gsmgw.spool.store import Spool, SpoolError
 from gsmgw.spool.watch import OutgoingWatcher
@@ -159,7 +160,9 @@ class Gateway:
             bus=self.bus,
             metrics=self.metrics,
             _snapshot=self.status_snapshot,
-            _message_status=self.outbound.message_status,
+            _message_status=lambda message_id: message_status.lookup(
+                message_id, journal=self.journal, spool=self.spool
+            ),
             _wake=self._wake_dispatcher,
             clients=self._clients(config),
         )

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.spool.journal import Journal
+from gsmgw.spool.message_status import MessageStatus
 from gsmgw.spool.store import Spool
 
 
@@ -24,7 +25,7 @@ class GatewayContext:
     bus: EventBus
     metrics: Metrics
     _snapshot: Callable[[], dict] = field(repr=False)
-    _message_status: Callable[[str], dict | None] = field(repr=False)
+    _message_status: Callable[[str], MessageStatus | None] = field(repr=False)
     _wake: Callable[[], None] = field(repr=False, default=lambda: None)
     # Shared by HTTP and SMPP so client limits count both together (gsmgw.clients.ClientRegistry).
     clients: Any = None
@@ -37,10 +38,9 @@ class GatewayContext:
         """The same dict as `gsmgw status --json` (SPOOL.md), current as of this call."""
         return self._snapshot()
 
-    def message_status(self, message_id: str) -> dict | None:
-        """API.md `GET /api/v1/messages/{id}`: {"id", "to", "status", "modem", "parts",
-        "message_ids", "queued", "sent", "delivered", "fail_reason"}; None if unknown.
-        `status` is one of queued, sending, sent, delivered, failed, expired."""
+    def message_status(self, message_id: str) -> MessageStatus | None:
+        """What became of a message (`gsmgw.spool.message_status.lookup` on this daemon's journal
+        and spool); None if unknown. `.to_api()` is API.md's `GET /api/v1/messages/{id}` object."""
         return self._message_status(message_id)
 
     def modems_ready(self) -> int:

@@ -45,6 +45,7 @@ from gsmgw.spool.format import (
     update_headers,
 )
 from gsmgw.spool.journal import InboundGroup, Journal
+from gsmgw.spool.message_status import REPORT_DELIVERED, delivery
 from gsmgw.spool.store import Spool
 
 log = logging.getLogger("gsmgw.inbound")
@@ -289,19 +290,20 @@ class Inbound:
             self.metrics.reports.labels(verdict.word).inc()
             if part.submitted and verdict.word == "delivered":
                 self.metrics.report_latency.observe(max(now - part.submitted, 0.0))
-        headers = self._update_sent_file(message.id, match.parts, sms, now)
-        word = "delivered" if match.delivered else ("failed" if any(p.report == "failed" for p in match.parts) else "pending")
+        whole = delivery(match.parts)
+        assert whole is not None  # this report was just recorded on one of the parts
+        headers = self._update_sent_file(message.id, whole)
         log.info(
             "%s: report for part %d/%d of %s: %s (message %s)",
-            name, match.seq, message.parts, message.id, verdict.text(tp_status), word,
+            name, match.seq, message.parts, message.id, verdict.text(tp_status), whole.status_header(),
         )
         if self.bus:
             self.bus.publish(
                 ReportReceived(
                     id=message.id,
                     to=message.recipient,
-                    status=word,
-                    delivered=match.delivered,
+                    status=whole.word,
+                    delivered=whole.word == REPORT_DELIVERED,
                     message_ids=tuple(p.mr for p in match.parts if p.mr is not None),
                     report_path=str(self.spool.path("report", name)),
                     modem=modem,
@@ -312,10 +314,10 @@ class Inbound:
             )
         return Accepted("report", durable=True, name=name)
 
-    def _update_sent_file(self, message_id: str, parts, sms: Sms, now: float) -> dict[str, str]:
+    def _update_sent_file(self, message_id: str, whole) -> dict[str, str]:
         """Write `Status:` (and `Delivered:` once every part is) into sent/<id>. The file may not be
-        there yet (a report for part 1 can beat the submit of part 3); the worker then applies
-        `sent_file_updates` itself when it writes the file."""
+        there yet (a report for part 1 can beat the submit of part 3); the worker then writes
+        the same headers itself when it writes the file (`Outbound.finish_sent`)."""
         try:
             data = self.spool.read("sent", message_id)
         except FileNotFoundError:
@@ -323,32 +325,9 @@ class Inbound:
                 return read_spool_file(self.spool.read("checked", message_id)).headers.as_dict()
             except (OSError, ValueError):
                 return {}
-        updated = update_headers(data, sent_file_updates(parts))
+        updated = update_headers(data, whole.sent_file_headers())
         self.spool.write_atomic("sent", message_id, updated)
         return read_spool_file(updated).headers.as_dict()
-
-
-def sent_file_updates(parts) -> dict[str, str | None]:
-    """`Status:`/`Delivered:` for a sent file from its parts' reports (None: nothing yet).
-
-    The whole message is delivered when every part is (SPOOL.md); one failed part makes it
-    failed; otherwise it is pending, with how many parts are delivered.
-    """
-    reported = [p for p in parts if p.report not in (None, "pending") or p.tp_status is not None]
-    if not reported:
-        return {}
-    if all(p.report == "delivered" for p in parts):
-        last = max(parts, key=lambda p: p.discharge or "")
-        status = report_status(last.tp_status or 0).text(last.tp_status or 0)
-        return {"Status": status, "Delivered": last.discharge or "yes"}
-    failed = [p for p in parts if p.report == "failed"]
-    if failed:
-        return {"Status": report_status(failed[0].tp_status).text(failed[0].tp_status)}
-    delivered = sum(1 for p in parts if p.report == "delivered")
-    latest = next((p for p in reversed(parts) if p.tp_status is not None), None)
-    if len(parts) > 1:
-        return {"Status": f"pending ({delivered} of {len(parts)} parts delivered)"}
-    return {"Status": report_status(latest.tp_status).text(latest.tp_status)}
 
 
 def _part_key(sim: str, pdu_hex: str) -> str:

@@ -37,10 +37,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from gsmgw.daemon.events import EventBus, MessageFailed, MessageQueued, MessageSent
-from gsmgw.daemon.inbound import sent_file_updates
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.pool import DAY, MINUTE, ModemView, Usage, plan
-from gsmgw.daemon.status import iso
 from gsmgw.sms import encode_submit
 from gsmgw.spool import journal as J
 from gsmgw.spool.format import (
@@ -54,6 +52,7 @@ from gsmgw.spool.format import (
     update_headers,
 )
 from gsmgw.spool.journal import Journal, NewMessage, NewPart, QueuedMessage
+from gsmgw.spool.message_status import delivery
 from gsmgw.spool.store import Rejected, Spool
 
 log = logging.getLogger("gsmgw.outbound")
@@ -297,9 +296,9 @@ class Outbound:
             parts=len(parts),
             message_ids=[p.mr for p in parts],
         )
-        early = sent_file_updates(parts)  # reports that beat the last part
-        if early:
-            content = update_headers(content, early)
+        early = delivery(parts)  # reports that beat the last part
+        if early is not None:
+            content = update_headers(content, early.sent_file_headers())
         self.spool.finish(message_id, "sent", content)
         self.journal.mark_sent(message_id, modem, imsi, now)
         if self.metrics:
@@ -414,62 +413,6 @@ class Outbound:
             parts = self.journal.parts(message_id)
             log.info("%s: every part was submitted before the stop; moving to sent/", message_id)
             self.finish_sent(message_id, parts[-1].modem or "", parts[-1].imsi)
-
-    # -- the HTTP API's view ------------------------------------------------------------------
-
-    def message_status(self, message_id: str) -> dict | None:
-        """API.md `GET /api/v1/messages/{id}`; None when the id is unknown."""
-        row = self.journal.message(message_id)
-        if row is None:
-            return self._status_from_files(message_id)
-        parts = self.journal.parts(message_id)
-        state = row.state
-        if state == J.QUEUED and any(p.state != J.PART_PENDING for p in parts):
-            state = "sending"
-        if state == J.SENDING:
-            state = "sending"
-        return {
-            "id": row.id,
-            "to": row.recipient,
-            "status": state,
-            "modem": row.modem or row.bound_modem,
-            "parts": row.parts,
-            "message_ids": [p.mr for p in parts if p.mr is not None],
-            "queued": iso(row.queued),
-            "sent": iso(row.sent) if row.sent else None,
-            "delivered": iso(row.delivered) if row.delivered else None,
-            "fail_reason": row.fail_reason,
-        }
-
-    def _status_from_files(self, message_id: str) -> dict | None:
-        """Messages the journal never knew (invalid files) or has pruned: read from the spool."""
-        for dirname, status in (("failed", "failed"), ("sent", "sent"), ("checked", "queued"), ("outgoing", "queued")):
-            try:
-                if not self.spool.exists(dirname, message_id):
-                    continue
-                headers = read_spool_file(self.spool.read(dirname, message_id)).headers
-            except (OSError, ValueError):
-                headers = None
-            get = (lambda name: headers.get(name)) if headers is not None else (lambda name: None)
-            word = status
-            if status == "sent" and (get("Status") or "").startswith("delivered"):
-                word = "delivered"
-            if status == "failed" and get("Fail_reason") == "expired":
-                word = "expired"
-            ids = [int(x) for x in (get("Message_id") or "").split(",") if x.strip().isdigit()]
-            return {
-                "id": message_id,
-                "to": get("To"),
-                "status": word,
-                "modem": get("Modem"),
-                "parts": int(get("Parts")) if (get("Parts") or "").isdigit() else None,
-                "message_ids": ids,
-                "queued": None,
-                "sent": get("Sent"),
-                "delivered": get("Delivered"),
-                "fail_reason": get("Fail_reason"),
-            }
-        return None
 
 
 def _parse(data: bytes, settings: SendSettings, now: float, mtime: _dt.datetime | None):

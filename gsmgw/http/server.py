@@ -42,7 +42,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from gsmgw import webhooks as webhook_service
 from gsmgw.clients import Client, ClientConfigError, ClientRegistry
 from gsmgw.http import kannel
-from gsmgw.http.spoolview import STATUS_KEYS, Inbox, parse_since, recipient_ids, status_from_spool, valid_name
+from gsmgw.http.spoolview import Inbox, parse_since, recipient_ids
+from gsmgw.spool import message_status
+from gsmgw.spool.message_status import valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
@@ -438,17 +440,16 @@ class HttpServer:
         if lookup is not None:
             status = await _resolve(lookup(name))
         if status is None:
-            status = await asyncio.to_thread(status_from_spool, self.spool, name)
+            # A server without a daemon behind it (tests, or a daemon that does not know the
+            # name): the spool's files alone.
+            status = await asyncio.to_thread(message_status.lookup, name, journal=None, spool=self.spool)
         if status is None:
             split = await asyncio.to_thread(recipient_ids, self.spool, name)
             if split:
                 raise ApiError(404, f"{name!r} had several recipients, so each has its own id: ask for "
                                     f"{', '.join(split)}")
             raise ApiError(404, f"no message {name!r} in the spool; use an id from the answer to POST /api/v1/messages")
-        answer = {key: status.get(key) for key in STATUS_KEYS}
-        answer["id"] = answer["id"] or name
-        answer["message_ids"] = list(answer["message_ids"] or [])
-        return web.json_response(answer)
+        return web.json_response(status.to_api())
 
     async def get_inbox(self, request: web.Request) -> web.Response:
         self.authenticate(request)

@@ -1,9 +1,7 @@
-"""What the HTTP API reads from the spool: a message's state by its file, and the inbox.
+"""What the HTTP API reads from the spool besides a message's status: the ids a multi-recipient
+file became, and the inbox (`GET /api/v1/inbox`).
 
-Reads only; never writes. The spool's directories are the truth (SPOOL.md): a message's state is
-the directory its file is in, and sent/ and failed/ files carry the details as headers. The
-daemon's `message_status` (journal) knows more (e.g. `sending`); this is the fallback when it
-does not know a name, and what `GET /api/v1/inbox` serves.
+Reads only; never writes. A message's status comes from `gsmgw.spool.message_status`.
 """
 
 from __future__ import annotations
@@ -15,96 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gsmgw.spool.format import SpoolFormatError, parse_outgoing, read_spool_file
+from gsmgw.spool.format import read_spool_file
+from gsmgw.spool.message_status import valid_name
 
 log = logging.getLogger("gsmgw.http")
-
-STATUS_KEYS = ("id", "to", "status", "modem", "parts", "message_ids", "queued", "sent", "delivered", "fail_reason")
-
-
-def valid_name(name: str) -> bool:
-    """A spool file name the API may look up (no paths, no hidden or temporary files)."""
-    return (
-        bool(name)
-        and len(name) <= 255
-        and "/" not in name
-        and "\x00" not in name
-        and not name.startswith(".")
-        and not name.lower().endswith((".tmp", ".lock"))
-    )
-
-
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _message_ids(value: str | None) -> list[int]:
-    ids = []
-    for item in (value or "").split(","):
-        number = _int_or_none(item.strip())
-        if number is not None:
-            ids.append(number)
-    return ids
-
-
-def _mtime_iso(path: str) -> str | None:
-    try:
-        return datetime.fromtimestamp(os.stat(path).st_mtime).astimezone().isoformat(timespec="seconds")
-    except OSError:
-        return None
-
-
-def status_from_file(name: str, dirname: str, data: bytes, mtime_iso: str | None) -> dict[str, Any]:
-    """API.md's message status object from a spool file in `dirname` (pure)."""
-    try:
-        headers = read_spool_file(data).headers
-        get = headers.get
-    except SpoolFormatError:
-        def get(_name: str, _default: Any = None) -> Any:  # a damaged file still has a state
-            return None
-    if dirname in ("outgoing", "checked"):
-        status = "queued"
-    elif dirname == "sent":
-        word = (get("Status") or "").strip().split(" ", 1)[0].lower()
-        status = {"delivered": "delivered", "failed": "failed"}.get(word, "sent")
-    else:
-        reason = (get("Fail_reason") or "").strip()
-        status = "expired" if reason.lower().startswith("expired") else "failed"
-    delivered = get("Delivered") if status == "delivered" else None
-    parts = _int_or_none(get("Parts"))
-    if parts is None and status == "queued":
-        try:
-            parts = parse_outgoing(data, now=datetime.now().astimezone()).parts
-        except (SpoolFormatError, ValueError):
-            parts = None
-    return {
-        "id": name,
-        "to": get("To"),
-        "status": status,
-        "modem": get("Modem"),
-        "parts": parts,
-        "message_ids": _message_ids(get("Message_id")),
-        "queued": get("Queued") or (mtime_iso if dirname in ("outgoing", "checked") else None),
-        "sent": get("Sent") if dirname == "sent" else None,
-        "delivered": delivered or (get("Discharge") if status == "delivered" else None),
-        "fail_reason": get("Fail_reason") if dirname == "failed" else None,
-    }
-
-
-def status_from_spool(spool: Any, name: str) -> dict[str, Any] | None:
-    """Look `name` up in the spool's directories, most advanced state first."""
-    if not valid_name(name):
-        return None
-    for dirname in ("sent", "failed", "checked", "outgoing"):
-        try:
-            data = spool.read(dirname, name)
-        except (OSError, ValueError):
-            continue
-        return status_from_file(name, dirname, data, _mtime_iso(str(spool.path(dirname, name))))
-    return None
 
 
 def recipient_ids(spool: Any, name: str) -> list[str]:
@@ -170,6 +82,7 @@ def inbox_entry(name: str, data: bytes) -> InboxEntry:
     else:
         text = spool_file.body.decode("utf-8", "replace")
     received = headers.get("Received")
+    parts = (headers.get("Parts") or "").strip()
     return InboxEntry(
         parse_time(received),
         {
@@ -179,7 +92,7 @@ def inbox_entry(name: str, data: bytes) -> InboxEntry:
             "modem": headers.get("Modem"),
             "sent": headers.get("Sent"),
             "received": received,
-            "parts": _int_or_none(headers.get("Parts")) or 1,
+            "parts": int(parts) if parts.isdigit() and int(parts) > 0 else 1,
             "incomplete": (headers.get("Incomplete") or "").strip().lower() == "yes",
         },
     )

@@ -11,7 +11,7 @@ object per line, one answer per line, in order.
 Commands: `ping`, `modems`, `inject_sms` (modem, sender, and text | data (hex) |
 pdu; flash, ref, ref16, ports [dest, origin], alphabet), `set_fault` (modem,
 kind, parameters of the kind, see faults.py), `clear_fault` (modem, kind),
-`unplug` / `replug` (modem), `set_report_outcome` (number, statuses, interval),
+`unplug` / `replug` (modem), `set_report_outcome` (number, statuses, interval, part),
 `set_latency` (modem, latency), `set_signal` (modem, rssi), `set_pin_attempts`
 (modem, pin, puk), `submissions`
 (since: how many to skip), `wait_for_submissions` (count, timeout), `reports`,
@@ -123,7 +123,7 @@ class ControlServer:
             net._op_replug(net._check_index(args["modem"]))
             return None
         if command == "set_report_outcome":
-            net._op_set_report_outcome(args["number"], args["statuses"], args.get("interval", 0.5))
+            net._op_set_report_outcome(args["number"], args["statuses"], args.get("interval", 0.5), args.get("part"))
             return None
         if command == "set_latency":
             net._op_set_latency(args["modem"], args["latency"])
@@ -232,8 +232,10 @@ class ControlClient:
     def replug(self, modem: int) -> None:
         self.request("replug", modem=modem)
 
-    def set_report_outcome(self, number: str, statuses: list[int], interval: float = 0.5) -> None:
-        self.request("set_report_outcome", number=number, statuses=statuses, interval=interval)
+    def set_report_outcome(
+        self, number: str, statuses: list[int], interval: float = 0.5, *, part: int | None = None
+    ) -> None:
+        self.request("set_report_outcome", number=number, statuses=statuses, interval=interval, part=part)
 
     def set_latency(self, modem: int, latency: float | str) -> None:
         self.request("set_latency", modem=modem, latency=latency)

@@ -125,7 +125,8 @@ class SimNetwork:
         self._pending: dict[int, collections.deque] = {}
         self._concat: dict[tuple, dict[int, Sms]] = {}
         self._concat_reports: dict[tuple, list] = {}
-        self._outcomes: dict[str, tuple[list[int], float]] = {}
+        # (recipient, part seq or None for every part) -> (TP-ST values, interval)
+        self._outcomes: dict[tuple[str, int | None], tuple[list[int], float]] = {}
         self._submissions: list[dict] = []
         self._reports: list[dict] = []
         self._submitted = threading.Condition()
@@ -309,13 +310,17 @@ class SimNetwork:
     def replug(self, index: int) -> None:
         self._call(self._op_replug, self._check_index(index))
 
-    def set_report_outcome(self, number: str, statuses: list[int], interval: float = 0.5) -> None:
+    def set_report_outcome(
+        self, number: str, statuses: list[int], interval: float = 0.5, *, part: int | None = None
+    ) -> None:
         """Status reports for messages to `number`: one per status, `interval` s apart.
 
         The last status decides delivery: below 0x40 the message is delivered
         (0x00-0x1F final, 0x20-0x3F still trying), from 0x40 on it is not.
+        `part`: only for that part (concat seq, from 1) of multipart messages; it
+        takes precedence over the number's outcome for every part.
         """
-        self._call(self._op_set_report_outcome, number, statuses, interval)
+        self._call(self._op_set_report_outcome, number, statuses, interval, part)
 
     def set_latency(self, index: int, latency: "float | str") -> None:
         self._call(self._op_set_latency, index, latency)
@@ -417,10 +422,14 @@ class SimNetwork:
             raise SimError(str(error)) from None
         self.modem_ready(self._sims[index])
 
-    def _op_set_report_outcome(self, number: str, statuses: list[int], interval: float) -> None:
+    def _op_set_report_outcome(
+        self, number: str, statuses: list[int], interval: float, part: int | None = None
+    ) -> None:
         if not statuses or not all(isinstance(s, int) and 0 <= s <= 255 for s in statuses):
             raise SimError("statuses must be a non-empty list of TP-ST values 0-255, e.g. [32, 0]")
-        self._outcomes[self._normalize(number)] = (list(statuses), float(interval))
+        if part is not None and (not isinstance(part, int) or not 1 <= part <= 255):
+            raise SimError("part is the number of a part of a multipart message, 1-255")
+        self._outcomes[(self._normalize(number), part)] = (list(statuses), float(interval))
 
     def _op_set_latency(self, index: int, latency: "float | str") -> None:
         try:
@@ -529,7 +538,10 @@ class SimNetwork:
             "outside": target is None,
         }
         self._record(record)
-        statuses, interval = self._outcomes.get(destination, ([0x00], 0.5))
+        seq = sms.concat.seq if sms.concat is not None else None
+        statuses, interval = (
+            self._outcomes.get((destination, seq)) or self._outcomes.get((destination, None)) or ([0x00], 0.5)
+        )
         delivered = statuses[-1] < 0x40
         want_report = bool(sms.report_requested) and (target is not None or self.outside_reports)
         report = (lambda: self._send_reports(modem.index, mr, destination, now, statuses, interval)) if want_report else None

@@ -30,9 +30,10 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gsmgw.sms import count_parts
+from gsmgw.spool.message_status import MessageStatus, lookup
 from gsmgw.spool.format import (
     DEFAULT_MAX_PARTS, SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file,
 )
@@ -69,7 +70,6 @@ _STATUS_STATES = {
     "failed": MessageState.UNDELIVERABLE,
     "expired": MessageState.EXPIRED,
 }
-_FINAL_STATUSES = {"delivered", "failed", "expired"}
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -193,7 +193,7 @@ class SmppServer:
         spool: Any,
         registry: Any,
         bus: Any = None,
-        message_status: Any = None,
+        message_status: Callable[[str], MessageStatus | None] | None = None,
         host: str = "127.0.0.1",
         port: int = 2775,
         ssl_context: ssl.SSLContext | None = None,
@@ -209,7 +209,8 @@ class SmppServer:
         self.spool = spool
         self.registry = registry
         self.bus = bus
-        self.message_status = message_status
+        # Without a daemon behind it (tests), the spool's files alone answer query_sm.
+        self.message_status = message_status or (lambda name: lookup(name, journal=None, spool=spool))
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -455,18 +456,16 @@ class SmppServer:
 
     def _answer_query(self, conn: _Connection, query: Query) -> list:
         status = None
-        if self.message_status is not None and "/" not in query.message_id and query.message_id not in ("", ".", ".."):
-            try:
-                status = self.message_status(query.message_id)
-            except (OSError, ValueError, KeyError) as exc:
-                log.info("smpp %s: query_sm %s: %s", conn.peer, query.message_id, exc)
-        word = _get(status, "status")
-        if word is None or not self._owned_by(query.message_id, query.client):
+        try:
+            status = self.message_status(query.message_id)
+        except (OSError, ValueError) as exc:
+            log.info("smpp %s: query_sm %s: %s", conn.peer, query.message_id, exc)
+        if status is None or not self._owned_by(query.message_id, query.client):
             return conn.session.query_done(query.sequence, query.message_id, None, None)
-        state = _STATUS_STATES.get(word, MessageState.UNKNOWN)
+        state = _STATUS_STATES.get(status.status, MessageState.UNKNOWN)
         final_date = None
-        if word in _FINAL_STATUSES:
-            final_date = _parse_iso(_get(status, "delivered") or _get(status, "sent")) or datetime.now(timezone.utc)
+        if status.final:
+            final_date = _parse_iso(status.delivered or status.sent) or datetime.now(timezone.utc)
         return conn.session.query_done(query.sequence, query.message_id, int(state), final_date)
 
     def _owned_by(self, message_id: str, client: Any) -> bool:
