@@ -13,11 +13,12 @@ import pytest
 from gsmgw.config import (
     ConfigError,
     check_config,
+    check_text,
     config_path,
     load_config,
     simulation_config,
 )
-from gsmgw.durations import parse_duration
+from gsmgw.durations import MAX_SECONDS, DurationTooLong, parse_duration
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -238,6 +239,26 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("value", [
+    "1000000 weeks", "522 weeks", "3651 days", "9" * 400, "9" * 400 + " s", 10**400, float("inf"), 3650 * 86400 + 1,
+])
+def test_durations_have_one_bound_of_ten_years(value):
+    # "1000000 weeks" used to pass and then overflow datetime arithmetic in the daemon.
+    with pytest.raises(DurationTooLong, match="longer than 3650 days"):
+        parse_duration(value)
+    assert parse_duration("3650 days") == MAX_SECONDS
+
+
+def test_nan_is_not_a_duration():
+    with pytest.raises(ValueError, match="not a number"):
+        parse_duration(float("nan"))
+
+
+def test_a_config_duration_over_the_bound_names_the_key():
+    result = check_text("spool: /tmp/s\nhook_timeout: 1000000 weeks\n")
+    assert any(issue.path == "hook_timeout" and "3650 days" in issue.message for issue in result.errors)
 
 
 # --- the check-config command -----------------------------------------------------------------

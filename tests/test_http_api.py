@@ -250,6 +250,13 @@ def test_a_denied_recipient_queues_nothing(tmp_path):
         ({"to": "+4915112345678", "text": "x", "callback": "https://a\nX: y"}, '"callback"'),
         ({"to": "+4915112345678", "text": "x", "modem": "gsm1\nTo: +4990012"}, '"modem"'),
         ({"to": "+4915112345678", "text": "x", "from": "me"}, "unknown field(s) 'from'"),
+        # Durations and times beyond the one bound of gsmgw.durations used to give a 500
+        # (OverflowError past the year 9999).
+        ({"to": "+4915112345678", "text": "x", "expires": "1000000 weeks"}, "longer than 3650 days"),
+        ({"to": "+4915112345678", "text": "x", "send_after": "1000000 weeks"}, "longer than 3650 days"),
+        ({"to": "+4915112345678", "text": "x", "validity": "1000000 weeks"}, "longer than 3650 days"),
+        ({"to": "+4915112345678", "text": "x", "expires": "9999-12-31T23:59:59-14:00"}, "within ten years"),
+        ({"to": "+4915112345678", "text": "x", "send_after": "0001-01-01T00:00:00+14:00"}, "within ten years"),
     ],
 )
 def test_bad_fields_get_400_saying_what_to_send(tmp_path, body, words):
@@ -500,6 +507,21 @@ def test_inbox_since_and_limit(tmp_path):
         for query in ("since=yesterday", "limit=0", "limit=abc", "limit=5000"):
             status, answer, _ = await api.request("GET", f"/api/v1/inbox?{query}")
             assert status == 400 and answer["error"]
+
+    run(scenario, tmp_path)
+
+
+def test_a_time_at_the_end_of_the_calendar_is_refused_not_a_500(tmp_path):
+    # A naive 0001-01-01 in the local zone is year 0 in UTC: the inbox answered 500 to the
+    # query, and one incoming/ file with such a Received: broke every inbox query.
+    async def scenario(api):
+        spool = api.ctx.spool
+        incoming(spool, "gsm1-20261125-100000-aa", received=datetime(2026, 11, 25, 10, 0).astimezone(), text="good")
+        spool.write_atomic("incoming", "gsm1-odd", b"From: +4915112345678\nReceived: 0001-01-01T00:00:00\n\nodd")
+        status, answer, _ = await api.request("GET", "/api/v1/inbox?since=0001-01-01T00:00:00")
+        assert status == 400 and "since=" in answer["error"]
+        status, answer, _ = await api.request("GET", "/api/v1/inbox?since=2026-01-01T00:00:00Z")
+        assert status == 200 and [m["text"] for m in answer["messages"]] == ["good"]
 
     run(scenario, tmp_path)
 

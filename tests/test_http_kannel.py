@@ -132,6 +132,11 @@ def test_ucs2_coding_with_utf16_text(tmp_path):
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "charset": "klingon"}, 400, "Unknown charset"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "smsc": "nope"}, 400, "Unknown smsc"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x" * 2000}, 400, "SMS parts"),
+        # Used to give a 500 (OverflowError in timedelta): durations have one bound.
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "deferred": "10080000000"}, 400,
+         "deferred=10080000000 minutes"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "validity": "10080000000"}, 400,
+         "longer than 3650 days"),
     ],
 )
 def test_kannel_errors(tmp_path, params, status, answer):

@@ -25,7 +25,7 @@ from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
 from gsmgw.smpp.server import SmppServer
 from gsmgw.smpp.session import Timers
-from gsmgw.spool.format import read_spool_file
+from gsmgw.spool.format import read_spool_file, update_headers
 from gsmgw.spool.store import Spool
 
 CLIENTS = [
@@ -518,6 +518,21 @@ def test_query_sm_reports_the_message_state(gateway):
     other.disconnect()
 
 
+def test_query_sm_of_a_message_with_an_impossible_delivery_time_answers(gateway):
+    # A sent/ file edited to say "Delivered: 9999-12-31T23:59:59-14:00" has no UTC time; the
+    # query used to raise OverflowError, which closed the client's session.
+    client = bind(gateway)
+    message_id = _submit_and_get_id(client)
+    data = gateway.spool.read("outgoing", message_id)
+    gateway.spool.write_atomic("sent", message_id, update_headers(data, {
+        "Status": "delivered 0 (short message received by the SME)", "Delivered": "9999-12-31T23:59:59-14:00"}))
+    gateway.spool.remove("outgoing", message_id)
+    client.query_message(message_id=message_id, source_addr="")
+    resp = read_until(client, "query_sm_resp")
+    assert resp.status == 0 and resp.message_state == P.MessageState.DELIVERED
+    client.disconnect()
+
+
 # ---- TLS ----------------------------------------------------------------------------------
 
 
@@ -601,7 +616,8 @@ def test_queued_receipt_survives_a_restart_and_is_sent_once(tmp_path):
 
 def test_validity_schedule_and_priority_become_spool_headers(gateway):
     sock = raw_bind(gateway)
-    raw_send(sock, submit_pdu(2, validity_period="000000020000000R", schedule_delivery_time="991231230000000+",
+    next_year = datetime.now(timezone.utc).year % 100 + 1
+    raw_send(sock, submit_pdu(2, validity_period="000000020000000R", schedule_delivery_time=f"{next_year:02d}1231230000000+",
                               priority_flag=3, registered_delivery=0))
     resp = raw_read(sock)
     assert resp.status == 0
@@ -609,7 +625,7 @@ def test_validity_schedule_and_priority_become_spool_headers(gateway):
     assert headers.get("Validity") == "120 min"
     expires = datetime.fromisoformat(headers.get("Expires"))
     assert 7100 < (expires - datetime.now(timezone.utc)).total_seconds() <= 7200
-    assert headers.get("Send_after") == "2099-12-31T23:00:00+00:00"
+    assert headers.get("Send_after") == f"20{next_year:02d}-12-31T23:00:00+00:00"
     assert headers.get("Priority") == "high"
     assert headers.get("Report") is None  # no receipt wanted: the config's default decides
     sock.close()

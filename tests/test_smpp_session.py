@@ -180,6 +180,16 @@ def test_validity_and_schedule_become_times():
     assert resp.status == Status.ESME_RINVEXPIRY
 
 
+@pytest.mark.parametrize("field,value,status", [
+    ("validity_period", "990000000000000R", Status.ESME_RINVEXPIRY),  # 99 years from now
+    ("schedule_delivery_time", "991231230000000+", Status.ESME_RINVSCHED),  # 2099
+])
+def test_times_beyond_the_duration_bound_are_refused(field, value, status):
+    session = bound_session()
+    (resp,) = sent(session.data_received(submit(2, **{field: value}), 1.0))
+    assert resp.status == status
+
+
 # ---- message.py ---------------------------------------------------------------------------
 
 

@@ -122,6 +122,12 @@ def test_relative_expires_counts_from_the_file_time_not_from_now():
     assert parse(b"To: +4915112345678\nExpires: 30 min\n\nhi").expires == NOW + timedelta(minutes=30)
 
 
+def test_a_file_time_out_of_bounds_counts_from_now():
+    # `touch -d 9999-12-31` on a file: a relative time counts from now, never overflows.
+    created = datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc)
+    assert parse(b"To: +4915112345678\nExpires: 30 min\n\nhi", created=created).expires == NOW + timedelta(minutes=30)
+
+
 def test_groups_expand_into_one_message_per_member():
     groups = {"oncall": ("+4915112345678", "+4917612345678")}
     message = parse(b"To: group:oncall, +4915100000000\n\nalarm\n", groups=groups)
@@ -168,6 +174,12 @@ BAD_FILES = [
     ("UDH-DATA", b"To: +4915112345678\nUDH-DATA: 050003010201\n\nhi", "UDH-DATA"),
     ("Hex: yes", b"To: +4915112345678\nHex: yes\n\n41", "Hex"),
     ("Text: and a body", b"To: +4915112345678\nText: a\n\nb", "both"),
+    # These used to raise OverflowError, which escaped the reader and crashed the daemon at start.
+    ("expires far beyond the bound", b"To: +4915112345678\nExpires: 1000000 weeks\n\nhi", "longer than 3650 days"),
+    ("send_after 400 digits", b"To: +4915112345678\nSend_after: " + b"9" * 400 + b" s\n\nhi", "longer than 3650 days"),
+    ("validity far beyond the bound", b"To: +4915112345678\nValidity: 1000000 weeks\n\nhi", "Validity"),
+    ("expires at the end of time", b"To: +4915112345678\nExpires: 9999-12-31T23:59:59-14:00\n\nhi", "within ten years"),
+    ("send_after at the start of time", b"To: +4915112345678\nSend_after: 0001-01-01T00:00+14:00\n\nhi", "within ten years"),
 ]
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from gsmgw.clients import ClientRegistry
+from gsmgw.durations import parse_duration
 from gsmgw.http.validation import (
     ApiError,
     SendPolicy,
@@ -172,9 +173,18 @@ def parse_sendsms(
     mclass = _int_parameter(params, "mclass")
     validity_minutes = _int_parameter(params, "validity")
     deferred_minutes = _int_parameter(params, "deferred")
+    deferred_seconds = None
     for name, value in (("validity", validity_minutes), ("deferred", deferred_minutes)):
-        if value is not None and value < 0:
+        if value is None:
+            continue
+        if value < 0:
             raise KannelError(400, f"{name} must be 0 or more minutes, rejected")
+        try:
+            seconds = parse_duration(value * 60)
+        except ValueError as exc:
+            raise KannelError(400, f"{name}={value} minutes: {exc}, rejected") from None
+        if name == "deferred":
+            deferred_seconds = seconds
     modem = text_parameter(params, "smsc")
     if modem is not None:
         modem = modem.strip() or None
@@ -187,7 +197,7 @@ def parse_sendsms(
         report=report,
         flash=mclass == 0,
         validity=f"{validity_minutes} min" if validity_minutes else None,
-        send_after=iso(now + timedelta(minutes=deferred_minutes)) if deferred_minutes else None,
+        send_after=iso(now + timedelta(seconds=deferred_seconds)) if deferred_seconds else None,
         modem=modem,
         callback=callback,
         dlr_mask=dlr_mask if callback else None,

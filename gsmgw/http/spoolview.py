@@ -49,9 +49,11 @@ def parse_time(value: str | None) -> datetime | None:
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # A naive time is local; at the ends of the calendar (0001-01-01) the local zone
+        # does not fit, which makes it as unreadable as any other bad value.
+        return moment if moment.tzinfo else moment.astimezone()
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.astimezone()
 
 
 def parse_since(value: str) -> datetime | None:

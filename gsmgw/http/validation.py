@@ -23,8 +23,8 @@ from yarl import URL
 
 from gsmgw.callbacks import callback_problem
 from gsmgw.clients import Client, ClientRegistry, UnknownGroup
+from gsmgw.durations import DurationTooLong, bounded_time, parse_duration
 from gsmgw.rules import group_reference
-from gsmgw.durations import parse_duration
 from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity
 from gsmgw.spool.format import SpoolFormatError, iso, make_outgoing, parse_outgoing
 
@@ -205,13 +205,20 @@ def _iso_time(name: str, value: Any, *, durations: bool, now: datetime) -> str:
     text = _header_value(name, value)
     candidate = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     try:
-        datetime.fromisoformat(candidate)
-        return text
+        moment = datetime.fromisoformat(candidate)
     except ValueError:
-        pass  # not a time: try a duration, then say what both forms look like
+        moment = None  # not a time: try a duration, then say what both forms look like
+    if moment is not None:
+        try:
+            bounded_time(moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo), now, f'"{name}":')
+        except DurationTooLong as exc:
+            raise ApiError(400, str(exc)) from None
+        return text
     if durations:
         try:
             seconds = parse_duration(text)
+        except DurationTooLong as exc:
+            raise ApiError(400, f'"{name}": {exc}') from None
         except ValueError:
             pass  # the error below names both accepted forms
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from gsmgw.durations import DurationTooLong, bounded_time
 from gsmgw.sms.address import normalize_number
 from gsmgw.sms.errors import AddressError
 from gsmgw.sms.gsm7 import BASIC_TABLE, decode_septets, encode_septets
@@ -373,12 +374,16 @@ def parse_smpp_time(value: str, now: datetime, status: int) -> datetime | None:
     yy, mo, dd, hh, mi, ss = (int(value[i : i + 2]) for i in range(0, 12, 2))
     tenths, quarters, sign = int(value[12]), int(value[13:15]), value[15]
     if sign == "R":
-        return now + timedelta(days=yy * 365 + mo * 30 + dd, hours=hh, minutes=mi, seconds=ss)
-    if quarters > 48:
-        raise MessageError(f"time {value!r}: UTC offset of {quarters} quarter hours is impossible", status)
-    offset = timedelta(minutes=15 * quarters) * (1 if sign == "+" else -1)
+        moment = now + timedelta(days=yy * 365 + mo * 30 + dd, hours=hh, minutes=mi, seconds=ss)
+    else:
+        if quarters > 48:
+            raise MessageError(f"time {value!r}: UTC offset of {quarters} quarter hours is impossible", status)
+        offset = timedelta(minutes=15 * quarters) * (1 if sign == "+" else -1)
+        try:
+            moment = datetime(2000 + yy, mo, dd, hh, mi, ss, tenths * 100_000, tzinfo=timezone(offset))
+        except ValueError as exc:
+            raise MessageError(f"time {value!r}: {exc}", status) from None
     try:
-        local = datetime(2000 + yy, mo, dd, hh, mi, ss, tenths * 100_000, tzinfo=timezone(offset))
-    except ValueError as exc:
-        raise MessageError(f"time {value!r}: {exc}", status) from None
-    return local
+        return bounded_time(moment, now, f"time {value!r}:")
+    except DurationTooLong as exc:
+        raise MessageError(str(exc), status) from None

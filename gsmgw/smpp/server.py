@@ -97,9 +97,13 @@ def _parse_iso(value: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        # Receipts and query_sm give it in UTC; a time that has none (year 9999 at -14:00, in
+        # an edited spool file) is as unreadable as a malformed one.
+        moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment
 
 
 class _CurrentRegistry:

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence
 
 from gsmgw.durations import EXAMPLES as DURATION_EXAMPLES
-from gsmgw.durations import parse_duration
+from gsmgw.durations import DurationTooLong, bounded_time, parse_duration
 from gsmgw.rules import group_reference
 from gsmgw.sms import AddressError, Encoding, count_parts, normalize_number, parse_validity, status_category, status_meaning
 from gsmgw.sms import gsm7
@@ -459,18 +459,35 @@ def _time(
         moment = None
     if moment is not None:
         # A time without an offset is local time, which is the zone `now` was given in.
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=now.tzinfo)
+        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=now.tzinfo)
+        try:
+            return bounded_time(moment, now, f"{name}:")
+        except DurationTooLong as exc:
+            raise SpoolFormatError(str(exc)) from None
     if durations:
         try:
             seconds = parse_duration(value)
+        except DurationTooLong as exc:
+            raise SpoolFormatError(f"{name}: {exc}") from None
         except ValueError:
             pass  # the error below names both accepted forms
         else:
-            return (created or now) + timedelta(seconds=seconds)
+            return _origin(created, now) + timedelta(seconds=seconds)
     raise SpoolFormatError(
         f"{name}: cannot read {value!r}; write an ISO-8601 time like 2026-11-24T10:15:00+01:00"
         + (f" or a duration like {DURATION_EXAMPLES}" if durations else "")
     )
+
+
+def _origin(created: datetime | None, now: datetime) -> datetime:
+    """Where a relative time counts from: the file's mtime, unless a wrong clock or `touch -d`
+    put it out of bounds (then now: a message is never stuck on a nonsensical mtime)."""
+    if created is None:
+        return now
+    try:
+        return bounded_time(created, now, "the file's time")
+    except DurationTooLong:
+        return now
 
 
 def _max_parts(headers: Headers, default: int) -> int:
