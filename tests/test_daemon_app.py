@@ -193,3 +193,47 @@ def test_reload_gives_two_way_the_new_commands(tmp_path):
         asyncio.run(main())
     finally:
         network.stop()
+
+
+def test_a_file_with_an_endless_expires_fails_alone_and_the_daemon_goes_on(tmp_path):
+    # `Expires: 1000000 weeks` used to raise OverflowError out of the file reader: the watcher
+    # died, and recovery raised again at every start, so systemd gave up.
+    network = SimNetwork(tmp_path / "sim", modems=1)
+    network.start()
+    config = simulation_config(tmp_path / "spool", [network.modems[0].path])
+    endless = b"To: +4915112345678\nExpires: 1000000 weeks\n\nhi"
+    (tmp_path / "spool" / "checked").mkdir(parents=True)
+    (tmp_path / "spool" / "checked" / "left-at-stop").write_bytes(endless)
+
+    async def main():
+        gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options=FAST_SUPERVISOR)
+        failed: list[MessageFailed] = []
+        two_failed = asyncio.Event()
+
+        def on_event(event):
+            if isinstance(event, MessageFailed):
+                failed.append(event)
+                if len(failed) == 2:
+                    two_failed.set()
+
+        gateway.bus.subscribe(on_event)
+        await gateway.start()
+        try:
+            (tmp_path / "spool" / "outgoing" / "dropped").write_bytes(endless)
+            await asyncio.wait_for(two_failed.wait(), 10)
+            (tmp_path / "spool" / "outgoing" / "after").write_bytes(b"To: +4915112345678\n\nstill sending")
+            await asyncio.to_thread(network.wait_for_submissions, 1, 15)
+        finally:
+            await gateway.close()
+        return failed
+
+    try:
+        failed = asyncio.run(main())
+    finally:
+        network.stop()
+    assert sorted(event.id for event in failed) == ["dropped", "left-at-stop"]
+    assert all("longer than 3650 days" in event.reason for event in failed)
+    for name in ("dropped", "left-at-stop"):
+        assert b"Fail_reason: Expires: '1000000 weeks' is longer than 3650 days" in (
+            tmp_path / "spool" / "failed" / name).read_bytes()
+    assert network.submissions[0]["text"] == "still sending"

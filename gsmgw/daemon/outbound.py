@@ -143,7 +143,7 @@ class Outbound:
             if isinstance(claimed, Rejected):
                 self._rejected(claimed)
                 continue
-            messages, original = self._prepare(claimed.name, claimed.data, claimed.mtime)
+            messages, original = self._prepare_one(claimed.name, claimed.data, claimed.mtime)
             queued.extend(messages)
             if original:
                 originals.append(original)
@@ -180,6 +180,40 @@ class Outbound:
         self._publish(
             MessageFailed(rejected.name, None, rejected.reason, str(self.spool.path("failed", rejected.name)))
         )
+
+    def _prepare_one(
+        self, name: str, data: bytes, mtime: _dt.datetime | None, *, recovering: bool = False
+    ) -> tuple[list[tuple[NewMessage, Mapping[str, str]]], str | None]:
+        """`_prepare`, where an error of this one file stops nothing but this file: it goes to
+        failed/ with the error as its reason, and the claim or the recovery goes on with the
+        next file. OSError is not the file's fault (a full disk): the caller deals with it."""
+        try:
+            return self._prepare(name, data, mtime, recovering=recovering)
+        except OSError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the per-file boundary: any bug, logged, file kept
+            log.exception("%s: reading this file failed; moving it to failed/", name)
+            self._set_aside(
+                "checked", name, data,
+                f"gsmgw could not read this file ({type(error).__name__}: {error}); this is a bug in gsmgw: "
+                "please report it with this file",
+            )
+            return [], None
+
+    def _set_aside(self, dirname: str, name: str, data: bytes | None, reason: str) -> None:
+        """Move a file that cannot be queued to failed/: with Failed:/Fail_reason: headers when
+        that can be done, else exactly as it is (the reason is then only in the log)."""
+        if data is not None:
+            try:
+                self._fail_unqueued(name, data, reason, src=dirname)
+                return
+            except OSError:
+                raise
+            except Exception:  # noqa: BLE001 - the failed/ file itself cannot be built: keep the original
+                log.exception("%s: cannot add Fail_reason: to it; moving it to failed/ as it is", name)
+        rejected = self.spool.set_aside(dirname, name, reason)
+        if rejected is not None:
+            self._rejected(rejected)
 
     def _prepare(
         self, name: str, data: bytes, mtime: _dt.datetime | None, *, recovering: bool = False
@@ -257,10 +291,10 @@ class Outbound:
             messages.append((message, dict(headers, To=number)))
         return messages, original
 
-    def _fail_unqueued(self, name: str, data: bytes, reason: str) -> None:
+    def _fail_unqueued(self, name: str, data: bytes, reason: str, *, src: str = "checked") -> None:
         now = self.clock()
         content = build_failed(data, failed=_aware(now), reason=reason, attempts=0)
-        self.spool.finish(name, "failed", content)
+        self.spool.finish(name, "failed", content, src=src)
         self.journal.record_invalid(now)
         if self.metrics:
             self.metrics.failed.inc()
@@ -399,11 +433,16 @@ class Outbound:
             # removed checked/ copies of files that reached sent/ or failed/).
             try:
                 data = self.spool.read("checked", name)
+            except FileNotFoundError:
+                continue
             except OSError as error:
-                log.error("%s: cannot read it in checked/: %s", name, error)
+                # Not a regular file, or too large: nothing the daemon wrote. Left here, it would
+                # be met again at every start; failed/ is where a person looks.
+                log.error("%s: cannot read it in checked/: %s; moving it to failed/ as it is", name, error)
+                self._set_aside("checked", name, None, f"cannot be read in checked/: {error.strerror or error}")
                 continue
             log.info("%s: in checked/ but not in the journal (claimed just before a stop); queued now", name)
-            messages, original = self._prepare(name, data, None, recovering=True)
+            messages, original = self._prepare_one(name, data, None, recovering=True)
             queued.extend(messages)
             if original:
                 originals.append(original)

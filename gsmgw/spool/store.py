@@ -269,10 +269,13 @@ class Spool:
             for entry in entries:
                 if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(TMP_SUFFIX):
                     try:
-                        if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS:
-                            os.unlink(entry.path)
+                        info = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
-                        pass
+                        continue
+                    # Only files: our temporary files are files, and a directory of that name
+                    # is somebody else's (an unlink of it would fail and stop the start).
+                    if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_TMP_SECONDS:
+                        _unlink_quietly(Path(entry.path))
         left = []
         for name in self.list("checked"):
             if self.exists("sent", name) or self.exists("failed", name):
@@ -544,7 +547,15 @@ class Spool:
                 os.close(fd)
             if not owner.startswith(_BATCH_MARKER) or _batch_owner_alive(owner):
                 continue
-            _unlink_quietly(directory / lock_name[: -len(".LOCK")])
+            target = directory / lock_name[: -len(".LOCK")]
+            try:
+                batch_file = stat.S_ISREG(os.lstat(target).st_mode)
+            except FileNotFoundError:
+                batch_file = False
+            if batch_file:
+                _unlink_quietly(target)
+            # Anything else under that name (a directory...) is not what submit_many wrote:
+            # without the lock, the next claim sets it aside in failed/.
             _unlink_quietly(lock)
             removed = True
         if removed:
@@ -577,6 +588,16 @@ class Spool:
             n += 1
             candidate = f"{name}-{n}"
         return candidate
+
+    def set_aside(self, dirname: str, name: str, reason: str) -> Rejected | None:
+        """Move `dirname/name` to failed/ as it is (never opened), e.g. an entry in checked/ that
+        is not a regular file; `name-2`... if failed/ has the name. None if it vanished."""
+        try:
+            placed = self._place_new(self.path(dirname, name), self.path("failed"), name)
+        except FileNotFoundError:
+            return None
+        fsync_directory(self.path("failed"))
+        return Rejected(placed, name, reason)
 
     def _quarantine(self, dirname: str, name: str, original_name: str, reason: str) -> Rejected | None:
         """Move an entry to failed/ as it is (not opened). None if it vanished meanwhile."""
