@@ -23,8 +23,11 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 GSM_CHARS = [c for c in BASIC_TABLE if c != "\x1b"] + list(EXTENSION_TABLE.values())
 gsm_text = st.text(alphabet=st.sampled_from(GSM_CHARS), max_size=700)
 emoji = st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF)
-any_text = st.text(max_size=400)  # hypothesis leaves out lone surrogates (category Cs)
-mixed_text = st.lists(st.one_of(st.sampled_from(GSM_CHARS), emoji, st.characters()), max_size=300).map("".join)
+# No lone surrogates (category Cs): the doors refuse them (test_http_api, test_spool_format) and
+# the codec sends one as U+FFFD (test_sms_units), so they cannot round-trip.
+# st.text() leaves them out by itself; st.characters() does not unless told codec="utf-8".
+any_text = st.text(max_size=400)
+mixed_text = st.lists(st.one_of(st.sampled_from(GSM_CHARS), emoji, st.characters(codec="utf-8")), max_size=300).map("".join)
 texts = st.one_of(gsm_text, any_text, mixed_text, gsm_text.map(lambda t: t + "@"))
 
 
