@@ -71,23 +71,40 @@ def run(config_option, simulate, spool_option, latency, log_level):
         _setup_logging(log_level or config.log_level)
         sys.exit(asyncio.run(run_gateway(config)))
 
+    from gsmgw.daemon.app import StartupError, lock_directories
     from gsmgw.sim import SimNetwork
 
     spool = Path(spool_option or "./demo-spool").absolute()
+    base = _load(config_option, modems_required=False) if config_option else None
+    state = simulation_config(spool, []).state
     sim_dir = spool / ".sim"
-    sim_dir.mkdir(parents=True, exist_ok=True)
-    with SimNetwork(sim_dir, modems=simulate, latency=latency) as network:
-        config = simulation_config(spool, [m.path for m in network.modems])
-        if config_option:
-            base = _load(config_option, modems_required=False)
-            config = dataclasses.replace(base, spool=config.spool, state=config.state, modems=config.modems,
-                                         probe_ports=config.probe_ports)
-        _setup_logging(log_level or config.log_level)
+    try:
+        for directory in (state, sim_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        # Before the simulated modems: a second run on this spool must not replace (and at its
+        # end remove) the first one's ports.
+        lock = lock_directories(state, spool, elsewhere="give this one another --spool DIR")
+    except OSError as error:
+        click.echo(f"gsmgw run: cannot create {error.filename}: {error.strerror}; use another --spool", err=True)
+        sys.exit(1)
+    except StartupError as error:
+        click.echo(f"gsmgw run: {error}", err=True)
+        sys.exit(1)
+    try:
+        with SimNetwork(sim_dir, modems=simulate, latency=latency) as network:
+            config = simulation_config(spool, [m.path for m in network.modems])
+            if base is not None:
+                config = dataclasses.replace(base, spool=config.spool, state=config.state, modems=config.modems,
+                                             probe_ports=config.probe_ports)
+            _setup_logging(log_level or config.log_level)
 
-        def started(gateway) -> None:
-            click.echo(_banner(spool, network, config_option))
+            def started(gateway) -> None:
+                click.echo(_banner(spool, network, config_option))
 
-        sys.exit(asyncio.run(run_gateway(config, on_started=started)))
+            status = asyncio.run(run_gateway(config, on_started=started, lock=lock))
+    finally:
+        lock.release()
+    sys.exit(status)
 
 
 def _banner(spool: Path, network, config_option: str | None) -> str:

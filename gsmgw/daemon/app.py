@@ -1,7 +1,8 @@
 """The gateway daemon: wiring, signals, status, sd_notify.
 
 What it starts, in this order:
-  1. the spool directories (created if missing; a clear error and exit if not writable) and the
+  1. the spool directories (created if missing; a clear error and exit if not writable), the
+     locks that keep a second daemon off this state directory and spool (lock.py), and the
      journal in the state directory;
   2. recovery (outbound.py): leftovers of a crash are settled before anything new is taken;
   3. one worker per configured modem (worker.py), the dispatcher (outbound.py), the watcher on
@@ -37,6 +38,7 @@ from gsmgw.daemon.context import GatewayContext
 from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.hooks import Hooks
 from gsmgw.daemon.inbound import Inbound
+from gsmgw.daemon.lock import AlreadyRunning, DaemonLock
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
@@ -85,12 +87,17 @@ class Gateway:
         watch_poll_interval: float = 2.0,
         supervisor_options: Mapping[str, Any] | None = None,
         start_servers: bool = True,
+        lock: DaemonLock | None = None,
     ):
         self.config = config
         self.clock = clock
         self.watch_poll_interval = watch_poll_interval
         self.supervisor_options = dict(supervisor_options or {})
         self.start_servers = start_servers
+        # A lock the caller took (`run --simulate` locks before it starts the simulated modems)
+        # stays the caller's to release; one taken here is released by close().
+        self.lock = lock
+        self._own_lock = lock is None
         self.spool = Spool(config.spool)
         self.bus = EventBus()
         self.metrics = Metrics()
@@ -125,10 +132,18 @@ class Gateway:
         state = Path(config.state)
         try:
             state.mkdir(parents=True, exist_ok=True)
-            self.journal = Journal(state / JOURNAL_FILE)
         except OSError as error:
             raise StartupError(
                 f"cannot create the state directory {state}: {error.strerror}; create it, make it "
+                f"writable by the user gsmgw runs as, or set state: in the config"
+            ) from None
+        if self.lock is None:
+            self.lock = lock_directories(state, config.spool)
+        try:
+            self.journal = Journal(state / JOURNAL_FILE)
+        except OSError as error:
+            raise StartupError(
+                f"cannot open the journal in the state directory {state}: {error.strerror}; make it "
                 f"writable by the user gsmgw runs as, or set state: in the config"
             ) from None
         except JournalError as error:
@@ -530,7 +545,27 @@ class Gateway:
             except OSError as error:
                 log.warning("could not write the final status file: %s", error)
             self.journal.close()
+        if self.lock is not None and self._own_lock:
+            self.lock.release()
         log.info("gsmgw stopped")
+
+
+def lock_directories(
+    state, spool, *, elsewhere: str = "give this daemon its own spool: and state: in its config"
+) -> DaemonLock:
+    """The daemon's locks on its state directory and spool, or a StartupError that names the
+    daemon already holding one (and, `elsewhere`, how to run this one beside it), or the
+    directory that cannot be written."""
+    try:
+        return DaemonLock.acquire(state, spool)
+    except AlreadyRunning as error:
+        raise StartupError(f"{error} Or {elsewhere}.") from None
+    except OSError as error:
+        where = Path(error.filename).parent if error.filename else Path(state)
+        raise StartupError(
+            f"cannot create the lock file in {where}: {error.strerror}; make {where} writable by the "
+            f"user gsmgw runs as"
+        ) from None
 
 
 def _notifier():
