@@ -106,6 +106,8 @@ def test_kill_9_in_a_loop_loses_nothing_and_duplicates_only_parts_in_flight(tmp_
             parts[(record["to"], seq)].append(record)
         file_of = {}
         for name in os.listdir(spool / "sent"):
+            if name.startswith("."):
+                continue  # a temporary file of a write that a kill -9 cut short (recover() removes it later)
             sent = read_spool_file((spool / "sent" / name).read_bytes())
             file_of[sent.headers.get("To")] = name
             number = sent.headers.get("To")
