@@ -168,3 +168,19 @@ def test_national_tables_from_the_config_count_and_are_told_at_a_terminal(tmp_pa
     (name,) = outgoing(spool_dir)
     assert done.returncode == 0 and done.stdout.decode().strip() == name  # stdout: the file names only
     assert "2 SMS parts each, GSM-7 with the Hindi locking and single shift tables" in told
+
+
+@pytest.mark.parametrize("text, stdin", [("", None), ("-", ""), ("-", "\n")])
+def test_an_empty_text_is_refused_with_what_to_do(spool_dir, text, stdin):
+    # `gsmgw send --to N "$MSG"` with an empty $MSG used to queue an empty SMS (HTTP says 400).
+    result = send("--spool", str(spool_dir), "--to", "+4915112345678", text, input=stdin)
+    assert result.exit_code == 2, result.output
+    assert "would be empty" in result.output and "--allow-empty" in result.output
+    assert not outgoing(spool_dir)
+
+
+def test_allow_empty_sends_an_empty_sms_on_purpose(spool_dir):
+    result = send("--spool", str(spool_dir), "--to", "+4915112345678", "--allow-empty", "")
+    assert result.exit_code == 0, result.output
+    (data,) = outgoing(spool_dir).values()
+    assert parse_outgoing(data, now=NOW).text == ""

@@ -72,11 +72,12 @@ def _read_text(text: str) -> str:
 @click.option("--expires", metavar="E", help='Give up if not sent by then: ISO-8601 time or a duration ("30 min").')
 @click.option("--send-after", "send_after", metavar="T", help="Do not send before this ISO-8601 time (or duration).")
 @click.option("--max-parts", "max_parts", type=click.IntRange(1, 255), help="Refuse a text that needs more parts.")
+@click.option("--allow-empty", "allow_empty", is_flag=True, help="Send an empty TEXT (refused without this).")
 @click.option("--spool", "spool_option", metavar="DIR",
               help="Spool directory (default: the config's spool:). Without -c, no config is read.")
 @click.argument("text")
 def send(config_option, to, groups, report, flash, validity, priority, modem, expires, send_after, max_parts,
-         spool_option, text):
+         allow_empty, spool_option, text):
     """Queue TEXT (or standard input, with -) for each recipient; print each file's name."""
     config = _load(config_option, spool_option)
     spool_dir = spool_option or (str(config.spool) if config is not None else None)
@@ -103,6 +104,12 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
         _fail(f"no modem named {modem!r} in the config (modems: {names})")
 
     message_text = _read_text(text)
+    if not message_text and not allow_empty:
+        # An empty SMS is almost always a script whose variable was empty (the HTTP API refuses
+        # one with 400 too); a deliberate one needs the flag.
+        where = "standard input was empty" if text == "-" else "TEXT is empty"
+        _fail(f"{where}, so the SMS would be empty; give the message text (or - to read it from "
+              "standard input), or --allow-empty to send an empty SMS on purpose")
     now = datetime.now().astimezone()
     files = []
     parsed = None
