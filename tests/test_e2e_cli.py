@@ -101,3 +101,50 @@ def test_run_refuses_a_spool_it_cannot_create_and_says_why(tmp_path):
     result = subprocess.run(GSMGW + ["run", "-c", str(config)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "cannot create the spool directory" in result.stdout + result.stderr
+
+
+def _console_script() -> str:
+    script = os.path.join(os.path.dirname(sys.executable), "gsmgw")
+    assert os.access(script, os.X_OK), f"{script}: the test environment has no gsmgw script (pip install -e .)"
+    return script
+
+
+@pytest.mark.slow
+def test_the_commands_run_simulate_prints_work_as_printed_when_gsmgw_is_not_on_the_path(tmp_path):
+    # ./dev run starts .venv/bin/gsmgw, which is not on the PATH; the banner used to say `gsmgw send`.
+    path_without_gsmgw = "/usr/local/bin:/usr/bin:/bin"
+    assert subprocess.run(["sh", "-c", "command -v gsmgw"], env={"PATH": path_without_gsmgw}).returncode != 0
+    spool = tmp_path / "demo-spool"
+    out = tmp_path / "out.log"
+    with out.open("wb") as stream:
+        daemon = subprocess.Popen(
+            [_console_script(), "run", "--simulate", "2", "--spool", str(spool), "--latency", "0"],
+            stdout=stream, stderr=subprocess.STDOUT, cwd=tmp_path,
+            env=dict(os.environ, PYTHONUNBUFFERED="1", PATH=path_without_gsmgw),
+        )
+    try:
+        text = wait_for_text(out, r"Stop with Ctrl-C", 30)
+        commands = [line.strip() for line in text.splitlines() if re.search(r"\b(send|status) --spool", line)]
+        assert len(commands) == 2, text
+        assert all(command.startswith(_console_script() + " ") for command in commands), commands
+        for command in commands:  # typed into another shell, as printed
+            typed = subprocess.run(["sh", "-c", command], env={"PATH": path_without_gsmgw},
+                                   capture_output=True, text=True, timeout=30, cwd=tmp_path)
+            assert typed.returncode in (0, 1) and "not found" not in typed.stderr, (command, typed.stderr)
+            if " send " in command:
+                assert typed.returncode == 0, typed.stderr
+    finally:
+        daemon.send_signal(signal.SIGINT)
+        assert daemon.wait(timeout=30) == 0
+
+
+def test_gsmgw_is_printed_as_gsmgw_when_that_name_on_the_path_is_this_program(monkeypatch):
+    from gsmgw.cli.run import gsmgw_command
+
+    script = _console_script()
+    monkeypatch.setenv("PATH", os.path.dirname(script))
+    assert gsmgw_command(script) == "gsmgw"
+    assert gsmgw_command("gsmgw") == "gsmgw"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert gsmgw_command(script) == script
+    assert gsmgw_command("/somewhere/gsmgw/__main__.py") == f"{sys.executable} -m gsmgw"

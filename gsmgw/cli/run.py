@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def _load(config_option: str | None, modems_required: bool = True):
         if not os.path.exists(path):
             click.echo(
                 f"Give the config with -c FILE (or ${CONFIG_ENV}); to try gsmgw without modems run:\n"
-                f"  gsmgw run --simulate 2 --spool ./demo-spool",
+                f"  {gsmgw_command()} run --simulate 2 --spool ./demo-spool",
                 err=True,
             )
         sys.exit(EXIT_CONFIG)
@@ -107,10 +108,29 @@ def run(config_option, simulate, spool_option, latency, log_level):
     sys.exit(status)
 
 
+def gsmgw_command(argv0: str | None = None) -> str:
+    """How to type this gsmgw in a shell: `gsmgw` when that name on the PATH is this program,
+    else its path (`./dev run` starts `.venv/bin/gsmgw`, which is not on the PATH), or
+    `PYTHON -m gsmgw` when it was started so."""
+    argv0 = argv0 if argv0 is not None else sys.argv[0]
+    on_path = shutil.which("gsmgw")
+    if os.path.basename(argv0) in ("__main__.py", "-m", "-c"):
+        if on_path and os.path.dirname(on_path) == os.path.dirname(sys.executable):
+            return "gsmgw"  # the gsmgw script of this same environment
+        return f"{shlex.quote(sys.executable)} -m gsmgw"
+    program = shutil.which(argv0) if os.sep not in argv0 else argv0
+    if program is None:
+        return "gsmgw"
+    if on_path and os.path.exists(program) and os.path.samefile(on_path, program):
+        return "gsmgw"
+    return shlex.quote(os.path.abspath(program))
+
+
 def _banner(spool: Path, network, config_option: str | None) -> str:
     modems = network.modems
     target = modems[1].number if len(modems) > 1 else "+4915112345678"
     q = shlex.quote
+    gsmgw = gsmgw_command()
     lines = [
         "",
         f"gsmgw is running on {len(modems)} simulated modem(s). Spool: {spool}",
@@ -123,11 +143,11 @@ def _banner(spool: Path, network, config_option: str | None) -> str:
         "",
         "Send an SMS (any of these; a simulated number receives it back into incoming/):",
         f"  printf 'To: {target}\\n\\nHello from gsmgw\\n' > {q(str(spool / 'outgoing' / 'hello'))}",
-        f"  gsmgw send --spool {q(str(spool))} --to {target} 'Hello again'",
+        f"  {gsmgw} send --spool {q(str(spool))} --to {target} 'Hello again'",
         "",
         "Watch the results:",
         f"  ls {q(str(spool))}/sent {q(str(spool))}/incoming {q(str(spool))}/report {q(str(spool))}/failed",
-        f"  gsmgw status --spool {q(str(spool))}",
+        f"  {gsmgw} status --spool {q(str(spool))}",
         "",
         "Numbers outside the simulation (e.g. +4915112345678) are accepted and delivered by the network;",
         f"every submit is logged in {network.directory / 'network.jsonl'}.",
