@@ -70,6 +70,25 @@ def gateway(tmp_path):
         log.close()
 
 
+def test_check_config_accepts_the_readme_demo_config_and_says_only_simulate_runs_it(tmp_path):
+    config = tmp_path / "demo-api.yaml"
+    config.write_text(readme_example("demo-api.yaml"))
+    config.chmod(0o600)
+    checked = subprocess.run([sys.executable, "-m", "gsmgw", "check-config", str(config)],
+                             capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"warning: {config}" in checked.stdout and "no modem is configured" in checked.stdout
+    assert f"gsmgw run --simulate 2 -c {config}" in checked.stdout
+    assert checked.stdout.rstrip().endswith(f"{config}: OK")
+
+    # Without --simulate there is nothing to send with: a clear refusal, before anything starts.
+    run = subprocess.run([sys.executable, "-m", "gsmgw", "run", "-c", str(config)],
+                         capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "no modem is configured" in run.stderr and f"gsmgw run --simulate 2 -c {config}" in run.stderr
+    assert not (tmp_path / "var").exists() and "gsmgw started" not in run.stdout
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_readme_curl_examples(gateway):
     directory, http_port, smpp_port = gateway
