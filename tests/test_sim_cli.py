@@ -95,6 +95,9 @@ def test_control_socket_drives_a_running_network(simulator, tmp_path):
         control.replug(1)
         with AtTerminal(str(tmp_path / "modem1")) as at:
             assert at.command("ATE0;+CMEE=1").endswith("OK\r\n")
+            control.reboot(1, sim=4)
+            assert at.command("AT+CIMI").startswith("AT+CIMI\r")  # echo on again after the restart
+        assert control.modems()[1]["imsi"] == "262020000000004"
         control.set_fault(0, "storage_full")
         control.clear_fault(0)
         with pytest.raises(SimError, match="0 of 1"):

@@ -79,6 +79,42 @@ def test_unplug_and_replug(sim_network):
         assert re.search(rb'\+CMTI: "SM",1', at.read_until(re.compile(rb'\+CMTI: "SM",1\r\n')))
 
 
+def test_reboot_restores_power_up_settings_and_prints_the_dialects_start_up_lines(sim_network):
+    net = sim_network(modems=2, profile="simcom", pin="1234")
+    with AtTerminal(net.modems[0].path) as at:
+        at.command('ATE0;+CMEE=1;+CNMI=2,1,0,2,0;+CSMS=1')
+        at.command('AT+CPIN="1234"')
+        net.set_fault(0, "reboot")
+        boot = at.read_until(re.compile(rb"SMS Ready\r\n")).decode()
+        assert [line for line in boot.split("\r\n") if line] == [
+            "RDY", "+CFUN: 1", "+CPIN: SIM PIN", "Call Ready", "SMS Ready"]
+        assert at.command("AT+CNMI?") == "AT+CNMI?\r\r\n+CNMI: 2,1,0,0,0\r\n\r\nOK\r\n"  # echo is back on
+        assert "+CSMS: 0" in at.command("AT+CSMS?")
+        assert at.command("AT+CMGS=20").endswith("\r\n+CMS ERROR: 311\r\n")  # SIM PIN required again
+        assert at.command("AT+CIMI").endswith("\r\nERROR\r\n")  # +CMEE=0: +CME ERROR: 11 shows as ERROR
+    assert net.modems[0].number == "+4917000000000"
+
+
+def test_reboot_with_another_sim(sim_network):
+    net = sim_network(modems=2, profile="quectel")
+    with AtTerminal(net.modems[0].path) as at:
+        imei = at.command("AT+CGSN")
+        net.reboot(0, sim=9)
+        at.read_until(re.compile(rb"PB DONE\r\n"))
+        at.command("ATE0")
+        assert "262010000000009" in at.command("AT+CIMI")
+        assert at.command("AT+CGSN").endswith(imei.split("\r\n", 1)[1])  # the modem is the same
+    assert (net.modems[0].imsi, net.modems[0].number) == ("262010000000009", "+4917000000009")
+    net.inject_sms(1, OUTSIDE, "to the new number")  # the network routes by the new number
+    with pytest.raises(SimError, match="is in modem 1"):
+        net.reboot(0, sim=1)
+    net.unplug(1)
+    with pytest.raises(SimError, match="unplugged"):
+        net.reboot(1)
+    with pytest.raises(SimError, match="does not take"):
+        net.set_fault(0, "reboot", seconds=1)
+
+
 def test_storage_full(sim_network):
     net = sim_network(modems=1, delivery_interval=0)
     net.set_fault(0, "storage_full")

@@ -16,7 +16,7 @@ import threading
 import click
 
 from gsmgw.sim import SimError, SimNetwork
-from gsmgw.sim.faults import FaultError, FaultState
+from gsmgw.sim.faults import DEVICE_EVENTS, FaultError, FaultState
 from gsmgw.sim.modem import Latency
 from gsmgw.sim.profiles import PROFILES
 
@@ -102,7 +102,7 @@ def simulate(
         # Checked before anything starts, so a typo costs no pty and leaves no files.
         if index >= modems:
             raise click.BadParameter(f"modem {index} does not exist; there are modems 0 to {modems - 1}", param_hint="--fault")
-        if kind not in ("unplug", "replug"):
+        if kind not in DEVICE_EVENTS:
             try:
                 FaultState().set(kind, params, now=0.0)
             except FaultError as error:

@@ -232,6 +232,11 @@ class ControlClient:
     def replug(self, modem: int) -> None:
         self.request("replug", modem=modem)
 
+    def reboot(self, modem: int, sim: int | None = None) -> None:
+        """The modem restarts behind its port (the `reboot` fault; faults.py)."""
+        params = {} if sim is None else {"sim": sim}
+        self.request("set_fault", modem=modem, kind="reboot", **params)
+
     def set_report_outcome(
         self, number: str, statuses: list[int], interval: float = 0.5, *, part: int | None = None
     ) -> None:

@@ -10,6 +10,7 @@ or the control socket ``{"cmd": "set_fault", "modem": 0, "kind": ..., ...}``;
 | `hang`            | `seconds`                               | the modem answers nothing and drops what it gets, for that long |
 | `unplug`          | –                                       | the pty closes and the symlink vanishes |
 | `replug`          | –                                       | a new pty behind the same symlink; the modem boots again (PIN asked again) |
+| `reboot`          | `sim=None`                              | the modem restarts behind the same port (a USB power dip): its settings go back to power-up defaults (echo on, `+CMEE=0`, factory `+CNMI`, `+CSMS=0`), the SIM asks for its PIN again, and it prints its dialect's start-up lines; `sim=N`: it comes back with SIM N in it (the IMSI, ICCID and number of modem N's identity table row, which no other modem may hold) |
 | `storage_full`    | `on=True`                               | every storage reports itself full: new SMS wait in the network, writes get `+CMS ERROR: 322` |
 | `urc_in_response` | `lines=["RING"]`, `where="end"`, `probability=1.0`, `count=None` | unsolicited lines appear before a response's final result (`end`), or right after its first line (`first`: e.g. between a +CMGL header and its PDU) |
 | `noise`           | `data` (hex, default has invalid UTF-8), `probability=1.0`, `count=None` | raw bytes appear before a response |
@@ -29,12 +30,17 @@ FAULT_KINDS = (
     "hang",
     "unplug",
     "replug",
+    "reboot",
     "storage_full",
     "urc_in_response",
     "noise",
     "slow_prompt",
     "late_cmgs",
 )
+
+# Kinds that happen once to the device (the network carries them out) rather than switch on a
+# state kept here; clear_fault does not take them.
+DEVICE_EVENTS = ("unplug", "replug", "reboot")
 
 
 class FaultError(ValueError):

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Awaitable, Callable
 
@@ -566,6 +566,27 @@ class SimModem:
         if self._write is write:
             self.detach()
             self.attach(write)
+
+    def reboot(self, sim: Identity | None = None) -> None:
+        """Restart behind the same port, as a USB stick does on a power dip: power-up settings,
+        the PIN asked again, the dialect's start-up lines. `sim`: the SIM it comes back with
+        (its IMSI, ICCID, number and operator; the modem keeps its IMEI)."""
+        if self._write is None:
+            raise RuntimeError(f"{self.identity.name} is unplugged; a modem without power cannot restart")
+        if sim is not None:
+            self._insert_sim(sim)
+        self._reboot(self._write)
+
+    def _insert_sim(self, sim: Identity) -> None:
+        """Another SIM card: its identity, and the state a SIM holds (its SM storage, PIN and
+        PUK counters, TP-MR, SMSC) starts fresh; the modem's own storage (ME, SR) stays."""
+        self.identity = replace(sim, index=self.identity.index, imei=self.identity.imei)
+        self.smsc = sim.operator.smsc
+        self.last_mr = 0
+        self.pin_attempts = PIN_ATTEMPTS
+        self.puk_attempts = PUK_ATTEMPTS
+        old = self.stores["SM"]
+        self.stores["SM"] = MessageStore("SM", old.capacity, old.first_index)
 
     # PIN handling: TS 27.007 §8.3 (+CPIN), §8.65 (+CPINR); 3 PIN tries, then PUK.
     def _cmd_cpin(self, command: Command) -> list[str]:

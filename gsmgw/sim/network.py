@@ -31,7 +31,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -310,6 +310,10 @@ class SimNetwork:
     def replug(self, index: int) -> None:
         self._call(self._op_replug, self._check_index(index))
 
+    def reboot(self, index: int, sim: int | None = None) -> None:
+        """The modem restarts behind its port (same as set_fault(index, "reboot", sim=...))."""
+        self._call(self._op_set_fault, index, "reboot", {} if sim is None else {"sim": sim})
+
     def set_report_outcome(
         self, number: str, statuses: list[int], interval: float = 0.5, *, part: int | None = None
     ) -> None:
@@ -396,12 +400,40 @@ class SimNetwork:
         modem.attach(port.write)
         log.info("modem%d plugged in at %s -> %s", index, port.link, port.device)
 
+    def _op_reboot(self, index: int, params: dict) -> None:
+        sim = params.pop("sim", None)
+        if params:
+            raise SimError(f"fault 'reboot' does not take {', '.join(sorted(params))}; it takes sim=N")
+        modem = self._sims[index]
+        if not modem.plugged:
+            raise SimError(f"modem {index} is unplugged; replug it (a modem without power cannot restart)")
+        if sim is None:
+            modem.reboot()
+            log.info("modem%d restarted", index)
+            return
+        if not isinstance(sim, int) or not 0 <= sim < 1000:
+            raise SimError("reboot: sim is the number of a SIM in the identity table, 0-999")
+        card = identity_for(sim)
+        holder = self._by_number.get(card.number)
+        if holder is not None and holder != index:
+            raise SimError(f"SIM {sim} ({card.number}) is in modem {holder}; choose a SIM no other modem holds")
+        del self._by_number[modem.number]
+        modem.reboot(card)
+        self._by_number[modem.number] = index
+        self.modems[index] = replace(
+            self.modems[index], number=modem.number, imsi=modem.identity.imsi, iccid=modem.identity.iccid,
+            operator=modem.identity.operator.long_name,
+        )
+        log.info("modem%d restarted with SIM %d (%s)", index, sim, modem.number)
+
     def _op_set_fault(self, index: int, kind: str, params: dict) -> None:
         index = self._check_index(index)
         if kind == "unplug":
             self._op_unplug(index)
         elif kind == "replug":
             self._op_replug(index)
+        elif kind == "reboot":
+            self._op_reboot(index, dict(params))
         else:
             assert self._loop is not None
             try:
