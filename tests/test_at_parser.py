@@ -17,6 +17,7 @@ from gsmgw.at.events import (
     IncomingStored,
     LateSubmitResult,
     Line,
+    ModemBooted,
     ModemReady,
     Noise,
     PowerDown,
@@ -92,7 +93,7 @@ VECTORS = [
         "simcom_sim800l_boot_banners",
         None, None,
         b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nCall Ready\r\n\r\nSMS Ready\r\n",
-        [ModemReady("RDY"), ModemReady("+CFUN: 1"), SimStatus("+CPIN: READY", "READY"),
+        [ModemBooted("RDY"), ModemReady("+CFUN: 1"), SimStatus("+CPIN: READY", "READY"),
          ModemReady("Call Ready"), ModemReady("SMS Ready")],
     ),
     (
@@ -105,7 +106,7 @@ VECTORS = [
         "quectel_ec25_urcs_right_after_ok_in_one_read",
         "AT", None,
         b"\r\nOK\r\n\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\n+QIND: SMS DONE\r\n",
-        [("final", "OK", None), ModemReady("RDY"), SimStatus("+CPIN: READY", "READY"),
+        [("final", "OK", None), ModemBooted("RDY"), SimStatus("+CPIN: READY", "READY"),
          ModemReady("+QIND: SMS DONE")],
     ),
     (

@@ -198,3 +198,96 @@ def test_stop_during_initialisation_returns_at_once_and_closes_the_port(net):
     import serial
 
     serial.Serial(net.modems[0].path, exclusive=True).close()
+
+
+def direct_routing(port, **options):
+    """A SIMCom driver whose only +CNMI choice routes SMS and reports straight to us (+CMT/+CDS):
+    then AT+CSMS decides whether each one must be acknowledged with AT+CNMA."""
+    import dataclasses
+
+    from gsmgw.at.modem import Modem
+    from gsmgw.at.profiles import SIMCOM
+
+    modem = Modem(port, **options)
+    modem.forced_profile = modem.profile = dataclasses.replace(SIMCOM, cnmi_choices=("2,2,0,1,0",))
+    return modem
+
+
+def test_a_modem_that_announces_a_restart_is_set_up_again_and_decides_cnma_anew(tmp_path):
+    """Issue 11: a stick that reboots (USB power dip) prints RDY ... SMS Ready and comes back with
+    its power-up settings; it must be initialised again, +CSMS read again, the PIN entered again."""
+    with SimNetwork(tmp_path / "sim", modems=1, profile="simcom", pin="1234") as net:
+        net.call(lambda: setattr(net.modem(0), "csms", 1))  # left so by other software
+
+        async def main():
+            rec = Recorder()
+            urcs = []
+            sup = ModemSupervisor(net.modems[0].path, on_event=rec, on_urc=urcs.append, pin="1234",
+                                  modem_factory=direct_routing, modem_options=dict(FAST),
+                                  health_interval=30.0, backoff_initial=0.1, backoff_max=0.5)
+            task = asyncio.create_task(sup.run())
+            before = (await rec.wait_for("ready")).info
+            mark = len(rec.events)
+            await asyncio.to_thread(net.reboot, 0)
+            restarted = await rec.wait_for("restarted", after=mark)
+            after = (await rec.wait_for("recovered", after=mark)).info
+            settings = net.call(lambda: (net.modem(0).echo, net.modem(0).cmee, net.modem(0).cnmi))
+            await asyncio.to_thread(net.inject_sms, 0, "+4915112345678", "after the reboot")
+            for _ in range(100):
+                if any(type(u).__name__ == "IncomingDirect" for u in urcs):
+                    break
+                await asyncio.sleep(0.05)
+            await sup.stop()
+            await task
+            return before, restarted, after, settings, [u for u in urcs if type(u).__name__ == "IncomingDirect"]
+
+        before, restarted, after, settings, incoming = run(main())
+    assert before.needs_ack  # +CSMS 1 and direct routing
+    assert "RDY" in restarted.detail or "+CFUN" in restarted.detail
+    assert after.pin_entered and not after.needs_ack  # the reboot put +CSMS back to 0
+    assert settings == (False, 1, [2, 2, 0, 1, 0])
+    assert len(incoming) == 1 and not incoming[0].needs_ack
+
+
+def test_a_different_sim_after_a_restart_is_a_sim_change(tmp_path):
+    net = SimNetwork(tmp_path / "sim", modems=1, profile="quectel")
+
+    async def main():
+        rec = Recorder()
+        sup = supervisor(net.modems[0].path, rec, health_interval=30.0)
+        task = asyncio.create_task(sup.run())
+        await rec.wait_for("ready")
+        await asyncio.to_thread(net.reboot, 0, 5)
+        changed = await rec.wait_for("sim_changed")
+        await rec.wait_for("recovered")
+        await sup.stop()
+        await task
+        return changed
+
+    with net:
+        changed = run(main())
+    assert changed.previous.imsi == "262010000000000"
+    assert changed.info.imsi == net.modems[0].imsi == "262030000000005"
+    assert changed.info.imei == changed.previous.imei
+
+
+def test_a_modem_that_restarts_without_a_word_is_noticed_by_its_echo(net):
+    """The generic dialect prints nothing when it restarts; its echo, back on after power-up,
+    gives it away at the next health check."""
+
+    async def main():
+        rec = Recorder()
+        sup = supervisor(net.modems[0].path, rec, health_interval=0.3)
+        task = asyncio.create_task(sup.run())
+        await rec.wait_for("ready")
+        await asyncio.to_thread(net.reboot, 0)
+        restarted = await rec.wait_for("restarted")
+        await rec.wait_for("recovered")
+        settings = net.call(lambda: (net.modem(0).echo, net.modem(0).cmee, net.modem(0).cnmi))
+        await sup.stop()
+        await task
+        return restarted, settings
+
+    restarted, settings = run(main())
+    assert "echoed" in restarted.detail
+    assert settings == (False, 1, [2, 1, 0, 2, 0])

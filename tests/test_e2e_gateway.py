@@ -604,3 +604,55 @@ def test_a_hung_modem_loses_nothing_and_the_other_carries_on(tmp_path, monkeypat
         asyncio.run(main())
     finally:
         network.stop()
+
+
+# -- a modem that restarts ---------------------------------------------------------------------
+
+
+def test_a_modem_that_reboots_is_set_up_again_and_a_new_sim_is_taken(tmp_path):
+    """Issue 11: a SIMCom stick reboots behind its port (RDY ... SMS Ready) with its power-up
+    settings: echo on, +CMEE=0 (a permanent +CMS ERROR 21 read as a bare ERROR, retried as
+    temporary), factory +CNMI (status reports not routed), the SIM asking for its PIN. gsmgw must
+    set it up again; a different SIM after the reboot is a SIM change."""
+    from gsmgw.daemon.events import ModemStateChanged
+
+    def with_pin(config):
+        return with_modems(lambda i, m: dataclasses.replace(m, pin="1234"))(config)
+
+    async def scenario(run: Run):
+        await run.ready()
+        worker = run.gateway.workers["modem0"]
+        mark = len(run.events)
+        await asyncio.to_thread(run.network.reboot, 0)
+        await run.until(lambda: any(isinstance(e, ModemStateChanged) and e.state == "starting"
+                                    and "restarted" in (e.reason or "") for e in run.events[mark:]),
+                        timeout=10, what="the worker noticing the restart")
+        await run.ready(timeout=10)
+        sim = run.network.call(lambda: (run.network.modem(0).echo, run.network.modem(0).cmee,
+                                        run.network.modem(0).cnmi, run.network.modem(0).pin_state))
+        assert sim == (False, 1, [2, 1, 0, 2, 0], "READY")
+
+        run.network.set_fault(0, "cms_error", codes=[21], count=1)
+        run.drop("refused", "To: +4915100000501\nModem: modem0\n\nshort message rejected\n")
+        await run.until(lambda: "refused" in {e.id for e in run.of(MessageFailed)}, timeout=10,
+                        what="the permanent error failing the pinned message at once")
+        assert "21" in run.file("failed", "refused").headers.get("Fail_reason")
+
+        run.drop("reported", f"To: {OUTSIDE}\nReport: yes\n\nreport me\n")
+        await run.until(lambda: any(e.id == "reported" and e.delivered for e in run.of(ReportReceived)),
+                        timeout=10, what="the status report, routed again")
+
+        # Let the worker delete the report's copy first: the SR storage belongs to the modem, so
+        # a copy left behind would be read again with the new SIM.
+        await run.until(lambda: worker.idle and not run.network.stored_messages(0, "SR"), timeout=10,
+                        what="the worker idle")
+        await asyncio.to_thread(run.network.reboot, 0, 7)  # the stick comes back with another SIM
+        new_imsi = run.network.modems[0].imsi
+        await run.until(lambda: worker.status.imsi == new_imsi and worker.state == "ready", timeout=20,
+                        what="the new SIM identified")
+        run.drop("new-sim", f"To: {OUTSIDE}\nReport: no\n\nvia the new SIM\n")
+        await run.until(lambda: "new-sim" in {e.id for e in run.of(MessageSent)}, timeout=10, what="sent")
+        assert run.file("sent", "new-sim").headers.get("IMSI") == new_imsi
+        assert run.network.submissions[-1]["from"] == run.network.modems[0].number == "+4917000000007"
+
+    run_scenario(tmp_path, scenario, modems=1, configure=with_pin, profile="simcom", pin="1234")

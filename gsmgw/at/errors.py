@@ -277,6 +277,11 @@ class PortGone(ModemError):
     """The serial device vanished (unplugged, or the simulator stopped)."""
 
 
+class ModemRestarted(ModemError):
+    """The modem restarted (it printed RDY or the like) while a command waited for its answer,
+    which will never come. Like a vanished port, the outcome of that command is unknown."""
+
+
 class PortBusy(ModemError):
     """Another process holds the port; the message names it when known."""
 

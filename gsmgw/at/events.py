@@ -161,6 +161,29 @@ class ModemReady(Urc):
 
 
 @dataclass(frozen=True)
+class ModemBooted(ModemReady):
+    """The first line of a modem's firmware after it started: ``RDY`` (SIMCom, Quectel),
+    ``^SYSSTART`` (Huawei modules), ``START``. A command sent before it is never answered."""
+
+
+def announces_restart(event: Urc) -> bool:
+    """Does `event` say the modem has (re)started, so its settings are back at their power-up
+    defaults (echo on, no +CMEE, the factory +CNMI, +CSMS 0, the SIM asking for its PIN again)?
+
+    The start-up banners (`ModemReady`) do, and an unsolicited ``+CPIN:``: SIMCom and Quectel
+    modules print ``+CPIN: READY`` (or ``SIM PIN``) after power-up, and ``+CPIN: NOT READY``/
+    ``READY`` when a SIM is pulled or inserted, which also means "identify the SIM again".
+    Huawei's ``^BOOT:`` is not one: E173/E1550 sticks print it every few seconds while
+    AT^CURC=1 (the Huawei profile's quirk), so it says nothing about a restart; Huawei modules
+    announce one with ``^SYSSTART`` (ME909u Application Guide §2.1: "presented again: the module
+    has been reset").
+    """
+    if isinstance(event, ModemReady):
+        return True
+    return isinstance(event, SimStatus) and event.raw.lstrip().upper().startswith("+CPIN:")
+
+
+@dataclass(frozen=True)
 class PowerDown(Urc):
     """``POWERED DOWN`` (Quectel) / ``NORMAL POWER DOWN`` (SIMCom): the modem is switching off."""
 

@@ -20,6 +20,7 @@ from gsmgw.at.errors import (
     CmeError,
     CmsError,
     ModemError,
+    ModemRestarted,
     ModemTimeout,
     PortGone,
     ResponseError,
@@ -370,6 +371,9 @@ class Modem:
         )
         self._urc_waiters: list[tuple[Callable[[Urc], bool], asyncio.Future[Urc]]] = []
         self._mem1: str | None = None
+        # Whether commands still come back echoed after initialize's ATE0 (firmwares that
+        # ignore ATE0 do); None until initialize has run.
+        self._echo_after_init: bool | None = None
 
     def __repr__(self) -> str:
         return f"<Modem {self.port} profile={self.profile.name} imsi={self.info.imsi} {self.session!r}>"
@@ -423,6 +427,7 @@ class Modem:
     async def open(self) -> None:
         await self.session.open()
         self._mem1 = None
+        self._echo_after_init = None
         self._state("open")
 
     async def close(self) -> None:
@@ -432,6 +437,14 @@ class Modem:
     @property
     def is_open(self) -> bool:
         return self.session.is_open
+
+    @property
+    def settings_lost(self) -> bool:
+        """The last command came back echoed although initialize had switched echo off for
+        good: the modem restarted without announcing it (no RDY, no +CPIN), so every other
+        setting of initialize (+CMEE, +CNMI, +CSMS, the PIN) is gone as well (V.250 §6.2.4:
+        echo is on after power-up)."""
+        return self._echo_after_init is False and self.session.parser.echoed
 
     # ------------------------------------------------------------------ initialisation
 
@@ -509,6 +522,7 @@ class Modem:
         )
         for warning in warnings:
             log.warning("%s: %s", self.port, warning)
+        self._echo_after_init = self.session.parser.echoed
         self._state("ready", f"{self.info.manufacturer} {self.info.model} profile {self.profile.name}")
         return self.info
 
@@ -837,8 +851,8 @@ class Modem:
             try:
                 await self.command("AT", timeout=2.0)
                 return
-            except (ModemTimeout, AtCommandError):
-                continue
+            except (ModemTimeout, ModemRestarted, AtCommandError):
+                continue  # still starting up (its RDY may cut our AT short)
             except PortGone:
                 return
         if self.session.is_open:

@@ -34,6 +34,7 @@ from gsmgw.at.events import (
     LatePrompt,
     LateSubmitResult,
     Line,
+    ModemBooted,
     ModemReady,
     Noise,
     PowerDown,
@@ -90,6 +91,7 @@ URC_PREFIXES = frozenset(
 )
 # URCs without a prefix.
 _BARE_READY = {"RDY", "SMS READY", "CALL READY", "PB DONE", "APP RDY", "^SYSSTART", "START"}
+_BARE_BOOTED = {"RDY", "^SYSSTART", "START"}  # the first of them, printed as the firmware starts
 _BARE_POWER_DOWN = {"POWERED DOWN", "NORMAL POWER DOWN", "UNDER-VOLTAGE POWER DOWN"}
 _BARE_NOISE = {"UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING", "UNDER-VOLTAGE WARNING"}
 # Two-line URCs: the header is followed by a PDU line.
@@ -189,6 +191,8 @@ def _classify_urc(name: str | None, rest: str, raw: str) -> Urc:
     if name is None:
         if upper == "RING":
             return Ring(raw)
+        if upper in _BARE_BOOTED:
+            return ModemBooted(raw)
         if upper in _BARE_READY:
             return ModemReady(raw)
         if upper in _BARE_POWER_DOWN:
@@ -241,7 +245,7 @@ def _classify_urc(name: str | None, rest: str, raw: str) -> Urc:
     if name == "+CFUN" and f[0] == "1":
         return ModemReady(raw)
     if name == "^SYSSTART":
-        return ModemReady(raw)
+        return ModemBooted(raw)
     return Noise(raw)
 
 
@@ -265,6 +269,7 @@ class AtParser:
         self._command: str | None = None  # the command line in flight
         self._command_name = ""
         self._echo: str | None = None  # command echo still to swallow (echo may be on)
+        self.echoed = False  # the command in flight (or the last one) was echoed (ATE1 in force)
         self._expect_prompt = False
         self._payload_echo: str | None = None  # PDU echo after the prompt
         self._skip_space = False  # the blank after '>'
@@ -304,6 +309,7 @@ class AtParser:
         self._command = line
         self._command_name = command_name(line)
         self._echo = line.strip().upper()
+        self.echoed = False
         self._expect_prompt = expects_prompt
         self._payload_echo = payload.strip().upper() if payload else None
 
@@ -399,6 +405,7 @@ class AtParser:
             upper = line.upper()
             if self._echo is not None and upper == self._echo:
                 self._echo = None
+                self.echoed = True
                 return
             if self._payload_echo is not None and upper == self._payload_echo:
                 self._payload_echo = None

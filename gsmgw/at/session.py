@@ -24,8 +24,16 @@ from dataclasses import dataclass, field
 
 import serial
 
-from gsmgw.at.errors import AtCommandError, CmeError, CmsError, ModemTimeout, PortBusy, PortGone
-from gsmgw.at.events import Final, LatePrompt, Line, PortClosed, Prompt, Urc
+from gsmgw.at.errors import (
+    AtCommandError,
+    CmeError,
+    CmsError,
+    ModemRestarted,
+    ModemTimeout,
+    PortBusy,
+    PortGone,
+)
+from gsmgw.at.events import Final, LatePrompt, Line, ModemBooted, PortClosed, Prompt, Urc
 from gsmgw.at.parser import AtParser, mask_secrets
 
 log = logging.getLogger("gsmgw.at")
@@ -172,13 +180,7 @@ class AtSession:
             log.debug("%s: error while closing: %s", self.port, exc)
         self._fd = -1
         self.closed_reason = reason
-        gone = PortGone(f"{self.port}: {reason}")
-        for fut in (self._final, self._prompt):
-            if fut is not None and not fut.done():
-                fut.set_exception(gone)
-                # send_with_prompt awaits only one of the two; the other's error must not be
-                # logged as "Future exception was never retrieved" when it is collected.
-                fut.add_done_callback(lambda done: done.exception())
+        self._fail_in_flight(PortGone(f"{self.port}: {reason}"))
         self._closed_event.set()
         log.info("%s: port closed: %s", self.port, reason)
         if notify:
@@ -213,7 +215,22 @@ class AtSession:
             else:
                 if isinstance(event, LatePrompt):
                     self._escape_late_prompt()
+                if isinstance(event, ModemBooted) and self.parser.command_in_flight is not None:
+                    # The firmware just started: what we sent before it is lost, and waiting
+                    # for its answer until the timeout (60 s for AT+CMGS) would gain nothing.
+                    self._fail_in_flight(ModemRestarted(
+                        f"{self.port}: the modem restarted (it printed {event.raw!r}) before answering "
+                        f"{mask_secrets(self.parser.command_in_flight)}"
+                    ))
                 self._deliver(event)
+
+    def _fail_in_flight(self, error: Exception) -> None:
+        for fut in (self._final, self._prompt):
+            if fut is not None and not fut.done():
+                fut.set_exception(error)
+                # send_with_prompt awaits only one of the two; the other's error must not be
+                # logged as "Future exception was never retrieved" when it is collected.
+                fut.add_done_callback(lambda done: done.exception())
 
     def _escape_late_prompt(self) -> None:
         # A prompt for a command we gave up on: the ESC we sent then came too early and was

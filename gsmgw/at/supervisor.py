@@ -8,6 +8,20 @@ States and what moves between them (each move is reported as a :class:`Superviso
         open, initialize); the first that works gives "recovered"; if none does: "failed",
         and after a backoff the cycle starts again from opening.
     opening --SIM needs a PIN/PUK that will not be entered--> locked (retried after backoff_max)
+    ready --the modem announces a restart (RDY, SMS Ready, +CFUN: 1, +CPIN: ...)--> restarted
+        --> the recovery steps above, whose first (initialize again) normally does it
+
+A modem that restarts behind its port (a USB power dip, a watchdog) comes back with its
+power-up settings: echo on, no +CMEE (a permanent +CMS ERROR 21 reads as a bare ERROR), no
++CNMI routing (no SMS or report announcements), +CSMS 0, and the SIM asking for its PIN. Its
+announcement (`gsmgw.at.events.announces_restart`) is treated like a reconnect: initialize
+again, which also decides +CNMA (AT+CSMS) anew and identifies the SIM again. A modem that
+restarts without a word is noticed at the next health check by its command echo, which
+power-up switches on again (`Modem.settings_lost`). Announcements that
+come while initialize runs (SIMCom prints "SMS Ready" seconds after "RDY") make it run once
+more afterwards, because settings made before them may be gone; a modem that announces a
+restart during every initialisation is set up MAX_RESTARTS_DURING_INIT times, then its
+announcements during initialisation are ignored (logged).
 
 After each successful initialize the SIM's IMSI/ICCID are compared with the last ones seen on
 this port; a different SIM is reported as ``sim_changed`` (with ``previous``).
@@ -27,19 +41,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gsmgw.at.errors import ModemError, ModemTimeout, PortBusy, PortGone, SimLocked
-from gsmgw.at.events import Urc
+from gsmgw.at.events import ModemReady, Urc, announces_restart
 from gsmgw.at.modem import Modem, ModemInfo
 
 log = logging.getLogger("gsmgw.at")
 
 RECOVERY_STEPS = ("reinit", "reset", "reopen")
+MAX_RESTARTS_DURING_INIT = 3
 
 
 @dataclass(frozen=True)
 class SupervisorEvent:
     """``kind``: opening, ready, absent, busy, locked, unresponsive, recovery (``step`` is one
-    of RECOVERY_STEPS), recovered, failed, sim_changed, modem_changed (same SIM, other IMEI),
-    stopped."""
+    of RECOVERY_STEPS), restarted (the modem announced a restart; ``detail`` has its line),
+    recovered, failed, sim_changed, modem_changed (same SIM, other IMEI), stopped."""
 
     kind: str
     port: str
@@ -91,6 +106,9 @@ class ModemSupervisor:
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._opened: list[Modem] = []
+        self._restart_line: str | None = None  # how a restart not yet acted on showed itself
+        self._initializing = False
+        self._restarts_during_init = 0  # in a row
 
     def __repr__(self) -> str:
         return f"<ModemSupervisor {self.port} state={self.state} imsi={self.info and self.info.imsi}>"
@@ -113,7 +131,7 @@ class ModemSupervisor:
         return self.modem
 
     def _emit(self, kind: str, detail: str = "", **extra) -> None:
-        if kind in ("opening", "ready", "absent", "busy", "locked", "unresponsive", "failed", "stopped"):
+        if kind in ("opening", "ready", "absent", "busy", "locked", "unresponsive", "restarted", "failed", "stopped"):
             self.state = kind
         if kind in ("ready", "recovered"):
             self.state = "ready"
@@ -150,8 +168,18 @@ class ModemSupervisor:
             self._opened = []
             self._emit("stopped")
 
+    def _on_modem_urc(self, event: Urc) -> None:
+        # While initialize runs, a +CPIN: line is the SIM that initialize itself is waiting for
+        # (after the PIN); a start-up banner then is a restart that may undo what init set.
+        if announces_restart(event) and (isinstance(event, ModemReady) or not self._initializing):
+            if self._restart_line is None:
+                self._restart_line = f"it printed {event.raw!r}"
+            self._poke.set()
+        if self.on_urc is not None:
+            self.on_urc(event)
+
     def _new_modem(self) -> Modem:
-        modem = self.modem_factory(self.port, on_urc=self.on_urc, **self.modem_options)
+        modem = self.modem_factory(self.port, on_urc=self._on_modem_urc, **self.modem_options)
         self._opened = [m for m in self._opened if m.is_open] + [modem]
         return modem
 
@@ -205,6 +233,8 @@ class ModemSupervisor:
 
     async def _initialize(self, modem: Modem) -> None:
         pin = None if self._pin_rejected else self._pin
+        self._restart_line = None  # this initialisation sets up whatever a restart undid
+        self._initializing = True
         try:
             info = await modem.initialize(pin)
         except SimLocked as exc:
@@ -218,6 +248,20 @@ class ModemSupervisor:
                     state=exc.state, reason="pin_rejected",
                 ) from exc
             raise
+        finally:
+            self._initializing = False
+        if self._restart_line is None:
+            self._restarts_during_init = 0
+        else:
+            self._restarts_during_init += 1
+            if self._restarts_during_init > MAX_RESTARTS_DURING_INIT:
+                log.warning(
+                    "%s: the modem announced a restart (%s) during each of the last %d "
+                    "initialisations; taking this one as done", self.port, self._restart_line,
+                    MAX_RESTARTS_DURING_INIT,
+                )
+                self._restart_line = None
+                self._restarts_during_init = 0
         previous = self.info
         self.info = info
         self.modem = modem
@@ -254,11 +298,22 @@ class ModemSupervisor:
             if not modem.session.is_open:
                 self._lost(f"{self.port}: {modem.session.closed_reason}")
                 return "gone"
-            if await self._healthy(modem):
+            healthy = True
+            if self._restart_line is None:  # an announced restart needs no health check
+                healthy = await self._healthy(modem)
+                if modem.settings_lost:
+                    self._restart_line = "its commands came back echoed, without an announcement"
+            if self._restart_line is not None:
+                # Like a reconnect: the ladder's first step initializes it again.
+                kind, detail = "restarted", f"{self.port} restarted ({self._restart_line}); setting it up again"
+                self._restart_line = None
+            elif healthy:
                 continue
+            else:
+                kind, detail = "unresponsive", f"{self.port} does not answer AT"
             self._ready.clear()
             self.modem = None
-            self._emit("unresponsive", f"{self.port} does not answer AT")
+            self._emit(kind, detail)
             if not await self._recover(modem):
                 if not os.path.exists(self.port):
                     self._lost(f"{self.port} went away during recovery")

@@ -180,7 +180,7 @@ class Worker:
     def _on_supervisor(self, event: SupervisorEvent) -> None:
         kind = event.kind
         if event.info is not None:
-            self._take_identity(event.info)
+            self._take_identity(event.info, another=kind in ("sim_changed", "modem_changed"))
         if kind == "opening":
             self._set_state(pool.STARTING)
         elif kind in ("ready", "recovered"):
@@ -194,21 +194,27 @@ class Worker:
             self._set_state(pool.LOCKED, event.detail)
         elif kind == "busy":
             self._set_state(pool.FAILED, event.detail)
-        elif kind in ("unresponsive", "recovery"):
+        elif kind in ("unresponsive", "recovery", "restarted"):
             if self.status.state not in (pool.STARTING,):
                 self._set_state(pool.STARTING, event.detail or "not answering; recovering")
         elif kind == "failed":
             self._set_state(pool.FAILED, event.detail)
-        elif kind == "sim_changed":
+        elif kind in ("sim_changed", "modem_changed"):
+            # The new identity is taken above; limits and report matching follow the SIM's IMSI,
+            # so nothing else changes here. Worth a warning: someone swapped hardware.
             log.warning("%s: %s", self.name, event.detail)
         elif kind == "stopped":
             self._set_state(pool.ABSENT, "stopped")
+        else:
+            log.error("%s: supervisor event %r is not handled by the worker; please report it", self.name, kind)
         self._wake.set()
 
-    def _take_identity(self, info) -> None:
-        self.status.imsi = info.imsi or self.status.imsi
-        self.status.iccid = info.iccid or self.status.iccid
-        self.status.imei = info.imei or self.status.imei
+    def _take_identity(self, info, *, another: bool = False) -> None:
+        """`another`: a different SIM or modem, so an identity it could not read is unknown, not
+        the old one's."""
+        self.status.imsi = info.imsi if another else info.imsi or self.status.imsi
+        self.status.iccid = info.iccid if another else info.iccid or self.status.iccid
+        self.status.imei = info.imei if another else info.imei or self.status.imei
         self.status.port = info.port or self.status.port
 
     def _on_urc(self, event: at_events.Urc) -> None:
@@ -223,6 +229,11 @@ class Worker:
             return
         if isinstance(event, (at_events.Noise, at_events.StrayResponse, at_events.StrayFinal)):
             log.debug("%s: %s", self.name, event.raw)
+            return
+        if isinstance(event, (at_events.ModemReady, at_events.SimStatus, at_events.PowerDown)):
+            # A restart, or a SIM coming or going: the supervisor sets the modem up again and
+            # reports it (restarted, recovered, sim_changed); nothing to do here.
+            log.info("%s: the modem says %r", self.name, event.raw)
             return
         if isinstance(event, (at_events.IncomingDirect, at_events.ReportDirect)):
             try:
@@ -442,9 +453,10 @@ class Worker:
                               uncertain=self._uncertain is not None)
             raise
         except ModemError as error:
-            # The port went away mid-message: hand it back at once; the state change follows.
+            # The port went away, or the modem restarted, mid-message: hand it back at once;
+            # the state change follows.
             self.journal.requeue(message.id, not_before=0.0, error=str(error), count_attempt=False)
-            log.warning("%s: %s lost its port while sending; back in the queue", message.id, name)
+            log.warning("%s: %s while sending (%s); back in the queue", message.id, name, error)
             raise
         finally:
             self.job = None
