@@ -337,16 +337,18 @@ def report_event_from_files(report_name: str, report: bytes, sent: bytes | None,
 
 
 def received_payload(event: Any) -> dict[str, Any]:
-    """The `received` webhook body (API.md) from a `MessageReceived` event."""
+    """The `received` webhook body (API.md) from a `MessageReceived` event; for a PDU that
+    could not be decoded `from` is null, `text` its hex and `decode_error` says why."""
     return {
         "id": event.id,
-        "from": event.sender,
+        "from": event.sender or None,
         "text": event.text,
         "modem": event.modem,
         "sent": event.sent,
         "received": event.received,
         "parts": event.parts,
         "incomplete": bool(event.incomplete),
+        "decode_error": getattr(event, "decode_error", None),
     }
 
 

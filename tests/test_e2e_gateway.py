@@ -656,3 +656,26 @@ def test_a_modem_that_reboots_is_set_up_again_and_a_new_sim_is_taken(tmp_path):
         assert run.network.submissions[-1]["from"] == run.network.modems[0].number == "+4917000000007"
 
     run_scenario(tmp_path, scenario, modems=1, configure=with_pin, profile="simcom", pin="1234")
+
+
+def test_the_report_hook_gets_the_report_files_name_and_the_sent_messages_id(tmp_path):
+    """Issue 11: GSMGW_ID of the `report` hook was the sent message's id; the README says it is
+    the file's name (the report/ file). The sent message's id is GSMGW_SENT_ID."""
+    log_file = tmp_path / "hook.log"
+    hook = tmp_path / "on-report"
+    hook.write_text(f'#!/bin/sh\necho "$1|$2|$GSMGW_FILE|$GSMGW_ID|$GSMGW_SENT_ID" >> {log_file}\n')
+    hook.chmod(0o755)
+
+    def configure(config):
+        return dataclasses.replace(config, hooks=dataclasses.replace(config.hooks, report=str(hook)))
+
+    async def scenario(run: Run):
+        await run.ready()
+        run.drop("hooked", f"To: {OUTSIDE}\nReport: yes\n\nreport to the hook\n")
+        await run.until(lambda: log_file.exists() and log_file.read_text().count("\n") == 1, what="the hook ran")
+        (report_name,) = run.names("report")
+        path = str(run.spool / "report" / report_name)
+        assert log_file.read_text() == f"report|{path}|{path}|{report_name}|hooked\n"
+
+    run_scenario(tmp_path, scenario, modems=1, configure=configure)
+

@@ -36,7 +36,7 @@ APP_SECRET = "app-webhook-secret-7"
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0, "health_timeout": 2.0}
 
 
-def write_config(tmp_path, network, *, report_url=None, received_url=None):
+def write_config(tmp_path, network, *, report_url=None, received_url=None, extra=""):
     (tmp_path / "app.token").write_text(TOKEN + "\n")
     (tmp_path / "app.webhook").write_text(APP_SECRET + "\n")
     os.chmod(tmp_path / "app.token", 0o600)
@@ -62,7 +62,7 @@ def write_config(tmp_path, network, *, report_url=None, received_url=None):
             webhook_secret_file: {tmp_path}/app.webhook
         groups:
           oncall: ["+4915112345678", "+4917612345678", "+4930123456"]
-        """) + "modems:\n" + modems + webhooks)
+        """) + "modems:\n" + modems + webhooks + extra)
     return path
 
 
@@ -107,14 +107,15 @@ class Client:
         raise AssertionError(f"{message_id} never reached {wanted}; went through {seen}")
 
 
-def run_gateway(tmp_path, scenario, *, modems=1, timeout=60.0, report_delay=0.0):
+def run_gateway(tmp_path, scenario, *, modems=1, timeout=60.0, report_delay=0.0, extra_config=""):
     network = SimNetwork(tmp_path / "sim", modems=modems, report_delay=report_delay)
     network.start()
 
     async def main():
         receivers = {name: Receiver() for name in ("report", "received")}
         async with receivers["report"] as report, receivers["received"] as received:
-            config = load_config(write_config(tmp_path, network, report_url=report.url, received_url=received.url))
+            config = load_config(write_config(tmp_path, network, report_url=report.url, received_url=received.url,
+                                              extra=extra_config))
             gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options=FAST_SUPERVISOR)
             await gateway.start()
             try:
@@ -175,6 +176,34 @@ def test_inbound_sms_reaches_the_received_webhook_and_the_inbox(tmp_path):
         assert entry["id"] == payload["id"] and entry["text"] == "Antwort: ja ✅" and entry["from"] == "+4915199999999"
 
     run_gateway(tmp_path, scenario)
+
+
+def test_an_undecodable_sms_is_announced_with_its_decode_error(tmp_path):
+    """Issue 11: a PDU that cannot be decoded was written to incoming/ but never announced: no
+    `received` hook, webhook or SMPP delivery ran for it."""
+    truncated = "0791947101670000040C91"  # an SMS-DELIVER cut off in its sender's address
+    hook_log = tmp_path / "hook.log"
+    hook = tmp_path / "on-received"
+    hook.write_text(f'#!/bin/sh\necho "$1 $2 $GSMGW_ID" >> {hook_log}\n')
+    hook.chmod(0o755)
+
+    async def scenario(client, network, gateway, report, received):
+        await asyncio.to_thread(network.inject_sms, 0, "", pdu=truncated, check=False)
+        payload = json.loads(await received.next(timeout=20))
+        assert payload["from"] is None and payload["text"] == truncated and payload["modem"] == "gsm1"
+        assert payload["decode_error"].startswith("TP-OA needs 6 octets")
+        file = (tmp_path / "spool" / "incoming" / payload["id"]).read_text()
+        assert f"Decode_error: {payload['decode_error']}\n" in file
+        status, inbox = await client.get("/api/v1/inbox")
+        [entry] = inbox["messages"]
+        assert (entry["id"], entry["text"], entry["decode_error"]) == (payload["id"], truncated, payload["decode_error"])
+        deadline = time.monotonic() + 10
+        while not hook_log.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        path = tmp_path / "spool" / "incoming" / payload["id"]
+        assert hook_log.read_text() == f"received {path} {payload['id']}\n"
+
+    run_gateway(tmp_path, scenario, extra_config=f"hooks:\n  received: {hook}\n")
 
 
 def test_group_send_gives_one_message_per_member(tmp_path):

@@ -503,6 +503,18 @@ def test_inbound_sms_goes_to_receivers_whose_allow_names_the_modem(gateway):
     limited.disconnect()
 
 
+def test_an_inbound_pdu_that_could_not_be_decoded_is_delivered_as_its_hex(gateway):
+    client = bind(gateway, how="bind_receiver")
+    gateway.publish(MessageReceived(
+        id="gsm1-20261125-101500-dead", path="/x", sender="", text="0791947101670000040C91", modem="gsm1",
+        sent=None, received="2026-11-25T10:15:00+00:00", parts=1, incomplete=False,
+        decode_error="TP-OA needs 6 octets but only 0 are left (TP-OA, octet 11)",
+    ))
+    deliver = read_until(client, "deliver_sm")
+    assert deliver.short_message == b"0791947101670000040C91" and deliver.source_addr in (b"", "")
+    client.disconnect()
+
+
 def test_query_sm_reports_the_message_state(gateway):
     client = bind(gateway)
     message_id = _submit_and_get_id(client)

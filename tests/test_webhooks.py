@@ -250,6 +250,7 @@ def test_dispatcher_signs_with_webhook_secrets_never_with_tokens(tmp_path):
                     "id": "gsm1-20261125-101500-ab", "from": "+4915112345678", "text": "hi",
                     "modem": "gsm1", "sent": "2026-11-25T10:15:00+01:00",
                     "received": "2026-11-25T10:15:02+01:00", "parts": 1, "incomplete": False,
+                    "decode_error": None,
                 }
                 assert signed_with(inbox.requests[0], "shared")
 

@@ -57,13 +57,14 @@ class MessageFailed:
 class MessageReceived:
     id: str  # the file's name in incoming/
     path: str
-    sender: str
-    text: str
+    sender: str  # "" when the PDU could not be decoded
+    text: str  # for 8-bit data, and for a PDU that could not be decoded, the hex (as the file's body)
     modem: str
     sent: str | None  # service-centre time stamp, ISO-8601 with offset
     received: str  # ISO-8601
     parts: int
     incomplete: bool
+    decode_error: str | None = None  # the file's Decode_error: what is wrong with the PDU
     # The TOA octet of the sender's address (TS 23.040 §9.1.2.5), None when unknown: only an
     # international or national number may be trusted as one (gsmgw.sms.sender_number).
     sender_toa: int | None = None

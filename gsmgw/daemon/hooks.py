@@ -3,7 +3,8 @@
 A hook is executed directly, never through a shell: argv is `[program, event, path]` where event
 is the hook's name and path the spool file it concerns (incoming/, sent/, failed/ or report/), so a
 file name can never be read as shell syntax. The environment also carries `GSMGW_EVENT`,
-`GSMGW_FILE` and `GSMGW_ID`, for scripts written for that style.
+`GSMGW_FILE` and `GSMGW_ID` (that file's name), for scripts written for that style; the `report`
+hook also gets `GSMGW_SENT_ID`, the name in sent/ of the message the report is about.
 
 How it fails: a hook that cannot be started, exits non-zero or runs past its timeout is logged
 with the program, the file and what happened; a slow hook is killed at the timeout. Hooks run as
@@ -52,21 +53,25 @@ class Hooks:
         elif isinstance(event, MessageFailed):
             self.start("failed", event.path, event.id)
         elif isinstance(event, ReportReceived):
-            self.start("report", event.report_path, event.id)
+            self.start("report", event.report_path, os.path.basename(event.report_path),
+                       extra_env={"GSMGW_SENT_ID": event.id})
 
-    def start(self, name: str, path: str, ident: str) -> asyncio.Task | None:
+    def start(self, name: str, path: str, ident: str, *, extra_env: Mapping[str, str] | None = None
+              ) -> asyncio.Task | None:
         program = self.programs.get(name)
         if program is None:
             return None
-        task = asyncio.ensure_future(self.run(name, program, path, ident))
+        task = asyncio.ensure_future(self.run(name, program, path, ident, extra_env=extra_env))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def run(self, name: str, program: str, path: str, ident: str) -> int | None:
+    async def run(self, name: str, program: str, path: str, ident: str, *,
+                  extra_env: Mapping[str, str] | None = None) -> int | None:
         """Run one hook to its end or its timeout; returns the exit status (None: did not run)."""
         env = {key: value for key, value in os.environ.items() if key not in _DAEMON_ONLY}
         env.update(GSMGW_EVENT=name, GSMGW_FILE=path, GSMGW_ID=ident)
+        env.update(extra_env or {})
         async with self._slots:
             try:
                 process = await asyncio.create_subprocess_exec(

@@ -240,14 +240,33 @@ class Inbound:
         if imsi:
             lines.append(f"IMSI: {imsi}")
         lines.append(f"Received: {iso(received)}")
-        lines.append("Decode_error: " + " ".join(reason.split()))
+        error_text = " ".join(reason.split())
+        lines.append(f"Decode_error: {error_text}")
         lines.append(f"PDU: {clean}")
         content = ("\n".join(lines) + "\n\n" + clean + "\n").encode("utf-8")
         name = self.spool.write_new(
             "incoming", content, name=incoming_name(modem, received, secrets.token_hex(4))
         )
         self.journal.count(now, modem, "received")
+        if self.metrics:
+            self.metrics.received.labels(modem).inc()
         log.warning("%s: could not decode a PDU from %s (%s); saved with its hex", name, modem, reason)
+        if self.bus:
+            # Announced like any SMS (hooks, webhooks, SMPP), so someone learns it came.
+            self.bus.publish(
+                MessageReceived(
+                    id=name,
+                    path=str(self.spool.path("incoming", name)),
+                    sender="",
+                    text=clean,
+                    modem=modem,
+                    sent=None,
+                    received=iso(received),
+                    parts=1,
+                    incomplete=False,
+                    decode_error=error_text,
+                )
+            )
         return Accepted("undecodable", durable=True, name=name)
 
     # -- delivery reports -------------------------------------------------------------------

@@ -79,8 +79,10 @@ def inbox_entry(name: str, data: bytes) -> InboxEntry:
     spool_file = read_spool_file(data)
     headers = spool_file.headers
     alphabet = (headers.get("Alphabet") or "").strip().lower()
-    if alphabet == "8bit":
-        text = spool_file.body.decode("ascii", "replace").strip()  # the hex of the data (SPOOL.md)
+    decode_error = headers.get("Decode_error")
+    if alphabet == "8bit" or decode_error is not None:
+        # The hex of the data (SPOOL.md), or of a PDU that could not be decoded.
+        text = spool_file.body.decode("ascii", "replace").strip()
     else:
         text = spool_file.body.decode("utf-8", "replace")
     received = headers.get("Received")
@@ -96,6 +98,7 @@ def inbox_entry(name: str, data: bytes) -> InboxEntry:
             "received": received,
             "parts": int(parts) if parts.isdigit() and int(parts) > 0 else 1,
             "incomplete": (headers.get("Incomplete") or "").strip().lower() == "yes",
+            "decode_error": decode_error,
         },
     )
 

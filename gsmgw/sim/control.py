@@ -9,7 +9,7 @@ object per line, one answer per line, in order.
     {"ok": false, "error": "no modem 7; this network has modems 0 to 1"}
 
 Commands: `ping`, `modems`, `inject_sms` (modem, sender, and text | data (hex) |
-pdu; flash, ref, ref16, ports [dest, origin], alphabet), `set_fault` (modem,
+pdu; flash, ref, ref16, ports [dest, origin], alphabet, check), `set_fault` (modem,
 kind, parameters of the kind, see faults.py), `clear_fault` (modem, kind),
 `unplug` / `replug` (modem), `set_report_outcome` (number, statuses, interval, part),
 `set_latency` (modem, latency), `set_signal` (modem, rssi), `set_pin_attempts`
@@ -108,7 +108,7 @@ class ControlServer:
                 args.pop("text", None),
                 data=bytes.fromhex(data) if data is not None else None,
                 ports=tuple(ports) if ports is not None else None,
-                **_only(args, "pdu", "flash", "ref", "ref16", "alphabet"),
+                **_only(args, "pdu", "flash", "ref", "ref16", "alphabet", "check"),
             )
         if command == "set_fault":
             net._op_set_fault(args.pop("modem"), args.pop("kind"), args)

@@ -30,6 +30,7 @@ import collections
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -286,16 +287,18 @@ class SimNetwork:
         ref16: bool = False,
         ports: tuple[int, int] | None = None,
         alphabet: str | None = None,
+        check: bool = True,
     ) -> list[str]:
         """An outside number (or alphanumeric sender) sends to modem `index`; returns the PDUs.
 
         `text` may need several parts (they are concatenated, `ref` as given or
         derived); `data` sends 8-bit data; `pdu` delivers that exact SMS-DELIVER
-        PDU (hex with SMSC field) instead.
+        PDU (hex with SMSC field) instead. `check=False` lets a `pdu` through that
+        does not decode: a truncated or garbled one, as broken firmwares store them.
         """
         return self._call(
             self._op_inject_sms, index, sender, text, data=data, pdu=pdu, flash=flash, ref=ref,
-            ref16=ref16, ports=ports, alphabet=alphabet,
+            ref16=ref16, ports=ports, alphabet=alphabet, check=check,
         )
 
     def set_fault(self, index: int, kind: str, **params: Any) -> None:
@@ -507,18 +510,24 @@ class SimNetwork:
         ref16: bool = False,
         ports: tuple[int, int] | None = None,
         alphabet: str | None = None,
+        check: bool = True,
     ) -> list[str]:
         index = self._check_index(index)
         modem = self._sims[index]
         if pdu is not None:
             if text is not None or data is not None:
                 raise SimError("give either pdu, or text/data, not both")
+            if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", pdu) or int(pdu[:2], 16) * 2 + 2 > len(pdu):
+                raise SimError("the injected PDU must be hex octets that start with the SMSC field")
             try:
-                decoded = decode_pdu(pdu, smsc_included=True)
+                message_class = decode_pdu(pdu, smsc_included=True).msg_class
             except DecodeError as error:
-                raise SimError(f"the injected PDU does not decode: {error}") from None
+                if check:
+                    raise SimError(
+                        f"the injected PDU does not decode: {error}; pass check=False to deliver it anyway"
+                    ) from None
+                message_class = None
             pdus = [pdu.upper()]
-            message_class = decoded.msg_class
         else:
             if (text is None) == (data is None):
                 raise SimError("give the message as text or as data (bytes)")
