@@ -679,3 +679,28 @@ def test_the_report_hook_gets_the_report_files_name_and_the_sent_messages_id(tmp
 
     run_scenario(tmp_path, scenario, modems=1, configure=configure)
 
+
+def test_status_with_only_the_state_directory_reads_no_config(tmp_path):
+    """Issue 11: `gsmgw status --state DIR` without -c looked for /etc/gsmgw/gsmgw.yaml."""
+    import json
+    import subprocess
+    import sys
+
+    state = tmp_path / "spool" / ".state"  # where simulation_config puts it
+    env = {key: value for key, value in os.environ.items() if key != "GSMGW_CONFIG"}
+
+    def status(*options):
+        return subprocess.run([sys.executable, "-m", "gsmgw", "status", "--state", str(state), *options],
+                              capture_output=True, text=True, timeout=30, env=env)
+
+    async def scenario(run: Run):
+        await run.ready()
+        await run.until(lambda: (state / "status.json").exists() and '"ready"' in (state / "status.json").read_text(),
+                        what="the status file")
+        as_json = await asyncio.to_thread(status, "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        assert [m["name"] for m in json.loads(as_json.stdout)["modems"]] == ["modem0"]
+        table = await asyncio.to_thread(status)
+        assert table.returncode == 0 and "modem0" in table.stdout and "gsmgw.yaml" not in table.stderr
+
+    run_scenario(tmp_path, scenario, modems=1)

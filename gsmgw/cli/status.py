@@ -25,9 +25,11 @@ RECENT_FAILURES = 5
 
 
 def _dirs(config_option: str | None, spool_option: str | None, state_option: str | None):
-    """(spool dir, state dir, config or None)."""
-    if spool_option and not config_option:
-        spool = Path(spool_option)
+    """(spool dir or None, state dir, config or None). `--spool`/`--state` without `-c` read no
+    config: they name what a config would, and a host that has none (a `run --simulate`, a copy
+    of a state dir) must not be sent looking for /etc/gsmgw/gsmgw.yaml."""
+    if (spool_option or state_option) and not config_option:
+        spool = Path(spool_option) if spool_option else None
         return spool, Path(state_option) if state_option else spool / ".state", None  # as `run --simulate`
     path = config_path(config_option)
     try:
@@ -84,7 +86,8 @@ def _recent_failures(spool_dir: Path | None) -> list[tuple[str, str]]:
               help=f"Config file (default: ${CONFIG_ENV} or /etc/gsmgw/gsmgw.yaml).")
 @click.option("--spool", "spool_option", metavar="DIR",
               help="Spool directory of a `gsmgw run --simulate` (its state is DIR/.state).")
-@click.option("--state", "state_option", metavar="DIR", help="State directory (default: the config's state:).")
+@click.option("--state", "state_option", metavar="DIR",
+              help="State directory (default: the config's state:); without -c no config is read.")
 @click.option("--json", "as_json", is_flag=True, help="Print SPOOL.md's JSON object.")
 def status(config_option, spool_option, state_option, as_json):
     """Show each modem's state, signal, operator and counters, queue depths and recent failures."""
