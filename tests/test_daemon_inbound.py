@@ -9,7 +9,7 @@ import pytest
 from gsmgw.daemon.inbound import Inbound
 from gsmgw.sms import encode_deliver, encode_status_report, encode_submit
 from gsmgw.spool.format import make_outgoing, read_spool_file
-from gsmgw.spool.journal import Journal, NewMessage, NewPart
+from gsmgw.spool.journal import NewMessage, NewPart, SqliteJournal
 from gsmgw.spool.store import Spool
 
 TZ = dt.timezone(dt.timedelta(hours=1))
@@ -28,7 +28,7 @@ class Clock:
 def setup(tmp_path):
     spool = Spool(tmp_path / "spool")
     spool.ensure_dirs()
-    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    journal = SqliteJournal(tmp_path / "state" / "journal.sqlite")
     clock = Clock()
     inbound = Inbound(spool, journal, None, reassembly_timeout=3600, clock=clock)
     yield spool, journal, inbound, clock
@@ -71,7 +71,7 @@ def test_parts_survive_a_restart(setup, tmp_path):
     pdus = encode_deliver("+4915112345678", "x" * 200, timestamp=SCTS, ref=7)
     inbound.accept_pdu(pdus[0], modem="gsm1", imsi="sim")
     journal.close()
-    again = Journal(journal.path)
+    again = SqliteJournal(journal.path)
     second = Inbound(spool, again, None, clock=clock)
     second.accept_pdu(pdus[1], modem="gsm1", imsi="sim")
     (file,) = incoming(spool)

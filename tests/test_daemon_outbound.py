@@ -13,7 +13,7 @@ from gsmgw.daemon.outbound import Outbound, SendSettings
 from gsmgw.spool import journal as J
 from gsmgw.spool import message_status
 from gsmgw.spool.format import make_outgoing, read_spool_file
-from gsmgw.spool.journal import Journal
+from gsmgw.spool.journal import SqliteJournal
 from gsmgw.spool.store import Spool
 
 T0 = time.time()  # relative Expires: counts from the file's real mtime
@@ -30,7 +30,7 @@ class Clock:
 def parts(tmp_path):
     spool = Spool(tmp_path / "spool")
     spool.ensure_dirs()
-    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    journal = SqliteJournal(tmp_path / "state" / "journal.sqlite")
     settings = SendSettings(default_country="49", defaults=Defaults(report=False), groups={"ops": ("+4915100000001", "+4915100000002")},
                             modem_names=("gsm1", "gsm2"))
     outbound = Outbound(spool, journal, None, settings, clock=Clock())
@@ -149,7 +149,7 @@ def test_the_encoder_uses_the_configs_national_tables(tmp_path):
 
     spool = Spool(tmp_path / "spool")
     spool.ensure_dirs()
-    journal = Journal(tmp_path / "state" / "journal.sqlite")
+    journal = SqliteJournal(tmp_path / "state" / "journal.sqlite")
     settings = SendSettings(default_country="49", defaults=Defaults(report=False, national_languages=("hi",)),
                             groups={}, modem_names=("gsm1",))
     outbound = Outbound(spool, journal, None, settings, clock=Clock())

@@ -196,7 +196,7 @@ def test_sms_written_before_a_crash_and_still_on_the_sim_is_not_written_again(tm
     from gsmgw.config import simulation_config
     from gsmgw.daemon.app import Gateway
     from gsmgw.daemon.inbound import Inbound
-    from gsmgw.spool.journal import Journal
+    from gsmgw.spool.journal import SqliteJournal
     from gsmgw.spool.store import Spool
 
     network = SimNetwork(tmp_path / "sim", modems=1)
@@ -208,7 +208,7 @@ def test_sms_written_before_a_crash_and_still_on_the_sim_is_not_written_again(tm
         # What the killed daemon had done: the file written and fsynced, the SIM copy not deleted.
         spool = Spool(config.spool)
         spool.ensure_dirs()
-        journal = Journal(Path(config.state) / "journal.sqlite")
+        journal = SqliteJournal(Path(config.state) / "journal.sqlite")
         before = Inbound(spool, journal, None).accept_pdu(
             stored["pdu"], modem=config.modems[0].name, imsi=network.modems[0].imsi
         )

@@ -44,13 +44,12 @@ from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
 from gsmgw.daemon.worker import Worker
 from gsmgw.spool import message_status
-from gsmgw.spool.journal import Journal, JournalError
+from gsmgw.spool.journal import JOURNAL_FILE, Journal, JournalError, SqliteJournal
 from gsmgw.spool.store import Spool, SpoolError
 from gsmgw.spool.watch import OutgoingWatcher
 
 log = logging.getLogger("gsmgw.daemon")
 
-JOURNAL_FILE = "journal.sqlite"
 PRUNE_EVERY = 3600.0
 STOP_GRACE = 90.0
 # A backlog in outgoing/ (100,000 files at start) is claimed in slices of at most CLAIM_BUDGET
@@ -140,7 +139,7 @@ class Gateway:
         if self.lock is None:
             self.lock = lock_directories(state, config.spool)
         try:
-            self.journal = Journal(state / JOURNAL_FILE)
+            self.journal = SqliteJournal(state / JOURNAL_FILE)
         except OSError as error:
             raise StartupError(
                 f"cannot open the journal in the state directory {state}: {error.strerror}; make it "

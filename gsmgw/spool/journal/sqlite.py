@@ -1,63 +1,61 @@
-"""The send journal: durable state that is not a user's file.
+"""The SQLite journal: the embedded default, one file in the state directory.
 
-What it holds (one SQLite database, `journal.sqlite` in the state directory):
-- one row per queued message (the spool file's name in checked/ is its id) with its scheduling
-  facts: recipient, priority, Send_after/Expires, pin, the SIM it is bound to, attempts;
-- one row per part with its PDU and its send state: `pending` -> `submitting` -> `submitted`.
-  `submitting` is committed (and fsynced) *before* `AT+CMGS`, the TP-MR *after* `+CMGS: <mr>`.
-  So after a crash, a part with an MR is never sent again, and a part still `submitting` is the
-  only possible duplicate; `recover()` names those;
-- one row per submitted part per SIM for the sliding-window limits (per minute, per day), so the
-  limits survive restarts;
-- the inbound parts store for multipart reassembly;
-- daily counters (sent, failed, received per modem) for `gsmgw status`.
+What it holds (`journal.sqlite` in the state directory): the rows of `interface.Journal` (messages,
+parts, limit windows, inbound parts store, counters). Only the daemon on this host uses it.
 
-How it fails: every write is one transaction. The database runs in WAL mode with
-`synchronous=FULL`, so a commit that returned is on disk; a `kill -9` or power loss loses at most
-a transaction that had not returned. A database that cannot be opened raises `JournalError` with
-the path and what to do.
+How it fails: every write is one transaction (`BEGIN IMMEDIATE`). The database runs in WAL mode
+with `synchronous=FULL`, so a commit that returned is on disk; a `kill -9` or power loss loses at
+most a transaction that had not returned. A database that cannot be opened raises `JournalError`
+with the path and what to do.
 
 What it trusts: only itself. Ids are spool file names, never paths.
-
-The class keeps every SQL statement behind a narrow interface (`Journal`): the daemon never writes
-SQL. A PostgreSQL backend for several hosts would implement the same methods, using
-`FOR UPDATE SKIP LOCKED` in `claim_next` (ARCHITECTURE.md, "Growing past one machine").
-
-Times are float seconds since the epoch and come in as parameters (`now`), so tests control them.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sqlite3
-from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
+from gsmgw.spool.journal.interface import (
+    COUNT_FAILED,
+    COUNT_SENT,
+    DELIVERED,
+    DONE_KEEP,
+    FAILED,
+    FINAL_STATES,
+    PART_PENDING,
+    PART_SUBMITTED,
+    PART_SUBMITTING,
+    QUEUED,
+    REPORT_DELIVERED,
+    REPORT_PENDING,
+    SENDING,
+    SENT,
+    InboundGroup,
+    MessageRow,
+    NewMessage,
+    PartRow,
+    QueuedMessage,
+    Recovery,
+    ReportMatch,
+    JournalError,
+    day_of,
+    inbound_group,
+    message_row,
+    modem_list,
+    modem_set,
+    part_row,
+    queued_message,
+    report_summary,
+    same_number,
+    sql_literal as q,
+)
+
 SCHEMA_VERSION = 1
-# How long the parts of a joined multipart message are remembered; a repeated part comes within
-# minutes (the next sweep), an identical new one would need the same time stamp and reference.
-DONE_KEEP = 2 * 86400
+JOURNAL_FILE = "journal.sqlite"
 
-# Message states. `queued` waits for a modem (also between retries), `sending` is on a modem now.
-QUEUED = "queued"
-SENDING = "sending"
-SENT = "sent"
-DELIVERED = "delivered"
-FAILED = "failed"
-EXPIRED = "expired"
-MESSAGE_STATES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, EXPIRED)
-FINAL_STATES = (SENT, DELIVERED, FAILED, EXPIRED)
-
-# Part states.
-PART_PENDING = "pending"
-PART_SUBMITTING = "submitting"
-PART_SUBMITTED = "submitted"
-
-# Priorities, smaller first (SPOOL.md `Priority:`).
-PRIORITY = {"high": 0, "normal": 1, "low": 2}
-
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS message (
     id          TEXT PRIMARY KEY,
@@ -86,11 +84,11 @@ CREATE TABLE IF NOT EXISTS message (
     callback    TEXT
 );
 -- The scheduler's scan: only queued rows, in priority then age order.
-CREATE INDEX IF NOT EXISTS message_queue ON message (priority, queued) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS message_queue ON message (priority, queued) WHERE state = {q(QUEUED)};
 CREATE INDEX IF NOT EXISTS message_state ON message (state);
 -- Expiry and the next timer: MIN()/range over queued rows only.
-CREATE INDEX IF NOT EXISTS message_expires ON message (expires) WHERE state = 'queued' AND expires IS NOT NULL;
-CREATE INDEX IF NOT EXISTS message_not_before ON message (not_before) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS message_expires ON message (expires) WHERE state = {q(QUEUED)} AND expires IS NOT NULL;
+CREATE INDEX IF NOT EXISTS message_not_before ON message (not_before) WHERE state = {q(QUEUED)};
 CREATE TABLE IF NOT EXISTS part (
     message   TEXT NOT NULL,
     seq       INTEGER NOT NULL,
@@ -108,7 +106,7 @@ CREATE TABLE IF NOT EXISTS part (
 ) WITHOUT ROWID;
 -- Report matching: the most recent part with this MR on this SIM.
 CREATE INDEX IF NOT EXISTS part_mr ON part (imsi, mr, submitted) WHERE mr IS NOT NULL;
-CREATE INDEX IF NOT EXISTS part_state ON part (state) WHERE state = 'submitting';
+CREATE INDEX IF NOT EXISTS part_state ON part (state) WHERE state = {q(PART_SUBMITTING)};
 CREATE TABLE IF NOT EXISTS submission (sim TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS submission_sim ON submission (sim, at);
 CREATE TABLE IF NOT EXISTS counter (
@@ -137,150 +135,6 @@ CREATE TABLE IF NOT EXISTS inbound_written (
 ) WITHOUT ROWID;
 """
 
-
-# The scheduler's scan. INDEXED BY: without ANALYZE statistics SQLite would pick the state index
-# and sort all queued rows; the partial index yields them already in order.
-CANDIDATES_SQL = (
-    "SELECT m.id, m.recipient, m.priority, m.queued, m.not_before, m.expires, m.pinned, "
-    "m.bound_modem, m.bound_imsi, m.parts, m.attempts, m.avoid, m.refused, "
-    "(SELECT COUNT(*) FROM part p WHERE p.message = m.id AND p.state != 'submitted') "
-    "FROM message m INDEXED BY message_queue WHERE m.state = 'queued' AND m.not_before <= ? "
-    "ORDER BY m.priority, m.queued, m.rowid LIMIT ? OFFSET ?"
-)
-
-
-class JournalError(Exception):
-    """The journal cannot be opened or is not a gsmgw journal; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class NewPart:
-    seq: int
-    pdu: str  # hex with the SMSC field, as AT+CMGS takes it
-    length: int  # TPDU octets for AT+CMGS
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    id: str
-    recipient: str
-    parts: Sequence[NewPart]
-    priority: int = PRIORITY["normal"]
-    send_after: float | None = None
-    expires: float | None = None
-    pinned: str | None = None
-    report: bool = False
-    client: str | None = None
-    callback: str | None = None
-
-
-@dataclass(frozen=True)
-class QueuedMessage:
-    """What the scheduler needs to know about a waiting message (no PDUs)."""
-
-    id: str
-    recipient: str
-    priority: int
-    queued: float
-    not_before: float
-    expires: float | None
-    pinned: str | None
-    bound_modem: str | None
-    bound_imsi: str | None
-    parts: int
-    pending_parts: int
-    attempts: int
-    avoid: frozenset[str]  # modems that had a temporary error with it: another is preferred
-    refused: frozenset[str]  # modems that gave a permanent error: never again
-
-
-@dataclass(frozen=True)
-class PartRow:
-    message: str
-    seq: int
-    pdu: str
-    length: int
-    state: str
-    modem: str | None
-    imsi: str | None
-    mr: int | None
-    submitted: float | None
-    report: str | None
-    tp_status: int | None
-    discharge: str | None
-
-
-@dataclass(frozen=True)
-class MessageRow:
-    id: str
-    recipient: str
-    state: str
-    priority: int
-    queued: float
-    expires: float | None
-    pinned: str | None
-    bound_modem: str | None
-    bound_imsi: str | None
-    parts: int
-    attempts: int
-    last_error: str | None
-    modem: str | None
-    imsi: str | None
-    sent: float | None
-    delivered: float | None
-    finished: float | None
-    fail_reason: str | None
-    report: bool
-    client: str | None
-    callback: str | None
-
-
-@dataclass(frozen=True)
-class ReportMatch:
-    message: MessageRow
-    seq: int
-    parts: tuple[PartRow, ...]  # every part of the message, after this report was recorded
-    all_final: bool  # every part has a final report (delivered or failed)
-    delivered: bool  # every part is delivered
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What `recover()` found after a restart."""
-
-    possible_duplicates: tuple[tuple[str, int], ...]  # (message id, part seq) in flight at the crash
-    requeued: tuple[str, ...]  # messages that were `sending` and are queued again
-
-
-@dataclass(frozen=True)
-class InboundGroup:
-    key: str
-    total: int
-    pdus: dict[int, str]  # seq -> hex
-    modem: str
-    imsi: str | None
-    first_received: float
-
-
-def same_number(reported: str, sent: str) -> bool:
-    """Is the recipient in a status report the number a part was sent to? Networks give it
-    back in their own format (national `0151…` for an international `+49151…`), so beyond
-    an exact match the last 9 digits decide (a subscriber number within a country)."""
-    if reported == sent:
-        return True
-    a = "".join(ch for ch in reported if ch.isdigit())
-    b = "".join(ch for ch in sent if ch.isdigit())
-    if len(a) < 6 or len(b) < 6:
-        return False
-    tail = min(len(a), len(b), 9)
-    return a[-tail:] == b[-tail:]
-
-
-def day_of(now: float) -> str:
-    """The local calendar day that `sent_today` and friends count in."""
-    return _dt.datetime.fromtimestamp(now).strftime("%Y-%m-%d")
-
-
 _MESSAGE_COLUMNS = (
     "id, recipient, state, priority, queued, expires, pinned, bound_modem, bound_imsi, parts, "
     "attempts, last_error, modem, imsi, sent, delivered, finished, fail_reason, report, client, "
@@ -288,15 +142,21 @@ _MESSAGE_COLUMNS = (
 )
 _PART_COLUMNS = "message, seq, pdu, length, state, modem, imsi, mr, submitted, report, tp_status, discharge"
 
+# The scheduler's scan. INDEXED BY: without ANALYZE statistics SQLite would pick the state index
+# and sort all queued rows; the partial index yields them already in order.
+CANDIDATES_SQL = (
+    "SELECT m.id AS id, m.recipient AS recipient, m.priority AS priority, m.queued AS queued, "
+    "m.not_before AS not_before, m.expires AS expires, m.pinned AS pinned, m.bound_modem AS bound_modem, "
+    "m.bound_imsi AS bound_imsi, m.parts AS parts, m.attempts AS attempts, m.avoid AS avoid, "
+    "m.refused AS refused, "
+    f"(SELECT COUNT(*) FROM part p WHERE p.message = m.id AND p.state != {q(PART_SUBMITTED)}) AS pending_parts "
+    f"FROM message m INDEXED BY message_queue WHERE m.state = {q(QUEUED)} AND m.not_before <= ? "
+    "ORDER BY m.priority, m.queued, m.rowid LIMIT ? OFFSET ?"
+)
 
-def _message_row(row: tuple) -> MessageRow:
-    values = list(row)
-    values[18] = bool(values[18])
-    return MessageRow(*values)
 
-
-class Journal:
-    """The SQLite journal. One instance per process; not shared between threads."""
+class SqliteJournal:
+    """The SQLite journal (`interface.Journal`). One instance per process; not shared between threads."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
@@ -309,20 +169,21 @@ class Journal:
                 f"cannot open the journal {self.path}: {error}; check that the state directory "
                 f"exists and is writable by the user running gsmgw"
             ) from error
+        self._db.row_factory = sqlite3.Row
         try:
             # WAL + FULL: a commit that returned survives kill -9 and power loss.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=OFF")
             self._db.executescript(_SCHEMA)
-            found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if found is None:
                 self._db.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
                 )
-            elif int(found[0]) > SCHEMA_VERSION:
+            elif int(found["value"]) > SCHEMA_VERSION:
                 raise JournalError(
-                    f"the journal {self.path} was written by a newer gsmgw (schema {found[0]}); "
+                    f"the journal {self.path} was written by a newer gsmgw (schema {found['value']}); "
                     f"run that version, or move the file away to start with an empty journal"
                 )
         except sqlite3.DatabaseError as error:
@@ -353,7 +214,7 @@ class Journal:
         with self._tx() as db:
             for message in messages:
                 found = db.execute("SELECT state FROM message WHERE id = ?", (message.id,)).fetchone()
-                if found is not None and found[0] in FINAL_STATES:
+                if found is not None and found["state"] in FINAL_STATES:
                     # The name was used before and that message is finished (its file left
                     # sent/ or failed/): this is a new message under an old name.
                     db.execute("DELETE FROM part WHERE message = ?", (message.id,))
@@ -361,10 +222,11 @@ class Journal:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO message (id, recipient, state, priority, queued, "
                     "not_before, expires, pinned, parts, report, client, callback) "
-                    "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         message.id,
                         message.recipient,
+                        QUEUED,
                         message.priority,
                         now,
                         message.send_after if message.send_after is not None else 0.0,
@@ -379,8 +241,8 @@ class Journal:
                 if cursor.rowcount != 1:
                     continue
                 db.executemany(
-                    "INSERT INTO part (message, seq, pdu, length, state) VALUES (?, ?, ?, ?, 'pending')",
-                    [(message.id, part.seq, part.pdu, part.length) for part in message.parts],
+                    "INSERT INTO part (message, seq, pdu, length, state) VALUES (?, ?, ?, ?, ?)",
+                    [(message.id, part.seq, part.pdu, part.length, PART_PENDING) for part in message.parts],
                 )
                 added.append(message.id)
         return added
@@ -392,75 +254,56 @@ class Journal:
         `Send_after` or a retry are skipped in SQL.
         """
         rows = self._db.execute(CANDIDATES_SQL, (now, limit, offset)).fetchall()
-        return [
-            QueuedMessage(
-                id=row[0],
-                recipient=row[1],
-                priority=row[2],
-                queued=row[3],
-                not_before=row[4],
-                expires=row[5],
-                pinned=row[6],
-                bound_modem=row[7],
-                bound_imsi=row[8],
-                parts=row[9],
-                attempts=row[10],
-                avoid=frozenset(filter(None, row[11].split(","))),
-                refused=frozenset(filter(None, row[12].split(","))),
-                pending_parts=row[13],
-            )
-            for row in rows
-        ]
+        return [queued_message(row) for row in rows]
 
     def expired(self, now: float, limit: int = 500) -> list[str]:
         """Queued messages whose `Expires:` has passed (they are failed with reason `expired`)."""
         rows = self._db.execute(
-            "SELECT id FROM message INDEXED BY message_expires WHERE state = 'queued' "
+            f"SELECT id FROM message INDEXED BY message_expires WHERE state = {q(QUEUED)} "
             "AND expires IS NOT NULL AND expires <= ? LIMIT ?",
             (now, limit),
         ).fetchall()
-        return [row[0] for row in rows]
+        return [row["id"] for row in rows]
 
     def next_wakeup(self, now: float) -> float | None:
         """The earliest future time at which a queued message becomes sendable or expires."""
         row = self._db.execute(
-            "SELECT MIN(t) FROM (SELECT MIN(not_before) AS t FROM message INDEXED BY message_not_before "
-            "WHERE state = 'queued' AND not_before > ? UNION ALL SELECT MIN(expires) FROM message "
-            "INDEXED BY message_expires WHERE state = 'queued' AND expires IS NOT NULL AND expires > ?)",
+            "SELECT MIN(t) AS t FROM (SELECT MIN(not_before) AS t FROM message INDEXED BY message_not_before "
+            f"WHERE state = {q(QUEUED)} AND not_before > ? UNION ALL SELECT MIN(expires) FROM message "
+            f"INDEXED BY message_expires WHERE state = {q(QUEUED)} AND expires IS NOT NULL AND expires > ?)",
             (now, now),
         ).fetchone()
-        return row[0]
+        return row["t"]
 
     def claim(self, message_id: str, modem: str) -> bool:
         """Mark a queued message as `sending` on `modem`; False if someone else took it."""
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE message SET state = 'sending', modem = ?, attempts = attempts + 1 "
-                "WHERE id = ? AND state = 'queued'",
-                (modem, message_id),
+                "UPDATE message SET state = ?, modem = ?, attempts = attempts + 1 WHERE id = ? AND state = ?",
+                (SENDING, modem, message_id, QUEUED),
             )
             return cursor.rowcount == 1
 
     def pending_parts(self, message_id: str) -> list[PartRow]:
         """Parts that have no MR yet, in order (the only PDUs ever loaded: one message's)."""
         rows = self._db.execute(
-            f"SELECT {_PART_COLUMNS} FROM part WHERE message = ? AND state != 'submitted' ORDER BY seq",
-            (message_id,),
+            f"SELECT {_PART_COLUMNS} FROM part WHERE message = ? AND state != ? ORDER BY seq",
+            (message_id, PART_SUBMITTED),
         ).fetchall()
-        return [PartRow(*row) for row in rows]
+        return [part_row(row) for row in rows]
 
     def parts(self, message_id: str) -> list[PartRow]:
         rows = self._db.execute(
             f"SELECT {_PART_COLUMNS} FROM part WHERE message = ? ORDER BY seq", (message_id,)
         ).fetchall()
-        return [PartRow(*row) for row in rows]
+        return [part_row(row) for row in rows]
 
     def mark_submitting(self, message_id: str, seq: int, modem: str, imsi: str | None) -> None:
         """Committed before `AT+CMGS`: from here until `mark_submitted` a crash may duplicate."""
         with self._tx() as db:
             db.execute(
-                "UPDATE part SET state = 'submitting', modem = ?, imsi = ? WHERE message = ? AND seq = ?",
-                (modem, imsi, message_id, seq),
+                "UPDATE part SET state = ?, modem = ?, imsi = ? WHERE message = ? AND seq = ?",
+                (PART_SUBMITTING, modem, imsi, message_id, seq),
             )
 
     def mark_submitted(
@@ -474,9 +317,8 @@ class Journal:
         """
         with self._tx() as db:
             db.execute(
-                "UPDATE part SET state = 'submitted', mr = ?, submitted = ?, report = ? "
-                "WHERE message = ? AND seq = ?",
-                (mr, now, "pending" if report else None, message_id, seq),
+                "UPDATE part SET state = ?, mr = ?, submitted = ?, report = ? WHERE message = ? AND seq = ?",
+                (PART_SUBMITTED, mr, now, REPORT_PENDING if report else None, message_id, seq),
             )
             db.execute(
                 "UPDATE message SET bound_modem = COALESCE(bound_modem, "
@@ -491,8 +333,8 @@ class Journal:
         """The modem answered with an error (nothing went out): the part is pending again."""
         with self._tx() as db:
             db.execute(
-                "UPDATE part SET state = 'pending' WHERE message = ? AND seq = ? AND state = 'submitting'",
-                (message_id, seq),
+                "UPDATE part SET state = ? WHERE message = ? AND seq = ? AND state = ?",
+                (PART_PENDING, message_id, seq, PART_SUBMITTING),
             )
 
     def requeue(
@@ -514,20 +356,21 @@ class Journal:
             row = db.execute("SELECT avoid, refused FROM message WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 return
-            avoid = set(filter(None, row[0].split(",")))
-            refused = set(filter(None, row[1].split(",")))
+            avoid = set(modem_set(row["avoid"]))
+            refused = set(modem_set(row["refused"]))
             if avoid_modem:
                 avoid.add(avoid_modem)
             if refused_by:
                 refused.add(refused_by)
             db.execute(
-                "UPDATE message SET state = 'queued', not_before = ?, last_error = COALESCE(?, last_error), "
+                "UPDATE message SET state = ?, not_before = ?, last_error = COALESCE(?, last_error), "
                 "avoid = ?, refused = ?, modem = NULL, attempts = attempts - ? WHERE id = ?",
                 (
+                    QUEUED,
                     not_before,
                     error,
-                    ",".join(sorted(avoid)),
-                    ",".join(sorted(refused)),
+                    modem_list(avoid),
+                    modem_list(refused),
                     0 if count_attempt else 1,
                     message_id,
                 ),
@@ -537,15 +380,17 @@ class Journal:
         """Every part has an MR and the file is in sent/. Reports may have come first (a fast
         network answers before the last part is recorded): then it is delivered already."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE message SET state = CASE WHEN NOT EXISTS (SELECT 1 FROM part WHERE message = ? "
-                "AND (report IS NULL OR report != 'delivered')) THEN 'delivered' ELSE 'sent' END, "
-                "delivered = CASE WHEN NOT EXISTS (SELECT 1 FROM part WHERE message = ? "
-                "AND (report IS NULL OR report != 'delivered')) THEN ? ELSE delivered END, "
-                "modem = ?, imsi = ?, sent = ?, finished = ? WHERE id = ?",
-                (message_id, message_id, now, modem, imsi, now, now, message_id),
+            undelivered = (
+                "EXISTS (SELECT 1 FROM part WHERE message = :id "
+                f"AND (report IS NULL OR report != {q(REPORT_DELIVERED)}))"
             )
-            self._count(db, now, modem, "sent")
+            db.execute(
+                f"UPDATE message SET state = CASE WHEN NOT {undelivered} THEN {q(DELIVERED)} ELSE {q(SENT)} END, "
+                f"delivered = CASE WHEN NOT {undelivered} THEN :now ELSE delivered END, "
+                "modem = :modem, imsi = :imsi, sent = :now, finished = :now WHERE id = :id",
+                {"id": message_id, "now": now, "modem": modem, "imsi": imsi},
+            )
+            self._count(db, now, modem, COUNT_SENT)
 
     def mark_failed(
         self, message_id: str, reason: str, now: float, *, state: str = FAILED, modem: str | None = None
@@ -556,12 +401,12 @@ class Journal:
                 "WHERE id = ?",
                 (state, reason, now, modem, message_id),
             )
-            self._count(db, now, modem or "", "failed")
+            self._count(db, now, modem or "", COUNT_FAILED)
 
     def record_invalid(self, now: float) -> None:
         """An invalid spool file went to failed/ without ever being queued."""
         with self._tx() as db:
-            self._count(db, now, "", "failed")
+            self._count(db, now, "", COUNT_FAILED)
 
     def forget(self, message_id: str) -> None:
         """Drop a message whose file is gone from checked/ (recovery found nothing to do)."""
@@ -573,7 +418,7 @@ class Journal:
         row = self._db.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)
         ).fetchone()
-        return _message_row(row) if row else None
+        return message_row(row) if row else None
 
     def messages_in_state(self, *states: str) -> Iterator[str]:
         """Ids in these states, streamed (recovery walks them without loading all at once)."""
@@ -584,22 +429,22 @@ class Journal:
             if not rows:
                 return
             for row in rows:
-                yield row[0]
+                yield row["id"]
 
     def fully_submitted(self) -> list[str]:
         """Queued messages whose every part has an MR (a stop fell before their move to sent/)."""
         rows = self._db.execute(
-            "SELECT m.id FROM message m INDEXED BY message_queue WHERE m.state = 'queued' AND NOT EXISTS "
-            "(SELECT 1 FROM part p WHERE p.message = m.id AND p.state != 'submitted')"
+            f"SELECT m.id AS id FROM message m INDEXED BY message_queue WHERE m.state = {q(QUEUED)} AND NOT EXISTS "
+            f"(SELECT 1 FROM part p WHERE p.message = m.id AND p.state != {q(PART_SUBMITTED)})"
         ).fetchall()
-        return [row[0] for row in rows]
+        return [row["id"] for row in rows]
 
     def count_retrying(self, now: float) -> int:
         """Queued messages that have been tried before and wait for their next attempt."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM message INDEXED BY message_queue WHERE state = 'queued' AND attempts > 0"
+            f"SELECT COUNT(*) AS n FROM message INDEXED BY message_queue WHERE state = {q(QUEUED)} AND attempts > 0"
         ).fetchone()
-        return row[0]
+        return row["n"]
 
     # -- restart ----------------------------------------------------------------------------
 
@@ -612,30 +457,31 @@ class Journal:
         """
         with self._tx() as db:
             duplicates = tuple(
-                db.execute(
-                    "SELECT message, seq FROM part WHERE state = 'submitting' ORDER BY message, seq"
-                ).fetchall()
+                (row["message"], row["seq"])
+                for row in db.execute(
+                    "SELECT message, seq FROM part WHERE state = ? ORDER BY message, seq", (PART_SUBMITTING,)
+                )
             )
-            db.execute("UPDATE part SET state = 'pending' WHERE state = 'submitting'")
+            db.execute("UPDATE part SET state = ? WHERE state = ?", (PART_PENDING, PART_SUBMITTING))
             requeued = tuple(
-                row[0] for row in db.execute("SELECT id FROM message WHERE state = 'sending'")
+                row["id"] for row in db.execute("SELECT id FROM message WHERE state = ?", (SENDING,))
             )
-            db.execute("UPDATE message SET state = 'queued', modem = NULL WHERE state = 'sending'")
+            db.execute("UPDATE message SET state = ?, modem = NULL WHERE state = ?", (QUEUED, SENDING))
         return Recovery(possible_duplicates=duplicates, requeued=requeued)
 
     # -- limits -----------------------------------------------------------------------------
 
     def submissions_since(self, sim: str, since: float) -> int:
         row = self._db.execute(
-            "SELECT COUNT(*) FROM submission WHERE sim = ? AND at > ?", (sim, since)
+            "SELECT COUNT(*) AS n FROM submission WHERE sim = ? AND at > ?", (sim, since)
         ).fetchone()
-        return row[0]
+        return row["n"]
 
     def oldest_submission_since(self, sim: str, since: float) -> float | None:
         row = self._db.execute(
-            "SELECT MIN(at) FROM submission WHERE sim = ? AND at > ?", (sim, since)
+            "SELECT MIN(at) AS oldest FROM submission WHERE sim = ? AND at > ?", (sim, since)
         ).fetchone()
-        return row[0]
+        return row["oldest"]
 
     # -- delivery reports -------------------------------------------------------------------
 
@@ -661,36 +507,34 @@ class Journal:
         """
         sim_column, sim_value = ("p.imsi", imsi) if imsi else ("p.modem", modem)
         query = (
-            f"SELECT p.message, p.seq, m.recipient FROM part p JOIN message m ON m.id = p.message "
-            f"WHERE {sim_column} = ? AND p.mr = ? AND p.submitted >= ? ORDER BY p.submitted DESC LIMIT 50"
+            "SELECT p.message AS message, p.seq AS seq, m.recipient AS recipient FROM part p "
+            f"JOIN message m ON m.id = p.message WHERE {sim_column} = ? AND p.mr = ? AND p.submitted >= ? "
+            "ORDER BY p.submitted DESC LIMIT 50"
         )
         with self._tx() as db:
             rows = db.execute(query, (sim_value, mr, now - window)).fetchall()
-            row = next((r for r in rows if not recipient or same_number(recipient, r[2])), None)
+            row = next((r for r in rows if not recipient or same_number(recipient, r["recipient"])), None)
             if row is None:
                 return None
-            message_id, seq, _ = row
+            message_id, seq = row["message"], row["seq"]
             db.execute(
                 "UPDATE part SET report = ?, tp_status = ?, discharge = ? WHERE message = ? AND seq = ?",
                 (report_state, tp_status, discharge, message_id, seq),
             )
             parts = tuple(
-                PartRow(*r)
+                part_row(r)
                 for r in db.execute(
                     f"SELECT {_PART_COLUMNS} FROM part WHERE message = ? ORDER BY seq", (message_id,)
                 )
             )
-            all_final = all(p.report in ("delivered", "failed") for p in parts)
-            delivered = all(p.report == "delivered" for p in parts)
+            all_final, delivered = report_summary(parts)
             if delivered:
                 db.execute(
-                    "UPDATE message SET state = 'delivered', delivered = ? WHERE id = ? AND state = 'sent'",
-                    (now, message_id),
+                    "UPDATE message SET state = ?, delivered = ? WHERE id = ? AND state = ?",
+                    (DELIVERED, now, message_id, SENT),
                 )
-            message = _message_row(
-                db.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)
-                ).fetchone()
+            message = message_row(
+                db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)).fetchone()
             )
         return ReportMatch(message=message, seq=seq, parts=parts, all_final=all_final, delivered=delivered)
 
@@ -713,7 +557,7 @@ class Journal:
         rows = self._db.execute(
             "SELECT modem, kind, n FROM counter WHERE day = ?", (day_of(now),)
         ).fetchall()
-        return {(modem, kind): n for modem, kind, n in rows}
+        return {(row["modem"], row["kind"]): row["n"] for row in rows}
 
     # -- inbound parts store ----------------------------------------------------------------
 
@@ -739,19 +583,12 @@ class Journal:
             "SELECT seq, total, pdu, modem, imsi, received FROM inbound_part WHERE grp = ? ORDER BY seq",
             (key,),
         ).fetchall()
-        return InboundGroup(
-            key=key,
-            total=max(row[1] for row in rows),
-            pdus={row[0]: row[2] for row in rows},
-            modem=rows[0][3],
-            imsi=rows[0][4],
-            first_received=min(row[5] for row in rows),
-        )
+        return inbound_group(key, rows)
 
     def inbound_groups_older_than(self, before: float) -> list[InboundGroup]:
         with self._tx() as db:
             keys = [
-                row[0]
+                row["grp"]
                 for row in db.execute(
                     "SELECT grp FROM inbound_part GROUP BY grp HAVING MIN(received) <= ?", (before,)
                 )
@@ -762,7 +599,7 @@ class Journal:
         """Groups with every part stored (a crash fell between the last part and its file)."""
         with self._tx() as db:
             keys = [
-                row[0]
+                row["grp"]
                 for row in db.execute(
                     "SELECT grp FROM inbound_part GROUP BY grp HAVING COUNT(*) >= MAX(total)"
                 )
@@ -785,7 +622,7 @@ class Journal:
     def inbound_file_for(self, key: str) -> tuple[str, bool] | None:
         """(incoming/ name, written) recorded for this single SMS (key: SIM and PDU), or None."""
         row = self._db.execute("SELECT name, written FROM inbound_written WHERE key = ?", (key,)).fetchone()
-        return (row[0], bool(row[1])) if row else None
+        return (row["name"], bool(row["written"])) if row else None
 
     def record_inbound_file(self, key: str, name: str, now: float) -> None:
         """Committed before the file is written: after a crash the SIM copy is recognised
@@ -806,24 +643,22 @@ class Journal:
     def prune(self, now: float, *, keep_finished: float = 30 * 86400) -> int:
         """Drop history that no longer matters: limit windows over a day old, finished messages
         older than `keep_finished` (their files are in sent/ or failed/). Returns rows removed."""
+        finished = ",".join(q(state) for state in FINAL_STATES)
         with self._tx() as db:
             removed = db.execute("DELETE FROM submission WHERE at < ?", (now - 86400,)).rowcount
             removed += db.execute("DELETE FROM inbound_done WHERE at < ?", (now - DONE_KEEP,)).rowcount
             removed += db.execute("DELETE FROM inbound_written WHERE at < ?", (now - DONE_KEEP,)).rowcount
             old = [
-                row[0]
+                row["id"]
                 for row in db.execute(
-                    "SELECT id FROM message WHERE state IN ('sent','delivered','failed','expired') "
-                    "AND finished IS NOT NULL AND finished < ?",
+                    f"SELECT id FROM message WHERE state IN ({finished}) AND finished IS NOT NULL AND finished < ?",
                     (now - keep_finished,),
                 )
             ]
             for message_id in old:
                 db.execute("DELETE FROM part WHERE message = ?", (message_id,))
                 db.execute("DELETE FROM message WHERE id = ?", (message_id,))
-            db.execute(
-                "DELETE FROM counter WHERE day < ?", (day_of(now - 7 * 86400),)
-            )
+            db.execute("DELETE FROM counter WHERE day < ?", (day_of(now - 7 * 86400),))
         return removed + len(old)
 
 
