@@ -11,7 +11,7 @@ import pytest
 from gsmgw.spool import journal as J
 from gsmgw.spool import message_status as S
 from gsmgw.spool.format import build_failed, build_sent, make_outgoing, update_headers
-from gsmgw.spool.journal import Journal, NewMessage, NewPart
+from gsmgw.spool.journal import NewMessage, NewPart, SqliteJournal
 from gsmgw.spool.store import Spool
 
 T0 = 1_790_000_000.0
@@ -131,7 +131,7 @@ def test_a_delivered_file_gives_its_delivered_time():
 def stores(tmp_path):
     spool = Spool(tmp_path / "spool")
     spool.ensure_dirs()
-    journal = Journal(tmp_path / "journal.sqlite")
+    journal = SqliteJournal(tmp_path / "journal.sqlite")
     yield spool, journal
     journal.close()
 

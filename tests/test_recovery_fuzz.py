@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from gsmgw.config import Defaults
 from gsmgw.daemon.outbound import Outbound, SendSettings
 from gsmgw.spool import journal as J
-from gsmgw.spool.journal import Journal
+from gsmgw.spool.journal import SqliteJournal
 from gsmgw.spool.store import MAX_FILE_SIZE, Spool
 from spoolfiles import GROUPS, spool_files
 
@@ -88,7 +88,7 @@ def run_start(root: Path, layout) -> None:
     spool.ensure_dirs()
     for dirname, name, content in layout:
         place(spool, dirname, name, content)
-    journal = Journal(root / "journal.sqlite")
+    journal = SqliteJournal(root / "journal.sqlite")
     try:
         outbound = Outbound(spool, journal, None, SETTINGS, clock=time.time)
         outbound.recover()
