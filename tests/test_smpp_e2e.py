@@ -112,9 +112,11 @@ def test_smpplib_long_ucs2_submit_receipt_and_inbound(tmp_path):
             )
             receipt = await asyncio.to_thread(read_pdu_until, client, "deliver_sm")
             assert receipt.esm_class == 0x04
-            body = receipt.short_message.decode()
+            # UCS-2 does not fit a receipt: ASCII-safe data_coding 0, transliterated, no "?".
+            assert receipt.data_coding == 0
+            body = receipt.short_message.decode("ascii")
             assert body.startswith(f"id:{message_id} sub:001 dlvrd:001 ")
-            assert "stat:DELIVRD err:000" in body
+            assert body.endswith("stat:DELIVRD err:000 text:Storung: Pumpe 3 aus")
             assert receipt.receipted_message_id in (message_id, message_id.encode())
             assert receipt.message_state == 2
             assert receipt.destination_addr in (b"4711", "4711")

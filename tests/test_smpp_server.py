@@ -465,6 +465,50 @@ def test_failure_receipts(gateway):
     client.disconnect()
 
 
+def _as_the_esme_reads(data_coding: int, octets: bytes) -> str:
+    """A receipt's text as an ESME decodes it: data_coding 0 with smpplib's own GSM-7 table."""
+    if data_coding == 0:
+        table, out, escaped = smpplib.gsm.GSM_CHARACTER_TABLE, [], False
+        for octet in octets:
+            if octet == 0x1B and not escaped:
+                escaped = True
+                continue
+            out.append(table[0x80 + octet] if escaped else table[octet])
+            escaped = False
+        return "".join(out)
+    return octets.decode({1: "ascii", 3: "latin-1", 8: "utf-16-be"}[data_coding])
+
+
+@pytest.mark.parametrize(
+    "data_coding, short_message, receipt_coding, snippet",
+    [
+        (0, smpplib.gsm.gsm_encode("Grüße aus Köln"), 0, "Grüße aus Köln"),  # smpplib's make_parts does this
+        (0, smpplib.gsm.gsm_encode("Preis: 5€ @ [x]"), 0, "Preis: 5€ @ [x]"),
+        (3, "Grüße aus Köln".encode("latin-1"), 3, "Grüße aus Köln"),
+        (0, "Grüße aus Köln".encode("latin-1"), 3, "Grüße aus Köln"),  # Latin-1 sent as data_coding 0
+        # A UCS-2 receipt would not fit in short_message: ASCII-safe GSM-7, transliterated.
+        (8, "Grüße aus Köln 😀".encode("utf-16-be"), 0, "Grusse aus Koln "),
+        (1, b"disk full", 1, "disk full"),
+    ],
+)
+def test_receipt_text_comes_in_the_alphabet_the_esme_wrote_in(gateway, data_coding, short_message,
+                                                              receipt_coding, snippet):
+    # Receipts used to turn everything beyond ASCII into "?": "text:Gr??e aus K?ln".
+    client = bind(gateway)
+    client.send_message(destination_addr="+4915112345678", short_message=short_message,
+                        data_coding=data_coding, registered_delivery=1)
+    resp = read_until(client, "submit_sm_resp")
+    assert resp.status == 0
+    message_id = resp.message_id.decode()
+    gateway.publish(_report_event(gateway, message_id))
+    receipt = read_until(client, "deliver_sm")
+    assert receipt.esm_class == 0x04 and receipt.data_coding == receipt_coding
+    text = _as_the_esme_reads(receipt.data_coding, receipt.short_message)
+    assert text.startswith(f"id:{message_id} sub:001 dlvrd:001 submit date:")
+    assert text.endswith(f" stat:DELIVRD err:000 text:{snippet}")
+    client.disconnect()
+
+
 def test_receipt_waits_for_the_client_to_bind(gateway):
     client = bind(gateway, how="bind_transmitter")
     message_id = _submit_and_get_id(client)

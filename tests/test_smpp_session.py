@@ -14,6 +14,7 @@ from gsmgw.clients import ClientRegistry
 from gsmgw.smpp import message as M
 from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
+from gsmgw.sms.gsm7 import encode_septets
 from gsmgw.smpp.session import (
     Bound, Close, Delivered, Delivery, Query, Queue, Send, Session, State, Submit, Timers,
 )
@@ -215,7 +216,7 @@ def test_encode_for_delivery_parts(text, expected_parts, data_coding):
 def test_receipt_text_is_appendix_b():
     text = M.receipt_text(message_id="X1", stat="DELIVRD", submitted=WALL, done=WALL + timedelta(minutes=3), err=0,
                           text="Server 17 ✓ bitte prüfen")
-    assert text == "id:X1 sub:001 dlvrd:001 submit date:2611251000 done date:2611251003 stat:DELIVRD err:000 text:Server 17 ? bitte pr"
+    assert text == "id:X1 sub:001 dlvrd:001 submit date:2611251000 done date:2611251003 stat:DELIVRD err:000 text:Server 17 ✓ bitte pr"
 
 
 # ---- fuzz ---------------------------------------------------------------------------------
@@ -291,8 +292,41 @@ def test_data_coding_0_is_gsm7_unless_it_cannot_be(raw, expected):
     assert M.decode_text(0, raw) == (expected, False)
 
 
-def test_receipt_text_reads_the_same_as_ascii_and_gsm7():
-    text = M.receipt_text(message_id="X", stat="UNDELIV", submitted=WALL, done=WALL, err=65, text="a@b_c\nÜber {x}")
-    assert text.endswith("stat:UNDELIV err:065 text:a?b?c??ber ?x?")
-    octets = M.gsm7_octets(text)
-    assert octets.decode("ascii") == text
+def test_receipt_text_keeps_every_character_on_one_line():
+    text = M.receipt_text(message_id="X", stat="UNDELIV", submitted=WALL, done=WALL, err=65,
+                          text="a@b_c\nÜber {x} and more than twenty")
+    assert text.endswith("stat:UNDELIV err:065 text:a@b_c Über {x} and m")
+
+
+@pytest.mark.parametrize(
+    "text, coding, data_coding, octets",
+    [
+        ("text:Grüße", M.DC_DEFAULT, 0, bytes(encode_septets("text:Grüße"))),
+        ("text:a@b 5€", M.DC_DEFAULT, 0, b"text:a\x00b 5\x1be"),  # GSM-7's own "@" and "€"
+        ("text:Grüße", M.DC_LATIN1, 3, "text:Grüße".encode("latin-1")),
+        ("text:abc", M.DC_IA5, 1, b"text:abc"),
+        # UCS-2 (or not known): characters that read the same in ASCII and GSM-7, transliterated.
+        ("text:Grüße aus Łódź 😀", M.DC_UCS2, 0, b"text:Grusse aus Lodz "),
+        ("text:“a@b” [1] 5€", None, 0, b'text:"a(at)b" (1) 5EUR'),
+        ("text:Привет!", M.DC_UCS2, 0, b"text:!"),  # no transliteration for Cyrillic: left out
+        ("text:5€", M.DC_LATIN1, 3, b"text:5EUR"),  # not Latin-1 (an edited file)
+    ],
+)
+def test_receipt_short_message_uses_the_alphabet_of_the_esme(text, coding, data_coding, octets):
+    assert M.receipt_short_message(text, coding) == (data_coding, octets)
+    assert b"?" not in octets
+
+
+@pytest.mark.parametrize(
+    "data_coding, raw, coding",
+    [
+        (0, smpplib.gsm.gsm_encode("Grüße"), M.DC_DEFAULT),
+        (0xF0, b"hello", M.DC_DEFAULT),
+        (0, "Grüße".encode("latin-1"), M.DC_LATIN1),
+        (1, b"hello", M.DC_IA5),
+        (3, b"hello", M.DC_LATIN1),
+        (8, "hi".encode("utf-16-be"), M.DC_UCS2),
+    ],
+)
+def test_text_coding_names_the_alphabet_the_text_was_read_in(data_coding, raw, coding):
+    assert M.text_coding(data_coding, raw) == coding

@@ -9,13 +9,14 @@ References: SMPP 3.4 §5.2.19 (data_coding), §5.2.12 (esm_class), §5.3.2.22-24
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from gsmgw.durations import DurationTooLong, bounded_time
 from gsmgw.sms.address import normalize_number
 from gsmgw.sms.errors import AddressError
-from gsmgw.sms.gsm7 import BASIC_TABLE, decode_septets, encode_septets
+from gsmgw.sms.gsm7 import BASIC_TABLE, decode_septets, encode_septets, is_gsm7
 
 from .pdu import ESM_UDHI, Status
 
@@ -69,35 +70,47 @@ def _looks_like_ascii(raw: bytes) -> bool:
     return bool(octets & _ASCII_MARKS) or {0x5B, 0x5D} <= octets or {0x7B, 0x7D} <= octets
 
 
-def decode_text(data_coding: int, raw: bytes) -> tuple[str, bool]:
-    """(text, flash) from the octets of a message in `data_coding` (SMPP 3.4 §5.2.19).
+_GSM7_CODINGS = (DC_DEFAULT, DC_GSM7_CLASS_0, DC_GSM7_CLASS_0 + 1, DC_GSM7_CLASS_0 + 2, DC_GSM7_CLASS_3)
 
-    data_coding 0 is GSM-7 with one septet per octet (SMPP carries it unpacked), except where
-    the octets cannot be GSM-7 as a client meant them (see `_looks_like_ascii`).
-    """
-    if data_coding in (DC_DEFAULT, DC_GSM7_CLASS_0, DC_GSM7_CLASS_0 + 1, DC_GSM7_CLASS_0 + 2, DC_GSM7_CLASS_3):
-        flash = data_coding == DC_GSM7_CLASS_0
-        if _looks_like_ascii(raw):
-            return raw.decode("latin-1"), flash
-        return decode_septets(raw), flash
-    if data_coding == DC_IA5:
-        if any(octet > 0x7F for octet in raw):
-            raise MessageError("data_coding 1 (IA5/ASCII) with octets above 0x7F", Status.ESME_RINVDCS)
-        return raw.decode("ascii"), False
-    if data_coding == DC_LATIN1:
-        return raw.decode("latin-1"), False
-    if data_coding == DC_UCS2:
-        if len(raw) % 2:
-            raise MessageError(f"UCS-2 text has an odd number of octets ({len(raw)})", Status.ESME_RINVMSGLEN)
-        try:
-            return raw.decode("utf-16-be"), False
-        except UnicodeDecodeError as exc:
-            # A lone surrogate cannot be stored as UTF-8 in the spool file, nor sent sensibly.
-            raise MessageError(f"UCS-2 text is not valid UTF-16: {exc.reason}", Status.ESME_RSUBMITFAIL) from None
+
+def text_coding(data_coding: int, raw: bytes) -> int:
+    """The alphabet the octets of a message in `data_coding` are read in, as a data_coding:
+    DC_DEFAULT (GSM-7), DC_IA5, DC_LATIN1 or DC_UCS2. data_coding 0 whose octets cannot be GSM-7
+    as the client meant them (see `_looks_like_ascii`) is DC_LATIN1: the client writes, and so
+    reads, ASCII/Latin-1. MessageError (ESME_RINVDCS) for a data_coding gsmgw does not read."""
+    if data_coding in _GSM7_CODINGS:
+        return DC_LATIN1 if _looks_like_ascii(raw) else DC_DEFAULT
+    if data_coding in (DC_IA5, DC_LATIN1, DC_UCS2):
+        return data_coding
     raise MessageError(
         f"data_coding 0x{data_coding:02x} is not supported; use 0 (GSM-7), 3 (Latin-1) or 8 (UCS-2)",
         Status.ESME_RINVDCS,
     )
+
+
+def decode_text(data_coding: int, raw: bytes) -> tuple[str, bool]:
+    """(text, flash) from the octets of a message in `data_coding` (SMPP 3.4 §5.2.19).
+
+    data_coding 0 is GSM-7 with one septet per octet (SMPP carries it unpacked), except where
+    the octets cannot be GSM-7 as a client meant them (see `text_coding`).
+    """
+    coding = text_coding(data_coding, raw)
+    flash = data_coding == DC_GSM7_CLASS_0
+    if coding == DC_DEFAULT:
+        return decode_septets(raw), flash
+    if coding == DC_LATIN1:
+        return raw.decode("latin-1"), flash
+    if coding == DC_IA5:
+        if any(octet > 0x7F for octet in raw):
+            raise MessageError("data_coding 1 (IA5/ASCII) with octets above 0x7F", Status.ESME_RINVDCS)
+        return raw.decode("ascii"), False
+    if len(raw) % 2:
+        raise MessageError(f"UCS-2 text has an odd number of octets ({len(raw)})", Status.ESME_RINVMSGLEN)
+    try:
+        return raw.decode("utf-16-be"), False
+    except UnicodeDecodeError as exc:
+        # A lone surrogate cannot be stored as UTF-8 in the spool file, nor sent sensibly.
+        raise MessageError(f"UCS-2 text is not valid UTF-16: {exc.reason}", Status.ESME_RSUBMITFAIL) from None
 
 
 @dataclass(frozen=True)
@@ -253,6 +266,11 @@ class Reassembly:
 
 # ---- outbound (deliver_sm) ----------------------------------------------------------------
 
+# Characters whose GSM-7 code is their ASCII code (letters, digits, space, most punctuation):
+# text made only of these reads the same to an ESME that decodes data_coding 0 as ASCII and to
+# one that decodes it as GSM-7; "@" would be a NUL octet in GSM-7.
+_SAME_IN_ASCII_AND_GSM7 = frozenset(ch for code, ch in enumerate(BASIC_TABLE) if ord(ch) == code and code >= 0x20)
+
 # TS 23.040 §9.2.3.16 (TP-UDL), §9.2.3.24: 160 septets or 140 octets in one message; with the
 # 6-octet concatenation header, 153 septets or 134 octets (67 UCS-2 characters) per part.
 _SINGLE = {DC_DEFAULT: 160, DC_UCS2: 140}
@@ -331,22 +349,15 @@ RECEIPT_STATES = {
 }
 
 
-# Characters whose GSM-7 code is their ASCII code (letters, digits, space, most punctuation).
-# A receipt made only of these reads the same to a client that decodes it as ASCII (most parse
-# receipts with a regular expression over ASCII) and to one that decodes GSM-7; "@" would be a
-# NUL octet in GSM-7, which a C client takes for the end of the string.
-_SAME_IN_ASCII_AND_GSM7 = frozenset(ch for code, ch in enumerate(BASIC_TABLE) if ord(ch) == code and code >= 0x20)
-
-
 def _receipt_snippet(text: str) -> str:
-    # Appendix B: the first 20 characters of the message; others than the above become "?".
-    return "".join(ch if ch in _SAME_IN_ASCII_AND_GSM7 else "?" for ch in text[:20])
+    # Appendix B: the first 20 characters of the message, on the receipt's one line.
+    return " ".join(text[:20].splitlines())
 
 
 def receipt_text(
     *, message_id: str, stat: str, submitted: datetime | None, done: datetime | None, err: int, text: str
 ) -> str:
-    """The short_message of a delivery receipt (SMPP 3.4 Appendix B):
+    """The text of a delivery receipt (SMPP 3.4 Appendix B):
     "id:… sub:001 dlvrd:001 submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DELIVRD err:000 text:…"."""
     delivered = 1 if stat == "DELIVRD" else 0
     return (
@@ -355,9 +366,58 @@ def receipt_text(
     )
 
 
-def gsm7_octets(text: str) -> bytes:
-    """Unpacked GSM-7 for a text known to be GSM-7 (e.g. a receipt)."""
-    return bytes(encode_septets(text))
+# Receipts stay in short_message, at most 254 octets: a UCS-2 receipt (two octets a character)
+# does not fit, so a client that wrote UCS-2 gets its receipt as data_coding 0 made only of
+# characters that read the same in ASCII and GSM-7 (as inbound SMS without others are sent),
+# with the rest of the text transliterated.
+_TRANSLITERATIONS = {
+    **dict.fromkeys("ßẞ", "ss"), "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE",
+    "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th", "ı": "i",
+    "ŋ": "ng", "Ŋ": "Ng", "€": "EUR", "£": "GBP", "¥": "JPY", "$": "USD", "@": "(at)", "¡": "!", "¿": "?",
+    **dict.fromkeys("‘’‚‛′`´", "'"), **dict.fromkeys("“”„‟″«»", '"'), **dict.fromkeys("‹›", "'"),
+    **dict.fromkeys("‐‑‒–—―−_~", "-"), "…": "...", **dict.fromkeys("•·", "*"),
+    **dict.fromkeys("[{", "("), **dict.fromkeys("]}", ")"), **dict.fromkeys("\\|", "/"),
+    **dict.fromkeys("\u00a0\u2007\u2009\u200a\u202f", " "),
+}
+
+
+def _same_in_ascii_and_gsm7(text: str) -> bool:
+    return all(ch in _SAME_IN_ASCII_AND_GSM7 for ch in text)
+
+
+def transliterate(text: str, fits=_same_in_ascii_and_gsm7) -> str:
+    """`text` with each character that does not `fit` written with ones that do: a table of
+    letters and typography, else the letter without its accents (NFKD). A character with
+    neither (an emoji, a letter of another script) is left out; none becomes "?"."""
+    out = []
+    for ch in text:
+        if fits(ch):
+            out.append(ch)
+            continue
+        for candidate in (_TRANSLITERATIONS.get(ch), _without_accents(ch)):
+            if candidate and fits(candidate):
+                out.append(candidate)
+                break
+    return "".join(out)
+
+
+def _without_accents(ch: str) -> str:
+    return "".join(part for part in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(part))
+
+
+def receipt_short_message(text: str, coding: int | None) -> tuple[int, bytes]:
+    """(data_coding, short_message) of a receipt, in the alphabet its ESME wrote the message in
+    (`coding`, from `text_coding`), so a client that sent "Grüße" reads "Grüße" back, never
+    "Gr??e": GSM-7 (0), ASCII (1) or Latin-1 (3). The fields before "text:" are the same in all.
+    UCS-2, or no `coding` (a message of an older gsmgw): data_coding 0 with characters that read
+    the same in ASCII and GSM-7, the others transliterated (see `_TRANSLITERATIONS`)."""
+    if coding == DC_DEFAULT:
+        return DC_DEFAULT, bytes(encode_septets(transliterate(text, is_gsm7)))
+    if coding == DC_IA5:
+        return DC_IA5, transliterate(text, str.isascii).encode("ascii")
+    if coding == DC_LATIN1:
+        return DC_LATIN1, transliterate(text, lambda part: all(ord(ch) < 0x100 for ch in part)).encode("latin-1")
+    return DC_DEFAULT, bytes(encode_septets(transliterate(text)))
 
 
 def parse_smpp_time(value: str, now: datetime, status: int) -> datetime | None:

@@ -60,6 +60,7 @@ H_CLIENT = "Client"
 H_RECEIPT = "Smpp_receipt"  # registered_delivery bits 0-1: 1 always, 2 on failure only
 H_SOURCE = "Smpp_source"  # the ESME's source_addr, where the receipt is addressed
 H_SUBMITTED = "Submitted"  # ISO-8601 time of acceptance, the receipt's "submit date"
+H_DATA_CODING = "Smpp_data_coding"  # the alphabet the ESME wrote in (message.text_coding): its receipt's
 
 # API.md message status -> SMPP 3.4 §5.2.28 message_state, for query_sm.
 _STATUS_STATES = {
@@ -358,6 +359,8 @@ class SmppServer:
         }
         if submission.source_addr:
             headers[H_SOURCE] = submission.source_addr
+        if submission.text_coding is not None:
+            headers[H_DATA_CODING] = str(submission.text_coding)
         max_parts = int(getattr(self.defaults, "max_parts", None) or DEFAULT_MAX_PARTS)
         needed = count_parts(
             submission.text, national_languages=getattr(self.defaults, "national_languages", ())
@@ -615,14 +618,16 @@ class SmppServer:
             message_id=message_id, stat=stat, submitted=_parse_iso(_header(headers, H_SUBMITTED)),
             done=done or datetime.now(timezone.utc), err=err, text=text,
         )
+        coding = (_header(headers, H_DATA_CODING) or "").strip()
+        data_coding, short_message = M.receipt_short_message(body, int(coding) if coding.isdigit() else None)
         self.queue_delivery(
             Delivery(
                 client_name=client_name,
                 source_addr=to,
                 destination_addr=_header(headers, H_SOURCE) or "",
-                data_coding=M.DC_DEFAULT,
+                data_coding=data_coding,
                 esm_class=P.ESM_DELIVERY_RECEIPT,
-                short_message=M.gsm7_octets(body),
+                short_message=short_message,
                 tlvs={
                     Tag.RECEIPTED_MESSAGE_ID: P.tlv_cstring(message_id),
                     Tag.MESSAGE_STATE: P.tlv_u8(M.RECEIPT_STATES[stat]),

@@ -118,6 +118,7 @@ class Submission:
     message_id: str | None  # chosen already for a long message whose first segments were answered
     parts_key: tuple | None = None  # set for long messages: (key, Concat) in the reassembly
     acquired_at: float | None = None  # when the client's limits counted it (to give it back)
+    text_coding: int | None = None  # the alphabet the client wrote the text in (M.text_coding): its receipt's
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,7 @@ class Session:
             registered = self._reassembly.registered_delivery(key, concat)
         try:
             text, flash = M.decode_text(data_coding, raw)
+            coding = M.text_coding(data_coding, raw)
             if getattr(self.client, "limits", None):
                 wait = self.policy.acquire(self.client, 1, now)
                 if wait > 0:
@@ -415,6 +417,7 @@ class Session:
             message_id=message_id,
             parts_key=parts_key,
             acquired_at=now if getattr(self.client, "limits", None) else None,
+            text_coding=coding,
         )
         self._open_requests[token] = pdu.sequence
         return [Submit(submission)]
@@ -542,15 +545,16 @@ class Session:
             message_id=message_id, stat="REJECTD", submitted=wall, done=wall, err=0,
             text=f"{got} of {total} parts",
         )
+        data_coding, short_message = M.receipt_short_message(text, None)
         return [
             Queue(
                 Delivery(
                     client_name=self.client.name,
                     source_addr=to,
                     destination_addr=source_addr,
-                    data_coding=M.DC_DEFAULT,
+                    data_coding=data_coding,
                     esm_class=P.ESM_DELIVERY_RECEIPT,
-                    short_message=M.gsm7_octets(text),
+                    short_message=short_message,
                     tlvs={
                         Tag.RECEIPTED_MESSAGE_ID: P.tlv_cstring(message_id),
                         Tag.MESSAGE_STATE: P.tlv_u8(P.MessageState.REJECTED),
