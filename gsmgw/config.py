@@ -252,9 +252,16 @@ class ConfigUnreadable(ConfigError):
 
 def config_path(cli_value: str | os.PathLike | None = None) -> str:
     """The config to use: `-c`, else $GSMGW_CONFIG, else /etc/gsmgw/gsmgw.yaml."""
+    return given_config_path(cli_value) or DEFAULT_CONFIG_PATH
+
+
+def given_config_path(cli_value: str | os.PathLike | None = None) -> str | None:
+    """The config the user named: `-c`, else $GSMGW_CONFIG; None when neither is given. Commands
+    that can work on a directory alone (`send --spool`, `status --spool/--state`) then read none:
+    /etc/gsmgw/gsmgw.yaml may be unreadable for this user, or belong to another gateway."""
     if cli_value:
         return os.fspath(cli_value)
-    return os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+    return os.environ.get(CONFIG_ENV) or None
 
 
 # --- the YAML node index: path -> line, raw scalar text ----------------------------------------

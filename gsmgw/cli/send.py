@@ -14,7 +14,7 @@ from datetime import datetime
 
 import click
 
-from gsmgw.config import CONFIG_ENV, Config, ConfigError, config_path, load_config
+from gsmgw.config import CONFIG_ENV, Config, ConfigError, config_path, given_config_path, load_config
 from gsmgw.sms import AddressError, normalize_number
 from gsmgw.spool.format import PRIORITIES, SpoolFormatError, make_outgoing, parse_outgoing
 from gsmgw.spool.store import Spool, SpoolError
@@ -29,11 +29,8 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def _load(config_option: str | None, spool_option: str | None) -> Config | None:
-    explicit = config_option or os.environ.get(CONFIG_ENV)
-    if not explicit and spool_option:
-        # --spool alone means no config: /etc/gsmgw/gsmgw.yaml may exist but be unreadable for
-        # this user, or belong to another gateway. Groups and default_country then need -c.
-        return None
+    if given_config_path(config_option) is None and spool_option:
+        return None  # groups and default_country then need -c
     path = config_path(config_option)
     try:
         # The PIN and tokens are the daemon's business; a user may send without reading them.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from gsmgw.config import CONFIG_ENV, ConfigError, config_path, load_config
+from gsmgw.config import CONFIG_ENV, ConfigError, config_path, given_config_path, load_config
 from gsmgw.daemon.status import ModemStatus, StatusUnavailable, format_table, read_status, snapshot
 from gsmgw.spool.format import read_spool_file
 from gsmgw.spool.store import Spool
@@ -25,10 +25,10 @@ RECENT_FAILURES = 5
 
 
 def _dirs(config_option: str | None, spool_option: str | None, state_option: str | None):
-    """(spool dir or None, state dir, config or None). `--spool`/`--state` without `-c` read no
-    config: they name what a config would, and a host that has none (a `run --simulate`, a copy
-    of a state dir) must not be sent looking for /etc/gsmgw/gsmgw.yaml."""
-    if (spool_option or state_option) and not config_option:
+    """(spool dir or None, state dir, config or None). `--spool`/`--state` without a config named
+    (-c, $GSMGW_CONFIG) read none: a host that has none (a `run --simulate`, a copy of a state
+    dir) must not be sent looking for /etc/gsmgw/gsmgw.yaml."""
+    if (spool_option or state_option) and given_config_path(config_option) is None:
         spool = Path(spool_option) if spool_option else None
         return spool, Path(state_option) if state_option else spool / ".state", None  # as `run --simulate`
     path = config_path(config_option)
