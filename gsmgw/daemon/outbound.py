@@ -52,7 +52,7 @@ from gsmgw.spool.format import (
     update_headers,
 )
 from gsmgw.spool.journal import Journal, NewMessage, NewPart, QueuedMessage
-from gsmgw.spool.message_status import delivery
+from gsmgw.spool.message_status import EXPIRED_REASON, delivery
 from gsmgw.spool.store import Rejected, Spool
 
 log = logging.getLogger("gsmgw.outbound")
@@ -392,7 +392,7 @@ class Outbound:
             if not ids:
                 return count
             for message_id in ids:
-                self.finish_failed(message_id, "expired", expired=True)
+                self.finish_failed(message_id, EXPIRED_REASON, expired=True)
                 count += 1
 
     # -- restart ------------------------------------------------------------------------------

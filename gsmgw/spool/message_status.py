@@ -44,6 +44,8 @@ from gsmgw.spool.journal import (
 )
 
 FINAL_STATUSES = frozenset({DELIVERED, FAILED, EXPIRED})
+# The `Fail_reason:` of a message that reached its `Expires:` unsent (SPOOL.md: "reason expired").
+EXPIRED_REASON = "expired"
 
 # What the reports say about a whole message (the first word of `Status:`): the words of one
 # part's TP-ST (gsmgw.sms.status), said of the whole.
@@ -141,7 +143,7 @@ def report_word(status_header: str | None) -> str | None:
 
 
 def _expired_reason(reason: str | None) -> bool:
-    return bool(re.match(r"expired\b", (reason or "").strip(), re.IGNORECASE))
+    return bool(re.match(rf"{EXPIRED_REASON}\b", (reason or "").strip(), re.IGNORECASE))
 
 
 @dataclass(frozen=True)
