@@ -458,7 +458,8 @@ class WebhookDispatcher:
             except ValueError as exc:
                 log.warning("webhooks: cannot announce report/%s: %s", name, exc)
                 continue
-            queued += await self._report(event, delivery_id=delivery_id_for("report", name))
+            if event is not None:
+                queued += await self._report(event, delivery_id=delivery_id_for("report", name))
             await self.queue.in_thread(self.cursors["report"].advance, mtime_ns)
         if queued:
             log.info("webhooks: queued %d webhook(s) for messages not announced before the restart", queued)
@@ -467,6 +468,10 @@ class WebhookDispatcher:
     @staticmethod
     def _report_event(spool: Any, name: str, data: bytes) -> Any:
         sent_name = read_spool_file(data).headers.get("Sent_file")
+        if not sent_name:
+            # It matched no message of ours, so the daemon announced nothing for it; after a
+            # restart neither (a report webhook's id is a message's id).
+            return None
         sent = None
         if sent_name:
             try:

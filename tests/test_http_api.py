@@ -688,6 +688,31 @@ def test_report_written_just_before_a_crash_reaches_the_callback_after_restart(t
     asyncio.run(scenario())
 
 
+def test_a_report_that_matched_no_message_is_not_announced_after_a_restart_either(tmp_path):
+    """Live, a report that matches no sent message gets its report/ file but no event; the
+    restart's catch-up announced it to the report webhook with the report file's name as id."""
+    from gsmgw.spool.format import build_report
+    from test_webhooks import Receiver
+
+    async def scenario():
+        async with Receiver() as hook:
+            config = write_config(tmp_path, extra=f"webhooks:\n  report: {hook.url}\n  secret: s3\n")
+            server = await start(Context(config))  # the cursor begins now
+            await server.close()
+            ctx = Context(config)
+            now = datetime.now().astimezone()
+            ctx.spool.write_atomic("report", "gsm1-20261125-120000-aa", build_report(
+                recipient="+4915112345678", modem="gsm1", message_id=9, sent_file=None, status=0, discharge=now))
+            server = await start(ctx)
+            try:
+                await asyncio.sleep(0.5)
+                assert hook.requests == []
+            finally:
+                await server.close()
+
+    asyncio.run(scenario())
+
+
 def test_alertmanager_routes_are_served_when_configured(tmp_path):
     extra = "alertmanager:\n  receivers:\n    oncall:\n      to: [\"group:oncall\"]\n      window: 2 min\n      max_per_hour: 10\n"
 
