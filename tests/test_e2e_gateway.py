@@ -704,3 +704,29 @@ def test_status_with_only_the_state_directory_reads_no_config(tmp_path):
         assert table.returncode == 0 and "modem0" in table.stdout and "gsmgw.yaml" not in table.stderr
 
     run_scenario(tmp_path, scenario, modems=1)
+
+
+def test_a_modem_that_restarts_silently_is_set_up_again_after_the_next_command(tmp_path):
+    """The generic dialect prints nothing when it restarts. The first command after it comes back
+    echoed; the worker then has the modem set up again at once, not at the next health check
+    (30 s away here)."""
+    from gsmgw.daemon.events import ModemStateChanged
+
+    async def scenario(run: Run):
+        await run.ready()
+        # A command in flight when a modem restarts silently is lost to its timeout (10 s): let
+        # the first sweep and radio poll finish before the restart.
+        worker = run.gateway.workers["modem0"]
+        await run.until(lambda: worker.status.signal_dbm is not None and worker.idle, what="the first poll")
+        mark = len(run.events)
+        await asyncio.to_thread(run.network.reboot, 0)
+        run.drop("first", f"To: {OUTSIDE}\nReport: no\n\nthe first after the restart\n")
+        await run.until(lambda: any(isinstance(e, ModemStateChanged) and "echoed" in (e.reason or "")
+                                    for e in run.events[mark:]), timeout=10, what="the silent restart noticed")
+        await run.ready(timeout=10)
+        assert run.network.call(lambda: run.network.modem(0).cnmi) == [2, 1, 0, 2, 0]
+        run.drop("second", f"To: {OUTSIDE}\nReport: yes\n\nreport me\n")
+        await run.until(lambda: any(e.id == "second" and e.delivered for e in run.of(ReportReceived)),
+                        timeout=10, what="the report, routed again")
+
+    run_scenario(tmp_path, scenario, modems=1)

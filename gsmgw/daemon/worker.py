@@ -384,6 +384,8 @@ class Worker:
             supervisor.poke()
         except ModemError as error:
             log.warning("%s: %s", self.name, error)
+        if modem.settings_lost:
+            supervisor.poke()  # our commands came back echoed: it restarted silently; set it up now
 
     def _hand_back(self, message: QueuedMessage, why: str) -> None:
         """A message given to this modem but not started goes back to the queue, untouched."""
