@@ -24,6 +24,11 @@ addresses (CIDR) whose unauthenticated mail counts as the client's.
 
 Limits count messages (one per recipient) in sliding windows: `per_second`, `per_minute`,
 `per_hour`, `per_day` are the last 1 s, 60 s, 1 h and 24 h.
+
+Roles (the console's people, WEB.md; the same for every door): a `viewer` reads and may not send,
+an `operator` (the default) sends, an `admin` also sees and acts on every client's messages.
+Visibility (`visibility(client)`): a client sees the messages it submitted (`Client:`) and the
+inbound SMS of the modems its `allow` names (`modem:NAME`, `modem:*`, or `*`); an admin sees all.
 """
 
 from __future__ import annotations
@@ -40,15 +45,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gsmgw.rules import (
+    ALL,
     RuleError,
     group_reference,
     is_number_rule,
+    modem_reference,
     normalize_rule,
     number_rule_regex,
     rule_names_modem,
 )
 from gsmgw.sms.address import normalize_number
 from gsmgw.sms.errors import AddressError
+
+ADMIN, OPERATOR, VIEWER = "admin", "operator", "viewer"
+ROLES = (ADMIN, OPERATOR, VIEWER)
 
 # Window lengths in seconds for each limit key a client may set.
 LIMIT_WINDOWS: dict[str, float] = {
@@ -93,6 +103,47 @@ class Client:
     callback_private_addresses: bool = False
     # Signs the webhooks about this client's messages (gsmgw.webhooks); never the token.
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    role: str = OPERATOR
+    password_hash: str | None = dataclasses.field(default=None, repr=False)  # console login (gsmgw passwd)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+    @property
+    def may_send(self) -> bool:
+        return self.role != VIEWER
+
+
+@dataclasses.dataclass(frozen=True)
+class Visibility:
+    """Which messages one client may see (WEB.md "Visibility"; HTTP API and console alike)."""
+
+    everything: bool  # an admin
+    client: str  # outbound messages whose Client: is this name
+    modem_rules: tuple[str, ...]  # the client's canonical allow rules that name modems (`*`, `modem:...`)
+
+    def sees_outbound(self, client: str | None) -> bool:
+        return self.everything or (client is not None and client == self.client)
+
+    def sees_inbound(self, modem: str | None) -> bool:
+        return self.everything or any(rule_names_modem(rule, modem or "") for rule in self.modem_rules)
+
+    @property
+    def all_inbound(self) -> bool:
+        return self.everything or any(rule in (ALL, "modem:*") for rule in self.modem_rules)
+
+    def inbound_modems(self, names: Iterable[str]) -> tuple[str, ...] | None:
+        """The modems among `names` whose inbound this client sees; None means every modem."""
+        if self.all_inbound:
+            return None
+        return tuple(name for name in names if self.sees_inbound(name))
+
+
+def visibility(client: Client) -> Visibility:
+    """The visibility of a client as the registry holds it (rules in canonical form)."""
+    rules = tuple(rule for rule in client.allow if rule == ALL or modem_reference(rule) is not None)
+    return Visibility(everything=client.is_admin, client=client.name, modem_rules=rules)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +232,16 @@ def client_from_config(entry: Any) -> Client:
             smtp_password = str(smtp_password).strip() or None
         smtp_from = tuple(_sender_rule(rule, f"{where}.smtp.from") for rule in (_field(smtp, "from") or ()))
     networks = tuple(parse_network(value, f"{where}.networks") for value in (_field(entry, "networks") or ()))
+    role = _field(entry, "role") or OPERATOR
+    if role not in ROLES:
+        raise ClientConfigError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
+    password_hash = None
+    web = _field(entry, "web")
+    if web:
+        password_hash = _field(web, "password_hash")
+        password_file = _field(web, "password_file")
+        if password_file and not password_hash:
+            password_hash = read_secret_file(str(password_file), f"{where}.web.password_file")
 
     # Rules are put in their canonical form by the registry, which knows default_country.
     allow = tuple(_field(entry, "allow") or ())
@@ -226,6 +287,8 @@ def client_from_config(entry: Any) -> Client:
         callback_hosts=callback_hosts,
         callback_private_addresses=bool(_field(entry, "callback_private_addresses", False)),
         webhook_secret=str(webhook_secret).strip() or None if webhook_secret is not None else None,
+        role=role,
+        password_hash=password_hash,
     )
 
 
@@ -369,7 +432,7 @@ class ClientRegistry:
                 except RuleError as exc:
                     raise ClientConfigError(f"{where}: {exc}") from None
                 group = group_reference(rule)
-                if group is not None and group not in self.groups:
+                if group is not None and group != ALL and group not in self.groups:
                     raise ClientConfigError(f"{where}: rule {rule!r}: {UnknownGroup(group, self.groups)}")
                 canonical.append(rule)
             lists[key] = tuple(canonical)
@@ -415,6 +478,17 @@ class ClientRegistry:
         if hmac.compare_digest(password.encode("utf-8", "surrogatepass"), client.token.encode("utf-8", "surrogatepass")):
             return client
         return None
+
+    def authenticate_web(self, name: str | None, password: str | None) -> Client | None:
+        """The client with this console login (name and password), or None. Slow on purpose
+        (a memory-hard hash): call it off the event loop. An unknown name costs the same."""
+        from gsmgw.passwords import verify_dummy, verify_password
+
+        client = self._by_name.get(name or "")
+        if client is None or not client.password_hash or not password:
+            verify_dummy(password or "")
+            return None
+        return client if verify_password(password, client.password_hash) else None
 
     def authenticate_smpp(self, system_id: str | None, password: str | None) -> Client | None:
         """The client with this SMPP `system_id` and password, or None."""
@@ -485,6 +559,8 @@ class ClientRegistry:
 
     def _matches(self, rule: str, number: str) -> bool:
         group = group_reference(rule)
+        if group == ALL:
+            return any(number in members for members in self.groups.values())
         if group is not None:
             return number in self.groups.get(group, ())
         pattern = self._rules.get(rule)
@@ -501,6 +577,9 @@ class ClientRegistry:
         if current is None:
             return Verdict(False, f"client {client.name!r} is no longer in the config, so it may not send")
         client = current
+        if not client.may_send:
+            return Verdict(False, f"client {client.name!r} has the role viewer: it may read but not send; "
+                                  f"give it role: operator to let it send")
         try:
             number = normalize_number(number, self.default_country)
         except AddressError as exc:

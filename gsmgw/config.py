@@ -5,8 +5,8 @@ unless the caller asks not to (`gsmgw send` runs as a user who may not read the 
 Writes: nothing.
 
 Every key of SPOOL.md and API.md is understood, plus the additions documented in the README
-(two_way, inbound, hook_timeout, log_level, status_interval, modem profile and pin_file,
-webhooks.secret/secret_file). An unknown key is an error, because a typo must not pass silently.
+(two_way, inbound, hook_timeout, log_level, status_interval, modem profile, pin_file and balance,
+webhooks.secret/secret_file, web, optout, clients' web and role). An unknown key is an error, because a typo must not pass silently.
 Each error names the key path (`modems[1].limits.per_minute`), the line in the file, and what to
 write instead. The YAML is composed into its node tree first, so that every key and value has a
 line number, and so that values like `pin: 0123` are taken as written, not as YAML 1.1 octal.
@@ -77,6 +77,7 @@ class ModemConfig:
     limits: Limits = field(default_factory=Limits)
     prefixes: tuple[str, ...] = ()
     profile: str | None = None
+    balance: str | None = None  # USSD code that asks the network for the SIM's balance ("*100#")
 
     @property
     def binding(self) -> tuple[str, str]:
@@ -118,6 +119,14 @@ class ClientSmpp:
 
 
 @dataclass(frozen=True)
+class ClientWeb:
+    """A console login: the hash `gsmgw passwd` made, read from password_file."""
+
+    password_hash: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     name: str
     token: str | None = field(default=None, repr=False)
@@ -130,6 +139,8 @@ class ClientConfig:
     callback_private_addresses: bool = False
     webhook_secret: str | None = field(default=None, repr=False)  # signs this client's report webhooks
     webhook_secret_file: Path | None = None
+    web: ClientWeb | None = None
+    role: str = "operator"  # admin | operator | viewer (gsmgw.clients.ROLES)
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,23 @@ class TwoWayConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = False
+
+
+DEFAULT_OPTOUT_KEYWORDS = ("STOP", "STOPP", "UNSUBSCRIBE", "END", "QUIT", "CANCEL")
+DEFAULT_OPTIN_KEYWORDS = ("START",)
+
+
+@dataclass(frozen=True)
+class OptOutConfig:
+    keywords: tuple[str, ...] = DEFAULT_OPTOUT_KEYWORDS  # upper case, without spaces
+    start_keywords: tuple[str, ...] = DEFAULT_OPTIN_KEYWORDS
+    confirm: str | None = None  # sent back to whoever opted out
+    confirm_start: str | None = None  # sent back to whoever opted in again
+
+
+@dataclass(frozen=True)
 class InboundConfig:
     reassembly_timeout: float = 12 * 3600.0
     sweep_interval: float = 60.0
@@ -195,6 +223,8 @@ class Config:
     alertmanager: AlertmanagerConfig | None = None
     two_way: TwoWayConfig = field(default_factory=TwoWayConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    web: WebConfig | None = None
+    optout: OptOutConfig = field(default_factory=OptOutConfig)
     source: Path | None = None
 
     def modem(self, name: str) -> ModemConfig | None:
@@ -524,9 +554,11 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = (
     "spool", "state", "default_country", "defaults", "modems", "probe_ports", "hooks", "hook_timeout",
     "status_interval", "log_level", "http", "clients", "groups", "webhooks", "smpp", "alertmanager",
-    "two_way", "inbound",
+    "two_way", "inbound", "web", "optout",
 )
-_MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile")
+_MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile",
+               "balance")
+ROLES = ("admin", "operator", "viewer")
 _DIGITS = {"imsi": (6, 15), "iccid": (18, 22), "imei": (14, 16)}
 
 
@@ -640,12 +672,17 @@ def _modem(check: _Checker, value: Any, path: str, default_country: str | None) 
                    f"USB modems ignore it; use one of {', '.join(map(str, BAUDRATES))}")
     profile = check.choice(data.get("profile"), _child(path, "profile"), PROFILES, None)
     limits = check.limits(data.get("limits"), _child(path, "limits"), MODEM_LIMITS)
+    balance = check.string(data.get("balance"), _child(path, "balance"), '"*100#"')
+    if balance is not None and not re.fullmatch(r"[0-9*#+]{2,40}", balance):
+        check.error(_child(path, "balance"), f"{balance!r} is not a USSD code",
+                    'write the code your operator gives for the balance, quoted, e.g. balance: "*100#"')
+        balance = None
     if name is None:
         return None
     return ModemConfig(
         name=name, port=values["port"], imsi=values["imsi"], iccid=values["iccid"], imei=values["imei"],
         pin=pin, pin_file=pin_file, baudrate=baudrate or 115200, limits=limits, prefixes=tuple(prefixes),
-        profile=profile,
+        profile=profile, balance=balance,
     )
 
 
@@ -704,6 +741,8 @@ def _group_ref(check: _Checker, group: str, path: str, groups: Mapping[str, Any]
     """Is `group` defined? An error saying what exists when it is not."""
     if group in groups:
         return True
+    if group == "*" and (".allow[" in path or ".deny[" in path):
+        return True  # a rule: any member of any group (config or console)
     suggestion = difflib.get_close_matches(group, list(groups), n=1, cutoff=0.6)
     hint = f"did you mean group:{suggestion[0]}?" if suggestion else "add it under groups:"
     check.error(path, f"group {group!r} is not defined", hint)
@@ -758,8 +797,13 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_cou
             if password is None and password_file is None:
                 check.error(smpp_path, "needs password or password_file", "add password_file: /etc/gsmgw/<client>.smpp")
             smpp = ClientSmpp(system_id, password, password_file)
-        if token is None and token_file is None and smpp is None:
-            check.error(path, "has no way to log in", "add token_file: (HTTP) or smpp: {system_id, password_file}")
+        web = None
+        if data.get("web") is not None:
+            web = _client_web(check, data.get("web"), _child(path, "web"))
+        role = check.choice(data.get("role"), _child(path, "role"), ROLES, "operator") or "operator"
+        if token is None and token_file is None and smpp is None and web is None:
+            check.error(path, "has no way to log in",
+                        "add token_file: (HTTP), smpp: {system_id, password_file} or web: {password_file} (console)")
         allow = tuple(
             rule for position2, rule_value in enumerate(check.sequence(data.get("allow"), _child(path, "allow"), "rules"))
             if (rule := _rule(check, rule_value, f"{path}.allow[{position2}]", groups, default_country, modem_names,
@@ -787,12 +831,12 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_cou
                         "would then hold a token that may send SMS", "give the webhook secret its own random value")
         if name is not None:
             clients.append(ClientConfig(name, token, token_file, smpp, allow, deny, limits, callback_hosts, private,
-                                        webhook_secret, webhook_secret_file))
+                                        webhook_secret, webhook_secret_file, web=web, role=role))
     return tuple(clients)
 
 
 _CLIENT_KEYS = ("name", "token", "token_file", "smpp", "allow", "deny", "limits", "callback_hosts",
-                "callback_private_addresses", "webhook_secret", "webhook_secret_file")
+                "callback_private_addresses", "webhook_secret", "webhook_secret_file", "web", "role")
 
 
 def _secret_pair(check: _Checker, data: Mapping[str, Any], path: str, key: str, what: str) -> tuple[Path | None, str | None]:
@@ -823,6 +867,57 @@ def _callback_hosts(check: _Checker, value: Any, path: str) -> tuple[str, ...]:
             problem, _, fix = str(exc).partition("; ")
             check.error(f"{path}[{position}]", problem, fix)
     return tuple(dict.fromkeys(hosts))
+
+
+def _client_web(check: _Checker, value: Any, path: str) -> ClientWeb:
+    from gsmgw.passwords import PasswordHashError, check_hash
+
+    data = check.mapping(value, path, ("password_file",), required=("password_file",))
+    password_file, password_hash = None, None
+    if data.get("password_file") is not None:
+        password_file, password_hash = check.secret_file(
+            data.get("password_file"), _child(path, "password_file"), "password hash")
+    if password_hash is not None:
+        try:
+            check_hash(password_hash)
+        except PasswordHashError as exc:
+            check.error(_child(path, "password_file"), f"{password_file}: {exc}",
+                        f"gsmgw passwd > {password_file}")
+            password_hash = None
+    return ClientWeb(password_hash, password_file)
+
+
+def _web(check: _Checker, value: Any) -> WebConfig | None:
+    if value is None:
+        return None
+    data = check.mapping(value, "web", ("enabled",))
+    return WebConfig(enabled=check.boolean(data.get("enabled"), "web.enabled", True))
+
+
+def _keywords(check: _Checker, value: Any, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return default
+    words = []
+    for position, item in enumerate(check.sequence(value, path, "words")):
+        text = check.string(item, f"{path}[{position}]", "STOP")
+        if text is not None:
+            words.append("".join(text.split()).upper())
+    return tuple(dict.fromkeys(words))
+
+
+def _optout(check: _Checker, value: Any) -> OptOutConfig:
+    data = check.mapping(value, "optout", ("keywords", "start_keywords", "confirm", "confirm_start"))
+    keywords = _keywords(check, data.get("keywords"), "optout.keywords", DEFAULT_OPTOUT_KEYWORDS)
+    start = _keywords(check, data.get("start_keywords"), "optout.start_keywords", DEFAULT_OPTIN_KEYWORDS)
+    both = sorted(set(keywords) & set(start))
+    if both:
+        check.error("optout.start_keywords", f"{', '.join(both)} would both opt out and opt in",
+                    "keep each word in one of the two lists")
+    return OptOutConfig(
+        keywords=keywords, start_keywords=start,
+        confirm=check.string(data.get("confirm"), "optout.confirm", '"You will get no more messages. Send START to undo."'),
+        confirm_start=check.string(data.get("confirm_start"), "optout.confirm_start", '"Welcome back."'),
+    )
 
 
 def _groups(check: _Checker, value: Any, default_country: str | None) -> Mapping[str, tuple[str, ...]]:
@@ -1054,6 +1149,8 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
         alertmanager=_alertmanager(check, data.get("alertmanager"), groups, default_country),
         two_way=_two_way(check, data.get("two_way"), default_country),
         inbound=_inbound(check, data.get("inbound")),
+        web=_web(check, data.get("web")),
+        optout=_optout(check, data.get("optout")),
         source=source,
     )
     if config.clients and config.http is None and config.smpp is None:
@@ -1065,6 +1162,9 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
                 check.error("webhooks.secret", f"is the token of client {client.name!r}; a receiver that checks "
                             "signatures would then hold a token that may send SMS",
                             "give the webhook secret its own random value")
+    if config.web is not None and config.web.enabled and config.http is None:
+        check.error("web", "the web console is part of the HTTP server, which is not configured",
+                    "add http: {listen: 127.0.0.1:8025}")
     if config.alertmanager is not None and config.http is None:
         check.error("alertmanager", "the Alertmanager receiver is part of the HTTP server, which is not configured",
                     "add http: {listen: 127.0.0.1:8025}")

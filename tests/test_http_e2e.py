@@ -56,7 +56,7 @@ def write_config(tmp_path, network, *, report_url=None, received_url=None, extra
         clients:
           - name: app
             token_file: {tmp_path}/app.token
-            allow: ["+49*", "group:oncall"]
+            allow: ["+49*", "group:oncall", "modem:*"]
             callback_hosts: ["127.0.0.1"]
             callback_private_addresses: true     # the test's receivers listen on loopback
             webhook_secret_file: {tmp_path}/app.webhook

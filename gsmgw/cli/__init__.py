@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("check_config:check_config", "Validate a config file."),
     "doctor": ("doctor:doctor", "Find the usual reasons a gateway does not work."),
     "pdu": ("pdu:pdu", "Encode or decode SMS PDUs."),
+    "passwd": ("passwd:passwd", "Print the password hash of a web console login."),
 }
 
 

@@ -40,9 +40,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gsmgw import webhooks as webhook_service
-from gsmgw.clients import Client, ClientConfigError, ClientRegistry
+from gsmgw.clients import Client, ClientConfigError, ClientRegistry, visibility
 from gsmgw.http import kannel
-from gsmgw.http.spoolview import Inbox, parse_since, recipient_ids
+from gsmgw.http.spoolview import Inbox, client_from_spool, parse_since, recipient_ids
 from gsmgw.spool import message_status
 from gsmgw.spool.message_status import valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
@@ -431,10 +431,16 @@ class HttpServer:
         return web.json_response({"messages": messages}, status=202)
 
     async def get_message(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        client = self.authenticate(request)
         name = request.match_info["id"]
         if not valid_name(name):
             raise ApiError(404, f"no message {name!r}; use an id from the answer to POST /api/v1/messages")
+        unknown = ApiError(404, f"no message {name!r} in the spool; use an id from the answer to POST /api/v1/messages")
+        scope = visibility(client)
+
+        async def visible(message_id: str) -> bool:  # another client's message is answered as unknown
+            return scope.everything or scope.sees_outbound(await self.message_client(message_id))
+
         status = None
         lookup = getattr(self.ctx, "message_status", None)
         if lookup is not None:
@@ -444,15 +450,27 @@ class HttpServer:
             # name): the spool's files alone.
             status = await asyncio.to_thread(message_status.lookup, name, journal=None, spool=self.spool)
         if status is None:
-            split = await asyncio.to_thread(recipient_ids, self.spool, name)
+            split = [split_id for split_id in await asyncio.to_thread(recipient_ids, self.spool, name)
+                     if await visible(split_id)]
             if split:
                 raise ApiError(404, f"{name!r} had several recipients, so each has its own id: ask for "
                                     f"{', '.join(split)}")
-            raise ApiError(404, f"no message {name!r} in the spool; use an id from the answer to POST /api/v1/messages")
+            raise unknown
+        if not (scope.everything or scope.sees_outbound(await self.message_client(name))):
+            raise unknown
         return web.json_response(status.to_api())
 
+    async def message_client(self, name: str) -> str | None:
+        """The `Client:` of an outgoing message (the journal, which lives on the loop's thread,
+        then its spool file)."""
+        journal = getattr(self.ctx, "journal", None)
+        row = journal.message(name) if journal is not None else None
+        if row is not None:
+            return row.client
+        return await asyncio.to_thread(client_from_spool, self.spool, name)
+
     async def get_inbox(self, request: web.Request) -> web.Response:
-        self.authenticate(request)
+        client = self.authenticate(request)
         since_text = request.query.get("since")
         since = None
         if since_text:
@@ -468,7 +486,7 @@ class HttpServer:
                 limit = 0
             if not 1 <= limit <= MAX_INBOX_LIMIT:
                 raise ApiError(400, f"limit={limit_text!r} must be a whole number from 1 to {MAX_INBOX_LIMIT}")
-        messages = await asyncio.to_thread(self.inbox.query, since, limit)
+        messages = await asyncio.to_thread(self.inbox.query, since, limit, visibility(client).sees_inbound)
         return web.json_response({"messages": messages})
 
     async def get_modems(self, request: web.Request) -> web.Response:

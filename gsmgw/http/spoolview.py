@@ -11,12 +11,29 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
-from gsmgw.spool.format import read_spool_file
-from gsmgw.spool.message_status import valid_name
+from gsmgw.spool.format import SpoolFormatError, read_spool_file
+from gsmgw.spool.message_status import SPOOL_DIRECTORIES, valid_name
 
 log = logging.getLogger("gsmgw.http")
+
+
+def client_from_spool(spool: Any, name: str) -> str | None:
+    """The `Client:` header of the outgoing message `name` where its file is now (most advanced
+    state first); None when it has none or is not there."""
+    if not valid_name(name):
+        return None
+    for dirname in SPOOL_DIRECTORIES:
+        try:
+            data = spool.read(dirname, name)
+        except (OSError, ValueError):
+            continue
+        try:
+            return read_spool_file(data).headers.get("Client")
+        except SpoolFormatError:
+            return None
+    return None
 
 
 def recipient_ids(spool: Any, name: str) -> list[str]:
@@ -138,11 +155,15 @@ class Inbox:
         far_past = datetime.min.replace(tzinfo=datetime.now().astimezone().tzinfo)
         return sorted((entry for _, entry in seen.values()), key=lambda e: (e.received or far_past, e.message["id"]))
 
-    def query(self, since: datetime | None, limit: int) -> list[dict[str, Any]]:
-        """Messages received at or after `since` (all without it), oldest first, at most `limit`."""
+    def query(self, since: datetime | None, limit: int,
+              sees_modem: Callable[[str | None], bool] = lambda modem: True) -> list[dict[str, Any]]:
+        """Messages received at or after `since` (all without it) on modems `sees_modem` accepts,
+        oldest first, at most `limit`."""
         out = []
         for entry in self.entries():
             if since is not None and (entry.received is None or entry.received < since):
+                continue
+            if not sees_modem(entry.message["modem"]):
                 continue
             out.append(entry.message)
             if len(out) >= limit:
