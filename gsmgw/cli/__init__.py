@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor:doctor", "Find the usual reasons a gateway does not work."),
     "pdu": ("pdu:pdu", "Encode or decode SMS PDUs."),
     "passwd": ("passwd:passwd", "Print the password hash of a web console login."),
+    "journal": ("journal:journal", "Rebuild the journal's message index from the spool."),
+    "thread": ("thread:thread", "Print the conversation with a number."),
 }
 
 

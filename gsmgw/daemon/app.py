@@ -39,11 +39,13 @@ from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.hooks import Hooks
 from gsmgw.daemon.inbound import Inbound
 from gsmgw.daemon.lock import AlreadyRunning, DaemonLock
+from gsmgw.daemon.indexer import Indexer
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
 from gsmgw.daemon.worker import Worker
 from gsmgw.spool import message_status
+from gsmgw.spool.index import INDEX_FILE, IndexError_, MessageIndex
 from gsmgw.spool.journal import JOURNAL_FILE, Journal, JournalError, SqliteJournal
 from gsmgw.spool.store import Spool, SpoolError
 from gsmgw.spool.watch import OutgoingWatcher
@@ -101,6 +103,8 @@ class Gateway:
         self.bus = EventBus()
         self.metrics = Metrics()
         self.journal: Journal | None = None
+        self.index: MessageIndex | None = None
+        self.indexer: Indexer | None = None
         self.workers: dict[str, Worker] = {}
         self._worker_tasks: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
@@ -147,6 +151,12 @@ class Gateway:
             ) from None
         except JournalError as error:
             raise StartupError(str(error)) from None
+        try:
+            self.index = MessageIndex(state / INDEX_FILE)
+        except IndexError_ as error:
+            raise StartupError(str(error)) from None
+        self.indexer = Indexer(self.index, self.spool, clock=self.clock)
+        self.bus.subscribe(self.indexer.handle)
         self.inbound = Inbound(
             self.spool, self.journal, self.bus, self.metrics,
             reassembly_timeout=config.inbound.reassembly_timeout, clock=self.clock,
@@ -179,7 +189,10 @@ class Gateway:
             ),
             _wake=self._wake_dispatcher,
             clients=self._clients(config),
+            index=self.index,
+            indexer=self.indexer,
         )
+        self.indexer.start()
         self._start_twoway(config)
         self._tasks = [
             asyncio.ensure_future(self.dispatcher.run(self._stopping)),
@@ -532,6 +545,10 @@ class Gateway:
                 await twoway.close()
         await self.hooks.close()
         await self.bus.drain(timeout=2.0)
+        if self.indexer is not None:
+            await self.indexer.close()
+        if self.index is not None:
+            self.index.close()
         self._stopped.set()
         self._status_changed.set()
         for task in self._tasks[2:]:

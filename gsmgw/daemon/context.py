@@ -33,6 +33,10 @@ class GatewayContext:
     alertmanager: Any = None
     # gsmgw.webhooks.WebhookService, started by app.py when webhooks: is configured.
     webhooks: Any = None
+    # gsmgw.spool.index.MessageIndex (the journal's message index) and the gsmgw.daemon.indexer
+    # .Indexer that keeps it current (its `subscribe` tells listeners what it committed).
+    index: Any = None
+    indexer: Any = None
 
     def status_snapshot(self) -> dict:
         """The same dict as `gsmgw status --json` (SPOOL.md), current as of this call."""

@@ -274,6 +274,22 @@ def read_spool_file(data: bytes) -> SpoolFile:
     return SpoolFile(Headers(block.headers), data[block.body_start:])
 
 
+def message_text(data: bytes) -> str:
+    """The text of an outgoing, checked, sent or failed file, read as the daemon reads its body
+    (Alphabet:, Text:). A body the daemon refused is shown as UTF-8 with replacement characters,
+    so a failed file still has a readable text."""
+    try:
+        block = _scan_block(data)
+        headers = Headers(block.headers)
+        text, _ = _decode_body(data[block.body_start:], headers.get("Alphabet"), block.eol == b"\r\n")
+        return text or headers.get("Text") or ""
+    except (SpoolFormatError, ValueError):
+        try:
+            return _strip_final_newline(read_spool_file(data).body).decode("utf-8", "replace")
+        except SpoolFormatError:
+            return data.decode("utf-8", "replace")
+
+
 # --- reading an outgoing file -----------------------------------------------------------------
 
 
