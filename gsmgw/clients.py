@@ -80,7 +80,7 @@ class UnknownGroup(ValueError):
         self.name = name
         known_list = sorted(known)
         hint = f"known groups: {', '.join(known_list)}" if known_list else "the config defines no groups"
-        super().__init__(f"unknown group {name!r}; {hint} (add it under `groups:` in the config)")
+        super().__init__(f"unknown group {name!r}; {hint} (add it under `groups:` in the config, or as a group in the web console)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -419,6 +419,9 @@ class ClientRegistry:
         }
         self._sender_patterns: dict[str, re.Pattern[str]] = {}
         self.limiter = SlidingWindowLimiter()
+        # The console's groups (gsmgw.groups.GroupBook.console, updated in place): `group:NAME`
+        # may name one of them as a destination; rules name config groups (or `group:*`).
+        self.console_groups: Mapping[str, tuple[str, ...]] = {}
 
     def _canonical(self, client: Client) -> Client:
         """`client` with every rule in canonical form; ClientConfigError names the rule and the fix."""
@@ -552,15 +555,18 @@ class ClientRegistry:
         """`group:NAME` → its members (E.164); anything else is returned as it is, alone."""
         name = group_reference(destination)
         if name is not None:
-            if name not in self.groups:
-                raise UnknownGroup(name, self.groups)
-            return self.groups[name]
+            if name in self.groups:
+                return self.groups[name]
+            if name in self.console_groups:
+                return tuple(self.console_groups[name])
+            raise UnknownGroup(name, [*self.groups, *self.console_groups])
         return (destination,)
 
     def _matches(self, rule: str, number: str) -> bool:
         group = group_reference(rule)
         if group == ALL:
-            return any(number in members for members in self.groups.values())
+            return any(number in members for members in self.groups.values()) or any(
+                number in members for members in self.console_groups.values())
         if group is not None:
             return number in self.groups.get(group, ())
         pattern = self._rules.get(rule)

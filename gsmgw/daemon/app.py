@@ -40,6 +40,8 @@ from gsmgw.daemon.hooks import Hooks
 from gsmgw.daemon.inbound import Inbound
 from gsmgw.daemon.lock import AlreadyRunning, DaemonLock
 from gsmgw.daemon.indexer import Indexer
+from gsmgw.daemon.optout import OptOutHandler, OptOutList
+from gsmgw.groups import GroupBook
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
@@ -70,11 +72,12 @@ class StartupError(Exception):
     """The daemon cannot start; the message says what to fix."""
 
 
-def _settings(config) -> SendSettings:
+def _settings(config, groups: GroupBook) -> SendSettings:
+    groups.config = config.groups
     return SendSettings(
         default_country=config.default_country,
         defaults=config.defaults,
-        groups=config.groups,
+        groups=groups,
         modem_names=tuple(m.name for m in config.modems),
     )
 
@@ -105,6 +108,8 @@ class Gateway:
         self.journal: Journal | None = None
         self.index: MessageIndex | None = None
         self.indexer: Indexer | None = None
+        self.groups = GroupBook(config.groups)
+        self.optouts = OptOutList()
         self.workers: dict[str, Worker] = {}
         self._worker_tasks: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
@@ -157,14 +162,19 @@ class Gateway:
             raise StartupError(str(error)) from None
         self.indexer = Indexer(self.index, self.spool, clock=self.clock)
         self.bus.subscribe(self.indexer.handle)
+        self.groups = GroupBook(config.groups, self.index.console_groups())
+        self.optouts = OptOutList(self.index.optouts())
+        self.bus.subscribe(OptOutHandler(lambda: self.config.optout, self.spool, self.index, self.optouts,
+                                         clock=self.clock).handle)
         self.inbound = Inbound(
             self.spool, self.journal, self.bus, self.metrics,
             reassembly_timeout=config.inbound.reassembly_timeout, clock=self.clock,
         )
         self.outbound = Outbound(
-            self.spool, self.journal, self.bus, _settings(config), self.metrics,
+            self.spool, self.journal, self.bus, _settings(config, self.groups), self.metrics,
             clock=self.clock, on_queued=self._wake_dispatcher,
         )
+        self.outbound.optouts = self.optouts
         self.bus.subscribe(self.hooks.on_event)
         self.outbound.recover()
         self.inbound.flush()
@@ -188,9 +198,12 @@ class Gateway:
                 message_id, journal=self.journal, spool=self.spool
             ),
             _wake=self._wake_dispatcher,
+            _cancel=self.outbound.cancel,
             clients=self._clients(config),
             index=self.index,
             indexer=self.indexer,
+            groups=self.groups,
+            optouts=self.optouts,
         )
         self.indexer.start()
         self._start_twoway(config)
@@ -214,9 +227,11 @@ class Gateway:
             from gsmgw.clients import ClientConfigError, ClientRegistry
 
             try:
-                return ClientRegistry.from_config(config)
+                registry = ClientRegistry.from_config(config)
             except ClientConfigError as error:
                 raise StartupError(f"clients: {error}") from None
+            registry.console_groups = self.groups.console
+            return registry
         return None
 
     def _start_twoway(self, config) -> None:
@@ -247,6 +262,7 @@ class Gateway:
             log.error("SIGHUP: keeping the previous clients: %s", error)
             return
         registry.limiter = self.ctx.clients.limiter
+        registry.console_groups = self.groups.console
         self.ctx.clients = registry
         alertmanager = getattr(self.ctx, "alertmanager", None)
         if alertmanager is not None:
@@ -506,7 +522,7 @@ class Gateway:
             if modem_config.name not in old_names:
                 log.info("SIGHUP: %s added; starting it", modem_config.name)
                 self._start_worker(modem_config)
-        self.outbound.settings = _settings(new)
+        self.outbound.settings = _settings(new, self.groups)
         self.hooks.programs = {k: v for k, v in Hooks.from_config(new).programs.items()}
         self.hooks.timeout = new.hook_timeout
         if self.ctx is not None:

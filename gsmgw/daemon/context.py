@@ -27,6 +27,7 @@ class GatewayContext:
     _snapshot: Callable[[], dict] = field(repr=False)
     _message_status: Callable[[str], MessageStatus | None] = field(repr=False)
     _wake: Callable[[], None] = field(repr=False, default=lambda: None)
+    _cancel: Callable[[str, str], str | None] = field(repr=False, default=lambda message_id, reason: "not possible here")
     # Shared by HTTP and SMPP so client limits count both together (gsmgw.clients.ClientRegistry).
     clients: Any = None
     # Set by gsmgw.http.alertmanager.add_routes when alertmanager: is configured.
@@ -37,6 +38,17 @@ class GatewayContext:
     # .Indexer that keeps it current (its `subscribe` tells listeners what it committed).
     index: Any = None
     indexer: Any = None
+    # gsmgw.groups.GroupBook: the config's and the console's groups (`group:NAME` means either).
+    groups: Any = None
+    # gsmgw.daemon.optout.OptOutList: who sent STOP (campaign messages to them fail).
+    optouts: Any = None
+    # gsmgw.web.app.Console when the web console runs (set by the HTTP server; login_link()).
+    console: Any = None
+    # The simulated network of `gsmgw run --simulate` (gsmgw.sim.SimNetwork); None on real modems.
+    simulator: Any = None
+    # async (modem, code) -> gsmgw.at.modem.UssdReply: a USSD exchange through the daemon's
+    # worker; None until the daemon offers it.
+    ussd: Any = None
 
     def status_snapshot(self) -> dict:
         """The same dict as `gsmgw status --json` (SPOOL.md), current as of this call."""
@@ -46,6 +58,14 @@ class GatewayContext:
         """What became of a message (`gsmgw.spool.message_status.lookup` on this daemon's journal
         and spool); None if unknown. `.to_api()` is API.md's `GET /api/v1/messages/{id}` object."""
         return self._message_status(message_id)
+
+    def cancel(self, message_id: str, reason: str) -> str | None:
+        """Cancel a queued message (to failed/ with `reason`); None, or why it cannot be."""
+        return self._cancel(message_id, reason)
+
+    def retrying(self, limit: int = 1000) -> list[tuple[str, int, str | None]]:
+        """Queued messages tried before: (id, attempts, last error)."""
+        return self.journal.retrying(limit)
 
     def modems_ready(self) -> int:
         return sum(1 for m in self.status_snapshot()["modems"] if m["state"] in ("ready", "busy"))

@@ -38,6 +38,7 @@ from typing import Callable, Iterable, Mapping
 
 from gsmgw.daemon.events import EventBus, MessageFailed, MessageQueued, MessageSent
 from gsmgw.daemon.metrics import Metrics
+from gsmgw.daemon.optout import opted_out_reason
 from gsmgw.daemon.pool import DAY, MINUTE, ModemView, Usage, plan
 from gsmgw.sms import encode_submit
 from gsmgw.spool import journal as J
@@ -103,6 +104,8 @@ class Outbound:
         self.metrics = metrics
         self.clock = clock
         self.on_queued = on_queued or (lambda: None)
+        # gsmgw.daemon.optout.OptOutList: campaign messages to these numbers fail when taken.
+        self.optouts = None
 
     def _publish(self, event) -> None:
         if self.bus is not None:
@@ -259,8 +262,13 @@ class Outbound:
             original = name
             log.info("%s: %d recipients, one message each: %s.1 .. .%d", name, len(recipients), name, len(recipients))
         headers = parsed.headers.as_dict()
+        campaign = _get_ci(headers, "campaign")
         messages = []
         for file_name, _file_data, number in files:
+            opted_out = self.optouts.get(number) if campaign and self.optouts is not None else None
+            if opted_out is not None:
+                self._fail_unqueued(file_name, _file_data, opted_out_reason(opted_out[0]))
+                continue
             try:
                 parts = encode_submit(
                     number,
@@ -382,6 +390,22 @@ class Outbound:
                 str(self.spool.path("failed", message_id)), headers, expired=expired,
             )
         )
+
+    def cancel(self, message_id: str, reason: str) -> str | None:
+        """Move a queued message that no modem has started on to failed/ with `reason`; returns
+        None, or why it cannot be cancelled. Runs on the loop's thread, like the dispatcher, so no
+        modem can take the message between the check and the move."""
+        row = self.journal.message(message_id)
+        if row is None:
+            if self.spool.exists("outgoing", message_id):
+                return "the gateway has not taken it from outgoing/ yet; try again in a moment"
+            return "it is not waiting to be sent (it was sent, failed, or does not exist)"
+        if row.state != J.QUEUED:
+            return f"it is {row.state if row.state != J.SENDING else 'being sent right now'}"
+        if any(part.state != J.PART_PENDING for part in self.journal.parts(message_id)):
+            return "some of its parts have already been sent"
+        self.finish_failed(message_id, reason)
+        return None
 
     def expire(self) -> int:
         """Queued messages past their `Expires:` go to failed/ with reason `expired`."""

@@ -687,7 +687,7 @@ async def start(ctx: Any) -> SmppServer:
         window=getattr(smpp, "window", 10) or 10,
         default_country=getattr(config, "default_country", None),
         defaults=getattr(config, "defaults", None),
-        groups=getattr(config, "groups", None),
+        groups=getattr(ctx, "groups", None) or getattr(config, "groups", None),  # with the console's groups
         outbox=Outbox(Path(config.state) / OUTBOX_FILE) if getattr(config, "state", None) else None,
     )
     server._ctx = ctx

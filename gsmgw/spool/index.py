@@ -369,6 +369,18 @@ class MessageIndex:
                 stored.append(self._record(db, message))
         return stored
 
+    def record_new(self, messages: Iterable[IndexedMessage]) -> list[IndexedMessage]:
+        """Insert messages the index does not have yet; a row it has is left as it is (a door
+        that has just queued a file records it at once, and must never undo a later state the
+        indexer has already read from the file). Returns the rows inserted."""
+        inserted = []
+        with self._tx() as db:
+            for message in messages:
+                if db.execute("SELECT 1 FROM message WHERE direction = ? AND id = ?",
+                              (message.direction, message.id)).fetchone() is None:
+                    inserted.append(self._record(db, message))
+        return inserted
+
     def _record(self, db: sqlite3.Connection, new: IndexedMessage) -> IndexedMessage:
         old_row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE direction = ? AND id = ?",
                              (new.direction, new.id)).fetchone()
@@ -608,20 +620,22 @@ class MessageIndex:
         return [row["message_id"] for row in rows]
 
     def campaign_counts(self, campaign_id: str) -> CampaignCounts:
-        db = self._db()
+        """Each recipient counted once, by the state of its current message (a retry replaces
+        the failed one); a recipient whose file the daemon has not taken yet is queued."""
         counts = CampaignCounts()
-        row = db.execute("SELECT recipients FROM campaign WHERE id = ?", (campaign_id,)).fetchone()
-        counts.recipients = row["recipients"] if row else 0
-        indexed = 0
-        for row in db.execute(
-            "SELECT state, fail_reason LIKE ? AS opted, COUNT(*) AS n FROM message INDEXED BY message_campaign "
-            "WHERE campaign = ? GROUP BY state, opted", (OPTED_OUT_PREFIX + "%", campaign_id)
+        for row in self._db().execute(
+            "SELECT r.message_id IS NOT NULL AS queued, m.state AS state, m.fail_reason LIKE ? AS opted, "
+            "COUNT(*) AS n FROM campaign_recipient r LEFT JOIN message m ON m.direction = 'out' AND m.id = r.message_id "
+            "WHERE r.campaign = ? GROUP BY queued, state, opted", (OPTED_OUT_PREFIX + "%", campaign_id)
         ):
             state, n = row["state"], row["n"]
-            indexed += n
+            counts.recipients += n
+            if not row["queued"]:
+                continue  # never queued (the campaign was interrupted before its files were written)
             if row["opted"]:
                 counts.opted_out += n
                 continue
+            state = state or QUEUED
             counts.states[state] = counts.states.get(state, 0) + n
             if state in (QUEUED, SENDING):
                 counts.queued += n
@@ -633,12 +647,25 @@ class MessageIndex:
                     counts.pending += n
             elif state in FINISHED_STATES:
                 counts.failed += n
-        # Recipients whose file is still in outgoing/ (not yet taken by the daemon) are queued.
-        total = db.execute("SELECT COUNT(*) AS n FROM campaign_recipient WHERE campaign = ? AND message_id IS NOT NULL",
-                           (campaign_id,)).fetchone()["n"]
-        counts.queued += max(0, total - indexed)
-        counts.recipients = max(counts.recipients, total)
         return counts
+
+    def campaign_retry(self, campaign_id: str, replaced: Mapping[str, str]) -> None:
+        """Recipients whose failed message `old` was sent again as `new` ({old: new})."""
+        with self._tx() as db:
+            db.executemany("UPDATE campaign_recipient SET message_id = ? WHERE campaign = ? AND message_id = ?",
+                           [(new, campaign_id, old) for old, new in replaced.items()])
+
+    def reconcile_campaign(self, campaign_id: str) -> int:
+        """After an interruption between queuing a campaign's files and recording their names:
+        find each recipient's message by (campaign, number). Returns how many were found."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE campaign_recipient SET message_id = (SELECT m.id FROM message m INDEXED BY message_campaign "
+                "WHERE m.campaign = campaign_recipient.campaign AND m.number = campaign_recipient.number "
+                "AND m.direction = 'out' ORDER BY m.at LIMIT 1) WHERE campaign = ? AND message_id IS NULL",
+                (campaign_id,))
+            return db.execute("SELECT COUNT(*) AS n FROM campaign_recipient WHERE campaign = ? AND message_id IS NOT NULL",
+                              (campaign_id,)).fetchone()["n"]
 
     def campaign_recipients(self, campaign_id: str) -> Iterator[CampaignRecipient]:
         """Every recipient with its message's state, in the order given (streamed, for CSV export)."""

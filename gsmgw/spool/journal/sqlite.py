@@ -446,6 +446,14 @@ class SqliteJournal:
         ).fetchone()
         return row["n"]
 
+    def retrying(self, limit: int = 1000) -> list[tuple[str, int, str | None]]:
+        """Queued messages that have been tried before: (id, attempts, last error), most tried first."""
+        rows = self._db.execute(
+            "SELECT id, attempts, last_error FROM message INDEXED BY message_queue WHERE state = 'queued' "
+            "AND attempts > 0 ORDER BY attempts DESC, queued LIMIT ?", (limit,)
+        ).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]
+
     # -- restart ----------------------------------------------------------------------------
 
     def recover(self) -> Recovery:

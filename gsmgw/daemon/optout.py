@@ -1,0 +1,111 @@
+"""The opt-out list: people who texted STOP get no more campaign messages (WEB.md "Opt-out").
+
+An inbound SMS whose whole text is one of `optout.keywords` (case and spaces ignored; default
+STOP, STOPP, UNSUBSCRIBE, END, QUIT, CANCEL) puts its sender on the list; one of
+`optout.start_keywords` (START) takes it off. `optout.confirm` / `optout.confirm_start`, when
+set, are sent back through the modem that received the word. Only campaign messages (files with
+a `Campaign:` header, which the console writes) are held back: the daemon moves such a message to
+failed/ with `Fail_reason: opted out (STOP received <time>)` when it takes the file. Alerts, API,
+SMPP and files are never suppressed.
+
+The list lives in the message index (gsmgw.spool.index) and, for the daemon's check when it
+takes a file, in memory (`OptOutList`), which every change updates in the same step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from gsmgw.daemon.events import MessageReceived
+from gsmgw.spool.format import iso, make_outgoing
+
+log = logging.getLogger("gsmgw.optout")
+
+STOP, START = "stop", "start"
+SENT_BY_OPTOUT = "Optout_reply"  # header of the confirmation files (so they are told apart)
+
+
+def keyword_of(text: str, keywords, start_keywords) -> tuple[str, str] | None:
+    """(STOP|START, the word) when the whole text is one of the words, else None (pure)."""
+    word = "".join(text.split()).upper()
+    if not word:
+        return None
+    if word in keywords:
+        return STOP, word
+    if word in start_keywords:
+        return START, word
+    return None
+
+
+def opted_out_reason(at: float) -> str:
+    """The Fail_reason of a campaign message to an opted-out number."""
+    return f"opted out (STOP received {iso(datetime.fromtimestamp(at).astimezone())})"
+
+
+class OptOutList:
+    """number -> (when, the word): the daemon's copy of the index's list."""
+
+    def __init__(self, entries: Mapping[str, tuple[float, str]] | None = None):
+        self._entries: dict[str, tuple[float, str]] = dict(entries or {})
+
+    def get(self, number: str) -> tuple[float, str] | None:
+        return self._entries.get(number)
+
+    def add(self, number: str, at: float, keyword: str) -> None:
+        self._entries.setdefault(number, (at, keyword))
+
+    def remove(self, number: str) -> None:
+        self._entries.pop(number, None)
+
+    def items(self) -> list[tuple[str, tuple[float, str]]]:
+        return sorted(self._entries.items(), key=lambda item: item[1][0], reverse=True)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class OptOutHandler:
+    """Bus subscriber: STOP/START in inbound SMS update the list, the index, and answer."""
+
+    def __init__(self, settings: Callable[[], object], spool, index, optouts: OptOutList, *,
+                 clock: Callable[[], float] = time.time, run_in_thread: Callable | None = None):
+        self.settings = settings  # -> the current config's `optout` (a reload changes it)
+        self.spool = spool
+        self.index = index
+        self.optouts = optouts
+        self.clock = clock
+        self._run = run_in_thread or asyncio.to_thread
+
+    async def handle(self, event) -> None:
+        if not isinstance(event, MessageReceived) or not event.sender:
+            return
+        settings = self.settings()
+        found = keyword_of(event.text or "", settings.keywords, settings.start_keywords)
+        if found is None:
+            return
+        kind, word = found
+        now = self.clock()
+        if kind == STOP:
+            self.optouts.add(event.sender, now, word)
+            await self._run(self.index.opt_out, event.sender, now, word)
+            await self._run(self.index.audit, now, event.sender, "opt-out", f"{word} received on {event.modem}")
+            log.info("%s: %s sent %s; no more campaign messages to it", event.id, event.sender, word)
+            reply = settings.confirm
+        else:
+            self.optouts.remove(event.sender)
+            removed = await self._run(self.index.opt_in, event.sender)
+            await self._run(self.index.audit, now, event.sender, "opt-in", f"{word} received on {event.modem}")
+            log.info("%s: %s sent %s; %s", event.id, event.sender, word,
+                     "off the opt-out list" if removed else "was not on the opt-out list")
+            reply = settings.confirm_start
+        if reply:
+            data = make_outgoing(to=event.sender, text=reply, modem=event.modem,
+                                 extra={SENT_BY_OPTOUT: kind, "Queued": iso(datetime.fromtimestamp(now).astimezone())})
+            try:
+                await self._run(self.spool.submit, data)
+            except OSError as error:
+                log.error("%s: the %s confirmation to %s could not be queued: %s", event.id, word, event.sender, error)
