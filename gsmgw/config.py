@@ -1240,6 +1240,32 @@ def load_config(path: str | os.PathLike, *, read_secrets: bool = True, modems_re
     return result.config
 
 
+SIMULATION_ADMIN = "admin"
+
+
+def with_simulated_console(config: Config) -> Config:
+    """The config of `gsmgw run --simulate`, with the web console (WEB.md "Starting it"): the HTTP
+    listener on 127.0.0.1:8025 unless `http:` says otherwise, the console unless `web: {enabled:
+    false}`, and, when no client is an admin, a client `admin` (role admin, sees and may reach
+    everything) for the one-time sign-in link the run prints. It has no password or token: only
+    the link signs it in."""
+    import dataclasses
+
+    web = config.web if config.web is not None else WebConfig(enabled=True)
+    clients = config.clients
+    if web.enabled and not any(client.role == "admin" for client in clients):
+        name = SIMULATION_ADMIN
+        while any(client.name == name for client in clients):
+            name += "_"
+        clients = clients + (ClientConfig(name=name, allow=("*", "modem:*"), role="admin"),)
+    return dataclasses.replace(config, http=config.http or HttpConfig(), web=web, clients=clients)
+
+
+def console_admin(config: Config) -> str | None:
+    """The client the one-time sign-in link of `run --simulate` signs in: the first admin."""
+    return next((client.name for client in config.clients if client.role == "admin"), None)
+
+
 def simulation_config(
     spool: str | os.PathLike,
     ports: Sequence[str],

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import click
 
-from gsmgw.config import CONFIG_ENV, ConfigError, config_path, load_config, simulation_config
+from gsmgw.config import (
+    CONFIG_ENV,
+    ConfigError,
+    config_path,
+    console_admin,
+    load_config,
+    simulation_config,
+    with_simulated_console,
+)
 
 EXIT_CONFIG = 2
 
@@ -92,15 +100,20 @@ def run(config_option, simulate, spool_option, latency, log_level):
         click.echo(f"gsmgw run: {error}", err=True)
         sys.exit(1)
     try:
-        with SimNetwork(sim_dir, modems=simulate, latency=latency) as network:
+        with SimNetwork(sim_dir, modems=simulate, latency=latency, control_socket=True) as network:
             config = simulation_config(spool, [m.path for m in network.modems])
             if base is not None:
                 config = dataclasses.replace(base, spool=config.spool, state=config.state, modems=config.modems,
                                              probe_ports=config.probe_ports)
+            config = with_simulated_console(config)
             _setup_logging(log_level or config.log_level)
 
             def started(gateway) -> None:
-                click.echo(_banner(spool, network, config_option))
+                gateway.ctx.simulator = network  # the console's /simulator page plays the outside phones
+                console = getattr(gateway.ctx, "console", None)
+                admin = console_admin(config)
+                link = console.login_link(admin) if console is not None and admin else None
+                click.echo(_banner(spool, network, config_option, link))
 
             status = asyncio.run(run_gateway(config, on_started=started, lock=lock))
     finally:
@@ -126,7 +139,7 @@ def gsmgw_command(argv0: str | None = None) -> str:
     return shlex.quote(os.path.abspath(program))
 
 
-def _banner(spool: Path, network, config_option: str | None) -> str:
+def _banner(spool: Path, network, config_option: str | None, console_link: str | None = None) -> str:
     modems = network.modems
     target = modems[1].number if len(modems) > 1 else "+4915112345678"
     q = shlex.quote
@@ -139,6 +152,13 @@ def _banner(spool: Path, network, config_option: str | None) -> str:
     ]
     for info in modems:
         lines.append(f"  {info.name:<9} {info.number:<16} {info.path}")
+    if console_link:
+        lines += [
+            "",
+            "Open the web console (the link signs you in once, within 10 minutes):",
+            f"  {console_link}",
+            f"Text the simulated SIMs from any number on its Simulator page, or: {gsmgw} simulate inject --spool {q(str(spool))} ...",
+        ]
     lines += [
         "",
         "Send an SMS (any of these; a simulated number receives it back into incoming/):",

@@ -9,7 +9,8 @@ server starts its own).
 
 Routes (API.md): POST /api/v1/messages, GET /api/v1/messages/{id}, GET /api/v1/inbox,
 GET /api/v1/modems, GET|POST /cgi-bin/sendsms (Kannel), GET /healthz, GET /metrics, and
-Alertmanager's routes from gsmgw.http.alertmanager when `alertmanager:` is configured.
+Alertmanager's routes from gsmgw.http.alertmanager when `alertmanager:` is configured, and the
+web console's pages (gsmgw.web, WEB.md) at `/` when `web: {enabled: true}` is.
 
 Acceptance is durable: a message's file is in outgoing/ (fsynced, renamed, directory fsynced)
 before its 202. Concurrent requests share one group commit (gsmgw.http.submit).
@@ -49,6 +50,7 @@ from gsmgw.http.submit import BatchSubmitter, SubmitError
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
     ApiError,
+    PreparedMessage,
     SendPolicy,
     SendRequest,
     check_callback,
@@ -200,6 +202,7 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self.sites: list[web.TCPSite] = []
         self.alertmanager = None
+        self.console = None  # gsmgw.web.app.Console when web: {enabled: true}
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -260,6 +263,14 @@ class HttpServer:
             from gsmgw.http.alertmanager import add_routes
 
             self.alertmanager = add_routes(app, self._alertmanager_context())
+        web_config = _config_value(self.config, "web")
+        if web_config is not None and web_config.enabled:
+            if getattr(self.ctx, "index", None) is None:
+                raise HttpStartError("the web console needs the daemon's message index; run it with `gsmgw run`")
+            from gsmgw.web.app import Console
+
+            self.console = Console(self, self.ctx)
+            self.console.install(app)
         return app
 
     def _alertmanager_context(self) -> Any:
@@ -391,6 +402,11 @@ class HttpServer:
         check_callback(client, request.callback)
         check_destinations(self.registry, client, request.recipients)
         prepared = prepare_messages(request, client_name=client.name, policy=self.policy, now=now)
+        return await self.queue_prepared(client, prepared)
+
+    async def queue_prepared(self, client: Client, prepared: list[PreparedMessage]) -> list[dict[str, Any]]:
+        """Take room in the client's limits and write the checked files, all or none (every door
+        that writes for a client ends here: the API, Kannel's URL, the console)."""
         moment = time.monotonic()
         wait = self.registry.acquire(client, len(prepared), moment)
         if wait > 0:

@@ -381,10 +381,12 @@ def retry_after_seconds(wait: float) -> int:
 
 
 def prepare_messages(
-    request: SendRequest, *, client_name: str | None, policy: SendPolicy, now: datetime
+    request: SendRequest, *, client_name: str | None, policy: SendPolicy, now: datetime,
+    headers: Mapping[str, str] | None = None,
 ) -> list[PreparedMessage]:
-    """One checked spool file per recipient, carrying `Client:` and `Callback:` for the webhooks."""
-    extra: dict[str, str] = {}
+    """One checked spool file per recipient, carrying `Client:` and `Callback:` for the webhooks
+    (and `headers`, e.g. the console's `Campaign:`)."""
+    extra: dict[str, str] = dict(headers or {})
     if client_name:
         extra["Client"] = client_name
     if request.callback:

@@ -1,0 +1,195 @@
+"""Sending from the console: the same checks and the same path as the HTTP API.
+
+Recipients are read by gsmgw.web.forms; destinations, roles and limits are gsmgw.clients'
+(`check_destinations`, `acquire`); fields are checked by gsmgw.http.validation, as a JSON
+request's are; files are written by `HttpServer.queue_prepared` (all or none, group commit).
+Errors come back per form field, with words a person can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gsmgw.clients import UnknownGroup
+from gsmgw.http.validation import (
+    ApiError,
+    PreparedMessage,
+    SendRequest,
+    check_destinations,
+    check_text,
+    parse_send_request,
+    prepare_messages,
+)
+from gsmgw.daemon.indexer import MessageChange
+from gsmgw.spool.format import iso, message_text, read_spool_file
+from gsmgw.spool.index import OUT, QUEUED, IndexedMessage
+from gsmgw.web import forms
+
+OPTION_FIELDS = ("report", "flash", "priority", "send_after", "expires", "modem")
+
+
+class FormErrors(Exception):
+    """Problems per field (`to`, `message`, an option, or `form` for the whole form)."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+
+@dataclass
+class Options:
+    """The compose options as typed; `fields()` turns them into the API's JSON fields."""
+
+    report: bool | None = None
+    flash: bool = False
+    priority: str = ""
+    send_after: str = ""
+    expires: str = ""
+    modem: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, Any], default_report: bool) -> "Options":
+        return cls(
+            report=bool(form.get("report")) if form.get("options") else default_report,
+            flash=bool(form.get("flash")),
+            priority=(form.get("priority") or "").strip(),
+            send_after=(form.get("send_after") or "").strip(),
+            expires=(form.get("expires") or "").strip(),
+            modem=(form.get("modem") or "").strip(),
+        )
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"report": self.report, "flash": self.flash}
+        if self.priority and self.priority != "normal":
+            out["priority"] = self.priority
+        if self.send_after:
+            try:
+                moment = forms.local_datetime(self.send_after)
+            except ValueError:
+                moment = None
+            out["send_after"] = iso(moment) if moment else self.send_after
+        if self.expires:
+            try:
+                moment = forms.local_datetime(self.expires)
+                out["expires"] = iso(moment) if moment else self.expires
+            except ValueError:
+                out["expires"] = self.expires  # a duration ("2 hours"): the API reads it
+        if self.modem:
+            out["modem"] = self.modem
+        return {key: value for key, value in out.items() if value is not None}
+
+
+class Sender:
+    def __init__(self, console):
+        self.console = console
+
+    @property
+    def server(self):
+        return self.console.server
+
+    async def resolve(self, text: str) -> tuple[list[forms.Recipient], list[str]]:
+        """Recipients of a To field: numbers, group:NAME (config or console), contact names."""
+        registry = self.server.registry
+        index = self.console.index
+        default_country = getattr(self.console.config, "default_country", None)
+        entries = forms.split_entries(text)
+        names = [entry for entry in entries if not forms.NUMBER_LIKE.match(entry) and ":" not in entry
+                 and "<" not in entry]
+        named: dict[str, list[tuple[str, str]]] = {}
+        for name in names:
+            named[name] = [(c.number, c.name) for c in await self.console.read(index.contacts_named, name)]
+
+        def expand(group: str):
+            try:
+                return registry.expand(f"group:{group}")
+            except UnknownGroup as error:
+                raise ValueError(str(error)) from None
+
+        recipients, problems = forms.resolve_recipients(
+            text, default_country=default_country, expand_group=expand,
+            contacts_named=lambda name: named.get(name, []))
+        if recipients:
+            known = await self.console.read(index.contact_names, [r.number for r in recipients])
+            recipients = [forms.Recipient(r.number, r.name or known.get(r.number, ""), r.fields, r.row)
+                          for r in recipients]
+        return recipients, problems
+
+    def check_options(self, options: Options, sample: str) -> dict[str, str]:
+        """Each option checked on its own by the API's validator, so an error sits by its field."""
+        errors = {}
+        policy, registry, now = self.server.policy, self.server.registry, datetime.now().astimezone()
+        for name, value in options.fields().items():
+            try:
+                parse_send_request({"to": sample, "text": "x", name: value}, registry=registry, policy=policy, now=now)
+            except ApiError as error:
+                errors[name] = error.message
+        return errors
+
+    def check_message(self, text: str) -> tuple[int, str]:
+        return check_text(text, self.server.policy.default_max_parts, field="Message")
+
+    async def send(self, person, recipients: Sequence[str], text: str, options: Options,
+                   *, headers: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Queue one message per recipient for `person`, all or none; FormErrors otherwise."""
+        errors: dict[str, str] = {}
+        if not recipients:
+            errors["to"] = "Write at least one number, contact or group:NAME."
+        try:
+            self.check_message(text)
+        except ApiError as error:
+            errors["message"] = error.message
+        if recipients:
+            errors.update(self.check_options(options, recipients[0]))
+        if errors:
+            raise FormErrors(errors)
+        now = datetime.now().astimezone()
+        try:
+            request = parse_send_request({"to": list(recipients), "text": text, **options.fields()},
+                                         registry=self.server.registry, policy=self.server.policy, now=now)
+        except ApiError as error:
+            raise FormErrors({"form": error.message}) from None
+        try:
+            check_destinations(self.server.registry, person.client, request.recipients)
+        except ApiError as error:
+            raise FormErrors({"to": error.message}) from None
+        prepared = await asyncio.to_thread(prepare_messages, request, client_name=person.name,
+                                           policy=self.server.policy, now=now, headers=headers)
+        return await self.queue(person, prepared)
+
+    async def queue(self, person, prepared: list[PreparedMessage]) -> list[dict[str, Any]]:
+        """Write the files (all or none), then put them into the index at once, so the page the
+        person lands on shows them `queued` before the daemon has even taken them."""
+        try:
+            queued = await self.server.queue_prepared(person.client, prepared)
+        except ApiError as error:
+            raise FormErrors({"form": error.message}) from None
+        now = time.time()
+
+        def rows() -> list[IndexedMessage]:
+            out = []
+            for answer, message in zip(queued, prepared):
+                headers = read_spool_file(message.data).headers
+                out.append(IndexedMessage(OUT, answer["id"], message.to, QUEUED, now, client=headers.get("Client"),
+                                          campaign=headers.get("Campaign"), text=message_text(message.data),
+                                          parts=message.parts))
+            return self.console.index.record_new(out)
+
+        inserted = await self.console.read(rows)
+        self.console.hub.on_changes([MessageChange(row, now) for row in inserted])
+        return queued
+
+    def prepare_one(self, person, number: str, text: str, options: Options, headers: Mapping[str, str],
+                    now: datetime) -> PreparedMessage:
+        """One recipient's file with its own text (campaign placeholders); ApiError if it cannot be."""
+        parts, alphabet = self.check_message(text)
+        request = SendRequest(recipients=(number,), text=text, parts=parts, alphabet=alphabet,
+                              report=options.report, flash=options.flash,
+                              send_after=options.fields().get("send_after"))
+        return prepare_messages(request, client_name=person.name, policy=self.server.policy, now=now,
+                                headers=headers)[0]

@@ -1,0 +1,190 @@
+"""The web console's pure parts: sessions, CSRF, throttling, one-time links, what people type and
+upload (recipients, CSV, placeholders), the compose counter, look-alikes, charts, groups, opt-out."""
+
+from __future__ import annotations
+
+import pytest
+
+from gsmgw.daemon.optout import START, STOP, OptOutList, keyword_of, opted_out_reason
+from gsmgw.groups import GroupBook
+from gsmgw.sms.lookalike import forcing_ucs2, replace_lookalikes
+from gsmgw.web import auth, charts, forms
+from gsmgw.web.views.compose import describe
+
+
+def test_sessions_end_after_idle_time_and_say_so():
+    sessions = auth.Sessions(idle_timeout=100)
+    session = sessions.create("anna", "password", now=0)
+    assert sessions.get(session.token, 50) is session  # activity restarts the idle time
+    assert sessions.peek(session.token, 149) and sessions.get(session.token, 149) is session
+    assert not sessions.peek(session.token, 250)  # peeking is not activity
+    assert sessions.get(session.token, 250) == auth.EXPIRED
+    assert sessions.get("made-up", 0) == auth.EXPIRED and sessions.get(None, 0) is None
+    other = sessions.create("anna", "link", now=0)
+    assert other.token != session.token and other.csrf != session.csrf
+
+
+def test_csrf_tokens_must_match_exactly():
+    assert auth.csrf_matches("abc", "abc")
+    assert not auth.csrf_matches("abc", "abd") and not auth.csrf_matches("abc", None) and not auth.csrf_matches("", "")
+
+
+def test_throttle_doubles_after_five_wrong_passwords_per_user_whatever_the_case():
+    throttle = auth.Throttle()
+    for attempt in range(5):
+        assert throttle.wait("anna", 100.0) == 0.0
+        throttle.failed("Anna", 100.0)
+    assert throttle.wait("anna", 100.0) == 1.0  # after the 5th failure: 1 s
+    throttle.failed("anna", 101.0)
+    assert throttle.wait("ANNA", 101.0) == 2.0
+    throttle.failed("anna", 103.0)
+    assert throttle.wait("anna", 103.0) == 4.0
+    assert throttle.wait("bob", 103.0) == 0.0  # another user is not slowed down
+    throttle.succeeded("anna")
+    assert throttle.wait("anna", 103.0) == 0.0
+    for _ in range(60):
+        throttle.failed("mallory", 0.0)
+    assert throttle.wait("mallory", 0.0) == auth.MAX_DELAY
+
+
+def test_one_time_links_work_once_and_for_ten_minutes():
+    links = auth.OneTimeLinks()
+    token = links.issue("admin", now=0)
+    assert links.redeem(token, 10) == "admin"
+    assert links.redeem(token, 11) is None  # used
+    late = links.issue("admin", now=0)
+    assert links.redeem(late, auth.LINK_LIFETIME + 1) is None
+    assert links.redeem("guess", 0) is None and links.redeem(None, 0) is None
+
+
+def test_session_keeps_only_a_few_uploads():
+    session = auth.Sessions().create("anna", "password", 0)
+    for n in range(10):
+        session.keep(f"u{n}", n)
+    assert list(session.stash) == [f"u{n}" for n in range(10 - auth.MAX_STASH, 10)]
+
+
+def resolve(text, contacts=()):
+    groups = {"team": ("+4915111111111", "+4915122222222")}
+
+    def expand(name):
+        if name not in groups:
+            raise ValueError(f"unknown group {name!r}")
+        return groups[name]
+
+    return forms.resolve_recipients(
+        text, default_country="49", expand_group=expand,
+        contacts_named=lambda name: [c for c in contacts if c[1].lower() == name.lower()])
+
+
+def test_recipients_numbers_groups_contacts_and_completion_entries():
+    found, problems = resolve("0151 12345678, group:team; Anna\nCarl <+4917612345678>, +4915111111111",
+                              contacts=[("+4930123456", "Anna")])
+    assert problems == []
+    assert [r.number for r in found] == ["+4915112345678", "+4915111111111", "+4915122222222", "+4930123456",
+                                         "+4917612345678"]
+    assert found[3].name == "Anna" and found[4].name == "Carl"
+
+
+def test_recipient_problems_say_what_to_write():
+    found, problems = resolve("+, group:nope, Nobody, 12ab", contacts=[("+491", "Twin"), ("+492", "Twin")])
+    assert found == []
+    assert "not a phone number" in problems[0]
+    assert "unknown group 'nope'" in problems[1]
+    assert "'Nobody' is neither a phone number, a contact nor group:NAME" in problems[2]
+    assert "'12ab' is neither" in problems[3]
+    _, twins = resolve("Twin", contacts=[("+491", "Twin"), ("+492", "Twin")])
+    assert "2 contacts are called 'Twin'" in twins[0]
+
+
+def test_csv_rows_with_problems_name_row_and_column():
+    data = ("Number;Name;City\n+4915111111111;Anna;Köln\n\nnot a number;Bob;Bonn\n"
+            "+4915111111111;Anna again;Köln\n0151 22222222;Carl;\n").encode("cp1252")
+    recipients, columns, problems = forms.read_csv(data, default_country="49")
+    assert columns == ["Number", "Name", "City"]
+    assert [(r.number, r.name, r.row) for r in recipients] == [("+4915111111111", "Anna", 2), ("+4915122222222", "Carl", 6)]
+    assert recipients[0].fields["City"] == "Köln"
+    assert [(p.row, p.column) for p in problems] == [(4, "Number"), (5, "Number")]
+    assert "already in row 2" in problems[1].message
+    assert str(problems[0]).startswith("row 4, column Number: ")
+
+
+def test_csv_without_a_number_column_is_refused_with_the_fix():
+    _, _, problems = forms.read_csv(b"phone_no,name\n+491,a\n", default_country=None)
+    assert problems[0].row == 1 and "name the column of phone numbers 'number'" in problems[0].message
+    _, _, empty = forms.read_csv(b"", default_country=None)
+    assert "empty" in empty[0].message
+
+
+def test_placeholders_are_filled_and_an_empty_value_is_a_problem_of_its_row():
+    recipient = forms.Recipient("+491", "Anna", {"number": "+491", "name": "Anna", "City": "Köln"}, row=2)
+    assert forms.fill("Hi {name} in {city}! {braces} stay", recipient)[0] == "Hi Anna in Köln! {braces} stay"
+    empty = forms.Recipient("+492", "", {"number": "+492", "name": "", "City": ""}, row=3)
+    text, problem = forms.fill("Hi {name}", empty)
+    assert text == "" and (problem.row, problem.column) == (3, "name")
+    assert forms.unknown_placeholders("Hi {name} {vip}", ["number", "name"]) == ["vip"]
+
+
+def test_spreadsheet_cells_never_become_formulas():
+    assert forms.spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert forms.spreadsheet_safe("+4915112345678") == "+4915112345678"
+    assert forms.spreadsheet_safe("+1 (555)") == "'+1 (555)"
+    assert forms.spreadsheet_safe("@cmd") == "'@cmd" and forms.spreadsheet_safe("Anna") == "Anna"
+
+
+def test_the_counter_is_the_codecs_and_names_what_forces_ucs2():
+    info = describe("It’s 5 € – “ok” 😀")
+    assert (info["alphabet"], info["parts"]) == ("UCS-2", 1)
+    assert info["forcing"] == ["’", "–", "“", "”", "😀"]
+    assert info["replacements"] == {"’": "'", "–": "-", "“": '"', "”": '"'}
+    long_gsm = describe("x" * 161)
+    assert (long_gsm["alphabet"], long_gsm["parts"], long_gsm["per_part"]) == ("GSM-7", 2, 153)
+    assert describe("{[]}")["units"] == 8  # extension characters take two septets
+
+
+def test_lookalikes_make_word_processor_text_gsm7():
+    text = "It’s “quoted” … – a\u00a0b café naïve"
+    assert replace_lookalikes(text) == 'It\'s "quoted" ... - a b café naive'
+    assert forcing_ucs2(replace_lookalikes(text)) == []
+    assert forcing_ucs2("Привет") == ["П", "р", "и", "в", "е", "т"]
+    assert replace_lookalikes("Привет 😀") == "Привет 😀"  # no look-alike: stays
+
+
+def test_hourly_and_daily_charts_count_into_their_buckets():
+    now = 1_790_000_000.0
+    hour = int(now // 3600)
+    tallies = {(hour, "sent"): 5, (hour, "delivered"): 4, (hour - 23, "received"): 2, (hour - 24, "sent"): 99}
+    day = charts.hourly(tallies, now)
+    assert day.totals == {"sent": 5, "delivered": 4, "failed": 0, "received": 2}
+    assert len(day.rects) == 24 * 4
+    tallest = max(day.rects, key=lambda r: r.height)
+    assert tallest.kind == "sent" and tallest.title.endswith("5 sent")
+    month = charts.daily(tallies, now)
+    assert month.totals["sent"] == 104 and len(month.rects) == 30 * 4
+
+
+def test_group_book_joins_config_and_console_groups_config_first():
+    book = GroupBook({"oncall": ("+491",)}, {"club": ("+492",)})
+    assert book["oncall"] == ("+491",) and book["club"] == ("+492",) and "club" in book
+    book.set_console_group("oncall", ("+499",))  # a console group never shadows a config one
+    assert book["oncall"] == ("+491",)
+    book.set_console_group("club", None)
+    assert "club" not in book and list(book) == ["oncall"] and len(book) == 1
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("STOP", (STOP, "STOP")), (" s t o p \n", (STOP, "STOP")), ("Unsubscribe", (STOP, "UNSUBSCRIBE")),
+    ("start", (START, "START")), ("stop it", None), ("please STOP", None), ("", None),
+])
+def test_stop_and_start_are_the_whole_text_case_and_spaces_ignored(text, expected):
+    assert keyword_of(text, ("STOP", "UNSUBSCRIBE"), ("START",)) == expected
+
+
+def test_opt_out_list_keeps_the_first_stop_and_says_when_in_the_reason():
+    optouts = OptOutList()
+    optouts.add("+491", 1_790_000_000.0, "STOP")
+    optouts.add("+491", 1_790_000_100.0, "END")
+    assert optouts.get("+491") == (1_790_000_000.0, "STOP")
+    assert opted_out_reason(1_790_000_000.0).startswith("opted out (STOP received 20")
+    optouts.remove("+491")
+    assert optouts.get("+491") is None
