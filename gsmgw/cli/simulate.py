@@ -3,6 +3,9 @@
 Runs until SIGTERM or SIGINT.  Prints one line per modem (path and number),
 or with --json one JSON object per modem and then {"event": "ready", ...}.
 On exit the symlinks and the control socket are removed.
+
+`gsmgw simulate inject` sends an SMS from an outside number to a simulated SIM, through the
+control socket of a running `gsmgw simulate --dir DIR` or `gsmgw run --simulate` (--spool DIR).
 """
 
 from __future__ import annotations
@@ -47,9 +50,9 @@ def _value(text: str):
         return text
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--modems", "-n", type=click.IntRange(1, 999), default=2, show_default=True, help="How many modems.")
-@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False), help="Directory for modemN symlinks, control.sock and network.jsonl.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Directory for modemN symlinks, control.sock and network.jsonl (required).")
 @click.option("--latency", default="0", show_default=True, help="Submit latency in seconds: 0.5, or a range 1-5.")
 @click.option(
     "--profile",
@@ -64,7 +67,9 @@ def _value(text: str):
 @click.option("--fault", "faults", multiple=True, metavar="MODEM:KIND[:k=v,...]", help="Switch a fault on at start, e.g. 1:hang:seconds=30 (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random latency and fault chances.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per modem, then a ready line.")
+@click.pass_context
 def simulate(
+    context: click.Context,
     modems: int,
     directory: str,
     latency: str,
@@ -84,7 +89,13 @@ def simulate(
     A message from one to another's number is delivered; other numbers go to
     a sink. DIR/network.jsonl records every submitted message; DIR/control.sock
     takes JSON-line commands (gsmgw.sim.control.ControlClient).
+
+    `gsmgw simulate inject --help`: text a simulated SIM from an outside number.
     """
+    if context.invoked_subcommand is not None:
+        return
+    if directory is None:
+        raise click.UsageError("--dir DIR is required: the directory for the modems' symlinks and control socket")
     try:
         Latency.parse(latency)
     except ValueError as error:
@@ -159,3 +170,33 @@ def simulate(
     while not stop.wait(3600):
         pass
     network.stop()
+
+
+@simulate.command("inject")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help="The directory of a running `gsmgw simulate --dir`.")
+@click.option("--spool", "spool", type=click.Path(file_okay=False), help="The spool of a running `gsmgw run --simulate` (its simulator is SPOOL/.sim).")
+@click.option("--modem", "modem", default="0", show_default=True, help="The SIM that receives it: index (0) or name (modem0).")
+@click.option("--from", "sender", required=True, help="The outside number it comes from, e.g. +4915112345678.")
+@click.argument("text")
+def inject(directory: str | None, spool: str | None, modem: str, sender: str, text: str) -> None:
+    """Send TEXT from an outside number to a simulated SIM (an inbound SMS for the gateway)."""
+    from gsmgw.sim.control import ControlClient
+
+    if (directory is None) == (spool is None):
+        raise click.UsageError("give --dir DIR (gsmgw simulate) or --spool DIR (gsmgw run --simulate)")
+    path = os.path.join(directory if directory is not None else os.path.join(spool, ".sim"), "control.sock")
+    client = ControlClient(path)
+    try:
+        known = client.modems()
+        index = next((m["index"] for m in known if modem in (str(m["index"]), m["name"])), None)
+        if index is None:
+            names = ", ".join(f"{m['index']} ({m['name']})" for m in known)
+            raise click.BadParameter(f"no simulated SIM {modem!r}; there are {names}", param_hint="--modem")
+        parts = client.inject_sms(index, sender, text)
+    except SimError as error:
+        click.echo(f"gsmgw simulate inject: {error}", err=True)
+        sys.exit(1)
+    finally:
+        client.close()
+    target = next(m for m in known if m["index"] == index)
+    click.echo(f"sent from {sender} to {target['name']} ({target['number']}) in {len(parts)} part(s)")
