@@ -48,6 +48,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 SAMPLE_EVERY = 300.0
+CACHE_ENTRIES = 64
 
 
 class Refused(Exception):
@@ -135,6 +136,8 @@ class Console:
         self.hub = Hub(server.snapshot)
         self._unsubscribe: Callable[[], None] = lambda: None
         self._sampler: asyncio.Task | None = None
+        self._cache: dict[tuple, asyncio.Future] = {}
+        self._cache_version = -1
         self.clock = time.time
 
     # -- wiring -------------------------------------------------------------------------------
@@ -198,6 +201,18 @@ class Console:
     def modem_names(self) -> list[str]:
         return [modem.name for modem in (getattr(self.config, "modems", ()) or ())]
 
+    async def cached(self, key: tuple, produce: Callable) -> Any:
+        """The value of `await produce()` for `key` at the hub's current version: the live parts
+        many pages fetch after the same notice are made once (bounded; a new version empties it)."""
+        if self._cache_version != self.hub.version:
+            self._cache.clear()
+            self._cache_version = self.hub.version
+        if key not in self._cache:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = asyncio.ensure_future(produce())
+        return await asyncio.shield(self._cache[key])
+
     async def read(self, function: Callable, *args, **kwargs):
         """Run an index query in one of the console's threads."""
         loop = asyncio.get_running_loop()
@@ -217,10 +232,24 @@ class Console:
     def render(self, request: web.Request, template: str, *, status: int = 200, topics: tuple[str, ...] = (),
                **context: Any) -> web.Response:
         """A page (or, for a live part, a fragment); `topics` are the live updates the page follows."""
+        body = self.render_text(request, template, topics=topics, **context)
+        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+    async def live_part(self, request: web.Request, key: tuple, template: str, produce: Callable) -> web.Response:
+        """A live part of a page (what a notice makes the page fetch), rendered once per hub
+        version and `key`; `key` must hold everything the part depends on (the person's scope,
+        and the session when the part holds a form)."""
+        async def render() -> str:
+            return self.render_text(request, template, **await produce())
+
+        body = await self.cached((template, *key), render)
+        return web.Response(text=body, content_type="text/html", charset="utf-8")
+
+    def render_text(self, request: web.Request, template: str, *, topics: tuple[str, ...] = (), **context: Any) -> str:
         person: Person | None = request.get("person")
         if not isinstance(person, Person):
             person = None
-        body = self.templates.get_template(template).render(
+        return self.templates.get_template(template).render(
             person=person,
             topics=list(topics),
             csrf=person.session.csrf if person else "",
@@ -229,7 +258,6 @@ class Console:
             notice=request.query.get("notice", ""),
             **context,
         )
-        return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
     def refused_page(self, request: web.Request, refused: Refused) -> web.Response:
         return self.render(request, "refused.html", status=refused.status, title=refused.title,

@@ -81,8 +81,10 @@ class Campaigns:
     async def list(self, request: web.Request) -> web.Response:
         person = self.console.person(request)
         await self.settle_interrupted()
-        template = "campaigns_live.html" if request.query.get("fragment") else "campaigns.html"
-        return self.console.render(request, template, topics=("campaigns",), **await self.list_context(person))
+        if request.query.get("fragment"):
+            return await self.console.live_part(request, (person.name, person.is_admin), "campaigns_live.html",
+                                                lambda: self.list_context(person))
+        return self.console.render(request, "campaigns.html", topics=("campaigns",), **await self.list_context(person))
 
     async def list_context(self, person, **values) -> dict:
         campaigns = await self.console.read(self.index.campaigns, None if person.is_admin else person.name)
@@ -104,9 +106,11 @@ class Campaigns:
         person = self.console.person(request)
         await self.settle_interrupted()
         campaign = self.visible(person, await self.console.read(self.index.campaign, request.match_info["id"]))
-        context = await self.detail_context(campaign)
-        template = "campaign_live.html" if request.query.get("fragment") else "campaign.html"
-        return self.console.render(request, template, topics=(f"campaign:{campaign.id}",), **context)
+        if request.query.get("fragment"):  # holds the retry form: per session
+            return await self.console.live_part(request, (campaign.id, person.session.token), "campaign_live.html",
+                                                lambda: self.detail_context(campaign))
+        return self.console.render(request, "campaign.html", topics=(f"campaign:{campaign.id}",),
+                                   **await self.detail_context(campaign))
 
     async def detail_context(self, campaign: Campaign) -> dict:
         counts = await self.console.read(self.index.campaign_counts, campaign.id)

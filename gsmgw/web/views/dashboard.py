@@ -44,8 +44,9 @@ class Dashboard:
 
     async def page(self, request: web.Request) -> web.Response:
         self.console.person(request)
-        template = "dashboard_live.html" if request.query.get("fragment") else "dashboard.html"
-        return self.console.render(request, template, topics=("dashboard",), **await self.context())
+        if request.query.get("fragment"):  # the same for everybody: modems, queue, totals
+            return await self.console.live_part(request, (), "dashboard_live.html", self.context)
+        return self.console.render(request, "dashboard.html", topics=("dashboard",), **await self.context())
 
 
 def routes(console) -> list[tuple]:
