@@ -188,3 +188,13 @@ def test_opt_out_list_keeps_the_first_stop_and_says_when_in_the_reason():
     assert opted_out_reason(1_790_000_000.0).startswith("opted out (STOP received 20")
     optouts.remove("+491")
     assert optouts.get("+491") is None
+
+
+def test_the_counter_uses_the_configs_national_tables_as_the_daemon_does():
+    text = "Teşekkürler, görüşürüz! " * 4  # 96 characters: two UCS-2 parts, one with the Turkish tables
+    plain = describe(text)
+    assert (plain["alphabet"], plain["parts"], plain["national"]) == ("UCS-2", 2, {})
+    assert plain["forcing"] == ["ş"]
+    turkish = describe(text, ("tr",))
+    assert (turkish["alphabet"], turkish["parts"], turkish["forcing"]) == ("GSM-7", 1, [])
+    assert "Turkish" in turkish["national"].values()

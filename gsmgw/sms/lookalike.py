@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import unicodedata
 
+from collections.abc import Sequence
+
 from gsmgw.sms import gsm7
+from gsmgw.sms.split import gsm7_can_carry
 
 GSM7_LOOKALIKES: dict[str, str] = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'", "\u0060": "'",
@@ -27,11 +30,12 @@ GSM7_LOOKALIKES: dict[str, str] = {
 }
 
 
-def forcing_ucs2(text: str) -> list[str]:
-    """The distinct characters of `text` that are not GSM-7, in order of first appearance."""
+def forcing_ucs2(text: str, national_languages: Sequence[str] = ()) -> list[str]:
+    """The distinct characters of `text` that no GSM-7 table allowed here can carry (the default
+    alphabet, or the national tables of `national_languages`), in order of first appearance."""
     found: dict[str, None] = {}
     for char in text:
-        if char not in found and not gsm7.is_gsm7(char):
+        if char not in found and not gsm7_can_carry(char, national_languages):
             found[char] = None
     return list(found)
 

@@ -215,6 +215,13 @@ def _candidates(text: str, languages: Sequence[int], alphabet: str | None) -> li
     return candidates
 
 
+def gsm7_can_carry(text: str, national_languages: Sequence[str] = ()) -> bool:
+    """Can the default GSM-7 tables, or a pair of the national tables allowed here, carry `text`?
+    (A text that no GSM-7 encoding carries must go as UCS-2.)"""
+    return any(candidate.alphabet == GSM7
+               for candidate in _candidates(clean_text(text), national.language_ids(tuple(national_languages)), None))
+
+
 def choose_encoding(
     text: str,
     national_languages: Sequence[str] = (),

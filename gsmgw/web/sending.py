@@ -26,7 +26,7 @@ from gsmgw.http.validation import (
     prepare_messages,
 )
 from gsmgw.daemon.indexer import MessageChange
-from gsmgw.spool.format import iso, message_text, read_spool_file
+from gsmgw.spool.format import SpoolFormatError, iso, message_text, parse_outgoing, read_spool_file, update_headers
 from gsmgw.spool.index import OUT, QUEUED, IndexedMessage
 from gsmgw.web import forms
 
@@ -85,6 +85,19 @@ class Options:
         return {key: value for key, value in out.items() if value is not None}
 
 
+SENT_HEADERS = ("IMSI", "Sent", "Parts", "Message_id", "Status", "Delivered", "Modem")
+
+
+def retry_file(original: bytes, *, now: datetime, old_id: str, sent: bool = False) -> bytes:
+    """A failed message's file, ready to be queued again (pure): the failure headers (and, for a
+    file from sent/ that a report failed, what sending added) go; `Retry_of:` names the old id."""
+    changes: dict[str, str | None] = {"Failed": None, "Fail_reason": None, "Attempts": None,
+                                      "Queued": iso(now), "Retry_of": old_id}
+    if sent:
+        changes.update({name: None for name in SENT_HEADERS})
+    return update_headers(original, changes)
+
+
 class Sender:
     def __init__(self, console):
         self.console = console
@@ -132,7 +145,54 @@ class Sender:
         return errors
 
     def check_message(self, text: str) -> tuple[int, str]:
-        return check_text(text, self.server.policy.default_max_parts, field="Message")
+        defaults = self.server.policy.defaults
+        return check_text(text, self.server.policy.default_max_parts, field="Message",
+                          national_languages=getattr(defaults, "national_languages", ()) or ())
+
+    async def retry(self, person, failed: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Queue failed messages [(id, number)] again, all or none, under the person's client
+        rules; returns [(old id, new id)]. FormErrors says why nothing was queued."""
+        registry = self.server.registry
+        reasons = [v.reason for v in (registry.check_destination(person.client, number) for _, number in failed)
+                   if not v.allowed]
+        if reasons:
+            raise FormErrors({"form": f"nothing was queued: {reasons[0]}"})
+        now = datetime.now().astimezone()
+        spool = self.console.ctx.spool
+
+        def prepare() -> list[PreparedMessage]:
+            out = []
+            for message_id, number in failed:
+                for directory in ("failed", "sent"):  # a report may have failed a message in sent/
+                    try:
+                        original = spool.read(directory, message_id)
+                        break
+                    except FileNotFoundError:
+                        continue
+                else:
+                    raise FormErrors({"form": f"the file of {message_id} is gone from failed/ and sent/; "
+                                              "nothing was queued"})
+                out.append(self.prepared_from_file(number, retry_file(original, now=now, old_id=message_id,
+                                                                      sent=directory == "sent")))
+            return out
+
+        try:
+            prepared = await asyncio.to_thread(prepare)
+        except (OSError, ValueError, ApiError) as error:
+            raise FormErrors({"form": f"nothing was queued: {getattr(error, 'message', error)}"}) from None
+        queued = await self.queue(person, prepared)
+        return [(old, answer["id"]) for (old, _), answer in zip(failed, queued)]
+
+    def prepared_from_file(self, number: str, data: bytes) -> PreparedMessage:
+        """A message file made here (a retry) as the daemon's reader sees it; ApiError if it
+        cannot be sent as it is."""
+        policy = self.server.policy
+        try:
+            message = parse_outgoing(data, now=datetime.now().astimezone(), default_country=policy.default_country,
+                                     defaults=policy.defaults)
+        except SpoolFormatError as error:
+            raise ApiError(400, f"the message cannot be queued again: {error.reason}") from None
+        return PreparedMessage(number, message.parts, message.alphabet, data, message.national)
 
     async def send(self, person, recipients: Sequence[str], text: str, options: Options,
                    *, headers: Mapping[str, str] | None = None) -> list[dict[str, Any]]:

@@ -85,8 +85,10 @@
       box.textContent = "";
       const line = document.createElement("p");
       line.className = "count";
+      const tables = Object.values(info.national || {});
+      const alphabet = info.alphabet + (tables.length ? " (" + tables.filter(function (t, i) { return tables.indexOf(t) === i; }).join(", ") + " tables)" : "");
       line.textContent = info.characters + " characters · " + info.parts + (info.parts === 1 ? " part" : " parts") +
-        " · " + info.alphabet + " · " + info.remaining + " left in this part";
+        " · " + alphabet + " · " + info.remaining + " left in this part";
       if (maxParts && info.parts > maxParts) { line.className += " over"; line.textContent += " · more than " + maxParts + " parts"; }
       box.appendChild(line);
       if (info.forcing.length) {

@@ -26,7 +26,7 @@ from datetime import datetime
 from aiohttp import web
 
 from gsmgw.http.validation import ApiError
-from gsmgw.spool.format import SpoolFormatError, iso, read_spool_file, update_headers
+from gsmgw.spool.format import SpoolFormatError
 from gsmgw.spool.index import (
     CAMPAIGN_ABANDONED,
     CAMPAIGN_PREPARING,
@@ -44,13 +44,6 @@ SHOWN_FAILURES = 100
 
 def new_campaign_id(now: datetime) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-def retry_file(original: bytes, *, now: datetime, old_id: str) -> bytes:
-    """A failed message's file, ready to be queued again: the failure headers go, `Retry_of:`
-    names the failed id (pure)."""
-    return update_headers(original, {"Failed": None, "Fail_reason": None, "Attempts": None,
-                                     "Queued": iso(now), "Retry_of": old_id})
 
 
 class Campaigns:
@@ -274,36 +267,13 @@ class Campaigns:
                   and not (r.fail_reason or "").startswith("opted out")]
         if not failed:
             raise done(f"/campaigns/{campaign.id}", "Nothing to retry.")
-        now = datetime.now().astimezone()
-        spool = self.console.ctx.spool
-
-        def prepare() -> list[tuple[str, PreparedMessage]]:
-            out = []
-            for r in failed:
-                original = spool.read("failed", r.message_id)
-                data = retry_file(original, now=now, old_id=r.message_id)
-                headers = read_spool_file(data).headers
-                out.append((r.message_id, PreparedMessage(r.number, int(headers.get("Parts") or 1), "", data)))
-            return out
-
         try:
-            pairs = await asyncio.to_thread(prepare)
-        except OSError as error:
-            raise Refused(409, "Cannot retry", f"A failed message's file cannot be read ({error}); nothing was "
-                          "queued.", back=f"/campaigns/{campaign.id}") from None
-        registry = self.console.server.registry
-        refused = [registry.check_destination(person.client, r.number) for r in failed]
-        reasons = [v.reason for v in refused if not v.allowed]
-        if reasons:
-            raise Refused(403, "Cannot retry", f"Nothing was queued: {reasons[0]}", back=f"/campaigns/{campaign.id}")
-        try:
-            queued = await self.sender.queue(person, [p for _, p in pairs])
+            pairs = await self.sender.retry(person, [(r.message_id, r.number) for r in failed])
         except FormErrors as errors:
-            raise Refused(503, "Cannot retry", errors.errors.get("form", ""), back=f"/campaigns/{campaign.id}") from None
-        await self.console.read(self.index.campaign_retry, campaign.id,
-                                {old: new["id"] for (old, _), new in zip(pairs, queued)})
-        await self.console.audit(person, "retried", f"{len(queued)} failed message(s) of campaign {campaign.id}")
-        raise done(f"/campaigns/{campaign.id}", f"Queued {len(queued)} again.")
+            raise Refused(409, "Cannot retry", errors.errors.get("form", ""), back=f"/campaigns/{campaign.id}") from None
+        await self.console.read(self.index.campaign_retry, campaign.id, dict(pairs))
+        await self.console.audit(person, "retried", f"{len(pairs)} failed message(s) of campaign {campaign.id}")
+        raise done(f"/campaigns/{campaign.id}", f"Queued {len(pairs)} again.")
 
 
 def _row_key(error: forms.RowError):

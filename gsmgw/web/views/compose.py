@@ -9,24 +9,31 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from collections.abc import Sequence
+
 from gsmgw.sms import count_parts
+from gsmgw.sms.national import BY_CODE
 from gsmgw.sms.lookalike import forcing_ucs2, lookalike, replace_lookalikes
 from gsmgw.web.app import done
 from gsmgw.web.sending import FormErrors, Options, Sender
 
 ALPHABET_WORDS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
+NAMES = {code: language.name for code, language in BY_CODE.items()}
 MAX_COUNT_TEXT = 40_000
 
 
-def describe(text: str) -> dict:
-    """What the counter shows for `text` (pure)."""
-    count = count_parts(text)
-    forcing = forcing_ucs2(text) if count.alphabet == "ucs2" else []
+def describe(text: str, national_languages: Sequence[str] = ()) -> dict:
+    """What the counter shows for `text` (pure): the codec's count with the config's national
+    tables, as the daemon will encode it."""
+    count = count_parts(text, national_languages=national_languages)
+    forcing = forcing_ucs2(text, national_languages) if count.alphabet == "ucs2" else []
     replaceable = {char: lookalike(char) for char in forcing if lookalike(char) is not None}
+    tables = count.national or {}
     return {
         "characters": len(text),
         "parts": count.parts,
         "alphabet": ALPHABET_WORDS.get(count.alphabet, count.alphabet),
+        "national": {key: NAMES.get(code, code) for key, code in tables.items() if code},
         "units": count.units,
         "per_part": count.per_part,
         "remaining": count.remaining,
@@ -78,14 +85,17 @@ class Compose:
         self.console.person(request)  # signed in; the text is not stored or sent
         form = await request.post()
         text = (form.get("text") or "")[:MAX_COUNT_TEXT]
-        return web.json_response(describe(text))
+        return web.json_response(describe(text, self.national_languages()))
 
     async def replace(self, request: web.Request) -> web.Response:
         self.console.person(request)
         form = await request.post()
         text = (form.get("text") or "")[:MAX_COUNT_TEXT]
         replaced = replace_lookalikes(text)
-        return web.json_response({"text": replaced, **describe(replaced)})
+        return web.json_response({"text": replaced, **describe(replaced, self.national_languages())})
+
+    def national_languages(self) -> tuple[str, ...]:
+        return tuple(getattr(self.console.config.defaults, "national_languages", ()) or ())
 
     async def complete(self, request: web.Request) -> web.Response:
         """Suggestions for the To field: contacts and groups matching what was typed."""

@@ -3,19 +3,14 @@ cancel a queued one, retry a failed one (one's own; an admin anyone's)."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gsmgw.http.validation import PreparedMessage
-from gsmgw.spool.format import read_spool_file
-from gsmgw.spool.index import FINISHED_STATES, IN, OUT, QUEUED, RECEIVED
+from gsmgw.spool.index import FINISHED_STATES, OUT, QUEUED, RECEIVED
 from gsmgw.web import forms
 from gsmgw.web.app import Refused, done
 from gsmgw.web.sending import FormErrors, Sender
-from gsmgw.web.views.campaigns import retry_file
 
 PAGE = 100
 STATES = ("queued", "retrying", "sent", "delivered", "failed", "expired", "received")
@@ -51,7 +46,7 @@ class Messages:
         retrying: dict[str, tuple[int, str | None]] = {}
         for message_id, attempts, error in self.console.ctx.retrying(5000):
             retrying[message_id] = (attempts, error)
-        states, ids = [], None
+        states = []
         if state == "retrying":
             states = [QUEUED]
         elif state == "received":
@@ -98,24 +93,12 @@ class Messages:
         row = await self._own(person, message_id)
         if row.state not in FINISHED_STATES:
             raise Refused(409, "Cannot retry", f"{message_id} has not failed; nothing was queued.", back="/messages")
-        now = datetime.now().astimezone()
-        spool = self.console.ctx.spool
         try:
-            original = await asyncio.to_thread(spool.read, "failed", message_id)
-        except (OSError, ValueError) as error:
-            raise Refused(409, "Cannot retry", f"The failed file of {message_id} cannot be read ({error}); nothing "
-                          "was queued.", back="/messages") from None
-        data = retry_file(original, now=now, old_id=message_id)
-        verdict = self.console.server.registry.check_destination(person.client, row.number)
-        if not verdict.allowed:
-            raise Refused(403, "Cannot retry", f"Nothing was queued: {verdict.reason}.", back="/messages")
-        parts = int(read_spool_file(data).headers.get("Parts") or row.parts or 1)
-        try:
-            queued = await self.sender.queue(person, [PreparedMessage(row.number, parts, "", data)])
+            [(_, new_id)] = await self.sender.retry(person, [(message_id, row.number)])
         except FormErrors as errors:
-            raise Refused(503, "Cannot retry", errors.errors.get("form", ""), back="/messages") from None
-        await self.console.audit(person, "retried", f"{message_id} as {queued[0]['id']}")
-        raise done("/messages", f"Queued {message_id} again as {queued[0]['id']}.")
+            raise Refused(409, "Cannot retry", errors.errors.get("form", ""), back="/messages") from None
+        await self.console.audit(person, "retried", f"{message_id} as {new_id}")
+        raise done("/messages", f"Queued {message_id} again as {new_id}.")
 
 
 def routes(console) -> list[tuple]:
