@@ -208,3 +208,23 @@ def test_the_daemon_catches_up_with_changes_made_while_it_was_stopped(tmp_path):
         assert run.gateway.index.message(IN, "gsm1-later").text == "while stopped"
 
     run_scenario(tmp_path, scenario)
+
+
+def test_messages_of_the_same_second_keep_their_order(tmp_path):
+    """Headers carry whole seconds; a question and its answer within one second must not swap."""
+    import os
+
+    spool = Spool(tmp_path / "spool")
+    spool.ensure_dirs()
+    second = datetime(2026, 11, 25, 10, 0, 0).astimezone()
+    spool.write_atomic("incoming", "gsm1-question", build_incoming(
+        sender="+4915112345678", sender_toa=0x91, smsc=None, sent=second, received=second, modem="gsm1",
+        imsi=None, alphabet="gsm7", parts=1, text="question"))
+    sent = build_sent(b"To: +4915112345678\nQueued: " + second.isoformat().encode() + b"\n\nanswer\n",
+                      modem="gsm1", imsi=None, sent=second, parts=1, message_ids=[1])
+    spool.write_atomic("sent", "00-answer", sent)  # its name sorts before the question's
+    os.utime(spool.path("incoming", "gsm1-question"), (second.timestamp() + 0.3,) * 2)
+    os.utime(spool.path("sent", "00-answer"), (second.timestamp() + 0.6,) * 2)
+    index = MessageIndex(tmp_path / "index.sqlite")
+    rebuild(index, spool)
+    assert [m.text for m in index.thread(Scope.all(), "+4915112345678")] == ["question", "answer"]

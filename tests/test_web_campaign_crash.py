@@ -139,6 +139,7 @@ def test_a_kill_while_a_5000_recipient_campaign_is_queued_leaves_all_or_none(tmp
                              page, re.S).groups()
 
         recipients, state = asyncio.run(campaign_state())
-        assert (int(recipients), state) == ((RECIPIENTS, "queued") if found else (RECIPIENTS, "not queued"))
+        assert int(recipients) == RECIPIENTS
+        assert state in ("sending", "waiting for reports", "finished") if found else state == "not queued"
     finally:
         stop_process(process, 60)

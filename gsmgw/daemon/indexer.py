@@ -58,6 +58,14 @@ def _timestamp(value: str | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
+def _refine(stamp: float | None, mtime: float) -> float | None:
+    """A header's time has whole seconds; when the file was written within that second, its
+    mtime gives the fraction, so two messages of the same second keep their order in a thread."""
+    if stamp is not None and 0 <= mtime - stamp < 1:
+        return mtime
+    return stamp
+
+
 def outbound_row(name: str, dirname: str, data: bytes, mtime: float) -> IndexedMessage | None:
     """The index row of an outgoing message from its file in `dirname` (pure). None for a file
     without a recipient (nothing to show in a conversation)."""
@@ -71,7 +79,7 @@ def outbound_row(name: str, dirname: str, data: bytes, mtime: float) -> IndexedM
         return None
     sent = _timestamp(headers.get("Sent")) if dirname == "sent" else None
     finished = _timestamp(headers.get("Failed")) if dirname == "failed" else None
-    queued = _timestamp(headers.get("Queued")) or _timestamp(headers.get("Submitted"))
+    queued = _refine(_timestamp(headers.get("Queued")) or _timestamp(headers.get("Submitted")), mtime)
     return IndexedMessage(
         direction=OUT,
         id=name,
@@ -99,7 +107,7 @@ def inbound_row(name: str, data: bytes, mtime: float) -> IndexedMessage:
         id=name,
         number=message["from"] or "",
         state=RECEIVED,
-        at=entry.received.timestamp() if entry.received is not None else mtime,
+        at=_refine(entry.received.timestamp(), mtime) if entry.received is not None else mtime,
         modem=message["modem"],
         text=message["text"],
         parts=message["parts"],
