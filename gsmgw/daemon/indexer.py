@@ -39,14 +39,13 @@ from gsmgw.daemon.events import (
     ModemStateChanged,
     ReportReceived,
 )
-from gsmgw.http.spoolview import inbox_entry, parse_time
-from gsmgw.spool.message_status import DELIVERED, from_file, valid_name
+from gsmgw.http.spoolview import find_outgoing, inbox_entry, parse_time
+from gsmgw.spool.message_status import DELIVERED, SPOOL_DIRECTORIES, from_file, valid_name
 from gsmgw.spool.format import SpoolFormatError, message_text, read_spool_file
 from gsmgw.spool.index import IN, OUT, RECEIVED, IndexedMessage, MessageIndex, ModemEvent
 
 log = logging.getLogger("gsmgw.indexer")
 
-OUT_DIRS = ("sent", "failed", "checked", "outgoing")  # most advanced first: where a name is now
 CATCH_UP_MARGIN = 5.0  # seconds before the cursor that are indexed again at start
 BATCH_DELAY = 0.02  # events arriving within this time are written together
 BUILT = "built"
@@ -116,15 +115,15 @@ def inbound_row(name: str, data: bytes, mtime: float) -> IndexedMessage:
 
 def read_outbound(spool, name: str) -> IndexedMessage | None:
     """The row of outgoing message `name` from wherever its file is now; None if it is nowhere."""
-    for dirname in OUT_DIRS:
-        path = spool.path(dirname, name)
-        try:
-            data = spool.read(dirname, name)
-            mtime = os.stat(path).st_mtime
-        except (OSError, ValueError):
-            continue
-        return outbound_row(name, dirname, data, mtime)
-    return None
+    found = find_outgoing(spool, name)
+    if found is None:
+        return None
+    dirname, data = found
+    try:
+        mtime = os.stat(spool.path(dirname, name)).st_mtime
+    except OSError:
+        return None  # moved on between the read and the stat: its next event reads it again
+    return outbound_row(name, dirname, data, mtime)
 
 
 def read_inbound(spool, name: str) -> IndexedMessage | None:
@@ -140,7 +139,7 @@ def scan_spool(spool, since: float | None = None) -> Iterator[IndexedMessage]:
     """Rows of every message file (modified at or after `since`), outbound then inbound. A name in
     several directories (a crash between write and unlink) is read from the most advanced one."""
     seen: set[str] = set()
-    for dirname in OUT_DIRS + ("incoming",):
+    for dirname in SPOOL_DIRECTORIES + ("incoming",):
         try:
             entries = list(os.scandir(spool.path(dirname)))
         except FileNotFoundError:

@@ -19,21 +19,28 @@ from gsmgw.spool.message_status import SPOOL_DIRECTORIES, valid_name
 log = logging.getLogger("gsmgw.http")
 
 
-def client_from_spool(spool: Any, name: str) -> str | None:
-    """The `Client:` header of the outgoing message `name` where its file is now (most advanced
-    state first); None when it has none or is not there."""
+def find_outgoing(spool: Any, name: str) -> tuple[str, bytes] | None:
+    """(directory, content) of the outgoing message `name` where its file is now (most advanced
+    state first), or None."""
     if not valid_name(name):
         return None
     for dirname in SPOOL_DIRECTORIES:
         try:
-            data = spool.read(dirname, name)
+            return dirname, spool.read(dirname, name)
         except (OSError, ValueError):
             continue
-        try:
-            return read_spool_file(data).headers.get("Client")
-        except SpoolFormatError:
-            return None
     return None
+
+
+def client_from_spool(spool: Any, name: str) -> str | None:
+    """The `Client:` header of the outgoing message `name`; None when it has none or is not there."""
+    found = find_outgoing(spool, name)
+    if found is None:
+        return None
+    try:
+        return read_spool_file(found[1]).headers.get("Client")
+    except SpoolFormatError:
+        return None
 
 
 def recipient_ids(spool: Any, name: str) -> list[str]:

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gsmgw.spool.journal import DELIVERED, EXPIRED, FAILED, QUEUED, SENDING, SENT
+from gsmgw.spool.journal import _Transaction  # the same BEGIN IMMEDIATE ... COMMIT/ROLLBACK
 
 SCHEMA_VERSION = 1
 INDEX_FILE = "index.sqlite"
@@ -809,23 +810,3 @@ class MessageIndex:
         with self._tx() as db:
             db.execute("DELETE FROM signal_sample WHERE at < ?", (now - keep_samples,))
             db.execute("DELETE FROM modem_event WHERE at < ?", (now - keep_samples,))
-
-
-class _Transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT`; rolls back on an exception."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-
-def owners_of(messages: Iterable[IndexedMessage]) -> Mapping[str, tuple[str, str]]:
-    """{id: (owner kind, owner)} as the conversation rows see them."""
-    return {m.id: ((OWNER_CLIENT, m.client or "") if m.direction == OUT else (OWNER_MODEM, m.modem or ""))
-            for m in messages}
