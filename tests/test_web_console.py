@@ -525,3 +525,19 @@ def test_admin_reads_the_audit_log_others_may_not(console):
     anna = console.page("anna")
     anna.goto(console.base + "/audit")
     expect(anna.get_by_role("heading")).to_have_text("Only for admins")
+
+
+def test_wrong_passwords_slow_that_user_down(console):
+    page = console.fresh_page()
+    page.goto(console.base + "/login")
+    token = page.locator("input[name=csrf]").get_attribute("value")
+    answers = []
+    for _ in range(6):
+        response = page.request.post(console.base + "/login", form={"csrf": token, "user": "mallory",
+                                                                    "password": "guess"})
+        answers.append(response.status)
+    assert answers == [401] * 5 + [429]
+    assert "Too many wrong passwords for this user" in response.text()
+    other = page.request.post(console.base + "/login", form={"csrf": token, "user": "viola", "password": "guess"})
+    assert other.status == 401  # another user is not slowed down
+    page.context.close()
