@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -325,7 +325,7 @@ class Console:
                           "You were signed out (8 hours without activity, or the gateway restarted), so "
                           "nothing was sent or changed. Sign in again and repeat what you did.", back="/login")
         origin = request.headers.get("Origin")
-        if origin and origin != "null" and origin.rstrip("/") != self._own_origin(request):
+        if origin and origin != "null" and urlsplit(origin).netloc not in self._own_hosts(request):
             raise Refused(403, "Refused: the form came from another site",
                           "This request was sent by a page of another site, so nothing was sent or changed.",
                           back="/")
@@ -351,8 +351,15 @@ class Console:
                           f"{person.name} is a viewer: it may read but not send or change anything, so nothing "
                           "was sent. Ask the gateway's admin for the role operator.", back="/")
 
-    def _own_origin(self, request: web.Request) -> str:
-        return f"{request.scheme}://{request.host}"
+    @staticmethod
+    def _own_hosts(request: web.Request) -> set[str]:
+        """The host[:port] this console is reached at: the Host header, or a reverse proxy's
+        X-Forwarded-Host (a proxy that terminates TLS changes the scheme, not the host)."""
+        hosts = {request.host}
+        forwarded = request.headers.get("X-Forwarded-Host")
+        if forwarded:
+            hosts.add(forwarded.split(",")[0].strip())
+        return hosts
 
     async def _multipart(self, request: web.Request, limit: int) -> dict:
         reader = await request.multipart()
