@@ -210,12 +210,14 @@ class Gateway:
         self._tasks = [
             asyncio.ensure_future(self.dispatcher.run(self._stopping)),
             asyncio.ensure_future(self._watch_outgoing()),
-            asyncio.ensure_future(self._status_loop()),
             asyncio.ensure_future(self._housekeeping()),
         ]
         if self.start_servers:
             await self._start_servers()
         self.notifier.ready(status=self._status_line())
+        # After READY=1: its STATUS= and WATCHDOG= must not reach systemd before it, and starting
+        # the listeners above gives the loop to other tasks.
+        self._tasks.append(asyncio.ensure_future(self._status_loop()))
         log.info(
             "gsmgw started: spool %s, state %s, %d modem(s): %s",
             config.spool, config.state, len(config.modems), ", ".join(m.name for m in config.modems) or "none",
