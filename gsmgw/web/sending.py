@@ -26,7 +26,7 @@ from gsmgw.http.validation import (
     prepare_messages,
 )
 from gsmgw.daemon.indexer import MessageChange
-from gsmgw.spool.format import SpoolFormatError, iso, message_text, parse_outgoing, read_spool_file, update_headers
+from gsmgw.spool.format import SpoolFormatError, iso, message_text, parse_outgoing, update_headers
 from gsmgw.spool.index import OUT, QUEUED, IndexedMessage
 from gsmgw.web import forms
 
@@ -149,9 +149,10 @@ class Sender:
         return check_text(text, self.server.policy.default_max_parts, field="Message",
                           national_languages=getattr(defaults, "national_languages", ()) or ())
 
-    async def retry(self, person, failed: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    async def retry(self, person, failed: Sequence[tuple[str, str]], *, campaign: str | None = None) -> list[tuple[str, str]]:
         """Queue failed messages [(id, number)] again, all or none, under the person's client
-        rules; returns [(old id, new id)]. FormErrors says why nothing was queued."""
+        rules; returns [(old id, new id)]. Each keeps its `Client:` (an admin may retry another
+        client's). FormErrors says why nothing was queued."""
         registry = self.server.registry
         reasons = [v.reason for v in (registry.check_destination(person.client, number) for _, number in failed)
                    if not v.allowed]
@@ -180,7 +181,9 @@ class Sender:
             prepared = await asyncio.to_thread(prepare)
         except (OSError, ValueError, ApiError) as error:
             raise FormErrors({"form": f"nothing was queued: {getattr(error, 'message', error)}"}) from None
-        queued = await self.queue(person, prepared)
+        rows = [await self.console.read(self.console.index.message, OUT, message_id) for message_id, _ in failed]
+        queued = await self.queue(person, prepared, owners=[row.client if row else None for row in rows],
+                                  campaign=campaign)
         return [(old, answer["id"]) for (old, _), answer in zip(failed, queued)]
 
     def prepared_from_file(self, number: str, data: bytes) -> PreparedMessage:
@@ -222,9 +225,11 @@ class Sender:
                                            policy=self.server.policy, now=now, headers=headers)
         return await self.queue(person, prepared)
 
-    async def queue(self, person, prepared: list[PreparedMessage]) -> list[dict[str, Any]]:
+    async def queue(self, person, prepared: list[PreparedMessage], *, owners: Sequence[str | None] | None = None,
+                    campaign: str | None = None) -> list[dict[str, Any]]:
         """Write the files (all or none), then put them into the index at once, so the page the
-        person lands on shows them `queued` before the daemon has even taken them."""
+        person lands on shows them `queued` before the daemon has even taken them. `owners`: each
+        file's `Client:` when it is not the person's (a retry keeps the original's)."""
         try:
             queued = await self.server.queue_prepared(person.client, prepared)
         except ApiError as error:
@@ -233,11 +238,10 @@ class Sender:
 
         def rows() -> list[IndexedMessage]:
             out = []
-            for answer, message in zip(queued, prepared):
-                headers = read_spool_file(message.data).headers
-                out.append(IndexedMessage(OUT, answer["id"], message.to, QUEUED, now, client=headers.get("Client"),
-                                          campaign=headers.get("Campaign"), text=message_text(message.data),
-                                          parts=message.parts))
+            for position, (answer, message) in enumerate(zip(queued, prepared)):
+                owner = owners[position] if owners is not None else person.name
+                out.append(IndexedMessage(OUT, answer["id"], message.to, QUEUED, now, client=owner, campaign=campaign,
+                                          text=message_text(message.data), parts=message.parts))
             return self.console.index.record_new(out)
 
         inserted = await self.console.read(rows)

@@ -249,7 +249,7 @@ class Campaigns:
 
         try:
             prepared = await asyncio.to_thread(prepare)
-            queued = await self.sender.queue(person, prepared)
+            queued = await self.sender.queue(person, prepared, campaign=campaign.id)
         except (FormErrors, ApiError, SpoolFormatError) as error:
             message = error.errors.get("form") if isinstance(error, FormErrors) else str(error)
             await self.console.read(self.index.set_campaign_state, campaign.id, CAMPAIGN_ABANDONED)
@@ -268,7 +268,7 @@ class Campaigns:
         if not failed:
             raise done(f"/campaigns/{campaign.id}", "Nothing to retry.")
         try:
-            pairs = await self.sender.retry(person, [(r.message_id, r.number) for r in failed])
+            pairs = await self.sender.retry(person, [(r.message_id, r.number) for r in failed], campaign=campaign.id)
         except FormErrors as errors:
             raise Refused(409, "Cannot retry", errors.errors.get("form", ""), back=f"/campaigns/{campaign.id}") from None
         await self.console.read(self.index.campaign_retry, campaign.id, dict(pairs))
