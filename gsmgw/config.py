@@ -109,6 +109,9 @@ class HttpConfig:
     listen_port: int = 8025
     tls: TlsConfig | None = None
     metrics: bool = True
+    # Not a config key: the listener `run --simulate` adds by itself takes any free port when
+    # 8025 is taken (a second demo, a test beside another), and prints where it listens.
+    any_port_if_taken: bool = False
 
 
 @dataclass(frozen=True)
@@ -1245,7 +1248,7 @@ SIMULATION_ADMIN = "admin"
 
 def with_simulated_console(config: Config) -> Config:
     """The config of `gsmgw run --simulate`, with the web console (WEB.md "Starting it"): the HTTP
-    listener on 127.0.0.1:8025 unless `http:` says otherwise, the console unless `web: {enabled:
+    listener on 127.0.0.1:8025 (another free port when that one is taken) unless `http:` says otherwise, the console unless `web: {enabled:
     false}`, and, when no client is an admin, a client `admin` (role admin, sees and may reach
     everything) for the one-time sign-in link the run prints. It has no password or token: only
     the link signs it in."""
@@ -1258,7 +1261,8 @@ def with_simulated_console(config: Config) -> Config:
         while any(client.name == name for client in clients):
             name += "_"
         clients = clients + (ClientConfig(name=name, allow=("*", "modem:*"), role="admin"),)
-    return dataclasses.replace(config, http=config.http or HttpConfig(), web=web, clients=clients)
+    http = config.http or HttpConfig(any_port_if_taken=True)
+    return dataclasses.replace(config, http=http, web=web, clients=clients)
 
 
 def console_admin(config: Config) -> str | None:

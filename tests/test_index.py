@@ -228,3 +228,30 @@ def test_messages_of_the_same_second_keep_their_order(tmp_path):
     index = MessageIndex(tmp_path / "index.sqlite")
     rebuild(index, spool)
     assert [m.text for m in index.thread(Scope.all(), "+4915112345678")] == ["question", "answer"]
+
+
+def test_reindex_refuses_while_a_daemon_keeps_the_state_directory(tmp_path):
+    from helpers import stop_process, wait_for_text
+
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        daemon = subprocess.Popen([sys.executable, "-m", "gsmgw", "run", "--simulate", "1", "--spool",
+                                   str(tmp_path / "spool"), "-c", str(_no_console(tmp_path))],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_text(log, "gsmgw started", 30)
+        result = subprocess.run([sys.executable, "-m", "gsmgw", "journal", "reindex", "--spool", str(tmp_path / "spool")],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and f"PID {daemon.pid}" in result.stderr
+        assert "keeps the index current" in result.stderr
+    finally:
+        stop_process(daemon, 30)
+    after = subprocess.run([sys.executable, "-m", "gsmgw", "journal", "reindex", "--spool", str(tmp_path / "spool")],
+                           capture_output=True, text=True, timeout=60)
+    assert after.returncode == 0, after.stderr
+
+
+def _no_console(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("web: {enabled: false}\n")
+    return config

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -499,7 +500,8 @@ def test_cancel_a_queued_message_and_retry_a_failed_one(console):
     page.goto(console.base + "/compose")
     page.get_by_label("To").fill("+4915112340020")
     page.get_by_label("Message").fill("Later, please")
-    page.get_by_label("Send after").fill("2099-01-01T10:00")
+    later = datetime.now() + timedelta(days=400)
+    page.get_by_label("Send after").fill(later.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".bubble.out .state")).to_have_text("queued")
     page.goto(console.base + "/messages?state=queued&number=%2B4915112340020")

@@ -15,6 +15,7 @@ import time
 import click
 
 from gsmgw.cli.status import _dirs
+from gsmgw.daemon.lock import AlreadyRunning, DaemonLock
 from gsmgw.spool.index import INDEX_FILE, IndexError_, MessageIndex
 from gsmgw.spool.store import Spool
 
@@ -34,14 +35,29 @@ def reindex(config_option, spool_option, state_option) -> None:
 
     spool_dir, state_dir, _ = _dirs(config_option, spool_option, state_option)
     try:
-        index = MessageIndex(state_dir / INDEX_FILE)
-    except IndexError_ as error:
-        click.echo(f"gsmgw journal reindex: {error}", err=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        # The daemon's own locks: a running daemon keeps the index current and its updates would
+        # race with the rebuild, and no daemon may start until the rebuild is done.
+        lock = DaemonLock.acquire(state_dir, spool_dir)
+    except AlreadyRunning as error:
+        click.echo(f"gsmgw journal reindex: {error} A running daemon keeps the index current itself.", err=True)
         sys.exit(1)
-    started = time.monotonic()
+    except OSError as error:
+        click.echo(f"gsmgw journal reindex: cannot lock {state_dir}: {error.strerror}; run it as the user gsmgw "
+                   "runs as", err=True)
+        sys.exit(1)
     try:
-        count = rebuild(index, Spool(spool_dir))
+        try:
+            index = MessageIndex(state_dir / INDEX_FILE)
+        except IndexError_ as error:
+            click.echo(f"gsmgw journal reindex: {error}", err=True)
+            sys.exit(1)
+        started = time.monotonic()
+        try:
+            count = rebuild(index, Spool(spool_dir))
+        finally:
+            index.close()
     finally:
-        index.close()
+        lock.release()
     click.echo(f"indexed {count} messages from {spool_dir} in {time.monotonic() - started:.1f} s "
                f"({state_dir / INDEX_FILE})")

@@ -320,7 +320,14 @@ class HttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True)
         try:
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or not _config_value(self.http_config, "any_port_if_taken", False):
+                    raise
+                log.warning("http: %s:%d is taken; listening on another port", host, port)
+                site = web.TCPSite(self._runner, host, 0, ssl_context=ssl_context, reuse_address=True)
+                await site.start()
         except OSError as exc:
             await self.close()
             hint = "another program (or another gsmgw) uses it; stop it or set http.listen to another port"

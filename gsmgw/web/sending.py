@@ -141,7 +141,8 @@ class Sender:
             try:
                 parse_send_request({"to": sample, "text": "x", name: value}, registry=registry, policy=policy, now=now)
             except ApiError as error:
-                errors[name] = error.message
+                # The API's words name its JSON field ("send_after": ...); beside the field it is clear.
+                errors[name] = error.message.removeprefix(f'"{name}": ')
         return errors
 
     def check_message(self, text: str) -> tuple[int, str]:
