@@ -112,8 +112,8 @@ def test_a_kill_while_a_5000_recipient_campaign_is_queued_leaves_all_or_none(tmp
         wait_for_text(log, r"modem1: starting -> ready", 30)
         sender = asyncio.new_event_loop()
         task = sender.run_in_executor(None, lambda: asyncio.run(start_campaign(base, csv)))
-        killed = watch_and_kill(process, spool, moment, 60)
-        sender.run_until_complete(asyncio.wait_for(task, 60))
+        killed = watch_and_kill(process, spool, moment, 180)
+        sender.run_until_complete(asyncio.wait_for(task, 180))
         sender.close()
         assert killed, "the campaign's batch was never seen in outgoing/"
     finally:

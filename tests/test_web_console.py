@@ -29,7 +29,7 @@ from helpers import free_port, stop_process, wait_for_text
 
 playwright_api = pytest.importorskip("playwright.sync_api")  # a test dependency (setup.cfg): never skips in CI
 expect = playwright_api.expect
-expect.set_options(timeout=15_000)
+expect.set_options(timeout=30_000)  # generous: the machine may be busy; only a failure waits this long
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -38,7 +38,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORDS = {"boss": "boss-password", "anna": "anna-password", "viola": "viola-password"}
 BOB_TOKEN = "bob-token-0123456789"
-WAIT = 15_000  # ms
+WAIT = 30_000  # ms
 CLUB = [f"+49151700000{n:02d}" for n in range(50)]
 
 

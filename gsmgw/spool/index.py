@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gsmgw.spool.journal import DELIVERED, EXPIRED, FAILED, QUEUED, SENDING, SENT
-from gsmgw.spool.journal import _Transaction  # the same BEGIN IMMEDIATE ... COMMIT/ROLLBACK
+from gsmgw.spool.journal.sqlite import _Transaction  # the same BEGIN IMMEDIATE ... COMMIT/ROLLBACK
 
 SCHEMA_VERSION = 1
 INDEX_FILE = "index.sqlite"

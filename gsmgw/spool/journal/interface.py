@@ -299,6 +299,8 @@ class Journal(Protocol):
         """Queued messages whose every part has an MR (a stop fell before their move to sent/)."""
     def count_retrying(self, now: float) -> int:
         """Queued messages tried before, waiting for their next attempt."""
+    def retrying(self, limit: int = 1000) -> list[tuple[str, int, str | None]]:
+        """Those messages: (id, attempts, last error), most tried first (the console lists them)."""
     def recover(self) -> Recovery:
         """After a restart: parts `submitting` are pending again (named), `sending` messages queued."""
 
