@@ -89,6 +89,7 @@ def watch_and_kill(process: subprocess.Popen, spool: Path, moment: str, timeout:
     return False
 
 
+@pytest.mark.timeout(400)
 @pytest.mark.parametrize("moment", ["during", "after"])
 def test_a_kill_while_a_5000_recipient_campaign_is_queued_leaves_all_or_none(tmp_path, moment):
     password = tmp_path / "anna.pw"
