@@ -230,6 +230,11 @@ class Config:
     optout: OptOutConfig = field(default_factory=OptOutConfig)
     source: Path | None = None
 
+    @property
+    def national_languages(self) -> tuple[str, ...]:
+        """The top-level `national_languages:` (kept in `defaults`, where the encoders read it)."""
+        return self.defaults.national_languages
+
     def modem(self, name: str) -> ModemConfig | None:
         for modem in self.modems:
             if modem.name == name:
@@ -557,7 +562,7 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = (
     "spool", "state", "default_country", "defaults", "modems", "probe_ports", "hooks", "hook_timeout",
     "status_interval", "log_level", "http", "clients", "groups", "webhooks", "smpp", "alertmanager",
-    "two_way", "inbound", "web", "optout",
+    "two_way", "inbound", "web", "optout", "national_languages",
 )
 _MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile",
                "balance")
@@ -565,10 +570,20 @@ ROLES = ("admin", "operator", "viewer")
 _DIGITS = {"imsi": (6, 15), "iccid": (18, 22), "imei": (14, 16)}
 
 
-def _defaults(check: _Checker, value: Any) -> Defaults:
+def _defaults(check: _Checker, value: Any, top_national: Any = None) -> Defaults:
+    """`defaults:`, and the national tables: the top-level `national_languages:` (the documented
+    key, as the issue and users write it) or its synonym `defaults.national_languages`, not both."""
     from gsmgw.sms import parse_validity
 
     data = check.mapping(value, "defaults", ("report", "validity", "max_parts", "national_languages"))
+    national_path = "national_languages"
+    national = top_national
+    if data.get("national_languages") is not None:
+        if top_national is not None:
+            check.error("defaults.national_languages", "national_languages is set twice: at the top level and under defaults",
+                        "keep the top-level national_languages: and remove defaults.national_languages")
+        else:
+            national_path, national = "defaults.national_languages", data["national_languages"]
     validity_text = Defaults.validity_text
     validity = Defaults.validity
     if data.get("validity") is not None:
@@ -586,7 +601,7 @@ def _defaults(check: _Checker, value: Any) -> Defaults:
         validity=validity,
         validity_text=validity_text,
         max_parts=check.integer(data.get("max_parts"), "defaults.max_parts", Defaults.max_parts, 1, 255),
-        national_languages=_national_languages(check, data.get("national_languages")),
+        national_languages=_national_languages(check, national, national_path),
     )
 
 
@@ -605,10 +620,9 @@ def _number_prefix(text: str, default_country: str | None) -> str | None:
     return prefix if _PREFIX.match(prefix) else None
 
 
-def _national_languages(check: _Checker, value: Any) -> tuple[str, ...]:
+def _national_languages(check: _Checker, value: Any, path: str) -> tuple[str, ...]:
     from gsmgw.sms.national import BY_CODE, valid_codes
 
-    path = "defaults.national_languages"
     codes: list[str] = []
     for position, item in enumerate(check.sequence(value, path, "language codes")):
         item_path = f"{path}[{position}]"
@@ -1101,7 +1115,7 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
             check.error("default_country", f"{default_country!r} is not a country calling code",
                         'write 1 to 3 digits without + or 00, quoted, e.g. default_country: "49"')
             default_country = None
-    defaults = _defaults(check, data.get("defaults"))
+    defaults = _defaults(check, data.get("defaults"), data.get("national_languages"))
 
     modems = []
     modem_items = check.sequence(data.get("modems"), "modems", "modems")

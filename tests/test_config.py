@@ -424,3 +424,20 @@ def test_client_callback_hosts_and_webhook_secret(tmp_path):
                           "    callback_hosts: ['https://app.example/x', 'app.example:8080', ok.example]\n")
     assert [issue.path for issue in result.errors] == ["clients[0].callback_hosts[0]", "clients[0].callback_hosts[1]"]
     assert all("no scheme, port or path" in issue.fix for issue in result.errors)
+
+
+def test_national_languages_at_the_top_level_is_the_documented_key(tmp_path):
+    """Issue 13 names `national_languages: [hi, tr]` at the top level; defaults.national_languages is its synonym."""
+    top = load_config(write(tmp_path, MINIMAL.replace("modems:", "national_languages: [hi, TR]\nmodems:")))
+    assert top.national_languages == top.defaults.national_languages == ("hi", "tr")
+    _, result = errors_of(tmp_path, MINIMAL.replace("modems:", "national_languages: [xx]\nmodems:"))
+    (issue,) = result.errors
+    assert issue.path == "national_languages[0]" and "'xx' is not a national language" in issue.message
+
+
+def test_national_languages_set_twice_is_refused(tmp_path):
+    text = MINIMAL.replace("modems:", "national_languages: [hi]\ndefaults:\n  national_languages: [tr]\nmodems:")
+    _, result = errors_of(tmp_path, text)
+    (issue,) = result.errors
+    assert issue.path == "defaults.national_languages" and "set twice" in issue.message
+    assert "remove defaults.national_languages" in issue.fix
