@@ -336,6 +336,20 @@ def report_event_from_files(report_name: str, report: bytes, sent: bytes | None,
     )
 
 
+def binary_fields(data: bytes | None, udh: bytes, ports: tuple[int, int] | None) -> dict[str, Any]:
+    """The keys a received message has beside its text, for binary messages and user data headers
+    (README "Webhooks"): `binary`, `data` (hex of the octets), `udh` (hex, UDHL first, without
+    concatenation), `port`/`from_port` (application port addressing). The webhook and the inbox
+    API (`gsmgw.http.spoolview.inbox_entry`) both take them from here."""
+    return {
+        "binary": data is not None,
+        "data": data.hex().upper() if data is not None else None,
+        "udh": udh.hex().upper() if udh else None,
+        "port": ports[0] if ports else None,
+        "from_port": ports[1] if ports else None,
+    }
+
+
 def received_payload(event: Any) -> dict[str, Any]:
     """The `received` webhook body (API.md) from a `MessageReceived` event; for a PDU that
     could not be decoded `from` is null, `text` its hex and `decode_error` says why."""
@@ -349,6 +363,7 @@ def received_payload(event: Any) -> dict[str, Any]:
         "parts": event.parts,
         "incomplete": bool(event.incomplete),
         "decode_error": getattr(event, "decode_error", None),
+        **binary_fields(getattr(event, "data", None), getattr(event, "udh", b""), getattr(event, "ports", None)),
     }
 
 

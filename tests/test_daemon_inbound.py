@@ -161,3 +161,99 @@ def test_a_single_sms_read_again_is_written_once_whatever_the_crash_left(setup):
     assert (result.kind, result.name) == ("message", "gsm1-20261124-101503-crash")
     assert [f.body.decode() for f in incoming(spool)] == ["two"]
     assert inbound.accept_pdu(second, modem="gsm1", imsi="sim").kind == "duplicate"
+
+
+# --- binary messages and user data headers (issue 13) -------------------------------------------
+
+WAP_UDH = bytes.fromhex("0605040B8423F0")
+
+
+def test_a_wap_push_is_written_as_smstools3_writes_binary_and_can_be_sent_again(setup):
+    """GM at-sms/33 (gammu's test suite): a WAP push MMS notification, 8-bit, ports 2948 <- 9200."""
+    from gsmgw.spool.format import parse_outgoing, read_incoming, update_headers
+
+    spool, _, inbound, _ = setup
+    pdu = (
+        "07913307005630F0440BA13307570230F00006017010900412806A0605040B8423F0040603BEAF848C82983132373739"
+        "3730303539008D92891980160433333730373532303033302F545950453D504C4D4E009679424F008A808E0122880481"
+        "020BB883687474703A2F2F6D6D73632E6C61626D6374656C2E66723A393039302F6D333300"
+    )
+    assert inbound.accept_pdu(pdu, modem="gsm1", imsi="sim").kind == "message"
+    (name,) = spool.list("incoming")
+    data = spool.read("incoming", name)
+    headers = read_spool_file(data).headers
+    assert (headers.get("Alphabet"), headers.get("UDH"), headers.get("UDH-DATA"), headers.get("Hex")) == (
+        "binary", "yes", "06 05 04 0B 84 23 F0", "yes")
+    assert (headers.get("Port"), headers.get("From_port")) == ("2948", "9200")
+    incoming_file = read_incoming(data)
+    assert incoming_file.data[:9] == bytes.fromhex("040603BEAF848C8298") and len(incoming_file.data) == 99
+    # The file is an outgoing file too: with a To: it sends the same header and data.
+    again = parse_outgoing(update_headers(data, {"To": "+4915112345678"}), now=dt.datetime.now(TZ))
+    assert (again.udh, again.data) == (WAP_UDH, incoming_file.data)
+
+
+def test_multipart_binary_is_joined_with_the_senders_header_once(setup):
+    spool, _, inbound, _ = setup
+    payload = bytes(range(256)) + bytes(44)  # 128 octets a part beside the ports and concatenation IEs
+    pdus = encode_deliver("+4915112345678", data=payload, udh=WAP_UDH, timestamp=SCTS, ref=5)
+    assert len(pdus) == 3
+    for pdu in pdus:
+        inbound.accept_pdu(pdu, modem="gsm1", imsi="sim")
+    (file,) = incoming(spool)
+    assert file.body == payload.hex().upper().encode()
+    assert file.headers.get("UDH-DATA") == "06 05 04 0B 84 23 F0" and file.headers.get("Parts") == "3"
+
+
+def test_binary_without_a_header_says_udh_no():
+    from gsmgw.spool.format import build_incoming
+
+    data = build_incoming(sender="+4915112345678", sender_toa=0x91, smsc=None, sent=None,
+                          received=SCTS, modem="gsm1", imsi=None, alphabet="8bit", parts=1, data=b"\x00")
+    assert b"Alphabet: binary\nUDH: no\nHex: yes\n" in data and data.endswith(b"\n\n00")
+
+
+def test_a_port_addressed_text_keeps_its_text_and_its_header(setup):
+    """smstools3 writes a text with a header as text, with UDH: and UDH-DATA:; 8-bit ports too."""
+    spool, _, inbound, _ = setup
+    (pdu,) = encode_deliver("+4915112345678", "BEGIN:VCARD", ports=(9204, 9204), timestamp=SCTS)
+    inbound.accept_pdu(pdu, modem="gsm1", imsi="sim")
+    (eight_bit_ports,) = encode_deliver("+4915112345678", "x", udh=bytes.fromhex("0404020205"), timestamp=SCTS)
+    inbound.accept_pdu(eight_bit_ports, modem="gsm1", imsi="sim")
+    first, second = sorted(incoming(spool), key=lambda file: file.body != b"BEGIN:VCARD")
+    assert first.body == b"BEGIN:VCARD" and first.headers.get("Alphabet") == "GSM"
+    assert (first.headers.get("UDH"), first.headers.get("UDH-DATA"), first.headers.get("Port")) == (
+        "yes", "06 05 04 23 F4 23 F4", "9204")
+    assert (second.headers.get("Port"), second.headers.get("From_port")) == ("2", "5")
+
+
+def test_a_national_text_has_no_udh_data(setup):
+    """The shift IEs of a national text are applied in decoding; they are not a header to keep."""
+    spool, _, inbound, _ = setup
+    (pdu,) = encode_deliver("+4915112345678", "नमस्ते दुनिया", national_languages=["hi"], timestamp=SCTS)
+    inbound.accept_pdu(pdu, modem="gsm1", imsi="sim")
+    (file,) = incoming(spool)
+    assert file.body.decode() == "नमस्ते दुनिया" and file.headers.get("UDH-DATA") is None
+
+
+def test_the_received_event_carries_the_data(tmp_path):
+    import asyncio
+
+    from gsmgw.daemon.events import EventBus, MessageReceived
+
+    async def scenario():
+        spool = Spool(tmp_path / "spool")
+        spool.ensure_dirs()
+        journal = Journal(tmp_path / "journal.sqlite")
+        bus = EventBus()
+        seen = []
+        bus.subscribe(seen.append)
+        inbound = Inbound(spool, journal, bus, clock=Clock())
+        (pdu,) = encode_deliver("+4915112345678", data=b"\x01\x02", udh=WAP_UDH, timestamp=SCTS)
+        inbound.accept_pdu(pdu, modem="gsm1", imsi="sim")
+        await asyncio.sleep(0)
+        journal.close()
+        return seen
+
+    (event,) = asyncio.run(scenario())
+    assert isinstance(event, MessageReceived) and event.binary
+    assert (event.data, event.udh, event.ports, event.text) == (b"\x01\x02", WAP_UDH, (2948, 9200), "0102")

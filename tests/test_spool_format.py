@@ -152,7 +152,7 @@ BAD_FILES = [
     ("bad number", b"To: call me\n\nhi", "not a phone number"),
     ("national number without default_country", b"To: 0151 12345678\n\nhi", "default_country"),
     ("unknown alphabet", b"To: +4915112345678\nAlphabet: EBCDIC\n\nhi", "unknown Alphabet"),
-    ("binary alphabet", b"To: +4915112345678\nAlphabet: binary\n\nhi", "not supported"),
+    ("binary data without its UDH", b"To: +4915112345678\nAlphabet: binary\n\nhi", "write 'UDH: no'"),
     ("body declared UTF-8 but is not", b"To: +4915112345678\nAlphabet: UTF-8\n\nGr\xfc\xdfe", "not valid UTF-8"),
     ("UCS2 with an odd length", b"To: +4915112345678\nAlphabet: UCS2\n\n\x00a\x00", "odd number"),
     ("UCS2 broken surrogate", b"To: +4915112345678\nAlphabet: UCS2\n\n\xd8\x00\x00a", "surrogate"),
@@ -170,9 +170,9 @@ BAD_FILES = [
     ("autosplit 0 refuses a long text", b"To: +4915112345678\nAutosplit: 0\n\n" + b"x" * 161, "needs 2"),
     ("unknown group", b"To: group:nobody\n\nhi", "group 'nobody'"),
     ("two different modems", b"To: +4915112345678\nModem: a\nQueue: b\n\nhi", "different modems"),
-    ("UDH: yes", b"To: +4915112345678\nUDH: yes\n\nhi", "UDH"),
-    ("UDH-DATA", b"To: +4915112345678\nUDH-DATA: 050003010201\n\nhi", "UDH-DATA"),
-    ("Hex: yes", b"To: +4915112345678\nHex: yes\n\n41", "Hex"),
+    ("UDH: yes with a text", b"To: +4915112345678\nUDH: yes\n\nhi", "give the header as hex in UDH-DATA:"),
+    ("UDH-DATA claims concatenation", b"To: +4915112345678\nUDH-DATA: 050003010201\n\nhi", "claims concatenation"),
+    ("Voicecall", b"To: +4915112345678\nVoicecall: yes\n\nTONE: 1,2", "SMS only"),
     ("Text: and a body", b"To: +4915112345678\nText: a\n\nb", "both"),
     # These used to raise OverflowError, which escaped the reader and crashed the daemon at start.
     ("expires far beyond the bound", b"To: +4915112345678\nExpires: 1000000 weeks\n\nhi", "longer than 3650 days"),
@@ -256,6 +256,7 @@ def test_incoming_file_matches_spool_md():
                             imsi=None, alphabet="8bit", parts=1, data=b"\x01\xab")
     assert read_spool_file(binary).body == b"01AB"
     assert read_spool_file(binary).headers.get("From_TOA") == "D0 alphanumeric"
+    assert read_spool_file(binary).headers.get("Alphabet") == "binary"  # as smstools3 writes it
 
 
 def test_toa_names_follow_ts_23040():

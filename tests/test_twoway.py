@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
@@ -400,3 +401,13 @@ def test_end_to_end_ack_by_sms_to_an_alert_from_alertmanager(tmp_path):
             stopped = stop_process(daemon, 60)
             daemon.stderr.close()
             assert stopped, "gsmgw run did not exit within 60 s of SIGTERM"
+
+
+@async_test
+async def test_binary_data_from_an_allowed_sender_is_not_a_command(spool, caplog):
+    """The hex of a WAP push (its `text`) could spell a command word; binary data never runs one."""
+    twoway = TwoWay(config(), spool)
+    event = dataclasses.replace(sms("uptime"), data=bytes.fromhex("01"), udh=bytes.fromhex("0605040B8423F0"))
+    with caplog.at_level("INFO", logger="gsmgw.twoway"):
+        await twoway.handle(event)
+    assert replies(spool) == [] and "binary data is not a command" in caplog.text

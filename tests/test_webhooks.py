@@ -251,6 +251,7 @@ def test_dispatcher_signs_with_webhook_secrets_never_with_tokens(tmp_path):
                     "modem": "gsm1", "sent": "2026-11-25T10:15:00+01:00",
                     "received": "2026-11-25T10:15:02+01:00", "parts": 1, "incomplete": False,
                     "decode_error": None,
+                    "binary": False, "data": None, "udh": None, "port": None, "from_port": None,
                 }
                 assert signed_with(inbox.requests[0], "shared")
 

@@ -68,6 +68,17 @@ class MessageReceived:
     # The TOA octet of the sender's address (TS 23.040 §9.1.2.5), None when unknown: only an
     # international or national number may be trusted as one (gsmgw.sms.sender_number).
     sender_toa: int | None = None
+    # A binary message (8-bit data: WAP push, OTA settings, ...): its octets, parts joined; `text`
+    # is then their hex. None for a text.
+    data: bytes | None = None
+    # The sender's user data header without concatenation, UDHL first (b"" when none); for text
+    # and data alike (e.g. application ports).
+    udh: bytes = b""
+    ports: tuple[int, int] | None = None  # application port addressing: (destination, origin)
+
+    @property
+    def binary(self) -> bool:
+        return self.data is not None
 
 
 @dataclass(frozen=True)

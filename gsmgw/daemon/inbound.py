@@ -189,6 +189,11 @@ class Inbound:
         alphabet = first.alphabet if first.alphabet in ("gsm7", "ucs2", "8bit") else "8bit"
         text = join_parts(parts)
         data = b"".join(p.data or b"" for p in parts) if alphabet == "8bit" else None
+        # The sender's header is kept when it carries more than concatenation and national shifts
+        # (ports of a WAP push or vCard, OTA, special indications): smstools3's UDH-DATA. The
+        # shifts of a national text are applied in its decoding already.
+        udh = first.user_udh if first.is_binary else b""
+        ports = (first.ports.destination, first.ports.origin) if first.ports is not None else None
         content = build_incoming(
             sender=first.number or "",
             sender_toa=first.number_toa if first.number_toa is not None else 0x81,
@@ -203,6 +208,8 @@ class Inbound:
             incomplete=incomplete,
             text=text,
             data=data,
+            udh=udh,
+            ports=ports,
         )
         name = self.spool.write_new(
             "incoming", content, name=name or incoming_name(modem, received, secrets.token_hex(4))
@@ -212,7 +219,8 @@ class Inbound:
             self.metrics.received.labels(modem).inc()
         log.info(
             "%s: received %s from %s (%d part%s%s)",
-            name, "SMS", first.number, total, "" if total == 1 else "s", ", incomplete" if incomplete else "",
+            name, "binary SMS" if data is not None else "SMS", first.number, total, "" if total == 1 else "s",
+            ", incomplete" if incomplete else "",
         )
         if self.bus:
             self.bus.publish(
@@ -227,6 +235,9 @@ class Inbound:
                     received=iso(received),
                     parts=total,
                     incomplete=incomplete,
+                    data=data,
+                    udh=udh,
+                    ports=ports,
                 )
             )
         return name

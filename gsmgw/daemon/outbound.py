@@ -272,7 +272,10 @@ class Outbound:
             try:
                 parts = encode_submit(
                     number,
-                    parsed.text,
+                    None if parsed.binary else parsed.text,
+                    data=parsed.data,
+                    udh=parsed.udh,
+                    message_class=parsed.message_class,
                     report=parsed.report,
                     flash=parsed.flash,
                     validity=parsed.validity,

@@ -171,6 +171,9 @@ class TwoWay:
         if event.incomplete:
             log.warning("two-way: ignoring %s from %s: parts are missing, the command may be cut", event.id, sender)
             return
+        if event.binary:
+            log.info("two-way: ignoring %s from %s: binary data is not a command", event.id, sender)
+            return
         words = event.text.split()
         secret = self.settings.secret
         if secret is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from gsmgw.spool.format import SpoolFormatError, read_spool_file
+from gsmgw.spool.format import SpoolFormatError, read_incoming, read_spool_file
 from gsmgw.spool.message_status import SPOOL_DIRECTORIES, valid_name
 
 log = logging.getLogger("gsmgw.http")
@@ -99,16 +99,12 @@ def parse_since(value: str) -> datetime | None:
 
 
 def inbox_entry(name: str, data: bytes) -> InboxEntry:
-    """API.md's inbox object from an incoming/ file (pure)."""
-    spool_file = read_spool_file(data)
-    headers = spool_file.headers
-    alphabet = (headers.get("Alphabet") or "").strip().lower()
+    """API.md's inbox object from an incoming/ file (pure): the keys of the `received` webhook."""
+    from gsmgw.webhooks import binary_fields
+
+    incoming = read_incoming(data)
+    headers = incoming.headers
     decode_error = headers.get("Decode_error")
-    if alphabet == "8bit" or decode_error is not None:
-        # The hex of the data (SPOOL.md), or of a PDU that could not be decoded.
-        text = spool_file.body.decode("ascii", "replace").strip()
-    else:
-        text = spool_file.body.decode("utf-8", "replace")
     received = headers.get("Received")
     parts = (headers.get("Parts") or "").strip()
     return InboxEntry(
@@ -116,13 +112,14 @@ def inbox_entry(name: str, data: bytes) -> InboxEntry:
         {
             "id": name,
             "from": headers.get("From"),
-            "text": text,
+            "text": incoming.text,
             "modem": headers.get("Modem"),
             "sent": headers.get("Sent"),
             "received": received,
             "parts": int(parts) if parts.isdigit() and int(parts) > 0 else 1,
             "incomplete": (headers.get("Incomplete") or "").strip().lower() == "yes",
             "decode_error": decode_error,
+            **binary_fields(incoming.data, incoming.udh, incoming.ports),
         },
     )
 

@@ -42,6 +42,7 @@ from gsmgw.sim.identity import identity_for
 from gsmgw.sim.modem import DEFAULT_ACK_TIMEOUT, Latency, SimModem
 from gsmgw.sim.profiles import get_profile
 from gsmgw.sim.pty import PtyPort
+from gsmgw.sms import udh as udh_rules
 from gsmgw.sms import (
     AddressError,
     DecodeError,
@@ -566,6 +567,7 @@ class SimNetwork:
             "to": destination,
             "text": sms.text,
             "alphabet": sms.alphabet,
+            "udh": sms.user_udh.hex().upper() or None,  # the sender's header without concatenation
             "class": sms.msg_class,
             "concat": (
                 {"ref": sms.concat.ref, "total": sms.concat.total, "seq": sms.concat.seq, "bits": sms.concat.bits}
@@ -658,8 +660,11 @@ class SimNetwork:
         )
         if first.concat is not None:
             kwargs.update(ref=first.concat.ref, ref16=first.concat.bits == 16)
-        if first.ports is not None:
-            kwargs["ports"] = (first.ports.destination, first.ports.origin)
+        if first.is_binary:
+            # The sender's own header (ports, WAP push, special indications) reaches the recipient as
+            # sent; concatenation is the network's to renumber, national shifts the text's encoding.
+            kept = tuple(ie for ie in first.udh if ie[0] not in udh_rules.NATIONAL_IEIS)
+            kwargs["udh"] = udh_rules.without_concatenation(kept) or None
         try:
             if first.alphabet == "8bit":
                 pdus = encode_deliver(sender.number, data=b"".join(p.data or b"" for p in parts), **kwargs)

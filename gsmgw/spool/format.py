@@ -18,8 +18,16 @@ Choices where smstools3 and SPOOL.md leave room (documented in the README):
   - `Text:` gives the text when the body is empty (some scripts write it so).
   - `Autosplit: 0` (smstools3: do not split) means `Max_parts: 1`: a longer text fails instead of
     being cut.
-  - smstools3's binary features (`UDH: yes`, `UDH-DATA:`, `Hex: yes`, `Binary: yes`,
-    `Alphabet: binary`) and `Voicecall: yes` fail with a reason: gsmgw sends text only.
+  - Binary messages as smstools3 reads them: `Alphabet: binary` (or `Binary: yes`) makes the body
+    8-bit data, taken byte for byte to the end of the file (no final newline is stripped: it is
+    data). `Hex: yes` makes the body hex in smstools3's syntax (`read_hex_body`), for binary data
+    and for text alike. `UDH: yes` (the default for binary data without `UDH-DATA:`, as in
+    smstools3) means the data starts with its user data header, UDHL first; `UDH: no` means it
+    does not. `UDH-DATA: 06 05 04 0B 84 23 F0` gives the header as hex, for binary data or a text;
+    the body is then data (or text) only. `Class: 0..3` sets the message class. A long binary
+    message is split with the concatenation IE merged into the sender's header; a header that
+    claims concatenation itself, or whose length octet disagrees with its content, is refused.
+  - `Voicecall: yes` fails with a reason: gsmgw sends SMS only.
   - `From:`, `Replace:`, `Include:`, `Macro:`, `System_message:` and any other header are kept and
     ignored (a GSM modem cannot choose its sender).
   - As in smstools3: `To: s12345` is a short code and `To_TOA: Unknown`/`National` sends the numbers
@@ -41,7 +49,19 @@ from typing import Iterable, Mapping, Sequence
 from gsmgw.durations import EXAMPLES as DURATION_EXAMPLES
 from gsmgw.durations import DurationTooLong, bounded_time, parse_duration
 from gsmgw.rules import group_reference
-from gsmgw.sms import AddressError, Encoding, count_parts, normalize_number, parse_validity, status_category, status_meaning
+from gsmgw.sms import (
+    AddressError,
+    Encoding,
+    UserDataError,
+    check_user_header,
+    count_data_parts,
+    count_parts,
+    normalize_number,
+    parse_hex,
+    parse_validity,
+    status_category,
+    status_meaning,
+)
 from gsmgw.sms import gsm7
 
 # How a file should look, in words that fit on one line (a Fail_reason: is one header line).
@@ -93,14 +113,15 @@ _BODY_ALPHABET_PREFIXES = {
 _YES = {"yes", "y", "true", "on", "1"}
 _NO = {"no", "n", "false", "off", "0"}
 
-# smstools3 headers asking for something gsmgw does not do: header -> (values that ask, reason).
+# smstools3 headers asking for something gsmgw does not do: header -> reason.
 _UNSUPPORTED = {
-    "udh": ("UDH: yes (a user data header inside the body) is not supported; gsmgw builds the UDH "
-            "itself. Remove the UDH: line and write the text as text"),
-    "hex": "Hex: yes (binary data as hex) is not supported; gsmgw sends text only. Remove the Hex: line",
-    "binary": "Binary: yes is not supported; gsmgw sends text only. Remove the Binary: line",
     "voicecall": "Voicecall: yes is not supported; gsmgw sends SMS only. Remove the Voicecall: line",
 }
+# One part carries at most this many parts' worth: TS 23.040 §9.2.3.24.1, the count is one octet.
+MAX_PARTS_PER_MESSAGE = 255
+# smstools3's hex body (fileformat "Hex"): these start a comment, on a line of its own or after the
+# octets of a line.
+_HEX_COMMENTS = "/'#:"
 
 
 class SpoolFormatError(ValueError):
@@ -199,6 +220,13 @@ class OutgoingMessage:
     headers: Headers
     body_alphabet: str
     encoding: Encoding | None = None  # how the text goes out: alphabet and national tables (count_parts)
+    data: bytes | None = None  # 8-bit data instead of text (`Alphabet: binary`); `text` is then ""
+    udh: bytes | None = None  # the sender's user data header, UDHL first (UDH-DATA: or UDH: yes), checked
+    message_class: int | None = None  # `Class: 0..3` (TS 23.038 §4); `Flash: yes` is class 0
+
+    @property
+    def binary(self) -> bool:
+        return self.data is not None
 
     @property
     def national(self) -> dict[str, str | None] | None:
@@ -313,23 +341,22 @@ def _strip_final_newline(body: bytes) -> bytes:
     return body
 
 
-def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> tuple[str, str]:
-    """The text of the body and the name of the body alphabet used."""
+def _decode_body(
+    body: bytes, alphabet_header: str | None, crlf_file: bool, *, from_hex: bool = False
+) -> tuple[str, str]:
+    """The text of the body and the name of the body alphabet used. A body that `Hex: yes` gave
+    is exactly its octets: no final newline to strip, no CRLF of a Windows file."""
     name = (alphabet_header or "UTF-8").strip()
     codec = _BODY_ALPHABETS.get(name.lower()) or _BODY_ALPHABET_PREFIXES.get(name[:3].lower())
     if codec is None:
-        if name.lower().startswith(("bin", "8bit", "8-bit", "data")):
-            raise SpoolFormatError(
-                f"Alphabet: {name} (binary data) is not supported; gsmgw sends text only. Write the "
-                "text in UTF-8 and remove the Alphabet: line"
-            )
         raise SpoolFormatError(
             f"unknown Alphabet: {name!r}; write UTF-8 (the default), ISO (or Latin: ISO-8859-15), UCS2 "
-            "(or Unicode: UTF-16BE) or GSM"
+            "(or Unicode: UTF-16BE), GSM, or binary for 8-bit data"
         )
     if codec == "ucs2":
-        return _decode_ucs2(body), "UCS2"
-    body = _strip_final_newline(body)
+        return _decode_ucs2(body, from_hex=from_hex), "UCS2"
+    if not from_hex:
+        body = _strip_final_newline(body)
     if codec == "utf-8" and alphabet_header is None:
         try:
             text = body.decode("utf-8")
@@ -351,18 +378,19 @@ def _decode_body(body: bytes, alphabet_header: str | None, crlf_file: bool) -> t
         text = _decode_gsm_body(body)
     elif codec != "utf-8":
         text = body.decode(codec)
-    if crlf_file:
+    if crlf_file and not from_hex:
         text = text.replace("\r\n", "\n")
     return text, {"utf-8": "UTF-8", "iso8859-15": "ISO", "iso8859-1": "ISO-8859-1", "gsm": "GSM"}[codec]
 
 
-def _decode_ucs2(body: bytes) -> str:
+def _decode_ucs2(body: bytes, *, from_hex: bool = False) -> str:
     """A UCS2 (UTF-16BE, as smstools3 writes it) body.
 
     `echo >>` may leave one newline byte after the last code unit: an odd length that ends in
-    0x0A. A newline written as UTF-16 (00 0A) is stripped like any final newline.
+    0x0A. A newline written as UTF-16 (00 0A) is stripped like any final newline. Octets from
+    `Hex: yes` are taken as they are.
     """
-    if len(body) % 2 == 1 and body.endswith(b"\n"):
+    if len(body) % 2 == 1 and body.endswith(b"\n") and not from_hex:
         body = body[:-1]
     if len(body) % 2 == 1:
         raise SpoolFormatError(
@@ -381,6 +409,8 @@ def _decode_ucs2(body: bytes) -> str:
             f"the UCS2 text is not valid UTF-16 (at byte {exc.start}: a broken surrogate pair); "
             "re-encode it (iconv -t UTF-16BE) or write UTF-8"
         ) from None
+    if from_hex:
+        return text
     if text.endswith("\r\n"):
         return text[:-2]
     return text.removesuffix("\n")
@@ -527,11 +557,138 @@ def _check_unsupported(headers: Headers) -> None:
         value = headers.get(name)
         if value is not None and value.strip().lower() in _YES:
             raise SpoolFormatError(reason)
-    if headers.get("UDH-DATA") not in (None, ""):
+
+
+def _is_binary_alphabet(value: str | None) -> bool:
+    # smstools3 reads only the first three letters ("bin"); "8bit" is what gsmgw's own incoming/
+    # files said before they said "binary", so such a file sent on again is understood.
+    word = (value or "").strip().lower()
+    return word.startswith("bin") or word in ("8bit", "8-bit")
+
+
+def _binary(headers: Headers) -> bool:
+    """`Alphabet: binary` or `Binary: yes` (smstools3: Binary: is a yes/no form of the same)."""
+    alphabet = headers.get("Alphabet")
+    by_alphabet = _is_binary_alphabet(alphabet)
+    by_header = _yes_no(headers, "Binary", by_alphabet)
+    if by_alphabet and not by_header:
         raise SpoolFormatError(
-            "UDH-DATA: (a raw user data header) is not supported; gsmgw builds the UDH itself. "
-            "Remove the UDH-DATA: line"
+            f"Alphabet: {alphabet.strip()} says binary data but Binary: no says text; remove one of the two lines"
         )
+    if by_header and not by_alphabet and alphabet is not None and alphabet.strip():
+        raise SpoolFormatError(
+            f"Binary: yes says 8-bit data but Alphabet: {alphabet.strip()} names a text alphabet; "
+            "remove the Alphabet: line (or write Alphabet: binary)"
+        )
+    return by_header
+
+
+def read_hex_body(body: bytes) -> bytes:
+    """The octets of a `Hex: yes` body, read as smstools3 reads it (fileformat, "Hex").
+
+    Per line: blanks before it are ignored; a line starting with `STRING:` gives the rest of the
+    line as it is written, `INLINESTRING:` the same between 0x03 and a final 0x00 (a WBXML inline
+    string); `LENGTH` on a line of its own reserves one octet, and the next `LENGTH` fills it with
+    the number of octets between the two. Otherwise the line is hex octets ("06 05 04" or
+    "060504"), ending at the first `/`, `'`, `#` or `:`, which starts a comment. SpoolFormatError
+    names the line and what to write for anything else.
+    """
+    out = bytearray()
+    length_at: int | None = None
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        line = raw.rstrip(b"\r").lstrip(b" \t")
+        if line.startswith(b"INLINESTRING:"):
+            out += b"\x03" + line[len(b"INLINESTRING:"):] + b"\x00"
+            continue
+        if line.startswith(b"STRING:"):
+            out += line[len(b"STRING:"):]
+            continue
+        if line.startswith(b"LENGTH"):
+            if length_at is None:
+                length_at = len(out)
+                out.append(0)
+            else:
+                counted = len(out) - length_at - 1
+                if counted > 255:
+                    raise SpoolFormatError(
+                        f"Hex: yes, line {number}: LENGTH counts {counted} octets, more than one octet holds (255); "
+                        "put the two LENGTH lines closer together"
+                    )
+                out[length_at] = counted
+                length_at = None
+            continue
+        text = line.decode("latin-1")
+        cut = min((text.index(char) for char in _HEX_COMMENTS if char in text), default=len(text))
+        digits = "".join(text[:cut].split())
+        if not digits:
+            continue
+        try:
+            out += parse_hex(digits, what=f"line {number} of the hex body")
+        except UserDataError as error:
+            raise SpoolFormatError(
+                f"Hex: yes, but {error}; comments start with /, ', # or :, and text is written as STRING:text"
+            ) from None
+    if length_at is not None:
+        raise SpoolFormatError(
+            "Hex: yes, but the body has a LENGTH without the second LENGTH that closes it; add it after "
+            "the octets it counts"
+        )
+    return bytes(out)
+
+
+def _message_class(headers: Headers, flash: bool) -> int | None:
+    value = headers.get("Class")
+    if value is None or not value.strip():
+        return 0 if flash else None
+    text = value.strip()
+    if text not in ("0", "1", "2", "3"):
+        raise SpoolFormatError(
+            f"Class: {text!r} is not a message class; write 0 (flash), 1 (phone), 2 (SIM) or 3 (terminal equipment)"
+        )
+    if flash and text != "0":
+        raise SpoolFormatError(f"Flash: yes is class 0, but Class: {text}; keep one of the two lines")
+    return int(text)
+
+
+def _user_header(headers: Headers, binary: bool, data: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """(the sender's UDH or None, the data without it) from `UDH-DATA:` / `UDH:` as smstools3 reads
+    them: UDH-DATA gives the header and the body is data only; else binary data starts with its
+    header unless `UDH: no`. The header is checked (length octet, no concatenation)."""
+    udh_data = headers.get("UDH-DATA")
+    if udh_data is not None and udh_data.strip():
+        try:
+            udh = parse_hex(udh_data, what="UDH-DATA:")
+        except UserDataError as error:
+            raise SpoolFormatError(f"{error}") from None
+        where = "UDH-DATA"
+    else:
+        starts_with_udh = _yes_no(headers, "UDH", binary)
+        if not starts_with_udh:
+            return None, data
+        if not binary:
+            raise SpoolFormatError(
+                "UDH: yes says the body starts with a user data header, which only binary data can do; "
+                "for a text give the header as hex in UDH-DATA: (e.g. UDH-DATA: 06 05 04 0B 84 23 F0)"
+            )
+        assert data is not None
+        if not data:
+            raise SpoolFormatError(
+                "the binary message has no data; write the data after the blank line (with Hex: yes as hex)"
+            )
+        udhl = data[0]
+        if 1 + udhl > len(data):
+            raise SpoolFormatError(
+                f"UDH: yes (the default for binary data, as in smstools3) says the data starts with its user "
+                f"data header, but its length octet {udhl:02X} asks for {udhl} octets and only {len(data) - 1} "
+                f"follow; write 'UDH: no' if the data has no header, or correct the length octet"
+            )
+        udh, data = data[: 1 + udhl], data[1 + udhl :]
+        where = "the user data header at the start of the data (UDH: yes)"
+    try:
+        check_user_header(udh)
+    except UserDataError as error:
+        raise SpoolFormatError(f"{where}: {error}") from None
+    return udh, data
 
 
 def parse_outgoing(
@@ -561,14 +718,28 @@ def parse_outgoing(
     recipients = _recipients(to_values, default_country, groups, headers.get("To_TOA"))
 
     body = data[block.body_start:]
-    text, body_alphabet = _decode_body(body, headers.get("Alphabet"), block.eol == b"\r\n")
-    header_text = headers.get("Text")
-    if header_text:
-        if text:
-            raise SpoolFormatError(
-                "the file has both a Text: header and a body; keep one of them (the body is preferred)"
-            )
-        text = header_text
+    binary = _binary(headers)
+    from_hex = _yes_no(headers, "Hex", False)
+    if from_hex:
+        body = read_hex_body(body)
+    payload: bytes | None = None
+    if binary:
+        # smstools3 takes binary data to the end of the file as it is: a final newline is data.
+        payload, text, body_alphabet = body, "", "binary"
+        if headers.get("Text"):
+            raise SpoolFormatError("the file has a Text: header but its body is binary data; remove the Text: line")
+    else:
+        text, body_alphabet = _decode_body(body, headers.get("Alphabet"), block.eol == b"\r\n", from_hex=from_hex)
+        header_text = headers.get("Text")
+        if header_text:
+            if text:
+                raise SpoolFormatError(
+                    "the file has both a Text: header and a body; keep one of them (the body is preferred)"
+                )
+            text = header_text
+    udh, payload = _user_header(headers, binary, payload)
+    if binary and not payload and not udh:
+        raise SpoolFormatError("the binary message has no data; write the data after the blank line (with Hex: yes as hex)")
 
     validity_value = headers.get("Validity")
     if validity_value is not None and validity_value.strip():
@@ -597,18 +768,30 @@ def parse_outgoing(
     smsc = _number(smsc_value, default_country, "SMSC") if smsc_value and smsc_value.strip() else None
 
     max_parts = _max_parts(headers, int(getattr(defaults, "max_parts", DEFAULT_MAX_PARTS)))
-    count = count_parts(text, national_languages=getattr(defaults, "national_languages", ()))
+    try:
+        if payload is not None:
+            count = count_data_parts(payload, udh=udh)
+        else:
+            count = count_parts(text, national_languages=getattr(defaults, "national_languages", ()), udh=udh)
+    except UserDataError as error:  # "no_room": a header that leaves no room for the data
+        raise SpoolFormatError(str(error)) from None
+    what = "data" if payload is not None else "text"
+    if count.parts > MAX_PARTS_PER_MESSAGE:
+        raise SpoolFormatError(
+            f"the {what} needs {count.parts} SMS parts ({count.units} {_units(count.alphabet)}), but one message "
+            f"has at most {MAX_PARTS_PER_MESSAGE} (the part count is one octet); send it as several files"
+        )
     if count.parts > max_parts:
         raise SpoolFormatError(
-            f"the text needs {count.parts} SMS parts ({count.units} "
-            f"{'characters in GSM-7' if count.alphabet == 'gsm7' else 'UCS-2 characters'}) but at most "
-            f"{max_parts} are allowed (Max_parts); shorten the text or raise Max_parts"
+            f"the {what} needs {count.parts} SMS parts ({count.units} {_units(count.alphabet)}) but at most "
+            f"{max_parts} are allowed (Max_parts); shorten the {what} or raise Max_parts"
         )
+    flash = _yes_no(headers, "Flash", False)
     return OutgoingMessage(
         recipients=recipients,
         text=text,
         report=_yes_no(headers, "Report", bool(getattr(defaults, "report", DEFAULT_REPORT))),
-        flash=_yes_no(headers, "Flash", False),
+        flash=flash,
         validity=validity,
         priority=priority,
         modem=modem,
@@ -621,7 +804,14 @@ def parse_outgoing(
         smsc=smsc,
         headers=headers,
         body_alphabet=body_alphabet,
+        data=payload,
+        udh=udh,
+        message_class=_message_class(headers, flash),
     )
+
+
+def _units(alphabet: str) -> str:
+    return {"gsm7": "characters in GSM-7", "ucs2": "UCS-2 characters"}.get(alphabet, "octets")
 
 
 # --- writing files ----------------------------------------------------------------------------
@@ -732,7 +922,8 @@ def toa_text(toa: int) -> str:
     return f"{toa & 0xFF:02X} {_TON_WORDS[(toa >> 4) & 0x07]}"
 
 
-_INCOMING_ALPHABETS = {"gsm7": "GSM", "ucs2": "UCS2", "8bit": "8bit"}
+# smstools3 writes 8-bit data as "Alphabet: binary" (its src/smsd.c); the codec calls it "8bit".
+_INCOMING_ALPHABETS = {"gsm7": "GSM", "ucs2": "UCS2", "8bit": "binary"}
 
 
 def build_incoming(
@@ -750,10 +941,20 @@ def build_incoming(
     incomplete: bool = False,
     text: str | None = None,
     data: bytes | None = None,
+    udh: bytes = b"",
+    ports: tuple[int, int] | None = None,
 ) -> bytes:
-    """An incoming/ file (SPOOL.md "Incoming file"). 8-bit messages give `data`: its hex is the body."""
+    """An incoming/ file (SPOOL.md "Incoming file", with smstools3's headers for binary messages).
+
+    8-bit messages give `data`: `Alphabet: binary`, `Hex: yes`, `UDH: yes|no` and the data's hex
+    as the body, so the file is also an outgoing file that sends the same message. `udh` is the
+    sender's header without concatenation, UDHL first (smstools3's `UDH-DATA:`, written with
+    `UDH: yes`); `ports` (destination, origin) of application port addressing become `Port:` and
+    `From_port:`.
+    """
     if alphabet not in _INCOMING_ALPHABETS:
         raise ValueError(f"alphabet must be one of {', '.join(_INCOMING_ALPHABETS)}, not {alphabet!r}")
+    binary = alphabet == "8bit" and data is not None
     headers: list[tuple[str, object]] = [("From", sender), ("From_TOA", toa_text(sender_toa))]
     if smsc:
         headers.append(("From_SMSC", smsc))
@@ -764,17 +965,67 @@ def build_incoming(
     if imsi:
         headers.append(("IMSI", imsi))
     headers.append(("Alphabet", _INCOMING_ALPHABETS[alphabet]))
+    if binary or udh:
+        headers.append(("UDH", "yes" if udh else "no"))
+    if udh:
+        headers.append(("UDH-DATA", hex_dump(udh)))
+    if ports is not None:
+        headers.append(("Port", ports[0]))
+        headers.append(("From_port", ports[1]))
+    if binary:
+        headers.append(("Hex", "yes"))
     headers.append(("Parts", parts))
     if flash:
         headers.append(("Flash", "yes"))
     if incomplete:
         headers.append(("Incomplete", "yes"))
-    if alphabet == "8bit" and data is not None:
+    if binary:
+        assert data is not None
         body = data.hex().upper().encode("ascii")
     else:
         # Lone surrogates (a broken UCS-2 part) cannot be UTF-8; they become U+FFFD.
         body = (text or "").encode("utf-8", "replace")
     return b"".join(_render(name, value) for name, value in headers) + b"\n" + body
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """An incoming/ file read back (`build_incoming`'s mirror): for the inbox API and webhooks."""
+
+    headers: Headers
+    text: str  # the text; for binary data the hex of the data (as the body holds it)
+    data: bytes | None  # the octets of a binary message, else None
+    udh: bytes  # UDH-DATA: (b"" when none)
+    ports: tuple[int, int] | None  # (Port:, From_port:)
+
+    @property
+    def binary(self) -> bool:
+        return self.data is not None
+
+
+def read_incoming(data: bytes) -> IncomingFile:
+    """Read an incoming/ file; values gsmgw did not write (a hand-edited header) are left out
+    rather than refused: the file stays readable."""
+    spool_file = read_spool_file(data)
+    headers = spool_file.headers
+    binary = _is_binary_alphabet(headers.get("Alphabet"))
+    if binary:
+        text = spool_file.body.decode("ascii", "replace").strip()
+        try:
+            payload: bytes | None = parse_hex(text)
+        except UserDataError:
+            payload = None
+    elif headers.get("Decode_error") is not None:
+        text, payload = spool_file.body.decode("ascii", "replace").strip(), None  # the PDU's hex
+    else:
+        text, payload = spool_file.body.decode("utf-8", "replace"), None
+    try:
+        udh = parse_hex(headers.get("UDH-DATA") or "")
+    except UserDataError:
+        udh = b""
+    port, origin = headers.get("Port"), headers.get("From_port")
+    ports = (int(port), int(origin)) if (port or "").isdigit() and (origin or "").isdigit() else None
+    return IncomingFile(headers, text, payload, udh, ports)
 
 
 @dataclass(frozen=True)
@@ -822,7 +1073,10 @@ def build_report(
 def make_outgoing(
     *,
     to: str | Sequence[str],
-    text: str,
+    text: str | None = None,
+    data: bytes | None = None,
+    udh: bytes | None = None,
+    message_class: int | None = None,
     report: bool | None = None,
     flash: bool = False,
     validity: str | int | None = None,
@@ -835,11 +1089,22 @@ def make_outgoing(
 ) -> bytes:
     """Render an outgoing file (UTF-8). It is not checked: pass it through parse_outgoing.
 
-    `extra` adds headers such as `Client:` and `Callback:` (written by the HTTP and SMPP servers).
-    A value with a line break raises SpoolFormatError rather than being changed silently.
+    `data` (8-bit) instead of `text` writes `Alphabet: binary`, `Hex: yes`, `UDH: no` and the data
+    as hex; `udh` (the sender's header, UDHL first) goes into `UDH-DATA:` for data and text alike;
+    `message_class` into `Class:`. `extra` adds headers such as `Client:` and `Callback:` (written
+    by the HTTP and SMPP servers). A value with a line break raises SpoolFormatError rather than
+    being changed silently.
     """
+    if (text is None) == (data is None):
+        raise ValueError("make_outgoing needs either text or data")
     recipients = [to] if isinstance(to, str) else list(to)
     headers: list[tuple[str, object]] = [("To", ", ".join(recipients))]
+    if data is not None:
+        headers += [("Alphabet", "binary"), ("Hex", "yes"), ("UDH", "no")]
+    if udh:
+        headers.append(("UDH-DATA", hex_dump(udh)))
+    if message_class is not None:
+        headers.append(("Class", message_class))
     if report is not None:
         headers.append(("Report", "yes" if report else "no"))
     if flash:
@@ -860,6 +1125,11 @@ def make_outgoing(
     for name, value in headers:
         if not _HEADER_LINE.match(f"{name}: x") or "\n" in str(value) or "\r" in str(value):
             raise SpoolFormatError(f"{name}: {str(value)[:40]!r} cannot be a header (line break or bad name)")
+    if data is not None:
+        # 64 octets a line: readable, and far below smstools3's line buffer.
+        lines = [data[start : start + 64].hex().upper() for start in range(0, len(data), 64)]
+        return b"".join(_render(name, value) for name, value in headers) + b"\n" + "\n".join(lines).encode("ascii") + b"\n"
+    assert text is not None
     try:
         body = text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -871,6 +1141,11 @@ def make_outgoing(
     # in a newline keeps it. After a final CR the newline is CRLF, or the reader would take CR+LF.
     final = b"\r\n" if body.endswith(b"\r") else b"\n"
     return b"".join(_render(name, value) for name, value in headers) + b"\n" + body + final
+
+
+def hex_dump(octets: bytes) -> str:
+    """smstools3's `UDH-DATA:` form: uppercase octets separated by spaces ("06 05 04 0B 84 23 F0")."""
+    return " ".join(f"{octet:02X}" for octet in octets)
 
 
 def outgoing_name(now: datetime, unique: str) -> str:
