@@ -127,7 +127,12 @@ def test_ucs2_coding_with_utf16_text(tmp_path):
         ({"username": "zabbix", "password": TOKEN, "to": "+49900123", "text": "x"}, 403, "Number(s) has/have been denied by white- and/or black-lists."),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678"}, 400, "Missing text, rejected"),
         ({"username": "zabbix", "password": TOKEN, "to": "abc", "text": "x"}, 400, "is not a phone number"),
-        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "coding": "1"}, 400, "coding=1"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "coding": "3"}, 400, "Coding field misformed"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "mclass": "4"}, 400, "MClass field misformed"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "udh": b"\x07\x05\x04\x0b\x84#\xf0"},
+         400, "UDH field misformed: its first octet says 7 octets but 6 follow"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "udh": b"\x05\x00\x03\x01\x02\x01"},
+         400, "UDH field misformed: the UDH claims concatenation itself"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "dlr-mask": "all"}, 400, "dlr-mask must be a number"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "charset": "klingon"}, 400, "Unknown charset"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "smsc": "nope"}, 400, "Unknown smsc"),
@@ -227,5 +232,53 @@ def test_a_dlr_url_must_name_a_host_the_client_may_call_back(tmp_path):
                 **{"dlr-url": "http://192.168.1.1/admin?x=%d"}))
             assert status == 400 and "callback_hosts" in text, text
         assert api.outgoing() == []
+
+    run(scenario, tmp_path)
+
+
+WAP_UDH = bytes.fromhex("0605040B8423F0")
+
+
+def test_binary_with_udh_as_kannel_scripts_send_it(tmp_path):
+    """udh and text as URL-encoded octets; no coding: 8-bit because a udh is given (smsbox's rule)."""
+    async def scenario(api):
+        data = bytes.fromhex("0106") + b"\x00\xff binary\r\n"
+        query = (f"username=zabbix&password={TOKEN}&to=%2B4915112345678&mclass=1&udh="
+                 + urllib.parse.quote_from_bytes(WAP_UDH) + "&text=" + urllib.parse.quote_from_bytes(data))
+        status, text, _ = await get(api, "/cgi-bin/sendsms?" + query)
+        assert (status, text) == (202, "0: Accepted for delivery")
+        from gsmgw.spool.format import parse_outgoing
+        from datetime import datetime, timezone
+        [name] = api.outgoing()
+        message = parse_outgoing(api.ctx.spool.read("outgoing", name), now=datetime.now(timezone.utc))
+        assert (message.data, message.udh, message.message_class) == (data, WAP_UDH, 1)
+
+    run(scenario, tmp_path)
+
+
+def test_a_text_with_a_udh_and_coding_0_and_the_x_kannel_header_form(tmp_path):
+    async def scenario(api):
+        query = f"username=zabbix&password={TOKEN}&to=%2B4915112345678&coding=0&text=BEGIN%3AVCARD&udh=%06%05%04%23%F4%23%F4"
+        assert (await get(api, "/cgi-bin/sendsms?" + query))[:2] == (202, "0: Accepted for delivery")
+        headers = {"X-Kannel-Username": "zabbix", "X-Kannel-Password": TOKEN, "X-Kannel-To": "+4915112345678",
+                   "X-Kannel-UDH": "0605040B8423F0", "X-Kannel-Coding": "1", "Content-Type": "application/octet-stream"}
+        status, text, _ = await post(api, "/cgi-bin/sendsms", data=b"\x01\x06", headers=headers)
+        assert (status, text) == (202, "0: Accepted for delivery")
+        files = sorted((read_spool_file(api.ctx.spool.read("outgoing", n)) for n in api.outgoing()),
+                       key=lambda f: f.headers.get("Alphabet") or "")
+        text_file, binary_file = files  # no Alphabet: line sorts before "binary"
+        assert text_file.headers.get("UDH-DATA") == "06 05 04 23 F4 23 F4" and text_file.body == b"BEGIN:VCARD\n"
+        assert binary_file.headers.get("Alphabet") == "binary" and binary_file.body == b"0106\n"
+        assert binary_file.headers.get("UDH-DATA") == "06 05 04 0B 84 23 F0"
+
+    run(scenario, tmp_path)
+
+
+def test_binary_over_255_parts_is_refused(tmp_path):
+    async def scenario(api):
+        form = {"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "coding": "1", "text": "x" * 40000}
+        status, text, _ = await post(api, "/cgi-bin/sendsms", data=form)
+        assert status == 400 and "needs 299 SMS parts" in text and "one message has at most 255" in text
+        assert text.endswith(", rejected") and api.outgoing() == []
 
     run(scenario, tmp_path)

@@ -8,17 +8,23 @@
 codes: `0: Accepted for delivery` with 202, `Authorization failed for sendsms` with 403, and so on.
 
 Understood: `to` (several numbers separated by spaces, as Kannel), `text`, `charset` (of the
-text; default UTF-8, UTF-16BE for `coding=2`, as Kannel), `coding` (0 or 2; the wire alphabet is
-chosen by gsmgw anyway; 1 = 8-bit data is refused), `dlr-mask` (any of the delivered, failed or
-buffered bits 1, 2, 4 request a report), `dlr-url` (becomes the message's callback), `mclass=0`
-(flash), `validity` and `deferred` (minutes, as Kannel), `smsc` (a modem's name). `from` is
-accepted and ignored: a SIM sends with its own number. Anything else is ignored, as Kannel does.
+text; default UTF-8, UTF-16BE for `coding=2`, as Kannel), `coding` (0 7-bit or 2 UCS-2: the wire
+alphabet of a text is chosen by gsmgw anyway; 1 = 8-bit data: `text` is then the URL-encoded
+octets, charset ignored; unset means 0, or 1 when `udh` is given, as Kannel's smsbox),
+`udh` (the user data header as URL-encoded octets, length octet first; in the X-Kannel form
+`X-Kannel-UDH` is hex, or URL-encoded, as smsbox reads it), `dlr-mask` (any of the delivered,
+failed or buffered bits 1, 2, 4 request a report), `dlr-url` (becomes the message's callback),
+`mclass` (0..3: the message class; 0 is flash), `validity` and `deferred` (minutes, as Kannel),
+`smsc` (a modem's name). `from` is accepted and ignored: a SIM sends with its own number.
+Anything else is ignored, as Kannel does. Refusals use smsbox's words ("UDH field misformed",
+"Coding field misformed", "MClass field misformed") followed by what to send instead.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -30,10 +36,12 @@ from gsmgw.http.validation import (
     ApiError,
     SendPolicy,
     SendRequest,
+    check_data,
     check_text,
     expand_recipients,
     parse_callback,
 )
+from gsmgw.sms import UserDataError, check_user_header
 from gsmgw.spool.format import iso
 
 ACCEPTED = "0: Accepted for delivery"
@@ -48,7 +56,7 @@ DLR_REPORT_BITS = 1 | 2 | 4
 
 PARAMETERS = (
     "username", "user", "password", "pass", "to", "text", "charset", "coding", "dlr-mask",
-    "dlr-url", "mclass", "validity", "deferred", "smsc", "from",
+    "dlr-url", "mclass", "validity", "deferred", "smsc", "from", "udh",
 )
 
 
@@ -82,7 +90,9 @@ def collect_parameters(
             add(name, value)
     else:
         for header, value in headers.items():
-            if header.lower().startswith("x-kannel-"):
+            if header.lower() == "x-kannel-udh":
+                add("udh", _header_udh(value))
+            elif header.lower().startswith("x-kannel-"):
                 add(header[len("x-kannel-"):].lower(), value.encode("utf-8", "surrogateescape"))
         if body and "text" not in params:
             add("text", body)
@@ -95,6 +105,15 @@ def collect_parameters(
     if "pass" in params:
         add("password", params["pass"])
     return params
+
+
+def _header_udh(value: str) -> bytes:
+    """X-Kannel-UDH as smsbox reads it: hex ("0605040B8423F0"), else URL-encoded octets."""
+    text = value.strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return urllib.parse.unquote_to_bytes(text)
 
 
 def text_parameter(params: Mapping[str, bytes], name: str) -> str | None:
@@ -137,20 +156,28 @@ def parse_sendsms(
         raise KannelError(400, EMPTY_TO)
 
     coding = _int_parameter(params, "coding")
-    if coding == 1:
-        raise KannelError(400, "coding=1 (8-bit data) is not supported; send text with coding=0 or coding=2, rejected")
-    if coding not in (None, 0, 2):
-        raise KannelError(400, f"coding must be 0 (7-bit) or 2 (UCS-2), not {coding}, rejected")
+    if coding not in (None, 0, 1, 2):
+        raise KannelError(400, f"Coding field misformed: coding must be 0 (7-bit), 1 (8-bit data) or 2 (UCS-2), not {coding}, rejected")
+    udh = params.get("udh") or None
+    if udh is not None:
+        _check_udh(udh)
+    if coding is None:
+        coding = 1 if udh else 0  # smsbox's "compatibility mode"
     raw_text = params.get("text")
     if raw_text is None:
         raise KannelError(400, "Missing text, rejected")
-    text = decode_text(raw_text, coding, text_parameter(params, "charset"))
+    data = raw_text if coding == 1 else None
+    text = decode_text(raw_text, coding, text_parameter(params, "charset")) if data is None else None
 
     try:
         recipients = expand_recipients(numbers, registry, policy.default_country)
-        parts, alphabet = check_text(
-            text, policy.default_max_parts, national_languages=getattr(policy.defaults, "national_languages", ())
-        )
+        if data is not None:
+            parts, alphabet = check_data(data, udh, policy.default_max_parts, field="text")
+        else:
+            parts, alphabet = check_text(
+                text, policy.default_max_parts, national_languages=getattr(policy.defaults, "national_languages", ()),
+                udh=udh,
+            )
     except ApiError as exc:
         raise KannelError(exc.status, f"{exc.message}, rejected") from None
 
@@ -171,6 +198,8 @@ def parse_sendsms(
             dlr_mask = DLR_REPORT_BITS  # a dlr-url without a mask: every report, as the user surely wants
 
     mclass = _int_parameter(params, "mclass")
+    if mclass is not None and not 0 <= mclass <= 3:
+        raise KannelError(400, f"MClass field misformed: mclass must be 0 (flash), 1 (phone), 2 (SIM) or 3, not {mclass}, rejected")
     validity_minutes = _int_parameter(params, "validity")
     deferred_minutes = _int_parameter(params, "deferred")
     deferred_seconds = None
@@ -191,17 +220,31 @@ def parse_sendsms(
     if modem is not None and modem not in policy.modem_names:
         raise KannelError(400, f"Unknown smsc {modem!r}; configured modems: {', '.join(policy.modem_names) or 'none'}, rejected")
 
-    request = SendRequest(recipients=recipients, text=text, parts=parts, alphabet=alphabet)
+    request = SendRequest(recipients=recipients, text=text, parts=parts, alphabet=alphabet, data=data, udh=udh)
     return replace(
         request,
         report=report,
-        flash=mclass == 0,
+        message_class=mclass,
         validity=f"{validity_minutes} min" if validity_minutes else None,
         send_after=iso(now + timedelta(seconds=deferred_seconds)) if deferred_seconds else None,
         modem=modem,
         callback=callback,
         dlr_mask=dlr_mask if callback else None,
     )
+
+
+def _check_udh(udh: bytes) -> None:
+    """smsbox refuses a header whose first octet is not its length; gsmgw also one that claims
+    concatenation or national tables (it numbers the parts and chooses the tables itself)."""
+    example = "udh=%06%05%04%0B%84%23%F0 (16-bit ports 2948 <- 9200)"
+    if len(udh) != udh[0] + 1:
+        raise KannelError(
+            400, f"UDH field misformed: its first octet says {udh[0]} octets but {len(udh) - 1} follow; send the "
+                 f"header URL-encoded with its length octet first, e.g. {example}, rejected")
+    try:
+        check_user_header(udh)
+    except UserDataError as exc:
+        raise KannelError(400, f"UDH field misformed: {exc}, rejected") from None
 
 
 def credentials(params: Mapping[str, bytes]) -> tuple[str | None, str | None]:

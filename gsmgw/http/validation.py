@@ -25,7 +25,15 @@ from gsmgw.callbacks import callback_problem
 from gsmgw.clients import Client, ClientRegistry, UnknownGroup
 from gsmgw.durations import DurationTooLong, bounded_time, parse_duration
 from gsmgw.rules import group_reference
-from gsmgw.sms import AddressError, count_parts, normalize_number, parse_validity
+from gsmgw.sms import (
+    AddressError,
+    UserDataError,
+    count_data_parts,
+    count_parts,
+    normalize_number,
+    parse_hex,
+    parse_validity,
+)
 from gsmgw.spool.format import SpoolFormatError, iso, make_outgoing, parse_outgoing
 
 MAX_BODY_BYTES = 64 * 1024
@@ -36,8 +44,8 @@ PRIORITIES = ("high", "normal", "low")
 EXAMPLE = '{"to": "+4915112345678", "text": "hello"}'
 
 SEND_FIELDS = (
-    "to", "text", "report", "flash", "validity", "priority", "modem", "send_after", "expires",
-    "max_parts", "callback",
+    "to", "text", "binary", "udh", "class", "report", "flash", "validity", "priority", "modem", "send_after",
+    "expires", "max_parts", "callback",
 )
 
 
@@ -56,9 +64,12 @@ class SendRequest:
     """A send request whose fields are each valid; destinations not yet checked for the client."""
 
     recipients: tuple[str, ...]  # E.164, groups expanded, first occurrence kept
-    text: str
+    text: str | None  # None for binary data
     parts: int
     alphabet: str
+    data: bytes | None = None  # 8-bit data ("binary"), instead of text
+    udh: bytes | None = None  # the sender's user data header, UDHL first ("udh"), for text or data
+    message_class: int | None = None  # "class" 0..3 (TS 23.038 §4)
     report: bool | None = None
     flash: bool = False
     validity: str | None = None
@@ -250,7 +261,8 @@ def parse_callback(value: Any) -> str:
 
 
 def check_text(
-    text: Any, max_parts: int, *, field: str = "text", national_languages: Sequence[str] = ()
+    text: Any, max_parts: int, *, field: str = "text", national_languages: Sequence[str] = (),
+    udh: bytes | None = None,
 ) -> tuple[int, str]:
     """(parts, alphabet) of a text that fits in `max_parts`, else ApiError 400."""
     if text is None:
@@ -261,15 +273,61 @@ def check_text(
         raise ApiError(400, f'"{field}" contains a lone UTF-16 surrogate; encode characters outside the BMP (emoji) as a pair or as UTF-8')
     if not text:
         raise ApiError(400, f'"{field}" is empty; send the text of the message')
-    count = count_parts(text, national_languages=national_languages)
-    if count.parts > max_parts:
-        unit = "GSM-7 characters" if count.alphabet == "gsm7" else "UCS-2 characters"
+    try:
+        count = count_parts(text, national_languages=national_languages, udh=udh)
+    except UserDataError as exc:
+        raise ApiError(400, f'"udh": {exc}') from None
+    _check_parts(count, max_parts, "text")
+    return count.parts, count.alphabet
+
+
+def check_data(data: bytes, udh: bytes | None, max_parts: int, *, field: str = "binary") -> tuple[int, str]:
+    """(parts, "8bit") of 8-bit data with the sender's header that fits in `max_parts`, else ApiError 400."""
+    if not data and not udh:
+        raise ApiError(400, f'"{field}" is empty; send the data as hex, e.g. "0106" (two digits per octet)')
+    try:
+        count = count_data_parts(data, udh=udh)
+    except UserDataError as exc:
+        raise ApiError(400, f'"udh": {exc}') from None
+    _check_parts(count, max_parts, "data")
+    return count.parts, count.alphabet
+
+
+def _check_parts(count: Any, max_parts: int, what: str) -> None:
+    unit = {"gsm7": "GSM-7 characters", "ucs2": "UCS-2 characters"}.get(count.alphabet, "octets")
+    if count.parts > MAX_PARTS_CEILING:
         raise ApiError(
             400,
-            f"the text needs {count.parts} SMS parts ({count.units} {unit}) but at most {max_parts} are "
+            f"the {what} needs {count.parts} SMS parts ({count.units} {unit}), but one message has at most "
+            f"{MAX_PARTS_CEILING} (the part count is one octet); send it as several messages",
+        )
+    if count.parts > max_parts:
+        raise ApiError(
+            400,
+            f"the {what} needs {count.parts} SMS parts ({count.units} {unit}) but at most {max_parts} are "
             f'allowed; shorten it or send a higher "max_parts" (up to {MAX_PARTS_CEILING})',
         )
-    return count.parts, count.alphabet
+
+
+def hex_field(fields: Mapping[str, Any], name: str) -> bytes | None:
+    """A JSON field of hex octets ("binary", "udh") -> bytes; ApiError 400 saying what to send."""
+    value = fields.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, f'"{name}" must be a string of hex digits like "0605040B8423F0", not {_json_type(value)}')
+    try:
+        return parse_hex(value, what=f'"{name}"')
+    except UserDataError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def message_class_value(value: Any, name: str = "class") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
+        raise ApiError(400, f'"{name}" must be a message class 0..3 (0 flash, 1 phone, 2 SIM, 3 terminal), not {value!r}')
+    return value
 
 
 def parse_send_request(
@@ -298,10 +356,21 @@ def parse_send_request(
     if max_parts is not None:
         if isinstance(max_parts, bool) or not isinstance(max_parts, int) or not 1 <= max_parts <= MAX_PARTS_CEILING:
             raise ApiError(400, f'"max_parts" must be a whole number from 1 to {MAX_PARTS_CEILING}, not {max_parts!r}')
-    parts, alphabet = check_text(
-        fields.get("text"), max_parts or policy.default_max_parts,
-        national_languages=getattr(policy.defaults, "national_languages", ()),
-    )
+    udh = hex_field(fields, "udh")
+    data = hex_field(fields, "binary")
+    if data is not None:
+        if fields.get("text") is not None:
+            raise ApiError(400, '"text" and "binary" are both given; send a text or 8-bit data (hex in "binary"), not both')
+        parts, alphabet = check_data(data, udh, max_parts or policy.default_max_parts)
+    else:
+        parts, alphabet = check_text(
+            fields.get("text"), max_parts or policy.default_max_parts,
+            national_languages=getattr(policy.defaults, "national_languages", ()), udh=udh,
+        )
+    message_class = message_class_value(fields.get("class"))
+    flash = bool(_boolean(fields, "flash"))
+    if flash and message_class not in (None, 0):
+        raise ApiError(400, f'"flash": true is class 0, but "class" is {message_class}; send one of the two')
 
     validity = fields.get("validity")
     if validity is not None:
@@ -340,11 +409,14 @@ def parse_send_request(
 
     return SendRequest(
         recipients=recipients,
-        text=fields["text"],
+        text=fields["text"] if data is None else None,
         parts=parts,
         alphabet=alphabet,
+        data=data,
+        udh=udh,
+        message_class=message_class,
         report=_boolean(fields, "report"),
-        flash=bool(_boolean(fields, "flash")),
+        flash=flash,
         validity=validity,
         priority=priority,
         modem=modem,
@@ -400,6 +472,9 @@ def prepare_messages(
             data = make_outgoing(
                 to=number,
                 text=request.text,
+                data=request.data,
+                udh=request.udh,
+                message_class=request.message_class,
                 report=request.report,
                 flash=request.flash,
                 validity=request.validity,
