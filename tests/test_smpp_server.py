@@ -306,7 +306,7 @@ def test_over_limits_is_throttled(gateway):
     client.disconnect()
 
 
-@pytest.mark.parametrize("data_coding,status", [(4, Status.ESME_RINVDCS), (2, Status.ESME_RINVDCS), (0xF4, Status.ESME_RINVDCS)])
+@pytest.mark.parametrize("data_coding,status", [(5, Status.ESME_RINVDCS), (6, Status.ESME_RINVDCS), (0x0E, Status.ESME_RINVDCS)])
 def test_unsupported_data_coding(gateway, data_coding, status):
     sock = raw_bind(gateway)
     raw_send(sock, submit_pdu(2, data_coding=data_coding))

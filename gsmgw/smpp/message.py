@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from gsmgw.durations import DurationTooLong, bounded_time
+from gsmgw.sms import udh as udh_rules
 from gsmgw.sms.address import normalize_number
-from gsmgw.sms.errors import AddressError
+from gsmgw.sms.errors import AddressError, UserDataError
 from gsmgw.sms.gsm7 import BASIC_TABLE, decode_septets, encode_septets, is_gsm7
 
 from .pdu import ESM_UDHI, Status
@@ -23,12 +24,18 @@ from .pdu import ESM_UDHI, Status
 # SMPP 3.4 §5.2.19 data_coding values gsmgw reads.
 DC_DEFAULT = 0x00  # "SMSC default alphabet": for gsmgw the GSM 7-bit default alphabet, one septet per octet
 DC_IA5 = 0x01  # IA5 (CCITT T.50) / ASCII
+DC_OCTET = 0x02  # "Octet unspecified (8-bit binary)"
 DC_LATIN1 = 0x03
+DC_BINARY = 0x04  # "Octet unspecified (8-bit binary)": what clients send WAP push and OTA with
 DC_UCS2 = 0x08
-# 0xF0..0xF3 are GSM 03.38 "data coding/message class" values (TS 23.038 §4, group 1111) with the
-# default alphabet: 0xF0 is class 0, the flash message alerting systems like to send.
+# 0xF0..0xFF are GSM 03.38 "message class control" values (TS 23.038 §4, group 1111): bit 2 says
+# 8-bit data (0xF4..0xF7) or the default alphabet (0xF0..0xF3), bits 1..0 the message class.
+# 0xF0 is class 0, the flash message alerting systems like to send.
 DC_GSM7_CLASS_0 = 0xF0
 DC_GSM7_CLASS_3 = 0xF3
+DC_BINARY_CLASS_0 = 0xF4
+DC_BINARY_CLASS_3 = 0xF7
+BINARY_CODINGS = frozenset({DC_OCTET, DC_BINARY, *range(DC_BINARY_CLASS_0, DC_BINARY_CLASS_3 + 1)})
 
 # TS 23.040 §9.2.3.24.1, §9.2.3.24.8: concatenated short messages, 8-bit and 16-bit reference.
 IEI_CONCAT_8 = 0x00
@@ -73,29 +80,47 @@ def _looks_like_ascii(raw: bytes) -> bool:
 _GSM7_CODINGS = (DC_DEFAULT, DC_GSM7_CLASS_0, DC_GSM7_CLASS_0 + 1, DC_GSM7_CLASS_0 + 2, DC_GSM7_CLASS_3)
 
 
+def is_binary_coding(data_coding: int) -> bool:
+    """8-bit data, not text: data_coding 2, 4 (SMPP 3.4 §5.2.19) or 0xF4..0xF7 (TS 23.038 §4)."""
+    return data_coding in BINARY_CODINGS
+
+
+def coding_class(data_coding: int) -> int | None:
+    """The message class a data_coding of group 1111 carries (bits 1..0), else None."""
+    return data_coding & 0x03 if data_coding >= DC_GSM7_CLASS_0 else None
+
+
 def text_coding(data_coding: int, raw: bytes) -> int:
     """The alphabet the octets of a message in `data_coding` are read in, as a data_coding:
     DC_DEFAULT (GSM-7), DC_IA5, DC_LATIN1 or DC_UCS2. data_coding 0 whose octets cannot be GSM-7
     as the client meant them (see `_looks_like_ascii`) is DC_LATIN1: the client writes, and so
-    reads, ASCII/Latin-1. MessageError (ESME_RINVDCS) for a data_coding gsmgw does not read."""
+    reads, ASCII/Latin-1. MessageError (ESME_RINVDCS) for a data_coding gsmgw does not read as
+    text (8-bit data is not text: see is_binary_coding)."""
     if data_coding in _GSM7_CODINGS:
         return DC_LATIN1 if _looks_like_ascii(raw) else DC_DEFAULT
     if data_coding in (DC_IA5, DC_LATIN1, DC_UCS2):
         return data_coding
     raise MessageError(
-        f"data_coding 0x{data_coding:02x} is not supported; use 0 (GSM-7), 3 (Latin-1) or 8 (UCS-2)",
+        f"data_coding 0x{data_coding:02x} is not supported; use 0 (GSM-7), 3 (Latin-1) or 8 (UCS-2) for "
+        "text, 4 for 8-bit data",
         Status.ESME_RINVDCS,
     )
 
 
-def decode_text(data_coding: int, raw: bytes) -> tuple[str, bool]:
+def decode_text(data_coding: int, raw: bytes, national: tuple[int, int] = (0, 0)) -> tuple[str, bool]:
     """(text, flash) from the octets of a message in `data_coding` (SMPP 3.4 §5.2.19).
 
     data_coding 0 is GSM-7 with one septet per octet (SMPP carries it unpacked), except where
-    the octets cannot be GSM-7 as a client meant them (see `text_coding`).
+    the octets cannot be GSM-7 as a client meant them (see `text_coding`). `national` (locking,
+    single) are the shift tables a header named (TS 23.038 §6.2.1.2.4): such septets are GSM-7
+    for sure. 8-bit data (is_binary_coding) has no text: ("", False), the caller keeps the octets.
     """
-    coding = text_coding(data_coding, raw)
+    if is_binary_coding(data_coding):
+        return "", False
     flash = data_coding == DC_GSM7_CLASS_0
+    if national != (0, 0) and data_coding in _GSM7_CODINGS:
+        return decode_septets(raw, *national), flash
+    coding = text_coding(data_coding, raw)
     if coding == DC_DEFAULT:
         return decode_septets(raw), flash
     if coding == DC_LATIN1:
@@ -122,12 +147,13 @@ class Concat:
     seq: int
 
 
-def split_udh(short_message: bytes) -> tuple[Concat | None, bytes]:
+def split_udh(short_message: bytes) -> tuple[Concat | None, bytes, bytes]:
     """Read the user data header at the start of `short_message` (esm_class UDHI set).
 
-    Returns the concatenation element, if any, and the octets after the header. Other
-    information elements (ports, national language shifts) are skipped. TS 23.040 §9.2.3.24:
-    UDHL (1 octet) then IEI, IEDL, data, repeated.
+    Returns the concatenation element, if any; the header's other information elements as a
+    header of their own (UDHL first, b"" when there are none: ports, national shifts, special
+    indications, which go on with the message); and the octets after the header.
+    TS 23.040 §9.2.3.24: UDHL (1 octet) then IEI, IEDL, data, repeated.
     """
     if not short_message:
         raise MessageError("esm_class says there is a user data header, but short_message is empty", Status.ESME_RINVESMCLASS)
@@ -136,6 +162,7 @@ def split_udh(short_message: bytes) -> tuple[Concat | None, bytes]:
         raise MessageError(f"UDHL {udhl} runs past the end of short_message", Status.ESME_RINVESMCLASS)
     header = short_message[1 : 1 + udhl]
     concat = None
+    others = []
     pos = 0
     while pos < len(header):
         if pos + 2 > len(header):
@@ -148,11 +175,54 @@ def split_udh(short_message: bytes) -> tuple[Concat | None, bytes]:
             concat = Concat(data[0], data[1], data[2])
         elif iei == IEI_CONCAT_16 and iedl == 4:
             concat = Concat(int.from_bytes(data[:2], "big"), data[2], data[3])
+        elif iei not in udh_rules.CONCAT_IEIS:
+            others.append(header[pos : pos + 2 + iedl])
         pos += 2 + iedl
     if concat is not None and (concat.total == 0 or concat.seq == 0 or concat.seq > concat.total):
         # TS 23.040 §9.2.3.24.1: a receiver ignores an element with seq 0 or seq > total.
         concat = None
-    return concat, short_message[1 + udhl :]
+    rest = b"".join(others)
+    return concat, (bytes((len(rest),)) + rest if rest else b""), short_message[1 + udhl :]
+
+
+def take_national_shifts(header: bytes) -> tuple[tuple[int, int], bytes]:
+    """The (locking, single) national shift tables a header names (TS 23.040 §9.2.3.24.15/16), and
+    the header without them: they say how septets are read, and gsmgw chooses its own tables
+    (national_languages) when it encodes the text again."""
+    if not header:
+        return (0, 0), b""
+    locking = single = 0
+    kept = []
+    for iei, value in udh_rules.parse_elements(header[1:]):
+        if iei == udh_rules.IEI_NATIONAL_LOCKING_SHIFT and len(value) == 1:
+            locking = value[0]
+        elif iei == udh_rules.IEI_NATIONAL_SINGLE_SHIFT and len(value) == 1:
+            single = value[0]
+        else:
+            kept.append(bytes((iei, len(value))) + value)
+    rest = b"".join(kept)
+    return (locking, single), (bytes((len(rest),)) + rest if rest else b"")
+
+
+def ports_header(destination: int, source: int | None) -> bytes:
+    """A header with the 16-bit application port IE (TS 23.040 §9.2.3.24.4) for the
+    destination_port/source_port TLVs (SMPP 3.4 §5.3.2.20/.21); source 0 when not given."""
+    return bytes((6, udh_rules.IEI_PORTS_16, 4)) + destination.to_bytes(2, "big") + (source or 0).to_bytes(2, "big")
+
+
+# command_status for a header the codec refuses (SMPP 3.4 §5.1.3): a header that is not one is
+# "Invalid esm_class field data" (the UDHI flag promised one); one that leaves no room for the
+# message makes its "Message Length" invalid.
+USER_DATA_STATUS = {
+    "udh_length": Status.ESME_RINVESMCLASS,
+    "udh_concat": Status.ESME_RINVESMCLASS,
+    "udh_national": Status.ESME_RINVESMCLASS,
+    "no_room": Status.ESME_RINVMSGLEN,
+}
+
+
+def user_data_status(error: UserDataError) -> int:
+    return USER_DATA_STATUS.get(error.problem, Status.ESME_RINVMSGLEN)
 
 
 TON_INTERNATIONAL = 1  # SMPP 3.4 §5.2.5
@@ -193,6 +263,7 @@ class _Pending:
     parts: dict[int, bytes] = field(default_factory=dict)
     message_id: str = ""
     registered_delivery: int = 0  # clients set it on the first, the last or every segment
+    header: bytes = b""  # the sender's own header (without concatenation): the first segment that had one
 
 
 class Reassembly:
@@ -212,7 +283,7 @@ class Reassembly:
 
     def add(
         self, key: tuple, concat: Concat, data_coding: int, payload: bytes, now: float, new_id: str,
-        registered_delivery: int = 0,
+        registered_delivery: int = 0, header: bytes = b"",
     ) -> tuple[str, bytes | None]:
         """Add one segment. Returns (message_id, joined octets or None while parts are missing).
 
@@ -232,6 +303,7 @@ class Reassembly:
             )
         pending.parts[concat.seq] = payload
         pending.registered_delivery = max(pending.registered_delivery, registered_delivery)
+        pending.header = pending.header or header
         if len(pending.parts) < pending.total:
             return pending.message_id, None
         joined = b"".join(pending.parts[i] for i in range(1, pending.total + 1))
@@ -240,6 +312,11 @@ class Reassembly:
     def registered_delivery(self, key: tuple, concat: Concat) -> int:
         pending = self._pending.get((*key, concat.ref, concat.total))
         return pending.registered_delivery if pending is not None else 0
+
+    def header(self, key: tuple, concat: Concat) -> bytes:
+        """The sender's own header of a long message (ports, ...), as its segments carried it."""
+        pending = self._pending.get((*key, concat.ref, concat.total))
+        return pending.header if pending is not None else b""
 
     def done(self, key: tuple, concat: Concat) -> None:
         """Forget a message once it is written (or refused for good)."""
@@ -271,14 +348,20 @@ class Reassembly:
 # one that decodes it as GSM-7; "@" would be a NUL octet in GSM-7.
 _SAME_IN_ASCII_AND_GSM7 = frozenset(ch for code, ch in enumerate(BASIC_TABLE) if ord(ch) == code and code >= 0x20)
 
-# TS 23.040 §9.2.3.16 (TP-UDL), §9.2.3.24: 160 septets or 140 octets in one message; with the
-# 6-octet concatenation header, 153 septets or 134 octets (67 UCS-2 characters) per part.
-_SINGLE = {DC_DEFAULT: 160, DC_UCS2: 140}
-_PER_PART = {DC_DEFAULT: 153, DC_UCS2: 134}
+
+def _capacity(data_coding: int, header_octets: int) -> int:
+    """What one SMS carries beside a header of `header_octets` (UDHL included; 0 for none):
+    160 septets or 140 octets (TS 23.040 §9.2.3.16), less the header, which in septets takes
+    ceil(octets * 8 / 7) (§9.2.3.24). With the 6-octet concatenation header: 153 septets or 134
+    octets (67 UCS-2 characters)."""
+    if data_coding == DC_DEFAULT:
+        return 160 - (header_octets * 8 + 6) // 7
+    return 140 - header_octets
 
 
 def _chunks_octets(octets: bytes, size: int) -> list[bytes]:
-    # Only characters of one septet each go out as data_coding 0, so any cut is a clean one.
+    # Only characters of one septet each go out as data_coding 0, so any cut is a clean one;
+    # 8-bit data has no characters to keep whole.
     return [octets[start : start + size] for start in range(0, len(octets), size)]
 
 
@@ -294,30 +377,35 @@ def _chunks_ucs2(raw: bytes, size: int) -> list[bytes]:
     return chunks
 
 
-def encode_for_delivery(text: str, ref: int) -> list[tuple[int, int, bytes]]:
-    """Text → deliver_sm segments [(data_coding, esm_class, short_message)].
+def encode_for_delivery(
+    text: str, ref: int, *, data: bytes | None = None, udh: bytes = b""
+) -> list[tuple[int, int, bytes]]:
+    """Text (or 8-bit `data`) → deliver_sm segments [(data_coding, esm_class, short_message)].
 
     data_coding 0 only when every character reads the same in ASCII and in GSM-7 (letters,
     digits, common punctuation), else UCS-2 (8). ESMEs disagree on what data_coding 0 means
     (GSM-7, ASCII, Latin-1), but all of them read UCS-2 the same way, so text with "@", "€",
-    umlauts or emoji is never misread. A text longer than one SMS is split the way an SMSC
-    delivers it to a handset: UDH concatenation with an 8-bit reference, esm_class UDHI.
+    umlauts or emoji is never misread. `data` goes as data_coding 4 (8-bit binary). `udh` is the
+    sender's own header (UDHL first: ports of a WAP push, ...): it starts short_message, with
+    esm_class UDHI. A message longer than one SMS is split the way an SMSC delivers it to a
+    handset: UDH concatenation with an 8-bit reference, merged into the sender's header.
     """
-    if all(ch in _SAME_IN_ASCII_AND_GSM7 or ch in "\n\r" for ch in text):
-        data_coding, units = DC_DEFAULT, encode_septets(text)
-        if len(units) <= _SINGLE[DC_DEFAULT]:
-            return [(data_coding, 0, bytes(units))]
-        chunks = _chunks_octets(bytes(units), _PER_PART[DC_DEFAULT])
+    if data is not None:
+        data_coding, payload = DC_BINARY, data
+    elif all(ch in _SAME_IN_ASCII_AND_GSM7 or ch in "\n\r" for ch in text):
+        data_coding, payload = DC_DEFAULT, bytes(encode_septets(text))
     else:
-        data_coding, raw = DC_UCS2, text.encode("utf-16-be")
-        if len(raw) <= _SINGLE[DC_UCS2]:
-            return [(data_coding, 0, raw)]
-        chunks = _chunks_ucs2(raw, _PER_PART[DC_UCS2])
+        data_coding, payload = DC_UCS2, text.encode("utf-16-be")
+    elements = udh[1:] if udh else b""
+    if len(payload) <= _capacity(data_coding, 1 + len(elements) if elements else 0):
+        return [(data_coding, ESM_UDHI if elements else 0, (udh if elements else b"") + payload)]
+    size = _capacity(data_coding, 1 + len(elements) + 5)
+    chunks = _chunks_ucs2(payload, size) if data_coding == DC_UCS2 else _chunks_octets(payload, size)
     total = len(chunks)
     if total > 255:
-        raise ValueError(f"text needs {total} parts; at most 255 can be concatenated")
+        raise ValueError(f"the message needs {total} parts; at most 255 can be concatenated")
     return [
-        (data_coding, ESM_UDHI, bytes([5, IEI_CONCAT_8, 3, ref & 0xFF, total, seq]) + chunk)
+        (data_coding, ESM_UDHI, bytes([len(elements) + 5]) + elements + bytes([IEI_CONCAT_8, 3, ref & 0xFF, total, seq]) + chunk)
         for seq, chunk in enumerate(chunks, start=1)
     ]
 

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from gsmgw.sms import count_parts
+from gsmgw.sms import UserDataError, count_data_parts, count_parts
 from gsmgw.spool.message_status import MessageStatus, lookup
 from gsmgw.spool.format import (
     DEFAULT_MAX_PARTS, SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file,
@@ -362,12 +362,23 @@ class SmppServer:
         if submission.text_coding is not None:
             headers[H_DATA_CODING] = str(submission.text_coding)
         max_parts = int(getattr(self.defaults, "max_parts", None) or DEFAULT_MAX_PARTS)
-        needed = count_parts(
-            submission.text, national_languages=getattr(self.defaults, "national_languages", ())
-        ).parts
-        if needed > max_parts:
+        udh = submission.udh or None
+        try:
+            if submission.data is not None:
+                needed = count_data_parts(submission.data, udh=udh).parts
+            else:
+                needed = count_parts(
+                    submission.text, national_languages=getattr(self.defaults, "national_languages", ()), udh=udh
+                ).parts
+        except UserDataError as exc:
             self._release(submission)
-            reason = f"the text needs {needed} SMS parts, more than max_parts {max_parts}"
+            conn.perform(conn.session.submit_failed(submission, M.user_data_status(exc), str(exc)))
+            return
+        if needed > max_parts:
+            # ESME_RINVMSGLEN, "Message Length is invalid" (SMPP 3.4 §5.1.3): also past 255 parts.
+            self._release(submission)
+            what = "data" if submission.data is not None else "text"
+            reason = f"the {what} needs {needed} SMS parts, more than max_parts {max_parts}"
             conn.perform(conn.session.submit_failed(submission, Status.ESME_RINVMSGLEN, reason))
             return
         validity = None
@@ -377,11 +388,15 @@ class SmppServer:
         try:
             data = make_outgoing(
                 to=submission.to,
-                text=submission.text,
+                text=submission.text if submission.data is None else None,
+                data=submission.data,
+                udh=udh,
+                # Class 0 is written `Flash: yes`, as a dropped file says it.
+                message_class=submission.message_class if submission.message_class else None,
                 # Ask the network for a status report when the client wants a receipt; else the
                 # config's default decides (SPOOL.md `Report:`).
                 report=True if submission.registered_delivery else None,
-                flash=submission.flash,
+                flash=submission.flash or submission.message_class == 0,
                 validity=validity,
                 priority=submission.priority,
                 send_after=submission.send_after,
@@ -572,7 +587,9 @@ class SmppServer:
         if not targets:
             return
         self._mo_reference = (self._mo_reference + 1) % 256
-        segments = M.encode_for_delivery(event.text or "", self._mo_reference)
+        segments = M.encode_for_delivery(
+            event.text or "", self._mo_reference, data=getattr(event, "data", None), udh=getattr(event, "udh", b"")
+        )
         for client in targets:
             for data_coding, esm_class, short_message in segments:
                 self.queue_delivery(

@@ -108,7 +108,7 @@ class Submission:
     token: int
     client: Any
     to: str
-    text: str
+    text: str  # "" for 8-bit data
     flash: bool
     registered_delivery: int
     source_addr: str
@@ -119,6 +119,9 @@ class Submission:
     parts_key: tuple | None = None  # set for long messages: (key, Concat) in the reassembly
     acquired_at: float | None = None  # when the client's limits counted it (to give it back)
     text_coding: int | None = None  # the alphabet the client wrote the text in (M.text_coding): its receipt's
+    data: bytes | None = None  # 8-bit data (data_coding 2, 4, 0xF4..0xF7) instead of text
+    udh: bytes = b""  # the client's own header without concatenation, UDHL first (ports, ...)
+    message_class: int | None = None  # from data_coding 0xF0..0xF7 (bits 1..0)
 
 
 @dataclass(frozen=True)
@@ -359,9 +362,10 @@ class Session:
             raise M.MessageError("both short_message and message_payload are set; send one", Status.ESME_RINVMSGLEN)
         raw = payload if payload is not None else short_message
         concat = None
+        header = b""
         if esm_class & P.ESM_UDHI:
-            concat, raw = M.split_udh(raw)
-        elif pdu.tlvs.get(Tag.SAR_MSG_REF_NUM) is not None:
+            concat, header, raw = M.split_udh(raw)
+        if concat is None and pdu.tlvs.get(Tag.SAR_MSG_REF_NUM) is not None:
             concat = _sar_concat(pdu)
         wall = self._wall_clock()
         validity_until = M.parse_smpp_time(str(params["validity_period"]), wall, Status.ESME_RINVEXPIRY)
@@ -380,7 +384,7 @@ class Session:
             key = (str(params["source_addr"]), to)
             M.decode_text(data_coding, b"")  # refuse an unknown data_coding at the first segment
             message_id, joined = self._reassembly.add(
-                key, concat, data_coding, raw, now, self._new_id(), registered_delivery=registered
+                key, concat, data_coding, raw, now, self._new_id(), registered_delivery=registered, header=header
             )
             if joined is None:
                 # Not the last segment: the text is checked when the message is whole.
@@ -388,9 +392,16 @@ class Session:
             raw = joined
             parts_key = (key, concat)
             registered = self._reassembly.registered_delivery(key, concat)
+            header = self._reassembly.header(key, concat)
         try:
-            text, flash = M.decode_text(data_coding, raw)
-            coding = M.text_coding(data_coding, raw)
+            national, header = M.take_national_shifts(header)
+            header = _with_port_tlvs(pdu, header)
+            data = raw if M.is_binary_coding(data_coding) else None
+            text, flash = M.decode_text(data_coding, raw, national)
+            if data is not None:
+                coding = None  # data, not text: its receipt is made as for an older message
+            else:
+                coding = M.DC_DEFAULT if national != (0, 0) else M.text_coding(data_coding, raw)
             if getattr(self.client, "limits", None):
                 wait = self.policy.acquire(self.client, 1, now)
                 if wait > 0:
@@ -409,6 +420,9 @@ class Session:
             to=to,
             text=text,
             flash=flash,
+            data=data,
+            udh=header,
+            message_class=M.coding_class(data_coding),
             registered_delivery=registered,
             source_addr=str(params["source_addr"]),
             validity_until=validity_until,
@@ -623,6 +637,18 @@ def _address(prefix: str, address: str) -> dict[str, int | str]:
 def _error_response(request: Pdu, status: int) -> Pdu:
     """The response PDU to `request` carrying an error (body left out, SMPP 3.4 §4.1.2/§4.4.2)."""
     return Pdu(CommandId(int(request.command_id) | P.RESPONSE_BIT), request.sequence, status)
+
+
+def _with_port_tlvs(pdu: Pdu, header: bytes) -> bytes:
+    """destination_port/source_port (SMPP 3.4 §5.3.2.20-21) become the 16-bit port IE of the
+    header, unless the client's header addresses ports itself."""
+    destination = pdu.tlv_int(Tag.DESTINATION_PORT)
+    if destination is None:
+        return header
+    if header and any(iei in (0x04, 0x05) for iei, _ in M.udh_rules.parse_elements(header[1:])):
+        return header
+    ports = M.ports_header(destination, pdu.tlv_int(Tag.SOURCE_PORT))
+    return bytes((ports[0] + len(header) - 1,)) + ports[1:] + header[1:] if header else ports
 
 
 def _sar_concat(pdu: Pdu) -> M.Concat | None:
