@@ -243,7 +243,7 @@ def test_the_received_event_carries_the_data(tmp_path):
     async def scenario():
         spool = Spool(tmp_path / "spool")
         spool.ensure_dirs()
-        journal = Journal(tmp_path / "journal.sqlite")
+        journal = SqliteJournal(tmp_path / "journal.sqlite")
         bus = EventBus()
         seen = []
         bus.subscribe(seen.append)
