@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gsmgw.at.registration import is_registered
+
 
 # ------------------------------------------------------------------ responses to a command
 
@@ -129,6 +131,10 @@ class RegistrationChanged(Urc):
 
     kind: str
     status: int
+
+    @property
+    def registered(self) -> bool:
+        return is_registered(self.status)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from gsmgw.at.profiles import (
     get_profile,
     normalise_iccid,
 )
+from gsmgw.at.registration import is_registered, status_text
 from gsmgw.at.session import AtSession, Response
 
 log = logging.getLogger("gsmgw.at")
@@ -109,20 +110,6 @@ class UssdReply:
     text: str | None
 
 
-REGISTRATION_STATUS = {
-    0: "not registered, not searching",
-    1: "registered, home network",
-    2: "not registered, searching",
-    3: "registration denied",
-    4: "unknown",
-    5: "registered, roaming",
-    6: "registered for SMS only, home network",
-    7: "registered for SMS only, roaming",
-    8: "attached for emergency bearer services only",
-    9: "registered for CSFB not preferred, home network",
-    10: "registered for CSFB not preferred, roaming",
-}
-_REGISTERED = {1, 5, 6, 7, 9, 10}
 # TS 27.007 §7.3 +COPS <AcT>
 ACCESS_TECHNOLOGY = {
     0: "GSM", 1: "GSM compact", 2: "UTRAN", 3: "GSM/EGPRS", 4: "UTRAN/HSDPA", 5: "UTRAN/HSUPA",
@@ -756,22 +743,21 @@ class Modem:
         """Network registration (TS 27.007 §7.2) and operator (§7.3)."""
         response = await self.command("AT+CREG?")
         status = parse_creg(response.lines, "+CREG")
-        if status not in _REGISTERED:
+        if not is_registered(status):
             # LTE-only modems register in EPS only (+CEREG); data-only ones in GPRS (+CGREG).
             for line, prefix in (("AT+CEREG?", "+CEREG"), ("AT+CGREG?", "+CGREG")):
                 other = await self._optional(line)
                 value = parse_creg(other.lines, prefix) if other else None
-                if value in _REGISTERED:
+                if is_registered(value):
                     status = value
                     break
         operator = technology = None
-        if status in _REGISTERED:
+        if is_registered(status):
             await self._optional("AT+COPS=3,0")  # long alphanumeric operator names
             cops = await self._optional("AT+COPS?")
             if cops is not None:
                 operator, technology = parse_cops(cops.lines)
-        text = REGISTRATION_STATUS.get(status, "unknown") if status is not None else "unknown"
-        return Registration(status in _REGISTERED, status, text, operator, technology)
+        return Registration(is_registered(status), status, status_text(status), operator, technology)
 
     # ------------------------------------------------------------------ SMS
 

@@ -225,7 +225,7 @@ class Worker:
             self.status.signal_dbm = event.dbm
             return
         if isinstance(event, at_events.RegistrationChanged):
-            self.status.registered = event.status in (1, 5)
+            self.status.registered = event.registered
             return
         if isinstance(event, (at_events.Noise, at_events.StrayResponse, at_events.StrayFinal)):
             log.debug("%s: %s", self.name, event.raw)

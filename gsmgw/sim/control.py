@@ -12,10 +12,9 @@ Commands: `ping`, `modems`, `inject_sms` (modem, sender, and text | data (hex) |
 pdu; flash, ref, ref16, ports [dest, origin], alphabet, check), `set_fault` (modem,
 kind, parameters of the kind, see faults.py), `clear_fault` (modem, kind),
 `unplug` / `replug` (modem), `set_report_outcome` (number, statuses, interval, part),
-`set_latency` (modem, latency), `set_signal` (modem, rssi), `set_pin_attempts`
-(modem, pin, puk), `submissions`
-(since: how many to skip), `wait_for_submissions` (count, timeout), `reports`,
-`stored_messages` (modem, storage).
+`set_latency` (modem, latency), `set_signal` (modem, rssi), `set_registration` (modem,
+stat, announce), `set_pin_attempts` (modem, pin, puk), `submissions` (since: how many to
+skip), `wait_for_submissions` (count, timeout), `reports`, `stored_messages` (modem, storage).
 """
 
 from __future__ import annotations
@@ -130,6 +129,9 @@ class ControlServer:
             return None
         if command == "set_signal":
             net._op_set_signal(args["modem"], args["rssi"])
+            return None
+        if command == "set_registration":
+            net._op_set_registration(args["modem"], args["stat"], args.get("announce", True))
             return None
         if command == "submissions":
             return net.submissions[int(args.get("since", 0)) :]
@@ -247,6 +249,9 @@ class ControlClient:
 
     def set_signal(self, modem: int, rssi: int) -> None:
         self.request("set_signal", modem=modem, rssi=rssi)
+
+    def set_registration(self, modem: int, stat: int, announce: bool = True) -> None:
+        self.request("set_registration", modem=modem, stat=stat, announce=announce)
 
     def submissions(self, since: int = 0) -> list[dict]:
         return self.request("submissions", since=since)

@@ -160,6 +160,9 @@ class SimModem:
         self.cpms = ["SM", "SM", "SM"]
         self.creg_n = 0
         self.cgreg_n = 0
+        # The <stat> it reports while registered (TS 27.007 §7.2): 1 home, 5 roaming, and on LTE
+        # 6/7 (SMS only) or 9/10 (CSFB not preferred). SimNetwork.set_registration changes it.
+        self.registered_stat = 1
         self.cops_format = 0
         self.cscs = self.profile.default_charset
         self.clip = 0
@@ -721,10 +724,18 @@ class SimModem:
         return [f"+CSQ: {rssi},99"]
 
     def _registration_stat(self) -> int:
-        # TS 27.007 §7.2 <stat>: 0 not registered, not searching; 1 home; 2 searching.
+        # TS 27.007 §7.2 <stat>: 0 not registered, not searching; 2 searching; registered:
+        # registered_stat (1 home unless set otherwise).
         if self.registered:
-            return 1
+            return self.registered_stat
         return 2 if self.searching else 0
+
+    def set_registered_stat(self, stat: int, *, announce: bool) -> None:
+        """Registered with `stat` from now on. `announce`: the modem sends +CREG:/+CEREG: URCs
+        for it, as modems whose registration URCs are on (AT+CREG=1 saved in their profile)."""
+        self.registered_stat = stat
+        if announce and self.registered:
+            self.unsolicited([f"+CREG: {stat}", f"+CEREG: {stat}"])
 
     def _cmd_creg(self, command: Command) -> list[str]:
         name = command.name

@@ -336,6 +336,12 @@ class SimNetwork:
     def set_signal(self, index: int, rssi: int) -> None:
         self._call(self._op_set_signal, index, rssi)
 
+    def set_registration(self, index: int, stat: int, *, announce: bool = True) -> None:
+        """The <stat> the modem reports while registered (TS 27.007 §7.2): 1 home, 5 roaming,
+        6/7 SMS only, 9/10 CSFB not preferred (LTE modems). `announce`: it also sends
+        `+CREG: <stat>` and `+CEREG: <stat>` URCs, as a modem with registration URCs on."""
+        self._call(self._op_set_registration, index, stat, announce)
+
     def set_pin_attempts(self, index: int, pin: int | None = None, puk: int | None = None) -> None:
         """Set the SIM's PIN/PUK tries left (e.g. 1, to check that a client does not burn the last one)."""
         self._call(self._op_set_pin_attempts, index, pin, puk)
@@ -477,6 +483,11 @@ class SimNetwork:
         if not isinstance(rssi, int) or not (0 <= rssi <= 31 or rssi == 99):
             raise SimError("rssi must be 0-31 (or 99 for unknown), as +CSQ reports it")
         self._sims[self._check_index(index)].signal = rssi
+
+    def _op_set_registration(self, index: int, stat: int, announce: bool) -> None:
+        if stat not in (1, 5, 6, 7, 9, 10):
+            raise SimError("stat must be a registered <stat> of TS 27.007 §7.2: 1, 5, 6, 7, 9 or 10")
+        self._sims[self._check_index(index)].set_registered_stat(stat, announce=bool(announce))
 
     def _op_set_pin_attempts(self, index: int, pin: int | None, puk: int | None) -> None:
         modem = self._sims[self._check_index(index)]
