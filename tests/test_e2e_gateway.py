@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 
@@ -349,6 +350,25 @@ def test_a_multipart_message_with_a_part_failed_for_good_stays_failed_when_the_o
         assert "failed 65" in status.fail_reason
 
     run_scenario(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("octet", ["A0", "E1"])
+def test_a_report_with_a_time_zone_that_is_not_bcd_is_matched(tmp_path, octet):
+    # Such reports (oFono's and python-gsmmodem's test suites carry them) were refused by the
+    # decoder, never matched, and the message stayed pending for ever.
+    async def scenario(run: Run):
+        await run.ready("modem0")
+        run.network.set_fault(0, "report_time_zone", octet=octet)
+        run.drop("odd-zone", "To: +4915100000055\nModem: modem0\nReport: yes\n\nhello\n")
+        await run.until(lambda: any(e.id == "odd-zone" and e.delivered for e in run.of(ReportReceived)),
+                        what="the report matched")
+        sent = run.file("sent", "odd-zone")
+        assert sent.headers.get("Status").startswith("delivered 0")
+        # The network's time without its zone: the digits that were readable, no offset.
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", sent.headers.get("Delivered"))
+        assert run.gateway.ctx.message_status("odd-zone").status == "delivered"
+
+    run_scenario(tmp_path, scenario, modems=1)
 
 
 # -- scheduling rules --------------------------------------------------------------------------

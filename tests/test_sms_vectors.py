@@ -549,8 +549,6 @@ BAD_VECTORS = [
     ("ends after the first octet", "0004", "TP-OA length", "TP-OA length"),
     ("TP-MTI 3", "0003", "reserved", "TP-MTI"),
     ("truncated timestamp", "00040B919471091856F500006211", "TP-SCTS", "TP-SCTS"),
-    ("month 13", "00040B919471091856F5000062314201513000" "0141", "not a valid time", "TP-SCTS"),
-    ("non-decimal in timestamp", "00040B919471091856F500006A114201513000" "0141", "non-decimal", "TP-SCTS"),
     ("MM insufficient data: UDL 0B septets, 9 octets", "07912143658709F1040B918100551512F20000111010214365000B"
      "E8329BFD4697D9EC37", "only 9 octets follow", "TP-UD"),
     ("GM UCS-2 with UDL too long", "0041010C910661345542F60008A0050003000301306F3044", "more than 140", "TP-UDL"),
@@ -595,18 +593,66 @@ def test_no_smsc_mode_and_auto_detection():
 
 
 def test_offsets_count_octets_of_the_pdu_as_given():
-    # 00 | 04 | 0B 91 947109 1856F5 | 00 | 00 | SCTS at octet 12
+    # 00 | 04 | 0B 91 947109 1856F5 | 00 | 00 | SCTS at octet 12, cut after 3 of its 7 octets
     with pytest.raises(DecodeError) as caught:
-        decode_pdu("00040B919471091856F5000062314201513000" "0141")
+        decode_pdu("00040B919471091856F50000621142")
     assert (caught.value.field, caught.value.offset) == ("TP-SCTS", 12)
     # The same TPDU behind a 7-octet SMSC field: everything moves by 7.
     with pytest.raises(DecodeError) as caught:
-        decode_pdu("0791947101670000" "040B919471091856F5000062314201513000" "0141")
+        decode_pdu("0791947101670000" "040B919471091856F50000621142")
     assert caught.value.offset == 19
     # Without an SMSC field the first octet of the TPDU is octet 0.
     with pytest.raises(DecodeError) as caught:
-        decode_pdu("040B919471091856F5000062314201513000" "0141", smsc_included=False)
+        decode_pdu("040B919471091856F50000621142", smsc_included=False)
     assert caught.value.offset == 11
+
+
+# Time stamps a network got wrong: the PDU is read anyway (a refused status report is never
+# matched, and its message stays pending for ever). (name, hex, TP-SCTS fields, TP-DT fields,
+# timestamp, discharge); a field is None where its semi-octets are not decimal.
+LENIENT_TIMES = [
+    # oFono unit/test-sms.c, test_sr_assembly, sr_pdu3 (a bare status report): TZ octet A0.
+    ("oFono sr_pdu3, TZ A0", "0606098121436587F9019012413064A0019012413045A000",
+     (2010, 9, 21, 14, 3, 46, None), (2010, 9, 21, 14, 3, 54, None),
+     "2010-09-21T14:03:46", "2010-09-21T14:03:54"),
+    # python-gsmmodem test/test_modem.py,
+    # test_receiveSmsPduMode_zeroLengthSmscAndNonBCDTimeZoneValue (from a bug report): SCTS TZ C2.
+    ("python-gsmmodem non-BCD TZ C2", "0006230E9126983575169498610103409544C26101034095448200",
+     (2016, 10, 30, 4, 59, 44, None), None,
+     "2016-10-30T04:59:44", "2016-10-30T04:59:44+07:00"),
+    ("SPEC TZ E1 in TP-DT", "0006070B919471091856F5" "62114201513040" "621142015190E1" "00",
+     None, (2026, 11, 24, 10, 15, 9, None),
+     "2026-11-24T10:15:03+01:00", "2026-11-24T10:15:09"),
+    ("SPEC month 13 in a DELIVER", "00040B919471091856F5000062314201513000" "0141",
+     (2026, 13, 24, 10, 15, 3, "+00:00"), None, None, None),
+    ("SPEC non-decimal year in a DELIVER", "00040B919471091856F500006A114201513000" "0141",
+     (None, 11, 24, 10, 15, 3, "+00:00"), None, None, None),
+]
+
+
+def _time_fields(time):
+    if time is None:
+        return None
+    return dict(zip(("year", "month", "day", "hour", "minute", "second", "utc_offset"), time))
+
+
+@pytest.mark.parametrize("name, pdu, scts, dt, timestamp, discharge", LENIENT_TIMES, ids=[v[0] for v in LENIENT_TIMES])
+def test_time_stamps_are_read_leniently(name, pdu, scts, dt, timestamp, discharge):
+    sms = decode_pdu(pdu)
+    as_json = sms.to_json()
+    assert (as_json["timestamp"], as_json["discharge"]) == (timestamp, discharge)
+    for key, expected in (("timestamp_fields", scts), ("discharge_fields", dt)):
+        got = as_json.get(key)
+        if expected is None:
+            assert got is None  # whole: no fields key
+        else:
+            assert {k: v for k, v in got.items() if k != "raw"} == _time_fields(expected)
+    assert sms.times_complete is False
+
+
+def test_whole_time_stamps_add_no_fields_keys():
+    as_json = decode_pdu("0006070B919471091856F56211420151300062114201519000" "00").to_json()
+    assert "timestamp_fields" not in as_json and "discharge_fields" not in as_json
 
 
 # libosmocore tests/sms/sms_test.c: 7-bit packing, extension characters counted twice,

@@ -16,6 +16,7 @@ or the control socket ``{"cmd": "set_fault", "modem": 0, "kind": ..., ...}``;
 | `noise`           | `data` (hex, default has invalid UTF-8), `probability=1.0`, `count=None` | raw bytes appear before a response |
 | `slow_prompt`     | `seconds`                               | the `> ` of AT+CMGS comes that much later |
 | `late_cmgs`       | `seconds`                               | the next submit is answered that much later than its normal latency (once) |
+| `report_time_zone`| `octet="A0"`                            | status reports for this modem's messages carry this TP-SCTS/TP-DT time-zone octet (A0, E1, C2: not BCD, as real networks sent) |
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ FAULT_KINDS = (
     "noise",
     "slow_prompt",
     "late_cmgs",
+    "report_time_zone",
 )
 
 # Kinds that happen once to the device (the network carries them out) rather than switch on a
@@ -77,6 +79,7 @@ class FaultState:
     noise_chance: Chance | None = None
     slow_prompt: float = 0.0
     late_cmgs: float = 0.0
+    report_tz_octet: int | None = None
 
     def set(self, kind: str, params: dict, now: float) -> None:
         """Switch on `kind` with `params`; `now` is the loop's monotonic time (for hangs)."""
@@ -116,6 +119,15 @@ class FaultState:
             self.slow_prompt = _seconds(kind, params)
         elif kind == "late_cmgs":
             self.late_cmgs = _seconds(kind, params)
+        elif kind == "report_time_zone":
+            octet = params.pop("octet", "A0")
+            try:
+                value = bytes.fromhex(octet) if isinstance(octet, str) else bytes([octet])
+            except (TypeError, ValueError):
+                value = b""
+            if len(value) != 1:
+                raise FaultError('report_time_zone needs octet as two hex digits, e.g. octet="A0"')
+            self.report_tz_octet = value[0]
         else:
             raise FaultError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
         if params:
@@ -134,6 +146,7 @@ class FaultState:
             "noise": ("noise_data", "noise_chance"),
             "slow_prompt": ("slow_prompt",),
             "late_cmgs": ("late_cmgs",),
+            "report_time_zone": ("report_tz_octet",),
         }.get(kind)
         if attributes is None:
             raise FaultError(f"cannot clear {kind!r}; clear one of: {', '.join(FAULT_KINDS)} or 'all'")

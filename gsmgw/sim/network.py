@@ -702,6 +702,8 @@ class SimNetwork:
                     mr=mr, recipient=recipient, scts=submitted, discharge=discharge, status=status,
                     smsc=sender.identity.operator.smsc,
                 )
+                if sender.faults.report_tz_octet is not None:
+                    pdu = _with_time_zone_octet(pdu, sender.faults.report_tz_octet)
                 with self._submitted:
                     self._reports.append(
                         {"modem": sender_index, "mr": mr, "recipient": recipient, "status": status, "pdu": pdu,
@@ -746,3 +748,13 @@ class SimNetwork:
     def _offer_later(self, index: int) -> None:
         del self._offer_timers[index]
         self._offer(index)
+
+
+def _with_time_zone_octet(pdu: str, octet: int) -> str:
+    """A status report (hex, with its SMSC field) whose TP-SCTS and TP-DT end in `octet`, as
+    some networks send them (TS 23.040 §9.2.2.3: SMSC | FO MR | RA length, TOA, digits |
+    SCTS(7) | DT(7) | ST)."""
+    data = bytearray(bytes.fromhex(pdu))
+    scts = data[0] + 1 + 2 + 2 + (data[data[0] + 3] + 1) // 2
+    data[scts + 6] = data[scts + 13] = octet
+    return data.hex().upper()

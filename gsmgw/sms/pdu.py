@@ -24,6 +24,7 @@ from gsmgw.sms import address as addr
 from gsmgw.sms import gsm7
 from gsmgw.sms import udh as udh_rules
 from gsmgw.sms.errors import AddressError, DecodeError
+from gsmgw.sms.timestamp import SmsTime, read_time
 from gsmgw.sms.udh import (
     IEI_CONCAT_8,
     IEI_CONCAT_16,
@@ -131,11 +132,11 @@ class Sms:
     text: str | None = None
     alphabet: str | None = None
     msg_class: int | None = None
-    timestamp: datetime | None = None
+    timestamp: datetime | None = None  # TP-SCTS; naive when its zone was unreadable, None when its date was
     concat: Concat | None = None
     mr: int | None = None
     status: int | None = None
-    discharge: datetime | None = None
+    discharge: datetime | None = None  # TP-DT, read as leniently
     report_requested: bool | None = None
     data: bytes | None = None
     ports: Ports | None = None
@@ -150,6 +151,8 @@ class Sms:
     reply_path: bool = False
     more_messages: bool | None = None  # DELIVER/REPORT: TP-MMS inverted (True = more are waiting)
     report_qualifier: bool | None = None  # REPORT: TP-SRQ (True = report of an SMS-COMMAND)
+    scts: SmsTime | None = None  # TP-SCTS field by field (gsmgw.sms.timestamp), None where absent
+    dt: SmsTime | None = None  # TP-DT field by field
     tpdu_length: int = 0  # octets of the TPDU (what AT+CMGR/+CMT report as <length>)
     trailing: int = 0  # octets after the last field (padding some modems add); not part of the message
 
@@ -173,7 +176,14 @@ class Sms:
         )
 
     def to_json(self) -> dict:
-        """Exactly the keys of `gsmgw pdu decode` (SPOOL.md), null where they do not apply."""
+        """The keys of `gsmgw pdu decode` (SPOOL.md), null where they do not apply; and, only
+        when a time stamp was not whole, `timestamp_fields`/`discharge_fields`: what its digits
+        said, null where they were not decimal (a PDU is never refused for its time stamp)."""
+        fields = {
+            key: time.to_json()
+            for key, time in (("timestamp_fields", self.scts), ("discharge_fields", self.dt))
+            if time is not None and not time.complete
+        }
         return {
             "type": self.type,
             "smsc": self.smsc,
@@ -191,7 +201,13 @@ class Sms:
             "status": self.status,
             "discharge": self.discharge.isoformat() if self.discharge else None,
             "report_requested": self.report_requested,
+            **fields,
         }
+
+    @property
+    def times_complete(self) -> bool:
+        """Every time stamp of the TPDU read whole (zone included)."""
+        return all(time.complete for time in (self.scts, self.dt) if time is not None)
 
 
 @dataclass(frozen=True)
@@ -295,45 +311,10 @@ def decode_dcs(dcs: int) -> DataCoding:
     return DataCoding(alphabet=EIGHT_BIT if dcs & 0x04 else GSM7, msg_class=dcs & 0x03)
 
 
-def decode_timestamp(raw: bytes, name: str, offset: int) -> datetime:
-    """TP-SCTS / TP-DT (TS 23.040 §9.2.3.11): 7 swapped semi-octet pairs YY MM DD hh mm ss TZ.
-
-    The TZ octet counts quarter hours; bit 3 of the octet (the top bit of the
-    tens digit, which sits in the low nibble) is the sign. Octet 8A: low
-    nibble A = sign + 2 tens, high nibble 8 units -> -28 quarters = -07:00.
-    """
-    values = []
-    for index in range(6):
-        octet = raw[index]
-        low, high = octet & 0x0F, octet >> 4
-        if low > 9 or high > 9:
-            raise DecodeError(
-                f"{name} has the non-decimal octet {octet:02X}", field=name, offset=offset + index
-            )
-        values.append(low * 10 + high)
-    tz_octet = raw[6]
-    units = tz_octet >> 4
-    if units > 9:
-        raise DecodeError(f"{name} has a bad time zone octet {tz_octet:02X}", field=name, offset=offset + 6)
-    quarters = (tz_octet & 0x07) * 10 + units
-    if tz_octet & 0x08:
-        quarters = -quarters
-    year, month, day, hour, minute, second = values
-    # The field has no century. SMS began in 1992, so 90..99 are the 1990s
-    # (old vectors such as the dreamfabric tutorial's) and 00..89 are 20xx.
-    century = 1900 if year >= 90 else 2000
-    try:
-        return datetime(
-            century + year, month, day, hour, minute, second,
-            tzinfo=timezone(timedelta(minutes=15 * quarters)),
-        )  # fmt: skip
-    except ValueError as error:
-        raise DecodeError(
-            f"{name} is not a valid time ({year:02d}-{month:02d}-{day:02d} "
-            f"{hour:02d}:{minute:02d}:{second:02d}: {error})",
-            field=name,
-            offset=offset,
-        ) from None
+def decode_timestamp(raw: bytes) -> SmsTime:
+    """TP-SCTS / TP-DT / absolute TP-VP (TS 23.040 §9.2.3.11), read leniently: a time stamp
+    never makes a PDU unreadable (gsmgw.sms.timestamp says why and what is kept)."""
+    return read_time(raw)
 
 
 def encode_timestamp(moment: datetime) -> bytes:
@@ -525,12 +506,11 @@ def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
         number, toa = _read_address(reader, "TP-OA")
         pid = reader.octet("TP-PID")
         dcs = reader.octet("TP-DCS")
-        scts_offset = reader.pos
-        timestamp = decode_timestamp(reader.take(7, "TP-SCTS"), "TP-SCTS", scts_offset)
+        scts = decode_timestamp(reader.take(7, "TP-SCTS"))
         coding = decode_dcs(dcs)
         user = _read_user_data(reader, coding, udhi)
         return Sms(
-            type=TYPE_DELIVER, number=number, number_toa=toa, timestamp=timestamp,
+            type=TYPE_DELIVER, number=number, number_toa=toa, timestamp=scts.moment, scts=scts,
             report_requested=bool(first & FO_SRR), more_messages=not first & FO_MMS_OR_RD,
             **_user_fields(user, coding, pid, dcs), **common,
         )  # fmt: skip
@@ -545,8 +525,8 @@ def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
         if vpf == VPF_RELATIVE:
             validity = reader.octet("TP-VP")
         elif vpf == VPF_ABSOLUTE:
-            vp_offset = reader.pos
-            validity = decode_timestamp(reader.take(7, "TP-VP"), "TP-VP", vp_offset)
+            absolute = decode_timestamp(reader.take(7, "TP-VP"))
+            validity = absolute.moment or absolute.raw
         elif vpf == VPF_ENHANCED:
             validity = reader.take(7, "TP-VP")
         coding = decode_dcs(dcs)
@@ -559,14 +539,12 @@ def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
     if mti == MTI_STATUS_REPORT:
         mr = reader.octet("TP-MR")
         number, toa = _read_address(reader, "TP-RA")
-        scts_offset = reader.pos
-        timestamp = decode_timestamp(reader.take(7, "TP-SCTS"), "TP-SCTS", scts_offset)
-        dt_offset = reader.pos
-        discharge = decode_timestamp(reader.take(7, "TP-DT"), "TP-DT", dt_offset)
+        scts = decode_timestamp(reader.take(7, "TP-SCTS"))
+        dt = decode_timestamp(reader.take(7, "TP-DT"))
         status = reader.octet("TP-ST")
         report = {
             "type": TYPE_STATUS_REPORT, "number": number, "number_toa": toa, "mr": mr,
-            "timestamp": timestamp, "discharge": discharge, "status": status,
+            "timestamp": scts.moment, "discharge": dt.moment, "scts": scts, "dt": dt, "status": status,
             "more_messages": not first & FO_MMS_OR_RD, "report_qualifier": bool(first & FO_SRR),
         }  # fmt: skip
         # TS 23.040 §9.2.2.3: TP-PI and what it announces are optional.
@@ -670,7 +648,7 @@ def decode_pdu(
         return _decode_either(data)
     if smsc_included == "first":
         try:
-            return _decode_with_smsc(data)
+            with_smsc = _decode_with_smsc(data)
         except DecodeError as error:
             # Some modems print +CDS/+CMT without the SMSC field TS 27.005 §3.4.1 puts
             # first. Such a PDU read with one fails; read bare, it uses every octet exactly.
@@ -681,6 +659,15 @@ def decode_pdu(
             if bare.trailing:
                 raise error from None
             return bare
+        if with_smsc.times_complete:
+            return with_smsc
+        # Time stamps are read leniently, so a wrong reading can get through them: prefer the
+        # bare reading when it uses every octet with whole time stamps.
+        try:
+            bare = _decode_tpdu(data, 0, None)
+        except DecodeError:
+            return with_smsc
+        return bare if not bare.trailing and bare.times_complete else with_smsc
     if smsc_included:
         return _decode_with_smsc(data)
     return _decode_tpdu(data, 0, None)
@@ -690,15 +677,16 @@ def _decode_either(data: bytes) -> Sms:
     """With the SMSC field if that reads, else as a bare TPDU.
 
     Both readings can succeed (a bare DELIVER whose first octet is 00 looks
-    like an empty SMSC field); then the one that uses every octet wins, and
-    with the SMSC field on a tie, because modems print it.
+    like an empty SMSC field); then the one with whole time stamps wins, then
+    the one that uses every octet, and with the SMSC field on a tie, because
+    modems print it.
     """
     try:
         with_smsc: Sms | None = _decode_with_smsc(data)
         first_error: DecodeError | None = None
     except DecodeError as error:
         with_smsc, first_error = None, error
-    if with_smsc is not None and with_smsc.trailing == 0:
+    if with_smsc is not None and with_smsc.trailing == 0 and with_smsc.times_complete:
         return with_smsc
     try:
         bare = _decode_tpdu(data, 0, None)
@@ -707,9 +695,9 @@ def _decode_either(data: bytes) -> Sms:
             return with_smsc
         assert first_error is not None
         raise first_error from None
-    if with_smsc is None or bare.trailing < with_smsc.trailing:
+    if with_smsc is None:
         return bare
-    return with_smsc
+    return min((with_smsc, bare), key=lambda sms: (not sms.times_complete, sms.trailing))
 
 
 def _decode_with_smsc(data: bytes) -> Sms:
