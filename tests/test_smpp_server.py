@@ -727,6 +727,78 @@ def test_a_refused_delivery_is_retried_later(gateway, monkeypatch):
     sock.close()
 
 
+def _from(sender, text, ident):
+    return MessageReceived(
+        id=ident, path="/x", sender=sender, text=text, modem="gsm1",
+        sent=None, received="2026-11-25T10:15:00+00:00", parts=1, incomplete=False,
+    )
+
+
+def test_an_inbound_sms_whose_sender_cannot_be_encoded_never_blocks_the_others(tmp_path):
+    # "ΔΦ€" as an alphanumeric sender raised while the deliver_sm was built: the session closed
+    # after every bind, and the delivery was sent again at the next bind, for ever.
+    from gsmgw.daemon.metrics import Metrics
+    from gsmgw.smpp.outbox import Outbox
+
+    state = tmp_path / "state"
+    state.mkdir()
+    metrics = Metrics()
+    outbox = state / "smpp-outbox.sqlite"
+    with ServerThread(tmp_path, outbox=Outbox(outbox), metrics=metrics) as gateway:
+        receiver = bind(gateway, how="bind_receiver")
+        gateway.publish(_from("ΔΦ€", "greek", "in-1"))
+        gateway.publish(_from("中国移动", "no ascii spelling", "in-2"))
+        gateway.publish(_from("+4915112345678", "after them", "in-3"))
+        first, second = read_until(receiver, "deliver_sm"), read_until(receiver, "deliver_sm")
+        assert (first.source_addr_ton, first.source_addr, first.short_message) == (5, b"DFEUR", b"greek")
+        assert (second.source_addr, second.short_message) == (b"4915112345678", b"after them")
+        receiver.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=receiver))
+        assert read_until(receiver, "enquire_link_resp")  # the session is alive, nothing else came
+        receiver.unbind()
+        receiver.disconnect()
+        assert metrics.smpp_parked._value.get() == 1
+    # Parked: kept with its reason, not loaded (so not sent) again after a restart.
+    kept = Outbox(outbox)
+    try:
+        assert [d for d in kept.load() if d.client_name == "zabbix"] == []  # "limited" never bound
+        ((delivery, reason, _when),) = kept.parked()
+        assert delivery.source_addr == "中国移动" and "no ASCII spelling" in reason
+    finally:
+        kept.close()
+
+
+def test_a_delivery_refused_again_and_again_is_parked_not_dropped(tmp_path, monkeypatch):
+    # Given up after MAX_DELIVERY_ATTEMPTS refusals, a delivery used to be deleted: the SMS
+    # never reached the client, and nothing showed it.
+    import gsmgw.smpp.server as server_module
+    from gsmgw.smpp.outbox import Outbox
+
+    monkeypatch.setattr(server_module, "RETRY_DELAY", 0.01)
+    monkeypatch.setattr(server_module, "MAX_DELIVERY_ATTEMPTS", 2)
+    (tmp_path / "state").mkdir()
+    outbox = tmp_path / "state" / "smpp-outbox.sqlite"
+    with ServerThread(tmp_path, outbox=Outbox(outbox)) as gateway:
+        sock = raw_connection(gateway)
+        raw_send(sock, Pdu(CommandId.BIND_RECEIVER, 1, 0, {"system_id": "zabbix", "password": "s3cret"}))
+        assert raw_read(sock).status == 0
+        gateway.publish(_inbound("poison"))
+        for _ in range(2):
+            refused = raw_read(sock)
+            assert refused.params["short_message"] == b"poison"
+            raw_send(sock, Pdu(CommandId.DELIVER_SM_RESP, refused.sequence, 0x64))
+        gateway.publish(_inbound("next", ident="in-2"))
+        following = raw_read(sock)
+        assert following.params["short_message"] == b"next"
+        raw_send(sock, Pdu(CommandId.DELIVER_SM_RESP, following.sequence, 0, {"message_id": ""}))
+        sock.close()
+    kept = Outbox(outbox)
+    try:
+        parked = [(d.short_message, reason) for d, reason, _ in kept.parked() if d.client_name == "zabbix"]
+        assert parked == [(b"poison", "refused 2 times (last command_status 0x64)")]
+    finally:
+        kept.close()
+
+
 def test_a_source_addr_that_cannot_be_a_header_is_refused_not_crashed(gateway):
     sock = raw_bind(gateway)
     raw_send(sock, submit_pdu(2, source_addr="12\n34"))

@@ -16,7 +16,7 @@ from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
 from gsmgw.sms.gsm7 import encode_septets
 from gsmgw.smpp.session import (
-    Bound, Close, Delivered, Delivery, Query, Queue, Send, Session, State, Submit, Timers,
+    Bound, Close, Delivered, Delivery, Park, Query, Queue, Send, Session, State, Submit, Timers,
 )
 
 WALL = datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc)
@@ -260,6 +260,33 @@ def test_deliver_sm_addresses_carry_their_ton(address, ton, npi, value):
     (pdu,) = sent(session.deliver(Delivery("app", address, "modem0", 0, 0, b"x"), 1.0))
     assert (pdu.params["source_addr_ton"], pdu.params["source_addr_npi"], pdu.params["source_addr"]) == (ton, npi, value)
     assert (pdu.params["dest_addr_ton"], pdu.params["destination_addr"]) == (5, "modem0")
+
+
+@pytest.mark.parametrize("sender,value", [
+    ("ΔΦ€", "DFEUR"), ("Müller", "Muller"), ("ΣΩΤΗΡ", "SOTIR"), ("Ærø Bank", "AEro Bank"), ("£5 off", "GBP5 off"),
+])
+def test_an_alphanumeric_sender_is_spelt_in_ascii(sender, value):
+    # "ΔΦ€" could not be encoded in the C-octet string: the session closed after every bind.
+    session = bound_session()
+    (pdu,) = sent(session.deliver(Delivery("app", sender, "modem0", 0, 0, b"x"), 1.0))
+    assert (pdu.params["source_addr_ton"], pdu.params["source_addr"]) == (5, value)
+
+
+@pytest.mark.parametrize("sender", ["中国移动", "ΨΨΨΨΨΨΨΨΨΨΨ", "a\0b"])
+def test_a_delivery_no_deliver_sm_can_carry_is_parked_without_taking_the_window(sender):
+    session = bound_session()
+    (park,) = session.deliver(Delivery("app", sender, "modem0", 0, 0, b"x"), 1.0)
+    assert isinstance(park, Park) and park.reason
+    assert session.can_deliver
+    (pdu,) = sent(session.deliver(Delivery("app", "+4915112345678", "modem0", 0, 0, b"y"), 1.0))
+    assert pdu.sequence == 1  # the parked one used no sequence number and no window slot
+
+
+def test_a_receipt_goes_back_to_the_esme_source_addr_as_it_sent_it():
+    session = bound_session()
+    receipt = Delivery("app", "+4915112345678", "Caf\xe9", 0, P.ESM_DELIVERY_RECEIPT, b"id:1 stat:DELIVRD")
+    (pdu,) = sent(session.deliver(receipt, 1.0))
+    assert pdu.params["destination_addr"] == "Caf\xe9" and pdu.params["dest_addr_ton"] == 5
 
 
 @pytest.mark.parametrize(

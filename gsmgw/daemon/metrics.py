@@ -45,6 +45,11 @@ class Metrics:
         self.queue_retrying = Gauge(
             "gsmgw_queue_retrying", "Queued messages waiting for a retry after an error", registry=r
         )
+        self.smpp_parked = Gauge(
+            "gsmgw_smpp_parked_deliveries",
+            "SMPP deliveries set aside for good (address not encodable, refused or unanswered too often)",
+            registry=r,
+        )
 
     def add_modem(self, name: str) -> None:
         """Make a modem's series exist (at 0) from the start, so dashboards see it while down."""

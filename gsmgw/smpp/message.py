@@ -348,6 +348,59 @@ class Reassembly:
 # one that decodes it as GSM-7; "@" would be a NUL octet in GSM-7.
 _SAME_IN_ASCII_AND_GSM7 = frozenset(ch for code, ch in enumerate(BASIC_TABLE) if ord(ch) == code and code >= 0x20)
 
+# SMPP 3.4 §5.2.8: source_addr and destination_addr are C-octet strings of at most 21 octets,
+# the NUL included, and §3.1 makes a C-octet string ASCII.
+ADDRESS_OCTETS = 20
+TON_UNKNOWN, TON_INTERNATIONAL, TON_ALPHANUMERIC = 0, 1, 5
+NPI_UNKNOWN, NPI_E164 = 0, 1
+
+
+class AddressNotEncodable(ValueError):
+    """An address that no deliver_sm can carry; the message says which character or why."""
+
+
+def _printable_ascii(text: str) -> bool:
+    return all(" " <= ch <= "~" for ch in text)
+
+
+def ascii_transliteration(text: str) -> str:
+    """`text` in printable ASCII, spelt as `transliterate` spells it (é -> e, Δ -> D, € -> EUR),
+    but with nothing left out: AddressNotEncodable names the first character with no spelling."""
+    out = []
+    for ch in text:
+        spelt = spelling(ch, _printable_ascii)
+        if spelt is None:
+            raise AddressNotEncodable(f"{ch!r} (U+{ord(ch):04X}) has no ASCII spelling")
+        out.append(spelt)
+    return "".join(out)
+
+
+def deliver_address(address: str, *, verbatim: bool = False) -> tuple[int, int, str]:
+    """(TON, NPI, value) of an address in a deliver_sm (SMPP 3.4 §5.2.5, §5.2.6, §5.2.8).
+
+    "+49…" is international/E.164, other digits unknown/E.164, anything else (an alphanumeric
+    sender like "Vodafone", or a modem name) alphanumeric, spelt in ASCII
+    (`ascii_transliteration`: "ΔΦ€" -> "DFEUR"). `verbatim`: an ESME's own source_addr given
+    back in a receipt, octet for octet as it sent it (read as Latin-1). AddressNotEncodable
+    when no C-octet string of 20 octets carries it.
+    """
+    if address.startswith("+") and address[1:].isdigit():
+        ton, npi, value = TON_INTERNATIONAL, NPI_E164, address[1:]
+    elif address.isdigit():
+        ton, npi, value = TON_UNKNOWN, NPI_E164, address
+    elif not address:
+        return TON_UNKNOWN, NPI_UNKNOWN, ""
+    else:
+        ton, npi = TON_ALPHANUMERIC, NPI_UNKNOWN
+        if verbatim:
+            if "\0" in address or any(ord(char) > 0xFF for char in address):
+                raise AddressNotEncodable(f"{address!r} is not a C-octet string")
+            value = address
+        else:
+            value = ascii_transliteration(address)
+    if len(value.encode("latin-1")) > ADDRESS_OCTETS:
+        raise AddressNotEncodable(f"{address!r} is {value!r} in ASCII, longer than the {ADDRESS_OCTETS} octets of an address")
+    return ton, npi, value
 
 def _capacity(data_coding: int, header_octets: int) -> int:
     """What one SMS carries beside a header of `header_octets` (UDHL included; 0 for none):
@@ -458,7 +511,10 @@ def receipt_text(
 # does not fit, so a client that wrote UCS-2 gets its receipt as data_coding 0 made only of
 # characters that read the same in ASCII and GSM-7 (as inbound SMS without others are sent),
 # with the rest of the text transliterated.
+# Greek by ELOT 743 / ISO 843 (the GSM-7 capitals ΔΦΓΛΩΠΨΣΘΞ among them).
+_GREEK = dict(zip("ΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩ", "A V G D E Z I TH I K L M N X O P R S T Y F CH PS O".split()))
 _TRANSLITERATIONS = {
+    **_GREEK, **{capital.lower(): latin.lower() for capital, latin in _GREEK.items()}, "ς": "s",
     **dict.fromkeys("ßẞ", "ss"), "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE",
     "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th", "ı": "i",
     "ŋ": "ng", "Ŋ": "Ng", "€": "EUR", "£": "GBP", "¥": "JPY", "$": "USD", "@": "(at)", "¡": "!", "¿": "?",
@@ -473,20 +529,22 @@ def _same_in_ascii_and_gsm7(text: str) -> bool:
     return all(ch in _SAME_IN_ASCII_AND_GSM7 for ch in text)
 
 
+def spelling(ch: str, fits) -> str | None:
+    """`ch` itself if it `fits`, else its spelling from the table, else the letter without its
+    accents (NFKD), if that fits; None when none of them does."""
+    if fits(ch):
+        return ch
+    for candidate in (_TRANSLITERATIONS.get(ch), _without_accents(ch)):
+        if candidate and fits(candidate):
+            return candidate
+    return None
+
+
 def transliterate(text: str, fits=_same_in_ascii_and_gsm7) -> str:
-    """`text` with each character that does not `fit` written with ones that do: a table of
-    letters and typography, else the letter without its accents (NFKD). A character with
-    neither (an emoji, a letter of another script) is left out; none becomes "?"."""
-    out = []
-    for ch in text:
-        if fits(ch):
-            out.append(ch)
-            continue
-        for candidate in (_TRANSLITERATIONS.get(ch), _without_accents(ch)):
-            if candidate and fits(candidate):
-                out.append(candidate)
-                break
-    return "".join(out)
+    """`text` with each character that does not `fit` written with ones that do (`spelling`).
+    A character with no spelling (an emoji, a letter of another script) is left out; none
+    becomes "?"."""
+    return "".join(spelt for spelt in (spelling(ch, fits) for ch in text) if spelt is not None)
 
 
 def _without_accents(ch: str) -> str:

@@ -3,9 +3,14 @@
 Reads and writes: `smpp-outbox.sqlite` in the state directory (SPOOL.md `state:`), nothing else.
 
 A delivery (an inbound SMS segment or a delivery receipt for one SMPP client) is written here
-when it is queued and deleted when the client has answered its deliver_sm with ESME_ROK, or
-when gsmgw gives up on it. So a receipt that arrives while the client is not bound still
-reaches it after a restart of the daemon: at least once, in the order queued.
+when it is queued and deleted when the client has answered its deliver_sm with ESME_ROK. So a
+receipt that arrives while the client is not bound still reaches it after a restart of the
+daemon: at least once, in the order queued.
+
+A delivery gsmgw cannot hand over (an address no deliver_sm can carry, a client that refuses it
+again and again or never answers it) is parked: its row stays, with `parked` (the reason) and
+`parked_at` set, it is not loaded again, and it never holds up the deliveries behind it. List
+them with `sqlite3 STATE/smpp-outbox.sqlite "SELECT * FROM delivery WHERE parked IS NOT NULL"`.
 
 WAL with synchronous=NORMAL: a commit survives the daemon being killed (kill -9), not a power
 cut. These are notifications whose source of truth stays in the spool (report/, incoming/), so
@@ -34,9 +39,13 @@ CREATE TABLE IF NOT EXISTS delivery (
     short_message BLOB NOT NULL,
     tlvs BLOB NOT NULL,
     attempts INTEGER NOT NULL,
-    what TEXT NOT NULL
+    what TEXT NOT NULL,
+    parked TEXT,
+    parked_at REAL
 )
 """
+# Outboxes written before parking existed lack the two columns.
+_MIGRATIONS = ("ALTER TABLE delivery ADD COLUMN parked TEXT", "ALTER TABLE delivery ADD COLUMN parked_at REAL")
 
 
 def _pack_tlvs(tlvs: dict[int, bytes]) -> bytes:
@@ -52,6 +61,17 @@ def _unpack_tlvs(raw: bytes) -> dict[int, bytes]:
     return tlvs
 
 
+def _delivery(row) -> Delivery:
+    row_id, client, source, destination, data_coding, esm_class, short_message, tlvs, attempts, what = row
+    delivery = Delivery(
+        client_name=client, source_addr=source, destination_addr=destination, data_coding=data_coding,
+        esm_class=esm_class, short_message=bytes(short_message), tlvs=_unpack_tlvs(bytes(tlvs)),
+        attempts=attempts, what=what,
+    )
+    delivery.row_id = row_id
+    return delivery
+
+
 class Outbox:
     """The persistent side of the server's per-client delivery queues. `path` None keeps
     nothing on disk (tests, or a daemon without a state directory)."""
@@ -65,6 +85,10 @@ class Outbox:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(delivery)")}
+                if "parked" not in columns:
+                    for statement in _MIGRATIONS:
+                        self._db.execute(statement)
             except sqlite3.Error as exc:
                 raise RuntimeError(
                     f"cannot open the SMPP delivery queue {self.path}: {exc}; check that the state "
@@ -77,18 +101,9 @@ class Outbox:
             return []
         rows = self._db.execute(
             "SELECT id, client, source_addr, destination_addr, data_coding, esm_class, short_message, tlvs, "
-            "attempts, what FROM delivery ORDER BY id"
+            "attempts, what FROM delivery WHERE parked IS NULL ORDER BY id"
         ).fetchall()
-        deliveries = []
-        for row_id, client, source, destination, data_coding, esm_class, short_message, tlvs, attempts, what in rows:
-            delivery = Delivery(
-                client_name=client, source_addr=source, destination_addr=destination, data_coding=data_coding,
-                esm_class=esm_class, short_message=bytes(short_message), tlvs=_unpack_tlvs(bytes(tlvs)),
-                attempts=attempts, what=what,
-            )
-            delivery.row_id = row_id
-            deliveries.append(delivery)
-        return deliveries
+        return [_delivery(row) for row in rows]
 
     def add(self, delivery: Delivery) -> None:
         if self._db is None or delivery.row_id is not None:
@@ -116,6 +131,35 @@ class Outbox:
             log.error("smpp: cannot remove %s from %s: %s; it may be delivered again after a restart",
                       delivery.what, self.path, exc)
         delivery.row_id = None
+
+    def park(self, delivery: Delivery, reason: str, now: float) -> None:
+        """Keep `delivery` aside for good (see the module's docstring)."""
+        if self._db is None:
+            return
+        try:
+            if delivery.row_id is None:
+                self.add(delivery)
+            self._db.execute(
+                "UPDATE delivery SET parked = ?, parked_at = ?, attempts = ? WHERE id = ?",
+                (reason, now, delivery.attempts, delivery.row_id),
+            )
+        except sqlite3.Error as exc:
+            log.error("smpp: cannot park %s in %s: %s; it is dropped", delivery.what, self.path, exc)
+
+    def parked(self) -> list[tuple[Delivery, str, float]]:
+        """The parked deliveries with their reasons and times, oldest first."""
+        if self._db is None:
+            return []
+        rows = self._db.execute(
+            "SELECT id, client, source_addr, destination_addr, data_coding, esm_class, short_message, tlvs, "
+            "attempts, what, parked, parked_at FROM delivery WHERE parked IS NOT NULL ORDER BY id"
+        ).fetchall()
+        return [(_delivery(row[:10]), row[10], row[11]) for row in rows]
+
+    def count_parked(self) -> int:
+        if self._db is None:
+            return 0
+        return self._db.execute("SELECT count(*) FROM delivery WHERE parked IS NOT NULL").fetchone()[0]
 
     def close(self) -> None:
         if self._db is not None:

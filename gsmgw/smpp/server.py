@@ -16,7 +16,10 @@ is logged, and the server and every other session go on.
 Deliveries to clients (inbound SMS and receipts) wait in a queue per client while no receiver
 or transceiver session of that client is bound, up to `QUEUE_LIMIT` each (the oldest is dropped
 with a warning beyond it). The queue is kept in the state directory (`gsmgw.smpp.outbox`), so
-it survives a restart; a delivery leaves it when the client answers with ESME_ROK.
+it survives a restart; a delivery leaves it when the client answers with ESME_ROK. One that no
+deliver_sm can carry (an alphanumeric sender with no ASCII spelling), or that the client refuses
+MAX_DELIVERY_ATTEMPTS times or leaves unanswered MAX_UNANSWERED times, is parked in the outbox
+with a log line, and the deliveries behind it go on.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ from . import pdu as P
 from .outbox import Outbox
 from .pdu import MessageState, Status, Tag
 from .session import (
-    Bound, Close, Delivered, Delivery, Query, Queue, Send, Session, Submission, Submit, Timers,
+    Bound, Close, Delivered, Delivery, Park, Query, Queue, Send, Session, Submission, Submit, Timers,
 )
 
 log = logging.getLogger("gsmgw.smpp")
 
 QUEUE_LIMIT = 10_000
-MAX_DELIVERY_ATTEMPTS = 5
+MAX_DELIVERY_ATTEMPTS = 5  # refusals (an error status) before a delivery is parked
+MAX_UNANSWERED = 10  # deliver_sm sent without an answer (the session ended) before it is parked
 RETRY_DELAY = 10.0  # seconds, times the attempts so far
 TICK_SECONDS = 1.0
 WRITER_THREADS = 8
@@ -173,6 +177,8 @@ class _Connection:
                 self.server.queue_delivery(action.delivery)
             elif isinstance(action, Delivered):
                 self.server._delivered(action)
+            elif isinstance(action, Park):
+                self.server._park(action.delivery, action.reason)
         if not self.closed.is_set():
             self.server._pump()
 
@@ -210,6 +216,7 @@ class SmppServer:
         reassembly_timeout: float = 120.0,
         writer_threads: int = WRITER_THREADS,
         outbox: Outbox | None = None,
+        metrics: Any = None,
     ):
         self.spool = spool
         self.registry = registry
@@ -239,6 +246,7 @@ class SmppServer:
         self._unsubscribe = None
         self._mo_reference = secrets.randbelow(256)
         self.outbox = outbox or Outbox(None)
+        self.metrics = metrics  # gsmgw.daemon.metrics.Metrics, when the daemon runs the server
         # Messages whose final receipt is queued already: a multipart message with several failed
         # parts gets one UNDELIV receipt, not one per part.
         self._final_receipts: dict[str, None] = {}
@@ -252,6 +260,7 @@ class SmppServer:
         self._server = await asyncio.start_server(
             self._accept, self.host, self.port, ssl=self.ssl_context, limit=P.MAX_COMMAND_LENGTH
         )
+        self._count_parked()
         for delivery in self.outbox.load():
             self.queue_delivery(delivery)
         sockname = self._server.sockets[0].getsockname()
@@ -530,19 +539,30 @@ class SmppServer:
             self.outbox.remove(delivery)
             return
         if action.status is None:
+            if delivery.attempts >= MAX_UNANSWERED:
+                self._park(delivery, f"sent {delivery.attempts} times, never answered (the session ended each time)")
+                return
             # The session ended or the client never answered: try again on the next session.
             self.queue_delivery(delivery, front=True)
             return
         if delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
-            log.warning(
-                "smpp: client %s refused %s %d times (last status 0x%x); giving up",
-                delivery.client_name, delivery.what, delivery.attempts, action.status,
-            )
-            self.outbox.remove(delivery)
+            self._park(delivery, f"refused {delivery.attempts} times (last command_status 0x{action.status:x})")
             return
         # Refused for now (e.g. ESME_RX_T_APPN, ESME_RMSGQFUL): try again later, not at once,
         # so a busy client is not hammered; the record stays in the outbox meanwhile.
         asyncio.get_running_loop().call_later(RETRY_DELAY * delivery.attempts, self._retry, delivery)
+
+    def _park(self, delivery: Delivery, reason: str) -> None:
+        """Set a delivery aside for good: kept in the outbox with its reason (visible there and
+        in gsmgw_smpp_parked_deliveries), never sent again, and the next one goes."""
+        log.warning("smpp: %s for client %s parked: %s", delivery.what, delivery.client_name, reason)
+        self.outbox.park(delivery, reason, time.time())
+        self._count_parked()
+
+    def _count_parked(self) -> None:
+        gauge = getattr(self.metrics, "smpp_parked", None)
+        if gauge is not None:
+            gauge.set(self.outbox.count_parked())
 
     def _retry(self, delivery: Delivery) -> None:
         self.queue_delivery(delivery)
@@ -565,6 +585,8 @@ class SmppServer:
                 for action in conn.session.deliver(delivery, time.monotonic()):
                     if isinstance(action, Send):
                         conn.writer.write(action.data)
+                    elif isinstance(action, Park):
+                        self._park(action.delivery, action.reason)
 
     def _clients_for_smpp(self):
         return [c for c in getattr(self.current_registry(), "clients", ()) if getattr(c, "smpp_system_id", None)]
@@ -706,6 +728,7 @@ async def start(ctx: Any) -> SmppServer:
         defaults=getattr(config, "defaults", None),
         groups=getattr(ctx, "groups", None) or getattr(config, "groups", None),  # with the console's groups
         outbox=Outbox(Path(config.state) / OUTBOX_FILE) if getattr(config, "state", None) else None,
+        metrics=getattr(ctx, "metrics", None),
     )
     server._ctx = ctx
     server._config_seen = config

@@ -167,7 +167,16 @@ class Delivered:
     status: int | None
 
 
-Action = Send | Close | Bound | Submit | Query | Queue | Delivered
+@dataclass(frozen=True)
+class Park:
+    """A delivery no deliver_sm can carry (its address cannot be encoded): keep it aside, do
+    not send it again, and let the ones behind it go."""
+
+    delivery: Delivery
+    reason: str
+
+
+Action = Send | Close | Bound | Submit | Query | Queue | Delivered | Park
 
 
 @dataclass
@@ -501,24 +510,35 @@ class Session:
         )
 
     def deliver(self, delivery: Delivery, now: float) -> list[Action]:
-        """Send one deliver_sm. The caller checks `can_deliver` first."""
+        """Send one deliver_sm, or Park it when no deliver_sm can carry it. The caller checks
+        `can_deliver` first."""
+        try:
+            source = M.deliver_address(delivery.source_addr)
+            # A receipt goes to the ESME's own source_addr, given back as it sent it.
+            destination = M.deliver_address(
+                delivery.destination_addr, verbatim=delivery.esm_class & P.ESM_DELIVERY_RECEIPT != 0
+            )
+            pdu = Pdu(
+                CommandId.DELIVER_SM,
+                self._next_sequence,
+                0,
+                {
+                    "source_addr_ton": source[0], "source_addr_npi": source[1], "source_addr": source[2],
+                    "dest_addr_ton": destination[0], "dest_addr_npi": destination[1],
+                    "destination_addr": destination[2],
+                    "esm_class": delivery.esm_class,
+                    "data_coding": delivery.data_coding,
+                    "short_message": delivery.short_message,
+                },
+                dict(delivery.tlvs),
+            )
+            data = P.encode(pdu)
+        except ValueError as exc:  # AddressNotEncodable, or a field P.encode refuses
+            return [Park(delivery, str(exc))]
         sequence = self._take_sequence()
         delivery.attempts += 1
         self._outstanding[sequence] = (delivery, now)
-        pdu = Pdu(
-            CommandId.DELIVER_SM,
-            sequence,
-            0,
-            {
-                **_address("source_addr", delivery.source_addr),
-                **_address("dest_addr", delivery.destination_addr),
-                "esm_class": delivery.esm_class,
-                "data_coding": delivery.data_coding,
-                "short_message": delivery.short_message,
-            },
-            dict(delivery.tlvs),
-        )
-        return [self._send(pdu)]
+        return [Send(data, f"{pdu.name} seq={sequence} status=0x0")]
 
     # ---- time -----------------------------------------------------------------------------
 
@@ -616,22 +636,6 @@ class Session:
 
     def _send(self, pdu: Pdu) -> Send:
         return Send(P.encode(pdu), f"{pdu.name} seq={pdu.sequence} status=0x{pdu.status:x}")
-
-
-def _address(prefix: str, address: str) -> dict[str, int | str]:
-    """TON/NPI for an address we send (SMPP 3.4 §5.2.5, §5.2.6): "+49…" is international/E.164,
-    other digits unknown/E.164, anything else (an alphanumeric sender like "Vodafone", or a modem
-    name) alphanumeric."""
-    field = "destination_addr" if prefix == "dest_addr" else prefix
-    if address.startswith("+") and address[1:].isdigit():
-        ton, npi, value = 1, 1, address[1:]
-    elif address.isdigit():
-        ton, npi, value = 0, 1, address
-    elif address:
-        ton, npi, value = 5, 0, address
-    else:
-        ton, npi, value = 0, 0, ""
-    return {f"{prefix}_ton": ton, f"{prefix}_npi": npi, field: value[:20]}
 
 
 def _error_response(request: Pdu, status: int) -> Pdu:
