@@ -295,6 +295,30 @@ def test_excluded_destination(gateway, to, status):
     client.disconnect()
 
 
+def _segment(sequence, ref, total, seq, text=b"part"):
+    return submit_pdu(sequence, text=bytes([5, 0, 3, ref, total, seq]) + text, esm_class=0x40)
+
+
+def test_a_long_message_is_refused_at_its_first_segment(gateway):
+    # Over max_parts (6 by default) or over the client's limits: the first segment is refused
+    # with the right command_status; nothing of the message was held.
+    sock = raw_bind(gateway)
+    raw_send(sock, _segment(2, 1, 255, 1))
+    assert raw_read(sock).status == Status.ESME_RINVMSGLEN
+    sock.close()
+    sock = raw_bind(gateway, "limited", "pw")  # two messages a minute
+    for sequence, ref in ((2, 1), (3, 2)):
+        raw_send(sock, _segment(sequence, ref, 2, 1))
+        assert raw_read(sock).status == 0
+    raw_send(sock, _segment(4, 3, 2, 1))
+    assert raw_read(sock).status == Status.ESME_RTHROTTLED
+    for sequence, ref in ((5, 1), (6, 2)):  # the two that were counted complete
+        raw_send(sock, _segment(sequence, ref, 2, 2))
+        assert raw_read(sock).status == 0
+    assert len(gateway.spool.list("outgoing")) == 2
+    sock.close()
+
+
 def test_over_limits_is_throttled(gateway):
     client = bind(gateway, "limited", "pw")
     statuses = []

@@ -357,3 +357,75 @@ def test_receipt_short_message_uses_the_alphabet_of_the_esme(text, coding, data_
 )
 def test_text_coding_names_the_alphabet_the_text_was_read_in(data_coding, raw, coding):
     assert M.text_coding(data_coding, raw) == coding
+
+
+# ---- memory and limits of long messages (checked at the FIRST segment) ---------------------
+
+def limited_session(**kwargs) -> Session:
+    """A session bound as a client that may send one message a minute."""
+    session = new_session(**kwargs)
+    session.policy = ClientRegistry.from_config(
+        {"clients": [{"name": "app", "smpp": {"system_id": "app", "password": "pw"}, "allow": ["+49*"],
+                      "limits": {"per_minute": 1}}]},
+    )
+    session.data_received(P.encode(Pdu(CommandId.BIND_TRANSCEIVER, 1, 0, {"system_id": "app", "password": "pw"})), 0.0)
+    return session
+
+
+def segment(sequence, ref, total, seq, payload=b"abc", **params):
+    return submit(sequence, bytes([5, 0, 3, ref, total, seq]) + payload, esm_class=0x40, **params)
+
+
+def test_more_segments_than_max_parts_are_refused_at_the_first():
+    # max_parts was checked only when the last of up to 255 segments came.
+    session = bound_session(max_parts=3)
+    (resp,) = sent(session.data_received(segment(2, 1, 4, 1), 1.0))
+    assert resp.status == Status.ESME_RINVMSGLEN
+    assert len(session._reassembly) == 0 and session._reassembly.octets == 0
+    (resp,) = sent(session.data_received(segment(3, 2, 3, 1), 1.0))
+    assert resp.status == 0
+
+
+def test_the_client_limits_are_checked_at_the_first_segment():
+    session = limited_session()
+    (resp,) = sent(session.data_received(segment(2, 1, 2, 1), 1.0))
+    assert resp.status == 0
+    # A second long message: refused at once, not after its last segment was held.
+    (resp,) = sent(session.data_received(segment(3, 2, 2, 1), 1.0))
+    assert resp.status == Status.ESME_RTHROTTLED and len(session._reassembly) == 1
+    # The first one completes without being counted twice.
+    (action,) = session.data_received(segment(4, 1, 2, 2), 2.0)
+    assert isinstance(action, Submit) and action.submission.acquired_at == 1.0
+
+
+def test_an_unfinished_long_message_gives_its_limit_back_when_dropped():
+    session = limited_session(reassembly_timeout=30, timers=Timers(idle=1000, dead=1000))
+    assert sent(session.data_received(segment(2, 1, 2, 1), 1.0))[0].status == 0
+    session.tick(31.0)  # expired: it never reaches the spool, so it does not count
+    assert sent(session.data_received(segment(3, 2, 2, 1), 32.0))[0].status == 0
+    session.connection_lost()  # nor does one unfinished when the session ends
+    session = limited_session()
+    assert sent(session.data_received(segment(2, 3, 2, 1), 33.0))[0].status == 0
+
+
+def test_a_segment_larger_than_one_sms_part_is_refused():
+    session = bound_session()
+    sar = {Tag.SAR_MSG_REF_NUM: b"\x00\x01", Tag.SAR_TOTAL_SEGMENTS: b"\x02", Tag.SAR_SEGMENT_SEQNUM: b"\x01"}
+    (resp,) = sent(session.data_received(submit(2, b"", tlvs={Tag.MESSAGE_PAYLOAD: b"x" * 1000, **sar}), 1.0))
+    assert resp.status == Status.ESME_RINVMSGLEN and session._reassembly.octets == 0
+
+
+def test_pending_octets_are_capped_per_session_and_per_client():
+    full = b"x" * (M.SEGMENT_OCTETS - 6)  # a full short_message with its concatenation header
+    budget = M.PendingOctets(limit=3 * len(full))
+    first = bound_session(pending_octets=budget, window=100)
+    first._reassembly.max_octets = 2 * len(full)
+    statuses = [sent(first.data_received(segment(n, n, 2, 1, full), 1.0))[0].status for n in (2, 3, 4)]
+    assert statuses == [0, 0, Status.ESME_RMSGQFUL]  # the session's own cap
+    second = bound_session(pending_octets=budget, window=100)  # the same client
+    statuses = [sent(second.data_received(segment(n, n, 2, 1, full), 1.0))[0].status for n in (5, 6)]
+    assert statuses == [0, Status.ESME_RMSGQFUL]  # the client's cap over both sessions
+    assert budget.held("app") == 3 * len(full)
+    first.connection_lost()  # a session that ends gives its octets back
+    assert budget.held("app") == len(full)
+    assert sent(second.data_received(segment(7, 7, 2, 1, full), 1.0))[0].status == 0

@@ -255,6 +255,42 @@ def destination_number(ton: int, address: str, default_country: str | None) -> s
         raise MessageError(str(exc), Status.ESME_RINVDSTADR) from None
 
 
+# Memory that unfinished long messages may hold. A segment is one SMS part, so no more than
+# the 254 octets of a short_message (SMPP 3.4 §5.2.22), also when it came as message_payload;
+# a session holds at most SESSION_PENDING_OCTETS of segments, and all sessions of one client
+# together CLIENT_PENDING_OCTETS. With max_parts 6 a message is at most 1.5 KB, so a session
+# still has room for about 170 interleaved long messages.
+SEGMENT_OCTETS = 254
+SESSION_PENDING_OCTETS = 256 * 1024
+CLIENT_PENDING_OCTETS = 1024 * 1024
+
+
+class PendingOctets:
+    """Octets of unfinished long messages per client, over all of its sessions (pure; the
+    server shares one among its sessions)."""
+
+    def __init__(self, limit: int = CLIENT_PENDING_OCTETS):
+        self.limit = limit
+        self._held: dict[str, int] = {}
+
+    def take(self, client: str, octets: int) -> bool:
+        held = self._held.get(client, 0)
+        if held + octets > self.limit:
+            return False
+        self._held[client] = held + octets
+        return True
+
+    def give(self, client: str, octets: int) -> None:
+        held = self._held.get(client, 0) - octets
+        if held > 0:
+            self._held[client] = held
+        else:
+            self._held.pop(client, None)
+
+    def held(self, client: str) -> int:
+        return self._held.get(client, 0)
+
+
 @dataclass
 class _Pending:
     first_seen: float
@@ -264,6 +300,12 @@ class _Pending:
     message_id: str = ""
     registered_delivery: int = 0  # clients set it on the first, the last or every segment
     header: bytes = b""  # the sender's own header (without concatenation): the first segment that had one
+    acquired_at: float | None = None  # when the client's limits counted it (its first segment)
+    complete: bool = False  # every segment came: handed on to be written (or refused)
+
+    @property
+    def octets(self) -> int:
+        return sum(len(part) for part in self.parts.values())
 
 
 class Reassembly:
@@ -271,41 +313,78 @@ class Reassembly:
 
     The octets are joined before they are decoded, because clients split at octet boundaries:
     a GSM-7 escape or a UTF-16 surrogate pair may straddle two segments.
+
+    Bounded: at most `max_pending` messages and `max_octets` of segments in this session, and
+    what `budget` (shared by the client's sessions) allows for `owner`; beyond that a segment
+    is refused with ESME_RMSGQFUL, and a segment over SEGMENT_OCTETS with ESME_RINVMSGLEN.
     """
 
-    def __init__(self, timeout: float, max_pending: int = 1000):
+    def __init__(
+        self, timeout: float, max_pending: int = 1000, *, max_octets: int = SESSION_PENDING_OCTETS,
+        budget: PendingOctets | None = None, owner: str = "",
+    ):
         self.timeout = timeout
         self.max_pending = max_pending
+        self.max_octets = max_octets
+        self.budget = budget if budget is not None else PendingOctets()
+        self.owner = owner
+        self.octets = 0
         self._pending: dict[tuple, _Pending] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
+    def is_new(self, key: tuple, concat: Concat) -> bool:
+        """Would this segment start a message (no segment of it is held)?"""
+        return (*key, concat.ref, concat.total) not in self._pending
+
     def add(
         self, key: tuple, concat: Concat, data_coding: int, payload: bytes, now: float, new_id: str,
-        registered_delivery: int = 0, header: bytes = b"",
+        registered_delivery: int = 0, header: bytes = b"", acquired_at: float | None = None,
     ) -> tuple[str, bytes | None]:
         """Add one segment. Returns (message_id, joined octets or None while parts are missing).
 
         `new_id` becomes the message's id when this is the first segment seen; every segment of
-        the message answers with the same id, which is the spool file's name."""
+        the message answers with the same id, which is the spool file's name. `acquired_at`:
+        when the client's limits counted the message (at its first segment)."""
+        if len(payload) > SEGMENT_OCTETS:
+            raise MessageError(
+                f"a segment of a long message has {len(payload)} octets; one SMS part has at most {SEGMENT_OCTETS}",
+                Status.ESME_RINVMSGLEN,
+            )
         full_key = (*key, concat.ref, concat.total)
         pending = self._pending.get(full_key)
         if pending is None:
             if len(self._pending) >= self.max_pending:
                 raise MessageError("too many unfinished long messages on this session", Status.ESME_RMSGQFUL)
-            pending = _Pending(now, concat.total, data_coding, message_id=new_id)
-            self._pending[full_key] = pending
         elif data_coding != pending.data_coding:
             raise MessageError(
                 f"segment {concat.seq} has data_coding {data_coding}, earlier ones {pending.data_coding}",
                 Status.ESME_RINVDCS,
             )
+        growth = len(payload) - (len(pending.parts.get(concat.seq, b"")) if pending else 0)
+        if growth > 0 and self.octets + growth > self.max_octets:
+            raise MessageError(
+                f"this session holds {self.octets} octets of unfinished long messages; send their missing "
+                "segments first", Status.ESME_RMSGQFUL,
+            )
+        if growth > 0 and not self.budget.take(self.owner, growth):
+            raise MessageError(
+                f"client {self.owner!r} holds {self.budget.held(self.owner)} octets of unfinished long messages; "
+                "send their missing segments first", Status.ESME_RMSGQFUL,
+            )
+        if pending is None:
+            pending = _Pending(now, concat.total, data_coding, message_id=new_id, acquired_at=acquired_at)
+            self._pending[full_key] = pending
+        self.octets += growth
+        if growth < 0:
+            self.budget.give(self.owner, -growth)
         pending.parts[concat.seq] = payload
         pending.registered_delivery = max(pending.registered_delivery, registered_delivery)
         pending.header = pending.header or header
         if len(pending.parts) < pending.total:
             return pending.message_id, None
+        pending.complete = True
         joined = b"".join(pending.parts[i] for i in range(1, pending.total + 1))
         return pending.message_id, joined
 
@@ -318,27 +397,43 @@ class Reassembly:
         pending = self._pending.get((*key, concat.ref, concat.total))
         return pending.header if pending is not None else b""
 
+    def acquired_at(self, key: tuple, concat: Concat) -> float | None:
+        pending = self._pending.get((*key, concat.ref, concat.total))
+        return pending.acquired_at if pending is not None else None
+
     def done(self, key: tuple, concat: Concat) -> None:
         """Forget a message once it is written (or refused for good)."""
-        self._pending.pop((*key, concat.ref, concat.total), None)
-
-    def unadd(self, key: tuple, concat: Concat) -> None:
-        """Take back the last segment after a temporary refusal, so a resend completes it."""
-        pending = self._pending.get((*key, concat.ref, concat.total))
+        pending = self._pending.pop((*key, concat.ref, concat.total), None)
         if pending is not None:
-            pending.parts.pop(concat.seq, None)
+            self._forget(pending)
 
-    def expire(self, now: float) -> list[tuple[tuple, str, int, int, int]]:
-        """Drop messages whose first segment is older than the timeout. Returns
-        (key, message_id, parts received, total, registered_delivery) for each dropped message."""
+    def expire(self, now: float) -> list[tuple[tuple, str, int, int, int, float | None]]:
+        """Drop messages whose first segment is older than the timeout. Returns (key,
+        message_id, parts received, total, registered_delivery, acquired_at) for each."""
         dropped = []
         for full_key, pending in list(self._pending.items()):
             if now - pending.first_seen >= self.timeout:
                 del self._pending[full_key]
-                dropped.append(
-                    (full_key[:-2], pending.message_id, len(pending.parts), pending.total, pending.registered_delivery)
-                )
+                self._forget(pending)
+                dropped.append((
+                    full_key[:-2], pending.message_id, len(pending.parts), pending.total,
+                    pending.registered_delivery, pending.acquired_at,
+                ))
         return dropped
+
+    def clear(self) -> list[float]:
+        """Drop everything (the session ended). Returns when the client's limits counted each
+        unfinished message, to give that back (a complete one is being written: it counts)."""
+        acquired = [p.acquired_at for p in self._pending.values() if p.acquired_at is not None and not p.complete]
+        for pending in self._pending.values():
+            self._forget(pending)
+        self._pending.clear()
+        return acquired
+
+    def _forget(self, pending: _Pending) -> None:
+        octets = pending.octets
+        self.octets -= octets
+        self.budget.give(self.owner, octets)
 
 
 # ---- outbound (deliver_sm) ----------------------------------------------------------------

@@ -250,6 +250,8 @@ class SmppServer:
         # Messages whose final receipt is queued already: a multipart message with several failed
         # parts gets one UNDELIV receipt, not one per part.
         self._final_receipts: dict[str, None] = {}
+        # Octets of unfinished long messages per client, over all of its sessions.
+        self._pending_octets = M.PendingOctets()
         self._ctx: Any = None
         self._config_seen: Any = None
         self.batches: list[int] = []  # sizes of recent commit batches (bench and tests read it)
@@ -338,6 +340,8 @@ class SmppServer:
             reassembly_timeout=self.reassembly_timeout,
             timers=self.timers,
             peer=peer,
+            max_parts=int(getattr(self.defaults, "max_parts", None) or DEFAULT_MAX_PARTS),
+            pending_octets=self._pending_octets,
         )
 
     def _forget(self, conn: _Connection) -> None:

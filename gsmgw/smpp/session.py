@@ -80,6 +80,8 @@ class ClientPolicy(Protocol):
 
     def acquire(self, client: Any, count: int, now: float) -> float: ...
 
+    def release(self, client: Any, count: int, now: float) -> None: ...
+
 
 # ---- actions ------------------------------------------------------------------------------
 
@@ -203,6 +205,8 @@ class Session:
         reassembly_timeout: float = 120.0,
         timers: Timers | None = None,
         peer: str = "",
+        max_parts: int = 6,
+        pending_octets: M.PendingOctets | None = None,
     ):
         self.policy = policy
         self.window = window
@@ -216,7 +220,9 @@ class Session:
         self.client: Any = None
         self.system_id = ""
         self._reader = P.PduReader()
-        self._reassembly = M.Reassembly(reassembly_timeout)
+        self.max_parts = max_parts
+        # Its owner (the client) is set at the bind: the octets count towards that client.
+        self._reassembly = M.Reassembly(reassembly_timeout, budget=pending_octets)
         self._opened = now
         self._last_heard = now
         self._enquire_sequence: int | None = None
@@ -337,6 +343,7 @@ class Session:
         self.mode = _BIND_MODES[pdu.command_id]
         self.client = client
         self.system_id = system_id
+        self._reassembly.owner = getattr(client, "name", system_id)
         response = P.response_to(pdu, 0, system_id=SERVER_SYSTEM_ID)
         if int(pdu.params.get("interface_version", 0)) >= INTERFACE_VERSION_34:
             response.tlvs[Tag.SC_INTERFACE_VERSION] = P.tlv_u8(INTERFACE_VERSION_34)
@@ -389,12 +396,27 @@ class Session:
         self._next_token += 1
         message_id = None
         parts_key = None
+        acquired_at = None
         if concat is not None and concat.total > 1:
             key = (str(params["source_addr"]), to)
-            M.decode_text(data_coding, b"")  # refuse an unknown data_coding at the first segment
-            message_id, joined = self._reassembly.add(
-                key, concat, data_coding, raw, now, self._new_id(), registered_delivery=registered, header=header
-            )
+            if self._reassembly.is_new(key, concat):
+                # Everything that can refuse the message is checked at its first segment, before
+                # anything is held: its size, the data_coding, the client's limits.
+                if concat.total > self.max_parts:
+                    raise M.MessageError(
+                        f"the message has {concat.total} segments, more than max_parts {self.max_parts}",
+                        Status.ESME_RINVMSGLEN,
+                    )
+                M.decode_text(data_coding, b"")
+                acquired_at = self._acquire(now)
+            try:
+                message_id, joined = self._reassembly.add(
+                    key, concat, data_coding, raw, now, self._new_id(), registered_delivery=registered,
+                    header=header, acquired_at=acquired_at,
+                )
+            except M.MessageError:
+                self._release(acquired_at)
+                raise
             if joined is None:
                 # Not the last segment: the text is checked when the message is whole.
                 return [self._send(P.response_to(pdu, 0, message_id=message_id))]
@@ -402,6 +424,7 @@ class Session:
             parts_key = (key, concat)
             registered = self._reassembly.registered_delivery(key, concat)
             header = self._reassembly.header(key, concat)
+            acquired_at = self._reassembly.acquired_at(key, concat)
         try:
             national, header = M.take_national_shifts(header)
             header = _with_port_tlvs(pdu, header)
@@ -411,16 +434,12 @@ class Session:
                 coding = None  # data, not text: its receipt is made as for an older message
             else:
                 coding = M.DC_DEFAULT if national != (0, 0) else M.text_coding(data_coding, raw)
-            if getattr(self.client, "limits", None):
-                wait = self.policy.acquire(self.client, 1, now)
-                if wait > 0:
-                    if parts_key is not None:
-                        self._reassembly.unadd(*parts_key)
-                        parts_key = None
-                    raise M.MessageError(f"over the limits of client {self.client.name!r}; retry in {wait:.0f} s", Status.ESME_RTHROTTLED)
+            if parts_key is None:
+                acquired_at = self._acquire(now)
         except M.MessageError:
             if parts_key is not None:
                 self._reassembly.done(*parts_key)
+                self._release(acquired_at)  # refused for good: it does not count
             raise
         priority = "high" if int(params["priority_flag"]) >= 2 else None
         submission = Submission(
@@ -439,11 +458,27 @@ class Session:
             priority=priority,
             message_id=message_id,
             parts_key=parts_key,
-            acquired_at=now if getattr(self.client, "limits", None) else None,
+            acquired_at=acquired_at,
             text_coding=coding,
         )
         self._open_requests[token] = pdu.sequence
         return [Submit(submission)]
+
+    def _acquire(self, now: float) -> float | None:
+        """Count one message against the client's limits (when it has any): the time it was
+        counted, to give it back with `_release`; ESME_RTHROTTLED when over a limit."""
+        if not getattr(self.client, "limits", None):
+            return None
+        wait = self.policy.acquire(self.client, 1, now)
+        if wait > 0:
+            raise M.MessageError(
+                f"over the limits of client {self.client.name!r}; retry in {wait:.0f} s", Status.ESME_RTHROTTLED
+            )
+        return now
+
+    def _release(self, acquired_at: float | None) -> None:
+        if acquired_at is not None:
+            self.policy.release(self.client, 1, acquired_at)
 
     def submit_done(self, submission: Submission, message_id: str) -> list[Action]:
         """The message is durable in outgoing/ as `message_id`: answer the client."""
@@ -562,8 +597,9 @@ class Session:
             if now - sent >= self.timers.response:
                 del self._outstanding[sequence]
                 actions.append(Delivered(delivery, None))
-        for key, message_id, got, total, registered in self._reassembly.expire(now):
+        for key, message_id, got, total, registered, acquired_at in self._reassembly.expire(now):
             log.warning("%r: long message %s to %s dropped: %d of %d segments came", self, message_id, key[1], got, total)
+            self._release(acquired_at)
             if registered in (M.RECEIPT_ALWAYS, M.RECEIPT_ON_FAILURE):
                 actions.extend(self._incomplete_receipt(key, message_id, got, total))
         return actions
@@ -606,10 +642,12 @@ class Session:
         return [self._send(Pdu(CommandId.UNBIND, self._take_sequence()))]
 
     def connection_lost(self) -> list[Action]:
-        """The socket is gone: deliveries without an answer go back to the queue."""
+        """The socket is gone: deliveries without an answer go back to the queue; unfinished
+        long messages are dropped (their memory and their count in the limits given back)."""
         actions: list[Action] = [Delivered(d, None) for d, _ in self._outstanding.values()]
         self._outstanding.clear()
         self.state = State.CLOSED
+        self._drop_unfinished()
         return actions
 
     # ---- helpers --------------------------------------------------------------------------
@@ -625,8 +663,13 @@ class Session:
         actions: list[Action] = [Delivered(d, None) for d, _ in self._outstanding.values()]
         self._outstanding.clear()
         self.state = State.CLOSED
+        self._drop_unfinished()
         actions.append(Close(reason))
         return actions
+
+    def _drop_unfinished(self) -> None:
+        for acquired_at in self._reassembly.clear():
+            self._release(acquired_at)
 
     def _take_sequence(self) -> int:
         # SMPP 3.4 §5.1.4: 0x00000001..0x7FFFFFFF, then wrap.
