@@ -543,3 +543,17 @@ def test_wrong_passwords_slow_that_user_down(console):
     other = page.request.post(console.base + "/login", form={"csrf": token, "user": "viola", "password": "guess"})
     assert other.status == 401  # another user is not slowed down
     page.context.close()
+
+
+def test_the_modem_page_sends_a_test_sms_and_says_why_no_balance(console):
+    page = console.page("anna")
+    page.goto(console.base + "/modems/modem1")
+    expect(page.get_by_role("heading", name="Modem modem1")).to_be_visible()
+    expect(page.locator(".card").first).to_contain_text("262")  # the IMSI
+    page.get_by_role("button", name="Check balance").click()
+    expect(page.get_by_role("alert")).to_contain_text("No balance code is configured for modem1")
+    page.get_by_label("To").fill("+4915112340030")
+    page.get_by_role("button", name="Send test SMS").click()
+    bubble = page.locator(".bubble.out").filter(has_text="gsmgw test SMS via modem1")
+    expect(bubble.locator(".state")).to_have_text("delivered")
+    expect(bubble).to_contain_text("modem1")
