@@ -38,6 +38,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORDS = {"boss": "boss-password", "anna": "anna-password", "viola": "viola-password"}
 BOB_TOKEN = "bob-token-0123456789"
+ANNA_TOKEN = "anna-token-0123456789"
 WAIT = 30_000  # ms
 CLUB = [f"+49151700000{n:02d}" for n in range(50)]
 
@@ -97,6 +98,7 @@ def write_config(root: Path, port: int) -> Path:
             allow: ["*", "modem:*"]
           - name: anna
             web: {{password_file: {root}/anna.pw}}
+            token: {ANNA_TOKEN}
             allow: ["+49*", "group:*", "modem:*"]
           - name: bob
             token: {BOB_TOKEN}
@@ -428,6 +430,19 @@ def test_an_operator_sees_no_other_clients_messages(console):
     expect(anna.locator(".conversations")).not_to_contain_text("bob's secret")
     anna.goto(console.base + f"/messages?number={number}")
     expect(anna.locator("table.messages")).to_contain_text("No messages match.")
+
+
+def test_what_a_person_sent_over_the_api_is_theirs_in_the_console_too(console):
+    number = "+4915155500002"
+    request = urllib.request.Request(
+        console.base + "/api/v1/messages", data=json.dumps({"to": number, "text": "anna's script"}).encode(),
+        headers={"Authorization": f"Bearer {ANNA_TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+    anna = console.page("anna")
+    anna.goto(console.base + f"/conversations/{number}")
+    expect(anna.locator(".bubble.out")).to_contain_text("anna's script")
+    expect(anna.locator(".bubble.out .state")).to_have_text("delivered")
 
 
 def test_an_inbound_script_is_shown_as_text_and_never_runs(console):
