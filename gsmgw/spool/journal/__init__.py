@@ -38,7 +38,16 @@ from gsmgw.spool.journal.interface import (
     QueuedMessage,
     Recovery,
     ReportMatch,
+    ClusterJournal,
+    Fenced,
+    ForwardedReport,
+    JournalBusy,
+    JournalUnavailable,
+    Lease,
+    MemberRow,
+    Released,
     day_of,
+    key_name,
     same_number,
 )
 from gsmgw.spool.journal.sqlite import JOURNAL_FILE, SqliteJournal
@@ -49,5 +58,7 @@ __all__ = [
     "PART_SUBMITTING", "PRIORITY", "QUEUED", "REPORT_DELIVERED", "REPORT_FAILED", "REPORT_PENDING",
     "SENDING", "SENT", "InboundGroup", "Journal", "JournalError", "MessageRow", "NewMessage", "NewPart",
     "PartRow", "QueuedMessage", "Recovery", "ReportMatch", "day_of", "same_number", "JOURNAL_FILE",
-    "SqliteJournal",
+    "SqliteJournal", "ClusterJournal", "Fenced", "ForwardedReport", "JournalBusy", "JournalUnavailable", "Lease",
+    "MemberRow",
+    "Released", "key_name",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 # Message states. `queued` waits for a modem (also between retries), `sending` is on a modem now.
 QUEUED = "queued"
@@ -59,6 +59,14 @@ PRIORITY = {"high": 0, "normal": 1, "low": 2}
 DONE_KEEP = 2 * 86400
 
 
+KEY_SEPARATOR = "/"  # in a cluster a key is "origin/name"; spool names and member names never hold it
+
+
+def key_name(key: str) -> str:
+    """The spool file name in a message key (a single host's keys are the names themselves)."""
+    return key.rpartition(KEY_SEPARATOR)[2]
+
+
 def sql_literal(value: str) -> str:
     """A constant above as an SQL string literal. Partial indexes (`WHERE state = 'queued'`) are
     used only when the query names the same literal, so states go into SQL text, not parameters."""
@@ -67,6 +75,25 @@ def sql_literal(value: str) -> str:
 
 class JournalError(Exception):
     """The journal cannot be opened or is not a gsmgw journal; the message says what to do."""
+
+
+class JournalUnavailable(JournalError, ConnectionError):
+    """The journal's database cannot be reached right now (PostgreSQL down, network cut, no
+    answer in time). Nothing was changed by the call that raised it, or its outcome is unknown
+    and the backend settles it when the connection is back. Callers pause the work that needs
+    the journal and go on with the rest: doors accept into the spool, SMS stay on the SIM."""
+
+
+class JournalBusy(JournalUnavailable):
+    """What the call needed is locked by another member's transaction right now (one whose
+    network froze holds it until the server ends it). Nothing was changed; try again later.
+    The database itself is reachable."""
+
+
+class Fenced(JournalError):
+    """This member may not do what it asked: its lease has less time left than a submit may take,
+    or the message is no longer claimed by it (another member released it after its lease ran
+    out). Nothing was changed; the message is for whoever holds it now."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +155,7 @@ class PartRow:
 
 @dataclass(frozen=True)
 class MessageRow:
-    id: str
+    id: str  # the journal's key: the spool name on SQLite, "origin/name" in a cluster (see Journal.key)
     recipient: str
     state: str
     priority: int
@@ -149,6 +176,10 @@ class MessageRow:
     report: bool
     client: str | None
     callback: str | None
+    origin: str  # the member whose spool holds the file (it writes sent/, failed/, report/)
+    name: str  # the file's name in the origin's spool
+    member: str | None  # the member whose modem has it while it is `sending`
+    filed: bool  # False: finished, and the origin has not written its result file yet
 
 
 @dataclass(frozen=True)
@@ -158,6 +189,54 @@ class ReportMatch:
     parts: tuple[PartRow, ...]  # every part of the message, after this report was recorded
     all_final: bool  # every part has a final report (delivered or failed)
     delivered: bool  # every part is delivered
+    forwarded: bool = False  # the message's origin is another member: it writes the report file
+
+
+@dataclass(frozen=True)
+class ForwardedReport:
+    """A delivery report another member's modem received for a message of this host's spool."""
+
+    seq: int  # its place in the journal's list (report_filed takes it)
+    message: str  # the message's key
+    part: int
+    recipient: str | None
+    modem: str  # the modem that received the report
+    mr: int
+    tp_status: int
+    discharge: str | None  # ISO-8601
+    received: float
+
+
+@dataclass(frozen=True)
+class Released:
+    """What the journal did with a member's claims when they were released (its lease ran out,
+    or it came back after losing it)."""
+
+    member: str
+    requeued: tuple[str, ...]  # messages back in the queue
+    possible_duplicates: tuple[tuple[str, int], ...]  # (key, seq): parts it may have submitted
+    finished: tuple[str, ...] = ()  # every part had an MR: sent now, the origin writes the file
+
+
+@dataclass(frozen=True)
+class Lease:
+    left: float  # seconds of this member's lease left (database time)
+    lost: bool  # it had run out (or was released by another member) before this renewal
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """A member as the journal knows it; `modems` are the status objects it published last."""
+
+    name: str
+    host: str
+    pid: int
+    version: str
+    alive: bool  # its lease has not run out
+    lease_left: float  # seconds; negative: ran out that long ago
+    renewed: float  # time of its last renewal (database clock)
+    clock_offset: float | None  # its clock minus the database's at that renewal, seconds
+    modems: tuple[Mapping, ...]
 
 
 @dataclass(frozen=True)
@@ -190,9 +269,12 @@ QUEUED_FIELDS = (
 )  # and `pending_parts`, computed by the query
 
 
-def message_row(row: Mapping) -> MessageRow:
-    values = {name: row[name] for name in MESSAGE_FIELDS}
+def message_row(row: Mapping, defaults: Mapping | None = None) -> MessageRow:
+    """`defaults`: values of fields a backend does not store (SQLite has one origin, itself)."""
+    keys = row.keys()
+    values = {name: row[name] if name in keys else defaults[name] for name in MESSAGE_FIELDS}  # type: ignore[index]
     values["report"] = bool(values["report"])
+    values["filed"] = bool(values["filed"])
     return MessageRow(**values)
 
 
@@ -254,18 +336,36 @@ def report_summary(parts: Sequence[PartRow]) -> tuple[bool, bool]:
     return all_final, delivered
 
 
+Assign = Callable[[Sequence[QueuedMessage]], Sequence[tuple[str, QueuedMessage]]]
+
+
 class Journal(Protocol):
     """The journal as the daemon uses it. Only the daemon writes it; every SQL statement stays
-    inside a backend, so the daemon never writes SQL."""
+    inside a backend, so the daemon never writes SQL.
+
+    Message ids are the journal's keys (`key(name)`): a spool file's name on a single host, the
+    origin member and the name in a cluster, where two hosts may hold files of the same name."""
+
+    member: str  # this host's name among the journal's members (cluster.member)
+    shared: bool  # several members share it (PostgreSQL): results may belong to another origin
 
     def close(self) -> None: ...
+    def key(self, name: str) -> str:
+        """The id of the message this host's spool holds as `name`."""
 
     # -- outgoing: the queue ----------------------------------------------------------------
     def add_messages(self, messages: Iterable[NewMessage], now: float) -> list[str]:
-        """Queue messages with their parts in one transaction; returns the ids newly added. An id
-        that is queued or sending is left as it is; a finished one is replaced (a reused name)."""
+        """Queue messages (`NewMessage.id` is the key) with their parts in one transaction; returns
+        the keys newly added. A key that is queued or sending is left as it is; a finished one is
+        replaced (a reused file name)."""
     def queued_candidates(self, now: float, limit: int = 200, offset: int = 0) -> list[QueuedMessage]:
         """`limit` queued messages sendable at `now` (from `offset`), by priority then age; no PDUs."""
+    def claim_candidates(self, now: float, limit: int, offset: int, assign: Assign) -> tuple[int, list[tuple[str, QueuedMessage]]]:
+        """In one transaction: read up to `limit` sendable messages from `offset` (in a cluster,
+        skipping rows another member is claiming at this moment: `FOR UPDATE SKIP LOCKED`), let
+        `assign` choose (modem, message) pairs among them, and mark those `sending` on their
+        modems. Returns (messages read, pairs claimed). Raises Fenced when this member's lease
+        has run out (it claims nothing then)."""
     def expired(self, now: float, limit: int = 500) -> list[str]:
         """Queued messages whose `Expires:` has passed."""
     def next_wakeup(self, now: float) -> float | None:
@@ -276,33 +376,37 @@ class Journal(Protocol):
         """Parts without an MR, in order, with their PDUs."""
     def parts(self, message_id: str) -> list[PartRow]: ...
     def mark_submitting(self, message_id: str, seq: int, modem: str, imsi: str | None) -> None:
-        """Committed before `AT+CMGS`: from here until `mark_submitted` a crash may duplicate."""
+        """Committed before `AT+CMGS`: from here until `mark_submitted` a crash may duplicate.
+        In a cluster only while the message is this member's and its lease outlasts a submit
+        (the fence); Fenced otherwise, and nothing may be sent."""
     def mark_submitted(self, message_id: str, seq: int, mr: int, now: float, *, sim: str, report: bool) -> None:
         """Committed after `+CMGS: <mr>`: never sent again; binds the message to this SIM."""
     def unmark_submitting(self, message_id: str, seq: int) -> None:
         """The modem refused the part (nothing went out): pending again."""
     def requeue(self, message_id: str, *, not_before: float, error: str | None, avoid_modem: str | None = None,
                 refused_by: str | None = None, count_attempt: bool = True) -> None:
-        """A `sending` message back to the queue (retry later, maybe on another modem)."""
-    def mark_sent(self, message_id: str, modem: str, imsi: str | None, now: float) -> None:
-        """Every part has an MR and the file is in sent/ (delivered if every report came first)."""
+        """A `sending` message of this member back to the queue (retry later, maybe elsewhere)."""
+    def mark_sent(self, message_id: str, modem: str, imsi: str | None, now: float, *, filed: bool = True) -> None:
+        """Every part has an MR (delivered if every report came first). `filed`: the caller is the
+        message's origin and its file is in sent/; else the origin writes it (`unfiled`)."""
     def mark_failed(self, message_id: str, reason: str, now: float, *, state: str = FAILED,
-                    modem: str | None = None) -> None: ...
+                    modem: str | None = None, filed: bool = True) -> None: ...
     def record_invalid(self, now: float) -> None:
         """An invalid spool file went to failed/ without being queued (counted as failed)."""
     def forget(self, message_id: str) -> None:
         """Drop a message whose file is gone from checked/."""
     def message(self, message_id: str) -> MessageRow | None: ...
     def messages_in_state(self, *states: str) -> Iterator[str]:
-        """Ids in these states, streamed."""
+        """Keys of this host's messages (its origin) in these states, streamed."""
     def fully_submitted(self) -> list[str]:
-        """Queued messages whose every part has an MR (a stop fell before their move to sent/)."""
+        """Queued messages whose every part has an MR (a stop fell before they were finished)."""
     def count_retrying(self, now: float) -> int:
-        """Queued messages tried before, waiting for their next attempt."""
+        """This host's queued messages tried before, waiting for their next attempt."""
     def retrying(self, limit: int = 1000) -> list[tuple[str, int, str | None]]:
         """Those messages: (id, attempts, last error), most tried first (the console lists them)."""
     def recover(self) -> Recovery:
-        """After a restart: parts `submitting` are pending again (named), `sending` messages queued."""
+        """After a restart: this member's parts `submitting` are pending again (named), its
+        `sending` messages queued again."""
 
     # -- limits -----------------------------------------------------------------------------
     def submissions_since(self, sim: str, since: float) -> int: ...
@@ -312,12 +416,13 @@ class Journal(Protocol):
     def match_report(self, *, imsi: str | None, modem: str, mr: int, recipient: str | None, tp_status: int,
                      report_state: str, discharge: str | None, now: float, window: float) -> ReportMatch | None:
         """Record a status report on the most recent part with this MR and recipient on this SIM
-        within `window` seconds, or return None."""
+        within `window` seconds, or return None. When the message's origin is another member,
+        the report is kept for it in the same transaction (`ReportMatch.forwarded`)."""
 
     # -- counters ---------------------------------------------------------------------------
     def count(self, now: float, modem: str, kind: str, n: int = 1) -> None: ...
     def counters_today(self, now: float) -> dict[tuple[str, str], int]:
-        """{(modem, kind): n} for today; modem '' holds failures that had no modem."""
+        """{(modem, kind): n} for today on this member; modem '' holds failures that had no modem."""
 
     # -- inbound ----------------------------------------------------------------------------
     def store_inbound_part(self, key: str, seq: int, total: int, pdu: str, modem: str, imsi: str | None,
@@ -337,3 +442,44 @@ class Journal(Protocol):
     # -- housekeeping -----------------------------------------------------------------------
     def prune(self, now: float, *, keep_finished: float = 30 * 86400) -> int:
         """Drop limit windows over a day old and finished messages older than `keep_finished`."""
+    def schema_version(self) -> int:
+        """The version of the schema the database holds now."""
+
+
+class ClusterJournal(Journal, Protocol):
+    """What a journal shared by several members adds (PostgreSQL; CLUSTER.md). The daemon's
+    `gsmgw.daemon.cluster.Membership` is its only user."""
+
+    lease: float  # seconds a member stays alive without renewing
+    fence: float  # seconds of lease `mark_submitting` demands (a submit's timeout and a margin)
+    available: bool  # False while the database cannot be reached (calls raise JournalUnavailable)
+
+    def reconnect(self) -> list[tuple[str, int, str]]:
+        """Try to reach the database again (blocking, bounded by the timeout). First writes the
+        MRs that `mark_submitted` could not; returns those that came too late: (key, seq, why).
+        JournalUnavailable while it is still unreachable."""
+    def join(self, *, host: str, pid: int, version: str) -> None:
+        """Become a member (JournalError when a live member of the same name is another process)."""
+    def renew(self, modems: Sequence[Mapping], clock: float) -> Lease:
+        """Extend this member's lease by `lease` seconds and publish its modems' status."""
+    def leave(self) -> None:
+        """Shutdown: end this member's lease now, so the others take over at once."""
+    def members(self) -> list[MemberRow]: ...
+    def reap(self) -> list[Released]:
+        """Release the claims of members whose lease ran out (once each); the others skip a
+        member one of them is reaping."""
+    def release_mine(self, keep: Iterable[str]) -> Released:
+        """Back from an outage: release this member's claims except the messages in `keep`
+        (those its modems still hold)."""
+    def unfiled(self, limit: int = 100) -> list[MessageRow]:
+        """This host's finished messages whose result file is not written yet."""
+    def mark_filed(self, message_ids: Iterable[str]) -> None:
+        """Their origin has written their result files."""
+    def forwarded_reports(self, limit: int = 100) -> list[ForwardedReport]:
+        """Reports other members received for this host's messages, oldest first."""
+    def report_filed(self, seq: int) -> None: ...
+    def database_time(self) -> float:
+        """The database's clock (seconds since the epoch)."""
+    def listen(self, on_notice: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call `on_notice(channel, payload)` from a thread of its own when another member signals
+        (queue: work is waiting; filing: results wait for their origin); returns the stopper."""

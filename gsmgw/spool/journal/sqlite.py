@@ -14,6 +14,7 @@ What it trusts: only itself. Ids are spool file names, never paths.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 from typing import Iterable, Iterator, Sequence
 
@@ -36,6 +37,7 @@ from gsmgw.spool.journal.interface import (
     MessageRow,
     NewMessage,
     PartRow,
+    Assign,
     QueuedMessage,
     Recovery,
     ReportMatch,
@@ -138,7 +140,7 @@ CREATE TABLE IF NOT EXISTS inbound_written (
 _MESSAGE_COLUMNS = (
     "id, recipient, state, priority, queued, expires, pinned, bound_modem, bound_imsi, parts, "
     "attempts, last_error, modem, imsi, sent, delivered, finished, fail_reason, report, client, "
-    "callback"
+    "callback, id AS name"
 )
 _PART_COLUMNS = "message, seq, pdu, length, state, modem, imsi, mr, submitted, report, tp_status, discharge"
 
@@ -158,8 +160,13 @@ CANDIDATES_SQL = (
 class SqliteJournal:
     """The SQLite journal (`interface.Journal`). One instance per process; not shared between threads."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    shared = False
+
+    def __init__(self, path: str | os.PathLike[str], *, member: str | None = None):
         self.path = os.fspath(path)
+        self.member = member or socket.gethostname()
+        # One host, one origin: every message is this host's, and its results are written at once.
+        self._row_defaults = {"origin": self.member, "member": None, "filed": True}
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -195,6 +202,13 @@ class SqliteJournal:
 
     def close(self) -> None:
         self._db.close()
+
+    def key(self, name: str) -> str:
+        return name
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return int(row["value"])
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -255,6 +269,19 @@ class SqliteJournal:
         """
         rows = self._db.execute(CANDIDATES_SQL, (now, limit, offset)).fetchall()
         return [queued_message(row) for row in rows]
+
+    def claim_candidates(
+        self, now: float, limit: int, offset: int, assign: Assign
+    ) -> tuple[int, list[tuple[str, QueuedMessage]]]:
+        """Read, choose and claim in one transaction (one fsync for every modem that gets work)."""
+        with self._tx() as db:
+            candidates = [queued_message(row) for row in db.execute(CANDIDATES_SQL, (now, limit, offset))]
+            chosen = list(assign(candidates)) if candidates else []
+            db.executemany(
+                "UPDATE message SET state = ?, modem = ?, attempts = attempts + 1 WHERE id = ? AND state = ?",
+                [(SENDING, modem, message.id, QUEUED) for modem, message in chosen],
+            )
+        return len(candidates), chosen
 
     def expired(self, now: float, limit: int = 500) -> list[str]:
         """Queued messages whose `Expires:` has passed (they are failed with reason `expired`)."""
@@ -376,7 +403,7 @@ class SqliteJournal:
                 ),
             )
 
-    def mark_sent(self, message_id: str, modem: str, imsi: str | None, now: float) -> None:
+    def mark_sent(self, message_id: str, modem: str, imsi: str | None, now: float, *, filed: bool = True) -> None:
         """Every part has an MR and the file is in sent/. Reports may have come first (a fast
         network answers before the last part is recorded): then it is delivered already."""
         with self._tx() as db:
@@ -393,7 +420,14 @@ class SqliteJournal:
             self._count(db, now, modem, COUNT_SENT)
 
     def mark_failed(
-        self, message_id: str, reason: str, now: float, *, state: str = FAILED, modem: str | None = None
+        self,
+        message_id: str,
+        reason: str,
+        now: float,
+        *,
+        state: str = FAILED,
+        modem: str | None = None,
+        filed: bool = True,
     ) -> None:
         with self._tx() as db:
             db.execute(
@@ -418,7 +452,7 @@ class SqliteJournal:
         row = self._db.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)
         ).fetchone()
-        return message_row(row) if row else None
+        return message_row(row, self._row_defaults) if row else None
 
     def messages_in_state(self, *states: str) -> Iterator[str]:
         """Ids in these states, streamed (recovery walks them without loading all at once)."""
@@ -542,7 +576,8 @@ class SqliteJournal:
                     (DELIVERED, now, message_id, SENT),
                 )
             message = message_row(
-                db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)).fetchone()
+                db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?", (message_id,)).fetchone(),
+                self._row_defaults,
             )
         return ReportMatch(message=message, seq=seq, parts=parts, all_final=all_final, delivered=delivered)
 
@@ -646,6 +681,13 @@ class SqliteJournal:
         with self._tx() as db:
             db.execute("UPDATE inbound_written SET written = 1 WHERE key = ?", (key,))
 
+    # -- moving to PostgreSQL ---------------------------------------------------------------
+
+    def export_rows(self) -> Iterator[tuple[str, dict]]:
+        """Every row as (table, columns), messages with their `part_rows`, from one snapshot: what
+        `gsmgw journal export` writes and `PostgresJournal.import_rows` reads."""
+        return _export_rows(self)
+
     # -- housekeeping -----------------------------------------------------------------------
 
     def prune(self, now: float, *, keep_finished: float = 30 * 86400) -> int:
@@ -668,6 +710,32 @@ class SqliteJournal:
                 db.execute("DELETE FROM message WHERE id = ?", (message_id,))
             db.execute("DELETE FROM counter WHERE day < ?", (day_of(now - 7 * 86400),))
         return removed + len(old)
+
+
+# What `export_rows` writes, table by table; parts go with their message.
+EXPORT_TABLES = ("message", "submission", "counter", "inbound_part", "inbound_done", "inbound_written")
+
+
+def _export_rows(journal: "SqliteJournal") -> Iterator[tuple[str, dict]]:
+    db = journal._db
+    db.execute("BEGIN")  # one snapshot for the whole export
+    try:
+        for table in EXPORT_TABLES:
+            cursor = db.execute(f"SELECT * FROM {table}")
+            while True:
+                rows = cursor.fetchmany(500)
+                if not rows:
+                    break
+                for row in rows:
+                    record = {key: row[key] for key in row.keys()}
+                    if table == "message":  # its part rows beside its `parts` count
+                        record["part_rows"] = [
+                            {key: part[key] for key in part.keys()}
+                            for part in db.execute("SELECT * FROM part WHERE message = ? ORDER BY seq", (row["id"],))
+                        ]
+                    yield table, record
+    finally:
+        db.execute("COMMIT")
 
 
 class _Transaction:
