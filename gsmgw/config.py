@@ -18,7 +18,9 @@ import difflib
 import fnmatch
 import os
 import re
+import socket
 import stat
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -207,6 +209,14 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """CLUSTER.md: this host's name among the members sharing the journal, and its lease."""
+
+    member: str
+    lease: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     spool: Path = Path(DEFAULT_SPOOL)
     state: Path = Path(DEFAULT_STATE)
@@ -228,6 +238,9 @@ class Config:
     inbound: InboundConfig = field(default_factory=InboundConfig)
     web: WebConfig | None = None
     optout: OptOutConfig = field(default_factory=OptOutConfig)
+    # CLUSTER.md: a PostgreSQL DSN shared by several hosts; None: SQLite in the state directory.
+    journal: str | None = None
+    cluster: ClusterConfig | None = None  # set exactly when journal: is
     source: Path | None = None
 
     @property
@@ -562,7 +575,7 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = (
     "spool", "state", "default_country", "defaults", "modems", "probe_ports", "hooks", "hook_timeout",
     "status_interval", "log_level", "http", "clients", "groups", "webhooks", "smpp", "alertmanager",
-    "two_way", "inbound", "web", "optout", "national_languages",
+    "two_way", "inbound", "web", "optout", "national_languages", "journal", "cluster",
 )
 _MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile",
                "balance")
@@ -1100,6 +1113,53 @@ def _inbound(check: _Checker, value: Any) -> InboundConfig:
     )
 
 
+MEMBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+JOURNAL_SCHEMES = ("postgresql", "postgres")
+DEFAULT_LEASE = 30.0
+
+
+def _journal(check: _Checker, value: Any, cluster: Any) -> tuple[str | None, ClusterConfig | None]:
+    """`journal:` (a PostgreSQL URI) and `cluster: {member, lease}`, which only a journal: uses."""
+    if value is None:
+        if cluster is not None:
+            check.error("cluster", "cluster: needs journal: (the PostgreSQL database the members share)",
+                        "add journal: postgresql://gsmgw@db.example/gsmgw, or remove cluster: for a single host")
+        return None, None
+    dsn = check.string(value, "journal", "postgresql://gsmgw@db1,db2/gsmgw?target_session_attrs=read-write")
+    if dsn is None:
+        return None, None
+    try:
+        parts = urllib.parse.urlsplit(dsn)
+        password = parts.password
+    except ValueError as error:
+        check.error("journal", f"is not a URI ({error})", "write postgresql://USER@HOST[,HOST2]/DATABASE")
+        return None, None
+    if parts.scheme not in JOURNAL_SCHEMES or not parts.netloc or parts.path in ("", "/"):
+        check.error("journal", "is not a PostgreSQL URI with a host and a database",
+                    "write postgresql://USER@HOST[,HOST2]/DATABASE (SQLite needs no journal: line)")
+        return None, None
+    if password is not None:
+        check.note_inline_secret("journal")
+        check.warn("journal", "holds a password, which then shows in the config",
+                   "put it in ~/.pgpass of the gsmgw user (or a passfile= parameter) and remove it from the URI")
+    data = check.mapping(cluster, "cluster", ("member", "lease"))
+    member = data.get("member")
+    if member is None:
+        member = socket.gethostname()
+        if not MEMBER_NAME.fullmatch(member):
+            check.error("cluster.member", f"the host name {member!r} cannot be a member name",
+                        "set cluster.member: to letters, digits, '.', '_' or '-' (up to 63), unique per host")
+            return None, None
+    else:
+        member = check.raw("cluster.member", member)
+        if not MEMBER_NAME.fullmatch(member):
+            check.error("cluster.member", f"{member!r} is not a member name",
+                        "write letters, digits, '.', '_' or '-' (up to 63, no '/'), unique per host, e.g. gw-a")
+            return None, None
+    lease = check.duration(data.get("lease"), "cluster.lease", DEFAULT_LEASE, 2.0)
+    return dsn, ClusterConfig(member=member, lease=lease)
+
+
 def _build(check: _Checker, data: Any, source: Path | None, modems_required: bool = True) -> Config | None:
     data = check.mapping(data, "", _TOP_KEYS)
     spool = check.string(data.get("spool"), "spool", "/var/spool/gsmgw") or DEFAULT_SPOOL
@@ -1147,6 +1207,7 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
     ) if data.get("probe_ports") is not None else DEFAULT_PROBE_PORTS
 
     groups = _groups(check, data.get("groups"), default_country)
+    journal, cluster = _journal(check, data.get("journal"), data.get("cluster"))
     config = Config(
         spool=Path(spool),
         state=Path(state),
@@ -1168,6 +1229,8 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
         inbound=_inbound(check, data.get("inbound")),
         web=_web(check, data.get("web")),
         optout=_optout(check, data.get("optout")),
+        journal=journal,
+        cluster=cluster,
         source=source,
     )
     if config.clients and config.http is None and config.smpp is None:

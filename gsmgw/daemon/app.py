@@ -48,7 +48,7 @@ from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
 from gsmgw.daemon.worker import Worker
 from gsmgw.spool import message_status
 from gsmgw.spool.index import INDEX_FILE, IndexError_, MessageIndex
-from gsmgw.spool.journal import JOURNAL_FILE, Journal, JournalError, SqliteJournal
+from gsmgw.spool.journal import JOURNAL_FILE, Journal, JournalError, JournalUnavailable, SqliteJournal
 from gsmgw.spool.store import Spool, SpoolError
 from gsmgw.spool.watch import OutgoingWatcher
 
@@ -66,20 +66,37 @@ CLAIM_PAUSE = 0.01
 # Status file writes triggered by changes are at least this far apart: each one lists outgoing/
 # and checked/, which is not free when they hold 100,000 files.
 STATUS_MIN_GAP = 1.0
+# Results filed for other members per journal round trip (and per commit that marks them).
+FILING_BATCH = 50
 
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what to fix."""
 
 
-def _settings(config, groups: GroupBook) -> SendSettings:
+def _settings(config, groups: GroupBook, membership=None) -> SendSettings:
+    """In a cluster a `Modem:` pin may name another member's modem too."""
     groups.config = config.groups
+    local = tuple(m.name for m in config.modems)
+    others = membership.modem_names() if membership is not None else ()
     return SendSettings(
         default_country=config.default_country,
         defaults=config.defaults,
         groups=groups,
-        modem_names=tuple(m.name for m in config.modems),
+        modem_names=local + tuple(name for name in others if name not in local),
+        other_modem=membership.knows_modem if membership is not None else None,
     )
+
+
+def _open_journal(config, state: Path) -> Journal:
+    """SQLite in the state directory, or the cluster's PostgreSQL (`journal:`)."""
+    if config.journal is None:
+        return SqliteJournal(state / JOURNAL_FILE)
+    from gsmgw.daemon.cluster import fence
+    from gsmgw.spool.journal.postgresql import PostgresJournal
+
+    lease = config.cluster.lease
+    return PostgresJournal(config.journal, member=config.cluster.member, lease=lease, fence=fence(lease))
 
 
 class Gateway:
@@ -104,12 +121,14 @@ class Gateway:
         self._own_lock = lock is None
         self.spool = Spool(config.spool)
         self.bus = EventBus()
-        self.metrics = Metrics()
+        self.metrics = Metrics(member=config.cluster.member if getattr(config, "cluster", None) else None)
         self.journal: Journal | None = None
         self.index: MessageIndex | None = None
         self.indexer: Indexer | None = None
         self.groups = GroupBook(config.groups)
         self.optouts = OptOutList()
+        self.membership = None  # gsmgw.daemon.cluster.Membership when journal: is PostgreSQL
+        self._watcher: OutgoingWatcher | None = None
         self.workers: dict[str, Worker] = {}
         self._worker_tasks: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
@@ -119,6 +138,7 @@ class Gateway:
         self._status_changed = asyncio.Event()
         self._probe_lock = asyncio.Lock()
         self._queue_cache: tuple[float, dict, int] | None = None
+        self._counters: dict[tuple[str, str], int] = {}  # today's, as the journal last gave them
         self.notifier = _notifier()
         self.hooks = Hooks.from_config(config)
         self.ctx: GatewayContext | None = None
@@ -148,7 +168,7 @@ class Gateway:
         if self.lock is None:
             self.lock = lock_directories(state, config.spool)
         try:
-            self.journal = SqliteJournal(state / JOURNAL_FILE)
+            self.journal = _open_journal(config, state)
         except OSError as error:
             raise StartupError(
                 f"cannot open the journal in the state directory {state}: {error.strerror}; make it "
@@ -176,8 +196,11 @@ class Gateway:
         )
         self.outbound.optouts = self.optouts
         self.bus.subscribe(self.hooks.on_event)
-        self.outbound.recover()
-        self.inbound.flush()
+        if config.journal is not None:
+            self._start_membership()
+        if self.membership is None or self.membership.healthy:
+            self.outbound.recover()
+            self.inbound.flush()
         self.dispatcher = Dispatcher(
             self.outbound,
             fleet=self._fleet,
@@ -212,6 +235,9 @@ class Gateway:
             asyncio.ensure_future(self._watch_outgoing()),
             asyncio.ensure_future(self._housekeeping()),
         ]
+        if self.membership is not None:
+            self.membership.start()
+            self._tasks.append(asyncio.ensure_future(self.membership.run(self._stopping)))
         if self.start_servers:
             await self._start_servers()
         self.notifier.ready(status=self._status_line())
@@ -222,6 +248,96 @@ class Gateway:
             "gsmgw started: spool %s, state %s, %d modem(s): %s",
             config.spool, config.state, len(config.modems), ", ".join(m.name for m in config.modems) or "none",
         )
+
+    def _start_membership(self) -> None:
+        """Cluster: join (or, with the database away, start anyway and join on first contact)."""
+        from gsmgw import __version__
+        from gsmgw.daemon.cluster import Membership, submit_timeout
+
+        config = self.config
+        # A submit must end well within the lease (the journal's fence): AT+CMGS times out at
+        # half the lease, whatever the modem's own default.
+        options = dict(self.supervisor_options.get("modem_options", {}))
+        options["send_timeout"] = min(options.get("send_timeout", 60.0), submit_timeout(config.cluster.lease))
+        self.supervisor_options["modem_options"] = options
+        self.membership = Membership(
+            self.journal,
+            lease=config.cluster.lease,
+            version=__version__,
+            modems=self._modem_records,
+            held=lambda: [worker.job.id for worker in self.workers.values() if worker.job is not None],
+            on_rejoin=self._rejoined,
+            file_results=self._file_results,
+            wake=self._wake_dispatcher,
+            on_change=self._on_cluster_change,
+        )
+        if not self.membership.healthy:
+            log.error("journal unreachable at start (%s): accepting into the spool, sending when it answers",
+                      self.membership.reason)
+            return
+        try:
+            self.membership.join()
+        except JournalUnavailable as error:
+            self.membership._unreachable(str(error))
+        except JournalError as error:
+            raise StartupError(str(error)) from None
+
+    def _modem_records(self) -> list[dict]:
+        """What this member publishes about its modems; configured ones without a worker yet
+        (at join) as `starting`, so that pins naming them are accepted on other members."""
+        from gsmgw.daemon.cluster import modem_record
+
+        records = [modem_record(worker.status, worker.view()) for worker in self.workers.values()]
+        started = set(self.workers)
+        for modem in self.config.modems:
+            if modem.name not in started:
+                records.append({"name": modem.name, "state": pool.STARTING, "prefixes": list(modem.prefixes),
+                                "per_minute": modem.limits.per_minute, "per_day": modem.limits.per_day})
+        return records
+
+    def _rejoined(self, first: bool) -> None:
+        """The journal answers again (or for the first time since this start)."""
+        if first:
+            self.outbound.recover()
+        else:
+            # Files claimed into checked/ while the journal was away, and messages finished by
+            # their last submit when the journal could not take it.
+            self.outbound.adopt(self.spool.list("checked"))
+            self.outbound.finish_fully_submitted()
+        self.inbound.flush()
+        if self._watcher is not None:
+            self._watcher.rescan()
+
+    async def _file_results(self) -> int:
+        """Cluster: result files of this host's messages that other members finished, and the
+        reports they received for them. Each file takes a write and two fsyncs on the loop, so
+        the loop is given back between files: this host's own modems never wait for a batch."""
+        done = 0
+        try:
+            while True:
+                rows = self.journal.unfiled(FILING_BATCH)
+                for row in rows:
+                    self.outbound.file_result(row)
+                    await asyncio.sleep(0)
+                if rows:
+                    self.journal.mark_filed([row.id for row in rows])  # one commit per batch
+                reports = self.journal.forwarded_reports(FILING_BATCH)
+                for report in reports:
+                    self.inbound.file_forwarded_report(report)
+                    self.journal.report_filed(report.seq)
+                    await asyncio.sleep(0)
+                done += len(rows) + len(reports)
+                if len(rows) < FILING_BATCH and len(reports) < FILING_BATCH:
+                    return done
+        except JournalUnavailable:
+            return done  # the membership loop notices and files the rest when it is back
+
+    def _on_cluster_change(self) -> None:
+        self.outbound.settings = _settings(self.config, self.groups, self.membership)
+        self._status_changed.set()
+
+    def _journal_usable(self) -> bool:
+        return self.membership is None or (self.membership.healthy and self.journal.available)
 
     def _clients(self, config):
         """One client registry for HTTP and SMPP (limits count both), when either is on."""
@@ -344,7 +460,10 @@ class Gateway:
     # -- the pieces ---------------------------------------------------------------------------
 
     def _fleet(self) -> dict[str, pool.ModemView]:
-        return {name: worker.view() for name, worker in self.workers.items()}
+        local = {name: worker.view() for name, worker in self.workers.items()}
+        if self.membership is None:
+            return local
+        return {**self.membership.views, **local}
 
     def _ports_in_use(self) -> set[str]:
         return {
@@ -370,6 +489,7 @@ class Gateway:
                     self.spool.path("outgoing"), poll_interval=self.watch_poll_interval
                 ) as watcher:
                     log.info("watching %s (%s)", self.spool.path("outgoing"), watcher.mode)
+                    self._watcher = watcher
                     async for names in watcher:
                         if not await self._claim_slices(names, watcher):
                             return
@@ -386,10 +506,19 @@ class Gateway:
         while start < len(names):
             if self._stopping.is_set():
                 return False
+            if not self._journal_usable():
+                # The files stay in outgoing/ (accepted, durable); they are claimed when the
+                # journal answers again (the membership loop rescans outgoing/ then).
+                return True
             try:
                 taken, _ = self.outbound.accept_until(
                     names[start:start + CLAIM_SLICE], deadline=time.monotonic() + CLAIM_BUDGET
                 )
+            except JournalUnavailable:
+                # Files claimed into checked/ before the journal took them are queued on rejoin.
+                if self.membership is not None:
+                    self.membership.kick()
+                return True
             except OSError as error:
                 log.error("claiming files from outgoing/ failed: %s; retrying", error)
                 watcher.rescan()
@@ -406,17 +535,27 @@ class Gateway:
         cached = self._queue_cache
         if cached is None or now - cached[0] >= 1.0:
             depths = {"outgoing": self.spool.depth("outgoing"), "checked": self.spool.depth("checked")}
-            retrying = self.journal.count_retrying(now)
+            try:
+                retrying = self.journal.count_retrying(now)
+            except JournalUnavailable:
+                retrying = cached[2] if cached is not None else 0  # the last figure the journal gave
             self.metrics.set_queue(depths, retrying)
             cached = self._queue_cache = (now, depths, retrying)
         _, depths, retrying = cached
-        return snapshot(
+        try:
+            self._counters = self.journal.counters_today(now)
+        except JournalUnavailable:
+            pass  # a cluster's database is away: today's counts as it last gave them
+        current = snapshot(
             [worker.status for worker in self.workers.values()],
-            self.journal.counters_today(now),
+            self._counters,
             depths,
             retrying,
             now,
         )
+        if self.membership is not None:
+            current.update(self.membership.status())
+        return current
 
     def _status_line(self, snapshot_: dict | None = None) -> str:
         from gsmgw.daemon.sdnotify import status_line
@@ -425,7 +564,12 @@ class Gateway:
         if snapshot_ is None:
             snapshot_ = self.status_snapshot()
         queue = snapshot_["queue"]
-        return status_line(up, len(self.workers), queue["checked"], queue["retrying"])
+        line = status_line(up, len(self.workers), queue["checked"], queue["retrying"])
+        if self.membership is not None and not self.membership.healthy:
+            from gsmgw.daemon.cluster import JOURNAL_UNREACHABLE
+
+            line = f"{JOURNAL_UNREACHABLE}; {line}"
+        return line
 
     async def _status_loop(self) -> None:
         state_dir = Path(self.config.state)
@@ -466,6 +610,8 @@ class Gateway:
                     if removed:
                         log.info("journal: pruned %d old rows", removed)
                     next_prune = now + PRUNE_EVERY
+            except JournalUnavailable:
+                pass  # the membership loop reports it; this runs again after the next sweep interval
             except Exception:
                 log.exception("housekeeping failed; trying again later")
             try:
@@ -499,7 +645,7 @@ class Gateway:
                 "; ".join(line.strip() for line in str(error).splitlines() if line.strip()),
             )
             return
-        for key in ("spool", "state", "http", "smpp"):
+        for key in ("spool", "state", "http", "smpp", "journal", "cluster"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("SIGHUP: a change of %s takes effect only after a restart", key)
         twoway_changed = (new.two_way, new.defaults, new.default_country) != (
@@ -524,7 +670,7 @@ class Gateway:
             if modem_config.name not in old_names:
                 log.info("SIGHUP: %s added; starting it", modem_config.name)
                 self._start_worker(modem_config)
-        self.outbound.settings = _settings(new, self.groups)
+        self.outbound.settings = _settings(new, self.groups, self.membership)
         self.hooks.programs = {k: v for k, v in Hooks.from_config(new).programs.items()}
         self.hooks.timeout = new.hook_timeout
         if self.ctx is not None:
@@ -561,6 +707,8 @@ class Gateway:
         for twoway in [*self._retired_twoways, self.twoway]:
             if twoway is not None:
                 await twoway.close()
+        if self.membership is not None:
+            await self.membership.stop()
         await self.hooks.close()
         await self.bus.drain(timeout=2.0)
         if self.indexer is not None:

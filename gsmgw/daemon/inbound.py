@@ -44,7 +44,7 @@ from gsmgw.spool.format import (
     report_status,
     update_headers,
 )
-from gsmgw.spool.journal import InboundGroup, Journal
+from gsmgw.spool.journal import ForwardedReport, InboundGroup, Journal, ReportMatch
 from gsmgw.spool.message_status import REPORT_DELIVERED, delivery
 from gsmgw.spool.store import Spool
 
@@ -286,10 +286,11 @@ class Inbound:
         now = self.clock()
         tp_status = sms.status if sms.status is not None else 0
         verdict = report_status(tp_status)
+        mr = sms.mr if sms.mr is not None else -1
         match = self.journal.match_report(
             imsi=imsi,
             modem=modem,
-            mr=sms.mr if sms.mr is not None else -1,
+            mr=mr,
             recipient=sms.number,
             tp_status=tp_status,
             report_state=verdict.word,
@@ -297,52 +298,88 @@ class Inbound:
             now=now,
             window=REPORT_WINDOW,
         )
-        sent_file = match.message.id if match else None
+        if match is not None and self.metrics:
+            part = next(p for p in match.parts if p.seq == match.seq)
+            self.metrics.reports.labels(verdict.word).inc()
+            if part.submitted and verdict.word == "delivered":
+                self.metrics.report_latency.observe(max(now - part.submitted, 0.0))
+        if match is not None and match.forwarded:
+            # Another member's spool holds the message: the journal keeps the report for it, and
+            # that member writes report/ and updates sent/ (at once, or when it is back).
+            log.info("%s: report for part %d of %s: %s; kept for its origin %s", modem, match.seq,
+                     match.message.id, verdict.text(tp_status), match.message.origin)
+            return Accepted("report", durable=True)
+        name = self._file_report(match, recipient=sms.number, modem=modem, mr=mr, tp_status=tp_status,
+                                 discharge=sms.discharge)
+        return Accepted("report", durable=True, name=name)
+
+    def file_forwarded_report(self, report: ForwardedReport) -> str:
+        """On the message's origin: write the report/ file of a report another member's modem
+        received, update sent/, announce it. The file's name comes from the journal's record, so
+        doing it again after a crash rewrites the same file."""
+        row = self.journal.message(report.message)
+        parts = tuple(self.journal.parts(report.message))
+        match = None
+        if row is not None and parts:
+            match = ReportMatch(message=row, seq=report.part, parts=parts, all_final=False, delivered=False)
+        discharge = _dt.datetime.fromisoformat(report.discharge) if report.discharge else None
+        received = _local(report.received).strftime("%Y%m%d-%H%M%S")
+        return self._file_report(match, recipient=report.recipient, modem=report.modem, mr=report.mr,
+                                 tp_status=report.tp_status, discharge=discharge,
+                                 name=f"{report.modem}-{received}-r{report.seq}")
+
+    def _file_report(self, match: ReportMatch | None, *, recipient: str | None, modem: str, mr: int,
+                     tp_status: int, discharge: _dt.datetime | None, name: str | None = None) -> str:
+        """report/ file, sent/ file's Status:, ReportReceived: the origin's side of a report."""
+        verdict = report_status(tp_status)
         content = build_report(
-            recipient=sms.number or "",
+            recipient=recipient or "",
             modem=modem,
-            message_id=sms.mr if sms.mr is not None else 0,
-            sent_file=sent_file,
+            message_id=mr if mr >= 0 else 0,
+            sent_file=match.message.name if match else None,
             status=tp_status,
-            discharge=sms.discharge,
+            discharge=discharge,
         )
-        name = self.spool.write_new("report", content, prefix=f"{modem}-")
+        if name is None:
+            name = self.spool.write_new("report", content, prefix=f"{modem}-")
+        else:
+            self.spool.write_atomic("report", name, content)
         if match is None:
             log.warning(
                 "%s: delivery report from %s for MR %s on %s matches no sent part (older than %.0f days, "
                 "or sent by other software on this SIM)",
-                name, sms.number, sms.mr, modem, REPORT_WINDOW / 86400,
+                name, recipient, mr, modem, REPORT_WINDOW / 86400,
             )
-            return Accepted("report", durable=True, name=name)
+            return name
         message = match.message
-        part = next(p for p in match.parts if p.seq == match.seq)
-        if self.metrics:
-            self.metrics.reports.labels(verdict.word).inc()
-            if part.submitted and verdict.word == "delivered":
-                self.metrics.report_latency.observe(max(now - part.submitted, 0.0))
         whole = delivery(match.parts)
-        assert whole is not None  # this report was just recorded on one of the parts
-        headers = self._update_sent_file(message.id, whole)
+        if whole is None:
+            # A forwarded report whose message was replaced meanwhile (its name reused by a new
+            # file): the report file stays, the new message's sent/ file is not its to change.
+            log.warning("%s: report for MR %s of %s, which is a new message now; its sent/ file is left as it is",
+                        name, mr, message.name)
+            return name
+        headers = self._update_sent_file(message.name, whole)
         log.info(
             "%s: report for part %d/%d of %s: %s (message %s)",
-            name, match.seq, message.parts, message.id, verdict.text(tp_status), whole.status_header(),
+            name, match.seq, message.parts, message.name, verdict.text(tp_status), whole.status_header(),
         )
         if self.bus:
             self.bus.publish(
                 ReportReceived(
-                    id=message.id,
+                    id=message.name,
                     to=message.recipient,
                     status=whole.word,
                     delivered=whole.word == REPORT_DELIVERED,
                     message_ids=tuple(p.mr for p in match.parts if p.mr is not None),
                     report_path=str(self.spool.path("report", name)),
                     modem=modem,
-                    discharge=iso(sms.discharge) if sms.discharge else None,
+                    discharge=iso(discharge) if discharge else None,
                     tp_status=tp_status,
                     headers=headers,
                 )
             )
-        return Accepted("report", durable=True, name=name)
+        return name
 
     def _update_sent_file(self, message_id: str, whole) -> dict[str, str]:
         """Write `Status:` (and `Delivered:` once every part is) into sent/<id>. The file may not be

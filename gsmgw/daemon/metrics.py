@@ -9,14 +9,37 @@ messages finish; queue depths from the status writer's periodic scan.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
 
 MODEM_STATES = ("starting", "ready", "busy", "resting", "absent", "locked", "failed")
 
 
+class _MemberLabel:
+    """Every sample of `inner` with `member="<name>"` added: in a cluster, one Prometheus scrapes
+    several hosts whose modems and queues must not be summed by accident."""
+
+    def __init__(self, inner: CollectorRegistry, member: str):
+        self.inner = inner
+        self.member = member
+
+    def collect(self):
+        for family in self.inner.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                labelled.add_sample(sample.name, {**sample.labels, "member": self.member}, sample.value,
+                                    sample.timestamp, sample.exemplar)
+            yield labelled
+
+
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+    def __init__(self, member: str | None = None) -> None:
+        """`member`: a cluster member's name, added as a label to every series (CLUSTER.md)."""
+        r = CollectorRegistry(auto_describe=True)
+        if member is None:
+            self.registry = r
+        else:
+            self.registry = CollectorRegistry(auto_describe=False)
+            self.registry.register(_MemberLabel(r, member))
         self.modem_up = Gauge("gsmgw_modem_up", "1 when the modem is ready or busy", ["modem"], registry=r)
         self.modem_signal = Gauge(
             "gsmgw_modem_signal_dbm", "Received signal strength (dBm; NaN when unknown)", ["modem"], registry=r

@@ -52,7 +52,7 @@ from gsmgw.spool.format import (
     single_recipient,
     update_headers,
 )
-from gsmgw.spool.journal import Journal, NewMessage, NewPart, QueuedMessage
+from gsmgw.spool.journal import Fenced, Journal, JournalUnavailable, MessageRow, NewMessage, NewPart, QueuedMessage, key_name
 from gsmgw.spool.message_status import EXPIRED_REASON, delivery
 from gsmgw.spool.store import Rejected, Spool
 
@@ -83,6 +83,9 @@ class SendSettings:
     defaults: object | None
     groups: Mapping[str, tuple[str, ...]]
     modem_names: tuple[str, ...]
+    # Cluster: asks the journal whether another member has a modem of this name (one that
+    # joined after the last look); None on a single host.
+    other_modem: Callable[[str], bool] | None = None
 
 
 class Outbound:
@@ -169,7 +172,7 @@ class Outbound:
                     message.id, message.recipient, len(message.parts), "" if len(message.parts) == 1 else "s",
                     f", pinned to {message.pinned}" if message.pinned else "",
                 )
-                self._publish(MessageQueued(message.id, message.recipient, len(message.parts), headers))
+                self._publish(MessageQueued(key_name(message.id), message.recipient, len(message.parts), headers))
         if added:
             self.on_queued()
         return len(added)
@@ -234,7 +237,9 @@ class Outbound:
         except SpoolFormatError as error:
             self._fail_unqueued(name, data, error.reason)
             return [], None
-        if parsed.modem is not None and parsed.modem not in settings.modem_names:
+        if parsed.modem is not None and parsed.modem not in settings.modem_names and not (
+            settings.other_modem is not None and settings.other_modem(parsed.modem)
+        ):
             configured = ", ".join(settings.modem_names) or "none"
             self._fail_unqueued(
                 name, data,
@@ -251,7 +256,7 @@ class Outbound:
             for n, number in enumerate(recipients, 1):
                 child = recipient_name(name, n)
                 if recovering and (
-                    self.journal.message(child) is not None
+                    self.journal.message(self.journal.key(child)) is not None
                     or self.spool.exists("sent", child)
                     or self.spool.exists("failed", child)
                 ):
@@ -288,7 +293,7 @@ class Outbound:
                 self._fail_unqueued(file_name, _file_data, f"cannot encode the message: {error}")
                 continue
             message = NewMessage(
-                id=file_name,
+                id=self.journal.key(file_name),
                 recipient=number,
                 parts=[NewPart(p.seq, p.pdu, p.length) for p in parts],
                 priority=J.PRIORITY[parsed.priority],
@@ -319,19 +324,40 @@ class Outbound:
 
     # -- results ------------------------------------------------------------------------------
 
-    def finish_sent(self, message_id: str, modem: str, imsi: str | None) -> str | None:
-        """All parts have an MR: move checked/ -> sent/ with the SPOOL.md headers."""
+    def finish_sent(self, message_id: str, modem: str, imsi: str | None, row: MessageRow | None = None) -> str | None:
+        """All parts have an MR. On the message's origin: checked/ -> sent/ with the SPOOL.md
+        headers, then the journal. Sent for another member's spool: the journal only; that
+        member writes its sent/ file (`file_results`). Returns the sent/ path written, if any.
+        `row`: the message's row as the caller read it (its origin and name do not change)."""
         now = self.clock()
-        parts = self.journal.parts(message_id)
-        row = self.journal.message(message_id)
+        if row is None:
+            row = self.journal.message(message_id)
+        if row is None:
+            log.error("%s: sent via %s, but the journal no longer knows it", message_id, modem)
+            return None
+        if row.origin != self.journal.member:
+            self.journal.mark_sent(message_id, modem, imsi, now, filed=False)
+            if self.metrics:
+                self.metrics.sent.labels(modem).inc()
+            log.info("%s: sent via %s to %s; its origin %s writes the sent/ file", message_id, modem,
+                     row.recipient, row.origin)
+            return None
+        path = self._write_sent(row, modem, imsi, now)
+        self.journal.mark_sent(message_id, modem, imsi, now)
+        if self.metrics:
+            self.metrics.sent.labels(modem).inc()
+        return path
+
+    def _write_sent(self, row: MessageRow, modem: str, imsi: str | None, now: float) -> str | None:
+        """Write sent/<name> of this host's message from its journal rows, and announce it."""
+        name = row.name
+        parts = self.journal.parts(row.id)
         try:
-            original = self.spool.read("checked", message_id)
+            original = self.spool.read("checked", name)
         except FileNotFoundError:
-            if self.spool.exists("sent", message_id):
-                self.journal.mark_sent(message_id, modem, imsi, now)
-                return str(self.spool.path("sent", message_id))
-            log.error("%s: sent, but its file vanished from checked/; the journal keeps the record", message_id)
-            self.journal.mark_sent(message_id, modem, imsi, now)
+            if self.spool.exists("sent", name):
+                return str(self.spool.path("sent", name))
+            log.error("%s: sent, but its file vanished from checked/; the journal keeps the record", name)
             return None
         content = build_sent(
             original,
@@ -344,17 +370,14 @@ class Outbound:
         early = delivery(parts)  # reports that beat the last part
         if early is not None:
             content = update_headers(content, early.sent_file_headers())
-        self.spool.finish(message_id, "sent", content)
-        self.journal.mark_sent(message_id, modem, imsi, now)
-        if self.metrics:
-            self.metrics.sent.labels(modem).inc()
+        self.spool.finish(name, "sent", content)
         mrs = ",".join(str(p.mr) for p in parts)
-        log.info("%s: sent via %s to %s, %d part(s), MR %s", message_id, modem, row.recipient if row else "?", len(parts), mrs)
-        path = str(self.spool.path("sent", message_id))
+        log.info("%s: sent via %s to %s, %d part(s), MR %s", name, modem, row.recipient, len(parts), mrs)
+        path = str(self.spool.path("sent", name))
         self._publish(
             MessageSent(
-                id=message_id,
-                to=row.recipient if row else "",
+                id=name,
+                to=row.recipient,
                 modem=modem,
                 imsi=imsi,
                 message_ids=tuple(p.mr for p in parts),
@@ -367,30 +390,40 @@ class Outbound:
     def finish_failed(
         self, message_id: str, reason: str, *, modem: str | None = None, expired: bool = False
     ) -> None:
+        """To failed/ on the message's origin; for another member's spool the journal only."""
         now = self.clock()
         row = self.journal.message(message_id)
+        state = J.EXPIRED if expired else J.FAILED
+        if row is not None and row.origin != self.journal.member:
+            self.journal.mark_failed(message_id, reason, now, state=state, modem=modem, filed=False)
+            if self.metrics:
+                self.metrics.failed.inc()
+            log.warning("%s: failed after %d attempt(s): %s; its origin %s writes the failed/ file",
+                        message_id, row.attempts, reason, row.origin)
+            return
+        self._write_failed(key_name(message_id), row, reason, expired, now)
+        self.journal.mark_failed(message_id, reason, now, state=state, modem=modem)
+        if self.metrics:
+            self.metrics.failed.inc()
+
+    def _write_failed(self, name: str, row: MessageRow | None, reason: str, expired: bool, now: float) -> None:
         attempts = row.attempts if row else 0
         try:
-            original = self.spool.read("checked", message_id)
+            original = self.spool.read("checked", name)
         except FileNotFoundError:
             original = None
         headers: dict[str, str] = {}
         if original is not None:
             content = build_failed(original, failed=_aware(now), reason=reason, attempts=attempts)
-            self.spool.finish(message_id, "failed", content)
+            self.spool.finish(name, "failed", content)
             headers = read_spool_file(content).headers.as_dict()
-        else:
-            log.error("%s: failed, but its file vanished from checked/", message_id)
-        self.journal.mark_failed(
-            message_id, reason, now, state=J.EXPIRED if expired else J.FAILED, modem=modem
-        )
-        if self.metrics:
-            self.metrics.failed.inc()
-        log.warning("%s: failed after %d attempt(s): %s", message_id, attempts, reason)
+        elif not self.spool.exists("failed", name):
+            log.error("%s: failed, but its file vanished from checked/", name)
+        log.warning("%s: failed after %d attempt(s): %s", name, attempts, reason)
         self._publish(
             MessageFailed(
-                message_id, row.recipient if row else None, reason,
-                str(self.spool.path("failed", message_id)), headers, expired=expired,
+                name, row.recipient if row else None, reason,
+                str(self.spool.path("failed", name)), headers, expired=expired,
             )
         )
 
@@ -398,17 +431,29 @@ class Outbound:
         """Move a queued message that no modem has started on to failed/ with `reason`; returns
         None, or why it cannot be cancelled. Runs on the loop's thread, like the dispatcher, so no
         modem can take the message between the check and the move."""
-        row = self.journal.message(message_id)
+        key = self.journal.key(message_id)
+        row = self.journal.message(key)
         if row is None:
             if self.spool.exists("outgoing", message_id):
                 return "the gateway has not taken it from outgoing/ yet; try again in a moment"
             return "it is not waiting to be sent (it was sent, failed, or does not exist)"
         if row.state != J.QUEUED:
             return f"it is {row.state if row.state != J.SENDING else 'being sent right now'}"
-        if any(part.state != J.PART_PENDING for part in self.journal.parts(message_id)):
+        if any(part.state != J.PART_PENDING for part in self.journal.parts(key)):
             return "some of its parts have already been sent"
-        self.finish_failed(message_id, reason)
+        self.finish_failed(key, reason)
         return None
+
+    def file_result(self, row: MessageRow) -> None:
+        """Cluster: write the sent/ or failed/ file of this host's message that another member
+        finished (or ours whose filing a stop interrupted). The caller marks it filed after; a
+        crash before that finds the file written (sent/ or failed/ has it, checked/ not) and
+        only marks it."""
+        now = self.clock()
+        if row.state in (J.SENT, J.DELIVERED):
+            self._write_sent(row, row.modem or "", row.imsi, row.sent or now)
+        else:
+            self._write_failed(row.name, row, row.fail_reason or "failed", row.state == J.EXPIRED, row.finished or now)
 
     def expire(self) -> int:
         """Queued messages past their `Expires:` go to failed/ with reason `expired`."""
@@ -436,26 +481,34 @@ class Outbound:
             log.info("%s: was being sent when gsmgw stopped; queued again", message_id)
         # Journal rows whose file is no longer in checked/.
         for message_id in list(self.journal.messages_in_state(J.QUEUED)):
-            if message_id in left:
+            name = key_name(message_id)
+            if name in left:
                 continue
             row = self.journal.message(message_id)
-            if self.spool.exists("sent", message_id):
+            if self.spool.exists("sent", name):
                 parts = self.journal.parts(message_id)
                 modem = next((p.modem for p in parts if p.modem), row.bound_modem or "")
                 self.journal.mark_sent(message_id, modem, row.bound_imsi, self.clock())
                 log.info("%s: found in sent/; journal updated", message_id)
-            elif self.spool.exists("failed", message_id):
+            elif self.spool.exists("failed", name):
                 self.journal.mark_failed(message_id, row.last_error or "failed", self.clock())
                 log.info("%s: found in failed/; journal updated", message_id)
             else:
                 log.warning("%s: in the journal but its file is gone from checked/ (removed by hand?); dropped", message_id)
                 self.journal.forget(message_id)
-        # Files in checked/ the journal does not know: claimed, then a crash before the journal.
+        self.adopt(left)
+        self.finish_fully_submitted()
+
+    def adopt(self, names: Iterable[str]) -> None:
+        """Files in checked/ the journal does not know: claimed, then a crash (or, in a cluster,
+        the database's going away) before the journal had them. They are queued now."""
         queued, originals = [], []
-        for name in sorted(left):
-            known = self.journal.message(name)
-            if known is not None and known.state not in J.FINAL_STATES:
-                continue  # queued or being sent: the journal has it
+        for name in sorted(names):
+            known = self.journal.message(self.journal.key(name))
+            if known is not None and (known.state not in J.FINAL_STATES or not known.filed):
+                # Queued or being sent: the journal has it. Or finished by another member, and
+                # its result file not written yet (file_results writes it).
+                continue
             # Unknown, or a finished message's name reused by a new file (spool.recover already
             # removed checked/ copies of files that reached sent/ or failed/).
             try:
@@ -468,13 +521,17 @@ class Outbound:
                 log.error("%s: cannot read it in checked/: %s; moving it to failed/ as it is", name, error)
                 self._set_aside("checked", name, None, f"cannot be read in checked/: {error.strerror or error}")
                 continue
-            log.info("%s: in checked/ but not in the journal (claimed just before a stop); queued now", name)
+            log.info("%s: in checked/ but not in the journal (claimed just before a stop or an outage); queued now",
+                     name)
             messages, original = self._prepare_one(name, data, None, recovering=True)
             queued.extend(messages)
             if original:
                 originals.append(original)
         self._commit(queued, originals)
-        # Messages whose every part has an MR but whose file did not reach sent/.
+
+    def finish_fully_submitted(self) -> None:
+        """Messages whose every part has an MR but that were not finished (a stop, or a member
+        whose lease ran out between its last submit and the journal's `sent`)."""
         for message_id in self.journal.fully_submitted():
             parts = self.journal.parts(message_id)
             log.info("%s: every part was submitted before the stop; moving to sent/", message_id)
@@ -503,6 +560,7 @@ class Dispatcher:
     """Hands queued messages to idle modems, one round per wake-up or timer."""
 
     IDLE_ROUND = 5.0  # a round at least this often: the scan is the truth
+    EXPIRE_EVERY = 0.25  # Expires: is checked at most this often (each round frees a modem)
 
     def __init__(
         self,
@@ -520,6 +578,7 @@ class Dispatcher:
         self.give = give
         self.clock = clock
         self._wake = asyncio.Event()
+        self._expired_at = float("-inf")
 
     def wake(self) -> None:
         """A hint that something changed; many hints before the next round collapse into one."""
@@ -527,7 +586,9 @@ class Dispatcher:
 
     def round(self) -> float:
         """Expire, then assign; returns the seconds until the next round is due."""
-        self.outbound.expire()
+        if time.monotonic() - self._expired_at >= self.EXPIRE_EVERY:
+            self.outbound.expire()
+            self._expired_at = time.monotonic()
         now = self.clock()
         delay = self.IDLE_ROUND
         wakeup = self.journal.next_wakeup(now)
@@ -548,21 +609,20 @@ class Dispatcher:
         # Page through the queue until every idle modem has work: messages at the head that
         # no idle modem may take (pinned to a modem that is down, over a limit) must not starve
         # the ones behind them. Bounded, so one round stays short.
-        assigned: list = []
         waiting = False
         free = list(idle)
         offset, limit = 0, max(CANDIDATE_FIRST_PAGE, 4 * len(free))
         while offset < CANDIDATE_ROWS:
-            candidates = self.journal.queued_candidates(now, limit=limit, offset=offset)
+            seen, chosen = self.journal.claim_candidates(
+                now, limit, offset, lambda candidates: plan(free, candidates, fleet, usage)
+            )
             offset += limit
-            waiting = waiting or bool(candidates)
-            for modem, message in plan(free, candidates, fleet, usage):
-                if self.journal.claim(message.id, modem):
-                    self.give(modem, message)
-                    assigned.append(modem)
-                    free.remove(modem)
-                    usage[modem] = usage.get(modem, Usage()).plus(message.pending_parts)
-            if not free or len(candidates) < limit:
+            waiting = waiting or bool(seen)
+            for modem, message in chosen:
+                self.give(modem, message)
+                free.remove(modem)
+                usage[modem] = usage.get(modem, Usage()).plus(message.pending_parts)
+            if not free or seen < limit:
                 break
             limit = min(limit * 2, CANDIDATE_PAGE)
         if waiting and free:
@@ -584,6 +644,10 @@ class Dispatcher:
             self._wake.clear()
             try:
                 delay = self.round()
+            except (JournalUnavailable, Fenced):
+                # The membership loop says so in the log and the status; nothing is given out
+                # until the journal answers and this member holds a lease again.
+                delay = 1.0
             except Exception:
                 log.exception("dispatcher round failed; trying again in 5 s")
                 delay = 5.0

@@ -170,6 +170,7 @@ def format_table(
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     else:
         lines.append("No modems configured.")
+    lines.extend(_cluster_lines(status))
     queue = status.get("queue", {})
     lines.append("")
     lines.append(
@@ -182,6 +183,44 @@ def format_table(
         for name, reason in recent_failures:
             lines.append(f"  {name}: {reason}")
     return "\n".join(lines) + "\n"
+
+
+def _cluster_lines(status: Mapping[str, Any]) -> list[str]:
+    """A cluster member's status (CLUSTER.md): the journal's state, every member and its modems."""
+    journal = status.get("journal")
+    if not journal:
+        return []
+    lines = [""]
+    state = journal.get("state") or "?"
+    if state == "ok":
+        lines.append(f"Journal: PostgreSQL, this host is member {journal.get('member')}")
+    else:
+        lines.append(f"Journal: {state.upper()} ({journal.get('reason')}); sending is paused, the spool keeps "
+                     f"accepting, inbound SMS stay on the SIM")
+    headers = ("MEMBER", "HOST", "LEASE", "MODEM", "STATE", "SIGNAL", "IMSI", "LAST ERROR")
+    rows = []
+    for member in status.get("members") or []:
+        name = member.get("name", "") + (" (this host)" if member.get("self") else "")
+        lease = f"{member.get('lease_left', 0):.0f} s" if member.get("state") == "up" else "down"
+        modems = member.get("modems") or [{}]
+        for index, modem in enumerate(modems):
+            signal = modem.get("signal_dbm")
+            rows.append((
+                name if index == 0 else "",
+                (member.get("host") or "") if index == 0 else "",
+                lease if index == 0 else "",
+                modem.get("name") or "-",
+                modem.get("state") or "-",
+                "-" if signal is None else f"{signal} dBm",
+                modem.get("imsi") or "-",
+                modem.get("last_error") or "",
+            ))
+    if rows:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+        for row in rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return lines
 
 
 def _human_age(seconds: float) -> str:

@@ -46,7 +46,7 @@ from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.outbound import Outbound
 from gsmgw.daemon.status import ModemStatus
 from gsmgw.spool import journal as J
-from gsmgw.spool.journal import Journal, QueuedMessage
+from gsmgw.spool.journal import Fenced, Journal, JournalUnavailable, QueuedMessage
 
 log = logging.getLogger("gsmgw.worker")
 
@@ -238,6 +238,11 @@ class Worker:
         if isinstance(event, (at_events.IncomingDirect, at_events.ReportDirect)):
             try:
                 self.inbound.accept_pdu(event.pdu, modem=self.name, imsi=self.status.imsi)
+            except JournalUnavailable as error:
+                # Not acknowledged: the network delivers it again later. The membership loop has
+                # said once that the journal is away; one line per SMS would only repeat it.
+                log.info("%s: an incoming PDU is not acknowledged until the journal is back (%s)", self.name, error)
+                return
             except OSError as error:
                 # Not acknowledged: the network delivers it again later.
                 log.error("%s: cannot save an incoming PDU: %s; it is not acknowledged", self.name, error)
@@ -384,16 +389,25 @@ class Worker:
             supervisor.poke()
         except ModemError as error:
             log.warning("%s: %s", self.name, error)
+        except (JournalUnavailable, Fenced) as error:
+            # A cluster's journal is away, or this member's lease is: nothing more is sent until
+            # the membership loop has it back; reading inbound SMS goes on (they stay on the SIM).
+            log.warning("%s: %s", self.name, error)
         if modem.settings_lost:
             supervisor.poke()  # our commands came back echoed: it restarted silently; set it up now
 
     def _hand_back(self, message: QueuedMessage, why: str) -> None:
         """A message given to this modem but not started goes back to the queue, untouched."""
         self.job = None
-        row = self.journal.message(message.id)
-        if row is not None and row.state == J.SENDING:
-            self.journal.requeue(message.id, not_before=0.0, error=None, count_attempt=False)
-            log.info("%s: handed back to the queue (%s)", message.id, why)
+        try:
+            row = self.journal.message(message.id)
+            if row is not None and row.state == J.SENDING:
+                self.journal.requeue(message.id, not_before=0.0, error=None, count_attempt=False)
+                log.info("%s: handed back to the queue (%s)", message.id, why)
+        except JournalUnavailable as error:
+            # It stays claimed by this member; the membership loop releases it when the journal
+            # is back (or another member does, once this member's lease has run out).
+            log.warning("%s: not handed back (%s): %s", message.id, why, error)
         self.on_change()
 
     # -- sending --------------------------------------------------------------------------------
@@ -402,8 +416,8 @@ class Worker:
         name = self.name
         imsi = self.status.imsi
         sim = imsi or name
-        row = self.journal.message(message.id)
         try:
+            row = self.journal.message(message.id)
             if row is None or row.state != J.SENDING:
                 return  # expired or finished meanwhile
             for index, part in enumerate(self.journal.pending_parts(message.id)):
@@ -432,12 +446,32 @@ class Worker:
                     )
                     raise
                 self._uncertain = None
-                self.journal.mark_submitted(message.id, part.seq, mr, self.clock(), sim=sim, report=row.report)
+                try:
+                    self.journal.mark_submitted(message.id, part.seq, mr, self.clock(), sim=sim, report=row.report)
+                except Fenced as error:
+                    log.warning(
+                        "possible duplicate: %s part %d went out via %s (MR %d), but %s; it is sent again",
+                        message.id, part.seq, name, mr, error,
+                    )
+                    return
                 if self.metrics:
                     self.metrics.parts_sent.labels(name).inc()
                 log.info("%s: part %d/%d submitted via %s, MR %d", message.id, part.seq, row.parts, name, mr)
-            self.outbound.finish_sent(message.id, name, imsi)
+            self.outbound.finish_sent(message.id, name, imsi, row)
             self.consecutive_failures = 0
+        except Fenced as error:
+            # Nothing went out for this part (the fence stands before AT+CMGS): the message goes
+            # back to the queue if it is still this member's.
+            log.warning("%s: not sent via %s: %s", message.id, name, error)
+            try:
+                self.journal.requeue(message.id, not_before=0.0, error=None, count_attempt=False)
+            except JournalUnavailable:
+                pass  # it is released with this member's other claims when the journal is back
+        except JournalUnavailable as error:
+            # Checked before OSError (it is a ConnectionError): the disk is fine, the cluster's
+            # database is not. An MR the journal could not take is kept and written first when
+            # it is back; the message stays claimed by this member until then.
+            log.warning("%s: %s; it waits until the journal is back", message.id, error)
         except OSError as error:
             # The spool or the journal could not be written (disk full?): nothing is lost, the
             # parts with an MR are recorded; try again later, also to finish the file.
@@ -447,6 +481,8 @@ class Worker:
             try:
                 self._after_error(message, error, temporary=error.temporary and not error.sim_specific,
                                   sim_fault=error.sim_specific)
+            except JournalUnavailable as journal_error:
+                log.warning("%s: %s (after: %s); it waits until the journal is back", message.id, journal_error, error)
             except OSError as disk_error:
                 log.error("%s: cannot write its result: %s; trying again in %.0f s", message.id, disk_error, DISK_RETRY)
                 self._requeue_quietly(message.id, DISK_RETRY, f"disk: {disk_error}")
@@ -546,10 +582,17 @@ class Worker:
         if part is None or part.state == J.PART_SUBMITTED:
             return
         row = self.journal.message(message_id)
-        self.journal.mark_submitting(message_id, seq, self.name, self.status.imsi)
-        self.journal.mark_submitted(
-            message_id, seq, mr, self.clock(), sim=self.status.imsi or self.name, report=bool(row and row.report)
-        )
+        try:
+            self.journal.mark_submitting(message_id, seq, self.name, self.status.imsi)
+        except Fenced:
+            pass  # requeued after the timeout: mark_submitted decides whether the MR still counts
+        try:
+            self.journal.mark_submitted(
+                message_id, seq, mr, self.clock(), sim=self.status.imsi or self.name, report=bool(row and row.report)
+            )
+        except Fenced as error:
+            log.warning("possible duplicate: %s part %d: the late answer gave MR %d, but %s", message_id, seq, mr, error)
+            return
         log.info("%s: part %d: the late answer gave MR %d; it will not be sent again", message_id, seq, mr)
         row = self.journal.message(message_id)
         if row is not None and row.state == J.QUEUED and not self.journal.pending_parts(message_id):
@@ -586,6 +629,11 @@ class Worker:
         if self._saved_not_deleted.get(slot) != pdu:
             try:
                 durable = self.inbound.accept_pdu(pdu, modem=self.name, imsi=self.status.imsi).durable
+            except JournalUnavailable:
+                # It stays on the SIM until the journal is back (the membership loop said so once;
+                # each sweep meets it again until then).
+                log.debug("%s: an SMS in %s %d stays on the SIM until the journal is back", self.name, *slot)
+                return
             except OSError as error:
                 log.error("%s: cannot save an incoming message: %s; it stays on the SIM", self.name, error)
                 return

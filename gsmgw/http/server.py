@@ -562,6 +562,10 @@ class HttpServer:
         except Exception as exc:  # a broken snapshot is a health problem, not a crash
             snapshot = {"modems": []}
             reasons.append(f"the modem status is unavailable: {exc}")
+        journal = snapshot.get("journal")
+        if journal and journal.get("state") != "ok":
+            # A cluster's database is away: the doors still accept, nothing is sent (CLUSTER.md).
+            reasons.append(f"{journal.get('state')}: {journal.get('reason')}")
         modems = snapshot.get("modems") or []
         ready = [modem.get("name") for modem in modems if modem.get("state") in READY_STATES]
         if not ready:

@@ -40,6 +40,7 @@ from gsmgw.spool.journal import (
     QUEUED,
     SENDING,
     SENT,
+    JournalUnavailable,
     MessageRow,
 )
 
@@ -212,7 +213,7 @@ def from_journal(row: MessageRow, parts: Sequence[Any]) -> MessageStatus:
     if status == DELIVERED:
         delivered = (report.discharge if report else None) or _iso(row.delivered)
     return MessageStatus(
-        id=row.id,
+        id=row.name,
         to=row.recipient,
         status=status,
         modem=row.modem or row.bound_modem,
@@ -296,9 +297,12 @@ def lookup(message_id: str, *, journal: Any | None, spool: Any) -> MessageStatus
     if not valid_name(message_id):
         return None
     if journal is not None:
-        row = journal.message(message_id)
-        if row is not None:
-            return from_journal(row, journal.parts(message_id))
+        try:
+            row = journal.message(journal.key(message_id))
+            if row is not None:
+                return from_journal(row, journal.parts(row.id))
+        except JournalUnavailable:
+            pass  # a cluster's database is away: the spool's files still say where the message is
     for dirname in SPOOL_DIRECTORIES:
         try:
             data = spool.read(dirname, message_id)
