@@ -31,6 +31,7 @@ __all__ = [
     "ConfigFacts",
     "Facts",
     "Finding",
+    "JournalFacts",
     "ModemFacts",
     "ModemProbe",
     "PathFacts",
@@ -196,6 +197,21 @@ class ConfigFacts:
     secret_files: tuple[tuple[str, PathFacts], ...] = ()  # (what, file) for pin_file:, token_file:
 
 
+@dataclass(frozen=True)
+class JournalFacts:
+    """A cluster's PostgreSQL journal (`journal:`), as this host sees it."""
+
+    dsn: str  # without its password
+    member: str
+    error: str | None = None  # it could not be reached
+    schema: int | None = None  # 0: no gsmgw journal in it yet
+    expected: int = 1  # the schema this gsmgw needs
+    skew: float | None = None  # this host's clock minus the database's, seconds
+    lease: float = 30.0
+    members: tuple[tuple[str, bool, float | None], ...] = ()  # (name, alive, its clock offset)
+    modem_clashes: tuple[tuple[str, str], ...] = ()  # (modem name, the other member that has one of that name)
+
+
 @dataclass
 class Facts:
     config: ConfigFacts | None = None
@@ -214,6 +230,7 @@ class Facts:
     daemon_status: dict | None = None
     daemon_status_age: float | None = None
     executables: list[tuple[str, PathFacts]] = field(default_factory=list)  # (what, file): hooks, two-way commands
+    journal: JournalFacts | None = None  # only with journal: (PostgreSQL)
 
 
 # ------------------------------------------------------------------ pure checks
@@ -580,9 +597,53 @@ def check_config(facts: Facts) -> list[Finding]:
     return findings
 
 
+# Clocks further apart than this make Send_after:, Expires: and the limit windows of one host
+# wrong on another (the leases themselves run on the database's clock).
+CLOCK_WARN_S = 2.0
+
+
+def check_journal(facts: Facts) -> list[Finding]:
+    """The cluster's database: reachable, schema, clocks, modem names unique across members."""
+    journal = facts.journal
+    if journal is None:
+        return []
+    subject = f"journal {journal.dsn}"
+    if journal.error is not None:
+        return [Finding(
+            "error", "journal", subject, f"cannot connect: {journal.error}",
+            "start PostgreSQL, or correct journal: (hosts, database, user) and the gsmgw user's ~/.pgpass; "
+            f"`psql '{journal.dsn}'` run as the gsmgw user must connect")]
+    findings = []
+    if journal.schema == 0:
+        findings.append(Finding("warning", "journal-schema", subject, "holds no gsmgw journal yet",
+                                "run `gsmgw journal migrate` (or start gsmgw: the first member creates it)"))
+    elif journal.schema is not None and journal.schema < journal.expected:
+        findings.append(Finding("error", "journal-schema", subject,
+                                f"has schema {journal.schema}; this gsmgw needs {journal.expected}",
+                                "run `gsmgw journal migrate` once, from one host"))
+    elif journal.schema is not None and journal.schema > journal.expected:
+        findings.append(Finding("error", "journal-schema", subject,
+                                f"has schema {journal.schema}, newer than this gsmgw ({journal.expected})",
+                                "upgrade gsmgw on this host to the version the other members run"))
+    clock_fix = "keep every host's clock synchronised: `timedatectl set-ntp true` (or chrony)"
+    if journal.skew is not None and abs(journal.skew) > CLOCK_WARN_S:
+        findings.append(Finding("error" if abs(journal.skew) > journal.lease / 2 else "warning", "clock",
+                                f"member {journal.member}",
+                                f"this host's clock is {journal.skew:+.1f} s off the database's", clock_fix))
+    for name, alive, offset in journal.members:
+        if name != journal.member and alive and offset is not None and abs(offset) > CLOCK_WARN_S:
+            findings.append(Finding("warning", "clock", f"member {name}",
+                                    f"its clock is {offset:+.1f} s off the database's", clock_fix))
+    for modem, other in journal.modem_clashes:
+        findings.append(Finding("warning", "modem-name", f"modem {modem}",
+                                f"member {other} also has a modem named {modem}; Modem: pins and the status "
+                                "cannot tell them apart", "give every modem in the cluster its own name"))
+    return findings
+
+
 CHECKS: tuple[Callable[[Facts], list[Finding]], ...] = (
     check_config, check_processes, check_daemon, check_usb, check_ports, check_modems, check_spool,
-    check_executables,
+    check_executables, check_journal,
 )
 
 
@@ -907,6 +968,8 @@ def gather(
         program = getattr(hooks, event, None)
         if program:
             facts.executables.append((f"{event} hook", path_facts(program)))
+    if getattr(config, "journal", None) is not None:
+        facts.journal = gather_journal(config)
     two_way = getattr(config, "two_way", None)
     if two_way is not None and two_way.enabled:
         for word, argv in two_way.commands.items():
@@ -921,6 +984,27 @@ def gather(
     if probe is not None:
         facts.modems = asyncio.run(_probe_all(facts, config, probe))
     return facts, secrets
+
+
+def gather_journal(config: Any) -> JournalFacts:
+    from gsmgw.spool.journal import JournalError
+    from gsmgw.spool.journal.postgresql import SCHEMA_VERSION, inspect_database, masked_dsn
+
+    member, lease = config.cluster.member, config.cluster.lease
+    base = {"dsn": masked_dsn(config.journal), "member": member, "expected": SCHEMA_VERSION, "lease": lease}
+    try:
+        found = inspect_database(config.journal)
+    except JournalError as error:
+        return JournalFacts(error=str(error).split(": ", 1)[-1], **base)
+    mine = {modem.name for modem in config.modems}
+    clashes = tuple(sorted(
+        (modem, row["name"]) for row in found["members"] if row["name"] != member for modem in row["modems"]
+        if modem in mine
+    ))
+    return JournalFacts(
+        schema=found["schema"], skew=found["skew"], modem_clashes=clashes,
+        members=tuple((row["name"], row["alive"], row["clock_offset"]) for row in found["members"]), **base,
+    )
 
 
 def _daemon_status(config: Any) -> tuple[dict | None, float | None]:

@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor:doctor", "Find the usual reasons a gateway does not work."),
     "pdu": ("pdu:pdu", "Encode or decode SMS PDUs."),
     "passwd": ("passwd:passwd", "Print the password hash of a web console login."),
-    "journal": ("journal:journal", "Rebuild the journal's message index from the spool."),
+    "journal": ("journal:journal", "Migrate the journal's schema, move a host's journal into PostgreSQL, rebuild its index."),
     "thread": ("thread:thread", "Print the conversation with a number."),
 }
 

@@ -163,13 +163,7 @@ def format_table(
                 modem.get("last_error") or "",
             )
         )
-    if rows:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-        for row in rows:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    else:
-        lines.append("No modems configured.")
+    lines.extend(_table(headers, rows) or ["No modems configured."])
     lines.extend(_cluster_lines(status))
     queue = status.get("queue", {})
     lines.append("")
@@ -215,12 +209,15 @@ def _cluster_lines(status: Mapping[str, Any]) -> list[str]:
                 modem.get("imsi") or "-",
                 modem.get("last_error") or "",
             ))
-    if rows:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-        for row in rows:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    return lines
+    return lines + _table(headers, rows)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns as wide as their widest cell, two spaces apart; no lines without rows."""
+    if not rows:
+        return []
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in (headers, *rows)]
 
 
 def _human_age(seconds: float) -> str:
