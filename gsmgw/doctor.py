@@ -225,6 +225,13 @@ class Facts:
     # outgoing/ names held by a `NAME.LOCK` (smstools3's lock) -> seconds since the lock was made
     outgoing_locks: dict[str, float] = field(default_factory=dict)
     state_dir: PathFacts | None = None
+    # The daemon that runs with this config: the PID in the lock it holds on the config's state
+    # directory (gsmgw.daemon.lock; 0 when held without a PID), None when no daemon holds it.
+    # Only that daemon's modems are left to it; any other `gsmgw run` is another gateway.
+    daemon_pid: int | None = None
+    # The lock could not be read (not root, not in the gsmgw group): then whether a daemon uses
+    # this state directory is guessed from the processes, as the note says.
+    daemon_lock_unreadable: str | None = None
     # The running daemon's status.json (SPOOL.md `status --json`) and its age in seconds;
     # what doctor knows about modems whose ports the daemon holds.
     daemon_status: dict | None = None
@@ -274,7 +281,15 @@ def check_processes(facts: Facts) -> list[Finding]:
     held_by_mm = False
     for modem in facts.modems:
         for holder in _holders(modem.port_facts, facts.processes):
+            if _is_our_daemon(facts, holder):
+                continue
             if holder.is_gsmgw_daemon:
+                findings.append(Finding(
+                    "error", "port-busy", _modem_subject(modem),
+                    f"another gsmgw daemon, {holder.label}, has the port open; it runs with another state "
+                    f"directory, so with another config: {' '.join(holder.cmdline)[:120]}",
+                    f"give each modem to one gateway: stop that one (`kill {holder.pid}`) or remove the modem "
+                    "from one of the two configs"))
                 continue
             if holder.name == "ModemManager":
                 held_by_mm = True
@@ -456,17 +471,68 @@ def _daemon_processes(facts: Facts) -> list[ProcessFacts]:
     return [p for p in facts.processes if p.is_gsmgw_daemon]
 
 
+def defers_to_daemon(facts: Facts) -> bool:
+    """Does a daemon run with this config (its state directory's lock is held)? Then doctor
+    opens none of its ports and reads its status file. When the lock cannot be read, any
+    `gsmgw run` on the machine is taken for it (the notes say so)."""
+    if facts.daemon_pid is not None:
+        return True
+    return facts.daemon_lock_unreadable is not None and bool(_daemon_processes(facts))
+
+
+def _is_our_daemon(facts: Facts, process: ProcessFacts) -> bool:
+    if facts.daemon_pid:
+        return process.pid == facts.daemon_pid
+    return defers_to_daemon(facts) and process.is_gsmgw_daemon
+
+
+def _daemon_label(facts: Facts) -> str:
+    if facts.daemon_pid:
+        return f"gsmgw daemon (PID {facts.daemon_pid})"
+    daemons = _daemon_processes(facts)
+    return f"gsmgw daemon (PID {daemons[0].pid})" if daemons else "gsmgw daemon"
+
+
+def notes(facts: Facts) -> list[str]:
+    """What doctor did not check itself, and why (no findings: nothing to fix). Pure."""
+    out = []
+    state = facts.state_dir.path if facts.state_dir is not None else "the state directory"
+    if facts.daemon_pid is not None:
+        out.append(
+            f"the {_daemon_label(facts)} runs with this config's state directory {state}: doctor left its "
+            "modems alone and reports what the daemon says about them"
+        )
+    elif facts.daemon_lock_unreadable is not None:
+        guess = (
+            f"it takes {_daemon_label(facts)} for it and leaves the modems alone"
+            if _daemon_processes(facts) else "no gsmgw daemon is running, so it asked the modems itself"
+        )
+        out.append(
+            f"cannot tell which daemon uses {state} ({facts.daemon_lock_unreadable}); {guess}. Run doctor as "
+            "root or as the gsmgw user to know"
+        )
+    for process in _daemon_processes(facts):
+        if facts.daemon_pid is not None and process.pid == facts.daemon_pid:
+            continue
+        if facts.daemon_pid is None and facts.daemon_lock_unreadable is not None:
+            continue
+        out.append(
+            f"another gsmgw, {process.label}, runs with another state directory (`{' '.join(process.cmdline)[:80]}`); "
+            "it is not this config's daemon, so doctor checked this config's modems itself"
+        )
+    return out
+
+
 def check_daemon(facts: Facts) -> list[Finding]:
     """What the running daemon says about the modems it holds (doctor does not open those ports)."""
-    daemons = _daemon_processes(facts)
-    if not daemons:
+    if not defers_to_daemon(facts):
         return []
     if facts.daemon_status is None or facts.daemon_status_age is None:
         return []
     findings = []
     if facts.daemon_status_age > STATUS_STALE_S:
         findings.append(Finding(
-            "error", "daemon", f"gsmgw daemon (PID {daemons[0].pid})",
+            "error", "daemon", _daemon_label(facts),
             f"the daemon runs but has not updated its status for {facts.daemon_status_age:.0f} s: it hangs",
             "`systemctl restart gsmgw` (the watchdog should do this by itself; check WatchdogSec= in the "
             "unit) and send `journalctl -u gsmgw` with the bug report"))
@@ -962,6 +1028,7 @@ def gather(
         }
     facts.outgoing_locks = _outgoing_locks(str(Path(config.spool) / "outgoing"), time.time())
     facts.state_dir = path_facts(config.state)
+    facts.daemon_pid, facts.daemon_lock_unreadable = _state_holder(config)
     facts.daemon_status, facts.daemon_status_age = _daemon_status(config)
     hooks = getattr(config, "hooks", None)
     for event in ("received", "sent", "failed", "report"):
@@ -1007,6 +1074,17 @@ def gather_journal(config: Any) -> JournalFacts:
     )
 
 
+def _state_holder(config: Any) -> tuple[int | None, str | None]:
+    """(PID of the daemon holding the config's state directory, None) or (None, why the lock
+    file could not be read)."""
+    from gsmgw.daemon.lock import holder
+
+    try:
+        return holder(config.state), None
+    except OSError as error:
+        return None, error.strerror or str(error)
+
+
 def _daemon_status(config: Any) -> tuple[dict | None, float | None]:
     from gsmgw.daemon.status import StatusUnavailable, age_of, read_status
 
@@ -1032,9 +1110,9 @@ def _port_from_status(config: Any, name: str) -> str | None:
 
 
 async def _probe_all(facts: Facts, config: Any, probe: ProbeFunction) -> list[ModemFacts]:
-    if _daemon_processes(facts):
-        # The daemon holds its ports (a non-root doctor cannot see that in /proc); what it
-        # knows about them is in its status file (check_daemon).
+    if defers_to_daemon(facts):
+        # This config's daemon holds its ports (a non-root doctor cannot see that in /proc); what
+        # it knows about them is in its status file (check_daemon).
         return facts.modems
 
     async def one(modem: ModemFacts) -> ModemFacts:
@@ -1054,12 +1132,13 @@ async def _probe_all(facts: Facts, config: Any, probe: ProbeFunction) -> list[Mo
 # ------------------------------------------------------------------ output
 
 
-def render_text(findings: Sequence[Finding], secrets: Sequence[str] = ()) -> str:
+def render_text(findings: Sequence[Finding], secrets: Sequence[str] = (), notes: Sequence[str] = ()) -> str:
+    head = [f"note: {note}" for note in notes]
     if not findings:
-        return "gsmgw doctor: nothing to fix.\n"
+        return _scrub("\n".join([*head, "gsmgw doctor: nothing to fix."]) + "\n", secrets)
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
-    lines = [f"gsmgw doctor: {errors} error(s), {warnings} warning(s)", ""]
+    lines = [*head, f"gsmgw doctor: {errors} error(s), {warnings} warning(s)", ""]
     for finding in findings:
         lines.append(f"{finding.severity.upper():7} {finding.subject}: {finding.problem}")
         lines.append(f"        fix: {finding.fix}")
@@ -1067,10 +1146,11 @@ def render_text(findings: Sequence[Finding], secrets: Sequence[str] = ()) -> str
     return _scrub("\n".join(lines), secrets)
 
 
-def render_json(findings: Sequence[Finding], secrets: Sequence[str] = ()) -> dict:
+def render_json(findings: Sequence[Finding], secrets: Sequence[str] = (), notes: Sequence[str] = ()) -> dict:
     return {
         "ok": not findings,
         "findings": [
             {key: _scrub(str(value), secrets) for key, value in asdict(finding).items()} for finding in findings
         ],
+        "notes": [_scrub(note, secrets) for note in notes],
     }

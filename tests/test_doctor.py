@@ -7,6 +7,7 @@ pseudo-terminals, asked over AT by the same driver the daemon uses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gsmgw import doctor
+from gsmgw.daemon.lock import DaemonLock
 from gsmgw.doctor import Account, diagnose, gather
 from gsmgw.sim.network import SimNetwork
 
@@ -61,6 +63,19 @@ def fake_process(proc_root: Path, pid: int, name: str, cmdline: list[str], open_
     (base / "cmdline").write_bytes(b"\0".join(part.encode() for part in cmdline) + b"\0")
     for fd, target in enumerate(open_files, start=3):
         os.symlink(target, base / "fd" / str(fd))
+
+
+@contextlib.contextmanager
+def daemon_of_this_config(tmp_path: Path, proc_root: Path, open_files: list[str]):
+    """This test process plays the config's daemon: it holds the state directory's lock (as
+    `gsmgw run` does) and shows in the fixture /proc as `gsmgw run` with `open_files`."""
+    fake_process(proc_root, os.getpid(), "gsmgw", ["/usr/bin/python3", "/usr/local/bin/gsmgw", "run", "-c", "x"],
+                 open_files)
+    lock = DaemonLock.acquire(tmp_path / "state", tmp_path / "spool")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def usb_device(sys_root: Path, name: str, vendor: str, product: str, interfaces: list[tuple[str, str | None]],
@@ -278,8 +293,6 @@ def test_the_running_gsmgw_daemon_is_not_a_problem(tmp_path, network):
     make_spool(tmp_path)
     sys_root, proc_root = empty_roots(tmp_path)
     port = network.modems[0].path
-    fake_process(proc_root, 77, "gsmgw", ["/usr/bin/python3", "/usr/local/bin/gsmgw", "run", "-c", "x"],
-                 [os.path.realpath(port)])
     asked = []
 
     async def recording_probe(port, modem_config):
@@ -287,10 +300,48 @@ def test_the_running_gsmgw_daemon_is_not_a_problem(tmp_path, network):
         return await doctor.probe_modem(port, modem_config)
 
     config = write_config(tmp_path, [m.path for m in network.modems])
-    findings, _ = run_doctor(tmp_path, config, sys_root=sys_root, proc_root=proc_root, probe=recording_probe)
-    assert findings == []
-    # While the daemon runs, doctor opens none of the configured ports (its status file speaks for them).
+    with daemon_of_this_config(tmp_path, proc_root, [os.path.realpath(port)]):
+        facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(),
+                          probe=recording_probe)
+    assert diagnose(facts) == []
+    # While the daemon runs, doctor opens none of the configured ports (its status file speaks for them),
+    # and says so.
     assert asked == []
+    (note,) = doctor.notes(facts)
+    assert f"PID {os.getpid()}" in note and str(tmp_path / "state") in note
+
+
+def test_another_gsmgw_run_does_not_blind_doctor(tmp_path, network):
+    # Any `gsmgw run` on the machine (a second gateway, a `run --simulate` demo) made doctor
+    # probe none of this config's modems and say nothing about them.
+    make_spool(tmp_path)
+    sys_root, proc_root = empty_roots(tmp_path)
+    fake_process(proc_root, 4711, "gsmgw", ["/usr/local/bin/gsmgw", "run", "--simulate", "2", "--spool", "/tmp/demo"], [])
+    asked = []
+
+    async def recording_probe(port, modem_config):
+        asked.append(port)
+        return await doctor.probe_modem(port, modem_config)
+
+    on_sim(network, 1, cfun=0)  # radio off: what only asking the modem finds
+    config = write_config(tmp_path, [m.path for m in network.modems])
+    facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=recording_probe)
+    assert sorted(asked) == sorted(m.path for m in network.modems)
+    assert checks(diagnose(facts)) == [("registration", "error")]
+    (note,) = doctor.notes(facts)
+    assert "PID 4711" in note and "another state directory" in note
+
+
+def test_a_gsmgw_of_another_config_holding_our_port_is_named(tmp_path, network):
+    make_spool(tmp_path)
+    sys_root, proc_root = empty_roots(tmp_path)
+    port = network.modems[0].path
+    fake_process(proc_root, 4711, "gsmgw", ["/usr/local/bin/gsmgw", "run", "-c", "/etc/other.yaml"],
+                 [os.path.realpath(port)])
+    config = write_config(tmp_path, [m.path for m in network.modems])
+    findings, _ = run_doctor(tmp_path, config, sys_root=sys_root, proc_root=proc_root)
+    assert checks(findings) == [("port-busy", "error")]
+    assert "PID 4711" in findings[0].problem and "kill 4711" in findings[0].fix
 
 
 # --- USB (fixture /sys) ----------------------------------------------------------------------
@@ -366,7 +417,7 @@ def test_json_output_and_exit_codes_of_the_command(tmp_path, network):
                "--sys-root", str(sys_root), "--proc-root", str(proc_root), "--user", "root"]
     healthy = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert json.loads(healthy.stdout) == {"ok": True, "findings": []}
+    assert json.loads(healthy.stdout) == {"ok": True, "findings": [], "notes": []}
 
     usb_device(sys_root, "1-1.4", "12d1", "1f01", [("08", None)])
     broken = subprocess.run(command, capture_output=True, text=True, timeout=60)
@@ -399,7 +450,6 @@ def test_what_the_running_daemon_reports_about_its_modems(tmp_path):
 
     make_spool(tmp_path)
     sys_root, proc_root = empty_roots(tmp_path)
-    fake_process(proc_root, 77, "gsmgw", ["/usr/bin/python3", "/usr/local/bin/gsmgw", "run"], [])
     modems = [
         ModemStatus("gsm1", state="locked", last_error="SIM PIN: 1 attempt left, not entering it"),
         ModemStatus("gsm2", state="ready", registered=False),
@@ -407,14 +457,18 @@ def test_what_the_running_daemon_reports_about_its_modems(tmp_path):
     ]
     write_status(tmp_path / "state", snapshot(modems, {}, {}, 0, time.time()))
     config = write_config(tmp_path, [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c")])
-    facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
-    found = {(f.check, f.subject) for f in doctor.check_daemon(facts)}
-    assert found == {("sim-pin", "modem gsm1"), ("registration", "modem gsm2")}
+    with daemon_of_this_config(tmp_path, proc_root, []):
+        facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
+        found = {(f.check, f.subject) for f in doctor.check_daemon(facts)}
+        assert found == {("sim-pin", "modem gsm1"), ("registration", "modem gsm2")}
 
-    write_status(tmp_path / "state", snapshot(modems[2:], {}, {}, 0, time.time() - 600))
+        write_status(tmp_path / "state", snapshot(modems[2:], {}, {}, 0, time.time() - 600))
+        facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
+        (stale,) = doctor.check_daemon(facts)
+        assert stale.check == "daemon" and "hangs" in stale.problem and f"PID {os.getpid()}" in stale.subject
+    # A status file left by a daemon that has stopped speaks for nobody.
     facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
-    (stale,) = doctor.check_daemon(facts)
-    assert stale.check == "daemon" and "hangs" in stale.problem
+    assert doctor.check_daemon(facts) == []
 
 
 def test_hooks_and_two_way_commands_must_be_executable(tmp_path):
@@ -468,12 +522,12 @@ def test_a_modem_the_daemon_reports_absent(tmp_path):
 
     make_spool(tmp_path)
     sys_root, proc_root = empty_roots(tmp_path)
-    fake_process(proc_root, 77, "gsmgw", ["/usr/local/bin/gsmgw", "run", "-c", "/etc/gsmgw/gsmgw.yaml"], [])
     write_status(tmp_path / "state", snapshot(
         [ModemStatus("gsm1", state="absent", port="/dev/gsmgw/usb-1-1.4-if02", last_error="port gone")],
         {}, {}, 0, time.time()))
     config = write_config(tmp_path, [str(tmp_path / "absent")])
-    facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
+    with daemon_of_this_config(tmp_path, proc_root, []):
+        facts, _ = gather(str(config), sys_root=sys_root, proc_root=proc_root, account=root_account(), probe=None)
     (down,) = doctor.check_daemon(facts)
     assert down.check == "modem-down" and down.subject == "modem gsm1 (/dev/gsmgw/usb-1-1.4-if02)"
     assert "port gone" in down.problem

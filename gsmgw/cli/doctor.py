@@ -35,8 +35,9 @@ def doctor(config_file, as_json, no_modems, sys_root, proc_root, daemon_user):
         probe=None if no_modems else doctor_module.probe_modem,
     )
     findings = doctor_module.diagnose(facts)
+    notes = doctor_module.notes(facts)
     if as_json:
-        click.echo(json.dumps(doctor_module.render_json(findings, secrets), indent=2))
+        click.echo(json.dumps(doctor_module.render_json(findings, secrets, notes), indent=2))
     else:
-        click.echo(doctor_module.render_text(findings, secrets), nl=False)
+        click.echo(doctor_module.render_text(findings, secrets, notes), nl=False)
     sys.exit(1 if findings else 0)
