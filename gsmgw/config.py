@@ -111,6 +111,11 @@ class HttpConfig:
     listen_port: int = 8025
     tls: TlsConfig | None = None
     metrics: bool = True
+    # Connections (gsmgw.listen): open at once in all and per remote address; seconds a client
+    # has for a request's head after it connects (and between requests on a kept-alive one).
+    max_connections: int = 1024
+    max_connections_per_address: int = 128
+    header_timeout: float = 10.0
     # Not a config key: the listener `run --simulate` adds by itself takes any free port when
     # 8025 is taken (a second demo, a test beside another), and prints where it listens.
     any_port_if_taken: bool = False
@@ -161,6 +166,11 @@ class SmppConfig:
     listen_port: int = 2775
     tls: TlsConfig | None = None
     window: int = 10
+    # Connections (gsmgw.listen): open at once in all and per remote address; seconds a client
+    # has to bind after it connects.
+    max_connections: int = 1024
+    max_connections_per_address: int = 128
+    bind_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -739,9 +749,29 @@ def _hooks(check: _Checker, value: Any) -> Hooks:
 def _http(check: _Checker, value: Any) -> HttpConfig | None:
     if value is None:
         return None
-    data = check.mapping(value, "http", ("listen", "tls", "metrics"))
+    data = check.mapping(
+        value, "http", ("listen", "tls", "metrics", "max_connections", "max_connections_per_address", "header_timeout")
+    )
     host, port = check.listen(data.get("listen"), "http.listen", 8025) if data.get("listen") is not None else ("127.0.0.1", 8025)
-    return HttpConfig(host, port, check.tls(data.get("tls"), "http.tls"), check.boolean(data.get("metrics"), "http.metrics", True))
+    return HttpConfig(
+        host, port, check.tls(data.get("tls"), "http.tls"), check.boolean(data.get("metrics"), "http.metrics", True),
+        *_connection_caps(check, data, "http", "header_timeout", 10.0),
+    )
+
+
+def _connection_caps(check: _Checker, data: dict, section: str, timeout_key: str, timeout: float) -> tuple:
+    """(max_connections, max_connections_per_address, timeout) of a listener's section."""
+    total = check.integer(data.get("max_connections"), f"{section}.max_connections", 1024, 1, 100_000)
+    per_address = check.integer(
+        data.get("max_connections_per_address"), f"{section}.max_connections_per_address",
+        min(128, total or 128), 1, 100_000,
+    )
+    if total is not None and per_address is not None and per_address > total:
+        check.error(f"{section}.max_connections_per_address",
+                    f"{per_address} is more than max_connections ({total})",
+                    "write at most max_connections, or raise max_connections")
+    seconds = check.duration(data.get(timeout_key), f"{section}.{timeout_key}", timeout, 1.0)
+    return total, per_address, seconds
 
 
 def _rule(check: _Checker, value: Any, path: str, groups: Mapping[str, Any], default_country: str | None,
@@ -999,10 +1029,13 @@ def _webhooks(check: _Checker, value: Any) -> WebhooksConfig | None:
 def _smpp(check: _Checker, value: Any) -> SmppConfig | None:
     if value is None:
         return None
-    data = check.mapping(value, "smpp", ("listen", "tls", "window"))
+    data = check.mapping(
+        value, "smpp", ("listen", "tls", "window", "max_connections", "max_connections_per_address", "bind_timeout")
+    )
     host, port = check.listen(data.get("listen"), "smpp.listen", 2775) if data.get("listen") is not None else ("127.0.0.1", 2775)
     return SmppConfig(host, port, check.tls(data.get("tls"), "smpp.tls"),
-                      check.integer(data.get("window"), "smpp.window", 10, 1, 1000))
+                      check.integer(data.get("window"), "smpp.window", 10, 1, 1000),
+                      *_connection_caps(check, data, "smpp", "bind_timeout", 30.0))
 
 
 def _recipient(check: _Checker, value: Any, path: str, groups: Mapping[str, Any], default_country: str | None) -> str | None:

@@ -441,3 +441,20 @@ def test_national_languages_set_twice_is_refused(tmp_path):
     (issue,) = result.errors
     assert issue.path == "defaults.national_languages" and "set twice" in issue.message
     assert "remove defaults.national_languages" in issue.fix
+
+
+def test_connection_caps_of_the_listeners():
+    modem = "modems:\n  - name: gsm1\n    port: /dev/ttyUSB0\n"
+    result = check_text(
+        "spool: /tmp/s\n" + modem + "http:\n  max_connections: 50\n  max_connections_per_address: 5\n"
+        "  header_timeout: 3 s\nsmpp:\n  max_connections: 20\n  bind_timeout: 10 s\n"
+    )
+    assert not result.errors, result.errors
+    http, smpp = result.config.http, result.config.smpp
+    assert (http.max_connections, http.max_connections_per_address, http.header_timeout) == (50, 5, 3.0)
+    # Without its own per-address cap, a listener allows up to 128 per address, never more than in all.
+    assert (smpp.max_connections, smpp.max_connections_per_address, smpp.bind_timeout) == (20, 20, 10.0)
+    result = check_text("spool: /tmp/s\n" + modem + "http:\n  max_connections: 5\n  max_connections_per_address: 9\n")
+    assert [issue.path for issue in result.errors] == ["http.max_connections_per_address"]
+    result = check_text("spool: /tmp/s\n" + modem + "smpp:\n  bind_timeout: 0\n")
+    assert [issue.path for issue in result.errors] == ["smpp.bind_timeout"]

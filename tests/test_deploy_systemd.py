@@ -112,6 +112,17 @@ def test_unit_has_the_settings_the_gateway_relies_on():
     assert unit["Install.WantedBy"] == ["multi-user.target"]
 
 
+def test_the_descriptor_limit_leaves_room_beyond_the_connection_caps():
+    # At systemd's default soft limit (1,024) a flood of connections made spool writes fail
+    # with EMFILE: the two listeners alone may hold more by default.
+    from gsmgw.config import HttpConfig, SmppConfig
+
+    unit = unit_settings(UNIT)
+    (limit,) = unit["Service.LimitNOFILE"]
+    caps = HttpConfig().max_connections + SmppConfig().max_connections
+    assert int(limit.split(":")[0]) >= 4 * caps
+
+
 def tmpfiles_lines() -> list[list[str]]:
     lines = []
     for raw in TMPFILES.read_text().splitlines():

@@ -60,6 +60,7 @@ from gsmgw.http.validation import (
     prepare_messages,
     retry_after_seconds,
 )
+from gsmgw.listen import ConnectionGuard, ConnectionLimits, guarded_factory
 from gsmgw.webhooks import WebhookService
 
 log = logging.getLogger("gsmgw.http")
@@ -69,6 +70,27 @@ MAX_INBOX_LIMIT = 1000
 READY_STATES = ("ready", "busy")
 # Alertmanager payloads may be larger than a send request; our own handlers enforce 64 KiB.
 APP_MAX_BODY = 1024 * 1024
+
+
+# What a connection over the caps hears before it is closed (gsmgw.listen).
+REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    b"Connection: close\r\nContent-Length: 62\r\n\r\n"
+    b'{"error": "too many connections; try again in a few seconds"}\n'
+)
+
+
+class _GuardedRunner(web.AppRunner):
+    """aiohttp's runner whose sites accept connections through a `gsmgw.listen` guard."""
+
+    def __init__(self, app: web.Application, *, guard: ConnectionGuard, **kwargs: Any):
+        super().__init__(app, **kwargs)
+        self._guard = guard
+
+    @property
+    def server(self) -> Any:
+        inner = super().server
+        return None if inner is None else guarded_factory(inner, self._guard, REFUSAL)
 
 
 class HttpStartError(OSError):
@@ -201,6 +223,7 @@ class HttpServer:
         self._collector: HttpCollector | None = None
         self._runner: web.AppRunner | None = None
         self.sites: list[web.TCPSite] = []
+        self.guard: ConnectionGuard | None = None  # set at start: the connection caps (gsmgw.listen)
         self.alertmanager = None
         self.console = None  # gsmgw.web.app.Console when web: {enabled: true}
 
@@ -316,7 +339,18 @@ class HttpServer:
         if registry is not None:
             self._collector = HttpCollector(self)
             registry.register(self._collector)
-        self._runner = web.AppRunner(self.make_app(), access_log_class=RedactingAccessLogger, handle_signals=False)
+        limits = ConnectionLimits(
+            max_connections=int(_config_value(self.http_config, "max_connections", 1024)),
+            max_per_address=int(_config_value(self.http_config, "max_connections_per_address", 128)),
+            first_request_timeout=float(_config_value(self.http_config, "header_timeout", 10.0)),
+        )
+        self.guard = ConnectionGuard("http", limits, clock=time.monotonic)
+        self._runner = _GuardedRunner(
+            self.make_app(), guard=self.guard, access_log_class=RedactingAccessLogger, handle_signals=False,
+            # A request's head must come within header_timeout of the previous answer too: an idle
+            # or dribbling kept-alive connection does not hold a descriptor for long.
+            keepalive_timeout=limits.first_request_timeout,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_address=True)
         try:

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from gsmgw.listen import ConnectionGuard, ConnectionLimits, peer_address
 from gsmgw.sms import UserDataError, count_data_parts, count_parts
 from gsmgw.spool.message_status import MessageStatus, lookup
 from gsmgw.spool.format import (
@@ -217,6 +218,7 @@ class SmppServer:
         writer_threads: int = WRITER_THREADS,
         outbox: Outbox | None = None,
         metrics: Any = None,
+        connections: ConnectionLimits | None = None,
     ):
         self.spool = spool
         self.registry = registry
@@ -231,6 +233,8 @@ class SmppServer:
         self.defaults = defaults
         self.groups = groups
         self.timers = timers or Timers()
+        # Connections in all and per address; a connection must bind within timers.bind.
+        self.guard = ConnectionGuard("smpp", connections or ConnectionLimits(), clock=time.monotonic)
         self.reassembly_timeout = reassembly_timeout
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_Connection] = set()
@@ -305,10 +309,17 @@ class SmppServer:
         self.outbox.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Connection(self, reader, writer)
-        self._connections.add(conn)
-        log.info("smpp %s: connected", conn.peer)
-        await conn.run()
+        address = peer_address(writer)
+        if not self.guard.admit(address):
+            writer.close()  # over a cap: closed before it is read (the guard logs it)
+            return
+        try:
+            conn = _Connection(self, reader, writer)
+            self._connections.add(conn)
+            log.info("smpp %s: connected", conn.peer)
+            await conn.run()
+        finally:
+            self.guard.release(address)
 
     def current_registry(self) -> Any:
         """The client registry of the config now in force. The daemon replaces `ctx.config` on
@@ -733,6 +744,12 @@ async def start(ctx: Any) -> SmppServer:
         groups=getattr(ctx, "groups", None) or getattr(config, "groups", None),  # with the console's groups
         outbox=Outbox(Path(config.state) / OUTBOX_FILE) if getattr(config, "state", None) else None,
         metrics=getattr(ctx, "metrics", None),
+        timers=Timers(bind=float(getattr(smpp, "bind_timeout", 30.0))),
+        connections=ConnectionLimits(
+            max_connections=int(getattr(smpp, "max_connections", 1024)),
+            max_per_address=int(getattr(smpp, "max_connections_per_address", 128)),
+            first_request_timeout=float(getattr(smpp, "bind_timeout", 30.0)),
+        ),
     )
     server._ctx = ctx
     server._config_seen = config
