@@ -61,6 +61,10 @@ def _unpack_tlvs(raw: bytes) -> dict[int, bytes]:
     return tlvs
 
 
+# The columns `_delivery` reads, in its order.
+_COLUMNS = "id, client, source_addr, destination_addr, data_coding, esm_class, short_message, tlvs, attempts, what"
+
+
 def _delivery(row) -> Delivery:
     row_id, client, source, destination, data_coding, esm_class, short_message, tlvs, attempts, what = row
     delivery = Delivery(
@@ -99,10 +103,7 @@ class Outbox:
         """Everything still waiting, oldest first (at start)."""
         if self._db is None:
             return []
-        rows = self._db.execute(
-            "SELECT id, client, source_addr, destination_addr, data_coding, esm_class, short_message, tlvs, "
-            "attempts, what FROM delivery WHERE parked IS NULL ORDER BY id"
-        ).fetchall()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM delivery WHERE parked IS NULL ORDER BY id").fetchall()
         return [_delivery(row) for row in rows]
 
     def add(self, delivery: Delivery) -> None:
@@ -151,10 +152,9 @@ class Outbox:
         if self._db is None:
             return []
         rows = self._db.execute(
-            "SELECT id, client, source_addr, destination_addr, data_coding, esm_class, short_message, tlvs, "
-            "attempts, what, parked, parked_at FROM delivery WHERE parked IS NOT NULL ORDER BY id"
+            f"SELECT {_COLUMNS}, parked, parked_at FROM delivery WHERE parked IS NOT NULL ORDER BY id"
         ).fetchall()
-        return [(_delivery(row[:10]), row[10], row[11]) for row in rows]
+        return [(_delivery(row[:-2]), row[-2], row[-1]) for row in rows]
 
     def count_parked(self) -> int:
         if self._db is None:
