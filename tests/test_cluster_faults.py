@@ -9,6 +9,8 @@ from __future__ import annotations
 import collections
 import json
 import re
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -295,3 +297,10 @@ def test_pins_and_prefixes_see_every_members_modems(tmp_path, postgres, sim_netw
     a.wait_files("sent", 4, timeout=30)
     assert read_spool_file((a.spool / "sent" / "pinned").read_bytes()).headers.get("Modem") == "b1"
     assert a.files("failed") == []
+    # gw-a's console index lives in the shared database, under gw-a: `gsmgw thread` reads it there.
+    def thread():
+        shown = subprocess.run([sys.executable, "-m", "gsmgw", "thread", number(1), "-c", str(a.config), "--json"],
+                               capture_output=True, text=True, timeout=30)
+        return [json.loads(line) for line in shown.stdout.splitlines()] if shown.returncode == 0 else []
+    (row,) = wait_for(thread, 10, "the pinned message in gw-a's index")
+    assert (row["id"], row["modem"], row["state"]) == ("pinned", "b1", "sent")

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from gsmgw.daemon.indexer import rebuild
 from gsmgw.daemon.events import MessageReceived, ReportReceived
 from gsmgw.spool.format import build_failed, build_incoming, build_sent, update_headers
+import pytest
+
 from gsmgw.spool.index import (
     DELIVERED,
     IN,
@@ -23,6 +25,7 @@ from gsmgw.spool.index import (
     Contact,
     IndexedMessage,
     MessageIndex,
+    PostgresIndex,
     Scope,
     hour_of,
 )
@@ -32,12 +35,31 @@ from test_e2e_gateway import OUTSIDE, run_scenario
 T0 = 1_790_000_000.0
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_index(request, tmp_path):
+    """An empty index of each kind: SQLite in the state directory, or a member's place in the
+    cluster's PostgreSQL (the same class's SQL, rewritten by PostgresIndex)."""
+    opened = []
+
+    def make():
+        if request.param == "sqlite":
+            index = MessageIndex(tmp_path / "index.sqlite")
+        else:
+            index = PostgresIndex(request.getfixturevalue("postgres").new_database(), "gw-a")
+        opened.append(index)
+        return index
+
+    yield make
+    for index in opened:
+        index.close()
+
+
 def out(id, number, state, at, **kw):
     return IndexedMessage(OUT, id, number, state, at, **kw)
 
 
-def test_a_message_moving_updates_its_row_its_conversation_and_counts_each_step_once(tmp_path):
-    index = MessageIndex(tmp_path / "index.sqlite")
+def test_a_message_moving_updates_its_row_its_conversation_and_counts_each_step_once(tmp_path, new_index):
+    index = new_index()
     index.record([out("m1", "+491", QUEUED, T0, client="anna", text="hello", modem=None)])
     index.record([out("m1", "+491", SENT, T0 + 5, sent=T0 + 5, modem="gsm1")])
     index.record([out("m1", "+491", DELIVERED, T0 + 9, sent=T0 + 5, delivered=T0 + 9, modem="gsm1")])
@@ -54,8 +76,8 @@ def test_a_message_moving_updates_its_row_its_conversation_and_counts_each_step_
     assert index.conversations(Scope.all(), user="bob")[0].unread == 1
 
 
-def test_scope_keeps_other_clients_and_modems_out(tmp_path):
-    index = MessageIndex(tmp_path / "index.sqlite")
+def test_scope_keeps_other_clients_and_modems_out(tmp_path, new_index):
+    index = new_index()
     index.record([
         out("a1", "+491", SENT, T0, client="anna", text="from anna"),
         out("b1", "+491", SENT, T0 + 1, client="bob", text="from bob"),
@@ -75,8 +97,8 @@ def test_scope_keeps_other_clients_and_modems_out(tmp_path):
     assert index.conversations(anna, user="x", search="in gsm2") == []  # text it may not see
 
 
-def test_campaign_counts_include_files_not_yet_taken_and_opted_out(tmp_path):
-    index = MessageIndex(tmp_path / "index.sqlite")
+def test_campaign_counts_include_files_not_yet_taken_and_opted_out(tmp_path, new_index):
+    index = new_index()
     index.create_campaign(Campaign("c1", "Sale", "anna", "Hi {name}", T0, None, "preparing", 4),
                           [("+491", "A"), ("+492", "B"), ("+493", "C"), ("+494", "D")])
     index.campaign_queued("c1", ["f1", "f2", "f3", "f4"])
@@ -93,8 +115,8 @@ def test_campaign_counts_include_files_not_yet_taken_and_opted_out(tmp_path):
     assert index.tallies(0) == {(hour_of(T0), "sent"): 2, (hour_of(T0), "delivered"): 1}  # opted out: no failure
 
 
-def test_contacts_groups_and_optouts(tmp_path):
-    index = MessageIndex(tmp_path / "index.sqlite")
+def test_contacts_groups_and_optouts(tmp_path, new_index):
+    index = new_index()
     index.save_contacts([Contact("+491", "Anna", "boss"), Contact("+492", "Bob", "")], T0)
     index.save_contacts([Contact("+493", "Anna B", "")], T0, replace_number="+492")
     assert [c.name for c in index.contacts()] == ["Anna", "Anna B"]
@@ -210,7 +232,7 @@ def test_the_daemon_catches_up_with_changes_made_while_it_was_stopped(tmp_path):
     run_scenario(tmp_path, scenario)
 
 
-def test_messages_of_the_same_second_keep_their_order(tmp_path):
+def test_messages_of_the_same_second_keep_their_order(tmp_path, new_index):
     """Headers carry whole seconds; a question and its answer within one second must not swap."""
     import os
 
@@ -225,7 +247,7 @@ def test_messages_of_the_same_second_keep_their_order(tmp_path):
     spool.write_atomic("sent", "00-answer", sent)  # its name sorts before the question's
     os.utime(spool.path("incoming", "gsm1-question"), (second.timestamp() + 0.3,) * 2)
     os.utime(spool.path("sent", "00-answer"), (second.timestamp() + 0.6,) * 2)
-    index = MessageIndex(tmp_path / "index.sqlite")
+    index = new_index()
     rebuild(index, spool)
     assert [m.text for m in index.thread(Scope.all(), "+4915112345678")] == ["question", "answer"]
 

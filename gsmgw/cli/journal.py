@@ -32,7 +32,7 @@ import click
 from gsmgw.cli.status import _dirs
 from gsmgw.config import CONFIG_ENV, ConfigError, config_path, load_config
 from gsmgw.daemon.lock import AlreadyRunning, DaemonLock
-from gsmgw.spool.index import INDEX_FILE, IndexError_, MessageIndex
+from gsmgw.spool.index import INDEX_FILE, IndexError_, MessageIndex, PostgresIndex
 from gsmgw.spool.store import Spool
 
 FORMAT = "gsmgw-journal-export"
@@ -184,7 +184,8 @@ def reindex(config_option, spool_option, state_option) -> None:
     """Rebuild the message index (conversations, console, `gsmgw thread`) from the spool."""
     from gsmgw.daemon.indexer import rebuild
 
-    spool_dir, state_dir, _ = _dirs(config_option, spool_option, state_option)
+    spool_dir, state_dir, config = _dirs(config_option, spool_option, state_option)
+    cluster = config is not None and config.journal is not None
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         # The daemon's own locks: a running daemon keeps the index current and its updates would
@@ -199,7 +200,8 @@ def reindex(config_option, spool_option, state_option) -> None:
         sys.exit(1)
     try:
         try:
-            index = MessageIndex(state_dir / INDEX_FILE)
+            index = PostgresIndex(config.journal, config.cluster.member) if cluster else MessageIndex(
+                state_dir / INDEX_FILE)
         except IndexError_ as error:
             click.echo(f"gsmgw journal reindex: {error}", err=True)
             sys.exit(1)
@@ -211,4 +213,4 @@ def reindex(config_option, spool_option, state_option) -> None:
     finally:
         lock.release()
     click.echo(f"indexed {count} messages from {spool_dir} in {time.monotonic() - started:.1f} s "
-               f"({state_dir / INDEX_FILE})")
+               f"({index.path if cluster else state_dir / INDEX_FILE})")

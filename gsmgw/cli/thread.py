@@ -12,7 +12,7 @@ import click
 
 from gsmgw.cli.status import _dirs
 from gsmgw.sms import AddressError, normalize_number
-from gsmgw.spool.index import IN, INDEX_FILE, IndexError_, MessageIndex, Scope
+from gsmgw.spool.index import IN, INDEX_FILE, IndexError_, MessageIndex, PostgresIndex, Scope
 
 
 def printable(text: str) -> str:
@@ -47,12 +47,13 @@ def thread(number, config_option, spool_option, state_option, limit, as_json) ->
     except AddressError:
         wanted = text  # an alphanumeric sender ("Vodafone") is looked up as written
     path = state_dir / INDEX_FILE
-    if not path.exists():
+    cluster = config is not None and config.journal is not None
+    if not cluster and not path.exists():
         click.echo(f"gsmgw thread: there is no message index at {path}; the daemon makes it at its start, "
                    "or run `gsmgw journal reindex` with the same -c/--spool", err=True)
         sys.exit(1)
     try:
-        index = MessageIndex(path)
+        index = PostgresIndex(config.journal, config.cluster.member) if cluster else MessageIndex(path)
     except IndexError_ as error:
         click.echo(f"gsmgw thread: {error}", err=True)
         sys.exit(1)

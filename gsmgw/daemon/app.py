@@ -47,7 +47,7 @@ from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
 from gsmgw.daemon.worker import Worker
 from gsmgw.spool import message_status
-from gsmgw.spool.index import INDEX_FILE, IndexError_, MessageIndex
+from gsmgw.spool.index import IndexError_, MessageIndex, open_index
 from gsmgw.spool.journal import JOURNAL_FILE, Journal, JournalError, JournalUnavailable, SqliteJournal
 from gsmgw.spool.store import Spool, SpoolError
 from gsmgw.spool.watch import OutgoingWatcher
@@ -177,7 +177,7 @@ class Gateway:
         except JournalError as error:
             raise StartupError(str(error)) from None
         try:
-            self.index = MessageIndex(state / INDEX_FILE)
+            self.index = open_index(config)
         except IndexError_ as error:
             raise StartupError(str(error)) from None
         self.indexer = Indexer(self.index, self.spool, clock=self.clock)

@@ -19,14 +19,22 @@ commits never wait for the journal's lock or hold it. It can be rebuilt from the
 runs with `synchronous=NORMAL` (WAL): a kill -9 loses no commit, a power cut may lose the last
 ones, which the next start catches up from the spool (the indexer's cursor).
 
-Every SQL statement of the index stays in this class (a PostgreSQL backend implements the same
-methods); rows are read by column name. Connections are per thread (SQLite's rule); writes are
-meant for one writer thread, reads may come from any. Times are float Unix seconds.
+Every SQL statement of the index stays in this class; rows are read by column name. Connections
+are per thread (SQLite's rule); writes are meant for one writer thread, reads may come from any.
+Times are float Unix seconds.
+
+In a cluster (`journal:` is PostgreSQL) the index lives in the shared database instead:
+`PostgresIndex` runs this same class's SQL there (a thin adapter rewrites SQLite's dialect), in a
+schema of the member's own, so each member's console indexes its own spool as on one host.
+`open_index(config)` opens the one the config asks for.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,6 +42,8 @@ from dataclasses import dataclass, field
 
 from gsmgw.spool.journal import DELIVERED, EXPIRED, FAILED, QUEUED, SENDING, SENT
 from gsmgw.spool.journal.sqlite import _Transaction  # the same BEGIN IMMEDIATE ... COMMIT/ROLLBACK
+
+log = logging.getLogger("gsmgw.index")
 
 SCHEMA_VERSION = 1
 INDEX_FILE = "index.sqlite"
@@ -196,7 +206,7 @@ class Scope:
     def sql(self, alias: str = "") -> tuple[str, list]:
         """A WHERE condition on a message table for this scope, and its parameters."""
         if self.everything:
-            return "1", []
+            return "1 = 1", []
         a = f"{alias}." if alias else ""
         terms, params = [], []
         if self.client is not None:
@@ -207,12 +217,12 @@ class Scope:
         elif self.modems:
             terms.append(f"({a}direction = 'in' AND {a}modem IN ({','.join('?' * len(self.modems))}))")
             params.extend(self.modems)
-        return ("(" + " OR ".join(terms) + ")") if terms else "0", params
+        return ("(" + " OR ".join(terms) + ")") if terms else "1 = 0", params
 
     def owner_sql(self) -> tuple[str, list]:
         """The same scope as a condition on conversation owners."""
         if self.everything:
-            return "1", []
+            return "1 = 1", []
         terms, params = [], []
         if self.client is not None:
             terms.append("(owner_kind = 'client' AND owner = ?)")
@@ -222,7 +232,7 @@ class Scope:
         elif self.modems:
             terms.append(f"(owner_kind = 'modem' AND owner IN ({','.join('?' * len(self.modems))}))")
             params.extend(self.modems)
-        return ("(" + " OR ".join(terms) + ")") if terms else "0", params
+        return ("(" + " OR ".join(terms) + ")") if terms else "1 = 0", params
 
 
 @dataclass(frozen=True)
@@ -300,6 +310,14 @@ def hour_of(moment: float) -> int:
 class MessageIndex:
     """See the module docstring. One instance per process; thread-safe as described there."""
 
+    # The newest conversation row per number (SQLite takes a bare column's value from the row
+    # that gave the MAX()); PostgresIndex says the same with DISTINCT ON.
+    _LATEST_CONVERSATIONS = (
+        "SELECT c.number AS number, MAX(c.last_at) AS last_at, c.last_direction AS last_direction, "
+        "c.last_text AS last_text, k.name AS name FROM conversation c LEFT JOIN contact k ON k.number = c.number "
+        "WHERE {condition} {filters} GROUP BY c.number ORDER BY last_at DESC LIMIT ? OFFSET ?"
+    )
+
     def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
         self._local = threading.local()
@@ -307,15 +325,7 @@ class MessageIndex:
         self._lock = threading.Lock()
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            db = self._db()
-            db.executescript(_SCHEMA)
-            found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if found is None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(found["value"]) > SCHEMA_VERSION:
-                raise IndexError_(
-                    f"the index {self.path} was written by a newer gsmgw (schema {found['value']}); run that "
-                    f"version, or remove the file and run `gsmgw journal reindex` to rebuild it from the spool")
+            self._create()
         except (OSError, sqlite3.Error) as error:
             self.close()
             raise IndexError_(
@@ -323,13 +333,31 @@ class MessageIndex:
                 f"writable, or remove the file and run `gsmgw journal reindex` to rebuild it from the spool"
             ) from error
 
+    def _create(self) -> None:
+        db = self._db()
+        db.executescript(_SCHEMA)
+        self._check_schema(db)
+
+    def _check_schema(self, db) -> None:
+        found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if found is None:
+            db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(found["value"]) > SCHEMA_VERSION:
+            raise IndexError_(
+                f"the index {self.path} was written by a newer gsmgw (schema {found['value']}); run that "
+                f"version, or remove the file and run `gsmgw journal reindex` to rebuild it from the spool")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = self._connect()
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
@@ -341,8 +369,8 @@ class MessageIndex:
         for db in connections:
             try:
                 db.close()
-            except sqlite3.Error:
-                pass  # closing at shutdown: a connection another thread still uses is dropped anyway
+            except Exception:  # noqa: BLE001 - at shutdown a connection another thread still uses is dropped anyway
+                log.debug("closing an index connection failed", exc_info=True)
         self._local = threading.local()
 
     def _tx(self) -> "_Transaction":
@@ -423,7 +451,7 @@ class MessageIndex:
         for moment, kind in counts:
             db.execute(
                 "INSERT INTO tally (hour, modem, kind, n) VALUES (?, ?, ?, 1) "
-                "ON CONFLICT (hour, modem, kind) DO UPDATE SET n = n + 1",
+                "ON CONFLICT (hour, modem, kind) DO UPDATE SET n = tally.n + 1",
                 (hour_of(moment), modem, kind),
             )
 
@@ -515,10 +543,7 @@ class MessageIndex:
             params = params + [like, like, like] + message_params
         db = self._db()
         rows = db.execute(
-            "SELECT c.number AS number, MAX(c.last_at) AS last_at, c.last_direction AS last_direction, "
-            "c.last_text AS last_text, k.name AS name FROM conversation c LEFT JOIN contact k ON k.number = c.number "
-            f"WHERE {condition} {filters} GROUP BY c.number ORDER BY last_at DESC LIMIT ? OFFSET ?",
-            params + [limit, offset],
+            self._LATEST_CONVERSATIONS.format(condition=condition, filters=filters), params + [limit, offset],
         ).fetchall()
         if not rows:
             return []
@@ -810,3 +835,125 @@ class MessageIndex:
         with self._tx() as db:
             db.execute("DELETE FROM signal_sample WHERE at < ?", (now - keep_samples,))
             db.execute("DELETE FROM modem_event WHERE at < ?", (now - keep_samples,))
+
+
+# -- in a cluster: the same index in the shared PostgreSQL database ---------------------------------
+
+def _postgres_dialect(sql: str) -> str:
+    """SQLite's SQL of this module as PostgreSQL reads it: placeholders, INSERT OR IGNORE/REPLACE,
+    INDEXED BY hints, case-insensitive LIKE and NOCASE, the `user` column, MAX(a, b)."""
+    text = sql.replace("?", "%s")
+    if text.lstrip().upper().startswith("BEGIN"):
+        return "BEGIN"
+    text = re.sub(r"\s+INDEXED BY \w+", "", text)
+    text = re.sub(r"(\w+) = %s COLLATE NOCASE", r"lower(\1) = lower(%s)", text)
+    text = re.sub(r"(\w+) COLLATE NOCASE", r"lower(\1)", text)
+    text = re.sub(r"\bLIKE\b", "ILIKE", text)
+    text = re.sub(r"\buser\b", '"user"', text)
+    text = text.replace("MAX(at, excluded.at)", "GREATEST(read_mark.at, excluded.at)")
+    if "INSERT OR IGNORE INTO" in text:
+        text = text.replace("INSERT OR IGNORE INTO", "INSERT INTO") + " ON CONFLICT DO NOTHING"
+    if "INSERT OR REPLACE INTO signal_sample" in text:
+        text = (text.replace("INSERT OR REPLACE INTO", "INSERT INTO")
+                + " ON CONFLICT (modem, at) DO UPDATE SET dbm = EXCLUDED.dbm")
+    return text
+
+
+def _postgres_schema() -> list[str]:
+    """The tables of `_SCHEMA` in PostgreSQL's words, one statement each."""
+    ddl = _SCHEMA.replace(" REAL", " double precision").replace(" WITHOUT ROWID", "")
+    ddl = ddl.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "bigserial PRIMARY KEY")
+    ddl = ddl.replace("(name COLLATE NOCASE)", "(lower(name))")
+    ddl = re.sub(r"\buser\b", '"user"', ddl)
+    return [statement.strip() for statement in ddl.split(";") if statement.strip()]
+
+
+class _PostgresConnection:
+    """A psycopg connection with the face of the sqlite3.Connection MessageIndex uses."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence = ()):
+        return self.connection.execute(_postgres_dialect(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
+        # One statement at a time, no pipeline: a connection cut in the middle of one leaves no
+        # transaction open that the server cannot end by itself.
+        text = _postgres_dialect(sql)
+        for row in rows:
+            self.connection.execute(text, row)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresIndex(MessageIndex):
+    """The index of one member's spool in the cluster's database (CLUSTER.md: its journal), in a
+    schema of its own (`<schema of the DSN>_<member>`), so members never mix their messages."""
+
+    _LATEST_CONVERSATIONS = (
+        "SELECT * FROM (SELECT DISTINCT ON (c.number) c.number AS number, c.last_at AS last_at, "
+        "c.last_direction AS last_direction, c.last_text AS last_text, k.name AS name FROM conversation c "
+        "LEFT JOIN contact k ON k.number = c.number WHERE {condition} {filters} "
+        "ORDER BY c.number, c.last_at DESC) latest ORDER BY last_at DESC LIMIT ? OFFSET ?"
+    )
+
+    def __init__(self, dsn: str, member: str, *, timeout: float = 10.0):
+        from gsmgw.spool.journal.postgresql import masked_dsn
+
+        self.dsn = dsn
+        self.member = member
+        self.timeout = timeout
+        self.schema: str | None = None
+        self.path = f"{masked_dsn(dsn)} (member {member})"
+        self._local = threading.local()
+        self._connections = []
+        self._lock = threading.Lock()
+        psycopg = _psycopg()
+        try:
+            self._create()
+        except psycopg.Error as error:
+            self.close()
+            raise IndexError_(
+                f"cannot open the message index in {self.path}: {error}; check journal: and that PostgreSQL "
+                f"runs, then `gsmgw journal reindex` rebuilds it from the spool"
+            ) from error
+
+    def _create(self) -> None:
+        db = self._db()
+        for statement in _postgres_schema():
+            db.connection.execute(statement)
+        self._check_schema(db)
+
+    def _connect(self):
+        psycopg = _psycopg()
+        from psycopg import sql
+        from psycopg.rows import dict_row
+
+        connection = psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row,
+                                     connect_timeout=max(2, int(self.timeout)),
+                                     application_name=f"gsmgw {self.member} index")
+        if self.schema is None:
+            base = connection.execute("SELECT current_schema() AS name").fetchone()["name"] or "public"
+            name = f"{base}_{self.member}"
+            self.schema = name if len(name) <= 63 else f"{base[:40]}_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        connection.execute("SELECT set_config('search_path', %s, false), "
+                           "set_config('idle_in_transaction_session_timeout', %s, false)",
+                           (sql.Identifier(self.schema).as_string(connection), str(int(self.timeout * 1000))))
+        return _PostgresConnection(connection)
+
+
+def _psycopg():
+    from gsmgw.spool.journal.postgresql import _psycopg as load
+
+    return load()
+
+
+def open_index(config) -> MessageIndex:
+    """The index the config asks for: SQLite in the state directory, or with `journal:` its place
+    in the cluster's PostgreSQL. IndexError_ says what to do when it cannot be opened."""
+    if getattr(config, "journal", None) is not None:
+        return PostgresIndex(config.journal, config.cluster.member)
+    return MessageIndex(os.path.join(config.state, INDEX_FILE))
