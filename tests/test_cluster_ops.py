@@ -226,3 +226,10 @@ def test_export_refuses_while_the_daemon_runs_and_import_refuses_a_stranger(tmp_
     result = subprocess.run(GSMGW + ["journal", "import", "-c", str(write_config(tmp_path, "postgresql://x@127.0.0.1:1/x")),
                                      str(stranger)], capture_output=True, text=True)
     assert result.returncode == 1 and "is not the output of `gsmgw journal export`" in result.stderr
+
+
+def test_a_member_does_not_start_without_its_database(tmp_path):
+    config = write_config(tmp_path, f"postgresql://gsmgw@127.0.0.1:{free_port()}/gsmgw")
+    result = subprocess.run(GSMGW + ["run", "-c", str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "is unreachable" in result.stdout + result.stderr and "started again" in result.stdout + result.stderr

@@ -89,14 +89,25 @@ def _settings(config, groups: GroupBook, membership=None) -> SendSettings:
 
 
 def _open_journal(config, state: Path) -> Journal:
-    """SQLite in the state directory, or the cluster's PostgreSQL (`journal:`)."""
+    """SQLite in the state directory, or the cluster's PostgreSQL (`journal:`). A member starts
+    only with the database reachable (its recovery and its console's index need it); under
+    systemd it is started again until then (Restart=on-failure). Once running, it rides out an
+    outage (gsmgw.daemon.cluster)."""
     if config.journal is None:
         return SqliteJournal(state / JOURNAL_FILE)
     from gsmgw.daemon.cluster import fence
-    from gsmgw.spool.journal.postgresql import PostgresJournal
+    from gsmgw.spool.journal.postgresql import PostgresJournal, masked_dsn
 
     lease = config.cluster.lease
-    return PostgresJournal(config.journal, member=config.cluster.member, lease=lease, fence=fence(lease))
+    journal = PostgresJournal(config.journal, member=config.cluster.member, lease=lease, fence=fence(lease))
+    if not journal.available:
+        reason = journal.unavailable_reason
+        journal.close()
+        raise JournalError(
+            f"the journal database {masked_dsn(config.journal)} is unreachable ({reason}); start PostgreSQL or "
+            f"correct journal: (gsmgw under systemd is started again every 5 s until it answers)"
+        )
+    return journal
 
 
 class Gateway:
@@ -198,9 +209,8 @@ class Gateway:
         self.bus.subscribe(self.hooks.on_event)
         if config.journal is not None:
             self._start_membership()
-        if self.membership is None or self.membership.healthy:
-            self.outbound.recover()
-            self.inbound.flush()
+        self.outbound.recover()
+        self.inbound.flush()
         self.dispatcher = Dispatcher(
             self.outbound,
             fleet=self._fleet,
@@ -271,14 +281,8 @@ class Gateway:
             wake=self._wake_dispatcher,
             on_change=self._on_cluster_change,
         )
-        if not self.membership.healthy:
-            log.error("journal unreachable at start (%s): accepting into the spool, sending when it answers",
-                      self.membership.reason)
-            return
         try:
             self.membership.join()
-        except JournalUnavailable as error:
-            self.membership._unreachable(str(error))
         except JournalError as error:
             raise StartupError(str(error)) from None
 
@@ -295,15 +299,11 @@ class Gateway:
                                 "per_minute": modem.limits.per_minute, "per_day": modem.limits.per_day})
         return records
 
-    def _rejoined(self, first: bool) -> None:
-        """The journal answers again (or for the first time since this start)."""
-        if first:
-            self.outbound.recover()
-        else:
-            # Files claimed into checked/ while the journal was away, and messages finished by
-            # their last submit when the journal could not take it.
-            self.outbound.adopt(self.spool.list("checked"))
-            self.outbound.finish_fully_submitted()
+    def _rejoined(self) -> None:
+        """The journal answers again: files claimed into checked/ while it was away, messages
+        finished by their last submit when it could not take it, what waits in outgoing/."""
+        self.outbound.adopt(self.spool.list("checked"))
+        self.outbound.finish_fully_submitted()
         self.inbound.flush()
         if self._watcher is not None:
             self._watcher.rescan()

@@ -145,7 +145,7 @@ class Membership:
         version: str,
         modems: Callable[[], Sequence[Mapping]],
         held: Callable[[], Iterable[str]],
-        on_rejoin: Callable[[bool], None],
+        on_rejoin: Callable[[], None],
         file_results: Callable[[], Awaitable[int]],
         wake: Callable[[], None],
         on_change: Callable[[], None],
@@ -156,15 +156,14 @@ class Membership:
         self.version = version
         self.modems = modems
         self.held = held
-        self.on_rejoin = on_rejoin  # (first contact) -> None: recover or adopt, rescan, wake
+        self.on_rejoin = on_rejoin  # adopt what arrived meanwhile, rescan outgoing/
         self.file_results = file_results
         self.wake = wake
         self.on_change = on_change
         self.members: list[MemberRow] = []
         self.views: dict[str, pool.ModemView] = {}
-        self.state = JOURNAL_OK if journal.available else JOURNAL_UNREACHABLE
-        self.reason: str | None = journal.unavailable_reason if not journal.available else None  # type: ignore[attr-defined]
-        self.joined = False
+        self.state = JOURNAL_OK  # a member starts only with the journal reachable (app.py)
+        self.reason: str | None = None
         self._lease_since: float | None = None  # monotonic time since which the lease is held without a break
         self._kick = asyncio.Event()
         self._filing = asyncio.Event()
@@ -206,9 +205,8 @@ class Membership:
     # -- start --------------------------------------------------------------------------------
 
     def join(self) -> None:
-        """At start, while the journal answers: become a member (JournalError if the name is taken)."""
+        """At start: become a member (JournalError if the name is taken, JournalUnavailable)."""
         self.journal.join(host=socket.gethostname(), pid=os.getpid(), version=self.version)
-        self.joined = True
         self._lease_since = time.monotonic()
         self._refresh(self.journal.renew(self.modems(), time.time()).left)
 
@@ -297,24 +295,18 @@ class Membership:
     _due_renewal: float | None = None
 
     async def _rejoin(self) -> None:
-        """First contact, or back after an outage (see the module docstring)."""
+        """Back after an outage (see the module docstring)."""
         journal = self.journal
-        first = not self.joined
-        if first:
-            await asyncio.to_thread(journal.join, host=socket.gethostname(), pid=os.getpid(), version=self.version)
-            self.joined = True
         lease = await asyncio.to_thread(journal.renew, self.modems(), time.time())
-        if not first:
-            await self._release_mine()
+        await self._release_mine()
         self._lease_since = time.monotonic()
         self._due_renewal = time.monotonic() + self.renew_every
         self._set_members(await asyncio.to_thread(journal.members))
         was = self.reason
         self.state, self.reason = JOURNAL_OK, None
-        log.info("journal %s: member %s %s (lease %.0f s left); sending resumes",
-                 "reachable" if first else "reachable again", journal.member,
-                 "joined" if first else f"is back (it was unreachable: {was})", lease.left)
-        self.on_rejoin(first)
+        log.info("journal reachable again: member %s is back (it was unreachable: %s) (lease %.0f s left); "
+                 "sending resumes", journal.member, was, lease.left)
+        self.on_rejoin()
         await self.file_results()
         self.on_change()
         self.wake()
@@ -368,7 +360,7 @@ class Membership:
     async def stop(self) -> None:
         """Shutdown, after the workers are done: end the lease, so others take over at once."""
         self._stop_listening()
-        if self.journal.available and self.joined:
+        if self.journal.available:
             try:
                 await asyncio.to_thread(self.journal.leave)
             except JournalError as error:
