@@ -38,6 +38,7 @@ class Member:
         self.modems = modems  # the network's ModemInfo of this member's modems
         self.modem_names = [f"{name[-1]}{i + 1}" for i in range(len(modems))]
         self.process: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}  # more environment for its process (NOTIFY_SOCKET)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.spool / "outgoing").mkdir(parents=True, exist_ok=True)
         self.dsn = dsn
@@ -63,7 +64,7 @@ class Member:
         with self.log.open("ab") as stream:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gsmgw", "run", "-c", str(self.config)],
-                stdout=stream, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                stdout=stream, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1", **self.env),
             )
 
     def kill(self) -> None:

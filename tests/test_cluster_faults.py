@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -153,8 +154,12 @@ def test_postgresql_stopped_for_20_s_loses_nothing_and_sending_resumes_by_itself
                 "clients: [{name: ops, token: t0ps3cret, allow: ['+49*']}]\n")
         cluster = clusters(tmp_path, server.new_database(), net, {"gw-a": 2, "gw-b": 2}, lease=LEASE,
                            extras={"gw-a": http})
-        cluster.start()
         a, b = cluster["gw-a"], cluster["gw-b"]
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # systemd's end of sd_notify
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(0.2)
+        a.env["NOTIFY_SOCKET"] = str(tmp_path / "notify")
+        cluster.start()
         pids = [member.process.pid for member in cluster.members.values()]
         for i in range(40):
             a.drop(f"m{i:03d}", number(i), f"alert {i}")
@@ -164,6 +169,13 @@ def test_postgresql_stopped_for_20_s_loses_nothing_and_sending_resumes_by_itself
 
         # While it is away: the doors accept, nothing new is sent, SMS stay on the SIM, status says so.
         a.wait_status(lambda s: s["journal"]["state"] == "journal unreachable", 15)
+
+        def said_unreachable():
+            try:
+                return "STATUS=journal unreachable; " in notify.recv(4096).decode()
+            except socket.timeout:
+                return False
+        wait_for(said_unreachable, 10, "sd_notify STATUS= saying so")
         with pytest.raises(urllib.error.HTTPError) as health:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
         assert health.value.code == 503 and "journal unreachable" in health.value.read().decode()
@@ -197,6 +209,7 @@ def test_postgresql_stopped_for_20_s_loses_nothing_and_sending_resumes_by_itself
         assert duplicates <= named_duplicates(cluster.logs())
         assert min(r["at"] for r in cluster.submissions() if r["at"] > stopped + 1.0) < restarted + 15
         a.wait_status(lambda s: s["journal"]["state"] == "ok", 10)
+        notify.close()
     finally:
         server.destroy()
 

@@ -182,6 +182,7 @@ def test_requeue_avoids_a_modem_and_delays(journal, k):
     (queued,) = journal.queued_candidates(T0 + 30)
     assert queued.avoid == {"gsm1"} and queued.attempts == 1
     assert journal.count_retrying(T0) == 1
+    assert journal.retrying() == [("m", 1, "+CMS ERROR 38")]  # by spool name: the console links it
 
 
 def test_expired_lists_only_queued_messages_past_their_time(journal, k):

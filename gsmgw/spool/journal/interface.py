@@ -403,7 +403,7 @@ class Journal(Protocol):
     def count_retrying(self, now: float) -> int:
         """This host's queued messages tried before, waiting for their next attempt."""
     def retrying(self, limit: int = 1000) -> list[tuple[str, int, str | None]]:
-        """Those messages: (id, attempts, last error), most tried first (the console lists them)."""
+        """Those messages: (spool name, attempts, last error), most tried first (the console lists them)."""
     def recover(self) -> Recovery:
         """After a restart: this member's parts `submitting` are pending again (named), its
         `sending` messages queued again."""

@@ -792,6 +792,14 @@ class PostgresJournal:
         )
         return row["n"] if row else 0
 
+    def retrying(self, limit: int = 1000) -> list[tuple[str, int, str | None]]:
+        """This host's queued messages tried before: (spool name, attempts, last error)."""
+        rows = self._rows(
+            f"SELECT name, attempts, last_error FROM message WHERE state = {q(QUEUED)} AND attempts > 0 "
+            "AND origin = %s ORDER BY attempts DESC, queued LIMIT %s", (self.member, limit),
+        )
+        return [(row["name"], row["attempts"], row["last_error"]) for row in rows]
+
     # -- restart ----------------------------------------------------------------------------
 
     def recover(self) -> Recovery:

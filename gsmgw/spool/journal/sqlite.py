@@ -481,12 +481,13 @@ class SqliteJournal:
         return row["n"]
 
     def retrying(self, limit: int = 1000) -> list[tuple[str, int, str | None]]:
-        """Queued messages that have been tried before: (id, attempts, last error), most tried first."""
+        """Queued messages that have been tried before: (spool name, attempts, last error), most
+        tried first."""
         rows = self._db.execute(
-            "SELECT id, attempts, last_error FROM message INDEXED BY message_queue WHERE state = 'queued' "
+            f"SELECT id, attempts, last_error FROM message INDEXED BY message_queue WHERE state = {q(QUEUED)} "
             "AND attempts > 0 ORDER BY attempts DESC, queued LIMIT ?", (limit,)
         ).fetchall()
-        return [(row[0], row[1], row[2]) for row in rows]
+        return [(row["id"], row["attempts"], row["last_error"]) for row in rows]
 
     # -- restart ----------------------------------------------------------------------------
 
