@@ -187,6 +187,11 @@ def test_postgresql_stopped_for_20_s_loses_nothing_and_sending_resumes_by_itself
             headers={"Authorization": "Bearer t0ps3cret", "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 202
+            (accepted,) = json.loads(answer.read())["messages"]
+        asked = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/messages/{accepted['id']}",
+                                       headers={"Authorization": "Bearer t0ps3cret"})
+        with urllib.request.urlopen(asked, timeout=10) as answer:  # the spool answers for the journal
+            assert json.loads(answer.read())["status"] == "queued"
         b_modem = b.modems[0].index
         net.inject_sms(b_modem, "+4915100000777", "hello during the outage")
         wait_for(lambda: net.stored_messages(b_modem, "SM"), 10, "the SMS on the SIM")

@@ -45,6 +45,7 @@ from gsmgw.clients import Client, ClientConfigError, ClientRegistry, visibility
 from gsmgw.http import kannel
 from gsmgw.http.spoolview import Inbox, client_from_spool, parse_since, recipient_ids
 from gsmgw.spool import message_status
+from gsmgw.spool.journal import JournalUnavailable
 from gsmgw.spool.message_status import valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
 from gsmgw.http.validation import (
@@ -521,7 +522,10 @@ class HttpServer:
         """The `Client:` of an outgoing message (the journal, which lives on the loop's thread,
         then its spool file)."""
         journal = getattr(self.ctx, "journal", None)
-        row = journal.message(name) if journal is not None else None
+        try:
+            row = journal.message(journal.key(name)) if journal is not None else None
+        except JournalUnavailable:
+            row = None  # a cluster's database is away: the spool file says it too
         if row is not None:
             return row.client
         return await asyncio.to_thread(client_from_spool, self.spool, name)
