@@ -299,6 +299,9 @@ def test_pins_and_prefixes_see_every_members_modems(tmp_path, postgres, sim_netw
     config.write_text(config.read_text().replace("    port:", "    prefixes: ['+4917']\n    port:", 1))
     cluster.start()
     a, b = cluster["gw-a"], cluster["gw-b"]
+    # Members see each other's modems as of their last renewal (every lease/4): wait for b1 up.
+    a.wait_status(lambda s: any(m["name"] == "gw-b" and [x["state"] for x in m["modems"]] == ["ready"]
+                                for m in s["members"]), 10)
     # gw-a's a1 is idle, but +4917... is b1's prefix and b1 is up: gw-b sends them.
     for i in range(3):
         a.drop(f"prefixed{i}", f"+491700000{i:04d}", "prefixed")
