@@ -12,16 +12,17 @@ States and what moves between them (each move is reported as a :class:`Superviso
         --> the recovery steps above, whose first (initialize again) normally does it
 
 A modem that restarts behind its port (a USB power dip, a watchdog) comes back with its
-power-up settings: echo on, no +CMEE (a permanent +CMS ERROR 21 reads as a bare ERROR), no
-+CNMI routing (no SMS or report announcements), +CSMS 0, and the SIM asking for its PIN. Its
-announcement (`gsmgw.at.events.announces_restart`) is treated like a reconnect: initialize
-again, which also decides +CNMA (AT+CSMS) anew and identifies the SIM again. A modem that
-restarts without a word is noticed at the next health check by its command echo, which
-power-up switches on again (`Modem.settings_lost`). Announcements that
-come while initialize runs (SIMCom prints "SMS Ready" seconds after "RDY") make it run once
-more afterwards, because settings made before them may be gone; a modem that announces a
-restart during every initialisation is set up MAX_RESTARTS_DURING_INIT times, then its
-announcements during initialisation are ignored (logged).
+power-up settings: echo on, no +CMEE (firmwares that hide +CMS codes then too answer a
+permanent +CMS ERROR 21 with a bare ERROR, which reads as temporary), no +CNMI routing (no SMS
+or report announcements), +CSMS 0, and the SIM asking for its PIN. Its announcement
+(`gsmgw.at.events.announces_restart`) is treated like a reconnect: initialize again, which also
+decides +CNMA (AT+CSMS) anew and identifies the SIM again. A modem that restarts without a word
+is noticed by its command echo, which power-up switches on again (`Modem.settings_lost`): at the
+next health check, or at once when the worker sees it. Announcements that come while initialize
+runs (SIMCom prints "SMS Ready" seconds after "RDY") make it run once more afterwards, because
+settings made before them may be gone; a modem that announces a restart during every
+initialisation is set up MAX_RESTARTS_DURING_INIT times, then its announcements during
+initialisation are ignored (logged).
 
 After each successful initialize the SIM's IMSI/ICCID are compared with the last ones seen on
 this port; a different SIM is reported as ``sim_changed`` (with ``previous``).
