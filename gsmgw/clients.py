@@ -1,7 +1,7 @@
 """Who may submit messages over the network, to whom, and how fast.
 
 Shared by the HTTP server (`gsmgw.http`), the SMPP server (`gsmgw.smpp`) and the SMTP listener
-(`gsmgw.email`), so that a client has the same rights whichever door it uses (API.md, "clients:";
+(`gsmgw.email`), so that a client has the same rights whichever door it uses (docs/api.md and docs/config.md "Clients";
 EMAIL.md).
 
 Reads: each client's `token_file` / `smpp.password_file` / `smtp.password_file` once, when the

@@ -4,9 +4,8 @@ Reads: the config file, and the secret files it names (pin_file, token_file, pas
 unless the caller asks not to (`gsmgw send` runs as a user who may not read the PIN).
 Writes: nothing.
 
-Every key of SPOOL.md and API.md is understood, plus the additions documented in the README
-(two_way, inbound, hook_timeout, log_level, status_interval, modem profile, pin_file and balance,
-webhooks.secret/secret_file, web, optout, clients' web and role). An unknown key is an error, because a typo must not pass silently.
+Every key of docs/config.md is understood (tests/test_docs_reference.py keeps the two equal). An
+unknown key is an error, because a typo must not pass silently.
 Each error names the key path (`modems[1].limits.per_minute`), the line in the file, and what to
 write instead. The YAML is composed into its node tree first, so that every key and value has a
 line number, and so that values like `pin: 0123` are taken as written, not as YAML 1.1 octal.

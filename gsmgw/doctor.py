@@ -69,7 +69,7 @@ MASS_STORAGE_CLASS = "08"
 # How gather_processes marks "holds the master side of pty N" in ProcessFacts.open_paths.
 PTY_MASTER = "ptmx:"
 STORAGE_WARN_RATIO = 0.8
-# The daemon enters a configured PIN only with at least this many attempts left (SPOOL.md).
+# The daemon enters a configured PIN only with at least this many attempts left (docs/spool.md).
 MIN_PIN_ATTEMPTS = 2
 # A status.json older than this while the daemon runs means its main loop hangs
 # (it rewrites the file at least every few seconds: gsmgw.daemon.status).
@@ -232,7 +232,7 @@ class Facts:
     # The lock could not be read (not root, not in the gsmgw group): then whether a daemon uses
     # this state directory is guessed from the processes, as the note says.
     daemon_lock_unreadable: str | None = None
-    # The running daemon's status.json (SPOOL.md `status --json`) and its age in seconds;
+    # The running daemon's status.json (docs/spool.md `status.json`) and its age in seconds;
     # what doctor knows about modems whose ports the daemon holds.
     daemon_status: dict | None = None
     daemon_status_age: float | None = None

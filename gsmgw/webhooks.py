@@ -1,4 +1,4 @@
-"""Webhooks out: POST JSON for received messages and delivery reports, at least once (API.md).
+"""Webhooks out: POST JSON for received messages and delivery reports, at least once (docs/api.md).
 
 Reads/writes: one JSON file per pending delivery in `<state>/webhooks/`; deliveries given up
 after `max_age` (24 h) are moved to `<state>/webhooks/dead/` for a human to look at. The queue is
@@ -351,7 +351,7 @@ def binary_fields(data: bytes | None, udh: bytes, ports: tuple[int, int] | None)
 
 
 def received_payload(event: Any) -> dict[str, Any]:
-    """The `received` webhook body (API.md) from a `MessageReceived` event; for a PDU that
+    """The `received` webhook body (docs/api.md) from a `MessageReceived` event; for a PDU that
     could not be decoded `from` is null, `text` its hex and `decode_error` says why."""
     return {
         "id": event.id,
@@ -368,7 +368,7 @@ def received_payload(event: Any) -> dict[str, Any]:
 
 
 def report_payload(event: Any) -> dict[str, Any]:
-    """The `report` webhook body (API.md) from a `ReportReceived` event.
+    """The `report` webhook body (docs/api.md) from a `ReportReceived` event.
 
     `delivered` is the discharge time once the whole message is delivered, else null; `status`
     is `delivered`, `pending` or `failed` for the whole message.

@@ -245,7 +245,7 @@ def cms_info(code: int | None, text: str = "") -> ErrorInfo:
         return CMS_ERRORS[code]
     if 96 <= code <= 111:
         # The protocol-error class of TS 24.011 Table 8.4 (96-111): the message as built is
-        # wrong, so a retry would fail the same way (SPOOL.md counts the whole range permanent).
+        # wrong, so a retry would fail the same way (the README counts the whole range permanent).
         return ErrorInfo(code, f"protocol error (RP-cause {code})", False)
     if 0 <= code <= 127:
         # TS 24.011 Table 8.4: "all other cause values shall be treated as cause number 41".

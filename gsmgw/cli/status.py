@@ -3,8 +3,8 @@
 It reads only files (status.json in the state directory, failed/ for recent failures), so it
 works as any user who can read them, without talking to the daemon. Exit status: 0 when a status
 file was read (also a stale one: the output says so), 1 when there is none. `--json` prints one
-object with SPOOL.md's keys also then (`updated: null`, every configured modem `absent`), so a
-script reading it never has to handle empty output.
+object with the keys of docs/spool.md (status.json) also then (`updated: null`, every configured
+modem `absent`), so a script reading it never has to handle empty output.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _recent_failures(spool_dir: Path | None) -> list[tuple[str, str]]:
               help="Spool directory of a `gsmgw run --simulate` (its state is DIR/.state).")
 @click.option("--state", "state_option", metavar="DIR",
               help="State directory (default: the config's state:); without -c no config is read.")
-@click.option("--json", "as_json", is_flag=True, help="Print SPOOL.md's JSON object.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the status as one JSON object (docs/spool.md, status.json).")
 def status(config_option, spool_option, state_option, as_json):
     """Show each modem's state, signal, operator and counters, queue depths and recent failures."""
     spool_dir, state_dir, config = _dirs(config_option, spool_option, state_option)

@@ -529,7 +529,7 @@ class Gateway:
         return True
 
     def status_snapshot(self) -> dict:
-        """SPOOL.md's status object. Modem states are always current; queue depths (a directory
+        """docs/spool.md's status object. Modem states are always current; queue depths (a directory
         listing each) are reused for up to a second, so a burst of API calls costs one listing."""
         now = self.clock()
         cached = self._queue_cache

@@ -51,12 +51,12 @@ class GatewayContext:
     ussd: Any = None
 
     def status_snapshot(self) -> dict:
-        """The same dict as `gsmgw status --json` (SPOOL.md), current as of this call."""
+        """The same dict as `gsmgw status --json` (docs/spool.md), current as of this call."""
         return self._snapshot()
 
     def message_status(self, message_id: str) -> MessageStatus | None:
         """What became of a message (`gsmgw.spool.message_status.lookup` on this daemon's journal
-        and spool); None if unknown. `.to_api()` is API.md's `GET /api/v1/messages/{id}` object."""
+        and spool); None if unknown. `.to_api()` is docs/api.md's `GET /api/v1/messages/{id}` object."""
         return self._message_status(message_id)
 
     def cancel(self, message_id: str, reason: str) -> str | None:

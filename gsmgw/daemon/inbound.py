@@ -4,7 +4,7 @@ What it reads: PDUs (hex, with the SMSC field) that a worker read from a modem (
 after `+CMTI`, the periodic `+CMGL` sweep, `+CDS`). What it writes: incoming/ and report/ files,
 sent/ files updated with `Status:`/`Delivered:`, the journal's inbound parts store.
 
-The order that makes it safe (SPOOL.md): `accept_pdu` returns only after the message's file, or
+The order that makes it safe (docs/spool.md): `accept_pdu` returns only after the message's file, or
 for one part of a multipart message its row in the parts store, is on disk and fsynced. The
 worker deletes the SIM copy only after that. A part stored twice (read again by a sweep before
 its deletion went through) is kept once.

@@ -1,7 +1,7 @@
 """Prometheus metrics of the daemon, in a registry of its own (the HTTP server serves it on
 /metrics with `prometheus_client.generate_latest(metrics.registry)`).
 
-Names as API.md lists them, plus a few that the status file also shows. Modem gauges are set by
+Names as docs/api.md lists them, plus a few that the status file also shows. Modem gauges are set by
 the workers when their state changes and after each health poll; counters by the dispatcher as
 messages finish; queue depths from the status writer's periodic scan.
 """

@@ -325,7 +325,7 @@ class Outbound:
     # -- results ------------------------------------------------------------------------------
 
     def finish_sent(self, message_id: str, modem: str, imsi: str | None, row: MessageRow | None = None) -> str | None:
-        """All parts have an MR. On the message's origin: checked/ -> sent/ with the SPOOL.md
+        """All parts have an MR. On the message's origin: checked/ -> sent/ with the docs/spool.md
         headers, then the journal. Sent for another member's spool: the journal only; that
         member writes its sent/ file (`file_results`). Returns the sent/ path written, if any.
         `row`: the message's row as the caller read it (its origin and name do not change)."""

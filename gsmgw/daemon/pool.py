@@ -6,7 +6,7 @@ which message. After a failed submit it asks `after_temporary_error()` /
 `after_permanent_error()` what to do. Everything here is decided from its arguments, so the rules
 can be tested with a table of cases.
 
-The rules (SPOOL.md "How the daemon treats messages"):
+The rules (README "How messages are sent"):
 - A free modem takes the next message by priority, then age (the candidates come in that order).
 - A message bound to a SIM (one of its parts already has an MR there) goes only through that SIM,
   because the recipient joins parts by sender (ARCHITECTURE.md).
@@ -28,7 +28,7 @@ from typing import Iterable, Mapping, Sequence
 
 from gsmgw.spool.journal import QueuedMessage
 
-# Worker states (SPOOL.md `status --json` `state`).
+# Worker states (docs/spool.md `status.json` `state`).
 STARTING = "starting"
 READY = "ready"
 BUSY = "busy"

@@ -3,7 +3,7 @@
 The daemon keeps `status.json` in the state directory current: it rewrites it (temporary name,
 fsync, rename, fsync of the directory) when a modem changes state and at least every
 `WRITE_INTERVAL` seconds. A reader that finds `updated` older than `STALE_AFTER` knows the daemon
-is not running (or hangs). The JSON is exactly SPOOL.md's `status --json` object.
+is not running (or hangs). The JSON is exactly docs/spool.md's `status.json` object.
 
 `snapshot()` and `format_table()` are pure; `write_status`/`read_status` do the file I/O.
 """
@@ -61,7 +61,7 @@ def snapshot(
     retrying: int,
     now: float,
 ) -> dict[str, Any]:
-    """SPOOL.md's `status --json` object. `counters` is {(modem, kind): n} for today; modem ''
+    """docs/spool.md's `status.json` object. `counters` is {(modem, kind): n} for today; modem ''
     holds failures of files that never reached a modem."""
     rows = []
     for modem in modems:

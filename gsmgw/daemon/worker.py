@@ -1,6 +1,6 @@
 """One worker per modem: an explicit state machine around the AT driver's supervisor.
 
-States (SPOOL.md `status --json` `state`) and what moves between them:
+States (docs/spool.md `status.json` `state`) and what moves between them:
 
     starting --supervisor ready--------------------> ready
     ready    --dispatcher gives a message----------> busy --message done---------> ready

@@ -29,7 +29,7 @@ MAX_TEXT, and the remembered duplicates, groups, acknowledgements, pending
 groups of a window and held-back groups are bounded; when one is full, its
 oldest entry is dropped, and the log says so and what it means.
 
-Rules (API.md "Alertmanager receiver"):
+Rules (docs/api.md "Alertmanager receiver"):
 - one SMS per notification, never one per alert, within the receiver's max_parts;
 - the first notification of a window goes out at once; later ones inside the
   window are merged into one SMS sent when the window ends;

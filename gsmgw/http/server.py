@@ -7,7 +7,7 @@ whose `close()` stops it. `ctx` is the daemon's GatewayContext; this module uses
 gsmgw.clients.ClientRegistry) and `webhooks` (a running gsmgw.webhooks service; otherwise the
 server starts its own).
 
-Routes (API.md): POST /api/v1/messages, GET /api/v1/messages/{id}, GET /api/v1/inbox,
+Routes (docs/api.md): POST /api/v1/messages, GET /api/v1/messages/{id}, GET /api/v1/inbox,
 GET /api/v1/modems, GET|POST /cgi-bin/sendsms (Kannel), GET /healthz, GET /metrics, and
 Alertmanager's routes from gsmgw.http.alertmanager when `alertmanager:` is configured, and the
 web console's pages (gsmgw.web, WEB.md) at `/` when `web: {enabled: true}` is.
@@ -15,7 +15,7 @@ web console's pages (gsmgw.web, WEB.md) at `/` when `web: {enabled: true}` is.
 Acceptance is durable: a message's file is in outgoing/ (fsynced, renamed, directory fsynced)
 before its 202. Concurrent requests share one group commit (gsmgw.http.submit).
 
-Errors are JSON `{"error": "..."}` with API.md's codes; Kannel's URL answers in Kannel's plain
+Errors are JSON `{"error": "..."}` with docs/api.md's codes; Kannel's URL answers in Kannel's plain
 lines. The access log never shows query strings, because Kannel clients put passwords there.
 """
 

@@ -44,7 +44,7 @@ def client_from_spool(spool: Any, name: str) -> str | None:
 
 
 def recipient_ids(spool: Any, name: str) -> list[str]:
-    """The ids `<name>.1`, `<name>.2`, ... that a file with several recipients became (API.md)."""
+    """The ids `<name>.1`, `<name>.2`, ... that a file with several recipients became (docs/api.md)."""
     if not valid_name(name):
         return []
     found = []
@@ -99,7 +99,7 @@ def parse_since(value: str) -> datetime | None:
 
 
 def inbox_entry(name: str, data: bytes) -> InboxEntry:
-    """API.md's inbox object from an incoming/ file (pure): the keys of the `received` webhook."""
+    """docs/api.md's inbox object from an incoming/ file (pure): the keys of the `received` webhook."""
     from gsmgw.webhooks import binary_fields
 
     incoming = read_incoming(data)

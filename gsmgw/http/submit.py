@@ -1,6 +1,6 @@
 """Group commit for network submissions: many requests, one `Spool.submit_many`.
 
-Every accepted message must be durable in outgoing/ before its `202` (API.md). A file fsync plus
+Every accepted message must be durable in outgoing/ before its `202` (docs/api.md). A file fsync plus
 a directory fsync per request would cap the server at the disk's fsync rate, so requests that
 arrive while a batch is being written wait for the next batch, and each batch pays one directory
 fsync. Up to `parallel` batches are written at once in worker threads, so the file fsyncs of

@@ -1,11 +1,11 @@
 """Checking what a network client asks to send, before anything is written (pure: no I/O).
 
 `POST /api/v1/messages` (JSON) and Kannel's `/cgi-bin/sendsms` (form fields) both end here as a
-`SendRequest`; `prepare_messages` then renders one spool file per recipient (API.md: one message
+`SendRequest`; `prepare_messages` then renders one spool file per recipient (docs/api.md: one message
 per recipient) and checks each with the same `parse_outgoing` the daemon uses, so what is accepted
 over HTTP is exactly what the daemon will send.
 
-Every rejection is an `ApiError` with the HTTP status of API.md and a message that says what is
+Every rejection is an `ApiError` with the HTTP status of docs/api.md and a message that says what is
 wrong and what to send instead. Nothing here may raise anything else on any input: the request
 parser is fuzzed with random bytes and random JSON (tests/test_http_fuzz.py).
 """
@@ -50,7 +50,7 @@ SEND_FIELDS = (
 
 
 class ApiError(Exception):
-    """A request that gets an error answer: `status` (API.md) and a message saying what to do."""
+    """A request that gets an error answer: `status` (docs/api.md) and a message saying what to do."""
 
     def __init__(self, status: int, message: str, *, retry_after: float | None = None):
         super().__init__(message)

@@ -1,6 +1,6 @@
 """Deliveries waiting for a client's receiver session, kept across restarts (SQLite).
 
-Reads and writes: `smpp-outbox.sqlite` in the state directory (SPOOL.md `state:`), nothing else.
+Reads and writes: `smpp-outbox.sqlite` in the state directory (docs/config.md `state`), nothing else.
 
 A delivery (an inbound SMS segment or a delivery receipt for one SMPP client) is written here
 when it is queued and deleted when the client has answered its deliver_sm with ESME_ROK. So a

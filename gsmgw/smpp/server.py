@@ -1,4 +1,4 @@
-"""The SMPP 3.4 server: gsmgw plays the SMSC for ESMEs (API.md "SMPP server").
+"""The SMPP 3.4 server: gsmgw plays the SMSC for ESMEs (docs/api.md "SMPP server").
 
 I/O only; the protocol is in `gsmgw.smpp.session` (sans-IO) and `gsmgw.smpp.pdu`.
 
@@ -67,7 +67,7 @@ H_SOURCE = "Smpp_source"  # the ESME's source_addr, where the receipt is address
 H_SUBMITTED = "Submitted"  # ISO-8601 time of acceptance, the receipt's "submit date"
 H_DATA_CODING = "Smpp_data_coding"  # the alphabet the ESME wrote in (message.text_coding): its receipt's
 
-# API.md message status -> SMPP 3.4 §5.2.28 message_state, for query_sm.
+# docs/api.md message status -> SMPP 3.4 §5.2.28 message_state, for query_sm.
 _STATUS_STATES = {
     "queued": MessageState.ENROUTE,
     "sending": MessageState.ENROUTE,
@@ -87,7 +87,7 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def _header(headers: Any, name: str) -> str | None:
-    """Case-insensitive header lookup in an event's headers mapping (SPOOL.md: names are
+    """Case-insensitive header lookup in an event's headers mapping (docs/spool.md: names are
     case-insensitive)."""
     if not headers:
         return None
@@ -418,7 +418,7 @@ class SmppServer:
                 # Class 0 is written `Flash: yes`, as a dropped file says it.
                 message_class=submission.message_class if submission.message_class else None,
                 # Ask the network for a status report when the client wants a receipt; else the
-                # config's default decides (SPOOL.md `Report:`).
+                # config's default decides (docs/spool.md `Report:`).
                 report=True if submission.registered_delivery else None,
                 flash=submission.flash or submission.message_class == 0,
                 validity=validity,

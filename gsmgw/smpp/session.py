@@ -14,7 +14,7 @@ transceiver → UNBINDING (unbind seen or sent) → CLOSED. What each state acce
     UNBINDING   responses only; new requests get ESME_RINVBNDSTS
 
 Flow control: at most `window` requests from the client may wait for their response at once
-(API.md: "a window of unacknowledged PDUs per session is honoured"). One more gets
+(`smpp.window`, docs/config.md). One more gets
 ESME_RMSGQFUL at once, without being queued. Towards the client the same window limits the
 deliver_sm that wait for deliver_sm_resp.
 

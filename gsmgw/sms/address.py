@@ -120,7 +120,7 @@ def _with_country(text: str, default_country: str | None, allowed: str, example:
 def normalize_number(text: str, default_country: str | None = None) -> str:
     """A phone number as users write it -> E.164 with `+`, e.g. "+4915112345678".
 
-    Accepted (SPOOL.md `To:`):
+    Accepted (docs/spool.md `To:`):
       - `+4915112345678`, and `0049…` (00 is the international prefix);
       - `4915112345678`: digits without `+` that do not start with 0 are
         international, as smstools3 reads them;

@@ -176,7 +176,7 @@ class Sms:
         )
 
     def to_json(self) -> dict:
-        """The keys of `gsmgw pdu decode` (SPOOL.md), null where they do not apply; and, only
+        """The keys of `gsmgw pdu decode` (docs/spool.md), null where they do not apply; and, only
         when a time stamp was not whole, `timestamp_fields`/`discharge_fields`: what its digits
         said, null where they were not decimal (a PDU is never refused for its time stamp)."""
         fields = {

@@ -1,4 +1,4 @@
-"""Spool message files (SPOOL.md): read outgoing files, write sent/failed/incoming/report files.
+"""Spool message files (docs/spool.md): read outgoing files, write sent/failed/incoming/report files.
 
 Pure: bytes in, bytes or values out. No I/O and no clock: `now` and `created` come in as
 arguments, so a test (or a daemon restarted after an outage) decides what time it is.
@@ -9,7 +9,7 @@ One trailing newline (`\\n` or `\\r\\n`) of the body is not part of the text. An
 cannot be sent as the user meant it raises `SpoolFormatError(reason)`, and the reason says what
 to change in the file; the daemon moves such a file to `failed/` with that reason.
 
-Choices where smstools3 and SPOOL.md leave room (documented in the README):
+Choices where smstools3 leaves room (documented in docs/spool.md):
   - A file written with CRLF header lines is a Windows text file: CRLF in its text becomes LF.
   - A body that is not valid UTF-8 in a file without `Alphabet:` is read as ISO-8859-15, the
     default of smstools3, which such a file was written for. With `Alphabet: UTF-8` it fails.
@@ -34,7 +34,7 @@ Choices where smstools3 and SPOOL.md leave room (documented in the README):
     as written (digits only, TOA "unknown"); `Alphabet:` is recognised by its first three letters
     ("ISO-8859-15", "UCS-2", "Ansi", "Chinese"), except that ISO-8859-1/Latin1 mean Latin-1.
 
-What it writes. Header names as SPOOL.md spells them. Values never contain a line break. Builders
+What it writes. Header names as docs/spool.md spells them. Values never contain a line break. Builders
 that change a file keep its bytes and its line ending; a header that already exists is replaced in
 place, never duplicated.
 """
@@ -67,7 +67,7 @@ from gsmgw.sms import gsm7
 # How a file should look, in words that fit on one line (a Fail_reason: is one header line).
 EXAMPLE_FILE = "a header line such as 'To: +4915112345678', one empty line, then the text"
 
-# Defaults when neither the file nor the config says otherwise (SPOOL.md's example config).
+# Defaults when neither the file nor the config says otherwise (docs/config.md `defaults`).
 DEFAULT_REPORT = True
 DEFAULT_MAX_PARTS = 6
 PRIORITIES = ("high", "normal", "low")
@@ -76,7 +76,7 @@ PRIORITIES = ("high", "normal", "low")
 _HEADER_LINE = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:[ \t]*(.*)\Z", re.DOTALL)
 _UTF8_BOM = b"\xef\xbb\xbf"
 
-# Alphabet: value (lower case) -> the codec that reads the body file. SPOOL.md `Alphabet:`.
+# Alphabet: value (lower case) -> the codec that reads the body file. docs/spool.md `Alphabet:`.
 _BODY_ALPHABETS = {
     "utf-8": "utf-8",
     "utf8": "utf-8",
@@ -202,7 +202,7 @@ class SendDefaults:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """An outgoing file, understood and checked. See SPOOL.md "Outgoing file"."""
+    """An outgoing file, understood and checked. See docs/spool.md "Outgoing file"."""
 
     recipients: tuple[str, ...]
     text: str
@@ -877,7 +877,7 @@ def build_sent(
     parts: int,
     message_ids: Sequence[int],
 ) -> bytes:
-    """The file for sent/: the original plus Modem, IMSI, Sent, Parts, Message_id (SPOOL.md)."""
+    """The file for sent/: the original plus Modem, IMSI, Sent, Parts, Message_id (docs/spool.md)."""
     return update_headers(
         original,
         {
@@ -944,7 +944,7 @@ def build_incoming(
     udh: bytes = b"",
     ports: tuple[int, int] | None = None,
 ) -> bytes:
-    """An incoming/ file (SPOOL.md "Incoming file", with smstools3's headers for binary messages).
+    """An incoming/ file (docs/spool.md "Incoming file", with smstools3's headers for binary messages).
 
     8-bit messages give `data`: `Alphabet: binary`, `Hex: yes`, `UDH: yes|no` and the data's hex
     as the body, so the file is also an outgoing file that sends the same message. `udh` is the
@@ -1055,7 +1055,7 @@ def build_report(
     status: int,
     discharge: datetime | None,
 ) -> bytes:
-    """A report/ file (SPOOL.md "Report file"): headers only, the body is empty."""
+    """A report/ file (docs/spool.md "Report file"): headers only, the body is empty."""
     ids = [message_id] if isinstance(message_id, int) else list(message_id)
     headers: list[tuple[str, object]] = [
         ("From", recipient),
@@ -1154,5 +1154,5 @@ def outgoing_name(now: datetime, unique: str) -> str:
 
 
 def incoming_name(modem: str, received: datetime, unique: str) -> str:
-    """Name of an incoming/ file (SPOOL.md): `<modem>-<YYYYMMDD-HHMMSS>-<unique>`."""
+    """Name of an incoming/ file (docs/spool.md): `<modem>-<YYYYMMDD-HHMMSS>-<unique>`."""
     return f"{modem}-{received:%Y%m%d-%H%M%S}-{unique}"

@@ -9,7 +9,7 @@ the message's spool file (its directory is its state, its headers the details). 
 pure (`delivery`, `from_journal`, `from_file`); only `lookup` reads, and it never writes.
 
 The rules:
-- A message's status (API.md) is one of `queued`, `sending`, `sent`, `delivered`, `failed`,
+- A message's status (docs/api.md) is one of `queued`, `sending`, `sent`, `delivered`, `failed`,
   `expired`. A queued message of which some parts went out already counts as `sending`.
 - Status reports (TS 23.040 §9.2.3.15) decide a sent message: `delivered` once every part is
   delivered; `failed` as soon as any part failed for good (the recipient can never read the whole
@@ -29,7 +29,7 @@ from typing import Any, Protocol, Sequence
 from gsmgw.sms import status as sms_status
 from gsmgw.spool.format import SpoolFormatError, parse_outgoing, read_spool_file, report_status
 
-# API.md's `status` words are the journal's state names: one vocabulary. What differs is which
+# docs/api.md's `status` words are the journal's state names: one vocabulary. What differs is which
 # word a message gets: the journal records what the sending did, this view adds the reports.
 from gsmgw.spool.journal import (
     DELIVERED,
@@ -45,7 +45,7 @@ from gsmgw.spool.journal import (
 )
 
 FINAL_STATUSES = frozenset({DELIVERED, FAILED, EXPIRED})
-# The `Fail_reason:` of a message that reached its `Expires:` unsent (SPOOL.md: "reason expired").
+# The `Fail_reason:` of a message that reached its `Expires:` unsent (docs/spool.md: "reason expired").
 EXPIRED_REASON = "expired"
 
 # What the reports say about a whole message (the first word of `Status:`): the words of one
@@ -54,7 +54,7 @@ REPORT_DELIVERED = sms_status.DELIVERED
 REPORT_PENDING = sms_status.PENDING
 REPORT_FAILED = sms_status.FAILED
 
-# The keys of API.md's message status object, in its order.
+# The keys of docs/api.md's message status object, in its order.
 API_KEYS = ("id", "to", "status", "modem", "parts", "message_ids", "queued", "sent", "delivered", "fail_reason")
 
 # Where a file of each state lies, most advanced first (a file briefly in two places during a
@@ -94,7 +94,7 @@ class Delivery:
 
     def status_header(self) -> str:
         """The `Status:` value of the sent/ file: the word, the deciding TP-ST and its meaning
-        (SPOOL.md), and for a multipart message the counts of its parts."""
+        (docs/spool.md), and for a multipart message the counts of its parts."""
         if self.parts > 1 and self.word == REPORT_PENDING:
             return f"pending ({self.delivered} of {self.parts} parts delivered)"
         tp = self.tp_status if self.tp_status is not None else 0
@@ -149,7 +149,7 @@ def _expired_reason(reason: str | None) -> bool:
 
 @dataclass(frozen=True)
 class MessageStatus:
-    """API.md's message status, typed. `to_api()` gives the JSON object of `GET
+    """docs/api.md's message status, typed. `to_api()` gives the JSON object of `GET
     /api/v1/messages/{id}`; `report` adds the part counts for readers that show them."""
 
     id: str

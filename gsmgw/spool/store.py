@@ -1,4 +1,4 @@
-"""The spool directories (SPOOL.md) as a state machine on one file system.
+"""The spool directories (docs/spool.md) as a state machine on one file system.
 
 A message's state is the directory its file is in, and a change of state is one rename:
 outgoing/ -> checked/ (claim) -> sent/ or failed/ (finish). Incoming SMS and delivery reports

@@ -2,7 +2,7 @@
 
 Reads: directory entries and their lstat (never file contents). Writes nothing.
 
-How a file becomes "ready" (SPOOL.md):
+How a file becomes "ready" (docs/spool.md):
   - inotify (Linux): when it is closed after writing (IN_CLOSE_WRITE) or renamed in
     (IN_MOVED_TO). A naive `echo text > file` is therefore reported after the close, not at the
     create. An entry that is not a regular file (symlink, directory, FIFO) is reported when it

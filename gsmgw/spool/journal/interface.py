@@ -51,7 +51,7 @@ COUNT_SENT = "sent"
 COUNT_FAILED = "failed"
 COUNT_RECEIVED = "received"
 
-# Priorities, smaller first (SPOOL.md `Priority:`).
+# Priorities, smaller first (docs/spool.md `Priority:`).
 PRIORITY = {"high": 0, "normal": 1, "low": 2}
 
 # How long the parts of a joined multipart message are remembered; a repeated part comes within
