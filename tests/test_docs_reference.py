@@ -50,24 +50,24 @@ def _data_at(steps, leaf):
     return {step[1]: rest} if step[0] == "key" else [rest] if step[0] == "index" else {"x": rest}
 
 
-def _checker_path(steps) -> str:
+def _path(steps, index: str, name: str) -> str:
     path = ""
     for step in steps:
         if step[0] == "key":
             path = f"{path}.{step[1]}" if path else step[1]
         else:
-            path += "[0]" if step[0] == "index" else ".x"
+            path += index if step[0] == "index" else name
     return path
+
+
+def _checker_path(steps) -> str:
+    """As the checker names it: `modems[0].limits`, `alertmanager.receivers.x`."""
+    return _path(steps, "[0]", ".x")
 
 
 def _reference_path(steps) -> str:
-    path = ""
-    for step in steps:
-        if step[0] == "key":
-            path = f"{path}.{step[1]}" if path else step[1]
-        else:
-            path += "[]" if step[0] == "index" else ".<name>"
-    return path
+    """As docs/config.md names it: `modems[].limits`, `alertmanager.receivers.<name>`."""
+    return _path(steps, "[]", ".<name>")
 
 
 def accepted_config_keys() -> set[str]:
