@@ -69,7 +69,7 @@ MASS_STORAGE_CLASS = "08"
 # How gather_processes marks "holds the master side of pty N" in ProcessFacts.open_paths.
 PTY_MASTER = "ptmx:"
 STORAGE_WARN_RATIO = 0.8
-# The daemon enters a configured PIN only with at least this many attempts left (docs/spool.md).
+# The daemon enters a configured PIN only with at least this many attempts left (docs/config.md `modems[].pin`).
 MIN_PIN_ATTEMPTS = 2
 # A status.json older than this while the daemon runs means its main loop hangs
 # (it rewrites the file at least every few seconds: gsmgw.daemon.status).
