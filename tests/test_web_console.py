@@ -413,13 +413,18 @@ def test_a_viewer_cannot_send(console):
     assert not any(b"viewer tries" in data for data in console.outgoing_texts())
 
 
-def test_an_operator_sees_no_other_clients_messages(console):
-    number = "+4915155500001"
+def api_send(console, token: str, number: str, text: str) -> None:
+    """Queue a message over the HTTP API, as an application does."""
     request = urllib.request.Request(
-        console.base + "/api/v1/messages", data=json.dumps({"to": number, "text": "bob's secret"}).encode(),
-        headers={"Authorization": f"Bearer {BOB_TOKEN}", "Content-Type": "application/json"})
+        console.base + "/api/v1/messages", data=json.dumps({"to": number, "text": text}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 202
+
+
+def test_an_operator_sees_no_other_clients_messages(console):
+    number = "+4915155500001"
+    api_send(console, BOB_TOKEN, number, "bob's secret")
     boss = console.page("boss")
     boss.goto(console.base + f"/conversations/{number}")
     expect(boss.locator(".bubble.out")).to_contain_text("bob's secret")  # an admin sees it
@@ -434,11 +439,7 @@ def test_an_operator_sees_no_other_clients_messages(console):
 
 def test_what_a_person_sent_over_the_api_is_theirs_in_the_console_too(console):
     number = "+4915155500002"
-    request = urllib.request.Request(
-        console.base + "/api/v1/messages", data=json.dumps({"to": number, "text": "anna's script"}).encode(),
-        headers={"Authorization": f"Bearer {ANNA_TOKEN}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
+    api_send(console, ANNA_TOKEN, number, "anna's script")
     anna = console.page("anna")
     anna.goto(console.base + f"/conversations/{number}")
     expect(anna.locator(".bubble.out")).to_contain_text("anna's script")
