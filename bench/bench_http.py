@@ -85,12 +85,14 @@ def run_server(config_path: str, ready, profile: bool = False) -> None:
     from gsmgw.daemon.events import EventBus
     from gsmgw.daemon.metrics import Metrics
     from gsmgw.http.server import start
-    from gsmgw.spool.store import Spool
+    from gsmgw.spool.store import Spool, load_seal_key
 
     class Context:
         def __init__(self) -> None:
             self.config = load_config(config_path)
-            self.spool = Spool(self.config.spool)
+            self.config.state.mkdir(parents=True, exist_ok=True)
+            # Sealed as in the daemon: every accepted file carries its HMAC seal.
+            self.spool = Spool(self.config.spool, seal_key=load_seal_key(self.config.state))
             self.spool.ensure_dirs()
             self.bus = EventBus()
             self.metrics = Metrics()

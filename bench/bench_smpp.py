@@ -72,14 +72,14 @@ def run_server(spool_dir: str, window: int, writers: int, port_pipe) -> None:
     """Child process: the SMPP server on a real spool until the parent closes the pipe."""
     from gsmgw.clients import ClientRegistry
     from gsmgw.smpp.server import SmppServer
-    from gsmgw.spool.store import Spool
+    from gsmgw.spool.store import Spool, load_seal_key
 
     async def main() -> None:
-        spool = Spool(spool_dir)
+        # Sealed as in the daemon: every accepted file carries its HMAC seal.
+        spool = Spool(spool_dir, seal_key=load_seal_key(Path(spool_dir).parent))
         spool.ensure_dirs()
         registry = ClientRegistry.from_config(
             {"clients": [{"name": "bench", "smpp": {"system_id": "bench", "password": "bench"}, "allow": ["*"]}]},
-            normalize=lambda n: n,
         )
         server = await SmppServer(spool=spool, registry=registry, port=0, window=window, writer_threads=writers).start()
         port_pipe.send((server.port, os.getpid()))

@@ -307,12 +307,15 @@ def delivery_id_for(kind: str, file_name: str) -> str:
     return f"{kind}-{file_name}"
 
 
-def report_event_from_files(report_name: str, report: bytes, sent: bytes | None, report_path: str) -> Any:
-    """The ReportReceived event a report/ file stands for (to announce it after a restart)."""
+def report_event_from_files(
+    report_name: str, report: bytes, sent: bytes | None, report_path: str, *, seal_key: bytes | None = None
+) -> Any:
+    """The ReportReceived event a report/ file stands for (to announce it after a restart).
+    The sent file's trusted headers (Client:, Callback:) count only if `seal_key` verifies them."""
     from gsmgw.daemon.events import ReportReceived
 
     report_headers = read_spool_file(report).headers
-    sent_headers = read_spool_file(sent).headers if sent is not None else None
+    sent_headers = read_spool_file(sent, seal_key=seal_key).headers if sent is not None else None
     # The sent file's Status: is the whole message's (gsmgw.spool.message_status); the report
     # file's is its own part's, a stand-in when the sent file is gone.
     status = (
@@ -493,7 +496,9 @@ class WebhookDispatcher:
                 sent = spool.read("sent", sent_name)
             except (OSError, ValueError):
                 sent = None
-        return report_event_from_files(name, data, sent, str(spool.path("report", name)))
+        return report_event_from_files(
+            name, data, sent, str(spool.path("report", name)), seal_key=spool.seal_key
+        )
 
     def _apply(self, webhooks_config: Any, registry: ClientRegistry) -> None:
         self.received_url = getattr(webhooks_config, "received", None) if webhooks_config else None

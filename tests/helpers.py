@@ -12,6 +12,10 @@ import time
 from pathlib import Path
 
 
+# The seal key of the test spools whose doors write trusted headers (the daemon's is STATE/seal.key).
+SEAL_KEY = bytes(range(32))
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on at this moment."""
     with socket.socket() as probe:

@@ -8,9 +8,10 @@ import pytest
 
 from gsmgw.daemon.inbound import Inbound
 from gsmgw.sms import encode_deliver, encode_status_report, encode_submit
-from gsmgw.spool.format import make_outgoing, read_spool_file
+from gsmgw.spool.format import make_outgoing, read_spool_file, seal
 from gsmgw.spool.journal import NewMessage, NewPart, SqliteJournal
 from gsmgw.spool.store import Spool
+from helpers import SEAL_KEY
 
 TZ = dt.timezone(dt.timedelta(hours=1))
 SCTS = dt.datetime(2026, 11, 24, 10, 15, 3, tzinfo=TZ)
@@ -26,7 +27,7 @@ class Clock:
 
 @pytest.fixture
 def setup(tmp_path):
-    spool = Spool(tmp_path / "spool")
+    spool = Spool(tmp_path / "spool", seal_key=SEAL_KEY)
     spool.ensure_dirs()
     journal = SqliteJournal(tmp_path / "state" / "journal.sqlite")
     clock = Clock()
@@ -105,7 +106,7 @@ def test_undecodable_pdu_is_saved_with_its_hex_and_reason(setup):
 def test_report_updates_sent_file_and_writes_report(setup):
     spool, journal, inbound, clock = setup
     to = "+4915112345678"
-    original = make_outgoing(to=to, text="hello", extra={"Client": "zabbix"})
+    original = seal(make_outgoing(to=to, text="hello", extra={"Client": "zabbix"}), SEAL_KEY)
     spool.write_atomic("sent", "msg1", original)
     parts = encode_submit(to, "hello", report=True)
     journal.add_messages([NewMessage("msg1", to, [NewPart(1, parts[0].pdu, parts[0].length)], report=True)], clock.now)
@@ -121,7 +122,7 @@ def test_report_updates_sent_file_and_writes_report(setup):
     rep = read_spool_file(spool.read("report", name))
     assert rep.headers.get("Sent_file") == "msg1" and rep.headers.get("Message_id") == "33"
     assert rep.headers.get("Status").startswith("delivered 0")
-    sent = read_spool_file(spool.read("sent", "msg1"))
+    sent = spool.verified(spool.read("sent", "msg1"))
     assert sent.headers.get("Status").startswith("delivered") and sent.headers.get("Delivered")
     assert sent.headers.get("Client") == "zabbix"
     assert journal.message("msg1").state == "delivered"

@@ -20,7 +20,7 @@ from gsmgw.daemon.app import Gateway
 from gsmgw.daemon.events import MessageFailed, MessageReceived, MessageSent, ReportReceived
 from gsmgw.sim import SimNetwork
 from gsmgw.sms import decode_pdu, join_parts
-from gsmgw.spool.format import read_spool_file
+from gsmgw.spool.format import make_outgoing
 
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0, "health_timeout": 2.0}
 OUTSIDE = "+4915112345678"
@@ -70,7 +70,8 @@ class Run:
         os.rename(temporary, self.spool / "outgoing" / name)
 
     def file(self, directory: str, name: str):
-        return read_spool_file((self.spool / directory / name).read_bytes())
+        """A spool file as the daemon reads it (trusted headers only in sealed files)."""
+        return self.gateway.spool.verified((self.spool / directory / name).read_bytes())
 
     def names(self, directory: str) -> list[str]:
         return sorted(n for n in os.listdir(self.spool / directory) if not n.startswith("."))
@@ -176,14 +177,38 @@ def test_mix_texts_are_exact_on_the_wire(tmp_path):
 def test_several_recipients_get_one_file_each(tmp_path):
     async def scenario(run: Run):
         await run.ready()
-        run.drop("multi", "To: +4915100000001, +49 151 0000-0002\nClient: zabbix\n\nhi all\n")
+        run.drop("multi", "To: +4915100000001, +49 151 0000-0002\nX-Ticket: 7\n\nhi all\n")
         await run.until(lambda: len(run.of(MessageSent)) == 2, what="both sent")
         assert run.names("sent") == ["multi.1", "multi.2"]
         assert run.names("checked") == []
         assert run.file("sent", "multi.1").headers.get("To") == "+4915100000001"
         assert run.file("sent", "multi.2").headers.get("To") == "+4915100000002"
-        assert run.file("sent", "multi.2").headers.get("Client") == "zabbix"
-        assert {e.headers.get("Client") for e in run.of(MessageSent)} == {"zabbix"}
+        assert run.file("sent", "multi.2").headers.get("X-Ticket") == "7"
+        assert {e.headers.get("X-Ticket") for e in run.of(MessageSent)} == {"7"}
+
+    run_scenario(tmp_path, scenario)
+
+
+def test_trusted_headers_count_only_in_files_the_doors_wrote(tmp_path, caplog):
+    """Regression (issue 11): a file dropped by hand with `Client:`/`Callback:` acted for that
+    network client (its reports were signed with the client's token and posted to any URL)."""
+    async def scenario(run: Run):
+        await run.ready()
+        run.drop("forged", "To: +4915100000001\nClient: zabbix\nCallback: http://127.0.0.1:9/\n"
+                           "Smpp_receipt: 1\n\nhi\n")
+        door = run.gateway.spool.submit(make_outgoing(
+            to=["+4915100000002", "+4915100000003"], text="hi",
+            extra={"Client": "zabbix", "Callback": "https://app.example/dlr"}))
+        await run.until(lambda: len(run.of(MessageSent)) == 3, what="all sent")
+        headers = {event.id: event.headers for event in run.of(MessageSent)}
+        assert "Client" not in headers["forged"] and "Callback" not in headers["forged"]
+        assert run.gateway.journal.message("forged").client is None
+        for child in (f"{door}.1", f"{door}.2"):  # expanded per recipient, sealed again
+            assert headers[child]["Client"] == "zabbix" and headers[child]["Callback"] == "https://app.example/dlr"
+            assert run.file("sent", child).headers.get("Client") == "zabbix"
+            assert run.gateway.journal.message(child).client == "zabbix"
+        assert run.file("sent", "forged").headers.get("Client") is None
+        assert "forged: ignored Client:, Callback:, Smpp_receipt:" in caplog.text
 
     run_scenario(tmp_path, scenario)
 

@@ -23,7 +23,7 @@ from gsmgw.http.server import HttpStartError, start
 from gsmgw.spool.format import build_failed, build_incoming, build_sent, read_spool_file, update_headers
 from gsmgw.spool.message_status import MessageStatus
 from gsmgw.spool.store import Spool
-from helpers import free_port
+from helpers import SEAL_KEY, free_port
 
 TOKEN = "tok-zabbix-0123456789"
 OTHER_TOKEN = "tok-limited-9876543210"
@@ -73,7 +73,7 @@ class Context:
 
     def __init__(self, config_path):
         self.config = load_config(config_path)
-        self.spool = Spool(self.config.spool)
+        self.spool = Spool(self.config.spool, seal_key=SEAL_KEY)
         self.spool.ensure_dirs()
         self.bus = EventBus()
         self.metrics = Metrics()
@@ -155,7 +155,7 @@ def test_send_unicode_is_durable_and_exact(tmp_path):
         assert message["status"] == "queued"
         assert message["alphabet"] == "ucs2" and message["parts"] == 1
         assert api.outgoing() == [message["id"]]
-        spool_file = read_spool_file(api.ctx.spool.read("outgoing", message["id"]))
+        spool_file = api.ctx.spool.verified(api.ctx.spool.read("outgoing", message["id"]))
         assert spool_file.headers.get("To") == "+4915112345678"
         assert spool_file.headers.get("Client") == "zabbix"
         assert spool_file.headers.get("Report") == "yes"
@@ -173,7 +173,7 @@ def test_every_option_reaches_the_spool_file(tmp_path):
             "expires": "30 min", "max_parts": 2, "callback": "https://app.example/dlr?id=7",
         })
         assert status == 202, body
-        headers = read_spool_file(api.ctx.spool.read("outgoing", body["messages"][0]["id"])).headers
+        headers = api.ctx.spool.verified(api.ctx.spool.read("outgoing", body["messages"][0]["id"])).headers
         assert headers.get("Report") == "no"
         assert headers.get("Flash") == "yes"
         assert headers.get("Validity") == "12 hours"
@@ -198,7 +198,7 @@ def test_several_recipients_and_groups_give_one_message_each(tmp_path):
         assert len(set(message["id"] for message in body["messages"])) == 3
         assert sorted(api.outgoing()) == sorted(message["id"] for message in body["messages"])
         for message in body["messages"]:
-            headers = read_spool_file(api.ctx.spool.read("outgoing", message["id"])).headers
+            headers = api.ctx.spool.verified(api.ctx.spool.read("outgoing", message["id"])).headers
             assert headers.get("To") == message["to"]
 
         status, body, _ = await api.send({"to": "group:oncall", "text": "alarm"})
@@ -394,7 +394,7 @@ def test_concurrent_requests_are_all_durable(tmp_path):
         assert sorted(ids) == sorted(api.outgoing())
         for status, body, _ in results:
             message = body["messages"][0]
-            text = read_spool_file(api.ctx.spool.read("outgoing", message["id"])).body.decode().strip()
+            text = api.ctx.spool.verified(api.ctx.spool.read("outgoing", message["id"])).body.decode().strip()
             assert text == "n" + message["to"][-2:]
         assert api.server.submitter.batches < 60, "concurrent requests share group commits"
 

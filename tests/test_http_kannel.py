@@ -8,7 +8,6 @@ import urllib.parse
 import pytest
 
 from gsmgw.http.kannel import collect_parameters, decode_text, parse_form
-from gsmgw.spool.format import read_spool_file
 from test_http_api import OTHER_TOKEN, TOKEN, running_api
 
 
@@ -28,7 +27,7 @@ async def post(api, path, **kwargs):
 
 def only_file(api):
     [name] = api.outgoing()
-    return read_spool_file(api.ctx.spool.read("outgoing", name))
+    return api.ctx.spool.verified(api.ctx.spool.read("outgoing", name))
 
 
 def run(scenario, tmp_path):

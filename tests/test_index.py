@@ -204,6 +204,7 @@ def test_the_daemon_fills_the_index_as_messages_move_and_builds_it_for_an_old_sp
         await gateway.indexer.flush()
         row = gateway.index.message(OUT, "hello")
         assert (row.state, row.text, row.modem is not None, row.sent is not None) == (DELIVERED, "Hello index", True, True)
+        assert row.client is None  # a hand-written Client: is no client's (issue 11's trusted headers)
         assert [m.state for m in seen if m is not None and m.id == "hello"][-1] == DELIVERED
         run.network.inject_sms(0, OUTSIDE, "Reply <b>bold</b>")
         await run.until(lambda: run.of(MessageReceived), what="the inbound SMS")

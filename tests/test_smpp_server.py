@@ -27,6 +27,7 @@ from gsmgw.smpp.server import SmppServer
 from gsmgw.smpp.session import Timers
 from gsmgw.spool.format import read_spool_file, update_headers
 from gsmgw.spool.store import Spool
+from helpers import SEAL_KEY
 
 CLIENTS = [
     {
@@ -50,7 +51,7 @@ class ServerThread:
     (smpplib) can run in the test's thread."""
 
     def __init__(self, tmp_path: Path, **options):
-        self.spool = Spool(tmp_path / "spool")
+        self.spool = Spool(tmp_path / "spool", seal_key=SEAL_KEY)
         self.spool.ensure_dirs()
         self.registry = ClientRegistry.from_config({"clients": CLIENTS, "groups": {}})
         self.options = options
@@ -125,7 +126,7 @@ def read_until(client, wanted: str, timeout: float = 10.0):
 
 
 def outgoing(gateway, name):
-    return read_spool_file(gateway.spool.read("outgoing", name))
+    return gateway.spool.verified(gateway.spool.read("outgoing", name))
 
 
 def text_of(spool_file) -> str:
@@ -610,6 +611,15 @@ def test_query_sm_of_a_message_with_an_impossible_delivery_time_answers(gateway)
     client.query_message(message_id=message_id, source_addr="")
     resp = read_until(client, "query_sm_resp")
     assert resp.status == 0 and resp.message_state == P.MessageState.DELIVERED
+    client.disconnect()
+
+
+def test_a_hand_written_client_header_owns_nothing(gateway):
+    # Regression (issue 11): a file dropped with `Client: zabbix` counted as that client's message.
+    gateway.spool.write_atomic("outgoing", "20990101-000000-forged", b"To: +4915112345678\nClient: zabbix\n\nhi\n")
+    client = bind(gateway)
+    client.query_message(message_id="20990101-000000-forged", source_addr="")
+    assert read_until(client, "query_sm_resp").status == Status.ESME_RQUERYFAIL
     client.disconnect()
 
 

@@ -15,15 +15,18 @@ from gsmgw.spool.format import (
     build_incoming,
     build_report,
     build_sent,
+    TRUSTED_HEADERS,
     make_outgoing,
     parse_outgoing,
     read_spool_file,
     report_status,
+    seal,
     single_recipient,
     toa_text,
     update_headers,
 )
 
+KEY = bytes(range(32))
 CET = timezone(timedelta(hours=1))
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=CET)
 
@@ -197,7 +200,7 @@ def test_make_outgoing_round_trips_through_the_parser():
     data = make_outgoing(to=["+4915112345678", "+4917612345678"], text="Zeile 1\nZeile 2 €\n", report=False,
                          flash=True, validity="12 hours", priority="low", modem="gsm1", max_parts=3,
                          expires=NOW + timedelta(hours=1), extra={"Client": "zabbix", "Callback": "https://x/y"})
-    message = parse(data)
+    message = parse(seal(data, KEY), seal_key=KEY)
     assert message.text == "Zeile 1\nZeile 2 €\n"  # a text's own final newline survives
     assert message.recipients == ("+4915112345678", "+4917612345678")
     assert (message.report, message.flash, message.priority, message.modem) == (False, True, "low", "gsm1")
@@ -288,3 +291,75 @@ def test_any_text_round_trips(text):
 def test_lone_surrogate_is_refused_with_a_reason():
     with pytest.raises(SpoolFormatError, match="surrogate"):
         make_outgoing(to="+4915112345678", text="a\ud800b")
+
+
+# --- the seal: trusted headers count only in files the daemon's doors wrote -------------------
+
+DOOR_FILE = make_outgoing(to="+4915112345678", text="Disk full\nsecond line", report=True,
+                          extra={"Client": "zabbix", "Callback": "https://app.example/dlr", "Queued": "now"})
+
+
+def visible(data, key=KEY):
+    spool_file = read_spool_file(data, seal_key=key)
+    return {name: spool_file.headers.get(name) for name in TRUSTED_HEADERS if spool_file.headers.get(name)}, spool_file.ignored
+
+
+def test_a_sealed_file_keeps_its_trusted_headers_through_the_daemons_changes():
+    sealed = seal(DOOR_FILE, KEY)
+    expected = {"Client": "zabbix", "Callback": "https://app.example/dlr"}
+    assert visible(sealed) == (expected, ())
+    assert parse(sealed, seal_key=KEY).headers.get("Client") == "zabbix"
+    sent = build_sent(sealed, modem="gsm1", imsi=None, sent=NOW, parts=1, message_ids=[7])
+    assert visible(update_headers(sent, {"Status": "delivered 0 (x)", "Delivered": "now"})) == (expected, ())
+    assert visible(build_failed(sealed, failed=NOW, reason="expired", attempts=2)) == (expected, ())
+    assert read_spool_file(sealed, seal_key=KEY).headers.get("Seal") is None  # nobody reads the seal itself
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda data: data.replace(b"Client: zabbix", b"Client: admin"),
+        lambda data: data.replace(b"Callback: https://app.example/dlr", b"Callback: http://169.254.169.254/"),
+        lambda data: data.replace(b"To: +4915112345678", b"To: +4990012345678"),
+        lambda data: data.replace(b"Disk full", b"Disk FULL"),
+        lambda data: data.replace(b"\n\n", b"\nCallback: http://127.0.0.1/\n\n", 1),  # a second one, last wins
+        lambda data: data.replace(b"\n\n", b"\nSmpp_receipt: 1\n\n", 1),
+        lambda data: data.replace(b"To: +4915112345678", b"To: +4915112345678, +4917612345678"),
+        lambda data: single_recipient(data, "+4917612345678"),
+    ],
+)
+def test_any_change_to_what_the_seal_covers_voids_the_trusted_headers(change):
+    changed = change(seal(DOOR_FILE, KEY))
+    headers, ignored = visible(changed)
+    assert headers == {} and "Client" in ignored
+    assert parse(changed, seal_key=KEY).headers.get("Callback") is None
+    assert parse(changed, seal_key=KEY).headers.get("Queued") == "now"  # ordinary headers stay
+
+
+def test_hand_written_files_and_wrong_keys_get_no_trusted_headers():
+    hand_written = (b"To: +4915112345678\nClient: zabbix\nCallback: http://10.0.0.1/\nSmpp_source: 1234\n"
+                    b"Smpp_receipt: 1\nDlr_mask: 31\nAlertmanager: oncall\n\nhi\n")
+    headers, ignored = visible(hand_written)
+    assert headers == {} and set(ignored) == set(TRUSTED_HEADERS)
+    assert visible(seal(hand_written, KEY), key=bytes(32)) == ({}, ignored)
+    assert visible(seal(DOOR_FILE, KEY), key=None)[0] == {}
+    assert visible(hand_written.replace(b"\n\n", b"\nSeal: " + b"0" * 64 + b"\n\n"))[0] == {}
+
+
+def test_sealing_again_replaces_the_seal():
+    resealed = seal(single_recipient(seal(DOOR_FILE, KEY), "+4917612345678"), KEY)
+    assert resealed.count(b"Seal:") == 1
+    assert visible(resealed)[0]["Client"] == "zabbix"
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200),
+       client=st.from_regex(r"\A[a-z][a-z0-9-]{0,20}\Z"), crlf=st.booleans())
+def test_the_seal_holds_for_any_text_and_breaks_when_the_text_changes(text, client, crlf):
+    data = make_outgoing(to="+4915112345678", text=text, extra={"Client": client})
+    if crlf:
+        data = data.replace(b"\n", b"\r\n")
+    sealed = seal(data, KEY)
+    assert visible(sealed)[0] == {"Client": client}
+    body_start = sealed.index(b"\n\n" if not crlf else b"\r\n\r\n")
+    assert visible(sealed[: body_start] + sealed[body_start:] + b"x")[0] == {}

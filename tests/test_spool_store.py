@@ -8,7 +8,17 @@ import threading
 
 import pytest
 
-from gsmgw.spool.store import DIRECTORIES, MAX_FILE_SIZE, Claimed, Rejected, Spool, SpoolError, rename_noreplace
+from gsmgw.spool.store import (
+    DIRECTORIES,
+    MAX_FILE_SIZE,
+    SEAL_KEY_FILE,
+    Claimed,
+    Rejected,
+    Spool,
+    SpoolError,
+    load_seal_key,
+    rename_noreplace,
+)
 
 
 @pytest.fixture
@@ -290,3 +300,51 @@ def test_submit_each_queues_every_file_but_the_one_that_failed(spool, monkeypatc
     # Each queued file is whole, in order, with no lock beside it; the failed one left nothing.
     assert _entries(spool) == sorted(names)
     assert [spool.read("outgoing", name) for name in names] == files[:1] + files[2:]
+
+
+# --- the seal key and the doors' sealed writes --------------------------------------------------
+
+
+def test_the_seal_key_is_made_once_private_and_whole(tmp_path):
+    key = load_seal_key(tmp_path)
+    path = tmp_path / SEAL_KEY_FILE
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_seal_key(tmp_path) == key
+    assert [name for name in os.listdir(tmp_path)] == [SEAL_KEY_FILE]  # no temporary left
+
+
+def test_two_daemons_starting_at_once_agree_on_one_key(tmp_path):
+    keys = []
+    threads = [threading.Thread(target=lambda: keys.append(load_seal_key(tmp_path))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(keys)) == 1
+
+
+@pytest.mark.parametrize("content, mode, words", [
+    (b"not hex\n", 0o600, "not a gsmgw seal key; remove it"),
+    (b"abcd\n", 0o600, "not a gsmgw seal key"),
+    (b"00" * 32 + b"\n", 0o640, "chmod 600"),
+])
+def test_a_bad_seal_key_stops_the_daemon_with_what_to_do(tmp_path, content, mode, words):
+    path = tmp_path / SEAL_KEY_FILE
+    path.write_bytes(content)
+    os.chmod(path, mode)
+    with pytest.raises(SpoolError, match=words):
+        load_seal_key(tmp_path)
+
+
+def test_every_write_into_outgoing_is_sealed_with_the_key(tmp_path):
+    spool = Spool(tmp_path / "spool", seal_key=load_seal_key(tmp_path))
+    spool.ensure_dirs()
+    door_file = b"To: +4915112345678\nClient: app\n\nhi\n"
+    names = [spool.submit(door_file), *spool.submit_many([door_file, door_file]), *spool.submit_each([door_file]),
+             spool.write_new("outgoing", door_file, name="given")]
+    for name in names:
+        assert spool.verified(spool.read("outgoing", name)).headers.get("Client") == "app"
+    spool.write_new("incoming", door_file, name="not-a-door")  # only outgoing/ is the doors' way in
+    assert spool.verified(spool.read("incoming", "not-a-door")).headers.get("Client") is None
+    plain = Spool(tmp_path / "spool")  # `gsmgw send` and other programs have no key
+    assert spool.verified(spool.read("outgoing", plain.submit(door_file))).headers.get("Client") is None

@@ -198,3 +198,22 @@ def test_the_counter_uses_the_configs_national_tables_as_the_daemon_does():
     turkish = describe(text, ("tr",))
     assert (turkish["alphabet"], turkish["parts"], turkish["forcing"]) == ("GSM-7", 1, [])
     assert "Turkish" in turkish["national"].values()
+
+
+def test_a_retry_keeps_trusted_headers_only_from_a_sealed_file():
+    """The console queues (and so seals) a retry: a hand-written failed file's `Client:` and
+    `Callback:` must not become real on the way (issue 11's trusted headers)."""
+    from datetime import datetime, timezone
+
+    from gsmgw.spool.format import build_failed, make_outgoing, read_spool_file, seal
+    from gsmgw.web.sending import retry_file
+    from helpers import SEAL_KEY
+
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+    door = make_outgoing(to="+4915112345678", text="x", extra={"Client": "app", "Callback": "https://a.example/"})
+    for original, kept in ((seal(door, SEAL_KEY), True), (door, False)):
+        failed = build_failed(original, failed=now, reason="expired", attempts=1)
+        retried = retry_file(failed, now=now, old_id="old", seal_key=SEAL_KEY)
+        assert (b"Client: app" in retried) is kept and (b"Callback: https://a.example/" in retried) is kept
+        headers = read_spool_file(retried).headers
+        assert headers.get("Retry_of") == "old" and headers.get("Failed") is None

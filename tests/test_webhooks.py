@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gsmgw.clients import Client, ClientRegistry
 from gsmgw.daemon.events import MessageFailed, MessageReceived, MessageSent, ReportReceived
+from gsmgw.spool.format import build_report, make_outgoing, seal
 from gsmgw.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -19,9 +20,10 @@ from gsmgw.webhooks import (
     WebhookDispatcher,
     WebhookQueue,
     kannel_dlr_url,
+    report_event_from_files,
     sign,
 )
-from helpers import free_port
+from helpers import SEAL_KEY, free_port
 
 
 class Receiver:
@@ -447,3 +449,14 @@ def test_the_configured_webhook_urls_may_be_private_but_do_not_follow_redirects(
                 await queue.close()
 
     asyncio.run(scenario())
+
+
+def test_a_report_announced_after_a_restart_trusts_only_a_sealed_sent_file():
+    # Regression (issue 11): the catch-up after a restart read Callback:/Client: from any sent file.
+    report = build_report(recipient="+4915112345678", modem="gsm1", message_id=9, sent_file="m1", status=0,
+                          discharge=None)
+    door_file = make_outgoing(to="+4915112345678", text="x", extra={"Client": "app", "Callback": "https://a.example/"})
+    for sent, trusted in ((seal(door_file, SEAL_KEY), True), (door_file, False)):
+        event = report_event_from_files("gsm1-r1", report, sent, "/spool/report/gsm1-r1", seal_key=SEAL_KEY)
+        assert (event.headers.get("Callback") == "https://a.example/") is trusted
+        assert (event.headers.get("Client") == "app") is trusted

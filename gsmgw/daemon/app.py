@@ -49,7 +49,7 @@ from gsmgw.daemon.worker import Worker
 from gsmgw.spool import message_status
 from gsmgw.spool.index import IndexError_, MessageIndex, open_index
 from gsmgw.spool.journal import JOURNAL_FILE, Journal, JournalError, JournalUnavailable, SqliteJournal
-from gsmgw.spool.store import Spool, SpoolError
+from gsmgw.spool.store import Spool, SpoolError, load_seal_key
 from gsmgw.spool.watch import OutgoingWatcher
 
 log = logging.getLogger("gsmgw.daemon")
@@ -186,6 +186,10 @@ class Gateway:
                 f"writable by the user gsmgw runs as, or set state: in the config"
             ) from None
         except JournalError as error:
+            raise StartupError(str(error)) from None
+        try:
+            self.spool.seal_key = load_seal_key(state)
+        except SpoolError as error:
             raise StartupError(str(error)) from None
         try:
             self.index = open_index(config)

@@ -40,7 +40,6 @@ from gsmgw.spool.format import (
     build_report,
     incoming_name,
     iso,
-    read_spool_file,
     report_status,
     update_headers,
 )
@@ -389,12 +388,12 @@ class Inbound:
             data = self.spool.read("sent", message_id)
         except FileNotFoundError:
             try:
-                return read_spool_file(self.spool.read("checked", message_id)).headers.as_dict()
+                return self.spool.verified(self.spool.read("checked", message_id)).headers.as_dict()
             except (OSError, ValueError):
                 return {}
         updated = update_headers(data, whole.sent_file_headers())
         self.spool.write_atomic("sent", message_id, updated)
-        return read_spool_file(updated).headers.as_dict()
+        return self.spool.verified(updated).headers.as_dict()
 
 
 def _part_key(sim: str, pdu_hex: str) -> str:

@@ -65,12 +65,15 @@ def _refine(stamp: float | None, mtime: float) -> float | None:
     return stamp
 
 
-def outbound_row(name: str, dirname: str, data: bytes, mtime: float) -> IndexedMessage | None:
+def outbound_row(
+    name: str, dirname: str, data: bytes, mtime: float, *, seal_key: bytes | None = None
+) -> IndexedMessage | None:
     """The index row of an outgoing message from its file in `dirname` (pure). None for a file
-    without a recipient (nothing to show in a conversation)."""
+    without a recipient (nothing to show in a conversation). Its client is the file's `Client:`
+    only when the file's seal verifies with `seal_key` (a trusted header, gsmgw.spool.format)."""
     status = from_file(name, dirname, data)
     try:
-        headers = read_spool_file(data).headers
+        headers = read_spool_file(data, seal_key=seal_key).headers
     except SpoolFormatError:
         return None
     number = (headers.get("To") or "").strip()
@@ -123,7 +126,7 @@ def read_outbound(spool, name: str) -> IndexedMessage | None:
         mtime = os.stat(spool.path(dirname, name)).st_mtime
     except OSError:
         return None  # moved on between the read and the stat: its next event reads it again
-    return outbound_row(name, dirname, data, mtime)
+    return outbound_row(name, dirname, data, mtime, seal_key=spool.seal_key)
 
 
 def read_inbound(spool, name: str) -> IndexedMessage | None:
@@ -164,7 +167,7 @@ def scan_spool(spool, since: float | None = None) -> Iterator[IndexedMessage]:
                 continue
             try:
                 row = inbound_row(name, data, info.st_mtime) if dirname == "incoming" else outbound_row(
-                    name, dirname, data, info.st_mtime)
+                    name, dirname, data, info.st_mtime, seal_key=spool.seal_key)
             except (SpoolFormatError, ValueError) as error:
                 log.warning("index: %s/%s cannot be read (%s); not indexed", dirname, name, error)
                 continue

@@ -43,6 +43,7 @@ from gsmgw.daemon.pool import DAY, MINUTE, ModemView, Usage, plan
 from gsmgw.sms import encode_submit
 from gsmgw.spool import journal as J
 from gsmgw.spool.format import (
+    TRUSTED_HEADERS,
     SpoolFormatError,
     build_failed,
     build_sent,
@@ -233,10 +234,16 @@ class Outbound:
         now = self.clock()
         settings = self.settings
         try:
-            parsed = _parse(data, settings, now, mtime)
+            parsed = _parse(data, settings, now, mtime, self.spool.seal_key)
         except SpoolFormatError as error:
             self._fail_unqueued(name, data, error.reason)
             return [], None
+        if parsed.ignored:
+            log.warning(
+                "%s: ignored %s: only files that gsmgw's own doors (HTTP, SMPP...) wrote may carry them, "
+                "and this one has no valid seal; it is sent as a plain file",
+                name, ", ".join(f"{header}:" for header in parsed.ignored),
+            )
         if parsed.modem is not None and parsed.modem not in settings.modem_names and not (
             settings.other_modem is not None and settings.other_modem(parsed.modem)
         ):
@@ -253,6 +260,7 @@ class Outbound:
             original = None
         else:
             files = []
+            trusted = any(parsed.headers.get(name) is not None for name in TRUSTED_HEADERS)
             for n, number in enumerate(recipients, 1):
                 child = recipient_name(name, n)
                 if recovering and (
@@ -262,6 +270,8 @@ class Outbound:
                 ):
                     continue
                 child_data = single_recipient(data, number)
+                if trusted:
+                    child_data = self.spool.seal(child_data)  # its To: changed; what it may do did not
                 self.spool.write_atomic("checked", child, child_data)
                 files.append((child, child_data, number))
             original = name
@@ -382,7 +392,7 @@ class Outbound:
                 imsi=imsi,
                 message_ids=tuple(p.mr for p in parts),
                 path=path,
-                headers=read_spool_file(content).headers.as_dict(),
+                headers=self.spool.verified(content).headers.as_dict(),
             )
         )
         return path
@@ -416,7 +426,7 @@ class Outbound:
         if original is not None:
             content = build_failed(original, failed=_aware(now), reason=reason, attempts=attempts)
             self.spool.finish(name, "failed", content)
-            headers = read_spool_file(content).headers.as_dict()
+            headers = self.spool.verified(content).headers.as_dict()
         elif not self.spool.exists("failed", name):
             log.error("%s: failed, but its file vanished from checked/", name)
         log.warning("%s: failed after %d attempt(s): %s", name, attempts, reason)
@@ -538,7 +548,7 @@ class Outbound:
             self.finish_sent(message_id, parts[-1].modem or "", parts[-1].imsi)
 
 
-def _parse(data: bytes, settings: SendSettings, now: float, mtime: _dt.datetime | None):
+def _parse(data: bytes, settings: SendSettings, now: float, mtime: _dt.datetime | None, seal_key: bytes | None):
     return parse_outgoing(
         data,
         now=_aware(now),
@@ -546,6 +556,7 @@ def _parse(data: bytes, settings: SendSettings, now: float, mtime: _dt.datetime 
         defaults=settings.defaults,
         groups=settings.groups,
         created=mtime,
+        seal_key=seal_key,
     )
 
 

@@ -516,14 +516,14 @@ class SmppServer:
 
     def _owned_by(self, message_id: str, client: Any) -> bool:
         """A client may query its own messages only; to anyone else a message it did not
-        submit does not exist. A file without `Client:` (dropped into the spool) is nobody's."""
+        submit does not exist. A file without a sealed `Client:` (dropped into the spool) is nobody's."""
         for dirname in ("outgoing", "checked", "sent", "failed"):
             try:
                 data = self.spool.read(dirname, message_id)
             except (OSError, ValueError):
                 continue
             try:
-                owner = read_spool_file(data).headers.get(H_CLIENT)
+                owner = self.spool.verified(data).headers.get(H_CLIENT)
             except (SpoolFormatError, ValueError):
                 return False
             return owner is not None and owner == getattr(client, "name", None)

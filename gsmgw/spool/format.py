@@ -34,6 +34,16 @@ Choices where smstools3 leaves room (documented in docs/spool.md):
     as written (digits only, TOA "unknown"); `Alphabet:` is recognised by its first three letters
     ("ISO-8859-15", "UCS-2", "Ansi", "Chinese"), except that ISO-8859-1/Latin1 mean Latin-1.
 
+Trusted headers. Some headers say which network client a message belongs to and where its
+reports go (`TRUSTED_HEADERS`: `Client:`, `Callback:`...). Anyone who may drop a file into
+outgoing/ could write them, so they count only in files the daemon wrote through its doors:
+`seal(data, key)` adds a `Seal:` header, an HMAC-SHA256 (with the install's secret key) of the
+file's `To:`, its trusted headers and its body. Every reader gets a view (`read_spool_file`,
+`parse_outgoing` with `seal_key=`) in which the trusted headers of a file whose seal does not
+verify, or of any file when no key is given, are absent; `ignored` names them, for a log line.
+The daemon's later changes (`build_sent`, `build_failed`, `Status:`) touch none of what the seal
+covers; one that does (`single_recipient`) is sealed again by the daemon.
+
 What it writes. Header names as docs/spool.md spells them. Values never contain a line break. Builders
 that change a file keep its bytes and its line ending; a header that already exists is replaced in
 place, never duplicated.
@@ -41,6 +51,8 @@ place, never duplicated.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,6 +83,17 @@ EXAMPLE_FILE = "a header line such as 'To: +4915112345678', one empty line, then
 DEFAULT_REPORT = True
 DEFAULT_MAX_PARTS = 6
 PRIORITIES = ("high", "normal", "low")
+
+# The headers that act for a network client: who sent the message (Client:), where its reports
+# go (Callback:, Dlr_mask:, Smpp_receipt:, Smpp_source:) and what sent it (Alertmanager:). They
+# count only in sealed files (see the module docstring). A door that writes a new header of this
+# kind adds its name here; that is all it takes (docs/DEVELOPING.md "Trusted headers").
+TRUSTED_HEADERS = ("Client", "Callback", "Dlr_mask", "Smpp_receipt", "Smpp_source", "Alertmanager")
+SEAL_HEADER = "Seal"
+_TRUSTED = frozenset(name.lower() for name in TRUSTED_HEADERS)
+_SEALED = _TRUSTED | {"to"}  # what the seal covers, besides the body
+_SEAL = SEAL_HEADER.lower()
+_SEAL_DOMAIN = b"gsmgw spool seal v1\n"
 
 # Blanks before a name are tolerated: hand-written files indent headers by accident.
 _HEADER_LINE = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*:[ \t]*(.*)\Z", re.DOTALL)
@@ -174,10 +197,14 @@ class Headers:
 
 @dataclass(frozen=True)
 class SpoolFile:
-    """Any spool file split into its headers and its raw body bytes."""
+    """Any spool file split into its headers and its raw body bytes.
+
+    `headers` is the view every reader uses: trusted headers only if the file's seal verified.
+    `ignored` names the trusted headers the file carried that did not count."""
 
     headers: Headers
     body: bytes
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,12 +244,13 @@ class OutgoingMessage:
     parts: int
     alphabet: str
     smsc: str | None
-    headers: Headers
+    headers: Headers  # the view: trusted headers only if the seal verified (see SpoolFile)
     body_alphabet: str
     encoding: Encoding | None = None  # how the text goes out: alphabet and national tables (count_parts)
     data: bytes | None = None  # 8-bit data instead of text (`Alphabet: binary`); `text` is then ""
     udh: bytes | None = None  # the sender's user data header, UDHL first (UDH-DATA: or UDH: yes), checked
     message_class: int | None = None  # `Class: 0..3` (TS 23.038 §4); `Flash: yes` is class 0
+    ignored: tuple[str, ...] = ()  # trusted headers of the file that did not count
 
     @property
     def binary(self) -> bool:
@@ -296,10 +324,55 @@ def _scan_block(data: bytes) -> _Block:
         position = newline + 1
 
 
-def read_spool_file(data: bytes) -> SpoolFile:
-    """Headers and raw body of any spool file (outgoing, sent, failed, incoming, report)."""
+def read_spool_file(data: bytes, *, seal_key: bytes | None = None) -> SpoolFile:
+    """Headers and raw body of any spool file (outgoing, sent, failed, incoming, report).
+
+    The trusted headers are in `headers` only when `seal_key` is given and the seal verifies."""
     block = _scan_block(data)
-    return SpoolFile(Headers(block.headers), data[block.body_start:])
+    body = data[block.body_start:]
+    headers, ignored = _verified(block.headers, body, seal_key)
+    return SpoolFile(headers, body, ignored)
+
+
+# --- the seal on files the daemon's doors write ----------------------------------------------
+
+
+def _seal_value(headers: Sequence[tuple[str, str]], body: bytes, key: bytes) -> str:
+    """HMAC-SHA256 of To:, the trusted headers (in file order, names in lower case) and the body.
+    Header values hold no line break, so "name:value\n" lines and then "\n" are unambiguous."""
+    covered = "".join(f"{name.lower()}:{value}\n" for name, value in headers if name.lower() in _SEALED)
+    message = _SEAL_DOMAIN + covered.encode("utf-8", "surrogatepass") + b"\n" + body
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _verified(
+    headers: list[tuple[str, str]], body: bytes, key: bytes | None
+) -> tuple[Headers, tuple[str, ...]]:
+    """The view of a file's headers: without `Seal:`, and without the trusted headers unless
+    the seal verifies with `key`. Also the names of the trusted headers left out."""
+    trusted = [name for name, _ in headers if name.lower() in _TRUSTED]
+    seals = [value for name, value in headers if name.lower() == _SEAL]
+    if not trusted:
+        return (Headers(item for item in headers if item[0].lower() != _SEAL) if seals else Headers(headers)), ()
+    if key is not None and seals and hmac.compare_digest(seals[-1].encode("ascii", "replace"),
+                                                          _seal_value(headers, body, key).encode("ascii")):
+        return Headers(item for item in headers if item[0].lower() != _SEAL), ()
+    kept = Headers(item for item in headers if item[0].lower() not in _TRUSTED and item[0].lower() != _SEAL)
+    return kept, tuple(dict.fromkeys(trusted))
+
+
+def seal(data: bytes, key: bytes) -> bytes:
+    """`data` with a `Seal:` header that makes its trusted headers count (any old seal replaced).
+
+    Only the daemon calls it, through `Spool.submit*` (its doors) and when it rewrites a sealed
+    file's `To:`; the key is the install's secret (`gsmgw.spool.store.load_seal_key`)."""
+    block = _scan_block(data)
+    value = _seal_value(block.headers, data[block.body_start:], key)
+    if any(name.lower() == _SEAL for name, _ in block.headers):
+        return update_headers(data, {SEAL_HEADER: value})
+    # The usual case, a file just rendered by make_outgoing: one scan, the line goes last.
+    end = block.body_start - len(block.eol)
+    return data[:end] + f"{SEAL_HEADER}: {value}".encode("ascii") + block.eol + data[end:]
 
 
 def message_text(data: bytes) -> str:
@@ -699,16 +772,18 @@ def parse_outgoing(
     defaults: object | None = None,
     groups: Mapping[str, Sequence[str]] | None = None,
     created: datetime | None = None,
+    seal_key: bytes | None = None,
 ) -> OutgoingMessage:
     """Read and check an outgoing file. SpoolFormatError(reason) if it cannot be sent as written.
 
     `now` must be timezone-aware: times without an offset are read in its zone. `defaults` is
     anything with `report`, `validity` (TP-VP or None), `max_parts` and `national_languages`
     (e.g. config.defaults).
-    `groups` maps group names to numbers for `To: group:NAME`.
+    `groups` maps group names to numbers for `To: group:NAME`. The result's `headers` hold the
+    trusted headers only if the file's seal verifies with `seal_key` (see `read_spool_file`).
     """
     block = _scan_block(data)
-    headers = Headers(block.headers)
+    headers, ignored = _verified(block.headers, data[block.body_start:], seal_key)
     defaults = defaults if defaults is not None else SendDefaults()
     _check_unsupported(headers)
 
@@ -807,6 +882,7 @@ def parse_outgoing(
         data=payload,
         udh=udh,
         message_class=_message_class(headers, flash),
+        ignored=ignored,
     )
 
 

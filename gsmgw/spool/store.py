@@ -17,6 +17,12 @@ between the check and the open is caught. A file over MAX_FILE_SIZE is not read.
 Names: a rename never replaces another message. When a name is taken, the new file gets
 "-2", "-3", ... (renameat2 RENAME_NOREPLACE; link + unlink where the file system lacks it).
 
+Seal: a `Spool` made with the install's `seal_key` (`load_seal_key`, only the daemon has it)
+seals every file it writes into outgoing/ (`submit`, `submit_many`, `submit_each`,
+`write_new("outgoing", ...)`: the doors' writes), so that the trusted headers in them count
+(`gsmgw.spool.format`, "Trusted headers"); `verified(data)` is the view every reader of those
+headers uses. The seal is part of the file's bytes, so it is as durable as the file.
+
 Crash recovery (`recover`): a crash in `finish` between writing the target and unlinking the
 source leaves the file in both places; the target wins and the source is removed. A crash during
 a claim leaves the file in outgoing/ or checked/, never lost. Our own stale temporary files are
@@ -36,7 +42,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
-from gsmgw.spool.format import outgoing_name
+from gsmgw.spool.format import SpoolFile, outgoing_name, read_spool_file, seal
+
+SEAL_KEY_FILE = "seal.key"  # in the state directory
+SEAL_KEY_BYTES = 32
 
 DIRECTORIES = ("outgoing", "checked", "sent", "failed", "incoming", "report")
 MAX_FILE_SIZE = 1024 * 1024  # 255 UCS-2 parts are 35 KB; anything near 1 MiB is not a message
@@ -205,11 +214,89 @@ class Rejected:
     reason: str
 
 
-class Spool:
-    """The spool under `root`; see the module docstring for the rules it keeps."""
+def load_seal_key(state: str | os.PathLike) -> bytes:
+    """The install's secret for sealing the doors' files: `STATE/seal.key`, created on first use.
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    Created whole or not at all (temporary file, mode 0600, fsync, then a rename that never
+    replaces), so two daemons starting at once agree on one key. SpoolError, saying what to do,
+    when it cannot be read or made.
+    """
+    path = Path(state) / SEAL_KEY_FILE
+    try:
+        return _read_seal_key(path)
+    except FileNotFoundError:
+        pass
+    temporary = path.parent / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, (secrets.token_hex(SEAL_KEY_BYTES) + "\n").encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            rename_noreplace(temporary, path)
+        except FileExistsError:
+            pass  # another daemon made it first: use that one
+        fsync_directory(path.parent)
+    except OSError as exc:
+        raise SpoolError(
+            f"cannot create {path}: {exc.strerror}; make the state directory writable by the user gsmgw runs as"
+        ) from None
+    finally:
+        _unlink_quietly(temporary)
+    return _read_seal_key(path)
+
+
+def _read_seal_key(path: Path) -> bytes:
+    damaged = (
+        f"{path} is not a gsmgw seal key; remove it and restart gsmgw, which makes a new one (files the "
+        "doors queued before then lose their Client:/Callback: headers: their reports are not routed back)"
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SpoolError(f"cannot read {path}: {exc.strerror}; it must be a file readable by the user gsmgw runs as") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpoolError(damaged)
+        if info.st_mode & 0o077:
+            raise SpoolError(
+                f"{path} may be read by others (mode {stat.S_IMODE(info.st_mode):o}), and whoever has it can make "
+                f"files in outgoing/ act for a network client; chmod 600 {path}"
+            )
+        text = os.read(fd, 256)
+    finally:
+        os.close(fd)
+    try:
+        key = bytes.fromhex(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise SpoolError(damaged) from None
+    if len(key) < SEAL_KEY_BYTES // 2:
+        raise SpoolError(damaged)
+    return key
+
+
+class Spool:
+    """The spool under `root`; see the module docstring for the rules it keeps.
+
+    `seal_key`: the install's secret (`load_seal_key`); only the daemon's Spool has it."""
+
+    def __init__(self, root: str | os.PathLike, *, seal_key: bytes | None = None) -> None:
         self.root = Path(root)
+        self.seal_key = seal_key
+
+    def verified(self, data: bytes) -> SpoolFile:
+        """A spool file as every reader of its trusted headers must see it: those headers only
+        if the file was sealed with this install's key (`gsmgw.spool.format.read_spool_file`)."""
+        return read_spool_file(data, seal_key=self.seal_key)
+
+    def seal(self, data: bytes) -> bytes:
+        """`data` sealed with this install's key; unchanged when this Spool has none."""
+        return seal(data, self.seal_key) if self.seal_key is not None else data
 
     def __repr__(self) -> str:
         return f"Spool({str(self.root)!r})"
@@ -379,6 +466,8 @@ class Spool:
         directory = self.path(dirname)
         wanted = name or _new_name(now or datetime.now(timezone.utc), prefix)
         self.path(dirname, wanted)  # validates the name
+        if dirname == "outgoing":
+            data = self.seal(data)
         temporary = self._write_temporary(directory, data)
         try:
             placed = self._place_new(temporary, directory, wanted)
@@ -389,7 +478,9 @@ class Spool:
         return placed
 
     def submit(self, data: bytes, *, now: datetime | None = None) -> str:
-        """Queue one message file in outgoing/; it is durable when this returns. Returns its name."""
+        """Queue one message file in outgoing/; it is durable when this returns. Returns its name.
+
+        Like every write into outgoing/ through this Spool, the file is sealed (see the class)."""
         return self.write_new("outgoing", data, now=now)
 
     def submit_each(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str | OSError]:
@@ -407,7 +498,7 @@ class Spool:
         written: list[Path | OSError] = []
         for data in files:
             try:
-                written.append(self._write_temporary(directory, data, sync=not one_flush))
+                written.append(self._write_temporary(directory, self.seal(data), sync=not one_flush))
             except OSError as error:
                 written.append(error)
         temporaries = [item for item in written if isinstance(item, Path)]
@@ -452,6 +543,7 @@ class Spool:
         directory = self.path("outgoing")
         now = now or datetime.now(timezone.utc)
         one_flush = len(files) >= SYNCFS_BATCH and _syncfs is not None
+        files = [self.seal(data) for data in files]
         if len(files) == 1:
             # One file is one rename: nothing to lock, it is queued whole or not at all.
             temporary = self._write_temporary(directory, files[0])

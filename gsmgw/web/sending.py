@@ -26,7 +26,7 @@ from gsmgw.http.validation import (
     prepare_messages,
 )
 from gsmgw.daemon.indexer import MessageChange
-from gsmgw.spool.format import SpoolFormatError, iso, message_text, parse_outgoing, update_headers
+from gsmgw.spool.format import SpoolFormatError, iso, message_text, parse_outgoing, read_spool_file, update_headers
 from gsmgw.spool.index import OUT, QUEUED, IndexedMessage
 from gsmgw.web import forms
 
@@ -88,13 +88,23 @@ class Options:
 SENT_HEADERS = ("IMSI", "Sent", "Parts", "Message_id", "Status", "Delivered", "Modem")
 
 
-def retry_file(original: bytes, *, now: datetime, old_id: str, sent: bool = False) -> bytes:
+def retry_file(
+    original: bytes, *, now: datetime, old_id: str, sent: bool = False, seal_key: bytes | None = None
+) -> bytes:
     """A failed message's file, ready to be queued again (pure): the failure headers (and, for a
-    file from sent/ that a report failed, what sending added) go; `Retry_of:` names the old id."""
+    file from sent/ that a report failed, what sending added) go; `Retry_of:` names the old id.
+    Trusted headers (`Client:`, `Callback:`...) stay only if the original's seal verifies with
+    `seal_key`: the retry is queued, and sealed, by the console, so a hand-written file's would
+    otherwise become real."""
     changes: dict[str, str | None] = {"Failed": None, "Fail_reason": None, "Attempts": None,
                                       "Queued": iso(now), "Retry_of": old_id}
     if sent:
         changes.update({name: None for name in SENT_HEADERS})
+    try:
+        ignored = read_spool_file(original, seal_key=seal_key).ignored
+    except SpoolFormatError:
+        ignored = ()  # update_headers below says what is wrong with the file
+    changes.update({name: None for name in ignored})
     return update_headers(original, changes)
 
 
@@ -175,7 +185,8 @@ class Sender:
                     raise FormErrors({"form": f"the file of {message_id} is gone from failed/ and sent/; "
                                               "nothing was queued"})
                 out.append(self.prepared_from_file(number, retry_file(original, now=now, old_id=message_id,
-                                                                      sent=directory == "sent")))
+                                                                      sent=directory == "sent",
+                                                                      seal_key=spool.seal_key)))
             return out
 
         try:
