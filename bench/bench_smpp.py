@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SMPP acceptance speed: submit_sm per second over one transceiver session, and latency.
 
-    .venv/bin/python bench/bench_smpp.py [--count 5000] [--window 10] [--dir DIR]
+    .venv/bin/python bench/bench_smpp.py [--count 5000] [--window 10] [--dir DIR] [--limit N]
 
 What it does (loopback only, bounded by --count and --timeout):
 1. measures the fsync ceiling of DIR: how many "tmp + fsync + rename + fsync dir" writes, and
@@ -11,6 +11,10 @@ What it does (loopback only, bounded by --count and --timeout):
 3. binds one transceiver and keeps --window submit_sm outstanding until --count are
    accepted: throughput;
 4. sends at half that rate, paced, and measures each submit_sm → submit_sm_resp time: p50/p99.
+
+With --limit N the bench client has `limits: {per_day: N}` (N large enough never to refuse):
+every submit_sm then goes through the limit check, with a window that grows to all the parts
+accepted so far, so the figure shows what a limit check costs.
 
 Every accepted message is a durable file in outgoing/ before its response; the server groups
 the writes of a window (one directory fsync per batch). Not a test: it prints figures.
@@ -68,7 +72,7 @@ def fsync_ceiling(directory: Path, seconds: float = 1.0) -> tuple[float, float]:
     return atomic, bare
 
 
-def run_server(spool_dir: str, window: int, writers: int, port_pipe) -> None:
+def run_server(spool_dir: str, window: int, writers: int, port_pipe, limit: int | None = None) -> None:
     """Child process: the SMPP server on a real spool until the parent closes the pipe."""
     from gsmgw.clients import ClientRegistry
     from gsmgw.smpp.server import SmppServer
@@ -78,9 +82,10 @@ def run_server(spool_dir: str, window: int, writers: int, port_pipe) -> None:
         # Sealed as in the daemon: every accepted file carries its HMAC seal.
         spool = Spool(spool_dir, seal_key=load_seal_key(Path(spool_dir).parent))
         spool.ensure_dirs()
-        registry = ClientRegistry.from_config(
-            {"clients": [{"name": "bench", "smpp": {"system_id": "bench", "password": "bench"}, "allow": ["*"]}]},
-        )
+        client = {"name": "bench", "smpp": {"system_id": "bench", "password": "bench"}, "allow": ["*"]}
+        if limit:
+            client["limits"] = {"per_day": limit}
+        registry = ClientRegistry.from_config({"clients": [client]})
         server = await SmppServer(spool=spool, registry=registry, port=0, window=window, writer_threads=writers).start()
         port_pipe.send((server.port, os.getpid()))
         loop = asyncio.get_running_loop()
@@ -196,6 +201,8 @@ def main() -> int:
     parser.add_argument("--dir", default=None, help="directory for the spool (default: a temporary one in the cwd)")
     parser.add_argument("--writers", type=int, default=8, help="server threads writing to the spool in parallel")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds per phase")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="give the client limits: {per_day: N} (choose N above what the run sends)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-smpp-", dir=args.dir or os.getcwd()) as base:
@@ -204,7 +211,8 @@ def main() -> int:
               f"{bare:.0f} bare fsyncs/s")
         parent_end, child_end = multiprocessing.Pipe()
         child = multiprocessing.get_context("fork").Process(
-            target=run_server, args=(str(Path(base) / "spool"), args.window, args.writers, child_end), daemon=True
+            target=run_server, args=(str(Path(base) / "spool"), args.window, args.writers, child_end, args.limit),
+            daemon=True,
         )
         child.start()
         try:
@@ -222,7 +230,8 @@ def main() -> int:
         written = len(os.listdir(Path(base) / "spool" / "outgoing"))
     mean_batch = statistics.mean(batches) if batches else 0
     print(f"throughput: {result['accepted']} submit_sm accepted ({result['refused']} refused) in "
-          f"{result['elapsed']:.2f} s = {result['rate']:.0f}/s over one transceiver, window {args.window}; "
+          f"{result['elapsed']:.2f} s = {result['rate']:.0f}/s over one transceiver, window {args.window}"
+          f"{f', limit {args.limit} per day' if args.limit else ''}; "
           f"{written} files in outgoing/; mean commit batch {mean_batch:.1f} messages")
     print(f"latency at {result['paced_rate']:.0f}/s ({result['paced_count']} submit_sm, "
           f"{result['paced_refused']} refused): "

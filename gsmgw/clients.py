@@ -22,8 +22,12 @@ Mail senders (EMAIL.md): `smtp.from` rules are globs of the same kind, compared 
 sender without regard to case; a client without them may use any sender. `networks` are the
 addresses (CIDR) whose unauthenticated mail counts as the client's.
 
-Limits count messages (one per recipient) in sliding windows: `per_second`, `per_minute`,
-`per_hour`, `per_day` are the last 1 s, 60 s, 1 h and 24 h.
+Limits count SMS parts (what the SIMs send: a 3-part text to 2 recipients is 6) in sliding
+windows: `per_second`, `per_minute`, `per_hour`, `per_day` are the last 1 s, 60 s, 1 h and 24 h.
+A check costs the same however much a window holds: each window keeps WINDOW_BUCKETS running
+counts, so a part counts for its window plus at most one bucket (1/100 of the window) longer,
+never shorter. `max_parts` caps the parts of one message: the client's own, else the config's
+`defaults.max_parts`.
 
 Roles (the console's people, WEB.md; the same for every door): a `viewer` reads and may not send,
 an `operator` (the default) sends, an `admin` also sees and acts on every client's messages.
@@ -56,6 +60,8 @@ from gsmgw.rules import (
 )
 from gsmgw.sms.address import normalize_number
 from gsmgw.sms.errors import AddressError
+from gsmgw.sms.split import MAX_PARTS as MAX_PARTS_CEILING
+from gsmgw.spool.format import DEFAULT_MAX_PARTS
 
 ADMIN, OPERATOR, VIEWER = "admin", "operator", "viewer"
 ROLES = (ADMIN, OPERATOR, VIEWER)
@@ -105,6 +111,7 @@ class Client:
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
     role: str = OPERATOR
     password_hash: str | None = dataclasses.field(default=None, repr=False)  # console login (gsmgw passwd)
+    max_parts: int | None = None  # None: the config's defaults.max_parts
 
     @property
     def is_admin(self) -> bool:
@@ -272,6 +279,10 @@ def client_from_config(entry: Any) -> Client:
     webhook_secret_file = _field(entry, "webhook_secret_file")
     if webhook_secret_file:
         webhook_secret = read_secret_file(str(webhook_secret_file), f"{where}.webhook_secret_file")
+    max_parts = _field(entry, "max_parts")
+    if max_parts is not None and (isinstance(max_parts, bool) or not isinstance(max_parts, int)
+                                  or not 1 <= max_parts <= MAX_PARTS_CEILING):
+        raise ClientConfigError(f"{where}.max_parts: must be a whole number from 1 to {MAX_PARTS_CEILING}, not {max_parts!r}")
     return Client(
         name=name,
         token=token,
@@ -289,6 +300,7 @@ def client_from_config(entry: Any) -> Client:
         webhook_secret=str(webhook_secret).strip() or None if webhook_secret is not None else None,
         role=role,
         password_hash=password_hash,
+        max_parts=max_parts,
     )
 
 
@@ -323,26 +335,79 @@ def peer_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return address
 
 
-class SlidingWindowLimiter:
-    """Per-client message counts in sliding windows; pure (the caller passes `now`).
+WINDOW_BUCKETS = 100
 
-    `acquire` either takes room for all `count` messages in every window of the client or takes
-    nothing, so a request with several recipients is limited as a whole.
+
+class _Window:
+    """The parts taken in one sliding window of one client, as counts per time bucket.
+
+    Bucket i holds what was taken in [i * width, (i + 1) * width) and leaves the window whole at
+    (i + 1) * width + length: a part counts at least `length` seconds and at most one `width`
+    longer. At most WINDOW_BUCKETS + 1 buckets are kept, and `total` is their running sum.
+    """
+
+    __slots__ = ("length", "width", "buckets", "total")
+
+    def __init__(self, length: float) -> None:
+        self.length = length
+        self.width = length / WINDOW_BUCKETS
+        self.buckets: collections.deque[list[int]] = collections.deque()  # [bucket index, parts], oldest first
+        self.total = 0
+
+    def expire(self, now: float) -> None:
+        gone = (now - self.length) / self.width  # buckets whose end is at or before this are out
+        while self.buckets and self.buckets[0][0] + 1 <= gone:
+            self.total -= self.buckets.popleft()[1]
+
+    def wait(self, excess: int, now: float) -> float:
+        """Seconds until `excess` parts have left the window (it holds at least that many)."""
+        freed = 0
+        for index, parts in self.buckets:
+            freed += parts
+            if freed >= excess:
+                return max(0.0, (index + 1) * self.width + self.length - now)
+        return self.length  # unreachable while total >= excess; a safe answer all the same
+
+    def add(self, parts: int, now: float) -> None:
+        index = math.floor(now / self.width)
+        if self.buckets and self.buckets[-1][0] >= index:
+            self.buckets[-1][1] += parts  # the same bucket (or a clock that stepped back)
+        else:
+            self.buckets.append([index, parts])
+        self.total += parts
+
+    def remove(self, parts: int, at: float) -> None:
+        index = math.floor(at / self.width)
+        for bucket in reversed(self.buckets):
+            if bucket[0] == index:
+                taken = min(parts, bucket[1])
+                bucket[1] -= taken
+                self.total -= taken
+                return
+            if bucket[0] < index:
+                return  # its bucket has left the window: nothing to give back
+
+
+class SlidingWindowLimiter:
+    """Per-client part counts in sliding windows; pure (the caller passes `now`).
+
+    `acquire` either takes room for all `count` parts in every window of the client or takes
+    nothing, so a request with several recipients is limited as a whole. Every call costs the
+    same whatever the windows hold (see `_Window`).
     """
 
     def __init__(self) -> None:
-        # (client name, limit key) -> deque of (time, count), oldest first.
-        self._events: dict[tuple[str, str], collections.deque[tuple[float, int]]] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
 
-    def _window(self, client: str, key: str, now: float) -> collections.deque[tuple[float, int]]:
-        events = self._events.setdefault((client, key), collections.deque())
-        horizon = now - LIMIT_WINDOWS[key]
-        while events and events[0][0] <= horizon:
-            events.popleft()
-        return events
+    def _window(self, client: str, key: str, now: float) -> _Window:
+        window = self._windows.get((client, key))
+        if window is None:
+            window = self._windows[(client, key)] = _Window(LIMIT_WINDOWS[key])
+        window.expire(now)
+        return window
 
     def retry_after(self, client: Client, count: int, now: float) -> float:
-        """Seconds until `count` more messages fit in every window; 0.0 when they fit now.
+        """Seconds until `count` more parts fit in every window; 0.0 when they fit now.
 
         `math.inf` when `count` is larger than a limit itself, so waiting cannot help.
         """
@@ -350,38 +415,27 @@ class SlidingWindowLimiter:
         for key, limit in client.limits.items():
             if count > limit:
                 return math.inf
-            events = self._window(client.name, key, now)
-            used = sum(n for _, n in events)
-            excess = used + count - limit
-            if excess <= 0:
-                continue
-            freed = 0
-            for stamp, n in events:
-                freed += n
-                if freed >= excess:
-                    wait = max(wait, stamp + LIMIT_WINDOWS[key] - now)
-                    break
+            window = self._window(client.name, key, now)
+            excess = window.total + count - limit
+            if excess > 0:
+                wait = max(wait, window.wait(excess, now))
         return wait
 
     def acquire(self, client: Client, count: int, now: float) -> float:
-        """Take room for `count` messages; returns 0.0 on success, else the wait (nothing taken)."""
+        """Take room for `count` parts; returns 0.0 on success, else the wait (nothing taken)."""
         wait = self.retry_after(client, count, now)
         if wait > 0:
             return wait
         for key in client.limits:
-            self._window(client.name, key, now).append((now, count))
+            self._window(client.name, key, now).add(count, now)
         return 0.0
 
     def release(self, client: Client, count: int, now: float) -> None:
-        """Give back room taken by `acquire` at `now` when the messages were not queued after all."""
+        """Give back room taken by `acquire` at `now` when the parts were not queued after all."""
         for key in client.limits:
-            events = self._events.get((client.name, key))
-            if not events:
-                continue
-            for index in range(len(events) - 1, -1, -1):
-                if events[index] == (now, count):
-                    del events[index]
-                    break
+            window = self._windows.get((client.name, key))
+            if window is not None:
+                window.remove(count, now)
 
 
 class ClientRegistry:
@@ -397,8 +451,10 @@ class ClientRegistry:
         groups: Mapping[str, Iterable[str]] | None = None,
         *,
         default_country: str | None = None,
+        default_max_parts: int = DEFAULT_MAX_PARTS,
     ):
         self.default_country = default_country
+        self.default_max_parts = default_max_parts
         self.groups: dict[str, tuple[str, ...]] = {}
         for group_name, members in (groups or {}).items():
             try:
@@ -450,7 +506,10 @@ class ClientRegistry:
         entries = _field(config, "clients") or ()
         groups = _field(config, "groups") or {}
         return cls(
-            (client_from_config(entry) for entry in entries), groups, default_country=_field(config, "default_country")
+            (client_from_config(entry) for entry in entries),
+            groups,
+            default_country=_field(config, "default_country"),
+            default_max_parts=_field(_field(config, "defaults"), "max_parts") or DEFAULT_MAX_PARTS,
         )
 
     # --- authentication -------------------------------------------------------------------
@@ -610,9 +669,17 @@ class ClientRegistry:
 
     # --- limits ---------------------------------------------------------------------------
 
-    def acquire(self, client: Client, count: int, now: float) -> float:
-        """Take room for `count` messages in the client's limits; 0.0 or seconds to wait."""
-        return self.limiter.acquire(client, count, now)
+    def max_parts_for(self, client: Client) -> int:
+        """The most SMS parts one message of `client` may have: its `max_parts`, else the
+        config's `defaults.max_parts`. Every door caps a message at this."""
+        current = self._by_name.get(client.name, client)
+        return current.max_parts or self.default_max_parts
 
-    def release(self, client: Client, count: int, now: float) -> None:
-        self.limiter.release(client, count, now)
+    def acquire(self, client: Client, parts: int, now: float) -> float:
+        """Take room for `parts` SMS parts in the client's limits (the current ones for its
+        name); 0.0, or the seconds to wait (math.inf: more than a limit itself)."""
+        return self.limiter.acquire(self._by_name.get(client.name, client), parts, now)
+
+    def release(self, client: Client, parts: int, now: float) -> None:
+        """Give back what `acquire(client, parts, now)` took when nothing was queued."""
+        self.limiter.release(self._by_name.get(client.name, client), parts, now)

@@ -150,6 +150,7 @@ class ClientConfig:
     webhook_secret_file: Path | None = None
     web: ClientWeb | None = None
     role: str = "operator"  # admin | operator | viewer (gsmgw.clients.ROLES)
+    max_parts: int | None = None  # None: defaults.max_parts
 
 
 @dataclass(frozen=True)
@@ -888,14 +889,16 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_cou
         if webhook_secret is not None and token is not None and webhook_secret == token:
             check.error(_child(path, "webhook_secret"), "is the client's token; a receiver that checks signatures "
                         "would then hold a token that may send SMS", "give the webhook secret its own random value")
+        max_parts = check.integer(data.get("max_parts"), _child(path, "max_parts"), None, 1, 255)
         if name is not None:
             clients.append(ClientConfig(name, token, token_file, smpp, allow, deny, limits, callback_hosts, private,
-                                        webhook_secret, webhook_secret_file, web=web, role=role))
+                                        webhook_secret, webhook_secret_file, web=web, role=role, max_parts=max_parts))
     return tuple(clients)
 
 
 _CLIENT_KEYS = ("name", "token", "token_file", "smpp", "allow", "deny", "limits", "callback_hosts",
-                "callback_private_addresses", "webhook_secret", "webhook_secret_file", "web", "role")
+                "callback_private_addresses", "webhook_secret", "webhook_secret_file", "web", "role",
+                "max_parts")
 
 
 def _secret_pair(check: _Checker, data: Mapping[str, Any], path: str, key: str, what: str) -> tuple[Path | None, str | None]:

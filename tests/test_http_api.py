@@ -352,7 +352,7 @@ def test_limits_give_429_with_retry_after(tmp_path):
             assert status == 202
         status, answer, headers = await api.send({"to": "+4915112345678", "text": "x"}, token=OTHER_TOKEN)
         assert status == 429
-        assert 1 <= int(headers["Retry-After"]) <= 60
+        assert 1 <= int(headers["Retry-After"]) <= 61  # a part counts for its minute plus at most 0.6 s
         assert "3 per minute" in answer["error"]
         status, answer, headers = await api.send({"to": ["+4915112345678"] * 1 + ["+4915212345678", "+4915312345678", "+4915412345678"], "text": "x"}, token=OTHER_TOKEN)
         assert status == 429 and "split it" in answer["error"]
@@ -832,3 +832,17 @@ def test_a_listed_address_that_is_not_public_needs_callback_private_addresses(tm
             await server.close()
 
     asyncio.run(main())
+
+
+def test_max_parts_is_capped_and_limits_count_parts(tmp_path):
+    # Regression (issue 11): "max_parts" up to 255 was accepted, and limits counted messages.
+    async def scenario(api):
+        status, answer, _ = await api.send({"to": "+4915112345678", "text": "x" * 153 * 7, "max_parts": 255})
+        assert status == 400 and "at most 6" in answer["error"]
+        status, _, _ = await api.send({"to": "+4915112345678", "text": "x" * 300}, token=OTHER_TOKEN)
+        assert status == 202  # 2 parts of the 3 per minute
+        status, answer, _ = await api.send({"to": "+4915112345678", "text": "x" * 300}, token=OTHER_TOKEN)
+        assert status == 429 and "3 per minute" in answer["error"]
+        assert len(api.outgoing()) == 1
+
+    run(scenario, tmp_path)

@@ -145,9 +145,11 @@ def decode_text(raw: bytes, coding: int | None, charset: str | None) -> str:
 
 
 def parse_sendsms(
-    params: Mapping[str, bytes], *, registry: ClientRegistry, policy: SendPolicy, now: datetime
+    params: Mapping[str, bytes], *, registry: ClientRegistry, policy: SendPolicy, now: datetime,
+    max_parts_cap: int | None = None,
 ) -> SendRequest:
-    """Kannel parameters → a checked SendRequest (authentication is the caller's)."""
+    """Kannel parameters → a checked SendRequest (authentication is the caller's). The text may
+    have up to `max_parts_cap` parts (the client's max_parts; default the policy's)."""
     to = text_parameter(params, "to")
     if to is None:
         raise KannelError(400, MISSING_TO)
@@ -171,12 +173,12 @@ def parse_sendsms(
 
     try:
         recipients = expand_recipients(numbers, registry, policy.default_country)
+        cap = max_parts_cap or policy.default_max_parts
         if data is not None:
-            parts, alphabet = check_data(data, udh, policy.default_max_parts, field="text")
+            parts, alphabet = check_data(data, udh, cap, field="text", cap=cap)
         else:
             parts, alphabet = check_text(
-                text, policy.default_max_parts, national_languages=getattr(policy.defaults, "national_languages", ()),
-                udh=udh,
+                text, cap, cap=cap, national_languages=getattr(policy.defaults, "national_languages", ()), udh=udh,
             )
     except ApiError as exc:
         raise KannelError(exc.status, f"{exc.message}, rejected") from None
@@ -220,7 +222,8 @@ def parse_sendsms(
     if modem is not None and modem not in policy.modem_names:
         raise KannelError(400, f"Unknown smsc {modem!r}; configured modems: {', '.join(policy.modem_names) or 'none'}, rejected")
 
-    request = SendRequest(recipients=recipients, text=text, parts=parts, alphabet=alphabet, data=data, udh=udh)
+    request = SendRequest(recipients=recipients, text=text, parts=parts, alphabet=alphabet, data=data, udh=udh,
+                          max_parts=cap)
     return replace(
         request,
         report=report,

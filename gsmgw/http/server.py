@@ -450,20 +450,21 @@ class HttpServer:
         """Take room in the client's limits and write the checked files, all or none (every door
         that writes for a client ends here: the API, Kannel's URL, the console)."""
         moment = time.monotonic()
-        wait = self.registry.acquire(client, len(prepared), moment)
+        parts = sum(message.parts for message in prepared)  # limits count what the SIMs send
+        wait = self.registry.acquire(client, parts, moment)
         if wait > 0:
             limits = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in client.limits.items())
             if math.isinf(wait):
-                message = (f"this request has {len(prepared)} recipients, more than client {client.name!r} may send "
-                           f"at all ({limits}); split it into smaller requests")
+                message = (f"this request needs {parts} SMS parts ({len(prepared)} recipient(s)), more than client "
+                           f"{client.name!r} may send at all ({limits} parts); split it into smaller requests")
             else:
-                message = (f"client {client.name!r} is over its limit ({limits}); nothing was queued, "
+                message = (f"client {client.name!r} is over its limit ({limits} parts); nothing was queued, "
                            f"try again in {retry_after_seconds(wait)} s")
             raise ApiError(429, message, retry_after=wait)
         try:
             names = await self.submitter.submit([message.data for message in prepared])
         except SubmitError as exc:
-            self.registry.release(client, len(prepared), moment)
+            self.registry.release(client, parts, moment)
             raise ApiError(503, str(exc)) from None
         self.accepted_total += len(names)
         wake = getattr(self.ctx, "wake", None)
@@ -484,7 +485,8 @@ class HttpServer:
         client = self.authenticate(request)
         body = await read_body(request)
         now = datetime.now().astimezone()
-        send = parse_send_request(parse_json_body(body), registry=self.registry, policy=self.policy, now=now)
+        send = parse_send_request(parse_json_body(body), registry=self.registry, policy=self.policy, now=now,
+                                  max_parts_cap=self.registry.max_parts_for(client))
         messages = await self.queue(client, send, now)
         return web.json_response({"messages": messages}, status=202)
 
@@ -576,7 +578,8 @@ class HttpServer:
             if client is None:
                 return answer(403, kannel.AUTH_FAILED)
             now = datetime.now().astimezone()
-            send = kannel.parse_sendsms(params, registry=self.registry, policy=self.policy, now=now)
+            send = kannel.parse_sendsms(params, registry=self.registry, policy=self.policy, now=now,
+                                        max_parts_cap=self.registry.max_parts_for(client))
             try:
                 await self.queue(client, send, now)
             except ApiError as exc:

@@ -34,10 +34,10 @@ from gsmgw.sms import (
     parse_hex,
     parse_validity,
 )
+from gsmgw.sms.split import MAX_PARTS as MAX_PARTS_CEILING
 from gsmgw.spool.format import SpoolFormatError, iso, make_outgoing, parse_outgoing
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_PARTS_CEILING = 255  # TS 23.040 §9.2.3.24.1: "maximum number of short messages" is one octet
 MAX_URL_LENGTH = 2048
 PRIORITIES = ("high", "normal", "low")
 
@@ -261,10 +261,11 @@ def parse_callback(value: Any) -> str:
 
 
 def check_text(
-    text: Any, max_parts: int, *, field: str = "text", national_languages: Sequence[str] = (),
-    udh: bytes | None = None,
+    text: Any, max_parts: int, *, field: str = "text", cap: int | None = None,
+    national_languages: Sequence[str] = (), udh: bytes | None = None,
 ) -> tuple[int, str]:
-    """(parts, alphabet) of a text that fits in `max_parts`, else ApiError 400."""
+    """(parts, alphabet) of a text that fits in `max_parts`, else ApiError 400. `cap` is the
+    most the client may ask for (its max_parts), which the message names."""
     if text is None:
         raise ApiError(400, f'"{field}" is missing; send the message text, e.g. {EXAMPLE}')
     if not isinstance(text, str):
@@ -277,11 +278,13 @@ def check_text(
         count = count_parts(text, national_languages=national_languages, udh=udh)
     except UserDataError as exc:
         raise ApiError(400, f'"udh": {exc}') from None
-    _check_parts(count, max_parts, "text")
+    _check_parts(count, max_parts, "text", cap)
     return count.parts, count.alphabet
 
 
-def check_data(data: bytes, udh: bytes | None, max_parts: int, *, field: str = "binary") -> tuple[int, str]:
+def check_data(
+    data: bytes, udh: bytes | None, max_parts: int, *, field: str = "binary", cap: int | None = None
+) -> tuple[int, str]:
     """(parts, "8bit") of 8-bit data with the sender's header that fits in `max_parts`, else ApiError 400."""
     if not data and not udh:
         raise ApiError(400, f'"{field}" is empty; send the data as hex, e.g. "0106" (two digits per octet)')
@@ -289,11 +292,12 @@ def check_data(data: bytes, udh: bytes | None, max_parts: int, *, field: str = "
         count = count_data_parts(data, udh=udh)
     except UserDataError as exc:
         raise ApiError(400, f'"udh": {exc}') from None
-    _check_parts(count, max_parts, "data")
+    _check_parts(count, max_parts, "data", cap)
     return count.parts, count.alphabet
 
 
-def _check_parts(count: Any, max_parts: int, what: str) -> None:
+def _check_parts(count: Any, max_parts: int, what: str, cap: int | None) -> None:
+    """ApiError 400 when `count` is over `max_parts`; `cap` (the client's max_parts) is named."""
     unit = {"gsm7": "GSM-7 characters", "ucs2": "UCS-2 characters"}.get(count.alphabet, "octets")
     if count.parts > MAX_PARTS_CEILING:
         raise ApiError(
@@ -301,11 +305,14 @@ def _check_parts(count: Any, max_parts: int, what: str) -> None:
             f"the {what} needs {count.parts} SMS parts ({count.units} {unit}), but one message has at most "
             f"{MAX_PARTS_CEILING} (the part count is one octet); send it as several messages",
         )
+    cap = cap or MAX_PARTS_CEILING
     if count.parts > max_parts:
         raise ApiError(
             400,
             f"the {what} needs {count.parts} SMS parts ({count.units} {unit}) but at most {max_parts} are "
-            f'allowed; shorten it or send a higher "max_parts" (up to {MAX_PARTS_CEILING})',
+            "allowed; shorten it"
+            + (f' or send a higher "max_parts" (up to {cap})' if max_parts < cap else
+               f" ({cap} is the most this client may send in one message: its max_parts in the gateway's config)"),
         )
 
 
@@ -331,9 +338,13 @@ def message_class_value(value: Any, name: str = "class") -> int | None:
 
 
 def parse_send_request(
-    fields: Mapping[str, Any], *, registry: ClientRegistry, policy: SendPolicy, now: datetime
+    fields: Mapping[str, Any], *, registry: ClientRegistry, policy: SendPolicy, now: datetime,
+    max_parts_cap: int | None = None,
 ) -> SendRequest:
-    """Check every field of a `POST /api/v1/messages` object; ApiError 400 for the first bad one."""
+    """Check every field of a `POST /api/v1/messages` object; ApiError 400 for the first bad one.
+
+    `max_parts_cap` is the client's max_parts (`ClientRegistry.max_parts_for`; default the
+    policy's): a request's `"max_parts"` may lower it, never raise it."""
     unknown = sorted(str(key) for key in fields if key not in SEND_FIELDS)
     if unknown:
         raise ApiError(400, f"unknown field(s) {', '.join(repr(key) for key in unknown)}; the fields are {', '.join(SEND_FIELDS)}")
@@ -352,19 +363,22 @@ def parse_send_request(
         destinations = [to]
     recipients = expand_recipients(destinations, registry, policy.default_country)
 
+    cap = max_parts_cap or policy.default_max_parts
     max_parts = fields.get("max_parts")
     if max_parts is not None:
         if isinstance(max_parts, bool) or not isinstance(max_parts, int) or not 1 <= max_parts <= MAX_PARTS_CEILING:
-            raise ApiError(400, f'"max_parts" must be a whole number from 1 to {MAX_PARTS_CEILING}, not {max_parts!r}')
+            raise ApiError(400, f'"max_parts" must be a whole number from 1 to {MAX_PARTS_CEILING}, not {max_parts!r} '
+                                f"(this client may send at most {cap} parts per message)")
+    max_parts = min(max_parts or cap, cap)
     udh = hex_field(fields, "udh")
     data = hex_field(fields, "binary")
     if data is not None:
         if fields.get("text") is not None:
             raise ApiError(400, '"text" and "binary" are both given; send a text or 8-bit data (hex in "binary"), not both')
-        parts, alphabet = check_data(data, udh, max_parts or policy.default_max_parts)
+        parts, alphabet = check_data(data, udh, max_parts, cap=cap)
     else:
         parts, alphabet = check_text(
-            fields.get("text"), max_parts or policy.default_max_parts,
+            fields.get("text"), max_parts, cap=cap,
             national_languages=getattr(policy.defaults, "national_languages", ()), udh=udh,
         )
     message_class = message_class_value(fields.get("class"))

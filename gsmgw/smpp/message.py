@@ -421,10 +421,12 @@ class Reassembly:
                 ))
         return dropped
 
-    def clear(self) -> list[float]:
+    def clear(self) -> list[tuple[float, int]]:
         """Drop everything (the session ended). Returns when the client's limits counted each
-        unfinished message, to give that back (a complete one is being written: it counts)."""
-        acquired = [p.acquired_at for p in self._pending.values() if p.acquired_at is not None and not p.complete]
+        unfinished message and its segments, to give that back (a complete one is being written:
+        it counts)."""
+        acquired = [(p.acquired_at, p.total) for p in self._pending.values()
+                    if p.acquired_at is not None and not p.complete]
         for pending in self._pending.values():
             self._forget(pending)
         self._pending.clear()

@@ -36,11 +36,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, peer_address
-from gsmgw.sms import UserDataError, count_data_parts, count_parts
+from gsmgw.spool.format import SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file
 from gsmgw.spool.message_status import MessageStatus, lookup
-from gsmgw.spool.format import (
-    DEFAULT_MAX_PARTS, SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file,
-)
 
 from . import message as M
 from . import pdu as P
@@ -348,10 +345,10 @@ class SmppServer:
             new_id=lambda: outgoing_name(datetime.now(timezone.utc), secrets.token_hex(4)),
             window=self.window,
             default_country=self.default_country,
+            national_languages=tuple(getattr(self.defaults, "national_languages", ()) or ()),
             reassembly_timeout=self.reassembly_timeout,
             timers=self.timers,
             peer=peer,
-            max_parts=int(getattr(self.defaults, "max_parts", None) or DEFAULT_MAX_PARTS),
             pending_octets=self._pending_octets,
         )
 
@@ -385,26 +382,6 @@ class SmppServer:
             headers[H_SOURCE] = submission.source_addr
         if submission.text_coding is not None:
             headers[H_DATA_CODING] = str(submission.text_coding)
-        max_parts = int(getattr(self.defaults, "max_parts", None) or DEFAULT_MAX_PARTS)
-        udh = submission.udh or None
-        try:
-            if submission.data is not None:
-                needed = count_data_parts(submission.data, udh=udh).parts
-            else:
-                needed = count_parts(
-                    submission.text, national_languages=getattr(self.defaults, "national_languages", ()), udh=udh
-                ).parts
-        except UserDataError as exc:
-            self._release(submission)
-            conn.perform(conn.session.submit_failed(submission, M.user_data_status(exc), str(exc)))
-            return
-        if needed > max_parts:
-            # ESME_RINVMSGLEN, "Message Length is invalid" (SMPP 3.4 §5.1.3): also past 255 parts.
-            self._release(submission)
-            what = "data" if submission.data is not None else "text"
-            reason = f"the {what} needs {needed} SMS parts, more than max_parts {max_parts}"
-            conn.perform(conn.session.submit_failed(submission, Status.ESME_RINVMSGLEN, reason))
-            return
         validity = None
         if submission.validity_until is not None:
             minutes = max(5, int((submission.validity_until - now).total_seconds() + 59) // 60)
@@ -414,7 +391,7 @@ class SmppServer:
                 to=submission.to,
                 text=submission.text if submission.data is None else None,
                 data=submission.data,
-                udh=udh,
+                udh=submission.udh or None,
                 # Class 0 is written `Flash: yes`, as a dropped file says it.
                 message_class=submission.message_class if submission.message_class else None,
                 # Ask the network for a status report when the client wants a receipt; else the
@@ -425,6 +402,7 @@ class SmppServer:
                 priority=submission.priority,
                 send_after=submission.send_after,
                 expires=submission.validity_until,
+                max_parts=submission.max_parts,  # the client's, which the session checked
                 extra=headers,
             )
             # The same checks a dropped file gets (Max_parts, times); refuse now rather than
@@ -441,7 +419,7 @@ class SmppServer:
     def _release(self, submission: Submission) -> None:
         # The limits counted this message when the session accepted it, but it was not queued.
         if submission.acquired_at is not None:
-            self.current_registry().release(submission.client, 1, submission.acquired_at)
+            self.current_registry().release(submission.client, submission.parts, submission.acquired_at)
 
     async def _commit_loop(self) -> None:
         # Group commit in two ways: while every writer thread is busy, new submissions gather

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
+from gsmgw.sms import UserDataError, count_data_parts, count_parts
+
 from . import message as M
 from . import pdu as P
 from .pdu import CommandId, Pdu, Status, Tag
@@ -82,6 +84,8 @@ class ClientPolicy(Protocol):
 
     def release(self, client: Any, count: int, now: float) -> None: ...
 
+    def max_parts_for(self, client: Any) -> int: ...
+
 
 # ---- actions ------------------------------------------------------------------------------
 
@@ -124,6 +128,8 @@ class Submission:
     data: bytes | None = None  # 8-bit data (data_coding 2, 4, 0xF4..0xF7) instead of text
     udh: bytes = b""  # the client's own header without concatenation, UDHL first (ports, ...)
     message_class: int | None = None  # from data_coding 0xF0..0xF7 (bits 1..0)
+    parts: int = 1  # SMS parts the text needs: what the limits counted
+    max_parts: int = 6  # the client's max_parts, written into the file as Max_parts:
 
 
 @dataclass(frozen=True)
@@ -202,15 +208,16 @@ class Session:
         new_id: Callable[[], str],
         window: int = 10,
         default_country: str | None = None,
+        national_languages: tuple[str, ...] = (),
         reassembly_timeout: float = 120.0,
         timers: Timers | None = None,
         peer: str = "",
-        max_parts: int = 6,
         pending_octets: M.PendingOctets | None = None,
     ):
         self.policy = policy
         self.window = window
         self.default_country = default_country
+        self.national_languages = national_languages  # counted as the daemon will encode (config defaults)
         self.timers = timers or Timers()
         self.peer = peer
         self._wall_clock = wall_clock
@@ -220,7 +227,6 @@ class Session:
         self.client: Any = None
         self.system_id = ""
         self._reader = P.PduReader()
-        self.max_parts = max_parts
         # Its owner (the client) is set at the bind: the octets count towards that client.
         self._reassembly = M.Reassembly(reassembly_timeout, budget=pending_octets)
         self._opened = now
@@ -402,20 +408,21 @@ class Session:
             if self._reassembly.is_new(key, concat):
                 # Everything that can refuse the message is checked at its first segment, before
                 # anything is held: its size, the data_coding, the client's limits.
-                if concat.total > self.max_parts:
+                max_parts = self.policy.max_parts_for(self.client)
+                if concat.total > max_parts:
                     raise M.MessageError(
-                        f"the message has {concat.total} segments, more than max_parts {self.max_parts}",
+                        f"the message has {concat.total} segments, more than max_parts {max_parts}",
                         Status.ESME_RINVMSGLEN,
                     )
                 M.decode_text(data_coding, b"")
-                acquired_at = self._acquire(now)
+                acquired_at = self._acquire(now, concat.total)  # its parts, as the client split it
             try:
                 message_id, joined = self._reassembly.add(
                     key, concat, data_coding, raw, now, self._new_id(), registered_delivery=registered,
                     header=header, acquired_at=acquired_at,
                 )
             except M.MessageError:
-                self._release(acquired_at)
+                self._release(acquired_at, concat.total)
                 raise
             if joined is None:
                 # Not the last segment: the text is checked when the message is whole.
@@ -434,12 +441,24 @@ class Session:
                 coding = None  # data, not text: its receipt is made as for an older message
             else:
                 coding = M.DC_DEFAULT if national != (0, 0) else M.text_coding(data_coding, raw)
+            max_parts = self.policy.max_parts_for(self.client)
+            parts = self._parts(text, data, header)
+            if parts > max_parts:
+                # ESME_RINVMSGLEN, "Message Length is invalid" (SMPP 3.4 §5.1.3): also past 255 parts.
+                what = "data" if data is not None else "text"
+                raise M.MessageError(f"the {what} needs {parts} SMS parts, more than max_parts {max_parts}",
+                                     Status.ESME_RINVMSGLEN)
             if parts_key is None:
-                acquired_at = self._acquire(now)
+                acquired_at = self._acquire(now, parts)
+            elif acquired_at is not None and parts > concat.total:
+                # Its segments were counted at the first one; the SIMs send more parts than that.
+                self._acquire(now, parts - concat.total)
+            elif acquired_at is not None and parts < concat.total:
+                self._release(acquired_at, concat.total - parts)
         except M.MessageError:
             if parts_key is not None:
                 self._reassembly.done(*parts_key)
-                self._release(acquired_at)  # refused for good: it does not count
+                self._release(acquired_at, concat.total)  # refused for good: it does not count
             raise
         priority = "high" if int(params["priority_flag"]) >= 2 else None
         submission = Submission(
@@ -460,25 +479,37 @@ class Session:
             parts_key=parts_key,
             acquired_at=acquired_at,
             text_coding=coding,
+            parts=parts,
+            max_parts=max_parts,
         )
         self._open_requests[token] = pdu.sequence
         return [Submit(submission)]
 
-    def _acquire(self, now: float) -> float | None:
-        """Count one message against the client's limits (when it has any): the time it was
-        counted, to give it back with `_release`; ESME_RTHROTTLED when over a limit."""
+    def _acquire(self, now: float, parts: int) -> float | None:
+        """Count `parts` SMS parts against the client's limits (when it has any): the time they
+        were counted, to give them back with `_release`; ESME_RTHROTTLED when over a limit."""
         if not getattr(self.client, "limits", None):
             return None
-        wait = self.policy.acquire(self.client, 1, now)
+        wait = self.policy.acquire(self.client, parts, now)
         if wait > 0:
             raise M.MessageError(
                 f"over the limits of client {self.client.name!r}; retry in {wait:.0f} s", Status.ESME_RTHROTTLED
             )
         return now
 
-    def _release(self, acquired_at: float | None) -> None:
+    def _release(self, acquired_at: float | None, parts: int) -> None:
         if acquired_at is not None:
-            self.policy.release(self.client, 1, acquired_at)
+            self.policy.release(self.client, parts, acquired_at)
+
+    def _parts(self, text: str, data: bytes | None, header: bytes) -> int:
+        """The SMS parts the message needs, as the daemon will split it (its header in every part)."""
+        udh = header or None
+        try:
+            if data is not None:
+                return count_data_parts(data, udh=udh).parts
+            return count_parts(text, national_languages=self.national_languages, udh=udh).parts
+        except UserDataError as exc:
+            raise M.MessageError(str(exc), M.user_data_status(exc)) from None
 
     def submit_done(self, submission: Submission, message_id: str) -> list[Action]:
         """The message is durable in outgoing/ as `message_id`: answer the client."""
@@ -599,7 +630,7 @@ class Session:
                 actions.append(Delivered(delivery, None))
         for key, message_id, got, total, registered, acquired_at in self._reassembly.expire(now):
             log.warning("%r: long message %s to %s dropped: %d of %d segments came", self, message_id, key[1], got, total)
-            self._release(acquired_at)
+            self._release(acquired_at, total)
             if registered in (M.RECEIPT_ALWAYS, M.RECEIPT_ON_FAILURE):
                 actions.extend(self._incomplete_receipt(key, message_id, got, total))
         return actions
@@ -668,8 +699,8 @@ class Session:
         return actions
 
     def _drop_unfinished(self) -> None:
-        for acquired_at in self._reassembly.clear():
-            self._release(acquired_at)
+        for acquired_at, total in self._reassembly.clear():
+            self._release(acquired_at, total)
 
     def _take_sequence(self) -> int:
         # SMPP 3.4 §5.1.4: 0x00000001..0x7FFFFFFF, then wrap.
