@@ -553,23 +553,33 @@ class ClientRegistry:
         return client if verify_password(password, client.password_hash) else None
 
     def authenticate_smpp(self, system_id: str | None, password: str | None) -> Client | None:
-        """The client with this SMPP `system_id` and password, or None."""
-        if not system_id or not password:
-            return None
-        presented = password.encode("utf-8", "surrogatepass")
+        """The client with this SMPP `system_id` and password, or None.
+
+        Every client's system_id and password are compared, in constant time, whatever matches:
+        a bind with an unknown system_id costs what one with a wrong password costs."""
+        presented_id = (system_id or "").encode("utf-8", "surrogatepass")
+        presented = (password or "").encode("utf-8", "surrogatepass")
         found = None
         for client in self.clients:
-            if client.smpp_system_id != system_id or not client.smpp_password:
-                continue
-            configured = client.smpp_password.encode("utf-8", "surrogatepass")
-            matches = hmac.compare_digest(presented, configured)
-            if len(presented) == SMPP_PASSWORD_OCTETS and len(configured) > SMPP_PASSWORD_OCTETS:
-                # SMPP 3.4 §4.1.1: the password field holds at most 8 octets, and clients such as
-                # smpplib cut a longer one to that; a longer configured password is its first 8.
-                matches = hmac.compare_digest(presented, configured[:SMPP_PASSWORD_OCTETS]) or matches
-            if matches and found is None:
+            configured_id = (client.smpp_system_id or "").encode("utf-8", "surrogatepass")
+            configured = (client.smpp_password or "").encode("utf-8", "surrogatepass")
+            id_matches = hmac.compare_digest(presented_id, configured_id)
+            # SMPP 3.4 §4.1.1: the password field holds at most 8 octets, and clients such as
+            # smpplib cut a longer one to that; a longer configured password is its first 8.
+            cut = configured[:SMPP_PASSWORD_OCTETS] if len(configured) > SMPP_PASSWORD_OCTETS else configured
+            cut_matches = hmac.compare_digest(presented, cut) and len(presented) == SMPP_PASSWORD_OCTETS
+            matches = hmac.compare_digest(presented, configured) | cut_matches
+            if id_matches and matches and presented_id and presented and found is None:
                 found = client
         return found
+
+    @staticmethod
+    def same_smpp_login(old: Client, new: Client) -> bool:
+        """Does `new` (after a reload) still accept the login a session was bound with as `old`?"""
+        return old.smpp_system_id == new.smpp_system_id and hmac.compare_digest(
+            (old.smpp_password or "").encode("utf-8", "surrogatepass"),
+            (new.smpp_password or "").encode("utf-8", "surrogatepass"),
+        )
 
     def authenticate_smtp(self, user: str | None, password: str | None) -> Client | None:
         """The client with this SMTP AUTH user and password, or None."""

@@ -289,3 +289,24 @@ def test_a_long_smpp_password_is_accepted_as_clients_cut_it_to_8_octets():
     assert registry.authenticate_smpp("zbx", "tok-abc") is None
     assert registry.authenticate_smpp("zbx", "tok-abcX") is None
     assert registry.authenticate_smpp("zbx", "tok-abcdXXXX") is None
+
+
+def test_an_smpp_login_costs_the_same_comparisons_whether_or_not_the_system_id_exists(monkeypatch):
+    """No timed assertion: the work is the same, counted in constant-time comparisons."""
+    import gsmgw.clients as module
+
+    registry = make_registry(
+        client_from_config({"name": "a", "smpp": {"system_id": "a", "password": "pw-a"}}),
+        client_from_config({"name": "b", "smpp": {"system_id": "b", "password": "pw-b-long-password"}}),
+        Client("http-only", token="t"),
+    )
+    calls = []
+    real = module.hmac.compare_digest
+    monkeypatch.setattr(module.hmac, "compare_digest", lambda x, y: calls.append(1) or real(x, y))
+    counts = {}
+    for case, login in {"right": ("a", "pw-a"), "wrong password": ("a", "nope"), "unknown id": ("zz", "pw-a"),
+                        "cut password": ("b", "pw-b-lon")}.items():
+        calls.clear()
+        registry.authenticate_smpp(*login)
+        counts[case] = len(calls)
+    assert len(set(counts.values())) == 1, counts

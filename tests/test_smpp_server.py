@@ -189,17 +189,60 @@ def test_bind_transceiver_and_unbind(gateway):
     client.disconnect()
 
 
-@pytest.mark.parametrize(
-    "system_id,password,status",
-    [("zabbix", "wrong", Status.ESME_RINVPASWD), ("nobody", "s3cret", Status.ESME_RINVSYSID),
-     ("httponly", "t0ken", Status.ESME_RINVSYSID)],
-)
-def test_bind_refused(gateway, system_id, password, status):
+@pytest.mark.parametrize("system_id,password", [("zabbix", "wrong"), ("nobody", "s3cret"), ("httponly", "t0ken")])
+def test_bind_refused_alike_whether_or_not_the_system_id_exists(gateway, system_id, password):
+    # Regression (issue 11): an unknown system_id got ESME_RINVSYSID, a known one ESME_RINVPASWD.
     client = client_for(gateway)
     with pytest.raises(smpplib.exceptions.PDUError) as info:
         client.bind_transmitter(system_id=system_id, password=password)
-    assert info.value.args[1] == status
+    assert info.value.args[1] == Status.ESME_RINVPASWD
     client.disconnect()
+
+
+def reload_clients(gateway, clients) -> None:
+    """What SIGHUP does: a new client registry (the limit counts carry over)."""
+    registry = ClientRegistry.from_config({"clients": clients, "groups": {}})
+
+    async def swap():
+        registry.limiter = gateway.server.registry.limiter
+        gateway.server.registry = registry
+
+    gateway.call(swap())
+
+
+def test_a_reload_applies_new_rules_and_limits_to_bound_sessions(gateway):
+    # Regression (issue 11): a bound session kept the client it bound with until it reconnected.
+    sock = raw_bind(gateway, "zabbix", "s3cret")
+    raw_send(sock, submit_pdu(2))
+    assert raw_read(sock).status == 0
+    changed = [dict(CLIENTS[0], allow=["+33*"], limits={"per_minute": 1}), *CLIENTS[1:]]
+    reload_clients(gateway, changed)
+    raw_send(sock, submit_pdu(3))
+    assert raw_read(sock).status == Status.ESME_RINVDSTADR
+    raw_send(sock, submit_pdu(4, to="+33612345678"))
+    assert raw_read(sock).status == 0
+    raw_send(sock, submit_pdu(5, to="+33612345678"))
+    assert raw_read(sock).status == Status.ESME_RTHROTTLED  # its new per_minute: 1 (in parts)
+    sock.close()
+
+
+@pytest.mark.parametrize("change", ["removed", "password"])
+def test_a_reload_unbinds_a_session_whose_login_is_gone(gateway, change):
+    sock = raw_bind(gateway, "zabbix", "s3cret")
+    other = raw_bind(gateway, "limited", "pw")
+    changed = CLIENTS[1:] if change == "removed" else [dict(CLIENTS[0], smpp={"system_id": "zabbix", "password": "new"}), *CLIENTS[1:]]
+    reload_clients(gateway, changed)
+    raw_send(sock, submit_pdu(2))  # the first PDU after the reload meets the new clients
+    unbind = raw_read(sock)
+    assert unbind.command_id == CommandId.UNBIND
+    assert raw_read(sock).status == Status.ESME_RINVBNDSTS  # nothing new is accepted
+    raw_send(sock, Pdu(CommandId.UNBIND_RESP, unbind.sequence))
+    with pytest.raises(ConnectionError):
+        raw_read(sock)  # closed
+    raw_send(other, submit_pdu(3))  # the other client's session goes on
+    assert raw_read(other).status == 0
+    sock.close()
+    other.close()
 
 
 def test_request_before_bind_gets_rinvbndsts(gateway):

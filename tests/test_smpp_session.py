@@ -362,11 +362,11 @@ def test_text_coding_names_the_alphabet_the_text_was_read_in(data_coding, raw, c
 # ---- memory and limits of long messages (checked at the FIRST segment) ---------------------
 
 def limited_session(**kwargs) -> Session:
-    """A session bound as a client that may send one message a minute."""
+    """A session bound as a client that may send two SMS parts a minute: one 2-segment message."""
     session = new_session(**kwargs)
     session.policy = ClientRegistry.from_config(
         {"clients": [{"name": "app", "smpp": {"system_id": "app", "password": "pw"}, "allow": ["+49*"],
-                      "limits": {"per_minute": 1}}]},
+                      "limits": {"per_minute": 2}}]},
     )
     session.data_received(P.encode(Pdu(CommandId.BIND_TRANSCEIVER, 1, 0, {"system_id": "app", "password": "pw"})), 0.0)
     return session
@@ -378,7 +378,9 @@ def segment(sequence, ref, total, seq, payload=b"abc", **params):
 
 def test_more_segments_than_max_parts_are_refused_at_the_first():
     # max_parts was checked only when the last of up to 255 segments came.
-    session = bound_session(max_parts=3)
+    session = bound_session()
+    session.policy = ClientRegistry.from_config({"clients": [{"name": "app", "smpp": {"system_id": "app", "password": "pw"},
+                                                              "allow": ["+49*"]}], "defaults": {"max_parts": 3}})
     (resp,) = sent(session.data_received(segment(2, 1, 4, 1), 1.0))
     assert resp.status == Status.ESME_RINVMSGLEN
     assert len(session._reassembly) == 0 and session._reassembly.octets == 0
@@ -429,3 +431,39 @@ def test_pending_octets_are_capped_per_session_and_per_client():
     first.connection_lost()  # a session that ends gives its octets back
     assert budget.held("app") == len(full)
     assert sent(second.data_received(segment(7, 7, 2, 1, full), 1.0))[0].status == 0
+
+
+def test_a_session_whose_login_is_gone_is_unbound_and_then_dropped():
+    session = bound_session(timers=Timers(idle=1000, dead=1000, response=30))
+    actions = session.client_changed(None, False)
+    (unbind,) = sent(actions)
+    assert unbind.command_id == CommandId.UNBIND and session.state is State.UNBINDING
+    (resp,) = sent(session.data_received(submit(5), 2.0))
+    assert resp.status == Status.ESME_RINVBNDSTS
+    assert session.tick(3.0) == [] and session.tick(20.0) == []
+    assert isinstance(session.tick(33.5)[-1], Close)  # no unbind_resp within `response`
+
+
+def test_a_reloaded_client_replaces_the_bound_one():
+    session = bound_session()
+    new_client = REGISTRY.by_name("app")
+    assert session.client_changed(new_client, True) == [] and session.client is new_client
+
+
+def test_an_unknown_system_id_and_a_wrong_password_get_the_same_answer():
+    for system_id, password in (("app", "nope"), ("nobody", "pw")):
+        session = new_session()
+        (resp,) = sent(session.data_received(
+            P.encode(Pdu(CommandId.BIND_TRANSMITTER, 1, 0, {"system_id": system_id, "password": password})), 1.0))
+        assert resp.status == Status.ESME_RINVPASWD
+
+
+def test_a_long_message_counts_the_parts_the_sims_send_not_its_segments():
+    session = limited_session()  # 2 parts a minute
+    assert sent(session.data_received(segment(2, 1, 2, 1), 1.0))[0].status == 0  # counted as 2 for now
+    (action,) = session.data_received(segment(3, 1, 2, 2), 1.0)
+    assert action.submission.parts == 1  # "abcabc" is one SMS part: the other one is given back
+    session.submit_done(action.submission, "id-1")
+    (action,) = session.data_received(submit(4), 2.0)
+    assert isinstance(action, Submit)
+    assert sent(session.data_received(submit(5), 2.0))[0].status == Status.ESME_RTHROTTLED

@@ -137,6 +137,7 @@ class _Connection:
                 data = await self.reader.read(65536)
                 if not data:
                     break
+                self.server.follow_reload()  # a submit after SIGHUP meets the new clients
                 self.perform(self.session.data_received(data, time.monotonic()))
                 await self._drain()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
@@ -255,6 +256,7 @@ class SmppServer:
         self._pending_octets = M.PendingOctets()
         self._ctx: Any = None
         self._config_seen: Any = None
+        self._registry_seen: Any = registry  # the registry bound sessions' clients come from
         self.batches: list[int] = []  # sizes of recent commit batches (bench and tests read it)
 
     # ---- life cycle -----------------------------------------------------------------------
@@ -319,8 +321,9 @@ class SmppServer:
             self.guard.release(address)
 
     def current_registry(self) -> Any:
-        """The client registry of the config now in force. The daemon replaces `ctx.config` on
-        SIGHUP; new binds then see new passwords and rules (limit counts start afresh)."""
+        """The client registry of the config now in force. The daemon replaces `ctx.clients` on
+        SIGHUP (limit counts carry over); new binds then see new passwords and rules, and
+        `follow_reload` moves bound sessions to them."""
         if self._ctx is None:
             return self.registry
         shared = getattr(self._ctx, "clients", None)
@@ -358,9 +361,26 @@ class SmppServer:
             if conn in conns:
                 conns.remove(conn)
 
+    def follow_reload(self) -> None:
+        """When the client registry was replaced (SIGHUP), every bound session takes its
+        client's new entry; one whose client is gone, or whose system_id or password changed,
+        is unbound. Costs one comparison when nothing changed."""
+        registry = self.current_registry()
+        if registry is self._registry_seen:
+            return
+        self._registry_seen = registry
+        for conn in list(self._connections):
+            bound = conn.session.client
+            if bound is None or conn.closed.is_set():
+                continue
+            client = registry.by_name(bound.name)
+            still_valid = client is not None and registry.same_smpp_login(bound, client)
+            conn.perform(conn.session.client_changed(client, still_valid))
+
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
+            self.follow_reload()
             now = time.monotonic()
             for conn in list(self._connections):
                 try:

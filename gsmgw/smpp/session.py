@@ -74,8 +74,6 @@ _BIND_MODES = {
 class ClientPolicy(Protocol):
     """What the session asks of `gsmgw.clients.ClientRegistry` (pure calls)."""
 
-    clients: tuple[Any, ...]
-
     def authenticate_smpp(self, system_id: str | None, password: str | None) -> Any: ...
 
     def check_destination(self, client: Any, number: str) -> Any: ...
@@ -238,6 +236,8 @@ class Session:
         # Requests of the client still waiting for our answer: token -> sequence number.
         self._open_requests: dict[int, int] = {}
         self._unbind_sequence: int | None = None
+        self._unbind_reason: str | None = None  # set when we asked the client to unbind
+        self._unbind_asked: float | None = None  # when a tick first saw our unbind waiting
         # deliver_sm we sent: sequence -> (delivery, time sent)
         self._outstanding: dict[int, tuple[Delivery, float]] = {}
 
@@ -337,11 +337,11 @@ class Session:
         password = str(pdu.params["password"])
         client = self.policy.authenticate_smpp(system_id, password)
         if client is None:
-            known = any(getattr(c, "smpp_system_id", None) == system_id for c in self.policy.clients)
-            status = Status.ESME_RINVPASWD if known else Status.ESME_RINVSYSID
+            # One answer for an unknown system_id and a wrong password (API.md names
+            # ESME_RINVPASWD), so a bind does not tell which system_ids exist.
             self._failed_binds += 1
-            log.warning("%r: bind as %r refused: %s", self, system_id, Status(status).name)
-            actions: list[Action] = [self._send(_error_response(pdu, status))]
+            log.warning("%r: bind as %r refused: unknown system_id or wrong password", self, system_id)
+            actions: list[Action] = [self._send(_error_response(pdu, Status.ESME_RINVPASWD))]
             if self._failed_binds >= 3:
                 actions.extend(self._close("three failed binds"))
             return actions
@@ -616,6 +616,11 @@ class Session:
             return self._close(f"no bind within {self.timers.bind:.0f} s")
         if now - self._last_heard >= self.timers.dead:
             return self._close(f"nothing heard for {now - self._last_heard:.0f} s (no enquire_link_resp)")
+        if self.state is State.UNBINDING and self._unbind_reason is not None:
+            if self._unbind_asked is None:
+                self._unbind_asked = now
+            elif now - self._unbind_asked >= self.timers.response:
+                return self._close(f"{self._unbind_reason}, and no unbind_resp came")
         actions: list[Action] = []
         if (
             self.state is State.BOUND
@@ -665,12 +670,29 @@ class Session:
             )
         ]
 
-    def start_unbind(self) -> list[Action]:
-        """The server is stopping: ask the client to unbind (SMPP 3.4 §4.2)."""
+    def start_unbind(self, reason: str = "server stopping") -> list[Action]:
+        """Ask the client to unbind (SMPP 3.4 §4.2): the server is stopping, or the client's
+        login is no longer valid. Nothing new is accepted meanwhile (ESME_RINVBNDSTS); a client
+        that does not answer within `timers.response` is disconnected."""
         if self.state is not State.BOUND:
-            return self._close("server stopping")
+            return self._close(reason)
         self.state = State.UNBINDING
+        self._unbind_reason = reason
         return [self._send(Pdu(CommandId.UNBIND, self._take_sequence()))]
+
+    def client_changed(self, client: Any, still_valid: bool) -> list[Action]:
+        """The config was reloaded. `client` is the new entry of the bound client's name (None if
+        it is gone); `still_valid` says whether it accepts the login this session bound with.
+        A session whose login is no longer valid is unbound; otherwise it takes the new entry
+        (rules, limits, max_parts) at once."""
+        if self.state is not State.BOUND or self.client is None:
+            return []
+        if client is None or not still_valid:
+            why = "is no longer in the config" if client is None else "has a new system_id or password"
+            log.warning("%r: client %s %s; unbinding", self, self.client.name, why)
+            return self.start_unbind(f"client {self.client.name} {why}")
+        self.client = client
+        return []
 
     def connection_lost(self) -> list[Action]:
         """The socket is gone: deliveries without an answer go back to the queue; unfinished
