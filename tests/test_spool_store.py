@@ -276,6 +276,20 @@ def test_recover_keeps_user_locks_and_batches_of_a_living_writer(spool):
     assert _entries(spool) == ["batch", "batch.LOCK", "mine", "mine.LOCK"]
 
 
+def test_recover_trusts_no_batch_lock_a_user_wrote(spool, monkeypatch):
+    # Found with issue 11's trusted headers: a group member who wrote the batch marker with a
+    # dead pid into `victim.LOCK` made the next start remove another user's message.
+    (spool.path("outgoing") / "victim").write_bytes(b"To: 1\n\nx\n")
+    (spool.path("outgoing") / "victim.LOCK").write_bytes(b"gsmgw submit_many pid=999999999 start=1\n")
+    real_uid = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: real_uid + 1)  # the daemon is another user than the writer
+    spool.recover()
+    assert _entries(spool) == ["victim", "victim.LOCK"]
+    monkeypatch.setattr(os, "geteuid", lambda: real_uid)  # a lock the daemon's own user wrote
+    spool.recover()
+    assert _entries(spool) == []
+
+
 @pytest.mark.parametrize("count", [3, 12])  # per-file fsync, and one syncfs for the batch
 def test_submit_each_queues_every_file_but_the_one_that_failed(spool, monkeypatch, count):
     import errno

@@ -618,7 +618,9 @@ class Spool:
         """Remove the files of a `submit_many` whose writer died before its commit (see there).
 
         Only locks that `submit_many` wrote are touched, and only when the process that wrote
-        them is gone; a user's own `X.LOCK` is left alone."""
+        them is gone; a user's own `X.LOCK` is left alone. A lock counts as ours only if it
+        belongs to the user gsmgw runs as: anyone who may drop files could write the marker into
+        `victim.LOCK`, and the victim's message would be removed."""
         directory = self.path("outgoing")
         try:
             entries = [entry.name for entry in os.scandir(directory) if entry.name.endswith(".LOCK")]
@@ -632,7 +634,8 @@ class Spool:
             except OSError:
                 continue
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
                     continue
                 owner = os.read(fd, 256)
             finally:
