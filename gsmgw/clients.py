@@ -51,11 +51,11 @@ from typing import Any
 from gsmgw.rules import (
     ALL,
     RuleError,
+    glob_regex,
     group_reference,
     is_number_rule,
     modem_reference,
     normalize_rule,
-    number_rule_regex,
     rule_names_modem,
 )
 from gsmgw.sms.address import normalize_number
@@ -312,8 +312,15 @@ def _sender_rule(rule: Any, where: str) -> str:
 
 def _address_glob(rule: str) -> re.Pattern[str]:
     """A sender rule as a regex: `*` any run of characters, `?` one, case folded."""
-    parts = [".*" if char == "*" else "." if char == "?" else re.escape(char) for char in rule.casefold()]
-    return re.compile("".join(parts) + r"\Z")
+    return glob_regex(rule.casefold())
+
+
+def _same_secret(presented: str | None, configured: str | None) -> bool:
+    """Constant-time equality of two names or secrets; an empty one never matches. Always does
+    one comparison, so a login's cost does not depend on which entries exist."""
+    matches = hmac.compare_digest((presented or "").encode("utf-8", "surrogatepass"),
+                                  (configured or "").encode("utf-8", "surrogatepass"))
+    return matches and bool(presented) and bool(configured)
 
 
 def parse_network(value: Any, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -468,7 +475,7 @@ class ClientRegistry:
             raise ClientConfigError(f"clients: the name(s) {', '.join(duplicates)} appear twice; give each client its own name")
         self._by_name = {client.name: client for client in self.clients}
         self._rules: dict[str, re.Pattern[str]] = {
-            rule: number_rule_regex(rule)
+            rule: glob_regex(rule)
             for client in self.clients
             for rule in client.allow + client.deny
             if is_number_rule(rule)
@@ -557,19 +564,14 @@ class ClientRegistry:
 
         Every client's system_id and password are compared, in constant time, whatever matches:
         a bind with an unknown system_id costs what one with a wrong password costs."""
-        presented_id = (system_id or "").encode("utf-8", "surrogatepass")
-        presented = (password or "").encode("utf-8", "surrogatepass")
         found = None
         for client in self.clients:
-            configured_id = (client.smpp_system_id or "").encode("utf-8", "surrogatepass")
-            configured = (client.smpp_password or "").encode("utf-8", "surrogatepass")
-            id_matches = hmac.compare_digest(presented_id, configured_id)
+            configured = client.smpp_password or ""
             # SMPP 3.4 §4.1.1: the password field holds at most 8 octets, and clients such as
             # smpplib cut a longer one to that; a longer configured password is its first 8.
-            cut = configured[:SMPP_PASSWORD_OCTETS] if len(configured) > SMPP_PASSWORD_OCTETS else configured
-            cut_matches = hmac.compare_digest(presented, cut) and len(presented) == SMPP_PASSWORD_OCTETS
-            matches = hmac.compare_digest(presented, configured) | cut_matches
-            if id_matches and matches and presented_id and presented and found is None:
+            cut = configured[:SMPP_PASSWORD_OCTETS] if len(configured) > SMPP_PASSWORD_OCTETS else None
+            password_matches = _same_secret(password, configured) | _same_secret(password, cut)
+            if _same_secret(system_id, client.smpp_system_id) & password_matches and found is None:
                 found = client
         return found
 
@@ -582,15 +584,12 @@ class ClientRegistry:
         )
 
     def authenticate_smtp(self, user: str | None, password: str | None) -> Client | None:
-        """The client with this SMTP AUTH user and password, or None."""
-        if not user or not password:
-            return None
-        presented = password.encode("utf-8", "surrogatepass")
+        """The client with this SMTP AUTH user and password, or None. As for SMPP, every
+        client's user and password are compared, so an unknown user costs what a wrong password does."""
         found = None
         for client in self.clients:
-            if client.smtp_user != user or not client.smtp_password:
-                continue
-            if hmac.compare_digest(presented, client.smtp_password.encode("utf-8", "surrogatepass")) and found is None:
+            matches = _same_secret(user, client.smtp_user) & _same_secret(password, client.smtp_password)
+            if matches and found is None:
                 found = client
         return found
 

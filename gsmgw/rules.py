@@ -95,16 +95,10 @@ def is_number_rule(rule: str) -> bool:
     return rule.startswith(("+", ALL))
 
 
-def number_rule_regex(rule: str) -> re.Pattern[str]:
-    """The compiled form of a canonical number pattern, matched against E.164 numbers."""
-    parts = []
-    for char in rule:
-        if char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob as a regex matching the whole subject: `*` any run, `?` one character, the rest
+    literal. A canonical number pattern compiled so matches E.164 numbers."""
+    parts = [".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern]
     return re.compile("".join(parts) + r"\Z")
 
 

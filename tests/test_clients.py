@@ -291,7 +291,7 @@ def test_a_long_smpp_password_is_accepted_as_clients_cut_it_to_8_octets():
     assert registry.authenticate_smpp("zbx", "tok-abcdXXXX") is None
 
 
-def test_an_smpp_login_costs_the_same_comparisons_whether_or_not_the_system_id_exists(monkeypatch):
+def test_a_login_costs_the_same_comparisons_whether_or_not_the_name_exists(monkeypatch):
     """No timed assertion: the work is the same, counted in constant-time comparisons."""
     import gsmgw.clients as module
 
@@ -309,4 +309,12 @@ def test_an_smpp_login_costs_the_same_comparisons_whether_or_not_the_system_id_e
         calls.clear()
         registry.authenticate_smpp(*login)
         counts[case] = len(calls)
+    assert len(set(counts.values())) == 1, counts
+    smtp = make_registry(Client("m", smtp_user="nagios", smtp_password="pw-m"), Client("n", token="t"))
+    counts = {}
+    for case, login in {"right": ("nagios", "pw-m"), "wrong password": ("nagios", "x"), "unknown user": ("who", "pw-m")}.items():
+        calls.clear()
+        found = smtp.authenticate_smtp(*login)
+        counts[case] = len(calls)
+        assert (found is not None) is (case == "right")
     assert len(set(counts.values())) == 1, counts
