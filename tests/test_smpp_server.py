@@ -25,7 +25,7 @@ from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
 from gsmgw.smpp.server import SmppServer
 from gsmgw.smpp.session import Timers
-from gsmgw.spool.format import read_spool_file, update_headers
+from gsmgw.spool.format import update_headers
 from gsmgw.spool.store import Spool
 from helpers import SEAL_KEY
 
