@@ -17,7 +17,7 @@ from gsmgw.clients import ClientRegistry, client_from_config, visibility
 from gsmgw.config import check_config, load_config
 from gsmgw.http.server import start
 from gsmgw.passwords import PasswordHashError, check_hash, hash_password, verify_password
-from gsmgw.spool.format import build_incoming, build_sent
+from gsmgw.spool.format import build_incoming, build_sent, update_headers
 from helpers import free_port
 from test_http_api import Context
 
@@ -203,6 +203,9 @@ def test_api_clients_see_only_their_own_messages(tmp_path):
         ctx.spool.write_atomic("sent", "dropped", sent)
         assert (await call("GET", "/api/v1/messages/dropped", "anna"))[0] == 404
         assert (await call("GET", "/api/v1/messages/dropped", "boss"))[0] == 200
+        # Nor does writing `Client: anna` into a file make it hers (issue 11's trusted headers).
+        ctx.spool.write_atomic("sent", "forged", update_headers(sent, {"Client": "anna"}))
+        assert (await call("GET", "/api/v1/messages/forged", "anna"))[0] == 404
 
     api_run(tmp_path, scenario)
 

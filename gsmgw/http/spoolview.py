@@ -33,12 +33,13 @@ def find_outgoing(spool: Any, name: str) -> tuple[str, bytes] | None:
 
 
 def client_from_spool(spool: Any, name: str) -> str | None:
-    """The `Client:` header of the outgoing message `name`; None when it has none or is not there."""
+    """The `Client:` header of the outgoing message `name`; None when it has none, is not there,
+    or is not sealed (a hand-written file's `Client:` is nobody's: gsmgw.spool.format)."""
     found = find_outgoing(spool, name)
     if found is None:
         return None
     try:
-        return read_spool_file(found[1]).headers.get("Client")
+        return spool.verified(found[1]).headers.get("Client")
     except SpoolFormatError:
         return None
 
