@@ -447,7 +447,8 @@ def test_the_name_of_a_dropped_multi_recipient_file_points_to_its_recipients_ids
     async def scenario(api):
         spool = api.ctx.spool
         for n, number in enumerate(["+4915112345678", "+4917612345678"], start=1):
-            single = b"To: " + number.encode() + b"\nClient: zabbix\n\nhi\n"
+            # zabbix's through a door (sealed: a hand-written Client: would be nobody's)
+            single = spool.seal(b"To: " + number.encode() + b"\nClient: zabbix\n\nhi\n")
             spool.write_atomic("sent", f"multi.{n}", build_sent(single, modem="gsm1", imsi=None,
                                                                 sent=datetime.now().astimezone(), parts=1, message_ids=[n]))
         status, answer, _ = await api.request("GET", "/api/v1/messages/multi")
@@ -463,7 +464,7 @@ def test_message_status_prefers_the_daemon(tmp_path):
         api.ctx.statuses["abc"] = MessageStatus(id="abc", to="+491", status="sending", modem="gsm1", parts=1,
                                                 message_ids=(), queued="t", sent=None, delivered=None, fail_reason=None)
         # Whose it is comes from its file (the file alone would say queued).
-        api.ctx.spool.write_atomic("checked", "abc", b"To: +491\nClient: zabbix\n\nhi\n")
+        api.ctx.spool.write_atomic("checked", "abc", api.ctx.spool.seal(b"To: +491\nClient: zabbix\n\nhi\n"))
         status, answer, _ = await api.request("GET", "/api/v1/messages/abc")
         assert status == 200 and answer["status"] == "sending"
 

@@ -8,6 +8,7 @@ import urllib.parse
 import pytest
 
 from gsmgw.http.kannel import collect_parameters, decode_text, parse_form
+from gsmgw.spool.format import read_spool_file
 from test_http_api import OTHER_TOKEN, TOKEN, running_api
 
 

@@ -53,7 +53,8 @@ class ServerThread:
     def __init__(self, tmp_path: Path, **options):
         self.spool = Spool(tmp_path / "spool", seal_key=SEAL_KEY)
         self.spool.ensure_dirs()
-        self.registry = ClientRegistry.from_config({"clients": CLIENTS, "groups": {}})
+        # As in the daemon, the registry knows the config's defaults (max_parts) too.
+        self.registry = ClientRegistry.from_config({"clients": CLIENTS, "groups": {}, "defaults": options.get("defaults")})
         self.options = options
         self.loop = asyncio.new_event_loop()
         self.bus = EventBus(self.loop)

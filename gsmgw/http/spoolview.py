@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from gsmgw.spool.format import SpoolFormatError, read_incoming, read_spool_file
+from gsmgw.spool.format import SpoolFormatError, read_incoming
 from gsmgw.spool.message_status import SPOOL_DIRECTORIES, valid_name
 
 log = logging.getLogger("gsmgw.http")
