@@ -390,6 +390,20 @@ def test_ussd(net):
     assert reply.text == "Guthaben: 12,34 EUR"
 
 
+def test_ussd_answered_in_ucs2_is_decoded(net):
+    net.set_ussd_reply("*101#", "Баланс: 100,50 ₽", dcs=72)
+
+    async def main():
+        modem = make_modem(net.modems[0].path)
+        await modem.open()
+        await modem.initialize()
+        reply = await modem.ussd("*101#", timeout=5)
+        await modem.close()
+        return reply
+
+    assert run(main()).text == "Баланс: 100,50 ₽"
+
+
 def test_soft_reset_then_initialize_again(tmp_path):
     with SimNetwork(tmp_path / "sim", modems=1, profile="simcom") as net:
 

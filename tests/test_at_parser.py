@@ -177,7 +177,7 @@ VECTORS = [
         "ring_and_clip",
         None, None,
         b'\r\nRING\r\n\r\n+CLIP: "+4915112345678",145,"",,"",0\r\n',
-        [Ring("RING"), CallerId('+CLIP: "+4915112345678",145,"",,"",0', "+4915112345678")],
+        [Ring("RING"), CallerId('+CLIP: "+4915112345678",145,"",,"",0', "+4915112345678", 145, 0)],
     ),
     (
         "echo_on_before_ate0_is_swallowed",

@@ -131,6 +131,26 @@ def test_ussd_coding():
     assert _decode_ussd("Balance: 1 EUR", 15, False) == "Balance: 1 EUR"
 
 
+@pytest.mark.parametrize(
+    "dcs, alphabet",
+    [(0x0F, "gsm7"), (0x00, "gsm7"), (0x10, "gsm7"), (0x11, "ucs2"), (0x2F, "gsm7"), (0x44, "8bit"),
+     (0x48, "ucs2"), (0x4C, "gsm7"), (0x98, "ucs2"), (0xF4, "8bit"), (0xF0, "gsm7"), (0x80, "gsm7")],
+)
+def test_cbs_data_coding_of_ussd_answers(dcs, alphabet):
+    """TS 23.038 §5 (CBS data coding scheme, used by USSD): groups 0000-0011 language, 01xx
+    general coding, 1001 with a header, 1111 message class; reserved codings are GSM 7-bit."""
+    from gsmgw.sms.cbs import cbs_alphabet
+
+    assert cbs_alphabet(dcs) == alphabet
+
+
+def test_ussd_ucs2_forms():
+    text = "Остаток 5 руб"
+    assert _decode_ussd(text.encode("utf-16-be").hex(), "72", False) == text
+    assert _decode_ussd("6465" + text.encode("utf-16-be").hex(), 0x11, False) == text  # "de" language first
+    assert _decode_ussd("0041D8", 72, False) == "0041D8"  # not UCS2 after all: kept as printed
+
+
 # ---------------------------------------------------------------- dialects seen in the field
 
 PDU = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07"

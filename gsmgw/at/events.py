@@ -110,9 +110,13 @@ class Ring(Urc):
 
 @dataclass(frozen=True)
 class CallerId(Urc):
-    """``+CLIP: <number>,<type>``: the caller of the ringing call (TS 27.007 §7.6)."""
+    """``+CLIP: <number>,<type>[,<subaddr>,<satype>[,<alpha>[,<CLI validity>]]]``: the caller of the
+    ringing call (TS 27.007 §7.6). ``toa`` is <type> (TS 24.008 §10.5.4.7, e.g. 145 international),
+    ``validity`` the CLI validity: 0 valid, 1 withheld by the caller, 2 not available."""
 
     number: str
+    toa: int | None = None
+    validity: int | None = None
 
 
 @dataclass(frozen=True)

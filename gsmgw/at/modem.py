@@ -500,6 +500,7 @@ class Modem:
         storage = await self._choose_storage()
         cnmi = await self._choose_routing(warnings)
         needs_ack = await self._needs_ack(cnmi)
+        await self._announce_calls(warnings)
         smsc = await self._check_smsc(warnings)
         info = await self.identity()
         self.info = replace(
@@ -664,6 +665,26 @@ class Modem:
             "poll the storage (list_messages)"
         )
         return None
+
+    async def _announce_calls(self, warnings: list[str]) -> None:
+        """Have incoming calls announced with their caller (profile.call_commands)."""
+        refused = [line for line in self.profile.call_commands if await self._optional(line) is None]
+        if refused and len(refused) == len(self.profile.call_commands):
+            warnings.append(f"the modem refuses {' and '.join(refused)}: an incoming call may show no caller")
+
+    async def hang_up(self) -> str:
+        """Hang up a ringing (or any) call: the profile's hangup_commands in order; returns the one
+        that worked. AtCommandError (the last refusal) when none did."""
+        error: AtCommandError | None = None
+        for line in self.profile.hangup_commands:
+            try:
+                await self.command(line)
+            except AtCommandError as exc:
+                error = exc
+                continue
+            return line
+        assert error is not None
+        raise error
 
     async def _needs_ack(self, cnmi: str | None) -> bool:
         """TS 27.005 §3.2.1/§3.4.4: with AT+CSMS service 1, SMS and reports routed directly
@@ -881,28 +902,14 @@ def _pack_ussd(code: str) -> str:
 
 
 def _decode_ussd(text: str | int | None, dcs: str | int | None, packed: bool) -> str | None:
-    """The text of a +CUSD reply. UCS2 (DCS 0x48 or group 0x4x with bits 3-2 = 10, TS 23.038
-    §5) and packed GSM 7-bit arrive as hex; anything else as the modem printed it."""
-    if text is None:
-        return None
-    text = str(text)
+    """The text of a +CUSD reply, decoded by its <dcs> (gsmgw.sms.cbs, TS 23.038 §5)."""
+    from gsmgw.sms.cbs import decode_ussd
+
     try:
         dcs_value = int(dcs) if dcs is not None and str(dcs).strip() != "" else None
     except ValueError:
         dcs_value = None
-    is_hex = bool(re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", text))
-    if is_hex and dcs_value is not None and (dcs_value == 0x48 or (dcs_value & 0xCC) == 0x48):
-        try:
-            return bytes.fromhex(text).decode("utf-16-be")
-        except UnicodeDecodeError:
-            return text
-    if is_hex and packed:
-        from gsmgw.sms.gsm7 import decode_septets, unpack_septets
-
-        data = bytes.fromhex(text)
-        septets = unpack_septets(data, len(data) * 8 // 7)
-        return decode_septets(septets).rstrip("\r")
-    return text
+    return decode_ussd(None if text is None else str(text), dcs_value, packed=packed)
 
 
 __all__ = [

@@ -206,7 +206,7 @@ def _classify_urc(name: str | None, rest: str, raw: str) -> Urc:
     if name == "+CRING":
         return Ring(raw, rest.strip())
     if name == "+CLIP":
-        return CallerId(raw, f[0])
+        return CallerId(raw, f[0], _int(f[1]) if len(f) > 1 else None, _int(f[5]) if len(f) > 5 else None)
     if name == "+CUSD" and _int(f[0]) is not None:
         text = f[1] if len(f) > 1 else None
         dcs = _int(f[2]) if len(f) > 2 else None

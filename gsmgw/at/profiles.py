@@ -79,6 +79,13 @@ class ModemProfile:
     iccid_commands: tuple[str, ...]
     # USSD strings sent and received as packed GSM 7-bit hex instead of text.
     ussd_packed: bool = False
+    # Sent at init so that an incoming call is announced with its type and caller: +CRC=1 gives
+    # "+CRING: VOICE" for RING (TS 27.007 §6.11), +CLIP=1 the caller (§7.6). Some modems print
+    # nothing at all while a call rings until one of them is on. A refusal is logged, not fatal.
+    call_commands: tuple[str, ...] = ("AT+CRC=1", "AT+CLIP=1")
+    # Tried in order to hang up a ringing call: +CHUP (TS 27.007 §6.5), then V.250's H (§6.3.6),
+    # which smstools3 offers (voicecall_hangup_ath) for devices on which +CHUP does nothing.
+    hangup_commands: tuple[str, ...] = ("AT+CHUP", "ATH")
     extra_urc_prefixes: frozenset[str] = frozenset()
     quirks: tuple[Quirk, ...] = ()
 

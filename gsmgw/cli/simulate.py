@@ -4,8 +4,9 @@ Runs until SIGTERM or SIGINT.  Prints one line per modem (path and number),
 or with --json one JSON object per modem and then {"event": "ready", ...}.
 On exit the symlinks and the control socket are removed.
 
-`gsmgw simulate inject` sends an SMS from an outside number to a simulated SIM, through the
-control socket of a running `gsmgw simulate --dir DIR` or `gsmgw run --simulate` (--spool DIR).
+`gsmgw simulate inject` sends an SMS from an outside number to a simulated SIM, and `gsmgw
+simulate ring` calls one, through the control socket of a running `gsmgw simulate --dir DIR` or
+`gsmgw run --simulate` (--spool DIR).
 """
 
 from __future__ import annotations
@@ -172,26 +173,38 @@ def simulate(
     network.stop()
 
 
+_DIR_OPTION = click.option("--dir", "directory", type=click.Path(file_okay=False), help="The directory of a running `gsmgw simulate --dir`.")
+_SPOOL_OPTION = click.option("--spool", "spool", type=click.Path(file_okay=False), help="The spool of a running `gsmgw run --simulate` (its simulator is SPOOL/.sim).")
+
+
+def _control(directory: str | None, spool: str | None):
+    from gsmgw.sim.control import ControlClient
+
+    if (directory is None) == (spool is None):
+        raise click.UsageError("give --dir DIR (gsmgw simulate) or --spool DIR (gsmgw run --simulate)")
+    return ControlClient(os.path.join(directory if directory is not None else os.path.join(spool, ".sim"), "control.sock"))
+
+
+def _modem_index(known: list[dict], modem: str) -> int:
+    index = next((m["index"] for m in known if modem in (str(m["index"]), m["name"])), None)
+    if index is None:
+        names = ", ".join(f"{m['index']} ({m['name']})" for m in known)
+        raise click.BadParameter(f"no simulated SIM {modem!r}; there are {names}", param_hint="--modem")
+    return index
+
+
 @simulate.command("inject")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), help="The directory of a running `gsmgw simulate --dir`.")
-@click.option("--spool", "spool", type=click.Path(file_okay=False), help="The spool of a running `gsmgw run --simulate` (its simulator is SPOOL/.sim).")
+@_DIR_OPTION
+@_SPOOL_OPTION
 @click.option("--modem", "modem", default="0", show_default=True, help="The SIM that receives it: index (0) or name (modem0).")
 @click.option("--from", "sender", required=True, help="The outside number it comes from, e.g. +4915112345678.")
 @click.argument("text")
 def inject(directory: str | None, spool: str | None, modem: str, sender: str, text: str) -> None:
     """Send TEXT from an outside number to a simulated SIM (an inbound SMS for the gateway)."""
-    from gsmgw.sim.control import ControlClient
-
-    if (directory is None) == (spool is None):
-        raise click.UsageError("give --dir DIR (gsmgw simulate) or --spool DIR (gsmgw run --simulate)")
-    path = os.path.join(directory if directory is not None else os.path.join(spool, ".sim"), "control.sock")
-    client = ControlClient(path)
+    client = _control(directory, spool)
     try:
         known = client.modems()
-        index = next((m["index"] for m in known if modem in (str(m["index"]), m["name"])), None)
-        if index is None:
-            names = ", ".join(f"{m['index']} ({m['name']})" for m in known)
-            raise click.BadParameter(f"no simulated SIM {modem!r}; there are {names}", param_hint="--modem")
+        index = _modem_index(known, modem)
         parts = client.inject_sms(index, sender, text)
     except SimError as error:
         click.echo(f"gsmgw simulate inject: {error}", err=True)
@@ -200,3 +213,31 @@ def inject(directory: str | None, spool: str | None, modem: str, sender: str, te
         client.close()
     target = next(m for m in known if m["index"] == index)
     click.echo(f"sent from {sender} to {target['name']} ({target['number']}) in {len(parts)} part(s)")
+
+
+@simulate.command("ring")
+@_DIR_OPTION
+@_SPOOL_OPTION
+@click.option("--modem", "modem", default="0", show_default=True, help="The SIM that is called: index (0) or name (modem0).")
+@click.option("--from", "caller", default="", help="The caller's number, e.g. +4915112345678; leave out for a withheld number.")
+@click.option("--interval", type=float, default=3.0, show_default=True, help="Seconds between rings.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds after which the caller gives up.")
+@click.option("--wait", is_flag=True, help="Wait until the call ends (hung up, or the caller gave up) and print how.")
+def ring(directory: str | None, spool: str | None, modem: str, caller: str, interval: float, timeout: float, wait: bool) -> None:
+    """Call a simulated SIM: it rings (RING / +CRING, +CLIP) until the modem hangs up."""
+    client = _control(directory, spool)
+    try:
+        index = _modem_index(client.modems(), modem)
+        call = client.ring(index, caller, interval=interval, timeout=timeout)
+        if wait:
+            call = client.wait_for_call(call["id"], timeout=timeout + 5.0)
+    except (SimError, TimeoutError) as error:
+        click.echo(f"gsmgw simulate ring: {error}", err=True)
+        sys.exit(1)
+    finally:
+        client.close()
+    who = call["caller"] or "a withheld number"
+    if call["outcome"] == "ringing":
+        click.echo(f"call {call['id']} to modem{index} from {who}: ringing")
+    else:
+        click.echo(f"call {call['id']} to modem{index} from {who}: {call['outcome']} after {call['rings']} ring(s)")

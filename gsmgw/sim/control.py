@@ -14,7 +14,9 @@ kind, parameters of the kind, see faults.py), `clear_fault` (modem, kind),
 `unplug` / `replug` (modem), `set_report_outcome` (number, statuses, interval, part),
 `set_latency` (modem, latency), `set_signal` (modem, rssi), `set_registration` (modem,
 stat, announce), `set_pin_attempts` (modem, pin, puk), `submissions` (since: how many to
-skip), `wait_for_submissions` (count, timeout), `reports`, `stored_messages` (modem, storage).
+skip), `wait_for_submissions` (count, timeout), `reports`, `stored_messages` (modem, storage),
+`ring` (modem, caller: "+49..." or "" withheld, interval, timeout), `calls`, `wait_for_call`
+(call, timeout), `set_ussd_reply` (code, text, dcs 15|72, status, modem).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from gsmgw.sim.network import SimError
+from gsmgw.sim.modem import USSD_DCS_GSM7
+from gsmgw.sim.network import RING_INTERVAL, RING_TIMEOUT, SimError
 
 if TYPE_CHECKING:
     from gsmgw.sim.network import SimNetwork
@@ -144,6 +147,17 @@ class ControlServer:
             return None
         if command == "stored_messages":
             return net._op_stored_messages(args["modem"], args.get("storage", "SM"))
+        if command == "ring":
+            return net._op_ring(args.pop("modem"), args.pop("caller", ""),
+                                float(args.pop("interval", RING_INTERVAL)), float(args.pop("timeout", RING_TIMEOUT)))
+        if command == "calls":
+            return net.calls
+        if command == "wait_for_call":
+            return await net.async_wait_for_call(int(args["call"]), float(args.get("timeout", 10.0)))
+        if command == "set_ussd_reply":
+            net._op_set_ussd_reply(args.pop("code"), args.pop("text", None), int(args.pop("dcs", USSD_DCS_GSM7)),
+                                   int(args.pop("status", 0)), args.pop("modem", None))
+            return None
         raise SimError(f"unknown command {command!r}; see the list in gsmgw/sim/control.py")
 
 
@@ -261,6 +275,20 @@ class ControlClient:
 
     def reports(self) -> list[dict]:
         return self.request("reports")
+
+    def ring(self, modem: int, caller: str, *, interval: float | None = None, timeout: float | None = None) -> dict:
+        """Call a simulated SIM (SimNetwork.ring); the call's record."""
+        params = {key: value for key, value in (("interval", interval), ("timeout", timeout)) if value is not None}
+        return self.request("ring", modem=modem, caller=caller, **params)
+
+    def calls(self) -> list[dict]:
+        return self.request("calls")
+
+    def wait_for_call(self, call_id: int, timeout: float = 10.0) -> dict:
+        return self.request("wait_for_call", call=call_id, timeout=timeout)
+
+    def set_ussd_reply(self, code: str, text: str | None, *, dcs: int = 15, status: int = 0, modem: int | None = None) -> None:
+        self.request("set_ussd_reply", code=code, text=text, dcs=dcs, status=status, modem=modem)
 
     def set_pin_attempts(self, modem: int, pin: int | None = None, puk: int | None = None) -> None:
         self.request("set_pin_attempts", modem=modem, pin=pin, puk=puk)

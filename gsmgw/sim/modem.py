@@ -47,6 +47,10 @@ DEFAULT_PUK = "12345678"
 # +CNMA "within required time (network timeout)" (TS 27.005 §3.4.4); TS 24.011
 # timer TR2M is 12-20 s, so 15 s is a fair middle.
 DEFAULT_ACK_TIMEOUT = 15.0
+# TS 23.038 §5 (CBS data coding): 15 is the GSM 7-bit default alphabet, language unspecified;
+# 72 (0x48, group 01xx with bits 3..2 = 10) is UCS2.
+USSD_DCS_GSM7 = 15
+USSD_DCS_UCS2 = 72
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,16 @@ class Latency:
 
     def draw(self, rng: random.Random) -> float:
         return self.low if self.low == self.high else rng.uniform(self.low, self.high)
+
+
+@dataclass
+class Call:
+    """An incoming voice call ringing at a modem (the network's record of it is `record`)."""
+
+    caller: str  # "+49..." or "" when the caller withholds the number
+    interval: float
+    record: dict
+    timer: asyncio.TimerHandle | None = None
 
 
 class SimModem:
@@ -147,6 +161,7 @@ class SimModem:
         self._unknown_command = False  # the command line failed on a command we do not know
         self._sim_ready_at = 0.0  # loop time until which the SIM is still starting up
         self._last_line_open = False  # an answer line was written without its CR LF (glued_ok)
+        self.call: Call | None = None  # an incoming call ringing now
 
     def _reset_settings(self) -> None:
         """ATZ / AT&F: the settings a profile restores (V.250 §6.1.1, §6.1.2)."""
@@ -224,6 +239,7 @@ class SimModem:
     def detach(self) -> None:
         """Power off (unplug): whatever was running stops, nothing more is written."""
         self._write = None
+        self.end_call("modem unplugged")
         if self._task is not None:
             self._task.cancel()
         for timer in self._timers:
@@ -438,7 +454,8 @@ class SimModem:
             "Z": self._cmd_reset,
             "&F": self._cmd_reset,
             "I": self._cmd_ati,
-            "H": self._cmd_ok,
+            "H": self._cmd_hang_up,
+            "+CHUP": self._cmd_hang_up,
             "Q": self._cmd_ok,
             "X": self._cmd_ok,
             "&C": self._cmd_ok,
@@ -1018,6 +1035,49 @@ class SimModem:
         self.loop.call_soon(self.network.modem_ready, self)  # room again for waiting messages
         return []
 
+    # ------------------------------------------------------------ incoming calls
+    def ring(self, caller: str, record: dict, interval: float) -> None:
+        """A call comes in: it rings now and every `interval` seconds until the TE hangs up
+        (ATH, AT+CHUP) or the network ends it (`end_call`)."""
+        self.call = Call(caller, interval, record)
+        self._ring_once()
+
+    def _ring_once(self) -> None:
+        call = self.call
+        if call is None or not self.plugged:
+            return
+        call.record["rings"] += 1
+        lines = []
+        # TS 27.007 §6.11: with +CRC=1 the ring is "+CRING: <type>"; §7.6: +CLIP=1 adds the caller.
+        ring = "+CRING: VOICE" if self.crc else self.profile.ring_urc
+        if ring:
+            lines.append(ring)
+        if self.clip:
+            if call.caller:
+                toa = 145 if call.caller.startswith("+") else 129
+                lines.append(f'+CLIP: "{self._to_charset(call.caller)}",{toa},"",,"",0')
+            else:
+                lines.append('+CLIP: "",128,"",,"",1')  # CLI validity 1: withheld by the caller
+        if lines:
+            self.unsolicited(lines)
+        call.timer = self.loop.call_later(call.interval, self._ring_once)
+
+    def end_call(self, outcome: str) -> None:
+        """The call stops ringing: hung up here, given up by the caller, or the modem is gone."""
+        call, self.call = self.call, None
+        if call is None:
+            return
+        if call.timer is not None:
+            call.timer.cancel()
+        self.network.call_ended(self, call.record, outcome)
+
+    def _cmd_hang_up(self, command: Command) -> list[str]:
+        # V.250 §6.3.6 (H) and TS 27.007 §6.5 (+CHUP); both answer OK without a call too.
+        if command.form == "test" and command.name == "+CHUP":
+            return []
+        self.end_call("hung up")
+        return []
+
     # ------------------------------------------------------------ USSD, misc
     def _cmd_cusd(self, command: Command) -> list[str]:
         # TS 27.007 §7.15: OK at once, the network's answer comes later as +CUSD.
@@ -1031,8 +1091,15 @@ class SimModem:
             return []
         if not self.registered:
             raise cme(30)
-        reply = self.network.ussd_reply(self, args[1])
-        self.loop.call_later(0.05, self.unsolicited, [f'+CUSD: 0,"{reply}",15'])
+        status, reply, dcs = self.network.ussd_reply(self, self._from_charset(args[1]))
+        if reply is None:
+            line = f"+CUSD: {status}"
+        elif dcs == USSD_DCS_UCS2:
+            # TS 27.007 §7.15: UCS2 data comes as the hex of its octets, whatever +CSCS says.
+            line = f'+CUSD: {status},"{reply.encode("utf-16-be").hex().upper()}",{dcs}'
+        else:
+            line = f'+CUSD: {status},"{self._to_charset(reply)}",{dcs}'
+        self.loop.call_later(0.05, self.unsolicited, [line])
         return []
 
     def _cmd_flag(self, attribute: str, name: str, read_format: str) -> Callable[[Command], list[str]]:

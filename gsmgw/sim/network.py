@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from gsmgw.sim.faults import FaultError
 from gsmgw.sim.identity import identity_for
-from gsmgw.sim.modem import DEFAULT_ACK_TIMEOUT, Latency, SimModem
+from gsmgw.sim.modem import DEFAULT_ACK_TIMEOUT, USSD_DCS_GSM7, USSD_DCS_UCS2, Latency, SimModem
 from gsmgw.sim.profiles import get_profile
 from gsmgw.sim.pty import PtyPort
 from gsmgw.sms import udh as udh_rules
@@ -58,7 +58,12 @@ log = logging.getLogger(__name__)
 
 NETWORK_COUNTRY = "49"  # national numbers (TOA 0x81) are read as German ones
 CALL_TIMEOUT = 10.0
-USSD_REPLIES = {"*100#": "Guthaben: 12,34 EUR", "#100#": "Balance: 12.34 EUR"}
+# What the network answers to USSD codes: code -> (status, text, dcs) of +CUSD (TS 27.007 §7.15).
+USSD_REPLIES = {"*100#": (0, "Guthaben: 12,34 EUR", USSD_DCS_GSM7), "#100#": (0, "Balance: 12.34 EUR", USSD_DCS_GSM7)}
+# An incoming call rings every RING_INTERVAL seconds (real networks: 3-6 s) until it is hung up,
+# or until the caller gives up after RING_TIMEOUT.
+RING_INTERVAL = 3.0
+RING_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ class SimNetwork:
         self._outcomes: dict[tuple[str, int | None], tuple[list[int], float]] = {}
         self._submissions: list[dict] = []
         self._reports: list[dict] = []
+        self._calls: list[dict] = []
+        self._ussd_log: list[dict] = []
+        self._ussd: dict[tuple[int | None, str], tuple[int, str | None, int]] = dict(
+            ((None, code), reply) for code, reply in USSD_REPLIES.items()
+        )
         self._submitted = threading.Condition()
         self._submitted_async: asyncio.Event | None = None
         self._log_file: Any = None
@@ -349,6 +359,55 @@ class SimNetwork:
     def stored_messages(self, index: int, storage: str = "SM") -> list[dict]:
         return self._call(self._op_stored_messages, index, storage)
 
+    def ring(self, index: int, caller: str, *, interval: float = RING_INTERVAL, timeout: float = RING_TIMEOUT) -> dict:
+        """Call modem `index` from `caller` ("+49...", or "" for a withheld number). It rings every
+        `interval` s until the TE hangs up or the caller gives up after `timeout` s. Returns the
+        call's record (see `calls`)."""
+        return self._call(self._op_ring, index, caller, interval, timeout)
+
+    @property
+    def ussd_requests(self) -> list[dict]:
+        """Every USSD request the network answered: {"modem", "code", "time", "after_submissions"}."""
+        with self._submitted:
+            return [dict(entry) for entry in self._ussd_log]
+
+    @property
+    def calls(self) -> list[dict]:
+        """Every call so far: {"id", "modem", "caller", "started", "rings", "ended", "outcome"}; outcome
+        is "ringing", "hung up" (by the modem's TE), "caller gave up" or "modem unplugged"."""
+        with self._submitted:
+            return [dict(call) for call in self._calls]
+
+    def wait_for_call(self, call_id: int, timeout: float = 10.0) -> dict:
+        """The record of call `call_id` once it stopped ringing; TimeoutError otherwise."""
+        with self._submitted:
+            call = next((c for c in self._calls if c["id"] == call_id), None)
+            if call is None:
+                raise SimError(f"no call {call_id!r}; calls so far: {[c['id'] for c in self._calls]}")
+            if not self._submitted.wait_for(lambda: call["outcome"] != "ringing", timeout):
+                raise TimeoutError(f"call {call_id} is still ringing after {timeout} s ({call['rings']} rings)")
+            return dict(call)
+
+    async def async_wait_for_call(self, call_id: int, timeout: float) -> dict:
+        """The same, on the simulator's loop (control socket)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            call = next((c for c in self._calls if c["id"] == call_id), None)
+            if call is None:
+                raise SimError(f"no call {call_id!r}")
+            if call["outcome"] != "ringing":
+                return dict(call)
+            if asyncio.get_running_loop().time() >= deadline:
+                raise TimeoutError(f"call {call_id} is still ringing after {timeout} s ({call['rings']} rings)")
+            await asyncio.sleep(0.05)
+
+    def set_ussd_reply(self, code: str, text: str | None, *, dcs: int = USSD_DCS_GSM7, status: int = 0,
+                       modem: int | None = None) -> None:
+        """What the network answers to USSD `code` (on `modem` only, or on every modem): +CUSD
+        <m> `status`, `text` in `dcs` (15 GSM 7-bit, 72 UCS2, TS 23.038 §5); text None answers
+        `+CUSD: <status>` alone (e.g. 4: operation not supported)."""
+        self._call(self._op_set_ussd_reply, code, text, dcs, status, modem)
+
     @property
     def submissions(self) -> list[dict]:
         with self._submitted:
@@ -478,6 +537,46 @@ class SimNetwork:
             self._sims[self._check_index(index)].latency = Latency.parse(latency)
         except ValueError as error:
             raise SimError(str(error)) from None
+
+    def _op_ring(self, index: int, caller: str, interval: float, timeout: float) -> dict:
+        modem = self._sims[self._check_index(index)]
+        if caller and not caller.lstrip("+").isdigit():
+            raise SimError(f"caller {caller!r} is not a number; give +49... or \"\" for a withheld number")
+        if not (0 < interval <= 60 and 0 < timeout <= 600):
+            raise SimError("interval must be 0-60 s and timeout 0-600 s")
+        if not modem.registered:
+            raise SimError(f"modem {index} is not registered (unplugged, no PIN, or searching): nobody can call it")
+        if modem.call is not None:
+            raise SimError(f"modem {index} is ringing already (call {modem.call.record['id']}); one call at a time")
+        record = {"id": len(self._calls) + 1, "modem": index, "caller": caller, "started": self._clock().isoformat(),
+                  "rings": 0, "ended": None, "outcome": "ringing"}
+        with self._submitted:
+            self._calls.append(record)
+        modem.ring(caller, record, interval)
+        assert self._loop is not None
+        self._loop.call_later(timeout, self._give_up, modem, record)
+        return dict(record)
+
+    def _give_up(self, modem: SimModem, record: dict) -> None:
+        if modem.call is not None and modem.call.record is record:
+            modem.end_call("caller gave up")
+
+    def call_ended(self, modem: SimModem, record: dict, outcome: str) -> None:
+        with self._submitted:
+            record["ended"] = self._clock().isoformat()
+            record["outcome"] = outcome
+            self._submitted.notify_all()
+        log.info("call %d to modem%d from %s: %s after %d ring(s)", record["id"], modem.index,
+                 record["caller"] or "a withheld number", outcome, record["rings"])
+
+    def _op_set_ussd_reply(self, code: str, text: str | None, dcs: int, status: int, modem: int | None) -> None:
+        if modem is not None:
+            self._check_index(modem)
+        if dcs not in (USSD_DCS_GSM7, USSD_DCS_UCS2):
+            raise SimError(f"dcs {dcs} is not one the simulator speaks; use 15 (GSM 7-bit) or 72 (UCS2)")
+        if not isinstance(status, int) or not 0 <= status <= 5:
+            raise SimError("status is +CUSD's <m>: 0 done, 1 more expected, 2 ended, 4 not supported, 5 timed out")
+        self._ussd[(modem, code)] = (status, text, dcs)
 
     def _op_set_signal(self, index: int, rssi: int) -> None:
         if not isinstance(rssi, int) or not (0 <= rssi <= 31 or rssi == 99):
@@ -615,8 +714,15 @@ class SimNetwork:
         if self._loop is not None:
             self._loop.call_soon(self._offer, modem.index)
 
-    def ussd_reply(self, modem: SimModem, code: str) -> str:
-        return USSD_REPLIES.get(code, f"Unknown service code {code}")
+    def ussd_reply(self, modem: SimModem, code: str) -> tuple[int, str | None, int]:
+        """(status, text, dcs) of the network's +CUSD answer to `code` on `modem`."""
+        with self._submitted:
+            # Where it fell among the submissions: a client that runs USSD between messages
+            # never has it between two parts of one message.
+            self._ussd_log.append({"modem": modem.index, "code": code, "time": self._clock().isoformat(),
+                                   "after_submissions": len(self._submissions)})
+        reply = self._ussd.get((modem.index, code)) or self._ussd.get((None, code))
+        return reply or (0, f"Unknown service code {code}", USSD_DCS_GSM7)
 
     # ------------------------------------------------------------ internals
     def _normalize(self, number: str) -> str:

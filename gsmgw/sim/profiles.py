@@ -60,6 +60,9 @@ class Profile:
     sim_boot_delay: float = 0.0
     # The character sets AT+CSCS takes.
     charsets: tuple[str, ...] = ("GSM", "IRA", "UCS2", "8859-1", "PCCP437")
+    # What an incoming call prints each ring while +CRC=0 (V.250 §6.3: "RING"); None: nothing, so
+    # the call is only seen with +CRC=1 (+CRING) or +CLIP=1 (+CLIP).
+    ring_urc: str | None = "RING"
 
 
 GENERIC = Profile(
@@ -152,7 +155,10 @@ QUECTEL = Profile(
 # - it starts in AT+CSCS="UCS2", so AT+CPIN="1234" is a wrong PIN until AT+CSCS="GSM" or
 #   "IRA" (ModemManager sets the character set at init for the same reason); it knows only
 #   "GSM" and "UCS2";
-# - +CPIN: NOT READY for a second after power-up, while the SIM starts.
+# - +CPIN: NOT READY for a second after power-up, while the SIM starts;
+# - an incoming call prints no RING; it shows only as +CRING (AT+CRC=1) and +CLIP (AT+CLIP=1).
+#   Issue 13 reports modems that send nothing while a call rings; this dialect plays one, so the
+#   driver's +CRC/+CLIP set-up is tested against it.
 ZTE = Profile(
     name="zte",
     manufacturer="ZTE CORPORATION",
@@ -172,6 +178,7 @@ ZTE = Profile(
     charsets=("GSM", "UCS2"),
     sim_boot_delay=1.0,
     gcap="+GCAP: +CGSM,+DS,+ES",
+    ring_urc=None,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (GENERIC, HUAWEI, SIMCOM, QUECTEL, ZTE)}
