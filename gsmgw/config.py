@@ -96,6 +96,7 @@ class Hooks:
     sent: str | None = None
     failed: str | None = None
     report: str | None = None
+    call: str | None = None  # an incoming call was recorded in calls/
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,15 @@ class WebhooksConfig:
     received: str | None = None
     report: str | None = None
     secret: str | None = field(default=None, repr=False)
+    call: str | None = None  # POSTed for each incoming call (calls/)
+
+
+@dataclass(frozen=True)
+class CallsConfig:
+    """`calls:` what happens when a SIM is called (README "Incoming calls")."""
+
+    hangup: bool = True  # hang up at once (AT+CHUP, or ATH): the SIM is for SMS, the caller hears it end
+    ack: bool = False  # a call from a two_way.allow_from number acknowledges the alerts sent to it
 
 
 @dataclass(frozen=True)
@@ -246,6 +256,7 @@ class Config:
     alertmanager: AlertmanagerConfig | None = None
     two_way: TwoWayConfig = field(default_factory=TwoWayConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     web: WebConfig | None = None
     optout: OptOutConfig = field(default_factory=OptOutConfig)
     # CLUSTER.md: a PostgreSQL DSN shared by several hosts; None: SQLite in the state directory.
@@ -585,7 +596,7 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = (
     "spool", "state", "default_country", "defaults", "modems", "probe_ports", "hooks", "hook_timeout",
     "status_interval", "log_level", "http", "clients", "groups", "webhooks", "smpp", "alertmanager",
-    "two_way", "inbound", "web", "optout", "national_languages", "journal", "cluster",
+    "two_way", "inbound", "web", "optout", "national_languages", "journal", "cluster", "calls",
 )
 _MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile",
                "balance")
@@ -727,9 +738,9 @@ def _modem(check: _Checker, value: Any, path: str, default_country: str | None) 
 
 
 def _hooks(check: _Checker, value: Any) -> Hooks:
-    data = check.mapping(value, "hooks", ("received", "sent", "failed", "report"))
+    data = check.mapping(value, "hooks", ("received", "sent", "failed", "report", "call"))
     found = {}
-    for key in ("received", "sent", "failed", "report"):
+    for key in ("received", "sent", "failed", "report", "call"):
         path = f"hooks.{key}"
         program = check.string(data.get(key), path, "/usr/local/bin/on-sms")
         if program is None:
@@ -1016,11 +1027,12 @@ def _url(check: _Checker, value: Any, path: str) -> str | None:
 def _webhooks(check: _Checker, value: Any) -> WebhooksConfig | None:
     if value is None:
         return None
-    data = check.mapping(value, "webhooks", ("received", "report", "secret", "secret_file"))
+    data = check.mapping(value, "webhooks", ("received", "report", "call", "secret", "secret_file"))
     secret_file, secret = _secret_pair(check, data, "webhooks", "secret", "webhook secret")
     config = WebhooksConfig(_url(check, data.get("received"), "webhooks.received"),
-                            _url(check, data.get("report"), "webhooks.report"), secret)
-    if (data.get("received") is not None or data.get("report") is not None) and secret is None and secret_file is None:
+                            _url(check, data.get("report"), "webhooks.report"), secret,
+                            _url(check, data.get("call"), "webhooks.call"))
+    if any(data.get(key) is not None for key in ("received", "report", "call")) and secret is None and secret_file is None:
         check.error("webhooks.secret_file", "is required: webhooks are signed with a secret of their own, "
                     "so that the receiver can tell them from forgeries",
                     "add secret_file: /etc/gsmgw/webhook.secret (a long random string on its first line, "
@@ -1117,6 +1129,22 @@ def _two_way(check: _Checker, value: Any, default_country: str | None) -> TwoWay
     return TwoWayConfig(enabled, allow_from, MappingProxyType(commands),
                         check.duration(data.get("timeout"), "two_way.timeout", 30.0, 1.0),
                         _two_way_secret(check, data))
+
+
+def _calls(check: _Checker, value: Any, two_way: TwoWayConfig) -> CallsConfig:
+    data = check.mapping(value, "calls", ("hangup", "ack"))
+    calls = CallsConfig(
+        hangup=check.boolean(data.get("hangup"), "calls.hangup", CallsConfig.hangup),
+        ack=check.boolean(data.get("ack"), "calls.ack", CallsConfig.ack),
+    )
+    if calls.ack and not two_way.enabled:
+        check.error("calls.ack", "acknowledges alerts for the numbers of two_way.allow_from, but two_way is off",
+                    'enable two-way (two_way: {enabled: true, allow_from: ["+4915112345678"]}) or remove calls.ack')
+    elif calls.ack and two_way.secret is not None:
+        check.warn("calls.ack", "a call carries no secret word: a caller whose number (which can be forged) is "
+                   "in two_way.allow_from acknowledges without two_way.secret",
+                   "keep calls.ack only if that is acceptable; acknowledging by SMS needs the secret word")
+    return calls
 
 
 TWO_WAY_SECRET_MIN = 8
@@ -1260,7 +1288,8 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
         webhooks=_webhooks(check, data.get("webhooks")),
         smpp=_smpp(check, data.get("smpp")),
         alertmanager=_alertmanager(check, data.get("alertmanager"), groups, default_country),
-        two_way=_two_way(check, data.get("two_way"), default_country),
+        two_way=(two_way := _two_way(check, data.get("two_way"), default_country)),
+        calls=_calls(check, data.get("calls"), two_way),
         inbound=_inbound(check, data.get("inbound")),
         web=_web(check, data.get("web")),
         optout=_optout(check, data.get("optout")),

@@ -339,6 +339,35 @@ def report_event_from_files(
     )
 
 
+def call_payload(event: Any) -> dict[str, Any]:
+    """The `call` webhook body (README "Incoming calls") from a `CallReceived` event."""
+    return {
+        "id": event.id,
+        "from": event.caller,
+        "withheld": bool(event.withheld),
+        "modem": event.modem,
+        "received": event.received,
+        "rings": event.rings,
+        "hung_up": bool(event.hung_up),
+    }
+
+
+def call_event_from_file(name: str, data: bytes, path: str) -> Any:
+    """The CallReceived event a calls/ file stands for (to announce it after a restart)."""
+    from gsmgw.daemon.events import CallReceived
+
+    headers = read_spool_file(data).headers
+    toa = (headers.get("From_TOA") or "").split(" ", 1)[0]
+    rings = (headers.get("Rings") or "").strip()
+    return CallReceived(
+        id=name, path=path, caller=headers.get("From"),
+        caller_toa=int(toa, 16) if len(toa) == 2 and all(c in "0123456789ABCDEFabcdef" for c in toa) else None,
+        withheld=(headers.get("Withheld") or "").lower() == "yes", modem=headers.get("Modem") or "",
+        received=headers.get("Received") or "", rings=int(rings) if rings.isdigit() else 0,
+        hung_up=headers.get("Hung_up") is not None,
+    )
+
+
 def binary_fields(data: bytes | None, udh: bytes, ports: tuple[int, int] | None) -> dict[str, Any]:
     """The keys a received message has beside its text, for binary messages and user data headers
     (README "Webhooks"): `binary`, `data` (hex of the octets), `udh` (hex, UDHL first, without
@@ -456,6 +485,7 @@ class WebhookDispatcher:
         self.cursors = {
             "received": Cursor(self.queue.directory / "received.cursor", log),
             "report": Cursor(self.queue.directory / "report.cursor", log),
+            "call": Cursor(self.queue.directory / "call.cursor", log),
         }
         for kind, cursor in self.cursors.items():
             await self.queue.in_thread(cursor.load, time.time_ns())
@@ -479,6 +509,16 @@ class WebhookDispatcher:
             if event is not None:
                 queued += await self._report(event, delivery_id=delivery_id_for("report", name))
             await self.queue.in_thread(self.cursors["report"].advance, mtime_ns)
+        if self.call_url:
+            for mtime_ns, name, data in await self.queue.in_thread(self.cursors["call"].files_after, spool.path("calls")):
+                try:
+                    event = call_event_from_file(name, data, str(spool.path("calls", name)))
+                except ValueError as exc:
+                    log.warning("webhooks: cannot announce calls/%s: %s", name, exc)
+                    continue
+                await self.queue.enqueue(self.call_url, "call", call_payload(event), delivery_id=delivery_id_for("call", name))
+                await self.queue.in_thread(self.cursors["call"].advance, mtime_ns)
+                queued += 1
         if queued:
             log.info("webhooks: queued %d webhook(s) for messages not announced before the restart", queued)
         return queued
@@ -503,6 +543,7 @@ class WebhookDispatcher:
     def _apply(self, webhooks_config: Any, registry: ClientRegistry) -> None:
         self.received_url = getattr(webhooks_config, "received", None) if webhooks_config else None
         self.report_url = getattr(webhooks_config, "report", None) if webhooks_config else None
+        self.call_url = getattr(webhooks_config, "call", None) if webhooks_config else None
         self.secret = getattr(webhooks_config, "secret", None) if webhooks_config else None
         self.registry = registry
 
@@ -513,8 +554,8 @@ class WebhookDispatcher:
         if self.settings is not None:
             self._apply(*self.settings())
         client = self.registry.by_name(delivery.client) if delivery.client else None
-        trusted = delivery.method == "POST" and delivery.url in (self.received_url, self.report_url)
-        if delivery.event == "received":
+        trusted = delivery.method == "POST" and delivery.url in (self.received_url, self.report_url, self.call_url)
+        if delivery.event in ("received", "call"):
             key = self.secret
         elif client is not None and client.webhook_secret:
             key = client.webhook_secret
@@ -540,6 +581,12 @@ class WebhookDispatcher:
                 )
                 if "received" in self.cursors:
                     await self.queue.in_thread(self.cursors["received"].advance_to_file, event.path)
+        elif kind == "CallReceived":
+            if self.call_url:
+                await self.queue.enqueue(self.call_url, "call", call_payload(event),
+                                         delivery_id=delivery_id_for("call", event.id))
+                if "call" in self.cursors:
+                    await self.queue.in_thread(self.cursors["call"].advance_to_file, event.path)
         elif kind == "ReportReceived":
             report_name = os.path.basename(event.report_path) if event.report_path else None
             await self._report(event, delivery_id=delivery_id_for("report", report_name) if report_name else None)

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "passwd": ("passwd:passwd", "Print the password hash of a web console login."),
     "journal": ("journal:journal", "Migrate the journal's schema, move a host's journal into PostgreSQL, rebuild its index."),
     "thread": ("thread:thread", "Print the conversation with a number."),
+    "ussd": ("ussd:ussd", "Run a USSD code (e.g. a balance check) on a modem of the running gateway."),
 }
 
 

@@ -45,6 +45,31 @@ def _dirs(config_option: str | None, spool_option: str | None, state_option: str
     return spool, Path(state_option) if state_option else config.state, config
 
 
+def state_dir(config_option: str | None, spool_option: str | None, state_option: str | None, command: str) -> Path:
+    """The state directory of the gateway a command talks to: --state, --spool's .state, or the
+    config's state: (-c, $GSMGW_CONFIG, the default config)."""
+    if state_option:
+        return Path(state_option)
+    if spool_option and given_config_path(config_option) is None:
+        return Path(spool_option) / ".state"
+    path = config_path(config_option)
+    try:
+        return load_config(path, read_secrets=False).state
+    except ConfigError as error:
+        click.echo(f"{command}: the config {path} cannot be used:\n{error}\n(give -c CONFIG or --state DIR)", err=True)
+        sys.exit(2)
+
+
+def _balances(state: Path) -> tuple[dict, str | None]:
+    """{modem: balance or {"error", "kind"}} from the running daemon, and an error line."""
+    from gsmgw.daemon.control import ControlClient, ControlError
+
+    try:
+        return ControlClient(state).request("balance", wait=120.0), None
+    except ControlError as error:
+        return {}, str(error)
+
+
 def _without_daemon(config, spool_dir: Path | None, reason: str) -> dict:
     """The status object when the daemon has written none: the configured modems, all absent."""
     modems = []
@@ -90,17 +115,34 @@ def _recent_failures(spool_dir: Path | None) -> list[tuple[str, str]]:
               help="State directory (default: the config's state:); without -c no config is read.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the status as one JSON object (docs/spool.md, status.json).")
-def status(config_option, spool_option, state_option, as_json):
+@click.option("--balance", "with_balance", is_flag=True,
+              help="Also ask the running gateway for each modem's balance (its balance: USSD code).")
+def status(config_option, spool_option, state_option, as_json, with_balance):
     """Show each modem's state, signal, operator and counters, queue depths and recent failures."""
-    spool_dir, state_dir, config = _dirs(config_option, spool_option, state_option)
+    spool_dir, state, config = _dirs(config_option, spool_option, state_option)
     try:
-        current = read_status(state_dir)
+        current = read_status(state)
     except StatusUnavailable as error:
         click.echo(f"gsmgw status: {error}", err=True)
         if as_json:
             click.echo(json.dumps(_without_daemon(config, spool_dir, "the daemon has not written a status"), indent=1))
         sys.exit(1)
+    balances, problem = _balances(state) if with_balance else ({}, None)
+    if problem is not None:
+        click.echo(f"gsmgw status: no balances: {problem}", err=True)
+    if with_balance:
+        for modem in current.get("modems", []):
+            modem["balance"] = balances.get(modem.get("name"))  # null: no balance: code (or no answer)
     if as_json:
-        click.echo(json.dumps(current, indent=1))
+        click.echo(json.dumps(current, indent=1, ensure_ascii=False))
         return
     click.echo(format_table(current, time.time(), _recent_failures(spool_dir)), nl=False)
+    if with_balance and balances:
+        click.echo("\nBalance")
+        for name, value in balances.items():
+            if "error" in value:
+                click.echo(f"  {name}: not known: {value['error']}")
+            else:
+                click.echo(f"  {name}: {value['text']}  ({value['code']}, {value['checked']})")
+    if problem is not None:
+        sys.exit(1)

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from gsmgw.daemon import pool
+from gsmgw.daemon.calls import CallLog
 from gsmgw.daemon.context import GatewayContext
+from gsmgw.daemon.control import ControlServer
 from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.hooks import Hooks
 from gsmgw.daemon.inbound import Inbound
@@ -44,6 +46,7 @@ from gsmgw.daemon.optout import OptOutHandler, OptOutList
 from gsmgw.groups import GroupBook
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
+from gsmgw.ussd import Ussd
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
 from gsmgw.daemon.worker import Worker
 from gsmgw.spool import message_status
@@ -155,6 +158,9 @@ class Gateway:
         self.ctx: GatewayContext | None = None
         self.outbound: Outbound | None = None
         self.inbound: Inbound | None = None
+        self.call_log: CallLog | None = None
+        self.ussd: Ussd | None = None
+        self.control: ControlServer | None = None
         self.dispatcher: Dispatcher | None = None
         self.twoway = None
         self._twoway_unsubscribe: Callable[[], None] = lambda: None
@@ -205,6 +211,7 @@ class Gateway:
             self.spool, self.journal, self.bus, self.metrics,
             reassembly_timeout=config.inbound.reassembly_timeout, clock=self.clock,
         )
+        self.call_log = CallLog(self.spool, self.bus, self.metrics, hangup=config.calls.hangup)
         self.outbound = Outbound(
             self.spool, self.journal, self.bus, _settings(config, self.groups), self.metrics,
             clock=self.clock, on_queued=self._wake_dispatcher,
@@ -224,6 +231,7 @@ class Gateway:
         )
         for modem_config in config.modems:
             self._start_worker(modem_config)
+        self.ussd = Ussd(self.workers, lambda: self.config, self.metrics, clock=self.clock)
         self.ctx = GatewayContext(
             config=config,
             spool=self.spool,
@@ -241,7 +249,11 @@ class Gateway:
             indexer=self.indexer,
             groups=self.groups,
             optouts=self.optouts,
+            ussd=self.ussd.ask,
+            balance=self.ussd.balance,
+            balances=self.ussd.balances,
         )
+        await self._start_control()
         self.indexer.start()
         self._start_twoway(config)
         self._tasks = [
@@ -343,6 +355,15 @@ class Gateway:
     def _journal_usable(self) -> bool:
         return self.membership is None or (self.membership.healthy and self.journal.available)
 
+    async def _start_control(self) -> None:
+        """STATE/control.sock for `gsmgw ussd` and `gsmgw status --balance`; the gateway runs on
+        without it (and says so) when the socket cannot be made."""
+        try:
+            self.control = await ControlServer(self.config.state, self.ussd).start()
+        except OSError as error:
+            log.warning("no control socket in %s (%s): `gsmgw ussd` and `status --balance` cannot reach this "
+                        "daemon; the HTTP API's /api/v1/modems/NAME/ussd still can", self.config.state, error)
+
     def _clients(self, config):
         """One client registry for HTTP and SMPP (limits count both), when either is on."""
         if self.start_servers and (config.http is not None or config.smpp is not None):
@@ -415,6 +436,7 @@ class Gateway:
             sweep_interval=self.config.inbound.sweep_interval,
             clock=self.clock,
             supervisor_options=self.supervisor_options,
+            calls=self.call_log,
         )
         self.workers[modem_config.name] = worker
         task = asyncio.ensure_future(worker.run())
@@ -652,8 +674,8 @@ class Gateway:
         for key in ("spool", "state", "http", "smpp", "journal", "cluster"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("SIGHUP: a change of %s takes effect only after a restart", key)
-        twoway_changed = (new.two_way, new.defaults, new.default_country) != (
-            self.config.two_way, self.config.defaults, self.config.default_country
+        twoway_changed = (new.two_way, new.defaults, new.default_country, new.calls) != (
+            self.config.two_way, self.config.defaults, self.config.default_country, self.config.calls
         )
         old_names = {m.name for m in self.config.modems}
         new_names = {m.name for m in new.modems}
@@ -676,6 +698,7 @@ class Gateway:
                 self._start_worker(modem_config)
         self.outbound.settings = _settings(new, self.groups, self.membership)
         self.hooks.programs = {k: v for k, v in Hooks.from_config(new).programs.items()}
+        self.call_log.hangup = new.calls.hangup
         self.hooks.timeout = new.hook_timeout
         if self.ctx is not None:
             self._reload_clients(new)
@@ -693,6 +716,8 @@ class Gateway:
     async def close(self) -> None:
         """Stop taking work, let workers finish what is in flight, close everything."""
         self.request_stop()
+        if self.control is not None:
+            await self.control.close()
         for task in self._tasks[:2]:  # dispatcher and watcher: nothing new is given out
             task.cancel()
         await asyncio.gather(*(worker.stop() for worker in self.workers.values()))

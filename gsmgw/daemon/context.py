@@ -34,6 +34,13 @@ class GatewayContext:
     alertmanager: Any = None
     # gsmgw.webhooks.WebhookService, started by app.py when webhooks: is configured.
     webhooks: Any = None
+    # USSD on the daemon's modems (gsmgw.ussd.Ussd), None in a process that runs none:
+    # `await ctx.ussd(modem, code)` -> UssdAnswer(modem, code, status, text);
+    # `await ctx.balance(modem)` -> Balance(modem, code, text, amount, checked, status);
+    # both raise UssdError(kind, message) (unknown_modem, not_ready, no_code, bad_code, timeout, modem).
+    ussd: Any = None
+    balance: Any = None
+    balances: Any = None  # `await ctx.balances()` -> {modem: Balance | UssdError} of modems with a balance: code
     # gsmgw.spool.index.MessageIndex (the journal's message index) and the gsmgw.daemon.indexer
     # .Indexer that keeps it current (its `subscribe` tells listeners what it committed).
     index: Any = None
@@ -46,9 +53,6 @@ class GatewayContext:
     console: Any = None
     # The simulated network of `gsmgw run --simulate` (gsmgw.sim.SimNetwork); None on real modems.
     simulator: Any = None
-    # async (modem, code) -> gsmgw.at.modem.UssdReply: a USSD exchange through the daemon's
-    # worker; None until the daemon offers it.
-    ussd: Any = None
 
     def status_snapshot(self) -> dict:
         """The same dict as `gsmgw status --json` (docs/spool.md), current as of this call."""

@@ -96,6 +96,21 @@ class ReportReceived:
 
 
 @dataclass(frozen=True)
+class CallReceived:
+    """An incoming call was recorded in calls/ (and hung up, unless calls.hangup is off)."""
+
+    id: str  # the file's name in calls/
+    path: str
+    caller: str | None  # "+49..." as the network gave it; None when withheld or not available
+    caller_toa: int | None  # the TOA octet of +CLIP's <type> (TS 24.008 §10.5.4.7), None if not given
+    withheld: bool  # the caller withheld the number (CLI validity 1)
+    modem: str
+    received: str  # ISO-8601: the first ring
+    rings: int
+    hung_up: bool
+
+
+@dataclass(frozen=True)
 class ModemStateChanged:
     modem: str
     state: str
@@ -103,7 +118,9 @@ class ModemStateChanged:
     reason: str | None = None
 
 
-Event = Union[MessageQueued, MessageSent, MessageFailed, MessageReceived, ReportReceived, ModemStateChanged]
+Event = Union[
+    MessageQueued, MessageSent, MessageFailed, MessageReceived, ReportReceived, CallReceived, ModemStateChanged
+]
 Subscriber = Callable[[Any], Union[None, Awaitable[None]]]
 
 

@@ -1,8 +1,8 @@
-"""Hooks: run the user's programs on `received`, `sent`, `failed` and `report` events.
+"""Hooks: run the user's programs on `received`, `sent`, `failed`, `report` and `call` events.
 
 A hook is executed directly, never through a shell: argv is `[program, event, path]` where event
-is the hook's name and path the spool file it concerns (incoming/, sent/, failed/ or report/), so a
-file name can never be read as shell syntax. The environment also carries `GSMGW_EVENT`,
+is the hook's name and path the spool file it concerns (incoming/, sent/, failed/, report/ or
+calls/), so a file name can never be read as shell syntax. The environment also carries `GSMGW_EVENT`,
 `GSMGW_FILE` and `GSMGW_ID` (that file's name), for scripts written for that style; the `report`
 hook also gets `GSMGW_SENT_ID`, the name in sent/ of the message the report is about.
 
@@ -21,14 +21,14 @@ import logging
 import os
 from typing import Mapping
 
-from gsmgw.daemon.events import MessageFailed, MessageReceived, MessageSent, ReportReceived
+from gsmgw.daemon.events import CallReceived, MessageFailed, MessageReceived, MessageSent, ReportReceived
 
 log = logging.getLogger("gsmgw.hooks")
 
 MAX_RUNNING = 4
 # systemd's notify socket and watchdog belong to the daemon: a hook must not speak for it.
 _DAEMON_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
-HOOK_EVENTS = ("received", "sent", "failed", "report")
+HOOK_EVENTS = ("received", "sent", "failed", "report", "call")
 
 
 class Hooks:
@@ -55,6 +55,8 @@ class Hooks:
         elif isinstance(event, ReportReceived):
             self.start("report", event.report_path, os.path.basename(event.report_path),
                        extra_env={"GSMGW_SENT_ID": event.id})
+        elif isinstance(event, CallReceived):
+            self.start("call", event.path, event.id)
 
     def start(self, name: str, path: str, ident: str, *, extra_env: Mapping[str, str] | None = None
               ) -> asyncio.Task | None:

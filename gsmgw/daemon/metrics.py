@@ -64,6 +64,13 @@ class Metrics:
             buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
             registry=r,
         )
+        self.calls = Counter("gsmgw_calls", "Incoming calls recorded in calls/", ["modem"], registry=r)
+        self.balance = Gauge(
+            "gsmgw_modem_balance", "The amount in the last answer to the modem's balance: code", ["modem"], registry=r
+        )
+        self.balance_checked = Gauge(
+            "gsmgw_modem_balance_checked_timestamp_seconds", "When the balance was last asked", ["modem"], registry=r
+        )
         self.queue_depth = Gauge("gsmgw_queue_depth", "Files in a spool directory", ["dir"], registry=r)
         self.queue_retrying = Gauge(
             "gsmgw_queue_retrying", "Queued messages waiting for a retry after an error", registry=r
@@ -82,6 +89,7 @@ class Metrics:
         self.sent.labels(name)
         self.parts_sent.labels(name)
         self.received.labels(name)
+        self.calls.labels(name)
         self.set_state(name, "starting")
 
     def set_state(self, name: str, state: str) -> None:
@@ -92,6 +100,10 @@ class Metrics:
     def set_radio(self, name: str, signal_dbm: float | None, registered: bool | None) -> None:
         self.modem_signal.labels(name).set(float("nan") if signal_dbm is None else signal_dbm)
         self.modem_registered.labels(name).set(1 if registered else 0)
+
+    def set_balance(self, name: str, amount: float | None, checked: float) -> None:
+        self.balance.labels(name).set(float("nan") if amount is None else amount)
+        self.balance_checked.labels(name).set(checked)
 
     def set_queue(self, depths: dict[str, int], retrying: int) -> None:
         for directory, depth in depths.items():

@@ -45,7 +45,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from gsmgw.daemon.events import MessageReceived
+from gsmgw.daemon.events import CallReceived, MessageReceived
 from gsmgw.sms.address import sender_number, ton_name
 
 log = logging.getLogger("gsmgw.twoway")
@@ -150,6 +150,7 @@ class TwoWay:
                                           DEFAULT_REPLY_PARTS)
         self.default_country = getattr(config, "default_country", None)
         self.allowed = frozenset(self.settings.allow_from)
+        self.call_ack = bool(getattr(getattr(config, "calls", None), "ack", False))
         self.limits = limits or SenderLimits()
         self._running: dict[str, asyncio.Task] = {}  # sender -> its command
         self._processes: set[asyncio.subprocess.Process] = set()
@@ -158,6 +159,9 @@ class TwoWay:
         return f"<TwoWay enabled={self.settings.enabled} allowed={len(self.allowed)} running={len(self._running)}>"
 
     async def handle(self, event: Any) -> None:
+        if isinstance(event, CallReceived) and self.settings.enabled:
+            await self._call(event)
+            return
         if not isinstance(event, MessageReceived) or not self.settings.enabled:
             return
         sender = sender_number(event.sender, event.sender_toa, self.default_country)
@@ -205,6 +209,21 @@ class TwoWay:
                 await task
         else:
             await self._reply(sender, f"unknown command {word!r}. {self._help()}", event.id)
+
+    async def _call(self, event: CallReceived) -> None:
+        """calls.ack: a call from an allow_from number acknowledges the alerts sent to it, as an
+        SMS "ack" does; the caller's number is trusted by the same rule as an SMS sender's."""
+        if not self.call_ack:
+            return
+        caller = sender_number(event.caller or "", event.caller_toa, self.default_country)
+        if caller is None or caller not in self.allowed:
+            why = "withheld" if event.withheld else ("no number" if not event.caller else "not in two_way.allow_from")
+            if caller is None and event.caller and event.caller_toa is not None:
+                why = f"its address is {ton_name(event.caller_toa)}, and only an international or national number can be in"
+            log.info("two-way: call %s from %s acknowledges nothing: %s", event.id, event.caller or "?", why)
+            return
+        log.info("two-way: call %s from %s acknowledges its alerts", event.id, caller)
+        await self._reply(caller, self._acknowledge(caller), event.id)
 
     def _help(self) -> str:
         words = ["ack", *sorted(self.settings.commands)]

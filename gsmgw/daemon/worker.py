@@ -40,6 +40,7 @@ from gsmgw.at import events as at_events
 from gsmgw.at.errors import AtCommandError, ModemError, ModemTimeout, PortGone
 from gsmgw.at.supervisor import ModemSupervisor, SupervisorEvent
 from gsmgw.daemon import pool
+from gsmgw.daemon.calls import CallLog, CallTracker
 from gsmgw.daemon.events import EventBus, ModemStateChanged
 from gsmgw.daemon.inbound import Inbound
 from gsmgw.daemon.metrics import Metrics
@@ -47,6 +48,7 @@ from gsmgw.daemon.outbound import Outbound
 from gsmgw.daemon.status import ModemStatus
 from gsmgw.spool import journal as J
 from gsmgw.spool.journal import Fenced, Journal, JournalUnavailable, QueuedMessage
+from gsmgw.ussd import UssdError
 
 log = logging.getLogger("gsmgw.worker")
 
@@ -79,8 +81,11 @@ class Worker:
         sweep_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
         supervisor_options: Mapping | None = None,
+        calls: CallLog | None = None,
     ):
         self.config = modem_config
+        self.calls = calls
+        self.call_tracker = CallTracker()
         self.name = modem_config.name
         self.journal = journal
         self.inbound = inbound
@@ -110,6 +115,7 @@ class Worker:
         self._urcs: list[at_events.Urc] = []
         self._uncertain: tuple[str, int] | None = None  # a part whose +CMGS never came
         self._saved_not_deleted: dict[tuple[str, int], str] = {}  # (storage, index) -> PDU
+        self._ussd_requests: list[tuple[str, float, asyncio.Future]] = []  # run between messages
         self._occupied = False  # reading inbound SMS or polling: not free for a message
         self._next_radio = 0.0
         self._next_sweep = 0.0
@@ -154,6 +160,51 @@ class Worker:
         self.job = message
         self._set_state(pool.BUSY)
         self._wake.set()
+
+    async def ussd(self, code: str, timeout: float):
+        """Run the USSD `code` on this modem between two messages (TS 27.007 §7.15) and return
+        the network's answer (gsmgw.at.modem.UssdReply). UssdError (gsmgw.ussd) when the
+        modem cannot run it now, the network does not answer, or the modem refuses."""
+        if self.status.state not in (pool.READY, pool.BUSY, pool.RESTING) or self.supervisor is None:
+            why = f" ({self.status.last_error})" if self.status.last_error else ""
+            raise UssdError("not_ready", f"{self.name} is {self.status.state}{why}: it cannot run USSD now; "
+                                         f"try again when `gsmgw status` shows it ready")
+        future = asyncio.get_running_loop().create_future()
+        self._ussd_requests.append((code, timeout, future))
+        self._wake.set()
+        # The message in flight is finished first: up to a part's send timeout.
+        wait = timeout + float(self.supervisor_options.get("modem_options", {}).get("send_timeout", 60.0))
+        try:
+            return await asyncio.wait_for(future, wait)
+        except asyncio.TimeoutError:
+            raise UssdError("timeout", f"{self.name} did not get to {code} within {wait:.0f} s; try again") from None
+
+    async def _run_ussd(self, modem) -> None:
+        """USSD requests that came since the last message (Worker.ussd); the dispatcher gives
+        this modem no message meanwhile (the worker is occupied)."""
+        while self._ussd_requests:
+            code, timeout, future = self._ussd_requests.pop(0)
+            if future.done():
+                continue  # the asker gave up waiting
+            try:
+                reply = await modem.ussd(code, timeout)
+            except ModemTimeout:
+                future.set_exception(UssdError("timeout", f"the network did not answer {code} on {self.name} within "
+                                                          f"{timeout:.0f} s; try again later"))
+            except AtCommandError as error:
+                future.set_exception(UssdError("modem", f"{self.name} refused the USSD request {code}: {error}"))
+            except ModemError as error:
+                future.set_exception(UssdError("not_ready", f"{self.name} went away during {code}: {error}"))
+                raise
+            else:
+                log.info("%s: USSD %s answered (status %s)", self.name, code, reply.status)
+                future.set_result(reply)
+
+    def _fail_ussd_requests(self, why: str) -> None:
+        requests, self._ussd_requests = self._ussd_requests, []
+        for _code, _timeout, future in requests:
+            if not future.done():
+                future.set_exception(UssdError("not_ready", f"{self.name} {why}; try again when it is ready"))
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -230,6 +281,10 @@ class Worker:
         if isinstance(event, (at_events.Noise, at_events.StrayResponse, at_events.StrayFinal)):
             log.debug("%s: %s", self.name, event.raw)
             return
+        if isinstance(event, (at_events.Ring, at_events.CallerId)):
+            self.call_tracker.seen(event, self.clock())
+            self._wake.set()
+            return
         if isinstance(event, (at_events.ModemReady, at_events.SimStatus, at_events.PowerDown)):
             # A restart, or a SIM coming or going: the supervisor sets the modem up again and
             # reports it (restarted, recovered, sim_changed); nothing to do here.
@@ -266,6 +321,7 @@ class Worker:
         finally:
             if self.job is not None:
                 self._hand_back(self.job, "gsmgw is stopping")
+            self._fail_ussd_requests("is stopping")
             self._set_state(pool.ABSENT, None)
 
     async def stop(self) -> None:
@@ -347,6 +403,9 @@ class Worker:
     def _next_due(self) -> float:
         now = self.clock()
         due = [self._next_radio - now, self._next_sweep - now, 5.0]
+        call_due = self.call_tracker.due(now)
+        if call_due is not None:
+            due.append(call_due)
         if self.status.state == pool.RESTING:
             due.append(self.rest_until - now)
         return max(min(due), 0.05)
@@ -360,6 +419,8 @@ class Worker:
         if modem is None:
             if self.job is not None and self.status.state not in (pool.BUSY, pool.READY):
                 self._hand_back(self.job, f"{self.name} is {self.status.state}")
+            if self._ussd_requests and self.status.state not in (pool.BUSY, pool.READY, pool.RESTING, pool.STARTING):
+                self._fail_ussd_requests(f"is {self.status.state}")
             return
         try:
             if self.job is not None:
@@ -371,6 +432,7 @@ class Worker:
                 return
             self._occupied = True
             try:
+                await self._run_ussd(modem)
                 await self._handle_urcs(modem)
                 if now >= self._next_sweep:
                     self._next_sweep = now + self.sweep_interval
@@ -559,7 +621,9 @@ class Worker:
     # -- receiving ------------------------------------------------------------------------------
 
     async def _handle_urcs(self, modem) -> None:
-        """Work that URCs asked for: acknowledge direct PDUs (already saved), read stored ones."""
+        """Work that URCs asked for: a ringing call first (hang up, record), then acknowledge
+        direct PDUs (already saved), read stored ones."""
+        await self._answer_call(modem)
         while self._urcs:
             event = self._urcs.pop(0)
             if isinstance(event, (at_events.IncomingDirect, at_events.ReportDirect)):
@@ -571,6 +635,28 @@ class Worker:
             elif isinstance(event, at_events.StorageFull):
                 log.warning("%s: SMS storage %s is full; reading it now", self.name, event.storage)
                 self._next_sweep = 0.0
+
+    async def _answer_call(self, modem) -> None:
+        """A call that is ready (gsmgw.daemon.calls): hang up (calls.hangup), then record it."""
+        call = self.call_tracker.take(self.clock())
+        if call is None:
+            return
+        hung_up = None
+        if self.calls is None or self.calls.hangup:
+            try:
+                command = await modem.hang_up()
+            except AtCommandError as error:
+                log.warning("%s: could not hang up the call from %s: %s", self.name, call.caller or "a hidden number", error)
+            else:
+                hung_up = self.clock()
+                self.call_tracker.hung_up()
+                log.debug("%s: hung up with %s", self.name, command)
+        if self.calls is None:
+            return
+        try:
+            self.calls.record(call, modem=self.name, imsi=self.status.imsi, hung_up=hung_up)
+        except OSError as error:
+            log.error("%s: cannot record the call from %s in calls/: %s", self.name, call.caller, error)
 
     def _late_submit(self, mr: int) -> None:
         if self._uncertain is None:

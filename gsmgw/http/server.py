@@ -63,6 +63,10 @@ from gsmgw.http.validation import (
 )
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, guarded_factory
 from gsmgw.webhooks import WebhookService
+from gsmgw.ussd import USSD_TIMEOUT, UssdError
+
+# UssdError kinds (gsmgw.ussd) -> HTTP status.
+USSD_STATUSES = {"bad_code": 400, "unknown_modem": 404, "no_code": 409, "not_ready": 409, "timeout": 504, "modem": 502}
 
 log = logging.getLogger("gsmgw.http")
 
@@ -278,6 +282,8 @@ class HttpServer:
         app.router.add_get("/api/v1/messages/{id}", self.get_message)
         app.router.add_get("/api/v1/inbox", self.get_inbox)
         app.router.add_get("/api/v1/modems", self.get_modems)
+        app.router.add_post("/api/v1/modems/{name}/ussd", self.post_ussd)
+        app.router.add_post("/api/v1/modems/{name}/balance", self.post_balance)
         app.router.add_route("GET", "/cgi-bin/sendsms", self.kannel_sendsms)
         app.router.add_route("POST", "/cgi-bin/sendsms", self.kannel_sendsms)
         if self.metrics_enabled:
@@ -556,6 +562,40 @@ class HttpServer:
         self.authenticate(request)
         return web.json_response(await self.snapshot())
 
+    async def post_ussd(self, request: web.Request) -> web.Response:
+        """Run a USSD code on a modem (admin clients only: a code can change the SIM's services)."""
+        client = self.authenticate(request)
+        if not client.is_admin:
+            raise ApiError(403, f"USSD is an admin action and client {client.name!r} has the role {client.role}; "
+                                "give the client role: admin in the config, or use an admin client's token")
+        fields = parse_json_body(await read_body(request))
+        unknown = sorted(str(key) for key in fields if key not in ("code", "timeout"))
+        if unknown:
+            raise ApiError(400, f"unknown field(s) {', '.join(map(repr, unknown))}; send {{\"code\": \"*100#\"}}")
+        timeout = fields.get("timeout", USSD_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 180:
+            raise ApiError(400, '"timeout" must be a number of seconds from 1 to 180')
+        answer = await self._ussd_call("ussd", request.match_info["name"], fields.get("code"), float(timeout))
+        return web.json_response(answer.to_json())
+
+    async def post_balance(self, request: web.Request) -> web.Response:
+        """The modem's balance by its balance: code (admin and operator clients)."""
+        client = self.authenticate(request)
+        if not client.may_send:
+            raise ApiError(403, f"client {client.name!r} has the role viewer; a balance check costs a USSD request of "
+                                "the SIM: give the client role: operator or admin")
+        balance = await self._ussd_call("balance", request.match_info["name"])
+        return web.json_response(balance.to_json())
+
+    async def _ussd_call(self, what: str, *args: Any) -> Any:
+        function = getattr(self.ctx, what, None)
+        if function is None:
+            raise ApiError(503, "this process runs no modems; USSD works on the gateway daemon (gsmgw run)")
+        try:
+            return await function(*args)
+        except UssdError as error:
+            raise ApiError(USSD_STATUSES.get(error.kind, 502), str(error)) from None
+
     async def snapshot(self) -> dict[str, Any]:
         provider = getattr(self.ctx, "status_snapshot", None)
         if provider is None:
@@ -632,6 +672,12 @@ class HttpServer:
         registry = self._metrics_registry()
         if registry is None:
             raise ApiError(503, "the daemon's metrics are not available in this process")
+        if request.query.get("balance", "").lower() in ("1", "yes", "true"):
+            # Asked for: each modem's balance (remembered for BALANCE_MAX_AGE, so a scrape every
+            # 15 s costs one USSD request per modem and 5 minutes).
+            balances = getattr(self.ctx, "balances", None)
+            if balances is not None:
+                await balances()
         metrics = getattr(self.ctx, "metrics", None)
         gauge = getattr(metrics, "queue_depth", None)
         if gauge is not None:

@@ -1104,6 +1104,46 @@ def read_incoming(data: bytes) -> IncomingFile:
     return IncomingFile(headers, text, payload, udh, ports)
 
 
+def build_call(
+    *,
+    caller: str | None,
+    caller_toa: int | None,
+    withheld: bool,
+    modem: str,
+    imsi: str | None,
+    received: datetime,
+    rings: int,
+    call_type: str | None,
+    hung_up: datetime | None,
+) -> bytes:
+    """A calls/ file: one incoming call (README "Incoming calls"); headers only, the body is empty.
+
+    `From:` the caller as the network gave it (absent when the number was withheld or not
+    available: `Withheld: yes` / `Caller: unknown`), `From_TOA:`, `Modem:`, `IMSI:`, `Received:`
+    (the first ring), `Rings:` (how many the daemon saw before it acted), `Call_type:` (+CRING's
+    type, e.g. VOICE), `Hung_up:` (when gsmgw hung up; absent when calls.hangup is off).
+    """
+    headers: list[tuple[str, object]] = []
+    if caller:
+        headers.append(("From", caller))
+        if caller_toa is not None:
+            headers.append(("From_TOA", toa_text(caller_toa)))
+    elif withheld:
+        headers.append(("Withheld", "yes"))
+    else:
+        headers.append(("Caller", "unknown"))
+    headers.append(("Modem", modem))
+    if imsi:
+        headers.append(("IMSI", imsi))
+    headers.append(("Received", iso(received)))
+    headers.append(("Rings", rings))
+    if call_type:
+        headers.append(("Call_type", call_type))
+    if hung_up is not None:
+        headers.append(("Hung_up", iso(hung_up)))
+    return b"".join(_render(name, value) for name, value in headers) + b"\n"
+
+
 @dataclass(frozen=True)
 class ReportStatus:
     word: str  # "delivered" | "pending" | "failed"

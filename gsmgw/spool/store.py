@@ -47,7 +47,7 @@ from gsmgw.spool.format import SpoolFile, outgoing_name, read_spool_file, seal
 SEAL_KEY_FILE = "seal.key"  # in the state directory
 SEAL_KEY_BYTES = 32
 
-DIRECTORIES = ("outgoing", "checked", "sent", "failed", "incoming", "report")
+DIRECTORIES = ("outgoing", "checked", "sent", "failed", "incoming", "report", "calls")
 MAX_FILE_SIZE = 1024 * 1024  # 255 UCS-2 parts are 35 KB; anything near 1 MiB is not a message
 TMP_PREFIX = ".gsmgw-"
 TMP_SUFFIX = ".tmp"
