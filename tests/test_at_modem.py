@@ -377,31 +377,18 @@ def test_sim_pin_without_configured_pin_says_what_to_do(tmp_path):
         assert run(main()).reason == "no_pin"
 
 
-def test_ussd(net):
-    async def main():
-        modem = make_modem(net.modems[0].path)
-        await modem.open()
-        await modem.initialize()
-        reply = await modem.ussd("*100#", timeout=5)
-        await modem.close()
-        return reply
-
-    reply = run(main())
-    assert reply.text == "Guthaben: 12,34 EUR"
-
-
-def test_ussd_answered_in_ucs2_is_decoded(net):
+def test_ussd_in_gsm7_and_in_ucs2(net):
     net.set_ussd_reply("*101#", "Баланс: 100,50 ₽", dcs=72)
 
     async def main():
         modem = make_modem(net.modems[0].path)
         await modem.open()
         await modem.initialize()
-        reply = await modem.ussd("*101#", timeout=5)
+        replies = [await modem.ussd(code, timeout=5) for code in ("*100#", "*101#")]
         await modem.close()
-        return reply
+        return replies
 
-    assert run(main()).text == "Баланс: 100,50 ₽"
+    assert [reply.text for reply in run(main())] == ["Guthaben: 12,34 EUR", "Баланс: 100,50 ₽"]
 
 
 def test_soft_reset_then_initialize_again(tmp_path):
