@@ -48,6 +48,7 @@ from gsmgw.spool import message_status
 from gsmgw.spool.journal import JournalUnavailable
 from gsmgw.spool.message_status import valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
+from gsmgw.listening import cannot_listen, server_tls
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
     ApiError,
@@ -319,19 +320,7 @@ class HttpServer:
         return SharedRegistry()
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        tls = _config_value(self.http_config, "tls")
-        if tls is None:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(str(tls.cert), str(tls.key))
-        except (OSError, ssl.SSLError) as exc:
-            raise HttpStartError(
-                f"http.tls: cannot load the certificate {tls.cert} with the key {tls.key}: {exc}; check both "
-                "paths, that they are PEM files that belong together, and that gsmgw may read them"
-            ) from None
-        return context
+        return server_tls(_config_value(self.http_config, "tls"), "http.tls", HttpStartError)
 
     async def start(self) -> None:
         host = _config_value(self.http_config, "listen_host", "127.0.0.1")
@@ -371,12 +360,8 @@ class HttpServer:
                 await site.start()
         except OSError as exc:
             await self.close()
-            hint = "another program (or another gsmgw) uses it; stop it or set http.listen to another port"
-            if exc.errno == errno.EACCES:
-                hint = "ports below 1024 need privileges; use a port above 1024 or a reverse proxy"
-            elif exc.errno == errno.EADDRNOTAVAIL:
-                hint = "this machine has no such address; use 127.0.0.1 or one of its own addresses"
-            raise HttpStartError(f"http.listen: cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
+            raise HttpStartError(cannot_listen("http.listen", host, port, exc,
+                                               low_port_fix="use a port above 1024 or a reverse proxy")) from None
         self.sites.append(site)
         log.info("HTTP API listening on %s", self.url)
 
