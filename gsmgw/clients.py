@@ -237,7 +237,9 @@ def client_from_config(entry: Any) -> Client:
             smtp_password = read_secret_file(str(password_file), f"{where}.smtp.password_file")
         if smtp_password is not None:
             smtp_password = str(smtp_password).strip() or None
-        smtp_from = tuple(_sender_rule(rule, f"{where}.smtp.from") for rule in (_field(smtp, "from") or ()))
+        # A mapping says `from:` as the config does; gsmgw.config.ClientSmtp calls it `senders`.
+        senders = smtp.get("from") if isinstance(smtp, Mapping) else _field(smtp, "senders")
+        smtp_from = tuple(_sender_rule(rule, f"{where}.smtp.from") for rule in (senders or ()))
     networks = tuple(parse_network(value, f"{where}.networks") for value in (_field(entry, "networks") or ()))
     role = _field(entry, "role") or OPERATOR
     if role not in ROLES:

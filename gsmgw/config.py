@@ -79,6 +79,7 @@ class ModemConfig:
     prefixes: tuple[str, ...] = ()
     profile: str | None = None
     balance: str | None = None  # USSD code that asks the network for the SIM's balance ("*100#")
+    email_to: tuple[str, ...] = ()  # inbound SMS of this modem are mailed here (EMAIL.md), not to email_out.received
 
     @property
     def binding(self) -> tuple[str, str]:
@@ -137,6 +138,16 @@ class ClientWeb:
 
 
 @dataclass(frozen=True)
+class ClientSmtp:
+    """`clients[].smtp` (EMAIL.md): AUTH user and password, and the envelope senders it may use."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    senders: tuple[str, ...] = ()  # the `from:` globs
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     name: str
     token: str | None = field(default=None, repr=False)
@@ -152,6 +163,8 @@ class ClientConfig:
     web: ClientWeb | None = None
     role: str = "operator"  # admin | operator | viewer (gsmgw.clients.ROLES)
     max_parts: int | None = None  # None: defaults.max_parts
+    smtp: ClientSmtp | None = None
+    networks: tuple[str, ...] = ()  # CIDR; unauthenticated mail from here is this client's (EMAIL.md)
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,40 @@ class AlertReceiver:
     window: float = 120.0
     max_per_hour: int = 10
     max_parts: int | None = None
+
+
+SMTP_TEXT_MODES = ("subject", "body", "subject+body")
+SMARTHOST_TLS = ("auto", "required")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """`smtp:` (EMAIL.md "Mail in")."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 2525
+    domains: tuple[str, ...] = ()
+    tls: TlsConfig | None = None
+    max_size: int = 256 * 1024
+    text: str = "subject+body"
+    trusted_networks: tuple[str, ...] = ()  # CIDR
+
+
+@dataclass(frozen=True)
+class EmailOutConfig:
+    """`email_out:` (EMAIL.md "Mail out")."""
+
+    smarthost_host: str
+    smarthost_port: int = 25
+    sender: str = ""  # the `from:` address, display name allowed
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    received: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    report: bool = False
+    tls: str = "auto"  # STARTTLS when offered; "required": never send without it
+    ca_file: Path | None = None  # trust for the smarthost's certificate; default: the system's
 
 
 @dataclass(frozen=True)
@@ -262,6 +309,8 @@ class Config:
     # CLUSTER.md: a PostgreSQL DSN shared by several hosts; None: SQLite in the state directory.
     journal: str | None = None
     cluster: ClusterConfig | None = None  # set exactly when journal: is
+    smtp: SmtpConfig | None = None
+    email_out: EmailOutConfig | None = None
     source: Path | None = None
 
     @property
@@ -580,6 +629,63 @@ class _Checker:
     def note_inline_secret(self, path: str) -> None:
         self.inline_secrets.append(path)
 
+    def size(self, value: Any, path: str, default: int, low: int, high: int) -> int:
+        """A size in bytes: a number, or "256 KiB", "1 MiB", "500 kB", "1 MB"."""
+        if value is None:
+            return default
+        text = self.raw(path, value).strip() if not isinstance(value, bool) else ""
+        match = re.fullmatch(r"(\d+)\s*(B|KiB|KB|kB|K|k|MiB|MB|M|GiB|GB|G)?", text)
+        if match is None:
+            self.error(path, f"cannot read {text or value!r} as a size", 'write for example "256 KiB" or "1 MiB"')
+            return default
+        factor = {None: 1, "B": 1, "KiB": 1024, "K": 1024, "k": 1024, "KB": 1000, "kB": 1000,
+                  "MiB": 1024 ** 2, "M": 1024 ** 2, "MB": 1000 ** 2, "GiB": 1024 ** 3, "G": 1024 ** 3,
+                  "GB": 1000 ** 3}[match.group(2)]
+        size = int(match.group(1)) * factor
+        if not low <= size <= high:
+            self.error(path, f"{text} is outside {low // 1024} KiB..{high // 1024 ** 2} MiB",
+                       f"write a size from {low // 1024} KiB to {high // 1024 ** 2} MiB")
+            return default
+        return size
+
+    def networks(self, value: Any, path: str) -> tuple[str, ...]:
+        """A list of networks in CIDR form (a bare address is one host), kept as written."""
+        import ipaddress
+
+        found = []
+        for position, item in enumerate(self.sequence(value, path, "networks")):
+            item_path = f"{path}[{position}]"
+            text = self.string(item, item_path, "10.0.5.0/24")
+            if text is None:
+                continue
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError as exc:
+                self.error(item_path, f"{text!r} is not a network ({exc})", "write it like 10.0.5.0/24, 192.0.2.7 or ::1/128")
+                continue
+            if network.prefixlen == 0:
+                self.warn(item_path, f"{text} is every address: anyone who reaches the port may send SMS without a password",
+                          "list only the networks of the devices that send mail")
+            found.append(text)
+        return tuple(found)
+
+    def mail_addresses(self, value: Any, path: str) -> tuple[str, ...]:
+        """One address or a list of them (plain addr-specs: ops@example.org)."""
+        from gsmgw.email.addresses import is_mail_address
+
+        items = [value] if isinstance(value, str) else self.sequence(value, path, "mail addresses")
+        found = []
+        for position, item in enumerate(items):
+            item_path = path if isinstance(value, str) else f"{path}[{position}]"
+            text = self.string(item, item_path, "ops@example.org")
+            if text is None:
+                continue
+            if not is_mail_address(text):
+                self.error(item_path, f"{text!r} is not a mail address", "write it like ops@example.org")
+                continue
+            found.append(text)
+        return tuple(found)
+
 
 def _kind(value: Any) -> str:
     if isinstance(value, dict):
@@ -596,10 +702,11 @@ def _kind(value: Any) -> str:
 _TOP_KEYS = (
     "spool", "state", "default_country", "defaults", "modems", "probe_ports", "hooks", "hook_timeout",
     "status_interval", "log_level", "http", "clients", "groups", "webhooks", "smpp", "alertmanager",
-    "two_way", "inbound", "web", "optout", "national_languages", "journal", "cluster", "calls",
+    "two_way", "inbound", "web", "optout", "national_languages", "journal", "cluster", "calls", "smtp",
+    "email_out",
 )
 _MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile",
-               "balance")
+               "balance", "email_to")
 ROLES = ("admin", "operator", "viewer")
 _DIGITS = {"imsi": (6, 15), "iccid": (18, 22), "imei": (14, 16)}
 
@@ -728,12 +835,13 @@ def _modem(check: _Checker, value: Any, path: str, default_country: str | None) 
         check.error(_child(path, "balance"), f"{balance!r} is not a USSD code",
                     'write the code your operator gives for the balance, quoted, e.g. balance: "*100#"')
         balance = None
+    email_to = check.mail_addresses(data.get("email_to"), _child(path, "email_to"))
     if name is None:
         return None
     return ModemConfig(
         name=name, port=values["port"], imsi=values["imsi"], iccid=values["iccid"], imei=values["imei"],
         pin=pin, pin_file=pin_file, baudrate=baudrate or 115200, limits=limits, prefixes=tuple(prefixes),
-        profile=profile, balance=balance,
+        profile=profile, balance=balance, email_to=email_to,
     )
 
 
@@ -872,9 +980,12 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_cou
         if data.get("web") is not None:
             web = _client_web(check, data.get("web"), _child(path, "web"))
         role = check.choice(data.get("role"), _child(path, "role"), ROLES, "operator") or "operator"
-        if token is None and token_file is None and smpp is None and web is None:
+        smtp = _client_smtp(check, data.get("smtp"), _child(path, "smtp"))
+        networks = check.networks(data.get("networks"), _child(path, "networks"))
+        if token is None and token_file is None and smpp is None and web is None and smtp is None and not networks:
             check.error(path, "has no way to log in",
-                        "add token_file: (HTTP), smpp: {system_id, password_file} or web: {password_file} (console)")
+                        "add token_file: (HTTP), smpp: {system_id, password_file}, web: {password_file} (console), "
+                        "smtp: {user, password_file} or networks: (mail)")
         allow = tuple(
             rule for position2, rule_value in enumerate(check.sequence(data.get("allow"), _child(path, "allow"), "rules"))
             if (rule := _rule(check, rule_value, f"{path}.allow[{position2}]", groups, default_country, modem_names,
@@ -903,13 +1014,14 @@ def _clients(check: _Checker, value: Any, groups: Mapping[str, Any], default_cou
         max_parts = check.integer(data.get("max_parts"), _child(path, "max_parts"), None, 1, 255)
         if name is not None:
             clients.append(ClientConfig(name, token, token_file, smpp, allow, deny, limits, callback_hosts, private,
-                                        webhook_secret, webhook_secret_file, web=web, role=role, max_parts=max_parts))
+                                        webhook_secret, webhook_secret_file, web=web, role=role, max_parts=max_parts,
+                                        smtp=smtp, networks=networks))
     return tuple(clients)
 
 
 _CLIENT_KEYS = ("name", "token", "token_file", "smpp", "allow", "deny", "limits", "callback_hosts",
                 "callback_private_addresses", "webhook_secret", "webhook_secret_file", "web", "role",
-                "max_parts")
+                "max_parts", "smtp", "networks")
 
 
 def _secret_pair(check: _Checker, data: Mapping[str, Any], path: str, key: str, what: str) -> tuple[Path | None, str | None]:
@@ -991,6 +1103,150 @@ def _optout(check: _Checker, value: Any) -> OptOutConfig:
         confirm=check.string(data.get("confirm"), "optout.confirm", '"You will get no more messages. Send START to undo."'),
         confirm_start=check.string(data.get("confirm_start"), "optout.confirm_start", '"Welcome back."'),
     )
+
+
+def _client_smtp(check: _Checker, value: Any, path: str) -> ClientSmtp | None:
+    if value is None:
+        return None
+    data = check.mapping(value, path, ("user", "password", "password_file", "from"))
+    user = check.string(data.get("user"), _child(path, "user"), "nagios")
+    password_file, password = _secret_pair(check, data, path, "password", "SMTP password")
+    if user is not None and password is None and password_file is None:
+        check.error(path, f"the user {user!r} has no password", "add password_file: /etc/gsmgw/<client>.smtp")
+    senders = []
+    for position, item in enumerate(check.sequence(data.get("from"), _child(path, "from"), "sender addresses")):
+        item_path = f"{path}.from[{position}]"
+        text = check.string(item, item_path, '"nagios@example.org" or "*@example.org"')
+        if text is not None and "@" not in text and "*" not in text:
+            check.error(item_path, f"{text!r} is not a sender address or pattern",
+                        'write an address ("nagios@example.org") or a pattern with * ("*@example.org")')
+        elif text is not None:
+            senders.append(text)
+    if user is None and password is None and password_file is None and not senders:
+        check.error(path, "says neither how to log in nor which senders are this client's",
+                    "add user: and password_file: (AUTH), or from: [\"device@example.org\"] for trusted networks")
+    return ClientSmtp(user, password, password_file, tuple(senders))
+
+
+_DOMAIN = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+
+
+def _smtp(check: _Checker, value: Any) -> SmtpConfig | None:
+    if value is None:
+        return None
+    data = check.mapping(value, "smtp", ("listen", "domains", "tls", "max_size", "text", "trusted_networks"),
+                         required=("domains",))
+    host, port = check.listen(data.get("listen"), "smtp.listen", 2525) if data.get("listen") is not None else ("127.0.0.1", 2525)
+    domains_value = data.get("domains")
+    items = [domains_value] if isinstance(domains_value, str) else check.sequence(domains_value, "smtp.domains", "domains")
+    domains = []
+    for position, item in enumerate(items):
+        item_path = "smtp.domains" if isinstance(domains_value, str) else f"smtp.domains[{position}]"
+        text = check.string(item, item_path, "sms.example.org")
+        if text is None:
+            continue
+        if not _DOMAIN.match(text.rstrip(".")):
+            check.error(item_path, f"{text!r} is not a domain name", "write the domain of the SMS addresses, e.g. sms.example.org")
+            continue
+        domains.append(text.rstrip(".").lower())
+    if isinstance(domains_value, list) and not domains_value:
+        check.error("smtp.domains", "lists no domain", "write e.g. domains: [sms.example.org]")
+    return SmtpConfig(
+        listen_host=host,
+        listen_port=port,
+        domains=tuple(dict.fromkeys(domains)),
+        tls=check.tls(data.get("tls"), "smtp.tls"),
+        max_size=check.size(data.get("max_size"), "smtp.max_size", 256 * 1024, 1024, 64 * 1024 * 1024),
+        text=check.choice(data.get("text"), "smtp.text", SMTP_TEXT_MODES, "subject+body") or "subject+body",
+        trusted_networks=check.networks(data.get("trusted_networks"), "smtp.trusted_networks"),
+    )
+
+
+def _email_out(check: _Checker, value: Any) -> EmailOutConfig | None:
+    if value is None:
+        return None
+    import email.utils
+
+    from gsmgw.email.addresses import is_mail_address
+
+    data = check.mapping(value, "email_out", ("smarthost", "user", "password", "password_file", "from", "received",
+                                              "failed", "report", "tls", "ca_file"), required=("smarthost", "from"))
+    host, port = "localhost", 25
+    smarthost = check.string(data.get("smarthost"), "email_out.smarthost", "mail.example.org:587")
+    if smarthost is not None:
+        match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]\s]+):(\d+)|([^:\[\]\s]+)", smarthost)
+        if match is None:
+            check.error("email_out.smarthost", f"cannot read {smarthost!r} as host:port",
+                        "write for example mail.example.org:587 (STARTTLS) or 127.0.0.1:25")
+        else:
+            host = match.group(1) or match.group(3) or match.group(5)
+            port = int(match.group(2) or match.group(4) or 25)
+            if not 1 <= port <= 65535:
+                check.error("email_out.smarthost", f"port {port} is outside 1..65535", "write for example mail.example.org:587")
+    sender = check.string(data.get("from"), "email_out.from", '"SMS gateway <sms@sms.example.org>"') or ""
+    if sender:
+        _, address = email.utils.parseaddr(sender)
+        if not is_mail_address(address):
+            check.error("email_out.from", f"{sender!r} has no mail address", 'write e.g. "SMS gateway <sms@sms.example.org>"')
+    user = check.string(data.get("user"), "email_out.user", "gsmgw")
+    password = None
+    password_file = None
+    if data.get("password") is not None:
+        password = check.string(data.get("password"), "email_out.password", "secret")
+        check.note_inline_secret("email_out.password")
+    if data.get("password_file") is not None:
+        if password is not None:
+            check.error("email_out.password_file", "both password and password_file are given", "keep password_file")
+        password_file, password = check.secret_file(data.get("password_file"), "email_out.password_file",
+                                                    "smarthost password")
+    if user is not None and password is None and password_file is None:
+        check.error("email_out.user", "has no password", "add password_file: /etc/gsmgw/smarthost.pw")
+    if (password is not None or password_file is not None) and user is None:
+        check.error("email_out", "a password without a user", "add user: with the smarthost login")
+    ca_file = check.string(data.get("ca_file"), "email_out.ca_file", "/etc/ssl/certs/internal-ca.pem")
+    if ca_file is not None and not os.path.exists(ca_file):
+        check.error("email_out.ca_file", f"{ca_file} does not exist", "give the PEM file of the CA that signed the smarthost's certificate")
+    return EmailOutConfig(
+        smarthost_host=host,
+        smarthost_port=port,
+        sender=sender,
+        user=user,
+        password=password,
+        password_file=password_file,
+        received=check.mail_addresses(data.get("received"), "email_out.received"),
+        failed=check.mail_addresses(data.get("failed"), "email_out.failed"),
+        report=check.boolean(data.get("report"), "email_out.report", False),
+        tls=check.choice(data.get("tls"), "email_out.tls", SMARTHOST_TLS, "auto") or "auto",
+        ca_file=Path(ca_file) if ca_file else None,
+    )
+
+
+def _check_email(check: _Checker, config: Config) -> None:
+    """What the email keys mean together (EMAIL.md)."""
+    mail_clients = [client for client in config.clients if client.smtp is not None or client.networks]
+    if mail_clients and config.smtp is None:
+        check.warn("clients", f"{mail_clients[0].name} has smtp: or networks:, but there is no smtp: listener",
+                   "add smtp: {listen: 127.0.0.1:2525, domains: [sms.example.org]}")
+    smtp = config.smtp
+    if smtp is not None:
+        if not any(client.smtp is not None or client.networks for client in config.clients):
+            check.warn("smtp", "no client may send mail: none has smtp: or networks:",
+                       "give a client smtp: {user, password_file} or networks: [10.0.5.0/24]")
+        loopback = smtp.listen_host in ("127.0.0.1", "::1", "localhost")
+        if smtp.tls is None and not loopback and any(c.smtp is not None and c.smtp.user for c in config.clients):
+            check.warn("smtp.tls", "AUTH is offered only under TLS or on loopback, and smtp.listen is not loopback",
+                       "add tls: {cert, key} so that clients on other machines can log in")
+    out = config.email_out
+    if out is not None:
+        if smtp is None:
+            check.warn("email_out", "without smtp: a mailed SMS has no Reply-To, so replies cannot become SMS",
+                       "add smtp: with the domains: of the SMS addresses")
+        if not (out.received or out.failed or out.report or any(modem.email_to for modem in config.modems)):
+            check.warn("email_out", "nothing is mailed: received, failed and modems[].email_to are empty and report is off",
+                       "add received: [office@example.org]")
+    elif any(modem.email_to for modem in config.modems):
+        check.error("modems", "a modem has email_to: but email_out: (the smarthost) is not configured",
+                    "add email_out: {smarthost: mail.example.org:587, from: sms@sms.example.org}")
 
 
 def _groups(check: _Checker, value: Any, default_country: str | None) -> Mapping[str, tuple[str, ...]]:
@@ -1295,11 +1551,14 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
         optout=_optout(check, data.get("optout")),
         journal=journal,
         cluster=cluster,
+        smtp=_smtp(check, data.get("smtp")),
+        email_out=_email_out(check, data.get("email_out")),
         source=source,
     )
-    if config.clients and config.http is None and config.smpp is None:
-        check.warn("clients", "clients are configured but neither http: nor smpp: listens",
-                   "add http: {listen: 127.0.0.1:8025} or smpp: {listen: 127.0.0.1:2775}")
+    if config.clients and config.http is None and config.smpp is None and config.smtp is None:
+        check.warn("clients", "clients are configured but neither http:, smpp: nor smtp: listens",
+                   "add http: {listen: 127.0.0.1:8025}, smpp: {listen: 127.0.0.1:2775} or smtp: {domains: [...]}")
+    _check_email(check, config)
     if config.webhooks is not None and config.webhooks.secret is not None:
         for position, client in enumerate(config.clients):
             if client.token is not None and client.token == config.webhooks.secret:
