@@ -382,6 +382,23 @@ def binary_fields(data: bytes | None, udh: bytes, ports: tuple[int, int] | None)
     }
 
 
+def report_event_from_spool(spool: Any, name: str, data: bytes) -> Any:
+    """The ReportReceived event of the report/ file `name` (content `data`), with its sent/ file;
+    None for a report that matched no message."""
+    sent_name = read_spool_file(data).headers.get("Sent_file")
+    if not sent_name:
+        # It matched no message of ours, so the daemon announced nothing for it; after a restart
+        # neither (a report webhook's id is a message's id).
+        return None
+    sent = None
+    if sent_name:
+        try:
+            sent = spool.read("sent", sent_name)
+        except (OSError, ValueError):
+            sent = None
+    return report_event_from_files(name, data, sent, str(spool.path("report", name)), seal_key=spool.seal_key)
+
+
 def received_payload(event: Any) -> dict[str, Any]:
     """The `received` webhook body (docs/api.md) from a `MessageReceived` event; for a PDU that
     could not be decoded `from` is null, `text` its hex and `decode_error` says why."""
@@ -502,7 +519,7 @@ class WebhookDispatcher:
                 queued += 1
         for mtime_ns, name, data in await self.queue.in_thread(self.cursors["report"].files_after, spool.path("report")):
             try:
-                event = await self.queue.in_thread(self._report_event, spool, name, data)
+                event = await self.queue.in_thread(report_event_from_spool, spool, name, data)
             except ValueError as exc:
                 log.warning("webhooks: cannot announce report/%s: %s", name, exc)
                 continue
@@ -523,22 +540,6 @@ class WebhookDispatcher:
             log.info("webhooks: queued %d webhook(s) for messages not announced before the restart", queued)
         return queued
 
-    @staticmethod
-    def _report_event(spool: Any, name: str, data: bytes) -> Any:
-        sent_name = read_spool_file(data).headers.get("Sent_file")
-        if not sent_name:
-            # It matched no message of ours, so the daemon announced nothing for it; after a
-            # restart neither (a report webhook's id is a message's id).
-            return None
-        sent = None
-        if sent_name:
-            try:
-                sent = spool.read("sent", sent_name)
-            except (OSError, ValueError):
-                sent = None
-        return report_event_from_files(
-            name, data, sent, str(spool.path("report", name)), seal_key=spool.seal_key
-        )
 
     def _apply(self, webhooks_config: Any, registry: ClientRegistry) -> None:
         self.received_url = getattr(webhooks_config, "received", None) if webhooks_config else None

@@ -90,6 +90,15 @@ Content-Type: multipart/mixed; boundary="m"
      "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
      "--m\r\nContent-Type: text/plain\r\n\r\nToner low\r\n--m--\r\n")
 
+ZABBIX = mail("""
+From: <zabbix@example.org>
+To: <+4915112345678@sms.example.org>
+Subject: =?UTF-8?B?UHJvYmxlbTogSGlnaCBDUFUgb24gZGIxIOKAlCA5NSAl?=
+MIME-Version: 1.0
+Content-Type: text/plain; charset="UTF-8"
+Content-Transfer-Encoding: base64
+""", "UHJvYmxlbSBzdGFydGVkIGF0IDEwOjAwOjAwIG9uIDIwMjYuMTIuMDcNClByb2JsZW0gbmFtZTog\r\nSGlnaCBDUFUgb24gZGIxDQpIb3N0OiBkYjENClNldmVyaXR5OiBIaWdoDQo=\r\n")
+
 VECTORS = [
     # name, mail, text mode, expected SMS text
     ("nagios", NAGIOS, "subject+body",
@@ -105,6 +114,8 @@ VECTORS = [
     ("gmail-html-reply", GMAIL_HTML_REPLY, "subject+body", "Restarted it."),
     ("attachment-is-not-read", MIXED_WITH_ATTACHMENT, "body", "Toner low"),
     ("subject-only", mail("Subject: Power restored"), "body", "Power restored"),
+    ("zabbix-base64", ZABBIX, "subject+body", "Problem: High CPU on db1 — 95 %: Problem started at 10:00:00 on "
+     "2026.12.07\nProblem name: High CPU on db1\nHost: db1\nSeverity: High"),
 ]
 
 

@@ -8,15 +8,17 @@ What it starts, in this order:
   3. one worker per configured modem (worker.py), the dispatcher (outbound.py), the watcher on
      outgoing/ (inotify, polling as fallback), the status writer, housekeeping (multipart
      timeouts, journal pruning);
-  4. the HTTP and SMPP listeners when configured (`gsmgw.http.server.start(ctx)`,
-     `gsmgw.smpp.server.start(ctx)`; each returns an object with `async close()`);
+  4. the HTTP, SMPP and SMTP listeners when configured (`gsmgw.http.server.start(ctx)`,
+     `gsmgw.smpp.server.start(ctx)`, `gsmgw.email.listener.start(ctx)`; each returns an object
+     with `async close()`), and mail out (`gsmgw.email.mailout.start(ctx)`) when `email_out:` is;
   5. `READY=1` to systemd (when run by it), then `STATUS=` on changes and `WATCHDOG=1` from the
      status loop, which runs on the main loop: a hung modem is not a hung daemon.
 
 Signals: SIGTERM/SIGINT stop taking new work, let each worker finish the message in flight
 (`STOPPING=1` first), then exit. SIGHUP reloads the config: defaults, groups, hooks, limits,
 prefixes and PINs take effect at once; modems added or removed are started or stopped; a change
-of `spool`, `state`, `http` or `smpp` is logged as needing a restart.
+of `spool`, `state`, `http`, `smpp`, `smtp.listen` or `smtp.tls` is logged as needing a
+restart.
 
 Logs go to stdout, one line per event, naming the message file (journald adds the time). The
 PIN never appears: the config is never logged and the AT layer masks AT+CPIN.
@@ -252,6 +254,7 @@ class Gateway:
             ussd=self.ussd.ask,
             balance=self.ussd.balance,
             balances=self.ussd.balances,
+            stopping=self._stopping,
         )
         await self._start_control()
         self.indexer.start()
@@ -365,8 +368,8 @@ class Gateway:
                         "daemon; the HTTP API's /api/v1/modems/NAME/ussd still can", self.config.state, error)
 
     def _clients(self, config):
-        """One client registry for HTTP and SMPP (limits count both), when either is on."""
-        if self.start_servers and (config.http is not None or config.smpp is not None):
+        """One client registry for HTTP, SMPP and SMTP (limits count all), when one is on."""
+        if self.start_servers and (config.http is not None or config.smpp is not None or config.smtp is not None):
             from gsmgw.clients import ClientConfigError, ClientRegistry
 
             try:
@@ -468,7 +471,14 @@ class Gateway:
             except Exception as error:  # noqa: BLE001 - any failure stops the start, with its reason
                 raise StartupError(f"cannot start the webhooks: {error}") from None
             self._servers.append(self.ctx.webhooks)
-        for key, module in (("http", "gsmgw.http.server"), ("smpp", "gsmgw.smpp.server")):
+        if getattr(self.config, "email_out", None) is not None:
+            try:
+                from gsmgw.email import mailout
+
+                self._servers.append(await mailout.start(self.ctx))
+            except Exception as error:  # noqa: BLE001 - any failure stops the start, with its reason
+                raise StartupError(f"cannot start mail out (email_out:): {error}") from None
+        for key, module in (("http", "gsmgw.http.server"), ("smpp", "gsmgw.smpp.server"), ("smtp", "gsmgw.email.listener")):
             if getattr(self.config, key, None) is None:
                 continue
             try:
@@ -674,6 +684,10 @@ class Gateway:
         for key in ("spool", "state", "http", "smpp", "journal", "cluster"):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("SIGHUP: a change of %s takes effect only after a restart", key)
+        for key in ("listen_host", "listen_port", "tls"):
+            if getattr(new.smtp, key, None) != getattr(self.config.smtp, key, None):
+                log.warning("SIGHUP: a change of smtp.listen or smtp.tls takes effect only after a restart")
+                break
         twoway_changed = (new.two_way, new.defaults, new.default_country, new.calls) != (
             self.config.two_way, self.config.defaults, self.config.default_country, self.config.calls
         )

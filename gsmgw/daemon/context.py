@@ -53,6 +53,8 @@ class GatewayContext:
     console: Any = None
     # The simulated network of `gsmgw run --simulate` (gsmgw.sim.SimNetwork); None on real modems.
     simulator: Any = None
+    # Set when the daemon stops taking new work (SIGTERM); listeners answer "try later" from then on.
+    stopping: Any = None  # asyncio.Event
 
     def status_snapshot(self) -> dict:
         """The same dict as `gsmgw status --json` (docs/spool.md), current as of this call."""

@@ -36,8 +36,10 @@ MAX_DEPTH = 64
 MAX_PARTS = 200
 
 # The Message-ID gsmgw gives the mails it sends ends in this, so a reply can be recognised by its
-# In-Reply-To/References (`gsmgw.email.compose.message_id`).
+# In-Reply-To/References (`gsmgw.email.compose`).
 GATEWAY_ID_MARK = ".gsmgw@"
+# Every mail gsmgw sends carries this header; a mail that still has it was forwarded unchanged.
+GATEWAY_HEADER = "X-Gsmgw-Id"
 # Without In-Reply-To (some clients drop it), a reply is recognised by the subject gsmgw wrote.
 _REPLY_SUBJECT = re.compile(r"\A\s*((re|aw|sv|vs|antw|r|rif|odp|ynt)\s*(\[\d+\])?\s*:\s*)+SMS from\b", re.IGNORECASE)
 # RFC 2047 §2: =?charset?encoding?encoded-text?= (charset may carry an RFC 2231 *language).
@@ -58,6 +60,7 @@ class ParsedMail:
     message_id: str | None  # as written, with its angle brackets
     reply_to_gateway: bool  # answers a mail gsmgw sent (In-Reply-To/References, or its subject)
     body_kind: str  # "plain", "html" or "none"
+    from_gateway: bool = False  # carries gsmgw's own X-Gsmgw-Id: a mail gsmgw sent, come back (a loop)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -302,6 +305,7 @@ def parse_mail(data: bytes) -> ParsedMail:
         message_id=_message_id(message, notes),
         reply_to_gateway=reply,
         body_kind=kind,
+        from_gateway=message.get(GATEWAY_HEADER) is not None,
         notes=tuple(notes),
     )
 
