@@ -20,14 +20,19 @@ import asyncio
 import grp
 import os
 import pwd
+import socket
+import ssl
 import stat
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 __all__ = [
     "Account",
+    "CertificateFacts",
+    "PortAnswer",
     "ConfigFacts",
     "Facts",
     "Finding",
@@ -74,6 +79,8 @@ MIN_PIN_ATTEMPTS = 2
 # A status.json older than this while the daemon runs means its main loop hangs
 # (it rewrites the file at least every few seconds: gsmgw.daemon.status).
 STATUS_STALE_S = 60.0
+# A TLS certificate that ends within this many days is renewed now, not after it broke the door.
+CERT_WARN_DAYS = 14
 
 
 # ------------------------------------------------------------------ facts
@@ -238,6 +245,35 @@ class Facts:
     daemon_status_age: float | None = None
     executables: list[tuple[str, PathFacts]] = field(default_factory=list)  # (what, file): hooks, two-way commands
     journal: JournalFacts | None = None  # only with journal: (PostgreSQL)
+    # The email door (EMAIL.md): what answers on smtp.listen, whether the smarthost answers, and
+    # when the configured TLS certificates end.
+    smtp_port: "PortAnswer | None" = None
+    smarthost: "PortAnswer | None" = None
+    certificates: list["CertificateFacts"] = field(default_factory=list)
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class PortAnswer:
+    """What a TCP port said: `greeting` (its first line) or `error` (why there was none)."""
+
+    key: str  # the config key naming it: smtp.listen, email_out.smarthost
+    host: str
+    port: int
+    greeting: str | None = None
+    error: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.key} {self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    key: str  # smtp.tls.cert, http.tls.cert, smpp.tls.cert
+    path: str
+    not_after: float | None = None  # Unix time
+    error: str | None = None
 
 
 # ------------------------------------------------------------------ pure checks
@@ -707,9 +743,60 @@ def check_journal(facts: Facts) -> list[Finding]:
     return findings
 
 
+def check_email(facts: Facts) -> list[Finding]:
+    """The SMTP listener's port, the smarthost, and TLS certificates near their end."""
+    findings = []
+    daemon_runs = bool(_daemon_processes(facts))
+    listener = facts.smtp_port
+    if listener is not None:
+        gsmgw_answers = bool(listener.greeting and "gsmgw" in listener.greeting)
+        if daemon_runs and listener.greeting is None:
+            findings.append(Finding(
+                "error", "smtp-listener", listener.where,
+                f"gsmgw runs but nothing answers there ({listener.error}), so no mail becomes an SMS",
+                "`journalctl -u gsmgw` says why the listener did not start (port taken, TLS files)"))
+        elif listener.greeting is not None and not gsmgw_answers:
+            findings.append(Finding(
+                "error", "smtp-listener", listener.where,
+                f"another mail server answers there: {listener.greeting[:80]!r}, so gsmgw cannot listen",
+                "stop that server, or set smtp.listen to a free port (2525) and point the devices there"))
+        if listener.port < 1024 and not (facts.daemon and facts.daemon.uid == 0):
+            findings.append(Finding(
+                "warning", "smtp-listener", listener.where,
+                "ports below 1024 need privileges the gsmgw user does not have",
+                "use smtp.listen with port 2525, or add AmbientCapabilities=CAP_NET_BIND_SERVICE to the unit"))
+    smarthost = facts.smarthost
+    if smarthost is not None:
+        if smarthost.greeting is None:
+            findings.append(Finding(
+                "error", "smarthost", smarthost.where,
+                f"the smarthost cannot be reached ({smarthost.error}); mails of SMS wait in the queue (2 days)",
+                "check the host name and port, the firewall, and `swaks --server HOST:PORT --quit-after EHLO`"))
+        elif not smarthost.greeting.startswith("220"):
+            findings.append(Finding(
+                "error", "smarthost", smarthost.where, f"the smarthost refuses connections: {smarthost.greeting[:80]!r}",
+                "ask its admin to let this machine relay, or use another smarthost"))
+    for certificate in facts.certificates:
+        subject = f"{certificate.key} {certificate.path}"
+        if certificate.not_after is None:
+            findings.append(Finding("error", "certificate", subject, f"cannot read the certificate: {certificate.error}",
+                                    "give a PEM certificate file that gsmgw may read"))
+            continue
+        days = (certificate.not_after - facts.now) / 86400
+        ends = datetime.fromtimestamp(certificate.not_after, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        if days <= 0:
+            findings.append(Finding("error", "certificate", subject, f"the certificate expired on {ends}",
+                                    "renew it and restart gsmgw (`systemctl restart gsmgw`)"))
+        elif days <= CERT_WARN_DAYS:
+            findings.append(Finding("warning", "certificate", subject,
+                                    f"the certificate expires in {days:.0f} day(s), on {ends}",
+                                    "renew it now and restart gsmgw (`systemctl restart gsmgw`)"))
+    return findings
+
+
 CHECKS: tuple[Callable[[Facts], list[Finding]], ...] = (
     check_config, check_processes, check_daemon, check_usb, check_ports, check_modems, check_spool,
-    check_executables, check_journal,
+    check_executables, check_journal, check_email,
 )
 
 
@@ -944,6 +1031,84 @@ def gather_config(path: str) -> tuple[ConfigFacts, Any, list[str]]:
     return ConfigFacts(path, file, True, errors, inline_pin, tuple(secrets)), config, pins
 
 
+def _der_element(data: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER element at `offset` (X.690 §8.1)."""
+    tag = data[offset]
+    length = data[offset + 1]
+    start = offset + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 1 <= count <= 4:
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[start:start + count], "big")
+        start += count
+    if start + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, start, start + length
+
+
+def certificate_not_after(pem: str) -> float:
+    """When the first certificate of a PEM file ends (RFC 5280 §4.1.2.5 Validity.notAfter), as
+    Unix time. Pure; ValueError when it is no certificate."""
+    begin = pem.find("-----BEGIN CERTIFICATE-----")
+    end = pem.find("-----END CERTIFICATE-----", begin)
+    if begin < 0 or end < 0:
+        raise ValueError("no PEM certificate in the file")
+    der = ssl.PEM_cert_to_DER_cert(pem[begin:end + len("-----END CERTIFICATE-----")])
+    _, certificate, _ = _der_element(der, 0)
+    _, position, tbs_end = _der_element(der, certificate)  # TBSCertificate
+    fields = []
+    while position < tbs_end and len(fields) < 5:
+        tag, content, after = _der_element(der, position)
+        fields.append((tag, content, after))
+        position = after
+    if fields and fields[0][0] == 0xA0:  # [0] version, present from v2 on
+        fields = fields[1:]
+    _, validity, validity_end = fields[3]  # serialNumber, signature, issuer, validity
+    _, not_before_end = _der_element(der, validity)[1:]
+    tag, content, after = _der_element(der, not_before_end)
+    text = der[content:after].decode("ascii")
+    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ; YY < 50 is 20YY (RFC 5280 §4.1.2.5.1)
+        year = int(text[:2])
+        text = f"{2000 + year if year < 50 else 1900 + year}{text[2:]}"
+    elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
+        raise ValueError("the validity holds no time")
+    return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc).timestamp()
+
+
+def port_answer(key: str, host: str, port: int, timeout: float = 5.0) -> PortAnswer:
+    """Connect to host:port and read the first line (an SMTP greeting)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            line = connection.makefile("rb").readline(512)
+    except OSError as exc:
+        return PortAnswer(key, host, port, error=exc.strerror or str(exc) or type(exc).__name__)
+    if not line:
+        return PortAnswer(key, host, port, error="it closed the connection without a word")
+    return PortAnswer(key, host, port, greeting=line.decode("ascii", "replace").strip())
+
+
+def gather_email(config: Any, facts: Facts, *, smarthost: bool = True) -> None:
+    smtp = getattr(config, "smtp", None)
+    if smtp is not None:
+        host = "127.0.0.1" if smtp.listen_host in ("0.0.0.0", "") else "::1" if smtp.listen_host == "::" else smtp.listen_host
+        facts.smtp_port = port_answer("smtp.listen", host, smtp.listen_port, timeout=2.0)
+    out = getattr(config, "email_out", None)
+    if out is not None and smarthost:
+        facts.smarthost = port_answer("email_out.smarthost", out.smarthost_host, out.smarthost_port)
+    for key in ("smtp", "http", "smpp"):
+        tls = getattr(getattr(config, key, None), "tls", None)
+        if tls is None:
+            continue
+        try:
+            not_after = certificate_not_after(Path(tls.cert).read_text(encoding="ascii", errors="replace"))
+            facts.certificates.append(CertificateFacts(f"{key}.tls.cert", str(tls.cert), not_after))
+        except (OSError, ValueError, IndexError) as exc:
+            facts.certificates.append(CertificateFacts(f"{key}.tls.cert", str(tls.cert), error=str(exc)))
+    facts.now = time.time()
+
+
 ProbeFunction = Callable[[str, Any], Awaitable[ModemProbe]]
 
 
@@ -1048,6 +1213,7 @@ def gather(
             port = _port_from_status(config, modem.name)
         port_facts = path_facts(port) if port else None
         facts.modems.append(ModemFacts(modem.name, port, binding, bool(modem.pin), port_facts))
+    gather_email(config, facts)
     if probe is not None:
         facts.modems = asyncio.run(_probe_all(facts, config, probe))
     return facts, secrets
