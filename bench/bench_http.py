@@ -79,13 +79,17 @@ def write_config(directory: Path, port: int) -> Path:
     return config
 
 
-def run_server(config_path: str, ready, profile: bool = False) -> None:
-    """Child process: the HTTP server on a real spool until the parent says stop."""
+def run_server(config_path: str, ready, profile: bool = False, door: str = "http") -> None:
+    """Child process: the door's server (`http`: gsmgw.http.server, `smtp`: gsmgw.email.listener)
+    on a real spool until the parent says stop. It sends its address, then (batches, files, CPU s)."""
+    import importlib
+
     from gsmgw.config import load_config
     from gsmgw.daemon.events import EventBus
     from gsmgw.daemon.metrics import Metrics
-    from gsmgw.http.server import start
     from gsmgw.spool.store import Spool, load_seal_key
+
+    start = importlib.import_module({"http": "gsmgw.http.server", "smtp": "gsmgw.email.listener"}[door]).start
 
     class Context:
         def __init__(self) -> None:
@@ -105,7 +109,7 @@ def run_server(config_path: str, ready, profile: bool = False) -> None:
 
     async def main() -> None:
         server = await start(Context())
-        ready.send(server.url)
+        ready.send(server.url if door == "http" else server.port)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_reader(ready.fileno(), stop.set)  # the parent closing the pipe ends the server
@@ -161,30 +165,30 @@ def split_url(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def flood(url: str, count: int, clients: int, timeout: float) -> tuple[float, int, list[float]]:
-    """`clients` connections POST back to back until `count` 202s; (seconds, accepted, latencies)."""
-    host, port = split_url(url)
+async def flood_with(open_connection, send, count: int, clients: int, timeout: float) -> tuple[float, int, list[float]]:
+    """`clients` connections send back to back until `count` are accepted; (seconds, accepted,
+    latencies). `send(connection, client_number, sequence)` returns True when accepted, else the
+    answer it got (counted and printed)."""
     remaining = count
     accepted = 0
     latencies: list[float] = []
-    failures: dict[int, int] = {}
+    failures: dict[object, int] = {}
     deadline = time.perf_counter() + timeout
-    connections = [await Connection(host, port).open() for _ in range(clients)]
+    connections = [await open_connection() for _ in range(clients)]
 
-    async def worker(number: int, connection: Connection) -> None:
+    async def worker(number: int, connection) -> None:
         nonlocal remaining, accepted
         sequence = 0
         while remaining > 0 and time.perf_counter() < deadline:
             remaining -= 1
             sequence += 1
-            body = json.dumps({"to": f"+4915{number:04d}{sequence:06d}", "text": f"bench {number}/{sequence} ✓"}).encode()
             started = time.perf_counter()
-            status, _ = await connection.post("/api/v1/messages", body)
-            if status == 202:
+            answer = await send(connection, number, sequence)
+            if answer is True:
                 accepted += 1
                 latencies.append(time.perf_counter() - started)
             else:
-                failures[status] = failures.get(status, 0) + 1
+                failures[answer] = failures.get(answer, 0) + 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(n, connection) for n, connection in enumerate(connections)))
@@ -192,25 +196,22 @@ async def flood(url: str, count: int, clients: int, timeout: float) -> tuple[flo
     for connection in connections:
         connection.close()
     if failures:
-        print(f"  non-202 answers: {failures}")
+        print(f"  refused: {failures}")
     return elapsed, accepted, latencies
 
 
-async def paced(url: str, rate: float, seconds: float) -> list[float]:
+async def paced_with(open_connection, send, rate: float, seconds: float, connections: int) -> list[float]:
     """One request every 1/rate s for `seconds`, each on an idle connection; their latencies."""
-    host, port = split_url(url)
     latencies: list[float] = []
     total = int(rate * seconds)
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(64):
-        idle.put_nowait(await Connection(host, port).open())
+    idle: asyncio.Queue = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await open_connection())
 
     async def one(sequence: int) -> None:
-        body = json.dumps({"to": f"+4917{sequence:09d}", "text": "paced"}).encode()
         started = time.perf_counter()
         connection = await idle.get()  # waiting for a connection counts: it is the client's wait
-        status, _ = await connection.post("/api/v1/messages", body)
-        if status == 202:
+        if await send(connection, None, sequence) is True:
             latencies.append(time.perf_counter() - started)
         idle.put_nowait(connection)
 
@@ -227,22 +228,48 @@ async def paced(url: str, rate: float, seconds: float) -> list[float]:
     return latencies
 
 
+async def post_message(connection: Connection, number: int | None, sequence: int) -> bool | int:
+    if number is None:  # the paced run
+        body = json.dumps({"to": f"+4917{sequence:09d}", "text": "paced"}).encode()
+    else:
+        body = json.dumps({"to": f"+4915{number:04d}{sequence:06d}", "text": f"bench {number}/{sequence} ✓"}).encode()
+    status, _ = await connection.post("/api/v1/messages", body)
+    return True if status == 202 else status
+
+
+async def flood(url: str, count: int, clients: int, timeout: float) -> tuple[float, int, list[float]]:
+    """`clients` connections POST back to back until `count` 202s; (seconds, accepted, latencies)."""
+    host, port = split_url(url)
+    return await flood_with(lambda: Connection(host, port).open(), post_message, count, clients, timeout)
+
+
+async def paced(url: str, rate: float, seconds: float) -> list[float]:
+    """One request every 1/rate s for `seconds`, each on an idle connection; their latencies."""
+    host, port = split_url(url)
+    return await paced_with(lambda: Connection(host, port).open(), post_message, rate, seconds, 64)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=5000, help="messages in the throughput run (default 5000)")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+def arguments(description: str, *, clients: int, unit: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--count", type=int, default=5000, help=f"{unit} in the throughput run (default 5000)")
+    parser.add_argument("--clients", type=int, default=clients, help=f"concurrent clients (default {clients})")
     parser.add_argument("--paced-seconds", type=float, default=5.0, help="length of the latency run (default 5 s)")
     parser.add_argument("--dir", help="where to put the spool (default: a temporary directory, removed after)")
     parser.add_argument("--timeout", type=float, default=120.0, help="upper bound for each phase (default 120 s)")
     parser.add_argument("--profile", action="store_true", help="print the server's cProfile (slows it down)")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="gsmgw-bench-http-"))
+
+def run_bench(args: argparse.Namespace, *, prefix: str, write_config, serve, flood, paced, unit: str,
+              answer: str, clients_text: str) -> int:
+    """The benchmark of one door: fsync ceiling, the server in a child process (`serve`), the
+    throughput run (`flood`), the paced latency run at half that rate (`paced`), the group commit."""
+    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix=prefix))
     directory.mkdir(parents=True, exist_ok=True)
     try:
         ms_per_write, writes_per_second, cpu_ms = fsync_ceiling(directory / "fsync-probe")
@@ -256,23 +283,23 @@ def main() -> int:
         config = write_config(directory, port)
         parent_end, child_end = multiprocessing.Pipe()
         context = multiprocessing.get_context("spawn")
-        server = context.Process(target=run_server, args=(str(config), child_end, args.profile), daemon=True)
+        server = context.Process(target=serve, args=(str(config), child_end, args.profile), daemon=True)
         server.start()
         if not parent_end.poll(30):
             print("the server did not start within 30 s", file=sys.stderr)
             server.kill()
             return 1
-        url = parent_end.recv()
+        address = parent_end.recv()
 
-        elapsed, accepted, latencies = asyncio.run(flood(url, args.count, args.clients, args.timeout))
+        elapsed, accepted, latencies = asyncio.run(flood(address, args.count, args.clients, args.timeout))
         rate = accepted / elapsed
-        print(f"throughput: {accepted} accepted in {elapsed:.2f} s = {rate:.0f} messages/s "
-              f"with {args.clients} concurrent clients "
+        print(f"throughput: {accepted} {unit} accepted in {elapsed:.2f} s = {rate:.0f} {unit}/s "
+              f"with {args.clients} {clients_text} "
               f"(p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms under full load)")
 
         half = rate / 2
-        paced_latencies = asyncio.run(paced(url, half, args.paced_seconds))
-        print(f"latency at half that rate ({half:.0f}/s for {args.paced_seconds:g} s, {len(paced_latencies)} requests): "
+        paced_latencies = asyncio.run(paced(address, half, args.paced_seconds, args.clients))
+        print(f"latency at half that rate ({half:.0f}/s for {args.paced_seconds:g} s, {len(paced_latencies)} {unit}): "
               f"p50 {percentile(paced_latencies, 0.5) * 1000:.1f} ms, p99 {percentile(paced_latencies, 0.99) * 1000:.1f} ms, "
               f"max {max(paced_latencies) * 1000:.1f} ms")
 
@@ -280,16 +307,23 @@ def main() -> int:
         if parent_end.poll(30):
             batches, files, cpu_seconds = parent_end.recv()
             print(f"group commit: {files} files in {batches} batches ({files / max(batches, 1):.1f} per directory fsync); "
-                  f"server CPU time {cpu_seconds:.1f} s = {cpu_seconds / files * 1000:.2f} ms per message")
+                  f"server CPU time {cpu_seconds:.1f} s = {cpu_seconds / max(files, 1) * 1000:.2f} ms per file")
         server.join(30)
         if server.is_alive():
             server.kill()
         written = len(os.listdir(directory / "spool" / "outgoing"))
-        print(f"files in outgoing/: {written} (every 202 has its file)")
+        print(f"files in outgoing/: {written} (every {answer} has its file)")
     finally:
         if not args.dir:
             shutil.rmtree(directory, ignore_errors=True)
     return 0
+
+
+def main() -> int:
+    args = arguments(__doc__.split("\n\n")[0], clients=32, unit="messages")
+    return run_bench(args, prefix="gsmgw-bench-http-", write_config=write_config, serve=run_server,
+                     flood=flood, paced=lambda url, rate, seconds, clients: paced(url, rate, seconds),
+                     unit="messages", answer="202", clients_text="concurrent clients")
 
 
 if __name__ == "__main__":
