@@ -379,3 +379,10 @@ def check_outcome(data: bytes, mode: str, max_parts: int) -> None:
     text.encode("utf-8")  # no lone surrogates: it can be written into a spool file
     assert count_parts(text).parts <= max_parts
     assert parsed.message_id is None or (parsed.message_id.isascii() and " " not in parsed.message_id)
+
+
+def test_the_cut_counts_with_the_configured_national_tables():
+    turkish = "Sunucu çöktü, lütfen kontrol edin şimdi " * 20  # 800 characters
+    assert fit_parts(turkish, 6, ("tr",)) == turkish  # GSM-7 with the Turkish locking shift: 6 parts
+    assert fit_parts(turkish, 6).endswith(ELLIPSIS)  # UCS-2 without it: 12 parts, so it is cut
+    assert message_text(parse_mail(mail("Subject: x", turkish)), "body", 6, ("tr",)) == turkish.strip()

@@ -386,7 +386,8 @@ class SmtpDoor:
             if parsed.from_gateway:
                 return ("554 5.4.6 this is a mail gsmgw sent (it has X-Gsmgw-Id): a loop; do not forward "
                         "gsmgw's mails to SMS addresses, reply to them instead")
-            text = message_text(parsed, self.smtp.text, self._max_parts(transaction.client))
+            text = message_text(parsed, self.smtp.text, self._max_parts(transaction.client),
+                                 getattr(self.config.defaults, "national_languages", ()))
         except UnreadableMail as refusal:
             return f"550 5.6.0 {refusal}; nothing was queued"
         for note in parsed.notes:
@@ -406,7 +407,8 @@ class SmtpDoor:
         policy = SendPolicy(default_country=self.config.default_country, default_max_parts=max_parts,
                             defaults=self.config.defaults)
         try:
-            parts, alphabet = check_text(text, max_parts)
+            parts, alphabet = check_text(text, max_parts,
+                                         national_languages=getattr(self.config.defaults, "national_languages", ()))
             request = SendRequest(recipients=tuple(transaction.numbers), text=text, parts=parts, alphabet=alphabet,
                                   max_parts=max_parts if max_parts != self.config.defaults.max_parts else None)
             prepared = prepare_messages(request, client_name=client.name, policy=policy, now=now)

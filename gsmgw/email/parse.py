@@ -27,6 +27,7 @@ import email
 import email.policy
 import email.utils
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -310,15 +311,16 @@ def parse_mail(data: bytes) -> ParsedMail:
     )
 
 
-def message_text(mail: ParsedMail, mode: str, max_parts: int) -> str:
-    """The SMS text of `mail` for `smtp.text` = `mode`, cut to `max_parts` parts; UnreadableMail
+def message_text(mail: ParsedMail, mode: str, max_parts: int, national_languages: Sequence[str] = ()) -> str:
+    """The SMS text of `mail` for `smtp.text` = `mode`, cut to `max_parts` parts (counted with
+    `national_languages`, as the encoder will send it); UnreadableMail
     when there is nothing to send. A reply to a gsmgw mail sends its body only: its subject is
     "Re: SMS from …", which the person on the phone does not need."""
     if mail.reply_to_gateway:
         if not mail.body:
             raise UnreadableMail("the reply has no text of its own (only quoted lines or a signature); "
                                  "write the answer above the quoted message")
-        return fit_parts(mail.body, max_parts)
+        return fit_parts(mail.body, max_parts, national_languages)
     text = sms_text(mail.subject, mail.body, mode)
     if not text:
         if mail.body_kind == "none":
@@ -327,4 +329,4 @@ def message_text(mail: ParsedMail, mode: str, max_parts: int) -> str:
                                  "or in the body")
         raise UnreadableMail("the mail has no text besides a signature or quoted lines, and the subject is "
                              "empty; write the message in the body above the signature, or in the subject")
-    return fit_parts(text, max_parts)
+    return fit_parts(text, max_parts, national_languages)

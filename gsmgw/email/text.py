@@ -15,6 +15,7 @@ Every function accepts any str and never raises for its content.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html.parser import HTMLParser
 
 from gsmgw.sms import count_parts
@@ -256,17 +257,18 @@ def sms_text(subject: str, body: str, mode: str) -> str:
     return subject or body
 
 
-def fit_parts(text: str, max_parts: int) -> str:
-    """`text`, or its longest beginning that fits in `max_parts` parts with "…" after it.
+def fit_parts(text: str, max_parts: int, national_languages: Sequence[str] = ()) -> str:
+    """`text`, or its longest beginning that fits in `max_parts` parts with "…" after it, counted
+    as the encoder will send it (with `defaults.national_languages`).
 
     "…" is not in the GSM 7-bit alphabet (TS 23.038 §6.2.1), so a cut text is sent in UCS-2;
     the cut is computed with that, and falls after a word when one ends in the last 20 characters.
     """
-    if count_parts(text).parts <= max_parts:
+    if count_parts(text, national_languages=national_languages).parts <= max_parts:
         return text
 
     def fits(length: int) -> bool:
-        return count_parts(text[:length].rstrip() + ELLIPSIS).parts <= max_parts
+        return count_parts(text[:length].rstrip() + ELLIPSIS, national_languages=national_languages).parts <= max_parts
 
     low, high = 0, len(text)  # fits(low) holds, fits(high) does not
     while high - low > 1:
