@@ -11,12 +11,15 @@ import smtplib
 import ssl
 import subprocess
 import textwrap
+import threading
 import time
 from datetime import datetime
 from email.message import EmailMessage
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from gsmgw.email.listener import SessionLimits, start
@@ -403,3 +406,55 @@ def test_too_many_wrong_passwords_end_the_session(tmp_path):
         await session.close()
 
     run(tmp_path, scenario)
+
+
+# --- any mail data gets an answer, and the listener goes on ---------------------------------------
+
+class BackgroundListener:
+    """One listener in a thread of its own, for many hypothesis examples."""
+
+    def __init__(self, tmp_path):
+        self.ctx = None
+        self.ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.config = write_config(tmp_path)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+
+        async def begin():
+            self.ctx = Context(self.config)
+            self.listener = await start(self.ctx)
+
+        asyncio.run_coroutine_threadsafe(begin(), self.loop).result(30)
+        return self
+
+    def __exit__(self, *exc_info):
+        asyncio.run_coroutine_threadsafe(self.listener.close(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def background(tmp_path_factory):
+    with BackgroundListener(tmp_path_factory.mktemp("fuzz")) as running:
+        yield running
+
+
+LINES = st.lists(st.binary(max_size=120).map(lambda raw: raw.replace(b"\r", b"").replace(b"\n", b"")), max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=LINES, headers=st.booleans())
+def test_any_mail_data_gets_an_answer_and_the_listener_goes_on(background, lines, headers):
+    body = b"\r\n".join(lines)  # smtplib's data() adds the dot-stuffing (RFC 5321 4.5.2)
+    data = (b"Subject: fuzz\r\n\r\n" if headers else b"") + body + b"\r\n"
+    with smtplib.SMTP("127.0.0.1", background.listener.port, timeout=10) as smtp:
+        smtp.ehlo("fuzz.example.org")
+        smtp.mail("nagios@example.org")
+        assert smtp.rcpt(f"+4915112345678@{DOMAIN}")[0] == 250
+        code, text = smtp.data(data)
+        assert code == 250 or (code in (550, 552, 554) and b"nothing was queued" in text), (code, text)
+        assert smtp.noop()[0] == 250  # the session goes on
