@@ -98,6 +98,8 @@ class DurableQueue(Generic[Item]):
         self._heap: list[tuple[float, str]] = []
         self._deliveries: dict[str, Item] = {}
         self._in_flight: set[str] = set()
+        # Ids that came due (replaced) while their older version was in flight: looked at again after it.
+        self._due_again: set[str] = set()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._runner: asyncio.Task | None = None
@@ -189,6 +191,15 @@ class DurableQueue(Generic[Item]):
         self._schedule(item)
         return True
 
+    async def replace(self, item: Item) -> None:
+        """Store `item` durably and schedule it, replacing a pending item with its id (the same
+        announcement again, with newer content)."""
+        if item.id not in self._deliveries:
+            await self.add(item)
+            return
+        await self.in_thread(write_private, self.path(item.id), item.to_bytes())
+        self._schedule(item)
+
     def _was_delivered(self, item_id: str) -> bool:
         return (self.done_directory / item_id).exists()
 
@@ -209,7 +220,10 @@ class DurableQueue(Generic[Item]):
             while self._heap and self._heap[0][0] <= now:
                 _, item_id = heapq.heappop(self._heap)
                 item = self._deliveries.get(item_id)
-                if item is None or item_id in self._in_flight:
+                if item is None:
+                    continue
+                if item_id in self._in_flight:
+                    self._due_again.add(item_id)
                     continue
                 self._in_flight.add(item_id)
                 task = asyncio.create_task(self._attempt(item))
@@ -219,15 +233,22 @@ class DurableQueue(Generic[Item]):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
 
+    def _current(self, item: Item) -> bool:
+        """False when `replace` put a newer item with this id in its place (which stays pending)."""
+        return self._deliveries.get(item.id) is item
+
     async def _attempt(self, item: Item) -> None:
         try:
             async with self._limit:
                 outcome = await self.deliver(item)
             if outcome is None:
-                await self.in_thread(self._done, item)
-                self._deliveries.pop(item.id, None)
                 self.delivered_total += 1
+                if self._current(item):
+                    await self.in_thread(self._done, item)
+                    self._deliveries.pop(item.id, None)
                 return
+            if not self._current(item):
+                return  # the newer version is pending; this one's failure says nothing about it
             if isinstance(outcome, GiveUp):
                 item.attempts += 1
                 item.last_error = outcome.reason
@@ -240,9 +261,15 @@ class DurableQueue(Generic[Item]):
             raise
         except Exception as exc:  # the queue must outlive any single delivery
             self.log.exception("%s: delivery %s broke", self.name, item.describe())
-            await self._retry_later(item, f"internal error: {exc}")
+            if self._current(item):
+                await self._retry_later(item, f"internal error: {exc}")
         finally:
             self._in_flight.discard(item.id)
+            if item.id in self._due_again:
+                self._due_again.discard(item.id)
+                newer = self._deliveries.get(item.id)
+                if newer is not None:
+                    self._schedule(newer)
 
     def _unlink(self, item: Item) -> None:
         with contextlib.suppress(FileNotFoundError):

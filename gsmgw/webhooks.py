@@ -62,7 +62,7 @@ from yarl import URL
 from gsmgw.callbacks import address_refusal, host_refusal
 from gsmgw.clients import ClientRegistry
 from gsmgw.spool.format import read_spool_file
-from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp, write_private
+from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp
 from gsmgw.spool.message_status import REPORT_DELIVERED, REPORT_PENDING, report_word
 
 log = logging.getLogger("gsmgw.webhooks")
@@ -240,12 +240,8 @@ class WebhookQueue(DurableQueue[Delivery]):
             method=method,
             client=client,
         )
-        if delivery.id in self._deliveries:
-            # The same id again (a report announced twice): the newer content replaces the older.
-            await self.in_thread(write_private, self.path(delivery.id), delivery.to_bytes())
-            self._schedule(delivery)
-        else:
-            await self.add(delivery)
+        # The same id again (a report announced twice): the newer content replaces the older.
+        await self.replace(delivery)
         return delivery.id
 
     async def deliver(self, delivery: Delivery) -> str | GiveUp | None:

@@ -151,3 +151,40 @@ async def test_give_up_and_max_age_move_the_delivery_to_dead(tmp_path):
     dead = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "q" / "dead").glob("*.json")}
     assert dead["refused"]["last_error"] == "550 no such user"
     assert dead["old"]["attempts"] == 2
+
+
+class GatedQueue(NoteQueue):
+    """Each delivery waits until the test opens the gate: a delivery the test can catch in flight."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.texts: list[str] = []
+
+    async def deliver(self, item):
+        self.attempted.set()
+        await self.gate.wait()
+        self.texts.append(item.text)
+        return None
+
+
+@async_test
+async def test_an_item_replaced_while_its_older_version_is_in_flight_is_delivered_too(tmp_path):
+    """Regression: the older version's success removed the newer one (a webhook announced twice,
+    the second time while the first was being posted, was lost)."""
+    clock = Clock()
+    queue = GatedQueue(tmp_path / "q", clock)
+    await queue.start()
+    try:
+        await queue.add(Note("n1", clock.now, "old"))
+        await asyncio.wait_for(queue.attempted.wait(), 5)
+        await queue.replace(Note("n1", clock.now, "new"))
+        queue.gate.set()
+        for _ in range(200):
+            if queue.texts == ["old", "new"] and queue.pending() == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert queue.texts == ["old", "new"] and queue.pending() == 0
+    finally:
+        await queue.close()
+    assert not list((tmp_path / "q").glob("*.json"))
