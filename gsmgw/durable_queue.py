@@ -106,9 +106,10 @@ class DurableQueue(Generic[Item]):
         self._next_prune = 0.0
         self.delivered_total = 0
         self.dead_total = 0
-        # File writes in threads of our own, so a burst of events never waits behind (or holds
-        # up) the daemon's use of the loop's default executor.
-        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"gsmgw-{name}")
+        # File writes in a thread of our own, so a burst of events never waits behind (or holds up)
+        # the daemon's use of the loop's default executor. One thread: the writes and removals of
+        # the files of one id happen in the order they were asked for.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gsmgw-{name}")
 
     async def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
@@ -245,7 +246,10 @@ class DurableQueue(Generic[Item]):
                 self.delivered_total += 1
                 if self._current(item):
                     await self.in_thread(self._done, item)
-                    self._deliveries.pop(item.id, None)
+                    # A newer item that replaced this one meanwhile stays: its file was written
+                    # after this removal (one file thread, in order) and it is due again below.
+                    if self._current(item):
+                        self._deliveries.pop(item.id, None)
                 return
             if not self._current(item):
                 return  # the newer version is pending; this one's failure says nothing about it
@@ -314,11 +318,13 @@ class DurableQueue(Generic[Item]):
                          self.name, item.describe(), error, item.attempts, delay)
         item.next_at = now + delay
         await self.in_thread(write_private, self.path(item.id), item.to_bytes())
-        self._schedule(item)
+        if self._current(item):  # not replaced while its file was written (the newer file came after)
+            self._schedule(item)
 
     async def _give_up(self, item: Item) -> None:
+        if self._current(item):
+            self._deliveries.pop(item.id, None)
         await self.in_thread(self._bury, item)
-        self._deliveries.pop(item.id, None)
         self.dead_total += 1
 
     def _bury(self, item: Item) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import asdict, dataclass
 
 from gsmgw.durable_queue import DurableQueue, GiveUp
@@ -180,6 +181,45 @@ async def test_an_item_replaced_while_its_older_version_is_in_flight_is_delivere
         await asyncio.wait_for(queue.attempted.wait(), 5)
         await queue.replace(Note("n1", clock.now, "new"))
         queue.gate.set()
+        for _ in range(200):
+            if queue.texts == ["old", "new"] and queue.pending() == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert queue.texts == ["old", "new"] and queue.pending() == 0
+    finally:
+        await queue.close()
+    assert not list((tmp_path / "q").glob("*.json"))
+
+
+class SlowDoneQueue(GatedQueue):
+    """Removing a delivered item's file is slow (a busy disk): the test replaces the item meanwhile."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gate.set()
+        self.removing = threading.Event()
+        self.disk = threading.Event()
+
+    def _done(self, item):
+        self.removing.set()
+        self.disk.wait(5)
+        super()._done(item)
+
+
+@async_test
+async def test_an_item_replaced_while_the_older_ones_file_is_being_removed_is_delivered_too(tmp_path):
+    """Regression: the older version's removal, still running when the newer came, took the newer
+    one out of the queue after it was delivered."""
+    clock = Clock()
+    queue = SlowDoneQueue(tmp_path / "q", clock)
+    await queue.start()
+    try:
+        await queue.add(Note("n1", clock.now, "old"))
+        await asyncio.get_running_loop().run_in_executor(None, queue.removing.wait, 5)
+        replacing = asyncio.ensure_future(queue.replace(Note("n1", clock.now, "new")))
+        await asyncio.sleep(0.05)
+        queue.disk.set()
+        await replacing
         for _ in range(200):
             if queue.texts == ["old", "new"] and queue.pending() == 0:
                 break
