@@ -458,3 +458,16 @@ def test_any_mail_data_gets_an_answer_and_the_listener_goes_on(background, lines
         code, text = smtp.data(data)
         assert code == 250 or (code in (550, 552, 554) and b"nothing was queued" in text), (code, text)
         assert smtp.noop()[0] == 250  # the session goes on
+
+
+def test_a_group_of_the_web_console_is_an_address_too(tmp_path):
+    from gsmgw.clients import ClientRegistry
+
+    async def scenario(ctx, listener):
+        ctx.clients = ClientRegistry.from_config(ctx.config)
+        ctx.clients.console_groups = {"night": ("+4915112345678", "+4917699999999")}  # gsmgw.groups.GroupBook.console
+        answer = await in_thread(send, listener.port, mail(f"night@{DOMAIN}", "backup failed"))
+        assert answer == {}
+        assert sorted(queued(ctx)) == ["+4915112345678", "+4917699999999"]
+
+    run(tmp_path, scenario)
