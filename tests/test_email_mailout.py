@@ -232,3 +232,30 @@ def test_tls_required_and_not_offered_is_retried_with_the_reason(tmp_path):
             assert smarthost.received == []
 
         asyncio.run(scenario())
+
+
+def test_a_binary_sms_is_mailed_as_its_octets_in_hex(tmp_path):
+    with Smarthost() as smarthost:
+        ctx = Context(write_config(tmp_path, smarthost.port))
+
+        async def scenario():
+            service = MailOut(ctx)
+            await service.start()
+            try:
+                received = datetime.now().astimezone()
+                data = build_incoming(sender="+4915112345678", sender_toa=0x91, smsc=None, sent=received,
+                                      received=received, modem="gsm1", imsi=None, alphabet="8bit", parts=1,
+                                      data=b"\x0b\x05\x04\xca\xfe", ports=(2948, 9200))
+                path = ctx.spool.write_atomic("incoming", "gsm1-20261207-100000-bin", data)
+                ctx.bus.publish(MessageReceived(
+                    id="gsm1-20261207-100000-bin", path=str(path), sender="+4915112345678", text="0B0504CAFE",
+                    modem="gsm1", sent=None, received=received.isoformat(), parts=1, incomplete=False,
+                    data=b"\x0b\x05\x04\xca\xfe", ports=(2948, 9200)))
+                [mail] = await in_thread(smarthost.wait_for, 1)
+            finally:
+                await service.close()
+            assert mail.message["Subject"] == "SMS from +4915112345678 (binary)"
+            body = mail.message.get_content()
+            assert "0B0504CAFE" in body and "port 2948" in body
+
+        asyncio.run(scenario())

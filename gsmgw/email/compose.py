@@ -84,9 +84,12 @@ def received_mail(
     recipients: tuple[str, ...],
     reply_to: str | None,
     domain: str,
+    kind: str | None = None,
 ) -> OutgoingMail:
-    """The mail of one inbound SMS (the incoming/ file `spool_id`)."""
-    subject = f"SMS from {_one_line(sender) or 'an unknown sender'}" + (" (incomplete)" if incomplete else "")
+    """The mail of one inbound SMS (the incoming/ file `spool_id`); `kind` ("binary",
+    "undecodable") goes into the subject beside "incomplete"."""
+    remarks = [word for word in (kind, "incomplete" if incomplete else None) if word]
+    subject = f"SMS from {_one_line(sender) or 'an unknown sender'}" + (f" ({', '.join(remarks)})" if remarks else "")
     message = _base(from_header, recipients, subject, message_id("received", spool_id, domain), received)
     if reply_to:
         message["Reply-To"] = reply_to

@@ -272,11 +272,20 @@ class MailOut:
             return None
         smtp = getattr(self.ctx.config, "smtp", None)
         sender = fields.get("from") or ""
+        text, kind = fields.get("text") or "", None
+        if fields.get("decode_error"):
+            kind = "undecodable"
+            text = f"gsmgw could not decode this SMS ({fields['decode_error']}); its PDU in hex:\n{text}"
+        elif fields.get("binary"):
+            kind = "binary"
+            port = f", to port {fields['port']}" if fields.get("port") is not None else ""
+            text = f"A binary SMS (8-bit data{port}); its octets in hex:\n{fields.get('data') or text}"
         return received_mail(
-            spool_id=spool_id, sender=sender, text=fields.get("text") or "", modem=fields.get("modem") or "",
+            spool_id=spool_id, sender=sender, text=text, modem=fields.get("modem") or "",
             received=_parse_time(fields.get("received")), incomplete=bool(fields.get("incomplete")),
             from_header=self.settings().sender, recipients=recipients,
             reply_to=reply_address(sender, smtp.domains) if smtp is not None else None, domain=self._domain(),
+            kind=kind,
         )
 
     def failed(self, spool_id: str, to: str | None, reason: str, path: str | None, headers: Any) -> OutgoingMail | None:
