@@ -110,7 +110,10 @@ def test_a_kill_while_a_5000_recipient_campaign_is_queued_leaves_all_or_none(tmp
 
     process = start(tmp_path, port, log)
     try:
-        wait_for_text(log, r"gsmgw started", 60)  # the HTTP listener is up only then
+        # Both: a simulated modem may be ready before the HTTP listener is (the daemon starts the
+        # listeners after the workers), and "gsmgw started" comes after the listeners.
+        wait_for_text(log, r"modem1: starting -> ready", 30)
+        wait_for_text(log, r"gsmgw started", 60)
         sender = asyncio.new_event_loop()
         task = sender.run_in_executor(None, lambda: asyncio.run(start_campaign(base, csv)))
         killed = watch_and_kill(process, spool, moment, 180)
