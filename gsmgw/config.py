@@ -219,6 +219,11 @@ class SmtpConfig:
     max_size: int = 256 * 1024
     text: str = "subject+body"
     trusted_networks: tuple[str, ...] = ()  # CIDR
+    # Connections (gsmgw.listen), as for http: and smpp:; `timeout`: seconds for one command
+    # (the whole DATA included) before the session is closed.
+    max_connections: int = 1024
+    max_connections_per_address: int = 128
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -1134,7 +1139,8 @@ _DOMAIN = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])
 def _smtp(check: _Checker, value: Any) -> SmtpConfig | None:
     if value is None:
         return None
-    data = check.mapping(value, "smtp", ("listen", "domains", "tls", "max_size", "text", "trusted_networks"),
+    data = check.mapping(value, "smtp", ("listen", "domains", "tls", "max_size", "text", "trusted_networks",
+                                         "max_connections", "max_connections_per_address", "timeout"),
                          required=("domains",))
     host, port = check.listen(data.get("listen"), "smtp.listen", 2525) if data.get("listen") is not None else ("127.0.0.1", 2525)
     domains_value = data.get("domains")
@@ -1159,6 +1165,8 @@ def _smtp(check: _Checker, value: Any) -> SmtpConfig | None:
         max_size=check.size(data.get("max_size"), "smtp.max_size", 256 * 1024, 1024, 64 * 1024 * 1024),
         text=check.choice(data.get("text"), "smtp.text", SMTP_TEXT_MODES, "subject+body") or "subject+body",
         trusted_networks=check.networks(data.get("trusted_networks"), "smtp.trusted_networks"),
+        **dict(zip(("max_connections", "max_connections_per_address", "timeout"),
+                   _connection_caps(check, data, "smtp", "timeout", 60.0))),
     )
 
 

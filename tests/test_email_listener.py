@@ -471,3 +471,22 @@ def test_a_group_of_the_web_console_is_an_address_too(tmp_path):
         assert sorted(queued(ctx)) == ["+4915112345678", "+4917699999999"]
 
     run(tmp_path, scenario)
+
+
+def test_sessions_over_the_connection_caps_get_421_and_the_others_go_on(tmp_path):
+    config = write_config(tmp_path, extra_smtp="  max_connections_per_address: 2\n")
+
+    async def scenario(ctx, listener):
+        first, second = await Raw.open(listener.port), await Raw.open(listener.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert (await reader.readline()).startswith(b"421 4.7.0 too many sessions are open")
+        assert await reader.read() == b""
+        writer.close()
+        assert (await first.command("NOOP")).startswith("250")
+        await second.close()
+        third = await Raw.open(listener.port)  # a closed session makes room
+        assert (await third.command("NOOP")).startswith("250")
+        await first.close()
+        await third.close()
+
+    run(tmp_path, scenario, config=config)

@@ -23,14 +23,16 @@ Trust: everything from the peer is data. AUTH is offered only under TLS or to a 
 loopback. Bare LF (or CR) in the data is refused, so `\\n.\\r\\n` cannot smuggle a second mail
 past another server (aiosmtpd >= 1.4.5 ends DATA only at CRLF.CRLF). A session is closed after
 `max_errors` refused commands (a pipelined RCPT flood), `max_auth_failures` wrong passwords,
-`timeout` seconds without a complete command (one byte a second), or `lifetime` seconds in all;
-at most `max_connections` sessions are served at once. An exception in one session answers
+`smtp.timeout` seconds without a complete command (one byte a second), or `lifetime` seconds in all;
+at most `smtp.max_connections` sessions are served at once, `smtp.max_connections_per_address`
+from one address (gsmgw.listen's ConnectionGuard, as HTTP and SMPP). An exception in one session answers
 `451` to that session alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import math
@@ -49,7 +51,8 @@ from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
 from gsmgw.email.addresses import Refusal, resolve_recipient, sender_client
 from gsmgw.email.parse import UnreadableMail, message_text, parse_mail
 from gsmgw.http.submit import BatchSubmitter, SubmitError
-from gsmgw.listening import cannot_listen, server_tls
+from gsmgw.listen import ConnectionGuard, ConnectionLimits, cannot_listen, server_tls
+from gsmgw.listen import peer_address as transport_peer
 from gsmgw.http.validation import ApiError, SendPolicy, SendRequest, check_text, prepare_messages, retry_after_seconds
 from gsmgw.spool.format import update_headers
 
@@ -70,14 +73,13 @@ class ListenerStartError(OSError):
 
 @dataclass(frozen=True)
 class SessionLimits:
-    """How much one SMTP session may take (see the module docstring)."""
+    """How much one SMTP session may take (see the module docstring); `timeout` None: smtp.timeout."""
 
-    timeout: float = 60.0
+    timeout: float | None = None
     lifetime: float = 600.0
     max_recipients: int = 100
     max_errors: int = 20
     max_auth_failures: int = 3
-    max_connections: int = 200
 
 
 @dataclass
@@ -92,6 +94,7 @@ class _Transaction:
 class _Connection:
     peer: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     opened: float
+    admitted: bool = True  # within the ConnectionGuard's caps
     errors: int = 0
     auth_failures: int = 0
     greeted: bool = False
@@ -125,6 +128,7 @@ class GatewaySMTP(SMTP):
     def __init__(self, door: "SmtpDoor", **options: Any) -> None:
         super().__init__(door, **options)
         self.door = door
+        self.address = "unknown"
         self.state: _Connection | None = None
         self._lifetime: asyncio.TimerHandle | None = None
         self._replies = _stock_replies(options.get("data_size_limit") or 0)
@@ -133,14 +137,18 @@ class GatewaySMTP(SMTP):
         first = self.transport is None  # connection_made runs again after STARTTLS
         super().connection_made(transport)
         if first:
-            peer = transport.get_extra_info("peername")
-            self.state = _Connection(peer_address(str(peer[0])) if peer else None, time.monotonic())
+            self.address = transport_peer(transport)
+            self.state = _Connection(peer_address(self.address), time.monotonic(),
+                                     admitted=self.door.guard.admit(self.address))
             self.door.opened(self)
             self._lifetime = self.loop.call_later(self.door.limits.lifetime, self._too_long)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._lifetime is not None:
             self._lifetime.cancel()
+        if self.state is not None and self.state.admitted:
+            self.state.admitted = False
+            self.door.guard.release(self.address)
         self.door.closed(self)
         super().connection_lost(error)
 
@@ -183,6 +191,9 @@ class SmtpDoor:
         self.ctx = ctx
         self.started_with = ctx.config.smtp
         self.limits = limits
+        smtp = ctx.config.smtp
+        self.guard = ConnectionGuard("smtp", ConnectionLimits(smtp.max_connections, smtp.max_connections_per_address,
+                                                              smtp.timeout), clock=time.monotonic)
         self.submitter = submitter
         self.sessions: set[GatewaySMTP] = set()
         self.accepted_mails = 0
@@ -236,8 +247,8 @@ class SmtpDoor:
         """The answer instead of the greeting, when this session is not served."""
         if self.stopping():
             return "421 4.3.2 gsmgw is stopping; send the mail again in a minute"
-        if len(self.sessions) > self.limits.max_connections:
-            return (f"421 4.7.0 {len(self.sessions) - 1} sessions are open, the most gsmgw serves at once; "
+        if session.state is not None and not session.state.admitted:
+            return ("421 4.7.0 too many sessions are open (from your address, or in all: smtp.max_connections); "
                     "try again in a minute")
         return None
 
@@ -473,7 +484,10 @@ class SmtpListener:
     def __init__(self, ctx: Any, limits: SessionLimits | None = None):
         self.ctx = ctx
         self.smtp_config = ctx.config.smtp  # listen and tls are read once; a change needs a restart
-        self.limits = limits or SessionLimits()
+        limits = limits or SessionLimits()
+        if limits.timeout is None:
+            limits = dataclasses.replace(limits, timeout=ctx.config.smtp.timeout)
+        self.limits = limits
         # Two writers: an SMTP session waits for each reply, so more batches in parallel only make
         # them smaller and the threads fight over the interpreter lock (bench/bench_email.py: 8
         # writers ~300 mails/s, 2 writers ~500 on two cores).

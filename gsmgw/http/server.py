@@ -48,7 +48,6 @@ from gsmgw.spool import message_status
 from gsmgw.spool.journal import JournalUnavailable
 from gsmgw.spool.message_status import valid_name
 from gsmgw.http.submit import BatchSubmitter, SubmitError
-from gsmgw.listening import cannot_listen, server_tls
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
     ApiError,
@@ -62,7 +61,7 @@ from gsmgw.http.validation import (
     prepare_messages,
     retry_after_seconds,
 )
-from gsmgw.listen import ConnectionGuard, ConnectionLimits, guarded_factory
+from gsmgw.listen import ConnectionGuard, ConnectionLimits, cannot_listen, guarded_factory, server_tls
 from gsmgw.webhooks import WebhookService
 from gsmgw.ussd import USSD_TIMEOUT, UssdError
 
