@@ -169,6 +169,14 @@ class GatedQueue(NoteQueue):
         return None
 
 
+async def both_delivered(queue: GatedQueue) -> None:
+    for _ in range(200):
+        if queue.texts == ["old", "new"] and queue.pending() == 0:
+            return
+        await asyncio.sleep(0.01)
+    assert queue.texts == ["old", "new"] and queue.pending() == 0
+
+
 @async_test
 async def test_an_item_replaced_while_its_older_version_is_in_flight_is_delivered_too(tmp_path):
     """Regression: the older version's success removed the newer one (a webhook announced twice,
@@ -181,11 +189,7 @@ async def test_an_item_replaced_while_its_older_version_is_in_flight_is_delivere
         await asyncio.wait_for(queue.attempted.wait(), 5)
         await queue.replace(Note("n1", clock.now, "new"))
         queue.gate.set()
-        for _ in range(200):
-            if queue.texts == ["old", "new"] and queue.pending() == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert queue.texts == ["old", "new"] and queue.pending() == 0
+        await both_delivered(queue)
     finally:
         await queue.close()
     assert not list((tmp_path / "q").glob("*.json"))
@@ -220,11 +224,7 @@ async def test_an_item_replaced_while_the_older_ones_file_is_being_removed_is_de
         await asyncio.sleep(0.05)
         queue.disk.set()
         await replacing
-        for _ in range(200):
-            if queue.texts == ["old", "new"] and queue.pending() == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert queue.texts == ["old", "new"] and queue.pending() == 0
+        await both_delivered(queue)
     finally:
         await queue.close()
     assert not list((tmp_path / "q").glob("*.json"))
