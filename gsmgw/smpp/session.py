@@ -337,7 +337,7 @@ class Session:
         password = str(pdu.params["password"])
         client = self.policy.authenticate_smpp(system_id, password)
         if client is None:
-            # One answer for an unknown system_id and a wrong password (API.md names
+            # One answer for an unknown system_id and a wrong password (docs/api.md names
             # ESME_RINVPASWD), so a bind does not tell which system_ids exist.
             self._failed_binds += 1
             log.warning("%r: bind as %r refused: unknown system_id or wrong password", self, system_id)
