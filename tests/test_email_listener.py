@@ -24,7 +24,7 @@ from prometheus_client import generate_latest
 
 from gsmgw.email.listener import SessionLimits, start
 from gsmgw.spool.format import parse_outgoing, read_spool_file
-from helpers import free_port
+from helpers import SEAL_KEY, free_port
 from test_http_api import Context as HttpContext
 
 DOMAIN = "sms.example.org"
@@ -76,8 +76,8 @@ def queued(ctx):
     found = {}
     for name in ctx.spool.list("outgoing"):
         data = ctx.spool.read("outgoing", name)
-        message = parse_outgoing(data, now=datetime.now().astimezone(), default_country="49")
-        found[message.recipients[0]] = (read_spool_file(data).headers, message.text, name)
+        message = parse_outgoing(data, now=datetime.now().astimezone(), default_country="49", seal_key=SEAL_KEY)
+        found[message.recipients[0]] = (read_spool_file(data, seal_key=SEAL_KEY).headers, message.text, name)
     return found
 
 
