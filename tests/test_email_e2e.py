@@ -51,7 +51,7 @@ QP_MAIL = (
 QP_TEXT = "Grüße: Köln, Ärger über Öl 😀🎉 €"
 
 
-def write_config(tmp_path, network, smarthost_port, *, smtp_port=None):
+def write_config(tmp_path, network, smarthost_port, *, smtp_port=None, email_out_extra=""):
     modems = "".join(f"  - name: gsm{i + 1}\n    port: {modem.path}\n" for i, modem in enumerate(network.modems))
     path = tmp_path / "gsmgw.yaml"
     path.write_text(textwrap.dedent(f"""\
@@ -73,17 +73,17 @@ def write_config(tmp_path, network, smarthost_port, *, smtp_port=None):
             deny: ["+49900*"]
         groups:
           oncall: ["+4915112345678", "+4917612345678", "+4930123456"]
-        """) + "modems:\n" + modems)
+        """).replace("clients:\n", email_out_extra + "clients:\n", 1) + "modems:\n" + modems)
     return path
 
 
-def run_gateway(tmp_path, scenario, *, modems=1, timeout=60.0):
+def run_gateway(tmp_path, scenario, *, modems=1, timeout=60.0, email_out_extra=""):
     network = SimNetwork(tmp_path / "sim", modems=modems)
     network.start()
     smarthost = Smarthost().start()
 
     async def main():
-        config = load_config(write_config(tmp_path, network, smarthost.port))
+        config = load_config(write_config(tmp_path, network, smarthost.port, email_out_extra=email_out_extra))
         gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options=FAST_SUPERVISOR)
         await gateway.start()
         try:
@@ -180,6 +180,33 @@ def test_an_inbound_sms_is_mailed_and_the_reply_comes_back_as_an_sms(tmp_path):
         assert await wait_texts(network, "+4915112345678", 1) == ["Ja, ab 18 Uhr."]
 
     run_gateway(tmp_path, scenario)
+
+
+def test_only_door_sealed_files_send_failures_and_reports_to_their_mail_sender(tmp_path):
+    """Regression: Email_from: was not a trusted header, so a file dropped into outgoing/ with
+    `Email_from: victim@example.org` made mail out send its failure and report mails (with the
+    file's text) to any address. Now only files the mail door sealed name a mail sender."""
+
+    async def scenario(port, network, smarthost, gateway):
+        hand = b"Email_from: victim@example.org\nEmail_message_id: <x@victim.example.org>\n"
+        gateway.spool.write_atomic("outgoing", "hand-sent", b"To: +4917612345678\n" + hand + b"\nbuy now\n")
+        gateway.spool.write_atomic("outgoing", "hand-failed", b"To: no-number\n" + hand + b"\nbuy now\n")
+        mail = b"Subject: disk\r\nMessage-ID: <door-1@example.org>\r\n\r\nfull\r\n"
+        assert await in_thread(smtp_send, port, mail, "office@example.org", [f"+4915112345678@{DOMAIN}"]) == {}
+        mails = await in_thread(smarthost.wait_for, 2)
+        deadline = time.monotonic() + 20  # both sent SMS' reports are in, so each had its chance to be mailed
+        while len(gateway.spool.list("report")) < 2:
+            assert time.monotonic() < deadline, f"reports: {gateway.spool.list('report')}"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # a negative check: no mail to the victim may follow
+        by_subject = {received.message["Subject"]: received for received in smarthost.received}
+        assert sorted(by_subject) == ["SMS to +4915112345678 delivered", "SMS to no-number failed"], mails
+        assert by_subject["SMS to no-number failed"].rcpt_tos == ["ops@example.org"]
+        door = by_subject["SMS to +4915112345678 delivered"]
+        assert door.rcpt_tos == ["office@example.org"] and door.message["In-Reply-To"] == "<door-1@example.org>"
+        assert not any("victim@example.org" in received.rcpt_tos for received in smarthost.received)
+
+    run_gateway(tmp_path, scenario, email_out_extra='  failed: ["ops@example.org"]\n  report: true\n')
 
 
 def test_kill_9_right_after_250_loses_nothing(tmp_path):

@@ -338,7 +338,8 @@ def test_any_change_to_what_the_seal_covers_voids_the_trusted_headers(change):
 
 def test_hand_written_files_and_wrong_keys_get_no_trusted_headers():
     hand_written = (b"To: +4915112345678\nClient: zabbix\nCallback: http://10.0.0.1/\nSmpp_source: 1234\n"
-                    b"Smpp_receipt: 1\nDlr_mask: 31\nAlertmanager: oncall\n\nhi\n")
+                    b"Smpp_receipt: 1\nDlr_mask: 31\nAlertmanager: oncall\nEmail_from: victim@example.org\n"
+                    b"Email_message_id: <x@example.org>\n\nhi\n")
     headers, ignored = visible(hand_written)
     assert headers == {} and set(ignored) == set(TRUSTED_HEADERS)
     assert visible(seal(hand_written, KEY), key=bytes(32)) == ({}, ignored)

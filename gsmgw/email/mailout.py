@@ -2,7 +2,9 @@
 
 Reads: the daemon's event bus (`MessageReceived`, `MessageFailed`, `ReportReceived`); the spool
 files they name (incoming/, failed/, report/, sent/) for what a restart must announce again and
-for the text of a failed or reported SMS; `ctx.config.email_out` (re-read per delivery, so a
+for the text of a failed or reported SMS, through the seal (`ctx.spool.verified`, and the events'
+verified `headers`): `Email_from:`, where failures and reports go, counts only in files the mail
+door wrote, never in a hand-dropped one; `ctx.config.email_out` (re-read per delivery, so a
 SIGHUP applies to the next attempt), `smtp.domains` and `modems[].email_to`.
 Writes: the durable queue `<state>/mail-out/` (`gsmgw.durable_queue`, shared with webhooks):
 one file per mail until the smarthost took it, `dead/` for mails given up, `done/` marks, and
@@ -41,7 +43,6 @@ from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp
 from gsmgw.email.addresses import reply_address
 from gsmgw.email.compose import OutgoingMail, domain_of, outcome_mail, received_mail
 from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
-from gsmgw.spool.format import read_spool_file
 
 log = logging.getLogger("gsmgw.email")
 
@@ -178,12 +179,14 @@ class _Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _read_outcome(path: str | None) -> _Outcome | None:
+def _read_outcome(spool: Any, path: str | None) -> _Outcome | None:
+    """The outcome in a failed/ or sent/ file, its trusted headers (Email_from:...) only if the
+    file was sealed by a door (`spool.verified`): a hand-dropped file names no mail sender."""
     if not path:
         return None
     try:
         with open(path, "rb") as handle:
-            spool_file = read_spool_file(handle.read(1024 * 1024))
+            spool_file = spool.verified(handle.read(1024 * 1024))
     except (OSError, ValueError):
         return None
     headers = spool_file.headers
@@ -292,7 +295,7 @@ class MailOut:
         """The mail of a failed SMS: to `email_out.failed`, and with `report`, to the sender of the
         mail it came from."""
         settings = self.settings()
-        outcome = _read_outcome(path)
+        outcome = _read_outcome(self.ctx.spool, path)
         known = {**(outcome.headers if outcome else {}), **dict(headers or {})}
         recipients = list(settings.failed)
         mail_sender = _header(known, H_EMAIL_FROM)
@@ -315,7 +318,7 @@ class MailOut:
         mail_sender = _header(event.headers, H_EMAIL_FROM)
         if not settings.report or not mail_sender or event.status == "pending":
             return None
-        sent = _read_outcome(str(self.ctx.spool.path("sent", event.id)))
+        sent = _read_outcome(self.ctx.spool, str(self.ctx.spool.path("sent", event.id)))
         if event.status == "delivered":
             detail = f"The SMS was delivered to {event.to}" + (f" at {event.discharge}." if event.discharge else ".")
         else:
@@ -372,7 +375,7 @@ class MailOut:
             seen += 1
         for mtime_ns, name, data in await self.queue.in_thread(self.cursors["failed"].files_after, spool.path("failed")):
             try:
-                headers = read_spool_file(data).headers
+                headers = spool.verified(data).headers
             except ValueError as exc:
                 log.warning("mail out: cannot announce failed/%s: %s", name, exc)
                 continue

@@ -85,10 +85,13 @@ DEFAULT_MAX_PARTS = 6
 PRIORITIES = ("high", "normal", "low")
 
 # The headers that act for a network client: who sent the message (Client:), where its reports
-# go (Callback:, Dlr_mask:, Smpp_receipt:, Smpp_source:) and what sent it (Alertmanager:). They
-# count only in sealed files (see the module docstring). A door that writes a new header of this
-# kind adds its name here; that is all it takes (docs/DEVELOPING.md "Trusted headers").
-TRUSTED_HEADERS = ("Client", "Callback", "Dlr_mask", "Smpp_receipt", "Smpp_source", "Alertmanager")
+# go (Callback:, Dlr_mask:, Smpp_receipt:, Smpp_source:, and Email_from:, the address mail out
+# sends its failures and reports to, with Email_message_id:, the mail they answer) and what sent
+# it (Alertmanager:). They count only in sealed files (see the module docstring). A door that
+# writes a new header of this kind adds its name here; that is all it takes (docs/DEVELOPING.md
+# "Trusted headers").
+TRUSTED_HEADERS = ("Client", "Callback", "Dlr_mask", "Smpp_receipt", "Smpp_source", "Alertmanager",
+                   "Email_from", "Email_message_id")
 SEAL_HEADER = "Seal"
 _TRUSTED = frozenset(name.lower() for name in TRUSTED_HEADERS)
 _SEALED = _TRUSTED | {"to"}  # what the seal covers, besides the body
