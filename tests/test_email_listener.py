@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from gsmgw.email.listener import SessionLimits, start
+from gsmgw.sms import count_parts
 from gsmgw.spool.format import parse_outgoing, read_spool_file
 from helpers import SEAL_KEY, free_port
 from test_http_api import Context as HttpContext
@@ -318,6 +319,31 @@ def test_refusals_552_451_421_and_an_unreadable_mail(tmp_path):
         assert 'gsmgw_mail_refused_total{code="552"} 1.0' in metrics
         assert 'gsmgw_mail_refused_total{code="451"} 1.0' in metrics
         assert "gsmgw_mail_accepted_total 0.0" in metrics
+
+    run(tmp_path, scenario, config=config)
+
+
+def test_limits_count_sms_parts_and_a_text_is_cut_at_the_clients_max_parts(tmp_path):
+    """Regression: the mail door counted one per recipient, so `limits: {per_minute: 3}` let
+    through three SMS of any length. Limits count SMS parts, as in every door (test_client_parts)."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(
+        '    deny: ["+49900*"]\n', '    deny: ["+49900*"]\n    limits: {per_minute: 3}\n    max_parts: 2\n'))
+    two_parts = "x" * 200  # "Alert: " and 200 GSM-7 characters: 2 parts
+
+    async def scenario(ctx, listener):
+        with pytest.raises(smtplib.SMTPDataError) as never:  # 2 recipients x 2 parts > 3
+            await in_thread(send, listener.port, mail(f"+4915112345678@{DOMAIN}, +4917612345678@{DOMAIN}", two_parts))
+        assert never.value.smtp_code == 552 and b"4 SMS parts for 2 recipient(s)" in never.value.smtp_error
+        assert queued(ctx) == {}
+        # A long text is cut to the client's max_parts (2), ending in the ellipsis.
+        assert await in_thread(send, listener.port, mail(f"+4915112345678@{DOMAIN}", "word " * 400)) == {}
+        [(headers, text, _)] = queued(ctx).values()
+        assert text.endswith("…") and count_parts(text).parts == 2
+        with pytest.raises(smtplib.SMTPDataError) as later:  # 2 parts taken, 2 more > 3
+            await in_thread(send, listener.port, mail(f"+4917612345678@{DOMAIN}", two_parts))
+        assert later.value.smtp_code == 451 and b"4.7.1 client 'nagios' is over its limits" in later.value.smtp_error
+        assert set(queued(ctx)) == {"+4915112345678"}
 
     run(tmp_path, scenario, config=config)
 

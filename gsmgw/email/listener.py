@@ -8,9 +8,11 @@ Reads: SMTP connections on `smtp.listen` (aiosmtpd >= 1.4.6 on the daemon's loop
 `smtp.tls`); `ctx.config` (smtp, groups, defaults, default_country; re-read per transaction, so a
 SIGHUP applies to the next mail) and `ctx.clients`.
 Writes: one outgoing/ file per recipient number, with `Client:`, `Email_from:` (the envelope
-sender), `Email_message_id:` and `Queued:`, through the HTTP door's group commit
-(`gsmgw.http.submit.BatchSubmitter`, `Spool.submit_many`: all files of a mail or none). `250`
-is answered only when every file is durable in outgoing/.
+sender), `Email_message_id:` and `Queued:`, through what every door that writes for a client
+uses (`gsmgw.http.submit.queue_for_client`: the client's limits count the SMS parts, then the
+HTTP door's group commit `BatchSubmitter`, `Spool.submit_many`: all files of a mail or none).
+`250` is answered only when every file is durable in outgoing/. A text is cut to the client's
+`max_parts` (`ClientRegistry.max_parts_for`, as in every door).
 
 Answers, each with a text that says what to change: `250` queued; `550 5.1.1`/`5.1.2` a recipient
 that is no number or group, or not in `smtp.domains`; `550 5.7.1` a recipient the client's
@@ -50,11 +52,10 @@ from gsmgw.clients import Client, ClientConfigError, ClientRegistry, peer_addres
 from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
 from gsmgw.email.addresses import Refusal, resolve_recipient, sender_client
 from gsmgw.email.parse import UnreadableMail, message_text, parse_mail
-from gsmgw.http.submit import BatchSubmitter, SubmitError
+from gsmgw.http.submit import BatchSubmitter, OverLimit, SubmitError, queue_for_client
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, cannot_listen, server_tls
 from gsmgw.listen import peer_address as transport_peer
 from gsmgw.http.validation import ApiError, SendPolicy, SendRequest, check_text, prepare_messages, retry_after_seconds
-from gsmgw.spool.format import update_headers
 
 log = logging.getLogger("gsmgw.email")
 # aiosmtpd logs every command at INFO; at hundreds of mails a second that is noise (and time).
@@ -406,8 +407,7 @@ class SmtpDoor:
         return await self._queue(transaction, parsed.message_id, text)
 
     def _max_parts(self, client: Client) -> int:
-        own = getattr(client, "max_parts", None)
-        return int(own or self.config.defaults.max_parts)
+        return self.registry().max_parts_for(client)
 
     async def _queue(self, transaction: _Transaction, message_id: str | None, text: str) -> str:
         """Write one file per number, all or none; the answer to DATA."""
@@ -417,28 +417,27 @@ class SmtpDoor:
         max_parts = self._max_parts(client)
         policy = SendPolicy(default_country=self.config.default_country, default_max_parts=max_parts,
                             defaults=self.config.defaults)
+        mail_headers = {H_EMAIL_FROM: transaction.mail_from}
+        if message_id:
+            mail_headers[H_EMAIL_MESSAGE_ID] = message_id
         try:
             parts, alphabet = check_text(text, max_parts,
                                          national_languages=getattr(self.config.defaults, "national_languages", ()))
             request = SendRequest(recipients=tuple(transaction.numbers), text=text, parts=parts, alphabet=alphabet,
                                   max_parts=max_parts if max_parts != self.config.defaults.max_parts else None)
-            prepared = prepare_messages(request, client_name=client.name, policy=policy, now=now)
+            prepared = prepare_messages(request, client_name=client.name, policy=policy, now=now, headers=mail_headers)
         except ApiError as exc:
             return f"554 5.6.0 {exc.message}; nothing was queued"
-        extra = {H_EMAIL_FROM: transaction.mail_from, H_EMAIL_MESSAGE_ID: message_id}
-        files = [update_headers(message.data, extra) for message in prepared]
-        moment = time.monotonic()
-        wait = registry.acquire(client, len(files), moment)
-        if wait > 0:
-            if math.isinf(wait):
-                return (f"552 5.5.3 this mail makes {len(files)} SMS, more than client {client.name!r} may send at "
-                        "all; send it to fewer recipients")
-            return (f"451 4.7.1 client {client.name!r} is over its limits; nothing was queued, send the mail again "
-                    f"in {retry_after_seconds(wait)} s")
         try:
-            names = await self.submitter.submit(files)
+            names = await queue_for_client(registry, self.submitter, client, prepared)
+        except OverLimit as over:
+            if math.isinf(over.wait):
+                return (f"552 5.5.3 this mail makes {over.parts} SMS parts for {over.recipients} recipient(s), more "
+                        f"than client {client.name!r} may send at all ({over.describe_limits()} parts); send it to "
+                        "fewer recipients, or shorter")
+            return (f"451 4.7.1 client {client.name!r} is over its limits ({over.describe_limits()} parts); nothing "
+                    f"was queued, send the mail again in {retry_after_seconds(over.wait)} s")
         except SubmitError as exc:
-            registry.release(client, len(files), moment)
             return f"451 4.3.0 {exc}"
         self.accepted_mails += 1
         self.queued_sms += len(names)

@@ -47,7 +47,7 @@ from gsmgw.http.spoolview import Inbox, client_from_spool, parse_since, recipien
 from gsmgw.spool import message_status
 from gsmgw.spool.journal import JournalUnavailable
 from gsmgw.spool.message_status import valid_name
-from gsmgw.http.submit import BatchSubmitter, SubmitError
+from gsmgw.http.submit import BatchSubmitter, OverLimit, SubmitError, queue_for_client
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
     ApiError,
@@ -439,22 +439,18 @@ class HttpServer:
     async def queue_prepared(self, client: Client, prepared: list[PreparedMessage]) -> list[dict[str, Any]]:
         """Take room in the client's limits and write the checked files, all or none (every door
         that writes for a client ends here: the API, Kannel's URL, the console)."""
-        moment = time.monotonic()
-        parts = sum(message.parts for message in prepared)  # limits count what the SIMs send
-        wait = self.registry.acquire(client, parts, moment)
-        if wait > 0:
-            limits = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in client.limits.items())
-            if math.isinf(wait):
-                message = (f"this request needs {parts} SMS parts ({len(prepared)} recipient(s)), more than client "
-                           f"{client.name!r} may send at all ({limits} parts); split it into smaller requests")
+        try:
+            names = await queue_for_client(self.registry, self.submitter, client, prepared)
+        except OverLimit as over:
+            limits = over.describe_limits()
+            if math.isinf(over.wait):
+                message = (f"this request needs {over.parts} SMS parts ({over.recipients} recipient(s)), more than "
+                           f"client {client.name!r} may send at all ({limits} parts); split it into smaller requests")
             else:
                 message = (f"client {client.name!r} is over its limit ({limits} parts); nothing was queued, "
-                           f"try again in {retry_after_seconds(wait)} s")
-            raise ApiError(429, message, retry_after=wait)
-        try:
-            names = await self.submitter.submit([message.data for message in prepared])
+                           f"try again in {retry_after_seconds(over.wait)} s")
+            raise ApiError(429, message, retry_after=over.wait) from None
         except SubmitError as exc:
-            self.registry.release(client, parts, moment)
             raise ApiError(503, str(exc)) from None
         self.accepted_total += len(names)
         wake = getattr(self.ctx, "wake", None)

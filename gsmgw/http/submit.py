@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +27,38 @@ log = logging.getLogger("gsmgw.http")
 
 class SubmitError(Exception):
     """The spool could not be written; the message names the cause."""
+
+
+class OverLimit(Exception):
+    """The client's `limits` have no room for `parts` SMS parts: for `wait` seconds, or never
+    (`wait` is math.inf: the parts are more than a limit itself). Nothing was taken or queued."""
+
+    def __init__(self, client: Any, parts: int, recipients: int, wait: float):
+        super().__init__(f"client {client.name!r} is over its limits")
+        self.client, self.parts, self.recipients, self.wait = client, parts, recipients, wait
+
+    def describe_limits(self) -> str:
+        """"30 per minute, 500 per day" (the client's limits, which count SMS parts)."""
+        return ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in self.client.limits.items())
+
+
+async def queue_for_client(registry: Any, submitter: "BatchSubmitter", client: Any, files: Sequence[Any]) -> list[str]:
+    """Take room in `client`'s limits for the SMS parts of `files` (checked messages with `parts`
+    and `data`, e.g. `validation.PreparedMessage`) and write them, all or none; their names.
+
+    Every door that writes for a client ends here (HTTP, Kannel, the console, mail): limits count
+    what the SIMs send, parts, not requests or recipients. OverLimit when there is no room;
+    SubmitError (the room given back) when the spool cannot be written."""
+    moment = time.monotonic()
+    parts = sum(message.parts for message in files)
+    wait = registry.acquire(client, parts, moment)
+    if wait > 0:
+        raise OverLimit(client, parts, len(files), wait)
+    try:
+        return await submitter.submit([message.data for message in files])
+    except SubmitError:
+        registry.release(client, parts, moment)
+        raise
 
 
 class BatchSubmitter:
