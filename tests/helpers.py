@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 
 # The seal key of the test spools whose doors write trusted headers (the daemon's is STATE/seal.key).
@@ -21,6 +24,25 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def debian_tool(name: str) -> str:
+    """The path of a program from Debian that a test needs (.ci/run installs it). Without it the
+    test fails, never skips: a skipped test proves nothing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; install the Debian package {name} (.ci/run does)", pytrace=False)
+    return path
+
+
+def self_signed_certificate(directory: Path, name: str = "tls", *, days: int = 1,
+                            common_name: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A fresh self-signed certificate and key from openssl, also valid for IP 127.0.0.1."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run([debian_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+                    "-subj", f"/CN={common_name}", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
 
 
 def async_test(function):

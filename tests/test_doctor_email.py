@@ -3,8 +3,6 @@ their end. Facts are gathered from real sockets and real certificates; diagnose(
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import textwrap
 import time
 
@@ -14,19 +12,14 @@ from gsmgw.config import load_config
 from gsmgw.doctor import (
     Account, CertificateFacts, Facts, PortAnswer, ProcessFacts, certificate_not_after, check_email, gather_email,
 )
-from helpers import free_port
+from helpers import free_port, self_signed_certificate
 from smarthost import Smarthost
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 
 DAEMON = ProcessFacts(4242, "gsmgw", ("/usr/bin/python3", "/usr/bin/gsmgw", "run"), frozenset())
 
 
 def certificate(tmp_path, days, name="tls"):
-    cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days), "-subj", "/CN=gsmgw",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
-    return cert, key
+    return self_signed_certificate(tmp_path, name, days=days, common_name="gsmgw")
 
 
 def config(tmp_path, smtp_port, smarthost_port, cert, key):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import os
-import shutil
 import signal
 import smtplib
 import subprocess
@@ -25,7 +24,7 @@ from gsmgw.config import load_config
 from gsmgw.daemon.app import Gateway
 from gsmgw.sim import SimNetwork
 from gsmgw.sms import decode_pdu
-from helpers import free_port
+from helpers import debian_tool, free_port
 from smarthost import Smarthost
 from test_http_e2e import texts_by_recipient
 
@@ -118,7 +117,7 @@ def smtp_send(port, data: bytes, sender, recipients):
 
 
 def test_a_qp_utf8_mail_by_smtplib_and_by_swaks_reaches_the_network_exactly(tmp_path):
-    assert shutil.which("swaks"), "swaks (Debian package swaks) is needed; .ci/run installs it"
+    swaks = debian_tool("swaks")
 
     async def scenario(port, network, smarthost, gateway):
         assert await in_thread(smtp_send, port, QP_MAIL.encode(), "office@example.org",
@@ -128,7 +127,7 @@ def test_a_qp_utf8_mail_by_smtplib_and_by_swaks_reaches_the_network_exactly(tmp_
         mail_file.write_bytes(QP_MAIL.encode())
         # POSIXLY_CORRECT: swaks' option parser (Perl Getopt::Long) otherwise reads "+49…" as an option.
         result = await in_thread(subprocess.run, [
-            "swaks", "--server", f"127.0.0.1:{port}", "--from", "office@example.org",
+            swaks, "--server", f"127.0.0.1:{port}", "--from", "office@example.org",
             "--to", f"+4917612345678@{DOMAIN}", "--data", f"@{mail_file}"],
             capture_output=True, text=True, timeout=30, env={**os.environ, "POSIXLY_CORRECT": "1"})
         assert result.returncode == 0, result.stdout + result.stderr

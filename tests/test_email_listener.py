@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import smtplib
 import ssl
-import subprocess
 import textwrap
 import threading
 import time
@@ -25,7 +23,7 @@ from prometheus_client import generate_latest
 from gsmgw.email.listener import SessionLimits, start
 from gsmgw.sms import count_parts
 from gsmgw.spool.format import parse_outgoing, read_spool_file
-from helpers import SEAL_KEY, free_port
+from helpers import SEAL_KEY, free_port, self_signed_certificate
 from test_http_api import Context as HttpContext
 
 DOMAIN = "sms.example.org"
@@ -270,12 +268,8 @@ def test_auth_is_offered_only_under_tls_or_on_loopback(tmp_path):
     run(tmp_path, scenario)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 def test_starttls_then_auth(tmp_path):
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    cert, key = self_signed_certificate(tmp_path, "tls")
     config = write_config(tmp_path, extra_smtp=f"  tls: {{cert: {cert}, key: {key}}}\n")
 
     async def scenario(ctx, listener):

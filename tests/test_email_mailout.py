@@ -6,19 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import ssl
-import subprocess
 import textwrap
 import time
 from datetime import datetime
 
-import pytest
-
 from gsmgw.daemon.events import MessageFailed, MessageReceived, ReportReceived
 from gsmgw.email.mailout import MailOut
 from gsmgw.spool.format import build_incoming
-from helpers import free_port
+from helpers import free_port, self_signed_certificate
 from test_http_api import Context
 from smarthost import Smarthost
 
@@ -189,12 +185,8 @@ def test_a_refusing_smarthost_puts_the_mail_aside_at_once(tmp_path):
         assert "relaying denied" in json.loads(dead.read_text())["last_error"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 def test_starttls_required_with_the_smarthosts_ca_and_a_login(tmp_path):
-    cert, key = tmp_path / "smarthost.crt", tmp_path / "smarthost.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    cert, key = self_signed_certificate(tmp_path, "smarthost")
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(str(cert), str(key))
     (tmp_path / "smarthost.pw").write_text("relay-pw\n")

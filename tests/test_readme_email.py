@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import smtplib
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import free_port, stop_process, wait_for_text
+from helpers import debian_tool, free_port, stop_process, wait_for_text
 from smarthost import Smarthost
 from test_readme_examples import readme_example
 
@@ -64,8 +63,8 @@ def gateway(tmp_path):
         smarthost.stop()
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks (Debian package) is not installed")
 def test_readme_swaks_smtplib_and_nagios_examples(gateway):
+    debian_tool("swaks")
     directory, smtp_port, smarthost = gateway
     swaks = with_ports(readme_example("swaks"), smtp_port, smarthost.port).replace("\\\n", " ")
     result = subprocess.run(["bash", "-c", swaks], cwd=directory, capture_output=True, text=True, timeout=30)
@@ -98,7 +97,7 @@ def test_readme_swaks_smtplib_and_nagios_examples(gateway):
     for macro, value in macros.items():
         command_line = command_line.replace(macro, value)
     argv = shlex.split(command_line)
-    argv[0] = shutil.which("swaks")
+    argv[0] = debian_tool("swaks")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert wait_network(directory, "+4915112345678", 2)[1] == "PROBLEM web1/HTTP is CRITICAL: HTTP CRITICAL - 503"
