@@ -170,6 +170,20 @@ def test_national_tables_from_the_config_count_and_are_told_at_a_terminal(tmp_pa
     assert "2 SMS parts each, GSM-7 with the Hindi locking and single shift tables" in told
 
 
+def test_dry_run_prints_each_recipients_parts_and_encoding_and_queues_nothing(config_file, spool_dir):
+    """The figures a person compares: the Hindi text with and without the config's national tables."""
+    config_file.write_text(config_file.read_text().replace("max_parts: 2}", "max_parts: 5}"))
+    without = send("-c", str(config_file), "--dry-run", "--to", "+4915112345678", "--group", "oncall", HINDI)
+    assert without.exit_code == 0, without.output
+    assert without.output == "+4915112345678: 4 SMS parts, UCS-2\ngroup:oncall: 4 SMS parts, UCS-2\n"
+    config_file.write_text(config_file.read_text().replace("max_parts: 5}", "max_parts: 5, national_languages: [hi]}"))
+    with_tables = send("-c", str(config_file), "--dry-run", "--to", "+4915112345678", HINDI)
+    assert with_tables.output == "+4915112345678: 2 SMS parts, GSM-7 with the Hindi locking and single shift tables\n"
+    refused = send("-c", str(config_file), "--dry-run", "--max-parts", "1", "--to", "+4915112345678", HINDI)
+    assert refused.exit_code == 2 and "needs 2 SMS parts" in refused.output
+    assert not spool_dir.exists() or outgoing(spool_dir) == {}
+
+
 @pytest.mark.parametrize("text, stdin", [("", None), ("-", ""), ("-", "\n")])
 def test_an_empty_text_is_refused_with_what_to_do(spool_dir, text, stdin):
     # `gsmgw send --to N "$MSG"` with an empty $MSG used to queue an empty SMS (HTTP says 400).

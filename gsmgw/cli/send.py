@@ -72,13 +72,15 @@ def _read_text(text: str) -> str:
 @click.option("--allow-empty", "allow_empty", is_flag=True, help="Send an empty TEXT (refused without this).")
 @click.option("--spool", "spool_option", metavar="DIR",
               help="Spool directory (default: the config's spool:). Without -c, no config is read.")
+@click.option("--dry-run", "dry_run", is_flag=True,
+              help="Check the message and print what each recipient's SMS would cost (parts, encoding); queue nothing.")
 @click.argument("text")
 def send(config_option, to, groups, report, flash, validity, priority, modem, expires, send_after, max_parts,
-         allow_empty, spool_option, text):
+         allow_empty, spool_option, dry_run, text):
     """Queue TEXT (or standard input, with -) for each recipient; print each file's name."""
     config = _load(config_option, spool_option)
     spool_dir = spool_option or (str(config.spool) if config is not None else None)
-    if spool_dir is None:
+    if spool_dir is None and not dry_run:
         _fail("no spool directory: give --spool DIR or a config with spool:")
     default_country = config.default_country if config is not None else None
     numbers = []
@@ -110,6 +112,7 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
     now = datetime.now().astimezone()
     files = []
     parsed = None
+    costs = []
     for recipient in numbers + [f"group:{group}" for group in groups]:
         try:
             data = make_outgoing(
@@ -125,6 +128,13 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
         except SpoolFormatError as exc:
             _fail(exc.reason)
         files.append(data)
+        costs.append(f"{recipient}: {_cost(parsed)}")
+    if dry_run:
+        # The same check and count as a real send (the daemon's parser with the config's
+        # national_languages), so the figures are what the daemon will send.
+        for line in costs:
+            click.echo(line)
+        return
 
     spool = Spool(spool_dir)
     try:
@@ -136,7 +146,13 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
               "that you may write to it (e.g. be in the gsmgw group)", EXIT_SPOOL)
     for name in names:
         click.echo(name)
-    if parsed is not None and parsed.encoding is not None and sys.stderr.isatty():
+    if parsed is not None and sys.stderr.isatty():
         # For a person at a terminal only: scripts read the names on stdout and nothing else.
-        plural = "s" if parsed.parts > 1 else ""
-        click.echo(f"gsmgw send: {parsed.parts} SMS part{plural} each, {parsed.encoding.describe()}", err=True)
+        click.echo(f"gsmgw send: {_cost(parsed, ' each')}", err=True)
+
+
+def _cost(message, each: str = "") -> str:
+    """ "2 SMS parts, GSM-7 with the Hindi locking and single shift tables" for a parsed message."""
+    plural = "s" if message.parts > 1 else ""
+    encoding = message.encoding.describe() if message.encoding is not None else message.alphabet
+    return f"{message.parts} SMS part{plural}{each}, {encoding}"
