@@ -566,13 +566,19 @@ def test_wrong_passwords_slow_that_user_down(console):
     page.context.close()
 
 
-def test_the_modem_page_sends_a_test_sms_and_says_why_no_balance(console):
+def test_the_modem_page_shows_the_balance_and_sends_a_test_sms(console):
     page = console.page("anna")
     page.goto(console.base + "/modems/modem1")
     expect(page.get_by_role("heading", name="Modem modem1")).to_be_visible()
     expect(page.locator(".card").first).to_contain_text("262")  # the IMSI
+    # run --simulate gives each modem balance: "*100#"; the daemon asks the simulated network.
     page.get_by_role("button", name="Check balance").click()
-    expect(page.get_by_role("alert")).to_contain_text("No balance code is configured for modem1")
+    expect(page.locator(".balance")).to_have_text("Guthaben: 12,34 EUR")
+    expect(page.get_by_text("Asked with *100# at")).to_be_visible()
+    page.goto(console.base + "/modems/modem1")  # the last answer stays on the page; looking asks nothing
+    expect(page.locator(".balance")).to_have_text("Guthaben: 12,34 EUR")
+    metrics = urllib.request.urlopen(console.base + "/metrics").read().decode()
+    assert 'gsmgw_modem_balance{modem="modem1"} 12.34' in metrics  # the console's answer is the daemon's
     page.get_by_label("To").fill("+4915112340030")
     page.get_by_role("button", name="Send test SMS").click()
     bubble = page.locator(".bubble.out").filter(has_text="gsmgw test SMS via modem1")

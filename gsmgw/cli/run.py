@@ -29,6 +29,7 @@ from gsmgw.config import (
 )
 
 EXIT_CONFIG = 2
+SIMULATED_BALANCE_CODE = "*100#"
 
 
 def _setup_logging(level: str) -> None:
@@ -102,6 +103,10 @@ def run(config_option, simulate, spool_option, latency, log_level):
     try:
         with SimNetwork(sim_dir, modems=simulate, latency=latency, control_socket=True) as network:
             config = simulation_config(spool, [m.path for m in network.modems])
+            # The simulated network answers this code (gsmgw.sim.network.USSD_REPLIES), so the
+            # console's and status's balance work in a demo as on a real SIM.
+            config = dataclasses.replace(config, modems=tuple(
+                dataclasses.replace(modem, balance=SIMULATED_BALANCE_CODE) for modem in config.modems))
             if base is not None:
                 config = dataclasses.replace(base, spool=config.spool, state=config.state, modems=config.modems,
                                              probe_ports=config.probe_ports)

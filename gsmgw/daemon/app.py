@@ -254,6 +254,7 @@ class Gateway:
             ussd=self.ussd.ask,
             balance=self.ussd.balance,
             balances=self.ussd.balances,
+            last_balance=self.ussd.last_balance,
             stopping=self._stopping,
         )
         await self._start_control()

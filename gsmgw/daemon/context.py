@@ -41,6 +41,7 @@ class GatewayContext:
     ussd: Any = None
     balance: Any = None
     balances: Any = None  # `await ctx.balances()` -> {modem: Balance | UssdError} of modems with a balance: code
+    last_balance: Any = None  # `ctx.last_balance(modem)` -> the last Balance asked, or None (asks nothing)
     # gsmgw.spool.index.MessageIndex (the journal's message index) and the gsmgw.daemon.indexer
     # .Indexer that keeps it current (its `subscribe` tells listeners what it committed).
     index: Any = None

@@ -1,8 +1,9 @@
-"""`/modems/{name}`: one modem: identity, signal history, counters, last errors, **Check
-balance** (the USSD code of `modems[].balance`) and **Send test SMS**.
+"""`/modems/{name}`: one modem: identity, signal history, counters, last errors, its balance
+(the last answer to `modems[].balance`, whoever asked: this page, `gsmgw status --balance`,
+/metrics?balance=1) with **Check balance**, and **Send test SMS**.
 
-The balance check needs the daemon to run a USSD exchange on the modem it holds
-(`ctx.ussd(modem, code)`, issue 13's daemon side); until the daemon offers it, the button says so."""
+The balance check runs in the daemon, which holds the modem (`ctx.balance`, gsmgw.ussd): the
+modem's sending pauses for the USSD exchange only, and the answer is remembered for the others."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ class Modems:
         samples = await console.read(console.index.signal_history, name, now - SIGNAL_DAYS * 86400)
         events = await console.read(console.index.modem_events, name, limit=20)
         tallies = await console.read(console.index.tallies, charts.since_hour_for_daily(now), name)
-        defaults = {"balance": None, "balance_error": "", "test_to": "", "errors": {}}
+        last_balance = getattr(console.ctx, "last_balance", None)
+        defaults = {"balance": last_balance(name) if last_balance is not None else None, "balance_error": "",
+                    "test_to": "", "errors": {}}
         defaults.update(values)
         return {
             "name": name, "modem": status or {"name": name, "state": "absent"}, "config": config,
@@ -45,7 +48,7 @@ class Modems:
             "registration": registration_word((status or {}).get("registered")),
             "signal": charts.signal_chart(samples), "events": events, "daily": charts.daily(tallies, now),
             "balance_code": getattr(config, "balance", None),
-            "ussd_available": getattr(console.ctx, "ussd", None) is not None,
+            "ussd_available": getattr(console.ctx, "balance", None) is not None,
             **defaults,
         }
 
@@ -58,23 +61,24 @@ class Modems:
         name = request.match_info["name"]
         context = await self.context(name)
         code = context["balance_code"]
-        ussd = getattr(self.console.ctx, "ussd", None)
+        ask = getattr(self.console.ctx, "balance", None)
         if not code:
             error = (f"No balance code is configured for {name}; add e.g. balance: \"*100#\" (your operator's "
                      f"code) to the modem in the config.")
-        elif ussd is None:
-            error = ("This version of the gateway cannot run USSD on a modem it holds yet, so the balance "
-                     "cannot be asked for from here; nothing was sent to the network.")
+        elif ask is None:
+            error = ("No gateway runs the modems in this process, so the balance cannot be asked for from "
+                     "here; nothing was sent to the network.")
         else:
             try:
-                reply = await asyncio.wait_for(ussd(name, code), USSD_TIMEOUT)
+                # Asked now (max_age 0): a person who presses the button wants today's figure.
+                balance = await asyncio.wait_for(ask(name, max_age=0), USSD_TIMEOUT)
             except asyncio.TimeoutError:
                 error = f"The network did not answer {code} within {USSD_TIMEOUT:.0f} s."
-            except Exception as exc:  # the driver's errors say what happened (CME, modem gone, ...)
+            except Exception as exc:  # UssdError and the driver's errors say what happened (CME, modem gone, ...)
                 error = f"{code} failed: {exc}"
             else:
                 await self.console.audit(person, "checked the balance", f"{name} {code}")
-                return self.console.render(request, "modem.html", **{**context, "balance": reply.text})
+                return self.console.render(request, "modem.html", **{**context, "balance": balance})
         return self.console.render(request, "modem.html", status=409, **{**context, "balance_error": error})
 
     async def test_sms(self, request: web.Request) -> web.Response:
