@@ -116,6 +116,27 @@ def test_bad_binary_submits_get_the_right_command_status(tmp_path, fields, statu
         sock.close()
 
 
+def test_binary_over_255_parts_gets_esme_rinvmsglen_even_when_max_parts_allows_255(tmp_path):
+    """One message_payload (up to 64 KiB) can hold more octets than 255 parts carry: 256 x 134 + 1."""
+    from test_smpp_server import ServerThread
+
+    class Defaults:
+        max_parts = 255
+        report = True
+        validity = None
+        national_languages = ()
+
+    with ServerThread(tmp_path, defaults=Defaults()) as server:
+        sock = raw_bind(server)
+        raw_send(sock, submit_pdu(2, data_coding=4, short_message=b"", tlvs={Tag.MESSAGE_PAYLOAD: bytes(256 * 134 + 1)}))
+        resp = raw_read(sock)
+        assert (resp.sequence, resp.status) == (2, Status.ESME_RINVMSGLEN)
+        raw_send(sock, submit_pdu(3, data_coding=4, short_message=b"", tlvs={Tag.MESSAGE_PAYLOAD: bytes(255 * 134)}))
+        assert raw_read(sock).status == 0  # 255 parts exactly are one message
+        assert len(server.spool.list("outgoing")) == 1
+        sock.close()
+
+
 def _received(**fields):
     base = dict(id="gsm1-20261125-101500-abcd", path="/x", sender="+4915112345678", modem="gsm1", sent=None,
                 received="2026-11-25T10:15:00+00:00", parts=1, incomplete=False)
