@@ -5,6 +5,7 @@ received binary messages."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 
 import pytest
@@ -14,10 +15,29 @@ from gsmgw.daemon.events import MessageReceived
 from gsmgw.sms import encode_submit
 from gsmgw.smpp.pdu import Status, Tag
 from gsmgw.spool.format import parse_outgoing
-from test_smpp_server import bind, gateway, raw_bind, raw_read, raw_send, read_until, submit_pdu  # noqa: F401 (fixture)
+from test_smpp_server import (  # noqa: F401 (gateway is a fixture)
+    ServerThread,
+    bind,
+    gateway,
+    raw_bind,
+    raw_read,
+    raw_send,
+    read_until,
+    submit_pdu,
+)
 
 WAP_UDH = bytes.fromhex("0605040B8423F0")
 PUSH = bytes.fromhex("0106") + b"\x03WAP push\x00" + bytes(range(20))
+
+
+@dataclasses.dataclass(frozen=True)
+class Defaults:
+    """The config's defaults as the SMPP server reads them."""
+
+    max_parts: int
+    report: bool = True
+    validity: int | None = None
+    national_languages: tuple[str, ...] = ()
 
 
 def queued(gateway, name):
@@ -99,15 +119,7 @@ def test_a_national_text_is_read_with_the_tables_its_header_names(gateway):
     ids=["udhl past the end", "element past the header", "over max_parts", "no room for data", "JIS"],
 )
 def test_bad_binary_submits_get_the_right_command_status(tmp_path, fields, status):
-    from test_smpp_server import ServerThread
-
-    class Defaults:
-        max_parts = 4
-        report = True
-        validity = None
-        national_languages = ()
-
-    with ServerThread(tmp_path, defaults=Defaults()) as server:
+    with ServerThread(tmp_path, defaults=Defaults(max_parts=4)) as server:
         sock = raw_bind(server)
         raw_send(sock, submit_pdu(2, **fields))
         resp = raw_read(sock)
@@ -118,15 +130,7 @@ def test_bad_binary_submits_get_the_right_command_status(tmp_path, fields, statu
 
 def test_binary_over_255_parts_gets_esme_rinvmsglen_even_when_max_parts_allows_255(tmp_path):
     """One message_payload (up to 64 KiB) can hold more octets than 255 parts carry: 256 x 134 + 1."""
-    from test_smpp_server import ServerThread
-
-    class Defaults:
-        max_parts = 255
-        report = True
-        validity = None
-        national_languages = ()
-
-    with ServerThread(tmp_path, defaults=Defaults()) as server:
+    with ServerThread(tmp_path, defaults=Defaults(max_parts=255)) as server:
         sock = raw_bind(server)
         raw_send(sock, submit_pdu(2, data_coding=4, short_message=b"", tlvs={Tag.MESSAGE_PAYLOAD: bytes(256 * 134 + 1)}))
         resp = raw_read(sock)
