@@ -122,6 +122,25 @@ def test_stored_delivery_and_status_report_with_matching_mr(sim_network):
         assert "+CMGR: 1,," in bob.command(f"AT+CMGR={int(index)}")
 
 
+def test_a_text_in_national_tables_reaches_the_other_sim_in_its_tables(sim_network):
+    """A Hindi text sent with the Hindi locking and single shift tables (2 parts, not 4 in UCS-2)
+    is delivered, with those tables, and its report comes back (the network once refused it:
+    it re-encoded the text without the sender's tables and dropped it)."""
+    hindi = "नमस्ते, आप कैसे हैं? मैं ठीक हूँ। " * 6
+    net = sim_network(modems=2)
+    with AtTerminal(net.modems[0].path) as alice, AtTerminal(net.modems[1].path) as bob:
+        alice.command("ATE0;+CMEE=1;+CNMI=2,1,0,1,0")
+        bob.command("ATE0;+CMEE=1;+CNMI=2,2,0,0,0")
+        send(alice, net.modems[1].number, hindi, national_languages=["hi"], report=True, ref=9)
+        parts = []
+        for _ in range(2):
+            parts.append(decode_pdu(URC_CMT.search(bob.read_until(URC_CMT)).group(2).decode()))
+        assert [(part.alphabet, part.national) for part in parts] == [("gsm7", (6, 6))] * 2
+        assert "".join(part.text for part in sorted(parts, key=lambda part: part.concat.seq)) == hindi
+        report = decode_pdu(URC_CDS.search(alice.read_until(URC_CDS)).group(2).decode())
+        assert report.status == 0
+
+
 def test_report_stored_in_sr_with_cdsi(sim_network):
     net = sim_network(modems=2)
     with AtTerminal(net.modems[0].path) as alice:

@@ -42,6 +42,7 @@ from gsmgw.sim.identity import identity_for
 from gsmgw.sim.modem import DEFAULT_ACK_TIMEOUT, USSD_DCS_GSM7, USSD_DCS_UCS2, Latency, SimModem
 from gsmgw.sim.profiles import get_profile
 from gsmgw.sim.pty import PtyPort
+from gsmgw.sms import national
 from gsmgw.sms import udh as udh_rules
 from gsmgw.sms import (
     AddressError,
@@ -786,7 +787,11 @@ class SimNetwork:
             if first.alphabet == "8bit":
                 pdus = encode_deliver(sender.number, data=b"".join(p.data or b"" for p in parts), **kwargs)
             else:
-                pdus = encode_deliver(sender.number, join_parts(parts), alphabet=first.alphabet, **kwargs)
+                # A text in national tables is delivered in the tables the sender chose (an SMSC
+                # passes the user data on as it came); without them it would not fit GSM-7.
+                tables = [national.BY_ID[i].code for i in dict.fromkeys(first.national) if i]
+                pdus = encode_deliver(sender.number, join_parts(parts), alphabet=first.alphabet,
+                                      national_languages=tables, **kwargs)
         except (ValueError, AddressError) as error:
             log.error("cannot deliver a message from %s to %s: %s", sender.number, receiver.number, error)
             return
