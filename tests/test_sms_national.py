@@ -298,3 +298,47 @@ def test_the_pruned_choice_equals_trying_every_candidate(languages, text):
 
     every = [_count(text, e, False) for e in _candidates(text, language_ids(languages), None)]
     assert key(count_parts(text, national_languages=languages)) == min(map(key, every))
+
+
+# A third transcription of Annex A, made by someone else from TS 23.038 V18.0.0: gsmcodecs 1.0.0
+# (PyPI; its lut/*.csv, compiled into gsmcodecs.charmaps). Every cell of the 25 national tables is
+# compared with gsmgw's, as gsmgw's decoder reads it. The cells where they differ, and why:
+GSMCODECS_DIFFERENCES = {
+    # A.3.7 Kannada 0x24: gsmcodecs keeps the drawing's PA (U+0CAA, also at 0x3D); gsmgw and
+    # Android's GsmAlphabet read DDA (U+0CA1), as at 0x24 of every other Indic table.
+    ("locking", 7, 0x24): ("\u0ca1", "\u0caa"),
+    # 0x2C of the ten Indic locking tables (A.3.4-A.3.13): gsmcodecs has an apostrophe; the comma
+    # is what Android's GsmAlphabet and CyberChef's transcription of V16.0.0 have, and where the
+    # default alphabet has it.
+    **{("locking", language, 0x2C): (",", "'") for language in range(4, 14)},
+    # A.2.12 Telugu 0x65: the euro sign every single shift table has there (Android too); gsmcodecs
+    # leaves the cell empty.
+    ("single", 12, 0x65): ("€", None),
+}
+
+
+def test_a_third_transcription_agrees_cell_by_cell_but_where_noted():
+    from gsmcodecs.charmaps import GSMCHARMAPS as charmaps  # a test dependency (setup.cfg)
+
+    differences = {}
+    for language in range(1, 14):
+        tables = charmaps[language]
+        for kind, theirs in (("locking", tables.get("locking")), ("single", tables.get("singleShift"))):
+            if theirs is None:
+                assert (kind, language) == ("locking", 2), "only Spanish has no locking shift table"
+                continue
+            for code in range(128):
+                if code == ESC:
+                    continue  # the escape (locking) and the reserved SS2 (single): no character in either
+                if kind == "locking":
+                    ours = gsm7.decode_septets([code], language, 0)
+                    ours = None if ours == "\ufffd" else ours
+                else:
+                    ours = gsm7.SINGLE_SHIFT_TABLES[language].get(code)
+                    if ours is not None:
+                        assert gsm7.decode_septets([ESC, code], 0, language) == ours
+                their = theirs["decode"].get(code)
+                their = chr(their) if their is not None else None
+                if ours != their:
+                    differences[(kind, language, code)] = (ours, their)
+    assert differences == GSMCODECS_DIFFERENCES
