@@ -275,11 +275,14 @@ def test_reports_land_in_the_origins_report_directory_also_when_it_was_down(tmp_
     assert sent.get("Modem") == "b1" and sent.get("Status", "").startswith("delivered")
 
     # gw-a is down while gw-b sends its message and the report comes: both land when it returns.
-    net.set_latency(b.modems[0].index, 1.0)
-    net.set_report_outcome(number(2), [0x20, 0x00], interval=1.0)  # pending, then delivered
+    # gw-b is away while gw-a queues it (pinned to b1, it waits), so nothing is sent before gw-a
+    # has stopped.
+    b.stop()
+    net.set_report_outcome(number(2), [0x20, 0x00], interval=0.5)  # pending, then delivered
     a.drop("second", number(2), "second", Modem="b1", Report="yes")
     a.wait_log(r"second: queued", 10)
     a.stop()
+    b.start()
     b.wait_log(r"report for part 1 of gw-a/second: delivered .*kept for its origin gw-a", 20)
     assert not (a.spool / "sent" / "second").exists()
     a.start()
@@ -312,10 +315,13 @@ def test_pins_and_prefixes_see_every_members_modems(tmp_path, postgres, sim_netw
     a.wait_status(lambda s: any(m["name"] == "gw-b" and m["state"] == "down" for m in s["members"]), 10)
     a.drop("pinned", number(1), "for b1", Modem="b1")
     a.wait_log(r"pinned: queued for .* pinned to b1", 10)
-    time.sleep(1.0)  # a negative check: a1 is ready and does not take it
+    # A younger message that a1 may send: when it is out, a1 has passed over the older pinned one.
+    a.drop("after", number(2), "for anyone")
+    a.wait_files("sent", 4, timeout=20)
     assert "pinned" not in a.files("sent")
+    assert read_spool_file((a.spool / "sent" / "after").read_bytes()).headers.get("Modem") == "a1"
     b.start()
-    a.wait_files("sent", 4, timeout=30)
+    a.wait_files("sent", 5, timeout=30)
     assert read_spool_file((a.spool / "sent" / "pinned").read_bytes()).headers.get("Modem") == "b1"
     assert a.files("failed") == []
     # gw-a's console index lives in the shared database, under gw-a: `gsmgw thread` reads it there.
