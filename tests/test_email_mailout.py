@@ -252,3 +252,30 @@ def test_a_binary_sms_is_mailed_as_its_octets_in_hex(tmp_path):
             assert "0B0504CAFE" in body and "port 2948" in body
 
         asyncio.run(scenario())
+
+
+def test_a_contact_of_the_web_console_is_named_in_the_subject(tmp_path):
+    from gsmgw.spool.index import Contact, MessageIndex
+
+    with Smarthost() as smarthost:
+        ctx = Context(write_config(tmp_path, smarthost.port))
+        ctx.index = MessageIndex(tmp_path / "index.sqlite")
+        ctx.index.save_contacts([Contact("+4915112345678", "Anna Müller\nBcc: evil@example.org", "")], time.time())
+
+        async def scenario():
+            service = MailOut(ctx)
+            await service.start()
+            try:
+                ctx.bus.publish(incoming(ctx, "gsm1-20261207-100000-aa", "+4915112345678", "Bin gleich da"))
+                ctx.bus.publish(incoming(ctx, "gsm1-20261207-100001-bb", "+4917612345678", "Wer ist da?"))
+                mails = {mail.message["X-Gsmgw-Id"]: mail.message for mail in await in_thread(smarthost.wait_for, 2)}
+            finally:
+                await service.close()
+                ctx.index.close()
+            known = mails["gsm1-20261207-100000-aa"]
+            # The name is data: one line of the subject, never a header of its own.
+            assert known["Subject"] == "SMS from Anna Müller Bcc: evil@example.org (+4915112345678)"
+            assert known["Bcc"] is None and known["Reply-To"] == f"+4915112345678@{DOMAIN}"
+            assert mails["gsm1-20261207-100001-bb"]["Subject"] == "SMS from +4917612345678"
+
+        asyncio.run(scenario())

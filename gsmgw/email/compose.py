@@ -1,6 +1,7 @@
 """The mails gsmgw sends (EMAIL.md "Mail out"). Pure: values in, the bytes of a mail out.
 
-- An inbound SMS: `Subject: SMS from <number>`, the text as `text/plain; charset=utf-8`,
+- An inbound SMS: `Subject: SMS from <number>` (`SMS from <contact name> (<number>)` when the
+  web console has a contact for it), the text as `text/plain; charset=utf-8`,
   `X-Gsmgw-Modem`, `X-Gsmgw-Id` (the incoming/ file), and `Reply-To: <number>@<first smtp
   domain>`, so that answering the mail sends an SMS back.
 - A failed SMS (`email_out.failed`) and a delivery report (`email_out.report`, to the sender of
@@ -85,11 +86,17 @@ def received_mail(
     reply_to: str | None,
     domain: str,
     kind: str | None = None,
+    sender_name: str | None = None,
 ) -> OutgoingMail:
     """The mail of one inbound SMS (the incoming/ file `spool_id`); `kind` ("binary",
-    "undecodable") goes into the subject beside "incomplete"."""
+    "undecodable") goes into the subject beside "incomplete". `sender_name`: the contact's name
+    for the sender's number, if the web console has one ("SMS from Anna Meier (+49…)")."""
     remarks = [word for word in (kind, "incomplete" if incomplete else None) if word]
-    subject = f"SMS from {_one_line(sender) or 'an unknown sender'}" + (f" ({', '.join(remarks)})" if remarks else "")
+    who = _one_line(sender) or "an unknown sender"
+    name = _one_line(sender_name or "")
+    if name and name != who:
+        who = f"{name} ({who})"
+    subject = f"SMS from {who}" + (f" ({', '.join(remarks)})" if remarks else "")
     message = _base(from_header, recipients, subject, message_id("received", spool_id, domain), received)
     if reply_to:
         message["Reply-To"] = reply_to

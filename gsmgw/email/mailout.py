@@ -268,8 +268,21 @@ class MailOut:
             return tuple(modem_config.email_to)
         return tuple(self.settings().received)
 
+    def _contact_name(self, number: str) -> str | None:
+        """The web console's name for `number` (its contacts, in the message index), if it has one.
+        Blocking: called in the queue's thread."""
+        index = getattr(self.ctx, "index", None)
+        if index is None or not number:
+            return None
+        try:
+            return index.contact_names([number]).get(number)
+        except Exception as exc:  # noqa: BLE001 - SQLite or PostgreSQL: the mail names the number instead
+            log.warning("mail out: cannot read the contact name of %s (%s); the mail names the number only", number, exc)
+            return None
+
     def received(self, spool_id: str, fields: dict[str, Any]) -> OutgoingMail | None:
-        """The mail of an inbound SMS (`fields`: the `received` webhook object), None if nobody gets it."""
+        """The mail of an inbound SMS (`fields`: the `received` webhook object), None if nobody gets it.
+        Blocking (the contact name): called in the queue's thread."""
         recipients = self._received_recipients(fields.get("modem") or "")
         if not recipients:
             return None
@@ -284,7 +297,8 @@ class MailOut:
             port = f", to port {fields['port']}" if fields.get("port") is not None else ""
             text = f"A binary SMS (8-bit data{port}); its octets in hex:\n{fields.get('data') or text}"
         return received_mail(
-            spool_id=spool_id, sender=sender, text=text, modem=fields.get("modem") or "",
+            spool_id=spool_id, sender=sender, sender_name=self._contact_name(sender), text=text,
+            modem=fields.get("modem") or "",
             received=_parse_time(fields.get("received")), incomplete=bool(fields.get("incomplete")),
             from_header=self.settings().sender, recipients=recipients,
             reply_to=reply_address(sender, smtp.domains) if smtp is not None else None, domain=self._domain(),
@@ -344,7 +358,8 @@ class MailOut:
 
         kind = type(event).__name__
         if kind == "MessageReceived":
-            await self._enqueue(f"received-{event.id}", self.received(event.id, received_payload(event)))
+            mail = await self.queue.in_thread(self.received, event.id, received_payload(event))
+            await self._enqueue(f"received-{event.id}", mail)
             await self.queue.in_thread(self.cursors["received"].advance_to_file, event.path)
         elif kind == "MessageFailed":
             mail = await self.queue.in_thread(self.failed, event.id, event.to, event.reason, event.path, event.headers)
@@ -370,7 +385,7 @@ class MailOut:
             except ValueError as exc:
                 log.warning("mail out: cannot announce incoming/%s: %s", name, exc)
                 continue
-            await self._enqueue(f"received-{name}", self.received(name, fields))
+            await self._enqueue(f"received-{name}", await self.queue.in_thread(self.received, name, fields))
             await self.queue.in_thread(self.cursors["received"].advance, mtime_ns)
             seen += 1
         for mtime_ns, name, data in await self.queue.in_thread(self.cursors["failed"].files_after, spool.path("failed")):
