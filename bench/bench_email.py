@@ -13,13 +13,17 @@ What it does (loopback only, bounded by --count and --timeout):
    comes after the SMS file is durable in outgoing/; concurrent mails share one group commit
    (gsmgw.http.submit.BatchSubmitter);
 4. sends at half that rate, paced, and measures each mail's time from MAIL FROM to its `250`:
-   p50/p99.
+   p50/p99;
+5. runs bench_http.py's measurement with the same --count and --clients, and prints mails/s
+   against HTTP messages/s (one durable file each) and issue 15's targets: at least 300 mails/s,
+   p99 under 100 ms at half that rate.
 
 Not a test: it prints figures. The spool directory is removed at the end unless --dir is given.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import functools
 import sys
@@ -29,7 +33,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_http  # noqa: E402 - the HTTP door's figures, measured in the same run for comparison
 from bench_http import arguments, flood_with, paced_with, run_bench, run_server  # noqa: E402 - one driver for both doors
+
+TARGET_RATE = 300.0  # issue 15: mails per second, one recipient each, 16 clients
+TARGET_P99 = 0.100  # seconds, at half that rate
 
 DOMAIN = "sms.example.org"
 MAIL = (
@@ -119,9 +127,31 @@ async def paced(port: int, rate: float, seconds: float, clients: int) -> list[fl
 
 def main() -> int:
     args = arguments(__doc__.split("\n\n")[0], clients=16, unit="mails")
-    return run_bench(args, prefix="gsmgw-bench-email-", write_config=write_config, serve=functools.partial(run_server, door="smtp"),
-                     flood=flood, paced=paced, unit="mails", answer="250",
-                     clients_text="concurrent SMTP clients, one recipient each")
+    mail: dict = {}
+    status = run_bench(args, prefix="gsmgw-bench-email-", write_config=write_config,
+                       serve=functools.partial(run_server, door="smtp"), flood=flood, paced=paced, unit="mails",
+                       answer="250", clients_text="concurrent SMTP clients, one recipient each", measured=mail)
+    if status or not mail:
+        return status or 1
+    print(f"-- the HTTP door in the same run ({args.clients} clients, one recipient per request), for comparison:")
+    http_args = argparse.Namespace(**vars(args))
+    if args.dir:
+        http_args.dir = str(Path(args.dir) / "http")
+    http: dict = {}
+    status = run_bench(http_args, prefix="gsmgw-bench-http-", write_config=bench_http.write_config,
+                       serve=bench_http.run_server, flood=bench_http.flood,
+                       paced=lambda url, rate, seconds, clients: bench_http.paced(url, rate, seconds),
+                       unit="messages", answer="202", clients_text="concurrent HTTP clients", measured=http)
+    if status or not http:
+        return status or 1
+    print(f"mail vs HTTP: {mail['rate']:.0f} mails/s / {http['rate']:.0f} messages/s = {mail['rate'] / http['rate']:.2f}; "
+          f"fsync ceiling {mail['fsync_writes_per_second']:.0f} writes/s for one writer "
+          f"(mail accepts {mail['rate'] / mail['fsync_writes_per_second']:.1f}x that: group commit)")
+    met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    print(f"issue 15 targets: >= {TARGET_RATE:.0f} mails/s: {met(mail['rate'] >= TARGET_RATE)} ({mail['rate']:.0f}); "
+          f"p99 < {TARGET_P99 * 1000:.0f} ms at half that rate: {met(mail['p99_half_rate'] < TARGET_P99)} "
+          f"({mail['p99_half_rate'] * 1000:.1f} ms)")
+    return 0
 
 
 if __name__ == "__main__":

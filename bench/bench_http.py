@@ -266,9 +266,10 @@ def arguments(description: str, *, clients: int, unit: str) -> argparse.Namespac
 
 
 def run_bench(args: argparse.Namespace, *, prefix: str, write_config, serve, flood, paced, unit: str,
-              answer: str, clients_text: str) -> int:
+              answer: str, clients_text: str, measured: dict | None = None) -> int:
     """The benchmark of one door: fsync ceiling, the server in a child process (`serve`), the
-    throughput run (`flood`), the paced latency run at half that rate (`paced`), the group commit."""
+    throughput run (`flood`), the paced latency run at half that rate (`paced`), the group commit.
+    `measured` gets the figures (fsync_writes_per_second, rate, p99_half_rate), for a comparison."""
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix=prefix))
     directory.mkdir(parents=True, exist_ok=True)
     try:
@@ -299,6 +300,9 @@ def run_bench(args: argparse.Namespace, *, prefix: str, write_config, serve, flo
 
         half = rate / 2
         paced_latencies = asyncio.run(paced(address, half, args.paced_seconds, args.clients))
+        if measured is not None:
+            measured.update(fsync_writes_per_second=writes_per_second, rate=rate,
+                            p99_half_rate=percentile(paced_latencies, 0.99))
         print(f"latency at half that rate ({half:.0f}/s for {args.paced_seconds:g} s, {len(paced_latencies)} {unit}): "
               f"p50 {percentile(paced_latencies, 0.5) * 1000:.1f} ms, p99 {percentile(paced_latencies, 0.99) * 1000:.1f} ms, "
               f"max {max(paced_latencies) * 1000:.1f} ms")
