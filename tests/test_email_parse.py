@@ -74,6 +74,24 @@ Content-Type: text/plain; charset=UTF-8; format=flowed
 """, "On my way, will be there in ten \r\nminutes.\r\n\r\nOn 01.01.24 10:00, SMS gateway wrote:\r\n"
      "> Server down\r\n>\r\n\r\n-- \r\nJane Doe\r\nOps\r\n")
 
+GERMAN_THUNDERBIRD_REPLY = mail("""
+Subject: Re: SMS from +4915112345678
+Content-Type: text/plain; charset=UTF-8
+Content-Transfer-Encoding: 8bit
+""", "Ja, ab 18 Uhr. Bis dann!\r\n\r\nAm 06.12.2026 um 18:34 schrieb SMS gateway:\r\n"
+     "> Kommst du heute?\r\n\r\n-- \r\nOffice, ACME GmbH\r\n")
+
+GERMAN_GMAIL_WRAPPED_REPLY = mail("""
+Subject: Re: SMS from +4915112345678
+Content-Type: text/plain; charset=UTF-8
+""", "Bin unterwegs.\r\n\r\nAm Mo., 7. Dez. 2026 um 10:00 Uhr schrieb SMS gateway <\r\n"
+     "sms@sms.example.org>:\r\n\r\n> Server down\r\n")
+
+DUTCH_REPLY = mail("""
+Subject: Re: SMS from +4915112345678
+Content-Type: text/plain; charset=UTF-8
+""", "Ik kom eraan.\r\nOp 7 dec. 2026 om 10:00 schreef SMS gateway <sms@sms.example.org>:\r\n> Server down\r\n")
+
 GMAIL_HTML_REPLY = mail("""
 Subject: Re: SMS from +4915112345678
 References: <a@b> <incoming-7.gsmgw@sms.example.org>
@@ -112,6 +130,9 @@ VECTORS = [
     ("outlook-reply", OUTLOOK_REPLY, "subject+body", "Ich komme um 10."),
     ("thunderbird-flowed-reply", THUNDERBIRD_REPLY, "subject+body", "On my way, will be there in ten minutes."),
     ("gmail-html-reply", GMAIL_HTML_REPLY, "subject+body", "Restarted it."),
+    ("german-thunderbird-reply", GERMAN_THUNDERBIRD_REPLY, "subject+body", "Ja, ab 18 Uhr. Bis dann!"),
+    ("german-gmail-wrapped-reply", GERMAN_GMAIL_WRAPPED_REPLY, "subject+body", "Bin unterwegs."),
+    ("dutch-reply", DUTCH_REPLY, "subject+body", "Ik kom eraan."),
     ("attachment-is-not-read", MIXED_WITH_ATTACHMENT, "body", "Toner low"),
     ("subject-only", mail("Subject: Power restored"), "body", "Power restored"),
     ("zabbix-base64", ZABBIX, "subject+body", "Problem: High CPU on db1 — 95 %: Problem started at 10:00:00 on "

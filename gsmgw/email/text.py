@@ -2,8 +2,8 @@
 
 - `html_to_text`: an HTML-only mail as a reader sees it: blocks become lines, scripts, styles and
   signature blocks are dropped, `<blockquote>` (the quoted mail of a reply) becomes `>` lines.
-- `clean_body`: the signature after `-- `, quoted reply lines (`>`) with the "On … wrote:" line
-  that introduces them, and the "Original Message" part of Outlook replies are removed; runs of
+- `clean_body`: the signature after `-- `, quoted reply lines (`>`) with the "On … wrote:" or
+  "Am … schrieb Name:" line that introduces them, and the "Original Message" part of Outlook replies are removed; runs of
   blanks become one space and runs of empty lines disappear, because an SMS has no room for
   layout.
 - `sms_text`: subject, body or both (joined by ": "), as `smtp.text` says.
@@ -43,7 +43,11 @@ _ATTRIBUTION_END = re.compile(
     r"(wrote|writes|schrieb|a écrit|escribió|ha scritto|schreef|skrev|napisał|escreveu)\s*:\s*\Z",
     re.IGNORECASE,
 )
-_ATTRIBUTION_START = re.compile(r"\A(on|am|le|el|il|op|den|dnia|em)\b", re.IGNORECASE)
+_ATTRIBUTION_START = re.compile(r"\A(on|am|le|el|il|op|den|dnia|em|w dniu)\b", re.IGNORECASE)
+# German, Dutch, Swedish... clients put the name after the verb: "Am 06.12.2026 um 18:34 schrieb
+# Jane Doe <jane@example.org>:", so such a line (or its wrapped end) ends in the name and ":".
+_ATTRIBUTION_VERB = re.compile(r"\b(wrote|writes|schrieb|a écrit|escribió|ha scritto|schreef|skrev|napisał|"
+                               r"pisze|escreveu)\b", re.IGNORECASE)
 # Outlook puts the quoted mail below such a line instead of quoting it with ">".
 _ORIGINAL_MESSAGE = re.compile(
     r"\A-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original|"
@@ -187,6 +191,11 @@ def _cut_at_signature(lines: list[str]) -> list[str]:
     return lines
 
 
+def _is_named_attribution(line: str) -> bool:
+    """"Am … schrieb Jane Doe:": an attribution whose verb comes before the name."""
+    return line.endswith(":") and bool(_ATTRIBUTION_START.match(line)) and bool(_ATTRIBUTION_VERB.search(line))
+
+
 def _drop_quotes(lines: list[str]) -> list[str]:
     """Without quoted lines and the attribution line(s) that introduce a quote."""
     kept: list[str] = []
@@ -194,12 +203,17 @@ def _drop_quotes(lines: list[str]) -> list[str]:
         if _is_quote(line):
             continue
         following = next((other for other in lines[position + 1:] if other.strip()), None)
-        if following is not None and _is_quote(following) and _ATTRIBUTION_END.search(line.strip()):
-            # "On Mon, 1 Jan 2024, Jane Doe <jane@" / "example.org> wrote:" is often wrapped.
-            if kept and kept[-1].strip() and _ATTRIBUTION_START.match(kept[-1].strip()) \
-                    and not _ATTRIBUTION_START.match(line.strip()):
-                kept.pop()
-            continue
+        if following is not None and _is_quote(following):
+            stripped = line.strip()
+            previous = kept[-1].strip() if kept else ""
+            if _ATTRIBUTION_END.search(stripped) or _is_named_attribution(stripped):
+                # "On Mon, 1 Jan 2024, Jane Doe <jane@" / "example.org> wrote:" is often wrapped.
+                if previous and _ATTRIBUTION_START.match(previous) and not _ATTRIBUTION_START.match(stripped):
+                    kept.pop()
+                continue
+            if stripped.endswith(":") and previous and _is_named_attribution(f"{previous} {stripped}"):
+                kept.pop()  # "Am …, schrieb Jane Doe" / "<jane@example.org>:"
+                continue
         kept.append(line)
     return kept
 
