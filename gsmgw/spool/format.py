@@ -767,6 +767,31 @@ def _user_header(headers: Headers, binary: bool, data: bytes | None) -> tuple[by
     return udh, data
 
 
+def _priority(headers: Headers) -> str:
+    """The file's `Priority:` as written, lower case; "normal" when it has none."""
+    return (headers.get("Priority") or "normal").strip().lower() or "normal"
+
+
+# Enough of a file to hold its headers: `declared_priority` reads no further.
+HEAD_BYTES = 4096
+
+
+def declared_priority(head: bytes) -> str:
+    """The priority the first bytes of an outgoing file declare ("high", "normal" or "low"),
+    without checking the rest: what the daemon needs to claim an urgent file before others.
+
+    A head without a complete header block, or with a value that is not a priority, is "normal"
+    here; `parse_outgoing` judges the whole file when it is claimed."""
+    if b"priority" not in head.lower():
+        return "normal"  # the usual case, without parsing
+    try:
+        block = _scan_block(head)
+    except SpoolFormatError:
+        return "normal"
+    priority = _priority(Headers(block.headers))
+    return priority if priority in PRIORITIES else "normal"
+
+
 def parse_outgoing(
     data: bytes,
     *,
@@ -828,7 +853,7 @@ def parse_outgoing(
     else:
         validity = getattr(defaults, "validity", None)
 
-    priority = (headers.get("Priority") or "normal").strip().lower() or "normal"
+    priority = _priority(headers)
     if priority not in PRIORITIES:
         raise SpoolFormatError(
             f"Priority: {headers.get('Priority')!r} is not high, normal or low; write one of these"

@@ -23,6 +23,10 @@ seals every file it writes into outgoing/ (`submit`, `submit_many`, `submit_each
 (`gsmgw.spool.format`, "Trusted headers"); `verified(data)` is the view every reader of those
 headers uses. The seal is part of the file's bytes, so it is as durable as the file.
 
+Priority: the same writes tell `on_high_priority` (the daemon's claimer) the names of the
+`Priority: high` files they made durable, so an alert from a door is claimed before any backlog
+without waiting for the watcher. It is a hint: the file in outgoing/ is the truth.
+
 Crash recovery (`recover`): a crash in `finish` between writing the target and unlinking the
 source leaves the file in both places; the target wins and the source is removed. A crash during
 a claim leaves the file in outgoing/ or checked/, never lost. Our own stale temporary files are
@@ -40,9 +44,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from gsmgw.spool.format import SpoolFile, outgoing_name, read_spool_file, seal
+from gsmgw.spool.format import HEAD_BYTES, SpoolFile, declared_priority, outgoing_name, read_spool_file, seal
 
 SEAL_KEY_FILE = "seal.key"  # in the state directory
 SEAL_KEY_BYTES = 32
@@ -288,6 +292,9 @@ class Spool:
     def __init__(self, root: str | os.PathLike, *, seal_key: bytes | None = None) -> None:
         self.root = Path(root)
         self.seal_key = seal_key
+        # Called, in the writer's thread, with the names of `Priority: high` files just made
+        # durable in outgoing/ (see the module docstring); the daemon sets it.
+        self.on_high_priority: Callable[[list[str]], None] | None = None
 
     def verified(self, data: bytes) -> SpoolFile:
         """A spool file as every reader of its trusted headers must see it: those headers only
@@ -411,6 +418,35 @@ class Spool:
     def depth(self, dirname: str) -> int:
         return len(self.list(dirname))
 
+    def declared_priority(self, name: str) -> str | None:
+        """The priority outgoing/`name` declares in its first bytes (`format.declared_priority`),
+        read without claiming it. None when it is not a regular file (gone, a symlink, a FIFO...):
+        the claim deals with those."""
+        path = self.path("outgoing", name)
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return declared_priority(os.read(fd, HEAD_BYTES))
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _announce(self, written: Sequence[tuple[str | OSError, bytes]]) -> None:
+        """Tell `on_high_priority` which of the files just made durable in outgoing/ are high."""
+        if self.on_high_priority is None:
+            return
+        urgent = [name for name, data in written
+                  if isinstance(name, str) and declared_priority(data[:HEAD_BYTES]) == "high"]
+        if urgent:
+            self.on_high_priority(urgent)
+
     def depths(self) -> dict[str, int]:
         return {dirname: self.depth(dirname) for dirname in DIRECTORIES}
 
@@ -475,6 +511,8 @@ class Spool:
             _unlink_quietly(temporary)
             raise
         fsync_directory(directory)
+        if dirname == "outgoing":
+            self._announce([(placed, data)])
         return placed
 
     def submit(self, data: bytes, *, now: datetime | None = None) -> str:
@@ -521,6 +559,7 @@ class Spool:
                 _unlink_quietly(item)
                 results.append(error)
         fsync_directory(directory)
+        self._announce(list(zip(results, files)))
         return results
 
     def submit_many(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str]:
@@ -553,6 +592,7 @@ class Spool:
                 _unlink_quietly(temporary)
                 raise
             fsync_directory(directory)
+            self._announce(list(zip(names, files)))
             return names
         owner = _batch_owner()
         locks: list[Path] = []
@@ -585,6 +625,7 @@ class Spool:
         for lock in locks:
             _unlink_quietly(lock)
         fsync_directory(directory)
+        self._announce(list(zip(reserved, files)))
         return reserved
 
     def _reserve(self, directory: Path, wanted: str, owner: bytes, locks: list[Path], *, sync: bool) -> str:
