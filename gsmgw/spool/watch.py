@@ -18,6 +18,11 @@ Wake-ups are hints and the scan is the truth: a reported name may be gone by the
 caller claims it (that is normal), and repeated hints for one name collapse into one report.
 Idle cost is nothing with inotify (the loop sleeps on the fd) and one directory listing per
 `poll_interval` when polling.
+
+A scan never holds the loop for long: it gives the loop back every SCAN_SLICE entries (100,000
+files take about a second of lstat), so the daemon's claimer and dispatcher go on meanwhile, and
+a file reported by inotify during the scan is reported at once. What a scan finds is reported
+when it is done, as one batch in name order.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import stat
 import struct
 import time
 from pathlib import Path
+from typing import Callable
 
 from gsmgw.spool.store import is_ignored
 
@@ -57,6 +63,8 @@ WATCH_MASK = (
 
 # A watcher that lost events for some unforeseen reason still finds files, at this slow pace.
 SAFETY_SCAN_SECONDS = 300.0
+# Entries a scan looks at between two turns of the loop (about 5 ms of lstat).
+SCAN_SLICE = 1000
 
 Signature = tuple[int, int, int]  # size, mtime_ns, inode
 
@@ -90,8 +98,12 @@ class OutgoingWatcher:
         poll_interval: float = 2.0,
         settle: float | None = None,
         use_inotify: bool = True,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
+        """`on_ready` is called whenever a name becomes ready, for a caller that waits on more
+        than this watcher and collects the names with `take`."""
         self.directory = Path(directory)
+        self._on_ready = on_ready
         self.poll_interval = poll_interval
         self.settle = poll_interval if settle is None else settle
         self.mode = "stopped"
@@ -190,6 +202,10 @@ class OutgoingWatcher:
                 raise StopAsyncIteration
             self._has_ready.clear()
             await self._has_ready.wait()
+        return self.take()
+
+    def take(self) -> list[str]:
+        """The names ready now, in name order, without waiting ([] when none)."""
         batch = sorted(self._ready)
         self._ready.clear()
         return batch
@@ -202,6 +218,8 @@ class OutgoingWatcher:
         self._seen.pop(name, None)
         self._ready.add(name)
         self._has_ready.set()
+        if self._on_ready is not None:
+            self._on_ready()
 
     def _lstat(self, name: str) -> os.stat_result | None:
         try:
@@ -280,7 +298,7 @@ class OutgoingWatcher:
         self._retry_inotify = self._use_inotify
         self.rescan()
 
-    def _scan(self, force: bool) -> None:
+    async def _scan(self, force: bool) -> None:
         """List the directory; report entries that are ready and not reported as they are."""
         try:
             entries = os.listdir(self.directory)
@@ -300,7 +318,12 @@ class OutgoingWatcher:
         for stale in set(self._seen) - present:
             del self._seen[stale]
         now = time.time()
-        for name in names:
+        found: list[tuple[str, Signature]] = []
+        for position, name in enumerate(names):
+            if position % SCAN_SLICE == SCAN_SLICE - 1:
+                await asyncio.sleep(0)
+                if self._closed:
+                    return
             info = self._lstat(name)
             if info is None:
                 continue
@@ -308,7 +331,7 @@ class OutgoingWatcher:
             if not force and self._reported.get(name) == signature:
                 continue
             if not stat.S_ISREG(info.st_mode):
-                self._report(name, signature)
+                found.append((name, signature))
                 continue
             if name in locked:
                 self._seen.pop(name, None)
@@ -317,9 +340,11 @@ class OutgoingWatcher:
             if _young_and_empty(info, self.settle, now):
                 self._seen[name] = signature
             elif now - info.st_mtime >= self.settle or self._seen.get(name) == signature:
-                self._report(name, signature)
+                found.append((name, signature))
             else:
                 self._seen[name] = signature
+        for name, signature in found:
+            self._report(name, signature)
 
     async def _run(self) -> None:
         last_scan = 0.0
@@ -333,7 +358,7 @@ class OutgoingWatcher:
             if self._force_scan or self.mode == "polling" or self._seen or \
                     time.monotonic() - last_scan >= SAFETY_SCAN_SECONDS:
                 force, self._force_scan = self._force_scan, False
-                self._scan(force)
+                await self._scan(force)
                 last_scan = time.monotonic()
             if self.mode == "polling" or self._seen:
                 timeout = self.poll_interval if self.mode == "polling" else self.settle
