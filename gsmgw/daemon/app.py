@@ -47,6 +47,7 @@ from gsmgw.daemon.indexer import Indexer
 from gsmgw.daemon.optout import OptOutHandler, OptOutList
 from gsmgw.groups import GroupBook
 from gsmgw.daemon.metrics import Metrics
+from gsmgw.daemon.claimer import Claimer
 from gsmgw.daemon.outbound import Dispatcher, Outbound, SendSettings
 from gsmgw.ussd import Ussd
 from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
@@ -61,13 +62,6 @@ log = logging.getLogger("gsmgw.daemon")
 
 PRUNE_EVERY = 3600.0
 STOP_GRACE = 90.0
-# A backlog in outgoing/ (100,000 files at start) is claimed in slices of at most CLAIM_BUDGET
-# seconds, with CLAIM_PAUSE seconds of the loop given back after each: a worker between two
-# submits (journal, sent/ file, next AT+CMGS) then waits for at most one slice, so the modems
-# keep sending at full speed while the backlog is taken in the background.
-CLAIM_SLICE = 200
-CLAIM_BUDGET = 0.02
-CLAIM_PAUSE = 0.01
 # Status file writes triggered by changes are at least this far apart: each one lists outgoing/
 # and checked/, which is not free when they hold 100,000 files.
 STATUS_MIN_GAP = 1.0
@@ -164,6 +158,7 @@ class Gateway:
         self.ussd: Ussd | None = None
         self.control: ControlServer | None = None
         self.dispatcher: Dispatcher | None = None
+        self.claimer: Claimer | None = None
         self.twoway = None
         self._twoway_unsubscribe: Callable[[], None] = lambda: None
         self._retired_twoways: list[Any] = []
@@ -219,6 +214,8 @@ class Gateway:
             clock=self.clock, on_queued=self._wake_dispatcher,
         )
         self.outbound.optouts = self.optouts
+        self.claimer = Claimer(self.outbound, journal_usable=self._journal_usable, journal_lost=self._journal_lost)
+        self.spool.on_high_priority = self.claimer.urgent_threadsafe
         self.bus.subscribe(self.hooks.on_event)
         if config.journal is not None:
             self._start_membership()
@@ -520,50 +517,27 @@ class Gateway:
         self._wake_dispatcher()
 
     async def _watch_outgoing(self) -> None:
+        """The watcher reports outgoing/, the claimer takes it, high priority first (claimer.py)."""
+        claimer = self.claimer
+        assert claimer is not None
         while not self._stopping.is_set():
             try:
                 async with OutgoingWatcher(
-                    self.spool.path("outgoing"), poll_interval=self.watch_poll_interval
+                    self.spool.path("outgoing"), poll_interval=self.watch_poll_interval, on_ready=claimer.wake
                 ) as watcher:
                     log.info("watching %s (%s)", self.spool.path("outgoing"), watcher.mode)
                     self._watcher = watcher
-                    async for names in watcher:
-                        if not await self._claim_slices(names, watcher):
-                            return
+                    await claimer.run(watcher, self._stopping)
+                    return
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("the outgoing/ watcher failed; starting it again in 2 s")
                 await asyncio.sleep(2.0)
 
-    async def _claim_slices(self, names: list[str], watcher: OutgoingWatcher) -> bool:
-        """Claim `names` a slice at a time, giving the loop back in between (workers keep
-        sending, the watchdog keeps being fed). False when stopping."""
-        start = 0
-        while start < len(names):
-            if self._stopping.is_set():
-                return False
-            if not self._journal_usable():
-                # The files stay in outgoing/ (accepted, durable); they are claimed when the
-                # journal answers again (the membership loop rescans outgoing/ then).
-                return True
-            try:
-                taken, _ = self.outbound.accept_until(
-                    names[start:start + CLAIM_SLICE], deadline=time.monotonic() + CLAIM_BUDGET
-                )
-            except JournalUnavailable:
-                # Files claimed into checked/ before the journal took them are queued on rejoin.
-                if self.membership is not None:
-                    self.membership.kick()
-                return True
-            except OSError as error:
-                log.error("claiming files from outgoing/ failed: %s; retrying", error)
-                watcher.rescan()
-                await asyncio.sleep(1.0)
-                return True
-            start += taken
-            await asyncio.sleep(CLAIM_PAUSE if start < len(names) else 0)
-        return True
+    def _journal_lost(self) -> None:
+        if self.membership is not None:
+            self.membership.kick()
 
     def status_snapshot(self) -> dict:
         """docs/spool.md's status object. Modem states are always current; queue depths (a directory
