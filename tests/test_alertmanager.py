@@ -275,6 +275,7 @@ async def test_webhook_turns_a_grouped_notification_into_one_spool_file(tmp_path
         assert queued.headers.get("To") == ", ".join(ONCALL)
         assert queued.headers.get("Max_parts") == "2"
         assert queued.headers.get("Expires")
+        assert queued.headers.get("Priority") == "high"  # an alert never waits behind a campaign
         assert queued.body.decode().strip() == "[FIRING:30] HighLatency job=api: p99 over 2s (+29 more)"
         # The same notification again (Alertmanager's group_interval resend): nothing new.
         again = await client.post("/api/v1/alertmanager/oncall", json=payload(30), headers=auth())

@@ -54,6 +54,19 @@ def test_get_is_accepted_like_kannel(tmp_path):
     run(scenario, tmp_path)
 
 
+@pytest.mark.parametrize("level, priority", [("3", "high"), ("2", "high"), ("1", None), ("0", None), (None, None)])
+def test_kannels_priority_is_the_smpp_flags(tmp_path, level, priority):
+    """Kannel's `priority` (0..3) means what SMPP's priority_flag means: 2 and 3 go first."""
+    async def scenario(api):
+        extra = {} if level is None else {"priority": level}
+        status, _, _ = await get(api, sendsms_query(username="zabbix", password=TOKEN, to="+4915112345678",
+                                                    text="disk full", **extra))
+        assert status == 202
+        assert only_file(api).headers.get("Priority") == priority
+
+    run(scenario, tmp_path)
+
+
 def test_plus_in_an_unencoded_query_still_finds_the_number(tmp_path):
     # Scripts often write to=+49… without encoding; the + arrives as a space, as in Kannel.
     async def scenario(api):
@@ -129,6 +142,8 @@ def test_ucs2_coding_with_utf16_text(tmp_path):
         ({"username": "zabbix", "password": TOKEN, "to": "abc", "text": "x"}, 400, "is not a phone number"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "coding": "3"}, 400, "Coding field misformed"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "mclass": "4"}, 400, "MClass field misformed"),
+        ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "priority": "4"}, 400,
+         "Priority field misformed"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "udh": b"\x07\x05\x04\x0b\x84#\xf0"},
          400, "UDH field misformed: its first octet says 7 octets but 6 follow"),
         ({"username": "zabbix", "password": TOKEN, "to": "+4915112345678", "text": "x", "udh": b"\x05\x00\x03\x01\x02\x01"},

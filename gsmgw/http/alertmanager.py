@@ -915,6 +915,7 @@ class AlertmanagerService:
                 text=sms.text,
                 max_parts=self.receivers[receiver].setup.max_parts,
                 expires=ALERT_EXPIRES,
+                priority="high",  # an alert never waits behind a campaign (docs/api.md)
                 extra={"Alertmanager": receiver},
             )
             for sms in outgoing

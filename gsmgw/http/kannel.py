@@ -15,7 +15,8 @@ octets, charset ignored; unset means 0, or 1 when `udh` is given, as Kannel's sm
 `X-Kannel-UDH` is hex, or URL-encoded, as smsbox reads it), `dlr-mask` (any of the delivered,
 failed or buffered bits 1, 2, 4 request a report), `dlr-url` (becomes the message's callback),
 `mclass` (0..3: the message class; 0 is flash), `validity` and `deferred` (minutes, as Kannel),
-`smsc` (a modem's name). `from` is accepted and ignored: a SIM sends with its own number.
+`smsc` (a modem's name), `priority` (0..3, as Kannel and SMPP's priority_flag: 2 and 3 are sent
+first). `from` is accepted and ignored: a SIM sends with its own number.
 Anything else is ignored, as Kannel does. Refusals use smsbox's words ("UDH field misformed",
 "Coding field misformed", "MClass field misformed") followed by what to send instead.
 """
@@ -42,7 +43,7 @@ from gsmgw.http.validation import (
     parse_callback,
 )
 from gsmgw.sms import UserDataError, check_user_header
-from gsmgw.spool.format import iso
+from gsmgw.spool.format import iso, priority_of_level
 
 ACCEPTED = "0: Accepted for delivery"
 AUTH_FAILED = "Authorization failed for sendsms"
@@ -56,7 +57,7 @@ DLR_REPORT_BITS = 1 | 2 | 4
 
 PARAMETERS = (
     "username", "user", "password", "pass", "to", "text", "charset", "coding", "dlr-mask",
-    "dlr-url", "mclass", "validity", "deferred", "smsc", "from", "udh",
+    "dlr-url", "mclass", "validity", "deferred", "smsc", "from", "udh", "priority",
 )
 
 
@@ -202,6 +203,9 @@ def parse_sendsms(
     mclass = _int_parameter(params, "mclass")
     if mclass is not None and not 0 <= mclass <= 3:
         raise KannelError(400, f"MClass field misformed: mclass must be 0 (flash), 1 (phone), 2 (SIM) or 3, not {mclass}, rejected")
+    level = _int_parameter(params, "priority")
+    if level is not None and not 0 <= level <= 3:
+        raise KannelError(400, f"Priority field misformed: priority must be 0 to 3 (2 and 3 are sent first), not {level}, rejected")
     validity_minutes = _int_parameter(params, "validity")
     deferred_minutes = _int_parameter(params, "deferred")
     deferred_seconds = None
@@ -231,6 +235,7 @@ def parse_sendsms(
         validity=f"{validity_minutes} min" if validity_minutes else None,
         send_after=iso(now + timedelta(seconds=deferred_seconds)) if deferred_seconds else None,
         modem=modem,
+        priority=None if level is None else priority_of_level(level),
         callback=callback,
         dlr_mask=dlr_mask if callback else None,
     )

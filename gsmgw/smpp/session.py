@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any, Callable, Protocol
 
 from gsmgw.sms import UserDataError, count_data_parts, count_parts
+from gsmgw.spool.format import priority_of_level
 
 from . import message as M
 from . import pdu as P
@@ -460,7 +461,7 @@ class Session:
                 self._reassembly.done(*parts_key)
                 self._release(acquired_at, concat.total)  # refused for good: it does not count
             raise
-        priority = "high" if int(params["priority_flag"]) >= 2 else None
+        priority = priority_of_level(int(params["priority_flag"]))
         submission = Submission(
             token=token,
             client=self.client,

@@ -767,6 +767,13 @@ def _user_header(headers: Headers, binary: bool, data: bytes | None) -> tuple[by
     return udh, data
 
 
+def priority_of_level(level: int) -> str | None:
+    """The priority of a 0..3 level, as SMPP's `priority_flag` and Kannel's `priority` give it:
+    2 and 3 (urgent and emergency in the flag's GSM and ANSI-41 readings) are "high"; 0 and 1
+    leave the default (None)."""
+    return "high" if level >= 2 else None
+
+
 def _priority(headers: Headers) -> str:
     """The file's `Priority:` as written, lower case; "normal" when it has none."""
     return (headers.get("Priority") or "normal").strip().lower() or "normal"
