@@ -162,6 +162,14 @@ def measure(run: Run, daemon: Daemon, simulator: Simulator, args, door: str, ser
     return dropped
 
 
+def alerts(run: Run, daemon: Daemon, simulator: Simulator, args) -> Run:
+    """An alert as a file, then one over HTTP; the backlog's throughput from the first drop."""
+    first = measure(run, daemon, simulator, args, "file", 1)
+    measure(run, daemon, simulator, args, "http", 2)
+    run.throughput = throughput(simulator, first, args.window)
+    return run
+
+
 def throughput(simulator: Simulator, start: float, window: float) -> float:
     """Backlog submits per second in [start, start + window] (waits for the window to pass)."""
     remaining = start + window + 1.0 - time.time()  # and a second for the log to catch up
@@ -191,10 +199,7 @@ def scenario_files(label: str, package_root: Path, args, root: Path) -> Run:
             run.note = "no backlog message was submitted within 180 s of the start"
             return run
         time.sleep(2.0)
-        first = measure(run, daemon, simulator, args, "file", 1)
-        measure(run, daemon, simulator, args, "http", 2)
-        run.throughput = throughput(simulator, first, args.window)
-        return run
+        return alerts(run, daemon, simulator, args)
     finally:
         daemon.stop()
         simulator.stop()
@@ -218,10 +223,7 @@ def scenario_campaign(label: str, package_root: Path, args, root: Path) -> Run:
         ]
         Spool(daemon.spool).submit_many(files)
         time.sleep(args.campaign_pause)
-        first = measure(run, daemon, simulator, args, "file", 1)
-        measure(run, daemon, simulator, args, "http", 2)
-        run.throughput = throughput(simulator, first, args.window)
-        return run
+        return alerts(run, daemon, simulator, args)
     finally:
         daemon.stop()
         simulator.stop()

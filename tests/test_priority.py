@@ -22,7 +22,7 @@ from gsmgw.daemon.events import MessageSent
 from gsmgw.spool.format import declared_priority, make_outgoing
 from gsmgw.spool.store import Spool
 from helpers import free_port
-from test_e2e_gateway import FAST_SUPERVISOR, start_run
+from test_e2e_gateway import run_scenario
 
 BACKLOG = 1000
 NUMBER = "+4915190000{:03d}"
@@ -75,24 +75,16 @@ class SendLog:
         raise AssertionError(f"{name} was not sent; sent: {self.sent[-5:]}")
 
 
-def run_gateway(tmp_path, scenario, *, configure=None, before_start=None, timeout: float = 60.0) -> None:
-    network, config = start_run(tmp_path, 2, configure=configure)
+def run_gateway(tmp_path, scenario, *, configure=None, leftovers=None) -> None:
+    """test_e2e_gateway's run, with `leftovers` put into the spool before the start and a
+    SendLog for the scenario: scenario(gateway, log)."""
+    if leftovers is not None:
+        leftovers(tmp_path / "spool")
 
-    async def main():
-        if before_start is not None:
-            before_start(Path(config.spool))
-        gateway = Gateway(config, watch_poll_interval=0.5, supervisor_options=FAST_SUPERVISOR)
-        log = SendLog(gateway, Path(config.spool) / "outgoing")
-        await gateway.start()
-        try:
-            await asyncio.wait_for(scenario(gateway, log), timeout)
-        finally:
-            await gateway.close()
+    async def with_log(run):
+        await scenario(run.gateway, SendLog(run.gateway, run.spool / "outgoing"))
 
-    try:
-        asyncio.run(main())
-    finally:
-        network.stop()
+    run_scenario(tmp_path, with_log, configure=configure)
 
 
 def test_declared_priority_reads_the_headers_only():
@@ -135,7 +127,7 @@ def test_an_alert_dropped_behind_1000_files_is_sent_before_them(tmp_path):
         assert waiting > 0, "the alert waited until the whole backlog was claimed"
         assert before < BACKLOG
 
-    run_gateway(tmp_path, scenario, before_start=lambda spool: fill(spool / "outgoing", BACKLOG))
+    run_gateway(tmp_path, scenario, leftovers=lambda spool: fill(spool / "outgoing", BACKLOG))
 
 
 def test_an_alert_over_http_during_a_campaign_is_sent_before_it(tmp_path):
@@ -182,7 +174,7 @@ def test_a_high_file_written_from_a_doors_thread_is_claimed_first(tmp_path):
         before, waiting = log.position(written[0])
         assert waiting > 0 and before < BACKLOG
 
-    run_gateway(tmp_path, scenario, before_start=lambda spool: fill(spool / "outgoing", BACKLOG))
+    run_gateway(tmp_path, scenario, leftovers=lambda spool: fill(spool / "outgoing", BACKLOG))
 
 
 def test_a_restart_sends_the_high_file_of_a_backlog_first(tmp_path):
@@ -198,4 +190,4 @@ def test_a_restart_sends_the_high_file_of_a_backlog_first(tmp_path):
         await log.until(lambda: len(log.sent) >= 3)
         assert log.sent[0][0] == "zz-alert", log.sent[:3]
 
-    run_gateway(tmp_path, scenario, before_start=leftovers)
+    run_gateway(tmp_path, scenario, leftovers=leftovers)
