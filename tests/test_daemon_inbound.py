@@ -183,8 +183,9 @@ def test_a_wap_push_is_written_as_smstools3_writes_binary_and_can_be_sent_again(
     (name,) = spool.list("incoming")
     data = spool.read("incoming", name)
     headers = read_spool_file(data).headers
+    # smstools3's spelling in received files (fileformat.html, "Received messages"): UDH: true|false.
     assert (headers.get("Alphabet"), headers.get("UDH"), headers.get("UDH-DATA"), headers.get("Hex")) == (
-        "binary", "yes", "06 05 04 0B 84 23 F0", "yes")
+        "binary", "true", "06 05 04 0B 84 23 F0", "yes")
     assert (headers.get("Port"), headers.get("From_port")) == ("2948", "9200")
     incoming_file = read_incoming(data)
     assert incoming_file.data[:9] == bytes.fromhex("040603BEAF848C8298") and len(incoming_file.data) == 99
@@ -205,12 +206,15 @@ def test_multipart_binary_is_joined_with_the_senders_header_once(setup):
     assert file.headers.get("UDH-DATA") == "06 05 04 0B 84 23 F0" and file.headers.get("Parts") == "3"
 
 
-def test_binary_without_a_header_says_udh_no():
-    from gsmgw.spool.format import build_incoming
+def test_binary_without_a_header_says_udh_false():
+    from gsmgw.spool.format import build_incoming, parse_outgoing, update_headers
 
     data = build_incoming(sender="+4915112345678", sender_toa=0x91, smsc=None, sent=None,
                           received=SCTS, modem="gsm1", imsi=None, alphabet="8bit", parts=1, data=b"\x00")
-    assert b"Alphabet: binary\nUDH: no\nHex: yes\n" in data and data.endswith(b"\n\n00")
+    assert b"Alphabet: binary\nUDH: false\nHex: yes\n" in data and data.endswith(b"\n\n00")
+    # Read back as an outgoing file (with a To:), UDH: false means the data has no header.
+    again = parse_outgoing(update_headers(data, {"To": "+4915112345678"}), now=dt.datetime.now(TZ))
+    assert (again.udh, again.data) == (None, b"\x00")
 
 
 def test_a_port_addressed_text_keeps_its_text_and_its_header(setup):
@@ -223,7 +227,7 @@ def test_a_port_addressed_text_keeps_its_text_and_its_header(setup):
     first, second = sorted(incoming(spool), key=lambda file: file.body != b"BEGIN:VCARD")
     assert first.body == b"BEGIN:VCARD" and first.headers.get("Alphabet") == "GSM"
     assert (first.headers.get("UDH"), first.headers.get("UDH-DATA"), first.headers.get("Port")) == (
-        "yes", "06 05 04 23 F4 23 F4", "9204")
+        "true", "06 05 04 23 F4 23 F4", "9204")
     assert (second.headers.get("Port"), second.headers.get("From_port")) == ("2", "5")
 
 

@@ -81,7 +81,7 @@ def test_a_wap_push_from_a_spool_file_arrives_in_the_other_modems_incoming_as_sm
             data = (run.spool / "incoming" / push.id).read_bytes()
             headers = read_incoming(data).headers
             assert (headers.get("Alphabet"), headers.get("UDH"), headers.get("UDH-DATA"), headers.get("Hex")) == (
-                "binary", "yes", "06 05 04 0B 84 23 F0", "yes")
+                "binary", "true", "06 05 04 0B 84 23 F0", "yes")
             assert (headers.get("Port"), headers.get("From_port"), headers.get("Parts")) == ("2948", "9200", "1")
             assert data.split(b"\n\n", 1)[1] == WAP_PUSH_DATA.hex().upper().encode()
             assert read_incoming((run.spool / "incoming" / joined.id).read_bytes()).data == long_data

@@ -1057,10 +1057,10 @@ def build_incoming(
 ) -> bytes:
     """An incoming/ file (docs/spool.md "Incoming file", with smstools3's headers for binary messages).
 
-    8-bit messages give `data`: `Alphabet: binary`, `Hex: yes`, `UDH: yes|no` and the data's hex
+    8-bit messages give `data`: `Alphabet: binary`, `Hex: yes`, `UDH: true|false` and the data's hex
     as the body, so the file is also an outgoing file that sends the same message. `udh` is the
     sender's header without concatenation, UDHL first (smstools3's `UDH-DATA:`, written with
-    `UDH: yes`); `ports` (destination, origin) of application port addressing become `Port:` and
+    `UDH: true`); `ports` (destination, origin) of application port addressing become `Port:` and
     `From_port:`.
     """
     if alphabet not in _INCOMING_ALPHABETS:
@@ -1077,7 +1077,9 @@ def build_incoming(
         headers.append(("IMSI", imsi))
     headers.append(("Alphabet", _INCOMING_ALPHABETS[alphabet]))
     if binary or udh:
-        headers.append(("UDH", "yes" if udh else "no"))
+        # smstools3's spelling in the files it receives (fileformat.html "Received messages"); its
+        # reader, and gsmgw's, take true/false as yes/no, so the file still sends the same message.
+        headers.append(("UDH", "true" if udh else "false"))
     if udh:
         headers.append(("UDH-DATA", hex_dump(udh)))
     if ports is not None:
