@@ -18,7 +18,7 @@ from gsmgw.sms import decode_pdu
 
 DECODE_KEYS = [
     "type", "smsc", "number", "text", "alphabet", "class", "timestamp",
-    "concat", "mr", "status", "discharge", "report_requested",
+    "concat", "mr", "status", "discharge", "report_requested", "udh", "port", "from_port", "national",
 ]  # fmt: skip
 
 
@@ -45,7 +45,26 @@ def test_decode_prints_exactly_the_spool_keys():
         "type": "deliver", "smsc": "+27381000015", "number": "27838890001", "text": "hellohello",
         "alphabet": "gsm7", "class": None, "timestamp": "1999-03-29T15:16:59+02:00", "concat": None,
         "mr": None, "status": None, "discharge": None, "report_requested": False,
+        "udh": None, "port": None, "from_port": None, "national": None,
     }  # fmt: skip
+
+
+def test_decode_shows_a_binary_messages_header_and_ports_and_a_texts_national_tables():
+    """The WAP push a simulated modem sent from smstools3's example spool file (issue 13)."""
+    wap_push = (
+        "0071000D91947100000000F10004A8510605040B8423F0010601AE0205040045C60D0378797A00850370706169642F3132"
+        "332F6162632E776D6C0011033100010357617020707573682064656D6F2066726F6D20736D73746F6F6C73332E000101"
+    )
+    obj = json.loads(invoke("pdu", "decode", wap_push).output)
+    assert (obj["alphabet"], obj["udh"], obj["port"], obj["from_port"], obj["national"]) == (
+        "8bit", "0605040B8423F0", 2948, 9200, None)
+    assert obj["text"].startswith("010601AE")  # the data, without the header
+    encoded = json.loads(invoke("pdu", "encode", "--to", "+4915112345678", "--national", "hi", "नमस्ते। " * 30).output
+                         .splitlines()[0])
+    obj = json.loads(invoke("pdu", "decode", encoded["pdu"]).output)
+    assert obj["national"] == encoded["national"] == {"locking": "hi", "single": "hi"}
+    # "udh" is the header without the concatenation element (that is "concat"): the two shift IEs.
+    assert (obj["udh"], obj["concat"]["total"], obj["port"]) == ("06250106240106", 2, None)
 
 
 def test_decode_emoji_in_a_c_locale_prints_utf8():

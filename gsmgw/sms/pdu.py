@@ -22,6 +22,7 @@ from typing import Literal, Sequence
 
 from gsmgw.sms import address as addr
 from gsmgw.sms import gsm7
+from gsmgw.sms import national as national_tables
 from gsmgw.sms import udh as udh_rules
 from gsmgw.sms.errors import AddressError, DecodeError
 from gsmgw.sms.timestamp import SmsTime, read_time
@@ -176,7 +177,7 @@ class Sms:
         )
 
     def to_json(self) -> dict:
-        """The keys of `gsmgw pdu decode` (docs/spool.md), null where they do not apply; and, only
+        """The keys of `gsmgw pdu decode` (README), null where they do not apply; and, only
         when a time stamp was not whole, `timestamp_fields`/`discharge_fields`: what its digits
         said, null where they were not decimal (a PDU is never refused for its time stamp)."""
         fields = {
@@ -201,7 +202,22 @@ class Sms:
             "status": self.status,
             "discharge": self.discharge.isoformat() if self.discharge else None,
             "report_requested": self.report_requested,
+            "udh": self.user_udh.hex().upper() or None,
+            "port": self.ports.destination if self.ports else None,
+            "from_port": self.ports.origin if self.ports else None,
+            "national": self._national_codes(),
             **fields,
+        }
+
+    def _national_codes(self) -> dict[str, str | None] | None:
+        """{"locking": "hi", "single": "hi"} as `gsmgw pdu encode` writes it; None for the default
+        tables. An identifier TS 23.038 does not define reads with the default table: None there."""
+        if self.alphabet != GSM7 or self.national == (0, 0):
+            return None
+        locking, single = self.national
+        return {
+            "locking": national_tables.BY_ID[locking].code if locking in national_tables.LOCKING else None,
+            "single": national_tables.BY_ID[single].code if single in national_tables.SINGLE else None,
         }
 
     @property
