@@ -36,7 +36,8 @@ def invoke(*args, input=None):
     return CliRunner().invoke(main, list(args), input=input)
 
 
-def test_decode_prints_exactly_the_spool_keys():
+def test_decode_prints_the_spool_keys_then_the_header_keys():
+    """SPOOL.md's keys in its order, then udh, port, from_port and national (issue 13)."""
     result = run("pdu", "decode", "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37")
     assert result.returncode == 0, result.stderr
     obj = json.loads(result.stdout)
