@@ -24,11 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from gsmgw.clients import ADMIN, OPERATOR, Client, visibility
 from gsmgw.spool.index import IN, OUT, Scope
@@ -121,6 +121,23 @@ def make_templates() -> jinja2.Environment:
     env.filters["path"] = lambda text: quote(str(text), safe="+")
     env.filters["query"] = lambda mapping: urlencode({k: v for k, v in mapping.items() if v not in (None, "")})
     return env
+
+
+def text_field(fields: Mapping[str, str | bytes], name: str) -> str:
+    """A text field of a form; "" when it is missing or a file came in its place."""
+    value = fields.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def text_fields(request: web.Request) -> dict[str, str]:
+    """The text fields of a posted form, the first of each name. A file sent where a text field
+    belongs is not one: the field reads as missing, never as text."""
+    posted = await request.post()
+    fields: dict[str, str] = {}
+    for name, value in posted.items():
+        if isinstance(value, str):
+            fields.setdefault(name, value)
+    return fields
 
 
 class Console:
@@ -272,10 +289,10 @@ class Console:
         request["person"] = self._person(request)
         try:
             response = await handler(request)
-        except web.HTTPRedirection as redirect:
+        except web.HTTPMove as redirect:
             # A view's "go there" (after a POST, or to sign in); answered here so that the HTTP
             # server's JSON error handler never sees it.
-            response = see_other(redirect.location, status=redirect.status)
+            response = see_other(str(redirect.location), status=redirect.status)
             for name, morsel in redirect.cookies.items():
                 response.cookies[name] = morsel
         except Refused as refused:
@@ -316,7 +333,9 @@ class Console:
         target = request.path_qs
         raise web.HTTPSeeOther("/login?" + urlencode({"next": target, **({"expired": "1"} if person == auth.EXPIRED else {})}))
 
-    async def form(self, request: web.Request, *, role: str | None = OPERATOR, max_size: int = 1024 * 1024) -> tuple[Person, Any]:
+    async def form(
+        self, request: web.Request, *, role: str | None = OPERATOR, max_size: int = 1024 * 1024
+    ) -> tuple[Person, Mapping[str, str | bytes]]:
         """The person and form fields of a POST, after the checks every POST gets: a live session,
         the session's CSRF token, a same-origin request, and the role."""
         person = request.get("person")
@@ -329,13 +348,16 @@ class Console:
             raise Refused(403, "Refused: the form came from another site",
                           "This request was sent by a page of another site, so nothing was sent or changed.",
                           back="/")
+        fields: Mapping[str, str | bytes]
         if request.content_type.startswith("multipart/"):
             fields = await self._multipart(request, max_size)
         else:
             if request.content_length is not None and request.content_length > max_size:
                 raise Refused(413, "Too large", f"The form is over {max_size // 1024} KiB; nothing was sent.")
-            fields = await request.post()
-        if not auth.csrf_matches(person.session.csrf, fields.get("csrf") or request.headers.get("X-CSRF-Token")):
+            fields = await text_fields(request)
+        csrf = fields.get("csrf")
+        if not auth.csrf_matches(person.session.csrf,
+                                 csrf if isinstance(csrf, str) and csrf else request.headers.get("X-CSRF-Token")):
             raise Refused(403, "Refused: the form's security token is missing or wrong",
                           "This form was not sent from a page of this console (its CSRF token is missing or "
                           "does not match your session), so nothing was sent or changed. Go back, reload the "
@@ -361,14 +383,20 @@ class Console:
             hosts.add(forwarded.split(",")[0].strip())
         return hosts
 
-    async def _multipart(self, request: web.Request, limit: int) -> dict:
+    async def _multipart(self, request: web.Request, limit: int) -> dict[str, str | bytes]:
+        """Text fields as str; a file's content as bytes under its field's name, and its file
+        name under `<name>.filename`."""
         reader = await request.multipart()
-        fields: dict[str, Any] = {}
+        fields: dict[str, str | bytes] = {}
         total = 0
         while True:
             part = await reader.next()
             if part is None:
                 return fields
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                raise Refused(400, "The form cannot be read",
+                              "The form holds a part without a field name (or a nested multipart); nothing was "
+                              "sent. Send it from the console's page.")
             chunks = []
             while True:
                 chunk = await part.read_chunk(65536)
@@ -417,7 +445,7 @@ class Console:
         return response
 
     async def login(self, request: web.Request) -> web.Response:
-        fields = await request.post()
+        fields = await text_fields(request)
         user = (fields.get("user") or "").strip()
         password = fields.get("password") or ""
         target = _safe_next(fields.get("next"))
@@ -456,7 +484,7 @@ class Console:
     async def logout(self, request: web.Request) -> web.Response:
         person = request.get("person")
         if isinstance(person, Person):
-            fields = await request.post()
+            fields = await text_fields(request)
             if not auth.csrf_matches(person.session.csrf, fields.get("csrf")):
                 raise Refused(403, "Refused: the form's security token is missing or wrong",
                               "This sign-out did not come from a page of this console; you are still signed in.",

@@ -18,6 +18,7 @@ failed/ with `opted out (STOP received …)`, so the campaign shows them as opte
 from __future__ import annotations
 
 import asyncio
+import builtins  # Campaigns.list shadows list in the class body
 import csv
 import io
 import secrets
@@ -115,7 +116,7 @@ class Campaigns:
                 "retryable": sum(1 for f in failures if not f.fail_reason or not f.fail_reason.startswith("opted out"))
                 if len(failures) < SHOWN_FAILURES else counts.failed}
 
-    def failures(self, campaign_id: str) -> list:
+    def failures(self, campaign_id: str) -> builtins.list:
         found = []
         for recipient in self.index.campaign_recipients(campaign_id):
             if recipient.state in FINISHED_STATES:
@@ -227,10 +228,10 @@ class Campaigns:
             context = await self.list_context(person, errors=errors, row_errors=sorted(row_errors, key=_row_key)[:200],
                                               row_error_count=len(row_errors), valid=len(valid), optouts=opted, **values)
             return self.console.render(request, "campaigns.html", status=400, **context)
-        campaign, problem = await self.queue(person, name, text, valid, texts, options, skipped=len(row_errors))
+        campaign, not_queued = await self.queue(person, name, text, valid, texts, options, skipped=len(row_errors))
         if campaign is None:
             return self.console.render(request, "campaigns.html", status=503, **await self.list_context(
-                person, errors={"form": problem}, **values))
+                person, errors={"form": not_queued}, **values))
         if upload_token:
             person.session.stash.pop(upload_token, None)
         raise web.HTTPSeeOther(f"/campaigns/{campaign.id}")
@@ -238,8 +239,9 @@ class Campaigns:
     async def queue(self, person, name, template, recipients, texts, options, *,
                     skipped: int) -> tuple[Campaign | None, str]:
         now = datetime.now().astimezone()
+        send_after = forms.local_datetime(options.send_after) if options.send_after else None
         campaign = Campaign(new_campaign_id(now), name, person.name, template, now.timestamp(),
-                            forms.local_datetime(options.send_after).timestamp() if options.send_after else None,
+                            send_after.timestamp() if send_after is not None else None,
                             CAMPAIGN_PREPARING, len(recipients), skipped)
         await self.console.read(self.index.create_campaign, campaign, [(r.number, r.name) for r in recipients])
         headers = {"Campaign": campaign.id}

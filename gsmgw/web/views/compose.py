@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from gsmgw.sms import count_parts
 from gsmgw.sms.national import BY_CODE
 from gsmgw.sms.lookalike import forcing_ucs2, lookalike, replace_lookalikes
-from gsmgw.web.app import done
+from gsmgw.web.app import done, text_field, text_fields
 from gsmgw.web.sending import FormErrors, Options, Sender
 
 ALPHABET_WORDS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
@@ -63,14 +63,15 @@ class Compose:
     async def send(self, request: web.Request) -> web.Response:
         person, form = await self.console.form(request)
         options = Options.from_form(form, self.console.config.defaults.report)
-        typed = dict(to=form.get("to") or "", text=form.get("message") or "", report=bool(options.report),
+        to, text = text_field(form, "to"), text_field(form, "message")
+        typed = dict(to=to, text=text, report=bool(options.report),
                      flash=options.flash, priority=options.priority or "normal", send_after=options.send_after,
                      expires=options.expires, modem=options.modem)
-        recipients, problems = await self.sender.resolve(typed["to"])
+        recipients, problems = await self.sender.resolve(to)
         try:
             if problems:
                 raise FormErrors({"to": " ".join(problems)})
-            queued = await self.sender.send(person, [r.number for r in recipients], typed["text"], options)
+            queued = await self.sender.send(person, [r.number for r in recipients], text, options)
         except FormErrors as errors:
             return self.console.render(request, "compose.html", status=400,
                                        **self.context(person, errors=errors.errors, **typed))
@@ -83,13 +84,13 @@ class Compose:
 
     async def count(self, request: web.Request) -> web.Response:
         self.console.person(request)  # signed in; the text is not stored or sent
-        form = await request.post()
+        form = await text_fields(request)
         text = (form.get("text") or "")[:MAX_COUNT_TEXT]
         return web.json_response(describe(text, self.national_languages()))
 
     async def replace(self, request: web.Request) -> web.Response:
         self.console.person(request)
-        form = await request.post()
+        form = await text_fields(request)
         text = (form.get("text") or "")[:MAX_COUNT_TEXT]
         replaced = replace_lookalikes(text)
         return web.json_response({"text": replaced, **describe(replaced, self.national_languages())})

@@ -39,7 +39,7 @@ class Modems:
         events = await console.read(console.index.modem_events, name, limit=20)
         tallies = await console.read(console.index.tallies, charts.since_hour_for_daily(now), name)
         last_balance = getattr(console.ctx, "last_balance", None)
-        defaults = {"balance": last_balance(name) if last_balance is not None else None, "balance_error": "",
+        defaults: dict[str, object] = {"balance": last_balance(name) if last_balance is not None else None, "balance_error": "",
                     "test_to": "", "errors": {}}
         defaults.update(values)
         return {
