@@ -435,10 +435,10 @@ class PostgresJournal:
         self._listeners: list[_Listener] = []
         self.schema: int | None = None
         try:
-            self.schema = self._link.probe(lambda c: _schema_version(c))
+            schema = self._link.probe(lambda c: _schema_version(c))
         except JournalUnavailable:
             return  # the daemon starts anyway; `reconnect` checks the schema on first contact
-        self._check_schema(create)
+        self._check_schema(schema, create)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -450,29 +450,29 @@ class PostgresJournal:
     def unavailable_reason(self) -> str | None:
         return self._link.down_reason
 
-    def _check_schema(self, create: bool) -> None:
-        if self.schema == 0 and create:
-            self.schema = self._link.call(lambda c: _migrate(c))[1]
-        if self.schema == 0:
+    def _check_schema(self, schema: int, create: bool) -> None:
+        if schema == 0 and create:
+            schema = self._link.call(lambda c: _migrate(c))[1]
+        self.schema = schema
+        if schema == 0:
             raise JournalError(
                 f"the database {masked_dsn(self.dsn)} holds no gsmgw journal yet; run `gsmgw journal migrate`"
             )
-        if self.schema < SCHEMA_VERSION:
+        if schema < SCHEMA_VERSION:
             raise JournalError(
-                f"the journal in {masked_dsn(self.dsn)} has schema {self.schema}, this gsmgw needs "
+                f"the journal in {masked_dsn(self.dsn)} has schema {schema}, this gsmgw needs "
                 f"{SCHEMA_VERSION}; run `gsmgw journal migrate` (once, from one host) and start again"
             )
-        if self.schema > SCHEMA_VERSION:
+        if schema > SCHEMA_VERSION:
             raise JournalError(
-                f"the journal in {masked_dsn(self.dsn)} has schema {self.schema}, newer than this gsmgw "
+                f"the journal in {masked_dsn(self.dsn)} has schema {schema}, newer than this gsmgw "
                 f"knows ({SCHEMA_VERSION}); upgrade gsmgw on this host to the version of the other members"
             )
 
     def reconnect(self) -> list[tuple[str, int, str]]:
         schema = self._link.probe(lambda c: _schema_version(c))
         if self.schema != schema:
-            self.schema = schema
-            self._check_schema(create=True)
+            self._check_schema(schema, create=True)
         return self._record_unrecorded()
 
     def close(self) -> None:
