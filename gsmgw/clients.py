@@ -490,7 +490,7 @@ class ClientRegistry:
 
     def _canonical(self, client: Client) -> Client:
         """`client` with every rule in canonical form; ClientConfigError names the rule and the fix."""
-        lists = {}
+        lists: dict[str, tuple[str, ...]] = {}
         for key in ("allow", "deny"):
             canonical = []
             for position, rule in enumerate(getattr(client, key)):
@@ -506,7 +506,7 @@ class ClientRegistry:
             lists[key] = tuple(canonical)
         if (lists["allow"], lists["deny"]) == (client.allow, client.deny):
             return client
-        return dataclasses.replace(client, **lists)
+        return dataclasses.replace(client, allow=lists["allow"], deny=lists["deny"])
 
     @classmethod
     def from_config(cls, config: Any) -> "ClientRegistry":

@@ -23,7 +23,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, overload
 
 import yaml
 
@@ -514,6 +514,10 @@ class _Checker:
             return default
         return value
 
+    @overload
+    def integer(self, value: Any, path: str, default: int, low: int, high: int | None = None) -> int: ...
+    @overload
+    def integer(self, value: Any, path: str, default: None, low: int, high: int | None = None) -> int | None: ...
     def integer(self, value: Any, path: str, default: int | None, low: int, high: int | None = None) -> int | None:
         if value is None:
             return default
@@ -852,7 +856,7 @@ def _modem(check: _Checker, value: Any, path: str, default_country: str | None) 
 
 def _hooks(check: _Checker, value: Any) -> Hooks:
     data = check.mapping(value, "hooks", ("received", "sent", "failed", "report", "call"))
-    found = {}
+    found: dict[str, str | None] = {}
     for key in ("received", "sent", "failed", "report", "call"):
         path = f"hooks.{key}"
         program = check.string(data.get(key), path, "/usr/local/bin/on-sms")

@@ -610,7 +610,7 @@ def check_executables(facts: Facts) -> list[Finding]:
 
 
 def check_spool(facts: Facts) -> list[Finding]:
-    findings = []
+    findings: list[Finding] = []
     daemon = facts.daemon
     root = facts.spool_root
     if root is None:
@@ -840,7 +840,7 @@ def _pty_master_index(fdinfo: Path) -> str | None:
 
 def gather_processes(proc_root: str | os.PathLike = "/proc") -> list[ProcessFacts]:
     """Processes and the files they hold open (only those we may look at)."""
-    processes = []
+    processes: list[ProcessFacts] = []
     root = Path(proc_root)
     try:
         entries = [entry for entry in os.listdir(root) if entry.isdigit()]
@@ -1057,7 +1057,7 @@ def certificate_not_after(pem: str) -> float:
     der = ssl.PEM_cert_to_DER_cert(pem[begin:end + len("-----END CERTIFICATE-----")])
     _, certificate, _ = _der_element(der, 0)
     _, position, tbs_end = _der_element(der, certificate)  # TBSCertificate
-    fields = []
+    fields: list[tuple[int, int, int]] = []
     while position < tbs_end and len(fields) < 5:
         tag, content, after = _der_element(der, position)
         fields.append((tag, content, after))
@@ -1283,7 +1283,7 @@ async def _probe_all(facts: Facts, config: Any, probe: ProbeFunction) -> list[Mo
 
     async def one(modem: ModemFacts) -> ModemFacts:
         info = modem.port_facts
-        if info is None or not info.exists or not info.is_char_device:
+        if modem.port is None or info is None or not info.exists or not info.is_char_device:
             return modem  # check_ports reports it
         if _holders(info, facts.processes):
             return modem  # never open a port someone else holds; check_processes reports it

@@ -136,7 +136,7 @@ class Ussd:
         pending = self._pending.get(modem)
         if pending is None:  # one request per modem at a time; others wait for its answer
             pending = self._pending[modem] = asyncio.ensure_future(self._ask_balance(modem, code))
-            pending.add_done_callback(lambda _done, name=modem: self._pending.pop(name, None))
+            pending.add_done_callback(lambda _done: self._pending.pop(modem, None))
         return await asyncio.shield(pending)
 
     async def _ask_balance(self, modem: str, code: str) -> Balance:

@@ -21,6 +21,7 @@ import os
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import serial
 
@@ -271,7 +272,11 @@ class AtSession:
     async def _wait_writable(self) -> None:
         assert self._loop is not None
         ready: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_writer(self._fd, lambda: ready.done() or ready.set_result(None))
+        def mark_ready() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        self._loop.add_writer(self._fd, mark_ready)
         try:
             await asyncio.wait_for(ready, self.default_timeout)
         except TimeoutError:
@@ -331,18 +336,21 @@ class AtSession:
         """
         async with self._lock:
             response = self._begin(line, payload=payload)
+            final_future, prompt_future = self._final, self._prompt
+            assert final_future is not None and prompt_future is not None  # _begin made both
             log.debug("%s -> %s", self.port, line)
             payload_sent = False
             try:
                 await self._write(line.encode("latin-1") + b"\r")
+                either: set[asyncio.Future[Any]] = {prompt_future, final_future}
                 done, _ = await asyncio.wait(
-                    {self._prompt, self._final}, timeout=prompt_timeout,
+                    either, timeout=prompt_timeout,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if self._final in done:
-                    final = self._final.result()
-                elif self._prompt in done:
-                    self._prompt.result()  # raises PortGone if the port ended
+                if final_future in done:
+                    final = final_future.result()
+                elif prompt_future in done:
+                    prompt_future.result()  # raises PortGone if the port ended
                     log.debug("%s -> %s<Ctrl-Z>", self.port, payload)
                     await self._write(payload.encode("latin-1") + CTRL_Z)
                     payload_sent = True

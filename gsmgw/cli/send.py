@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 from datetime import datetime
 
 import click
@@ -23,7 +24,7 @@ EXIT_BAD_INPUT = 2
 EXIT_SPOOL = 1
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     click.echo(f"gsmgw send: {message}", err=True)
     sys.exit(code)
 
@@ -99,8 +100,8 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
             known = ", ".join(sorted(known_groups)) or "no groups are configured"
             _fail(f"group {group!r} is not in the config ({known}); add it under groups: or use --to")
     if modem is not None and config is not None and config.modem(modem) is None:
-        names = ", ".join(m.name for m in config.modems)
-        _fail(f"no modem named {modem!r} in the config (modems: {names})")
+        modem_names = ", ".join(m.name for m in config.modems)
+        _fail(f"no modem named {modem!r} in the config (modems: {modem_names})")
 
     message_text = _read_text(text)
     if not message_text and not allow_empty:

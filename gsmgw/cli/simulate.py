@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +24,9 @@ from gsmgw.sim import SimError, SimNetwork
 from gsmgw.sim.faults import DEVICE_EVENTS, FaultError, FaultState
 from gsmgw.sim.modem import Latency
 from gsmgw.sim.profiles import PROFILES
+
+if TYPE_CHECKING:  # imported in the commands that need it (the CLI starts faster)
+    from gsmgw.sim.control import ControlClient
 
 
 def _parse_fault(text: str) -> tuple[int, str, dict]:
@@ -177,12 +181,16 @@ _DIR_OPTION = click.option("--dir", "directory", type=click.Path(file_okay=False
 _SPOOL_OPTION = click.option("--spool", "spool", type=click.Path(file_okay=False), help="The spool of a running `gsmgw run --simulate` (its simulator is SPOOL/.sim).")
 
 
-def _control(directory: str | None, spool: str | None):
+def _control(directory: str | None, spool: str | None) -> ControlClient:
     from gsmgw.sim.control import ControlClient
 
-    if (directory is None) == (spool is None):
+    if directory is not None and spool is None:
+        base = directory
+    elif spool is not None and directory is None:
+        base = os.path.join(spool, ".sim")
+    else:
         raise click.UsageError("give --dir DIR (gsmgw simulate) or --spool DIR (gsmgw run --simulate)")
-    return ControlClient(os.path.join(directory if directory is not None else os.path.join(spool, ".sim"), "control.sock"))
+    return ControlClient(os.path.join(base, "control.sock"))
 
 
 def _modem_index(known: list[dict], modem: str) -> int:

@@ -30,7 +30,10 @@ def _dirs(config_option: str | None, spool_option: str | None, state_option: str
     dir) must not be sent looking for /etc/gsmgw/gsmgw.yaml."""
     if (spool_option or state_option) and given_config_path(config_option) is None:
         spool = Path(spool_option) if spool_option else None
-        return spool, Path(state_option) if state_option else spool / ".state", None  # as `run --simulate`
+        if state_option:
+            return spool, Path(state_option), None
+        assert spool is not None  # one of the two was given
+        return spool, spool / ".state", None  # as `run --simulate`
     path = config_path(config_option)
     try:
         config = load_config(path, read_secrets=False)

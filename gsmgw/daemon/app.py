@@ -33,7 +33,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 
 from gsmgw.daemon import pool
 from gsmgw.daemon.calls import CallLog
@@ -54,9 +54,14 @@ from gsmgw.daemon.status import WRITE_INTERVAL, snapshot, write_status
 from gsmgw.daemon.worker import Worker
 from gsmgw.spool import message_status
 from gsmgw.spool.index import IndexError_, MessageIndex, open_index
-from gsmgw.spool.journal import JOURNAL_FILE, Journal, JournalError, JournalUnavailable, SqliteJournal
+from gsmgw.spool.journal import JOURNAL_FILE, ClusterJournal, Journal, JournalError, JournalUnavailable, SqliteJournal
 from gsmgw.spool.store import Spool, SpoolError, load_seal_key
 from gsmgw.spool.watch import OutgoingWatcher
+
+if TYPE_CHECKING:  # imported at run time only when the config asks for them
+    from gsmgw.config import ModemConfig
+    from gsmgw.daemon.cluster import Membership
+    from gsmgw.daemon.twoway import TwoWay
 
 log = logging.getLogger("gsmgw.daemon")
 
@@ -137,7 +142,7 @@ class Gateway:
         self.indexer: Indexer | None = None
         self.groups = GroupBook(config.groups)
         self.optouts = OptOutList()
-        self.membership = None  # gsmgw.daemon.cluster.Membership when journal: is PostgreSQL
+        self.membership: Membership | None = None  # when journal: is PostgreSQL
         self._watcher: OutgoingWatcher | None = None
         self.workers: dict[str, Worker] = {}
         self._worker_tasks: dict[str, asyncio.Task] = {}
@@ -159,7 +164,7 @@ class Gateway:
         self.control: ControlServer | None = None
         self.dispatcher: Dispatcher | None = None
         self.claimer: Claimer | None = None
-        self.twoway = None
+        self.twoway: TwoWay | None = None
         self._twoway_unsubscribe: Callable[[], None] = lambda: None
         self._retired_twoways: list[Any] = []
 
@@ -287,8 +292,9 @@ class Gateway:
         options = dict(self.supervisor_options.get("modem_options", {}))
         options["send_timeout"] = min(options.get("send_timeout", 60.0), submit_timeout(config.cluster.lease))
         self.supervisor_options["modem_options"] = options
-        self.membership = Membership(
-            self.journal,
+        # journal: in the config opened a PostgreSQL journal (_open_journal), which is one.
+        self.membership = membership = Membership(
+            cast(ClusterJournal, self.journal),
             lease=config.cluster.lease,
             version=__version__,
             modems=self._modem_records,
@@ -299,7 +305,7 @@ class Gateway:
             on_change=self._on_cluster_change,
         )
         try:
-            self.membership.join()
+            membership.join()
         except JournalError as error:
             raise StartupError(str(error)) from None
 
@@ -319,6 +325,7 @@ class Gateway:
     def _rejoined(self) -> None:
         """The journal answers again: files claimed into checked/ while it was away, messages
         finished by their last submit when it could not take it, what waits in outgoing/."""
+        assert self.outbound is not None and self.inbound is not None  # made by start()
         self.outbound.adopt(self.spool.list("checked"))
         self.outbound.finish_fully_submitted()
         self.inbound.flush()
@@ -329,19 +336,21 @@ class Gateway:
         """Cluster: result files of this host's messages that other members finished, and the
         reports they received for them. Each file takes a write and two fsyncs on the loop, so
         the loop is given back between files: this host's own modems never wait for a batch."""
+        assert self.membership is not None and self.outbound is not None and self.inbound is not None
+        journal = self.membership.journal
         done = 0
         try:
             while True:
-                rows = self.journal.unfiled(FILING_BATCH)
+                rows = journal.unfiled(FILING_BATCH)
                 for row in rows:
                     self.outbound.file_result(row)
                     await asyncio.sleep(0)
                 if rows:
-                    self.journal.mark_filed([row.id for row in rows])  # one commit per batch
-                reports = self.journal.forwarded_reports(FILING_BATCH)
+                    journal.mark_filed([row.id for row in rows])  # one commit per batch
+                reports = journal.forwarded_reports(FILING_BATCH)
                 for report in reports:
                     self.inbound.file_forwarded_report(report)
-                    self.journal.report_filed(report.seq)
+                    journal.report_filed(report.seq)
                     await asyncio.sleep(0)
                 done += len(rows) + len(reports)
                 if len(rows) < FILING_BATCH and len(reports) < FILING_BATCH:
@@ -350,15 +359,17 @@ class Gateway:
             return done  # the membership loop notices and files the rest when it is back
 
     def _on_cluster_change(self) -> None:
+        assert self.outbound is not None  # made by start(), before the membership
         self.outbound.settings = _settings(self.config, self.groups, self.membership)
         self._status_changed.set()
 
     def _journal_usable(self) -> bool:
-        return self.membership is None or (self.membership.healthy and self.journal.available)
+        return self.membership is None or (self.membership.healthy and self.membership.journal.available)
 
     async def _start_control(self) -> None:
         """STATE/control.sock for `gsmgw ussd` and `gsmgw status --balance`; the gateway runs on
         without it (and says so) when the socket cannot be made."""
+        assert self.ussd is not None  # made by start()
         try:
             self.control = await ControlServer(self.config.state, self.ussd).start()
         except OSError as error:
@@ -389,8 +400,8 @@ class Gateway:
             from gsmgw.daemon.twoway import TwoWay
 
             limits = self._retired_twoways[-1].limits if self._retired_twoways else None  # kept across reloads
-            self.twoway = TwoWay(config, self.spool, alerts=self._alertmanager_service, limits=limits)
-            self._twoway_unsubscribe = self.bus.subscribe(self.twoway.handle)
+            self.twoway = twoway = TwoWay(config, self.spool, alerts=self._alertmanager_service, limits=limits)
+            self._twoway_unsubscribe = self.bus.subscribe(twoway.handle)
 
     def _reload_clients(self, new) -> None:
         """SIGHUP: HTTP and SMPP read `ctx.clients` per request, so a new registry gives them the
@@ -419,7 +430,8 @@ class Gateway:
                 return service
         return None
 
-    def _start_worker(self, modem_config) -> None:
+    def _start_worker(self, modem_config: ModemConfig) -> None:
+        assert self.journal is not None and self.inbound is not None and self.outbound is not None  # start()
         worker = Worker(
             modem_config,
             journal=self.journal,
@@ -441,7 +453,8 @@ class Gateway:
         )
         self.workers[modem_config.name] = worker
         task = asyncio.ensure_future(worker.run())
-        task.add_done_callback(lambda t, name=modem_config.name: self._worker_ended(name, t))
+        name = modem_config.name
+        task.add_done_callback(lambda ended: self._worker_ended(name, ended))
         self._worker_tasks[modem_config.name] = task
 
     def _worker_ended(self, name: str, task: asyncio.Task) -> None:
@@ -454,21 +467,23 @@ class Gateway:
             if worker is not None:
                 asyncio.get_running_loop().call_later(5.0, self._restart_worker, name, worker.config)
 
-    def _restart_worker(self, name: str, modem_config) -> None:
+    def _restart_worker(self, name: str, modem_config: ModemConfig) -> None:
         if not self._stopping.is_set() and name in self.workers:
             self._start_worker(modem_config)
 
     async def _start_servers(self) -> None:
         # Webhooks first: the HTTP server uses ctx.webhooks when it is set, and a daemon without
         # `http:` still posts them. Closed last (servers close in reverse order).
+        ctx = self.ctx
+        assert ctx is not None  # made by start()
         if getattr(self.config, "webhooks", None) is not None:
             try:
                 from gsmgw import webhooks
 
-                self.ctx.webhooks = await webhooks.start(self.ctx)
+                ctx.webhooks = service = await webhooks.start(ctx)
             except Exception as error:  # noqa: BLE001 - any failure stops the start, with its reason
                 raise StartupError(f"cannot start the webhooks: {error}") from None
-            self._servers.append(self.ctx.webhooks)
+            self._servers.append(service)
         if getattr(self.config, "email_out", None) is not None:
             try:
                 from gsmgw.email import mailout
@@ -542,6 +557,7 @@ class Gateway:
     def status_snapshot(self) -> dict:
         """docs/spool.md's status object. Modem states are always current; queue depths (a directory
         listing each) are reused for up to a second, so a burst of API calls costs one listing."""
+        assert self.journal is not None  # opened by start()
         now = self.clock()
         cached = self._queue_cache
         if cached is None or now - cached[0] >= 1.0:
@@ -611,6 +627,7 @@ class Gateway:
                 pass
 
     async def _housekeeping(self) -> None:
+        assert self.inbound is not None and self.journal is not None  # made by start()
         next_prune = 0.0
         while not self._stopping.is_set():
             try:
@@ -685,6 +702,7 @@ class Gateway:
             if modem_config.name not in old_names:
                 log.info("SIGHUP: %s added; starting it", modem_config.name)
                 self._start_worker(modem_config)
+        assert self.outbound is not None and self.call_log is not None  # made by start()
         self.outbound.settings = _settings(new, self.groups, self.membership)
         self.hooks.programs = {k: v for k, v in Hooks.from_config(new).programs.items()}
         self.call_log.hangup = new.calls.hangup

@@ -24,7 +24,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from gsmgw.ussd import USSD_TIMEOUT, Balance, Ussd, UssdError
+from gsmgw.ussd import USSD_TIMEOUT, Balance, Ussd, UssdError, check_code
 
 log = logging.getLogger("gsmgw.control")
 
@@ -101,7 +101,8 @@ class ControlServer:
                 result: Any = "pong"
             elif command == "ussd":
                 timeout = float(request.get("timeout") or USSD_TIMEOUT)
-                answer = await self.ussd.ask(str(request.get("modem")), request.get("code"), min(max(timeout, 1.0), 180.0))
+                code = check_code(request.get("code"))  # as ask() does, before it names the modem
+                answer = await self.ussd.ask(str(request.get("modem")), code, min(max(timeout, 1.0), 180.0))
                 result = answer.to_json()
             elif command == "balance":
                 max_age = float(request.get("max_age", 300.0))

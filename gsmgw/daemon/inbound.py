@@ -148,6 +148,8 @@ class Inbound:
     @staticmethod
     def _group_key(sms: Sms, sim: str) -> str:
         concat = sms.concat
+        if concat is None:
+            raise ValueError("a single SMS has no multipart group")
         return f"{sim}|{sms.number or ''}|{concat.ref}|{concat.total}|{concat.bits}"
 
     def flush(self) -> list[str]:

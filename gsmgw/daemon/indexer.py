@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 from gsmgw.daemon.events import (
     MessageFailed,
@@ -57,6 +58,10 @@ def _timestamp(value: str | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
+@overload
+def _refine(stamp: float, mtime: float) -> float: ...
+@overload
+def _refine(stamp: float | None, mtime: float) -> float | None: ...
 def _refine(stamp: float | None, mtime: float) -> float | None:
     """A header's time has whole seconds; when the file was written within that second, its
     mtime gives the fraction, so two messages of the same second keep their order in a thread."""
@@ -249,7 +254,7 @@ class Indexer:
         self._flusher: asyncio.Task | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self._catching_up: asyncio.Task | None = None
+        self._catching_up: asyncio.Future[None] | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from gsmgw.config import OptOutConfig
 from gsmgw.daemon.events import MessageReceived
 from gsmgw.spool.format import iso, make_outgoing
 
@@ -71,7 +72,7 @@ class OptOutList:
 class OptOutHandler:
     """Bus subscriber: STOP/START in inbound SMS update the list, the index, and answer."""
 
-    def __init__(self, settings: Callable[[], object], spool, index, optouts: OptOutList, *,
+    def __init__(self, settings: Callable[[], OptOutConfig], spool, index, optouts: OptOutList, *,
                  clock: Callable[[], float] = time.time, run_in_thread: Callable | None = None):
         self.settings = settings  # -> the current config's `optout` (a reload changes it)
         self.spool = spool

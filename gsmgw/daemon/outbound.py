@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Mapping
 
 from gsmgw.daemon.events import EventBus, MessageFailed, MessageQueued, MessageSent
 from gsmgw.daemon.metrics import Metrics
-from gsmgw.daemon.optout import opted_out_reason
+from gsmgw.daemon.optout import OptOutList, opted_out_reason
 from gsmgw.daemon.pool import DAY, MINUTE, ModemView, Usage, plan
 from gsmgw.sms import encode_submit
 from gsmgw.spool import journal as J
@@ -108,8 +108,7 @@ class Outbound:
         self.metrics = metrics
         self.clock = clock
         self.on_queued = on_queued or (lambda: None)
-        # gsmgw.daemon.optout.OptOutList: campaign messages to these numbers fail when taken.
-        self.optouts = None
+        self.optouts: OptOutList | None = None  # set by the daemon; campaign messages to them fail
 
     def _publish(self, event) -> None:
         if self.bus is not None:
@@ -278,7 +277,7 @@ class Outbound:
             log.info("%s: %d recipients, one message each: %s.1 .. .%d", name, len(recipients), name, len(recipients))
         headers = parsed.headers.as_dict()
         campaign = _get_ci(headers, "campaign")
-        messages = []
+        messages: list[tuple[NewMessage, Mapping[str, str]]] = []
         for file_name, _file_data, number in files:
             opted_out = self.optouts.get(number) if campaign and self.optouts is not None else None
             if opted_out is not None:
@@ -369,19 +368,21 @@ class Outbound:
                 return str(self.spool.path("sent", name))
             log.error("%s: sent, but its file vanished from checked/; the journal keeps the record", name)
             return None
+        # Every part of a sent message has its TP-MR (recorded with +CMGS: <mr>).
+        message_ids = tuple(p.mr for p in parts if p.mr is not None)
         content = build_sent(
             original,
             modem=modem,
             imsi=imsi,
             sent=_aware(max((p.submitted or now) for p in parts) if parts else now),
             parts=len(parts),
-            message_ids=[p.mr for p in parts],
+            message_ids=message_ids,
         )
         early = delivery(parts)  # reports that beat the last part
         if early is not None:
             content = update_headers(content, early.sent_file_headers())
         self.spool.finish(name, "sent", content)
-        mrs = ",".join(str(p.mr) for p in parts)
+        mrs = ",".join(str(mr) for mr in message_ids)
         log.info("%s: sent via %s to %s, %d part(s), MR %s", name, modem, row.recipient, len(parts), mrs)
         path = str(self.spool.path("sent", name))
         self._publish(
@@ -390,7 +391,7 @@ class Outbound:
                 to=row.recipient,
                 modem=modem,
                 imsi=imsi,
-                message_ids=tuple(p.mr for p in parts),
+                message_ids=message_ids,
                 path=path,
                 headers=self.spool.verified(content).headers.as_dict(),
             )
@@ -495,6 +496,8 @@ class Outbound:
             if name in left:
                 continue
             row = self.journal.message(message_id)
+            if row is None:
+                continue  # messages_in_state listed it: only a prune between the two removes it
             if self.spool.exists("sent", name):
                 parts = self.journal.parts(message_id)
                 modem = next((p.modem for p in parts if p.modem), row.bound_modem or "")

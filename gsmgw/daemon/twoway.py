@@ -265,9 +265,11 @@ class TwoWay:
         assert process.stdout is not None
         chunks: list[bytes] = []
 
+        stdout = process.stdout
+
         async def read_all() -> None:
             size = 0
-            while chunk := await process.stdout.read(4096):
+            while chunk := await stdout.read(4096):
                 if size < MAX_OUTPUT_BYTES:
                     chunks.append(chunk[: MAX_OUTPUT_BYTES - size])
                 size += len(chunk)

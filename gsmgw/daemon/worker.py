@@ -338,7 +338,7 @@ class Worker:
         while not self.stopping.is_set():
             async with self.probe_lock:
                 busy = self.ports_in_use()
-                paths = []
+                paths: list[str] = []
                 for pattern in self.probe_ports:
                     for path in sorted(glob.glob(pattern)):
                         real = os.path.realpath(path)

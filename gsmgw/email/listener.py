@@ -123,6 +123,13 @@ def _stock_replies(max_size: int) -> dict[str, str]:
     }
 
 
+def _connection(server: GatewaySMTP) -> _Connection:
+    """A connection's state; connection_made sets it before any command is read."""
+    if server.state is None:
+        raise RuntimeError("an SMTP command arrived before its connection was made")
+    return server.state
+
+
 class GatewaySMTP(SMTP):
     """aiosmtpd's protocol with gsmgw's session limits: the greeting and every answer pass here."""
 
@@ -278,7 +285,7 @@ class SmtpDoor:
         if stop:
             return [stop]
         session.host_name = hostname
-        server.state.transaction = None
+        _connection(server).transaction = None
         if not self._may_auth(server, session):
             responses = [line for line in responses if not line[4:].startswith("AUTH")]
         return responses
@@ -288,7 +295,7 @@ class SmtpDoor:
         if stop:
             return stop
         session.host_name = hostname
-        server.state.transaction = None
+        _connection(server).transaction = None
         return f"250 {server.hostname}"
 
     async def handle_NOOP(self, server: GatewaySMTP, session: Any, envelope: Any, arg: str) -> str:
@@ -323,7 +330,7 @@ class SmtpDoor:
         stop = self._stop_answer(server)
         if stop:
             return stop
-        state = server.state
+        state = _connection(server)
         authenticated = session.auth_data if session.authenticated else None
         try:
             client = sender_client(
@@ -343,7 +350,7 @@ class SmtpDoor:
         stop = self._stop_answer(server)
         if stop:
             return stop
-        transaction = server.state.transaction
+        transaction = _connection(server).transaction
         if transaction is None:
             return "503 5.5.1 send MAIL FROM:<your address> first"
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
@@ -372,11 +379,11 @@ class SmtpDoor:
         return f"250 2.1.5 {what}"
 
     async def handle_RSET(self, server: GatewaySMTP, session: Any, envelope: Any) -> str:
-        server.state.transaction = None
+        _connection(server).transaction = None
         return "250 2.0.0 OK"
 
     async def handle_DATA(self, server: GatewaySMTP, session: Any, envelope: Any) -> str:
-        transaction, server.state.transaction = server.state.transaction, None
+        transaction, _connection(server).transaction = _connection(server).transaction, None
         stop = self._stop_answer(server)
         if stop:
             return stop
@@ -403,7 +410,7 @@ class SmtpDoor:
         except UnreadableMail as refusal:
             return f"550 5.6.0 {refusal}; nothing was queued"
         for note in parsed.notes:
-            log.info("smtp %s: mail from <%s>: %s", server.state.peer, transaction.mail_from, note)
+            log.info("smtp %s: mail from <%s>: %s", _connection(server).peer, transaction.mail_from, note)
         return await self._queue(transaction, parsed.message_id, text)
 
     def _max_parts(self, client: Client) -> int:

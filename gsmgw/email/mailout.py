@@ -264,8 +264,9 @@ class MailOut:
 
     def _received_recipients(self, modem: str) -> tuple[str, ...]:
         modem_config = self.ctx.config.modem(modem) if hasattr(self.ctx.config, "modem") else None
-        if modem_config is not None and getattr(modem_config, "email_to", ()):
-            return tuple(modem_config.email_to)
+        email_to = getattr(modem_config, "email_to", None)
+        if email_to:
+            return tuple(email_to)
         return tuple(self.settings().received)
 
     def _contact_name(self, number: str) -> str | None:

@@ -219,7 +219,7 @@ def parse_notification(payload: Any) -> Notification:
     truncated = payload.get("truncatedAlerts", 0)
     if isinstance(truncated, bool) or not isinstance(truncated, int) or not 0 <= truncated < 2**31:
         raise PayloadError('"truncatedAlerts" must be a non-negative integer')
-    alerts = []
+    alerts: list[Alert] = []
     fingerprints = set()
     states = []
     for index, raw in enumerate(raw_alerts):
@@ -533,11 +533,11 @@ class AlertRelay:
 
         self.window_end = now + self.window
         text = format_notification(notification, self.max_parts)
-        sms, held = self._deliver(text, recipients, [notification], "notification", now)
+        sms, held_back = self._deliver(text, recipients, [notification], "notification", now)
         outgoing += sms
         if self.window <= 0:
             outgoing += self.flush(now)
-        return Outcome("sent", outgoing, held, self.window_end)
+        return Outcome("sent", outgoing, held_back, self.window_end)
 
     def flush(self, now: float) -> list[Outgoing]:
         """The window ends: the merged SMS, then one summary per recipient that was held back."""
@@ -723,7 +723,8 @@ class AlertmanagerService:
             known = ", ".join(sorted(self.receivers)) or "none configured"
             return 404, {"error": f"no Alertmanager receiver {name!r}; configured: {known}"}
         notification = parse_notification(payload)
-        allowed, refused = [], []
+        allowed: list[str] = []
+        refused: list[str] = []
         for number in self.recipients(name):
             verdict = self.registry.check_destination(client, number)
             (allowed if verdict.allowed else refused).append(number)

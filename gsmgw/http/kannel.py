@@ -90,11 +90,11 @@ def collect_parameters(
         for name, value in parse_form(body):
             add(name, value)
     else:
-        for header, value in headers.items():
+        for header, header_value in headers.items():
             if header.lower() == "x-kannel-udh":
-                add("udh", _header_udh(value))
+                add("udh", _header_udh(header_value))
             elif header.lower().startswith("x-kannel-"):
-                add(header[len("x-kannel-"):].lower(), value.encode("utf-8", "surrogateescape"))
+                add(header[len("x-kannel-"):].lower(), header_value.encode("utf-8", "surrogateescape"))
         if body and "text" not in params:
             add("text", body)
             charset = re.search(r"charset\s*=\s*\"?([A-Za-z0-9_.:-]+)", content_type)

@@ -32,7 +32,7 @@ import ssl
 import time
 from collections import Counter as Tally
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -67,6 +67,10 @@ from gsmgw.ussd import USSD_TIMEOUT, UssdError
 
 # UssdError kinds (gsmgw.ussd) -> HTTP status.
 USSD_STATUSES = {"bad_code": 400, "unknown_modem": 404, "no_code": 409, "not_ready": 409, "timeout": 504, "modem": 502}
+
+if TYPE_CHECKING:  # imported at run time only when the config has them (make_app)
+    from gsmgw.http.alertmanager import AlertmanagerService
+    from gsmgw.web.app import Console
 
 log = logging.getLogger("gsmgw.http")
 
@@ -229,8 +233,8 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self.sites: list[web.TCPSite] = []
         self.guard: ConnectionGuard | None = None  # set at start: the connection caps (gsmgw.listen)
-        self.alertmanager = None
-        self.console = None  # gsmgw.web.app.Console when web: {enabled: true}
+        self.alertmanager: AlertmanagerService | None = None
+        self.console: Console | None = None  # when web: {enabled: true}
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -457,10 +461,10 @@ class HttpServer:
         if wake is not None:
             wake()  # a hint only: the daemon's watcher notices the files anyway
         answers = []
-        for name, message in zip(names, prepared):
-            answer = {"id": name, "to": message.to, "parts": message.parts, "alphabet": message.alphabet}
-            if message.national is not None:
-                answer["national"] = message.national  # only where national tables carry the text
+        for name, queued in zip(names, prepared):
+            answer = {"id": name, "to": queued.to, "parts": queued.parts, "alphabet": queued.alphabet}
+            if queued.national is not None:
+                answer["national"] = queued.national  # only where national tables carry the text
             answers.append({**answer, "status": "queued"})
         return answers
 

@@ -107,7 +107,8 @@ class BatchSubmitter:
             self._wakeup.clear()
             while self._pending:
                 await self._slots.acquire()
-                batch, count = [], 0
+                batch: list[tuple[Sequence[bytes], asyncio.Future[list[str]]]] = []
+                count = 0
                 while self._pending and (not batch or count + len(self._pending[0][0]) <= self.max_batch):
                     entry = self._pending.pop(0)
                     batch.append(entry)

@@ -96,6 +96,11 @@ class Call:
     timer: asyncio.TimerHandle | None = None
 
 
+# What a command's handler answers: the lines before the final result (a coroutine for the
+# commands that wait, such as AT+CMGS for the network).
+_Handler = Callable[[Command], "list[str] | Awaitable[list[str]]"]
+
+
 class SimModem:
     """The modem and its SIM.  SIM state (messages, PIN counters, TP-MR) survives a replug."""
 
@@ -409,12 +414,11 @@ class SimModem:
         for command in commands:
             try:
                 result = self._dispatch(command)
-                if asyncio.iscoroutine(result):
-                    result = await result
+                answer = (await result) if isinstance(result, Awaitable) else result
             except AtError as error:
                 final = errors.error_line(error, self.cmee)
                 break
-            lines = result or []
+            lines = answer or []
             if intrusion and lines and faults.urc_where == "first":
                 self._emit_lines(lines[:1])
                 self._emit_lines(intrusion)
@@ -447,8 +451,8 @@ class SimModem:
         return []
 
     # ------------------------------------------------------------ commands
-    def _build_handlers(self) -> dict[str, Callable[[Command], "list[str] | Awaitable[list[str]]"]]:
-        handlers = {
+    def _build_handlers(self) -> dict[str, _Handler]:
+        handlers: dict[str, _Handler] = {
             "E": self._cmd_echo,
             "V": self._cmd_verbose,
             "Z": self._cmd_reset,
@@ -505,7 +509,7 @@ class SimModem:
             # TS 27.007 §8.4: powered by the battery (0), full (100); gammu's monitor asks.
             "+CBC": self._info(lambda: "+CBC: 0,100"),
         }
-        vendor = {
+        vendor: dict[str, _Handler] = {
             "^ICCID": self._cmd_huawei_iccid,
             "^CPIN": self._cmd_huawei_cpin,
             "^CURC": self._cmd_huawei_curc,

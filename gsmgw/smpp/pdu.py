@@ -276,6 +276,13 @@ class Pdu:
     params: dict[str, Value] = field(default_factory=dict)
     tlvs: dict[int, bytes] = field(default_factory=dict)
 
+    def octets(self, name: str) -> bytes:
+        """A mandatory octet-string field (short_message) as the bytes it was read as."""
+        value = self.params[name]
+        if not isinstance(value, bytes):
+            raise TypeError(f"{name} holds {type(value).__name__}, not octets")
+        return value
+
     def tlv_int(self, tag: int) -> int | None:
         value = self.tlvs.get(tag)
         return None if value is None else int.from_bytes(value, "big")
@@ -469,7 +476,7 @@ class PduReader:
 
 
 def _encode_cstring(name: str, value: Value, limit: int) -> bytes:
-    raw = value.encode("latin-1") if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+    raw = value.encode("latin-1") if isinstance(value, str) else bytes(value)
     if b"\0" in raw:
         raise ValueError(f"{name} must not contain NUL")
     if len(raw) + 1 > limit:
@@ -488,7 +495,7 @@ def encode(pdu: Pdu) -> bytes:
             if kind == "c":
                 body += _encode_cstring(name, value, limit)
             elif kind == "u8":
-                body.append(int(value))  # type: ignore[arg-type]
+                body.append(int(value))
             elif kind == "sm":
                 raw = bytes(value)  # type: ignore[arg-type]
                 if len(raw) > limit:

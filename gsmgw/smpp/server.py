@@ -457,7 +457,12 @@ class SmppServer:
             del self.batches[:-1000]
             task = loop.create_task(self._commit(batch))
             self._commits.add(task)
-            task.add_done_callback(lambda done: (slots.release(), self._commits.discard(done)))
+
+            def committed(done: asyncio.Task) -> None:
+                slots.release()
+                self._commits.discard(done)
+
+            task.add_done_callback(committed)
 
     async def _commit(self, batch: list[tuple[_Connection, Submission, bytes]]) -> None:
         loop = asyncio.get_running_loop()

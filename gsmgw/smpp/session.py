@@ -378,7 +378,7 @@ class Session:
             raise M.MessageError("source_addr holds control characters", Status.ESME_RINVSRCADR)
         esm_class = int(params["esm_class"])
         data_coding = int(params["data_coding"])
-        short_message = bytes(params["short_message"])
+        short_message = pdu.octets("short_message")
         payload = pdu.tlvs.get(Tag.MESSAGE_PAYLOAD)
         if payload is not None and short_message:
             # SMPP 3.4 §5.3.2.32: message_payload and a non-empty short_message are exclusive.
@@ -451,15 +451,15 @@ class Session:
                                      Status.ESME_RINVMSGLEN)
             if parts_key is None:
                 acquired_at = self._acquire(now, parts)
-            elif acquired_at is not None and parts > concat.total:
+            elif acquired_at is not None and parts > parts_key[1].total:
                 # Its segments were counted at the first one; the SIMs send more parts than that.
-                self._acquire(now, parts - concat.total)
-            elif acquired_at is not None and parts < concat.total:
-                self._release(acquired_at, concat.total - parts)
+                self._acquire(now, parts - parts_key[1].total)
+            elif acquired_at is not None and parts < parts_key[1].total:
+                self._release(acquired_at, parts_key[1].total - parts)
         except M.MessageError:
             if parts_key is not None:
                 self._reassembly.done(*parts_key)
-                self._release(acquired_at, concat.total)  # refused for good: it does not count
+                self._release(acquired_at, parts_key[1].total)  # refused for good: it does not count
             raise
         priority = priority_of_level(int(params["priority_flag"]))
         submission = Submission(

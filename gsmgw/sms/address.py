@@ -249,7 +249,7 @@ def encode_semi_octets(digits: str) -> bytes:
 
 def decode_semi_octets(data: bytes, digit_count: int | None = None) -> str:
     """Swapped BCD -> digits; stops at the F filler or after `digit_count` digits (TS 23.040 §9.1.2.3)."""
-    chars = []
+    chars: list[str] = []
     for octet in data:
         for value in (octet & 0x0F, octet >> 4):
             if value == 0x0F:

@@ -141,24 +141,25 @@ class Reassembler:
         if sms.text is None:
             raise ValueError(f"an SMS of type {sms.type} without user data cannot be reassembled")
         key = self.key_of(sms, scope)
-        if key is None:
+        concat = sms.concat
+        if key is None or concat is None:
             return Message(
                 sender=sms.number or "", text=sms.text, alphabet=sms.alphabet, total=1, parts=(sms,),
                 tokens=(token,), missing=(), first_received=received_at, scope=scope,
             )  # fmt: skip
         self._forget(received_at)
         completed = self._completed.get(key)
-        if completed is not None and sms.concat.seq in completed[1] and completed[1][sms.concat.seq] == sms.data:
+        if completed is not None and concat.seq in completed[1] and completed[1][concat.seq] == sms.data:
             self._late_duplicates.append(token)
             return None
         pending = self._pending.get(key)
         if pending is None:
-            pending = self._pending[key] = _Pending(total=sms.concat.total, first_received=received_at)
+            pending = self._pending[key] = _Pending(total=concat.total, first_received=received_at)
         pending.first_received = min(pending.first_received, received_at)
         pending.tokens.append(token)
-        if sms.concat.seq in pending.parts:
+        if concat.seq in pending.parts:
             return None
-        pending.parts[sms.concat.seq] = sms
+        pending.parts[concat.seq] = sms
         if len(pending.parts) < pending.total:
             return None
         del self._pending[key]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from gsmgw.sms import address as addr
 from gsmgw.sms import gsm7
@@ -516,7 +516,8 @@ def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
     first = reader.octet("TP-MTI")
     mti = first & 0x03
     udhi = bool(first & FO_UDHI)
-    common = {"smsc": smsc, "reply_path": bool(first & FO_RP), "tpdu_length": len(data) - start}
+    # Keyword arguments of Sms that every TPDU type shares (Sms checks them by name).
+    common: dict[str, Any] = {"smsc": smsc, "reply_path": bool(first & FO_RP), "tpdu_length": len(data) - start}
 
     if mti == MTI_DELIVER:
         number, toa = _read_address(reader, "TP-OA")
@@ -558,7 +559,7 @@ def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
         scts = decode_timestamp(reader.take(7, "TP-SCTS"))
         dt = decode_timestamp(reader.take(7, "TP-DT"))
         status = reader.octet("TP-ST")
-        report = {
+        report: dict[str, Any] = {
             "type": TYPE_STATUS_REPORT, "number": number, "number_toa": toa, "mr": mr,
             "timestamp": scts.moment, "discharge": dt.moment, "scts": scts, "dt": dt, "status": status,
             "more_messages": not first & FO_MMS_OR_RD, "report_qualifier": bool(first & FO_SRR),
@@ -579,7 +580,9 @@ def _read_tpdu(reader: _Reader, start: int, smsc: str | None) -> Sms:
     raise DecodeError("TP-MTI 3 is reserved; this is not an SMS TPDU", field="TP-MTI", offset=start)
 
 
-def _read_report_optional(reader: _Reader, report: dict, common: dict, udhi: bool) -> Sms:
+def _read_report_optional(
+    reader: _Reader, report: dict[str, Any], common: dict[str, Any], udhi: bool
+) -> Sms:
     """TS 23.040 §9.2.2.3 / §9.2.3.27: TP-PI, then the TP-PID, TP-DCS, TP-UDL (and TP-UD) it
     announces, in that order."""
     indicator = reader.octet("TP-PI")
@@ -607,7 +610,7 @@ def _special_indication(elements: tuple[tuple[int, bytes], ...]) -> tuple[bool, 
     return None
 
 
-def _user_fields(user: _UserData, coding: DataCoding, pid: int | None, dcs: int | None) -> dict:
+def _user_fields(user: _UserData, coding: DataCoding, pid: int | None, dcs: int | None) -> dict[str, Any]:
     return {
         "text": user.text,
         "alphabet": EIGHT_BIT if coding.compressed else coding.alphabet,
@@ -764,7 +767,8 @@ def _user_data(payload: str | bytes, encoding: Encoding, elements: bytes) -> tup
         assert isinstance(payload, str)
         body = payload.encode("utf-16-be")
     else:
-        body = bytes(payload)
+        assert isinstance(payload, bytes)
+        body = payload
     return len(header) + len(body), header + body
 
 
@@ -868,7 +872,7 @@ def encode_submit(
 
     parts = []
     for seq, piece in enumerate(pieces, start=1):
-        concat = _concat_ie(ref, total, seq, ref16) if total > 1 else b""
+        concat = _concat_ie(ref, total, seq, ref16) if ref is not None and total > 1 else b""
         elements = user_ies + concat + encoding.header_elements()
         udl, user_data = _user_data(piece, encoding, elements)
         _check_part_size(seq, user_data)
@@ -927,7 +931,7 @@ def encode_deliver(
     check_part_limit(len(pieces), None)
     total = len(pieces)
     if total > 1 and ref is None:
-        ref = default_reference(sender, text if text is not None else bytes(data).hex(), ref16=ref16)
+        ref = default_reference(sender, text if text is not None else bytes(data or b"").hex(), ref16=ref16)
     if ref is not None:
         _check_byte("concatenation reference", ref, 0xFFFF if ref16 else 0xFF)
     smsc_field = addr.encode_smsc(smsc)
@@ -936,7 +940,8 @@ def encode_deliver(
 
     pdus = []
     for seq, piece in enumerate(pieces, start=1):
-        elements = port_ie + (_concat_ie(ref, total, seq, ref16) if total > 1 else b"") + encoding.header_elements()
+        concat = _concat_ie(ref, total, seq, ref16) if ref is not None and total > 1 else b""
+        elements = port_ie + concat + encoding.header_elements()
         udl, user_data = _user_data(piece, encoding, elements)
         first = MTI_DELIVER | FO_MMS_OR_RD  # TP-MMS=1: no more messages waiting
         if elements:

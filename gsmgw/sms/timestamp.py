@@ -50,7 +50,7 @@ class SmsTime:
         if any(value is None for value in values):
             return None
         try:
-            return datetime(*values)  # type: ignore[arg-type]
+            return datetime(*values)
         except ValueError:
             return None  # decimal digits that are no date (month 13, 31 April)
 

@@ -649,7 +649,7 @@ def _binary(headers: Headers) -> bool:
     by_header = _yes_no(headers, "Binary", by_alphabet)
     if by_alphabet and not by_header:
         raise SpoolFormatError(
-            f"Alphabet: {alphabet.strip()} says binary data but Binary: no says text; remove one of the two lines"
+            f"Alphabet: {(alphabet or '').strip()} says binary data but Binary: no says text; remove one of the two lines"
         )
     if by_header and not by_alphabet and alphabet is not None and alphabet.strip():
         raise SpoolFormatError(
@@ -852,6 +852,7 @@ def parse_outgoing(
         raise SpoolFormatError("the binary message has no data; write the data after the blank line (with Hex: yes as hex)")
 
     validity_value = headers.get("Validity")
+    validity: int | None
     if validity_value is not None and validity_value.strip():
         try:
             validity = parse_validity(validity_value.strip())
@@ -1137,7 +1138,7 @@ def read_incoming(data: bytes) -> IncomingFile:
     except UserDataError:
         udh = b""
     port, origin = headers.get("Port"), headers.get("From_port")
-    ports = (int(port), int(origin)) if (port or "").isdigit() and (origin or "").isdigit() else None
+    ports = (int(port), int(origin)) if port and origin and port.isdigit() and origin.isdigit() else None
     return IncomingFile(headers, text, payload, udh, ports)
 
 

@@ -39,6 +39,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from gsmgw.spool.journal import DELIVERED, EXPIRED, FAILED, QUEUED, SENDING, SENT
 from gsmgw.spool.journal.sqlite import _Transaction  # the same BEGIN IMMEDIATE ... COMMIT/ROLLBACK
@@ -921,7 +922,7 @@ class PostgresIndex(MessageIndex):
             ) from error
 
     def _create(self) -> None:
-        db = self._db()
+        db = cast(_PostgresConnection, self._db())  # this class's _connect makes them
         for statement in _postgres_schema():
             db.connection.execute(statement)
         self._check_schema(db)

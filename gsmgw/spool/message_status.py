@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 from gsmgw.sms import status as sms_status
-from gsmgw.spool.format import SpoolFormatError, parse_outgoing, read_spool_file, report_status
+from gsmgw.spool.format import Headers, SpoolFormatError, parse_outgoing, read_spool_file, report_status
 
 # docs/api.md's `status` words are the journal's state names: one vocabulary. What differs is which
 # word a message gets: the journal records what the sending did, this view adds the reports.
@@ -63,13 +63,21 @@ SPOOL_DIRECTORIES = ("sent", "failed", "checked", "outgoing")
 
 
 class PartReport(Protocol):
-    """One part's report facts; `gsmgw.spool.journal.PartRow` is one."""
+    """One part's report facts, read-only; `gsmgw.spool.journal.PartRow` is one."""
 
-    seq: int
-    mr: int | None
-    report: str | None  # None: no report asked; "pending" until one says otherwise; "delivered"/"failed"
-    tp_status: int | None  # TP-ST of the latest report for this part; None: no report yet
-    discharge: str | None  # ISO-8601 discharge time of that report
+    @property
+    def seq(self) -> int: ...
+    @property
+    def mr(self) -> int | None: ...
+    @property
+    def report(self) -> str | None:
+        """None: no report asked; "pending" until one says otherwise; "delivered"/"failed"."""
+    @property
+    def tp_status(self) -> int | None:
+        """TP-ST of the latest report for this part; None: no report yet."""
+    @property
+    def discharge(self) -> str | None:
+        """ISO-8601 discharge time of that report."""
 
 
 @dataclass(frozen=True)
@@ -243,10 +251,9 @@ def from_file(name: str, dirname: str, data: bytes, mtime_iso: str | None = None
     never knew (refused files) or has pruned. A damaged file still has the state of its directory."""
     try:
         headers = read_spool_file(data).headers
-        get = headers.get
     except SpoolFormatError:
-        def get(_name: str, _default: Any = None) -> Any:
-            return None
+        headers = Headers([])
+    get = headers.get
     fail_reason = None
     delivered = None
     if dirname in ("outgoing", "checked"):
@@ -255,7 +262,7 @@ def from_file(name: str, dirname: str, data: bytes, mtime_iso: str | None = None
         word = report_word(get("Status"))
         status = {REPORT_DELIVERED: DELIVERED, REPORT_FAILED: FAILED}.get(word or "", SENT)
         if status == FAILED:
-            fail_reason = f"delivery report: {get('Status').strip()}"
+            fail_reason = f"delivery report: {(get('Status') or '').strip()}"
         if status == DELIVERED:
             delivered = get("Delivered") or get("Discharge")
     else:

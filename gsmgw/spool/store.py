@@ -35,6 +35,7 @@ removed. The daemon's journal decides what to do with what is left in checked/.
 
 from __future__ import annotations
 
+import builtins  # Spool.list shadows list in the class body
 import ctypes
 import errno
 import os
@@ -521,7 +522,7 @@ class Spool:
         Like every write into outgoing/ through this Spool, the file is sealed (see the class)."""
         return self.write_new("outgoing", data, now=now)
 
-    def submit_each(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str | OSError]:
+    def submit_each(self, files: Sequence[bytes], *, now: datetime | None = None) -> builtins.list[str | OSError]:
         """Queue independent files with one flush (group commit); durable on return.
 
         For files that do not belong together (one per HTTP request or SMPP submit_sm): each is
@@ -562,7 +563,7 @@ class Spool:
         self._announce(list(zip(results, files)))
         return results
 
-    def submit_many(self, files: Sequence[bytes], *, now: datetime | None = None) -> list[str]:
+    def submit_many(self, files: Sequence[bytes], *, now: datetime | None = None) -> builtins.list[str]:
         """Queue several files with one directory fsync (group commit); durable on return.
 
         All or nothing: either every file is queued and its name returned, or the call raises
@@ -628,7 +629,7 @@ class Spool:
         self._announce(list(zip(reserved, files)))
         return reserved
 
-    def _reserve(self, directory: Path, wanted: str, owner: bytes, locks: list[Path], *, sync: bool) -> str:
+    def _reserve(self, directory: Path, wanted: str, owner: bytes, locks: builtins.list[Path], *, sync: bool) -> str:
         """Create `<name>.LOCK` for a free `name` (`wanted`, `wanted-2`, ...); return `name`.
 
         The lock exists before the file does, so a claim can never see the file unlocked."""
