@@ -135,23 +135,36 @@ def fsync_directory(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def _write_temporary(directory: Path, data: bytes, *, mode: int = 0o666, sync: bool = True) -> Path:
+    """The first half of every complete-or-absent write: `data` in a new temporary file of
+    `directory` (a name is_ignored() skips), fsynced unless the caller flushes a whole batch.
+    The caller renames it into place and fsyncs the directory; on any error nothing is left."""
+    temporary = directory / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(temporary)
+        raise
+    os.close(fd)
+    return temporary
+
+
 def write_file_atomic(path: str | os.PathLike, data: bytes, *, mode: int = 0o666) -> None:
     """Write `path` whole, replacing it: temporary name in the same directory, write, fsync,
     rename, fsync of the directory. A reader sees the old file or the new one, never a part.
 
-    For the daemon's own files outside the spool directories (status.json, webhook queue).
+    For the spool's files (Spool.write_atomic) and the daemon's own outside it (status.json,
+    webhook queue).
     """
     target = Path(path)
-    temporary = target.parent / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    temporary = _write_temporary(target.parent, data, mode=mode)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.rename(temporary, target)
     except BaseException:
         _unlink_quietly(temporary)
@@ -231,14 +244,9 @@ def load_seal_key(state: str | os.PathLike) -> bytes:
         return _read_seal_key(path)
     except FileNotFoundError:
         pass
-    temporary = path.parent / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
+    temporary: Path | None = None
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, (secrets.token_hex(SEAL_KEY_BYTES) + "\n").encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        temporary = _write_temporary(path.parent, (secrets.token_hex(SEAL_KEY_BYTES) + "\n").encode("ascii"), mode=0o600)
         try:
             rename_noreplace(temporary, path)
         except FileExistsError:
@@ -249,7 +257,8 @@ def load_seal_key(state: str | os.PathLike) -> bytes:
             f"cannot create {path}: {exc.strerror}; make the state directory writable by the user gsmgw runs as"
         ) from None
     finally:
-        _unlink_quietly(temporary)
+        if temporary is not None:
+            _unlink_quietly(temporary)
     return _read_seal_key(path)
 
 
@@ -453,32 +462,10 @@ class Spool:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def _write_temporary(self, directory: Path, data: bytes, *, sync: bool = True) -> Path:
-        temporary = directory / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if sync:
-                os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            _unlink_quietly(temporary)
-            raise
-        os.close(fd)
-        return temporary
-
     def write_atomic(self, dirname: str, name: str, data: bytes) -> Path:
         """Write `dirname/name` whole (replacing it if present): tmp, fsync, rename, fsync dir."""
         target = self.path(dirname, name)
-        temporary = self._write_temporary(target.parent, data)
-        try:
-            os.rename(temporary, target)
-        except BaseException:
-            _unlink_quietly(temporary)
-            raise
-        fsync_directory(target.parent)
+        write_file_atomic(target, data)
         return target
 
     def _place_new(self, temporary: Path, directory: Path, name: str) -> str:
@@ -505,7 +492,7 @@ class Spool:
         self.path(dirname, wanted)  # validates the name
         if dirname == "outgoing":
             data = self.seal(data)
-        temporary = self._write_temporary(directory, data)
+        temporary = _write_temporary(directory, data)
         try:
             placed = self._place_new(temporary, directory, wanted)
         except BaseException:
@@ -537,7 +524,7 @@ class Spool:
         written: list[Path | OSError] = []
         for data in files:
             try:
-                written.append(self._write_temporary(directory, self.seal(data), sync=not one_flush))
+                written.append(_write_temporary(directory, self.seal(data), sync=not one_flush))
             except OSError as error:
                 written.append(error)
         temporaries = [item for item in written if isinstance(item, Path)]
@@ -586,7 +573,7 @@ class Spool:
         files = [self.seal(data) for data in files]
         if len(files) == 1:
             # One file is one rename: nothing to lock, it is queued whole or not at all.
-            temporary = self._write_temporary(directory, files[0])
+            temporary = _write_temporary(directory, files[0])
             try:
                 names = [self._place_new(temporary, directory, _new_name(now))]
             except BaseException:
@@ -608,7 +595,7 @@ class Spool:
                 wanted = _new_name(now + timedelta(microseconds=position))
                 reserved.append(self._reserve(directory, wanted, owner, locks, sync=not one_flush))
             for data in files:
-                temporaries.append(self._write_temporary(directory, data, sync=not one_flush))
+                temporaries.append(_write_temporary(directory, data, sync=not one_flush))
             if one_flush:
                 _flush_file_system(directory, temporaries + locks)
             for temporary, name in zip(temporaries, reserved):
