@@ -61,7 +61,8 @@ from yarl import URL
 
 from gsmgw.callbacks import address_refusal, host_refusal
 from gsmgw.clients import ClientRegistry
-from gsmgw.spool.format import read_spool_file
+from gsmgw.events import CallReceived, ReportReceived
+from gsmgw.spool.format import Headers, read_spool_file
 from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp
 from gsmgw.spool.message_status import REPORT_DELIVERED, REPORT_PENDING, report_word
 
@@ -308,8 +309,6 @@ def report_event_from_files(
 ) -> Any:
     """The ReportReceived event a report/ file stands for (to announce it after a restart).
     The sent file's trusted headers (Client:, Callback:) count only if `seal_key` verifies them."""
-    from gsmgw.daemon.events import ReportReceived
-
     report_headers = read_spool_file(report).headers
     sent_headers = read_spool_file(sent, seal_key=seal_key).headers if sent is not None else None
     # The sent file's Status: is the whole message's (gsmgw.spool.message_status); the report
@@ -331,7 +330,7 @@ def report_event_from_files(
         modem=report_headers.get("Modem") or "",
         discharge=report_headers.get("Discharge"),
         tp_status=int(own[1]) if len(own) > 1 and own[1].isdigit() else -1,
-        headers=sent_headers.as_dict() if sent_headers else {},
+        headers=sent_headers if sent_headers is not None else Headers(),
     )
 
 
@@ -350,8 +349,6 @@ def call_payload(event: Any) -> dict[str, Any]:
 
 def call_event_from_file(name: str, data: bytes, path: str) -> Any:
     """The CallReceived event a calls/ file stands for (to announce it after a restart)."""
-    from gsmgw.daemon.events import CallReceived
-
     headers = read_spool_file(data).headers
     toa = (headers.get("From_TOA") or "").split(" ", 1)[0]
     rings = (headers.get("Rings") or "").strip()
@@ -460,14 +457,6 @@ def kannel_values(event_value: int, *, to: str | None, modem: str | None, messag
     }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 class WebhookDispatcher:
     """Turns bus events into queued deliveries: which URL, which key.
 
@@ -569,7 +558,7 @@ class WebhookDispatcher:
         if self.settings is not None:
             self._apply(*self.settings())
         kind = type(event).__name__
-        headers = getattr(event, "headers", None) or {}
+        headers: Headers = getattr(event, "headers", None) or Headers()
         if kind == "MessageReceived":
             if self.received_url:
                 await self.queue.enqueue(
@@ -589,41 +578,41 @@ class WebhookDispatcher:
             await self._report(event, delivery_id=delivery_id_for("report", report_name) if report_name else None)
             if "report" in self.cursors and event.report_path:
                 await self.queue.in_thread(self.cursors["report"].advance_to_file, event.report_path)
-        elif kind == "MessageSent" and _header(headers, "Dlr_mask") is not None:
+        elif kind == "MessageSent" and headers.get("Dlr_mask") is not None:
             await self._kannel(headers, KANNEL_SENT, event, text="sent")
-        elif kind == "MessageFailed" and _header(headers, "Dlr_mask") is not None:
+        elif kind == "MessageFailed" and headers.get("Dlr_mask") is not None:
             await self._kannel(headers, KANNEL_REJECTED, event, text=event.reason)
 
     async def _report(self, event: Any, *, delivery_id: str | None = None) -> int:
         """Queue what a delivery report announces: the Kannel dlr-url, the message's callback or
         the `report` webhook. Returns 1 if something was queued."""
-        headers = getattr(event, "headers", None) or {}
-        if _header(headers, "Dlr_mask") is not None:
+        headers: Headers = getattr(event, "headers", None) or Headers()
+        if headers.get("Dlr_mask") is not None:
             value = _KANNEL_REPORT_EVENTS.get(event.status, KANNEL_BUFFERED)
             return await self._kannel(headers, value, event, text=f"{event.status} {event.tp_status}", delivery_id=delivery_id)
-        url = _header(headers, "Callback") or self.report_url
+        url = headers.get("Callback") or self.report_url
         if not url:
             return 0
-        await self.queue.enqueue(url, "report", report_payload(event), client=_header(headers, "Client"),
+        await self.queue.enqueue(url, "report", report_payload(event), client=headers.get("Client"),
                                  delivery_id=delivery_id)
         return 1
 
     async def _kannel(
-        self, headers: Mapping[str, str], value: int, event: Any, *, text: str, delivery_id: str | None = None
+        self, headers: Headers, value: int, event: Any, *, text: str, delivery_id: str | None = None
     ) -> int:
         """A Kannel dlr-url call, if the message's dlr-mask asks for this kind of event."""
-        template = _header(headers, "Callback")
+        template = headers.get("Callback")
         try:
-            mask = int(_header(headers, "Dlr_mask") or "0")
+            mask = int(headers.get("Dlr_mask") or "0")
         except ValueError:
             return 0
         if not template or not mask & value:
             return 0
         values = kannel_values(
-            value, to=getattr(event, "to", None), modem=getattr(event, "modem", None) or _header(headers, "Modem"),
+            value, to=getattr(event, "to", None), modem=getattr(event, "modem", None) or headers.get("Modem"),
             message_id=event.id, text=text, moment=datetime.now().astimezone(),
         )
-        await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, client=_header(headers, "Client"),
+        await self.queue.enqueue(kannel_dlr_url(template, values), "report", None, client=headers.get("Client"),
                                  method="GET", delivery_id=delivery_id)
         return 1
 

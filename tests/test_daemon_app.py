@@ -8,7 +8,7 @@ import socket
 
 from gsmgw.config import simulation_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import MessageFailed
+from gsmgw.events import MessageFailed
 from gsmgw.sim import SimNetwork
 
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gsmgw.daemon.events import EventBus, MessageQueued
+from gsmgw.daemon.events import EventBus
+from gsmgw.events import MessageQueued
 
 
 def test_every_subscriber_gets_every_event_in_order():

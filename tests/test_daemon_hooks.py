@@ -8,8 +8,9 @@ import os
 import stat
 import time
 
-from gsmgw.daemon.events import EventBus, MessageSent
+from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.hooks import Hooks
+from gsmgw.events import MessageSent
 
 
 def script(path, body):

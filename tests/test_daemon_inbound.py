@@ -243,7 +243,8 @@ def test_a_national_text_has_no_udh_data(setup):
 def test_the_received_event_carries_the_data(tmp_path):
     import asyncio
 
-    from gsmgw.daemon.events import EventBus, MessageReceived
+    from gsmgw.daemon.events import EventBus
+    from gsmgw.events import MessageReceived
 
     async def scenario():
         spool = Spool(tmp_path / "spool")

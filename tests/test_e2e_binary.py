@@ -13,7 +13,7 @@ import smpplib.client
 
 from gammu_peer import gammu_decode, needs_gammu
 from gsmgw.config import WebhooksConfig
-from gsmgw.daemon.events import MessageReceived, MessageSent
+from gsmgw.events import MessageReceived, MessageSent
 from gsmgw.spool.format import read_incoming
 from gsmgw.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from helpers import free_port

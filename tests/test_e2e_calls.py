@@ -14,7 +14,7 @@ import pytest
 
 from gsmgw.config import load_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import CallReceived
+from gsmgw.events import CallReceived
 from gsmgw.sim import SimNetwork
 from gsmgw.spool.format import read_spool_file
 from gsmgw.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign

@@ -15,7 +15,7 @@ import pytest
 
 from gsmgw.config import simulation_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import MessageReceived, MessageSent, ReportReceived
+from gsmgw.events import MessageReceived, MessageSent, ReportReceived
 from gsmgw.sim import SimNetwork
 from gsmgw.sim.profiles import PROFILES
 from gsmgw.spool.format import read_spool_file

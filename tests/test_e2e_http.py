@@ -11,7 +11,7 @@ import aiohttp
 
 from gsmgw.config import ClientConfig, HttpConfig, simulation_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import MessageSent, ReportReceived
+from gsmgw.events import MessageSent, ReportReceived
 from gsmgw.sim import SimNetwork
 from helpers import free_port
 

@@ -17,7 +17,7 @@ import pytest
 
 from gsmgw.config import load_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import MessageSent
+from gsmgw.events import MessageSent
 from gsmgw.sim import SimNetwork
 from gsmgw.ussd import balance_amount
 from test_http_api import free_port

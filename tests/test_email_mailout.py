@@ -11,9 +11,9 @@ import textwrap
 import time
 from datetime import datetime
 
-from gsmgw.daemon.events import MessageFailed, MessageReceived, ReportReceived
 from gsmgw.email.mailout import MailOut
-from gsmgw.spool.format import build_incoming
+from gsmgw.events import MessageFailed, MessageReceived, ReportReceived
+from gsmgw.spool.format import Headers, build_incoming
 from helpers import free_port, self_signed_certificate
 from test_http_api import Context
 from smarthost import Smarthost
@@ -136,7 +136,7 @@ def test_failures_and_reports_go_to_failed_and_to_the_sender_of_the_mail(tmp_pat
             service = MailOut(ctx)
             await service.start()
             try:
-                headers = {"Client": "office", "Email_from": "office@example.org", "Email_message_id": "<m1@example.org>"}
+                headers = Headers([("Client", "office"), ("Email_from", "office@example.org"), ("Email_message_id", "<m1@example.org>")])
                 # A file the mail door sealed; its event without headers, as for a file failed before
                 # it was claimed: mail out reads the mail's sender from the file, through the seal.
                 failed_path = ctx.spool.write_atomic("failed", "20261207-100000-000001-aa", ctx.spool.seal(

@@ -746,7 +746,7 @@ def test_an_oversized_body_gets_413_before_the_token_is_looked_at(tmp_path):
 
 def test_webhooks_run_without_the_http_server_and_are_not_started_twice(tmp_path):
     from gsmgw import webhooks
-    from gsmgw.daemon.events import MessageReceived
+    from gsmgw.events import MessageReceived
     from test_webhooks import Receiver
 
     async def scenario():

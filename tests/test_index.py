@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 
 from gsmgw.daemon.indexer import rebuild
-from gsmgw.daemon.events import MessageReceived, ReportReceived
+from gsmgw.events import MessageReceived, ReportReceived
 from gsmgw.spool.format import build_failed, build_incoming, build_sent, update_headers
 import pytest
 

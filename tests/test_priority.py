@@ -18,7 +18,7 @@ import aiohttp
 
 from gsmgw.config import ClientConfig, HttpConfig
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import MessageSent
+from gsmgw.events import MessageSent
 from gsmgw.spool.format import declared_priority, make_outgoing
 from gsmgw.spool.store import Spool
 from helpers import free_port

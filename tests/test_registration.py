@@ -13,7 +13,7 @@ from gsmgw.at.modem import Modem
 from gsmgw.at.registration import REGISTRATION_STATUS, is_registered
 from gsmgw.config import simulation_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import MessageReceived
+from gsmgw.events import MessageReceived
 from gsmgw.sim import SimNetwork
 
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0}

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from gammu_peer import gammu_decode, needs_gammu
-from gsmgw.daemon.events import MessageReceived
+from gsmgw.events import MessageReceived
 from gsmgw.sms import encode_submit
 from gsmgw.smpp.pdu import Status, Tag
 from gsmgw.spool.format import parse_outgoing

@@ -20,7 +20,7 @@ import smpplib.smpp
 
 from gsmgw.config import ClientConfig, ClientSmpp, SmppConfig, simulation_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.daemon.events import MessageReceived, ReportReceived
+from gsmgw.events import MessageReceived, ReportReceived
 from gsmgw.sim import SimNetwork
 from gsmgw.sms import decode_pdu, join_parts
 from helpers import free_port

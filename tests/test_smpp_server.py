@@ -20,7 +20,8 @@ import smpplib.exceptions
 import smpplib.gsm
 
 from gsmgw.clients import ClientRegistry
-from gsmgw.daemon.events import EventBus, MessageFailed, MessageReceived, ReportReceived
+from gsmgw.daemon.events import EventBus
+from gsmgw.events import MessageFailed, MessageReceived, ReportReceived
 from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
 from gsmgw.smpp.server import SmppServer

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gsmgw.config import Defaults
 from gsmgw.spool.format import (
+    Headers,
     SpoolFormatError,
     build_failed,
     build_incoming,
@@ -364,3 +365,10 @@ def test_the_seal_holds_for_any_text_and_breaks_when_the_text_changes(text, clie
     assert visible(sealed)[0] == {"Client": client}
     body_start = sealed.index(b"\n\n" if not crlf else b"\r\n\r\n")
     assert visible(sealed[: body_start] + sealed[body_start:] + b"x")[0] == {}
+
+
+def test_headers_updated_replaces_every_line_of_a_name_in_place_whatever_its_case():
+    headers = Headers([("To", "+491"), ("X-Ticket", "7"), ("to", "+492"), ("Client", "app")])
+    updated = headers.updated({"TO": "+493", "Callback": "https://a.example/"})
+    assert updated.items() == (("To", "+493"), ("X-Ticket", "7"), ("Client", "app"), ("Callback", "https://a.example/"))
+    assert updated.get("to") == "+493" and headers.get("To") == "+492"  # the original is unchanged

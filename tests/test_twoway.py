@@ -10,8 +10,8 @@ import pytest
 
 from gsmgw.clients import Client, ClientRegistry
 from gsmgw.config import TwoWayConfig
-from gsmgw.daemon.events import MessageReceived
 from gsmgw.daemon.twoway import MAX_REPLIES_PER_HOUR, MAX_RUNS_PER_HOUR, TwoWay, format_reply
+from gsmgw.events import MessageReceived
 from gsmgw.http.alertmanager import AlertmanagerService, ReceiverSetup
 from gsmgw.sms.address import TOA_ALPHANUMERIC, TOA_NATIONAL, TOA_UNKNOWN, address_kind
 from gsmgw.sms.split import count_parts

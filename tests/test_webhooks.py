@@ -9,8 +9,8 @@ import time
 from aiohttp import web
 
 from gsmgw.clients import Client, ClientRegistry
-from gsmgw.daemon.events import MessageFailed, MessageReceived, MessageSent, ReportReceived
-from gsmgw.spool.format import build_report, make_outgoing, seal
+from gsmgw.events import MessageFailed, MessageReceived, MessageSent, ReportReceived
+from gsmgw.spool.format import Headers, build_report, make_outgoing, seal
 from gsmgw.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -262,18 +262,18 @@ def test_dispatcher_signs_with_webhook_secrets_never_with_tokens(tmp_path):
                     message_ids=(17, 18), report_path="/r", modem="gsm1",
                     discharge="2026-11-25T10:16:00+01:00", tp_status=0,
                 )
-                await dispatcher(ReportReceived(**report, headers={"Client": "app"}))
+                await dispatcher(ReportReceived(**report, headers=Headers([("Client", "app")])))
                 report_body = await dlr.next()
                 assert json.loads(report_body) == {
                     "id": "20261125-101000-xy", "to": "+4915112345678", "status": "delivered",
                     "delivered": "2026-11-25T10:16:00+01:00", "message_ids": [17, 18],
                 }
                 assert signed_with(dlr.requests[0], "wh-app"), "a client's reports: its own webhook secret"
-                await dispatcher(ReportReceived(**report, headers={"Client": "first"}))
+                await dispatcher(ReportReceived(**report, headers=Headers([("Client", "first")])))
                 await dlr.next()
                 assert signed_with(dlr.requests[1], "shared"), "a client without one: webhooks.secret"
 
-                await dispatcher(ReportReceived(**report, headers={"client": "app", "callback": callback.url}))
+                await dispatcher(ReportReceived(**report, headers=Headers([("client", "app"), ("callback", callback.url)])))
                 await callback.next()
                 assert signed_with(callback.requests[0], "wh-app")
                 assert len(dlr.requests) == 2, "a per-message callback replaces the report webhook"

@@ -18,8 +18,9 @@ import logging
 import secrets
 from dataclasses import dataclass
 from gsmgw.at import events as at_events
-from gsmgw.daemon.events import CallReceived, EventBus
+from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
+from gsmgw.events import CallReceived
 from gsmgw.spool.format import build_call, incoming_name, iso
 
 log = logging.getLogger("gsmgw.calls")

@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Mapping
 
-from gsmgw.daemon.events import CallReceived, MessageFailed, MessageReceived, MessageSent, ReportReceived
+from gsmgw.events import CallReceived, MessageFailed, MessageReceived, MessageSent, ReportReceived
 
 log = logging.getLogger("gsmgw.hooks")
 

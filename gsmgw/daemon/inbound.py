@@ -32,10 +32,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from gsmgw.daemon.events import EventBus, MessageReceived, ReportReceived
+from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
+from gsmgw.events import MessageReceived, ReportReceived
 from gsmgw.sms import DecodeError, Sms, decode_pdu, join_parts
 from gsmgw.spool.format import (
+    Headers,
     build_incoming,
     build_report,
     incoming_name,
@@ -44,7 +46,7 @@ from gsmgw.spool.format import (
     update_headers,
 )
 from gsmgw.spool.journal import ForwardedReport, InboundGroup, Journal, ReportMatch
-from gsmgw.spool.message_status import REPORT_DELIVERED, delivery
+from gsmgw.spool.message_status import REPORT_DELIVERED, Delivery, delivery
 from gsmgw.spool.store import Spool
 
 log = logging.getLogger("gsmgw.inbound")
@@ -382,7 +384,7 @@ class Inbound:
             )
         return name
 
-    def _update_sent_file(self, message_id: str, whole) -> dict[str, str]:
+    def _update_sent_file(self, message_id: str, whole: Delivery) -> Headers:
         """Write `Status:` (and `Delivered:` once every part is) into sent/<id>. The file may not be
         there yet (a report for part 1 can beat the submit of part 3); the worker then writes
         the same headers itself when it writes the file (`Outbound.finish_sent`)."""
@@ -390,12 +392,12 @@ class Inbound:
             data = self.spool.read("sent", message_id)
         except FileNotFoundError:
             try:
-                return self.spool.verified(self.spool.read("checked", message_id)).headers.as_dict()
+                return self.spool.verified(self.spool.read("checked", message_id)).headers
             except (OSError, ValueError):
-                return {}
+                return Headers()
         updated = update_headers(data, whole.sent_file_headers())
         self.spool.write_atomic("sent", message_id, updated)
-        return self.spool.verified(updated).headers.as_dict()
+        return self.spool.verified(updated).headers
 
 
 def _part_key(sim: str, pdu_hex: str) -> str:

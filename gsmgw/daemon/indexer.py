@@ -32,14 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import overload
 
-from gsmgw.daemon.events import (
-    MessageFailed,
-    MessageQueued,
-    MessageReceived,
-    MessageSent,
-    ModemStateChanged,
-    ReportReceived,
-)
+from gsmgw.events import MessageFailed, MessageQueued, MessageReceived, MessageSent, ModemStateChanged, ReportReceived
 from gsmgw.http.spoolview import find_outgoing, inbox_entry, parse_time
 from gsmgw.spool.message_status import DELIVERED, SPOOL_DIRECTORIES, from_file, valid_name
 from gsmgw.spool.format import SpoolFormatError, message_text, read_spool_file

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from gsmgw.config import OptOutConfig
-from gsmgw.daemon.events import MessageReceived
+from gsmgw.events import MessageReceived
 from gsmgw.spool.format import iso, make_outgoing
 
 log = logging.getLogger("gsmgw.optout")

@@ -36,14 +36,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from gsmgw.daemon.events import EventBus, MessageFailed, MessageQueued, MessageSent
+from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.optout import OptOutList, opted_out_reason
 from gsmgw.daemon.pool import DAY, MINUTE, ModemView, Usage, plan
+from gsmgw.events import MessageFailed, MessageQueued, MessageSent
 from gsmgw.sms import encode_submit
 from gsmgw.spool import journal as J
 from gsmgw.spool.format import (
     TRUSTED_HEADERS,
+    Headers,
     SpoolFormatError,
     build_failed,
     build_sent,
@@ -131,7 +133,7 @@ class Outbound:
         fsync) for many files, and a flood of 100,000 files never sits in memory at once. A
         crash between a claim and its commit leaves the file in checked/, which `recover`
         queues."""
-        queued: list[tuple[NewMessage, Mapping[str, str]]] = []
+        queued: list[tuple[NewMessage, Headers]] = []
         originals: list[str] = []
         count = 0
         consumed = 0
@@ -189,7 +191,7 @@ class Outbound:
 
     def _prepare_one(
         self, name: str, data: bytes, mtime: _dt.datetime | None, *, recovering: bool = False
-    ) -> tuple[list[tuple[NewMessage, Mapping[str, str]]], str | None]:
+    ) -> tuple[list[tuple[NewMessage, Headers]], str | None]:
         """`_prepare`, where an error of this one file stops nothing but this file: it goes to
         failed/ with the error as its reason, and the claim or the recovery goes on with the
         next file. OSError is not the file's fault (a full disk): the caller deals with it."""
@@ -223,7 +225,7 @@ class Outbound:
 
     def _prepare(
         self, name: str, data: bytes, mtime: _dt.datetime | None, *, recovering: bool = False
-    ) -> tuple[list[tuple[NewMessage, Mapping[str, str]]], str | None]:
+    ) -> tuple[list[tuple[NewMessage, Headers]], str | None]:
         """Parse a file now in checked/; fail it, or return its messages (and the original's name
         when it was expanded into one file per recipient).
 
@@ -275,9 +277,9 @@ class Outbound:
                 files.append((child, child_data, number))
             original = name
             log.info("%s: %d recipients, one message each: %s.1 .. .%d", name, len(recipients), name, len(recipients))
-        headers = parsed.headers.as_dict()
-        campaign = _get_ci(headers, "campaign")
-        messages: list[tuple[NewMessage, Mapping[str, str]]] = []
+        headers = parsed.headers
+        campaign = headers.get("Campaign")
+        messages: list[tuple[NewMessage, Headers]] = []
         for file_name, _file_data, number in files:
             opted_out = self.optouts.get(number) if campaign and self.optouts is not None else None
             if opted_out is not None:
@@ -310,10 +312,10 @@ class Outbound:
                 expires=_ts(parsed.expires),
                 pinned=parsed.modem,
                 report=parsed.report,
-                client=_get_ci(headers, "client"),
-                callback=_get_ci(headers, "callback"),
+                client=headers.get("Client"),
+                callback=headers.get("Callback"),
             )
-            messages.append((message, dict(headers, To=number)))
+            messages.append((message, headers.updated({"To": number})))
         return messages, original
 
     def _fail_unqueued(self, name: str, data: bytes, reason: str, *, src: str = "checked") -> None:
@@ -393,7 +395,7 @@ class Outbound:
                 imsi=imsi,
                 message_ids=message_ids,
                 path=path,
-                headers=self.spool.verified(content).headers.as_dict(),
+                headers=self.spool.verified(content).headers,
             )
         )
         return path
@@ -423,11 +425,11 @@ class Outbound:
             original = self.spool.read("checked", name)
         except FileNotFoundError:
             original = None
-        headers: dict[str, str] = {}
+        headers = Headers()
         if original is not None:
             content = build_failed(original, failed=_aware(now), reason=reason, attempts=attempts)
             self.spool.finish(name, "failed", content)
-            headers = self.spool.verified(content).headers.as_dict()
+            headers = self.spool.verified(content).headers
         elif not self.spool.exists("failed", name):
             log.error("%s: failed, but its file vanished from checked/", name)
         log.warning("%s: failed after %d attempt(s): %s", name, attempts, reason)
@@ -561,13 +563,6 @@ def _parse(data: bytes, settings: SendSettings, now: float, mtime: _dt.datetime 
         created=mtime,
         seal_key=seal_key,
     )
-
-
-def _get_ci(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
 
 
 class Dispatcher:

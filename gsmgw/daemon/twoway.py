@@ -45,7 +45,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from gsmgw.daemon.events import CallReceived, MessageReceived
+from gsmgw.events import CallReceived, MessageReceived
 from gsmgw.sms.address import sender_number, ton_name
 
 log = logging.getLogger("gsmgw.twoway")

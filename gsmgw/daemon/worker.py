@@ -41,11 +41,12 @@ from gsmgw.at.errors import AtCommandError, ModemError, ModemTimeout, PortGone
 from gsmgw.at.supervisor import ModemSupervisor, SupervisorEvent
 from gsmgw.daemon import pool
 from gsmgw.daemon.calls import CallLog, CallTracker
-from gsmgw.daemon.events import EventBus, ModemStateChanged
+from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.inbound import Inbound
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.outbound import Outbound
 from gsmgw.daemon.status import ModemStatus
+from gsmgw.events import ModemStateChanged
 from gsmgw.spool import journal as J
 from gsmgw.spool.journal import Fenced, Journal, JournalUnavailable, QueuedMessage
 from gsmgw.ussd import UssdError

@@ -43,6 +43,7 @@ from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp
 from gsmgw.email.addresses import reply_address
 from gsmgw.email.compose import OutgoingMail, domain_of, outcome_mail, received_mail
 from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
+from gsmgw.spool.format import Headers
 
 log = logging.getLogger("gsmgw.email")
 
@@ -176,7 +177,7 @@ class _Outcome:
     to: str
     text: str | None
     modem: str | None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Headers = field(default_factory=Headers)
 
 
 def _read_outcome(spool: Any, path: str | None) -> _Outcome | None:
@@ -191,15 +192,7 @@ def _read_outcome(spool: Any, path: str | None) -> _Outcome | None:
         return None
     headers = spool_file.headers
     text = spool_file.body.decode("utf-8", "replace").rstrip("\n") or None
-    return _Outcome(headers.get("To") or "", text, headers.get("Modem"), headers.as_dict())
-
-
-def _header(headers: Any, name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in (headers or {}).items():
-        if key.lower() == wanted:
-            return value
-    return None
+    return _Outcome(headers.get("To") or "", text, headers.get("Modem"), headers)
 
 
 def _parse_time(text: str | None) -> datetime:
@@ -306,14 +299,14 @@ class MailOut:
             kind=kind,
         )
 
-    def failed(self, spool_id: str, to: str | None, reason: str, path: str | None, headers: Any) -> OutgoingMail | None:
+    def failed(self, spool_id: str, to: str | None, reason: str, path: str | None, headers: Headers) -> OutgoingMail | None:
         """The mail of a failed SMS: to `email_out.failed`, and with `report`, to the sender of the
         mail it came from."""
         settings = self.settings()
         outcome = _read_outcome(self.ctx.spool, path)
-        known = {**(outcome.headers if outcome else {}), **dict(headers or {})}
+        known = (outcome.headers if outcome else Headers()).updated(headers.as_dict())  # the event's count
         recipients = list(settings.failed)
-        mail_sender = _header(known, H_EMAIL_FROM)
+        mail_sender = known.get(H_EMAIL_FROM)
         if settings.report and mail_sender and mail_sender not in recipients:
             recipients.append(mail_sender)  # the sender of the mail hears of its SMS's end, like a bounce
         if not recipients:
@@ -322,7 +315,7 @@ class MailOut:
             kind="failed", spool_id=spool_id, to=to or (outcome.to if outcome else ""), outcome="failed",
             detail=f"The SMS could not be sent: {reason}", text=outcome.text if outcome else None,
             modem=outcome.modem if outcome else None,
-            answers=_header(known, H_EMAIL_MESSAGE_ID),
+            answers=known.get(H_EMAIL_MESSAGE_ID),
             date=datetime.now().astimezone(), from_header=settings.sender, recipients=tuple(recipients),
             domain=self._domain(),
         )
@@ -330,7 +323,7 @@ class MailOut:
     def report(self, report_name: str, event: Any) -> OutgoingMail | None:
         """A final delivery report, to the sender of the mail the SMS came from (`email_out.report`)."""
         settings = self.settings()
-        mail_sender = _header(event.headers, H_EMAIL_FROM)
+        mail_sender = event.headers.get(H_EMAIL_FROM)
         if not settings.report or not mail_sender or event.status == "pending":
             return None
         sent = _read_outcome(self.ctx.spool, str(self.ctx.spool.path("sent", event.id)))
@@ -340,7 +333,7 @@ class MailOut:
             detail = f"The SMS to {event.to} was not delivered: the network reported status {event.tp_status}."
         return outcome_mail(
             kind="report", spool_id=report_name, to=event.to, outcome=event.status, detail=detail,
-            text=sent.text if sent else None, modem=event.modem, answers=_header(event.headers, H_EMAIL_MESSAGE_ID),
+            text=sent.text if sent else None, modem=event.modem, answers=event.headers.get(H_EMAIL_MESSAGE_ID),
             date=datetime.now().astimezone(), from_header=settings.sender, recipients=(mail_sender,),
             domain=self._domain(),
         )

@@ -35,8 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from gsmgw.events import MessageFailed, ReportReceived
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, peer_address
-from gsmgw.spool.format import SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file
+from gsmgw.spool.format import Headers, SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file
 from gsmgw.spool.message_status import MessageStatus, lookup
 
 from . import message as M
@@ -81,18 +82,6 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
-
-
-def _header(headers: Any, name: str) -> str | None:
-    """Case-insensitive header lookup in an event's headers mapping (docs/spool.md: names are
-    case-insensitive)."""
-    if not headers:
-        return None
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 def _parse_iso(value: str | None) -> datetime | None:
@@ -644,7 +633,7 @@ class SmppServer:
                     )
                 )
 
-    def _report(self, event: Any) -> None:
+    def _report(self, event: ReportReceived) -> None:
         if event.status == "delivered":
             if not event.delivered:
                 return  # some parts are still on their way; the receipt is for the whole message
@@ -652,13 +641,13 @@ class SmppServer:
         elif event.status == "failed":
             self._receipt(event.id, event.to, event.headers, "UNDELIV", _parse_iso(event.discharge), event.tp_status)
 
-    def _failed(self, event: Any) -> None:
-        stat = "EXPIRED" if getattr(event, "expired", False) else "UNDELIV"
+    def _failed(self, event: MessageFailed) -> None:
+        stat = "EXPIRED" if event.expired else "UNDELIV"
         self._receipt(event.id, event.to or "", event.headers, stat, datetime.now(timezone.utc), 0)
 
-    def _receipt(self, message_id: str, to: str, headers: Any, stat: str, done: datetime | None, err: int) -> None:
-        client_name = _header(headers, H_CLIENT)
-        wanted = _header(headers, H_RECEIPT)
+    def _receipt(self, message_id: str, to: str, headers: Headers, stat: str, done: datetime | None, err: int) -> None:
+        client_name = headers.get(H_CLIENT)
+        wanted = headers.get(H_RECEIPT)
         if not client_name or wanted not in ("1", "2"):
             return
         if wanted == "2" and stat == "DELIVRD":
@@ -672,16 +661,16 @@ class SmppServer:
             del self._final_receipts[next(iter(self._final_receipts))]
         text = self._original_text(message_id)
         body = M.receipt_text(
-            message_id=message_id, stat=stat, submitted=_parse_iso(_header(headers, H_SUBMITTED)),
+            message_id=message_id, stat=stat, submitted=_parse_iso(headers.get(H_SUBMITTED)),
             done=done or datetime.now(timezone.utc), err=err, text=text,
         )
-        coding = (_header(headers, H_DATA_CODING) or "").strip()
+        coding = (headers.get(H_DATA_CODING) or "").strip()
         data_coding, short_message = M.receipt_short_message(body, int(coding) if coding.isdigit() else None)
         self.queue_delivery(
             Delivery(
                 client_name=client_name,
                 source_addr=to,
-                destination_addr=_header(headers, H_SOURCE) or "",
+                destination_addr=headers.get(H_SOURCE) or "",
                 data_coding=data_coding,
                 esm_class=P.ESM_DELIVERY_RECEIPT,
                 short_message=short_message,

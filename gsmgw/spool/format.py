@@ -182,6 +182,22 @@ class Headers:
     def items(self) -> tuple[tuple[str, str], ...]:
         return self._items
 
+    def updated(self, values: Mapping[str, str]) -> Headers:
+        """These headers with `values` set: each replaces every line of its name (in the place
+        of the first), new names come last."""
+        wanted = {name.lower(): (name, value) for name, value in values.items()}
+        placed: set[str] = set()
+        items: list[tuple[str, str]] = []
+        for key, value in self._items:
+            lowered = key.lower()
+            if lowered not in wanted:
+                items.append((key, value))
+            elif lowered not in placed:
+                items.append((key, wanted[lowered][1]))
+                placed.add(lowered)
+        items.extend(item for lowered, item in wanted.items() if lowered not in placed)
+        return Headers(items)
+
     def as_dict(self) -> dict[str, str]:
         """Name (as first written) -> last value; for JSON and webhooks."""
         result: dict[str, str] = {}

@@ -40,7 +40,7 @@ class Modems:
         tallies = await console.read(console.index.tallies, charts.since_hour_for_daily(now), name)
         last_balance = getattr(console.ctx, "last_balance", None)
         defaults: dict[str, object] = {"balance": last_balance(name) if last_balance is not None else None, "balance_error": "",
-                    "test_to": "", "errors": {}}
+                                       "test_to": "", "errors": {}}
         defaults.update(values)
         return {
             "name": name, "modem": status or {"name": name, "state": "absent"}, "config": config,
