@@ -53,7 +53,7 @@ from datetime import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -65,6 +65,9 @@ from gsmgw.events import CallReceived, ReportReceived
 from gsmgw.spool.format import Headers, read_spool_file
 from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp
 from gsmgw.spool.message_status import REPORT_DELIVERED, REPORT_PENDING, report_word
+
+if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
+    from gsmgw.daemon.context import GatewayContext
 
 log = logging.getLogger("gsmgw.webhooks")
 
@@ -626,7 +629,7 @@ class WebhookService:
     the HTTP server then uses that one instead of starting a second.
     """
 
-    def __init__(self, ctx: Any, *, registry: Callable[[], ClientRegistry] | None = None):
+    def __init__(self, ctx: GatewayContext, *, registry: Callable[[], ClientRegistry] | None = None):
         self.ctx = ctx
         self._registry_provider = registry
         self._registry: ClientRegistry | None = None
@@ -668,7 +671,7 @@ class WebhookService:
         await self.queue.close()
 
 
-async def start(ctx: Any, *, registry: Callable[[], ClientRegistry] | None = None) -> WebhookService:
+async def start(ctx: GatewayContext, *, registry: Callable[[], ClientRegistry] | None = None) -> WebhookService:
     """Start the daemon's webhooks (see WebhookService); `await service.close()` stops them."""
     service = WebhookService(ctx, registry=registry)
     await service.start()

@@ -488,7 +488,7 @@ class Gateway:
             try:
                 from gsmgw.email import mailout
 
-                self._servers.append(await mailout.start(self.ctx))
+                self._servers.append(await mailout.start(ctx))
             except Exception as error:  # noqa: BLE001 - any failure stops the start, with its reason
                 raise StartupError(f"cannot start mail out (email_out:): {error}") from None
         for key, module in (("http", "gsmgw.http.server"), ("smpp", "gsmgw.smpp.server"), ("smtp", "gsmgw.email.listener")):
@@ -500,7 +500,7 @@ class Gateway:
                 log.error("%s is configured but %s cannot be loaded: %s", key, module, error)
                 continue
             try:
-                server = await server_module.start(self.ctx)
+                server = await server_module.start(ctx)
             except Exception as error:  # noqa: BLE001 - any failure to listen stops the start
                 # Their errors already say what to fix (address in use, TLS files, ...).
                 raise StartupError(f"cannot start the {key} listener: {error}") from None

@@ -7,8 +7,9 @@ write messages into the spool (`ctx.spool.submit`), subscribe to `ctx.bus`, and 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
 from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
@@ -16,10 +17,42 @@ from gsmgw.spool.journal import Journal
 from gsmgw.spool.message_status import MessageStatus
 from gsmgw.spool.store import Spool
 
+if TYPE_CHECKING:  # types only: the listeners and services import the context, not the reverse
+    from gsmgw.clients import ClientRegistry
+    from gsmgw.config import Config
+    from gsmgw.daemon.indexer import Indexer
+    from gsmgw.daemon.optout import OptOutList
+    from gsmgw.groups import GroupBook
+    from gsmgw.http.alertmanager import AlertmanagerService
+    from gsmgw.sim import SimNetwork
+    from gsmgw.spool.index import MessageIndex
+    from gsmgw.ussd import Balance, UssdAnswer, UssdError
+    from gsmgw.web.app import Console
+    from gsmgw.webhooks import WebhookService
+
+
+class AskUssd(Protocol):
+    """`await ctx.ussd(modem, code)`: gsmgw.ussd.Ussd.ask."""
+
+    def __call__(self, modem: str, code: str, timeout: float = ...) -> Awaitable[UssdAnswer]: ...
+
+
+class AskBalance(Protocol):
+    """`await ctx.balance(modem)`: gsmgw.ussd.Ussd.balance."""
+
+    def __call__(self, modem: str, *, max_age: float = ...) -> Awaitable[Balance]: ...
+
+
+class AskBalances(Protocol):
+    """`await ctx.balances()`: gsmgw.ussd.Ussd.balances, {modem: Balance | UssdError} of the modems
+    with a balance: code."""
+
+    def __call__(self, *, max_age: float = ...) -> Awaitable[dict[str, Balance | UssdError]]: ...
+
 
 @dataclass
 class GatewayContext:
-    config: Any  # gsmgw.config.Config (replaced on SIGHUP reload)
+    config: Config  # replaced on SIGHUP reload
     spool: Spool
     journal: Journal
     bus: EventBus
@@ -28,34 +61,33 @@ class GatewayContext:
     _message_status: Callable[[str], MessageStatus | None] = field(repr=False)
     _wake: Callable[[], None] = field(repr=False, default=lambda: None)
     _cancel: Callable[[str, str], str | None] = field(repr=False, default=lambda message_id, reason: "not possible here")
-    # Shared by HTTP and SMPP so client limits count both together (gsmgw.clients.ClientRegistry).
-    clients: Any = None
+    # Shared by HTTP, SMPP and SMTP so client limits count them together; None when no door runs.
+    clients: ClientRegistry | None = None
     # Set by gsmgw.http.alertmanager.add_routes when alertmanager: is configured.
-    alertmanager: Any = None
-    # gsmgw.webhooks.WebhookService, started by app.py when webhooks: is configured.
-    webhooks: Any = None
-    # USSD on the daemon's modems (gsmgw.ussd.Ussd), None in a process that runs none:
-    # `await ctx.ussd(modem, code)` -> UssdAnswer(modem, code, status, text);
-    # `await ctx.balance(modem)` -> Balance(modem, code, text, amount, checked, status);
-    # both raise UssdError(kind, message) (unknown_modem, not_ready, no_code, bad_code, timeout, modem).
-    ussd: Any = None
-    balance: Any = None
-    balances: Any = None  # `await ctx.balances()` -> {modem: Balance | UssdError} of modems with a balance: code
-    last_balance: Any = None  # `ctx.last_balance(modem)` -> the last Balance asked, or None (asks nothing)
-    # gsmgw.spool.index.MessageIndex (the journal's message index) and the gsmgw.daemon.indexer
-    # .Indexer that keeps it current (its `subscribe` tells listeners what it committed).
-    index: Any = None
-    indexer: Any = None
-    # gsmgw.groups.GroupBook: the config's and the console's groups (`group:NAME` means either).
-    groups: Any = None
-    # gsmgw.daemon.optout.OptOutList: who sent STOP (campaign messages to them fail).
-    optouts: Any = None
-    # gsmgw.web.app.Console when the web console runs (set by the HTTP server; login_link()).
-    console: Any = None
-    # The simulated network of `gsmgw run --simulate` (gsmgw.sim.SimNetwork); None on real modems.
-    simulator: Any = None
+    alertmanager: AlertmanagerService | None = None
+    # Started by app.py when webhooks: is configured (or by the HTTP server).
+    webhooks: WebhookService | None = None
+    # USSD on the daemon's modems, None in a process that runs none. They raise
+    # UssdError(kind, message) (unknown_modem, not_ready, no_code, bad_code, timeout, modem).
+    ussd: AskUssd | None = None
+    balance: AskBalance | None = None
+    balances: AskBalances | None = None
+    # `ctx.last_balance(modem)`: the last Balance asked, or None (asks nothing).
+    last_balance: Callable[[str], Balance | None] | None = None
+    # The journal's message index and the Indexer that keeps it current (its `subscribe` tells
+    # listeners what it committed).
+    index: MessageIndex | None = None
+    indexer: Indexer | None = None
+    # The config's and the console's groups (`group:NAME` means either).
+    groups: GroupBook | None = None
+    # Who sent STOP (campaign messages to them fail).
+    optouts: OptOutList | None = None
+    # The web console when it runs (set by the HTTP server; login_link()).
+    console: Console | None = None
+    # The simulated network of `gsmgw run --simulate`; None on real modems.
+    simulator: SimNetwork | None = None
     # Set when the daemon stops taking new work (SIGTERM); listeners answer "try later" from then on.
-    stopping: Any = None  # asyncio.Event
+    stopping: asyncio.Event | None = None
 
     def status_snapshot(self) -> dict:
         """The same dict as `gsmgw status --json` (docs/spool.md), current as of this call."""

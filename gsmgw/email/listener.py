@@ -43,7 +43,7 @@ import time
 from collections import ChainMap, Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 from prometheus_client.core import CounterMetricFamily
@@ -56,6 +56,9 @@ from gsmgw.http.submit import BatchSubmitter, OverLimit, SubmitError, queue_for_
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, cannot_listen, server_tls
 from gsmgw.listen import peer_address as transport_peer
 from gsmgw.http.validation import ApiError, SendPolicy, SendRequest, check_text, prepare_messages, retry_after_seconds
+
+if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
+    from gsmgw.daemon.context import GatewayContext
 
 log = logging.getLogger("gsmgw.email")
 # aiosmtpd logs every command at INFO; at hundreds of mails a second that is noise (and time).
@@ -195,11 +198,13 @@ class GatewaySMTP(SMTP):
 class SmtpDoor:
     """aiosmtpd's handler: one method per SMTP command (`handle_*`) and the AUTH check."""
 
-    def __init__(self, ctx: Any, limits: SessionLimits, submitter: BatchSubmitter):
-        self.ctx = ctx
-        self.started_with = ctx.config.smtp
-        self.limits = limits
+    def __init__(self, ctx: GatewayContext, limits: SessionLimits, submitter: BatchSubmitter):
         smtp = ctx.config.smtp
+        if smtp is None:
+            raise ListenerStartError("smtp: is not in the config; add it (docs/config.md) to start the mail door")
+        self.ctx = ctx
+        self.started_with = smtp
+        self.limits = limits
         self.guard = ConnectionGuard("smtp", ConnectionLimits(smtp.max_connections, smtp.max_connections_per_address,
                                                               smtp.timeout), clock=time.monotonic)
         self.submitter = submitter
@@ -487,12 +492,15 @@ class SmtpCollector:
 
 
 class SmtpListener:
-    def __init__(self, ctx: Any, limits: SessionLimits | None = None):
+    def __init__(self, ctx: GatewayContext, limits: SessionLimits | None = None):
+        smtp = ctx.config.smtp
+        if smtp is None:
+            raise ListenerStartError("smtp: is not in the config; add it (docs/config.md) to start the mail door")
         self.ctx = ctx
-        self.smtp_config = ctx.config.smtp  # listen and tls are read once; a change needs a restart
+        self.smtp_config = smtp  # listen and tls are read once; a change needs a restart
         limits = limits or SessionLimits()
         if limits.timeout is None:
-            limits = dataclasses.replace(limits, timeout=ctx.config.smtp.timeout)
+            limits = dataclasses.replace(limits, timeout=smtp.timeout)
         self.limits = limits
         # Two writers: an SMTP session waits for each reply, so more batches in parallel only make
         # them smaller and the threads fight over the interpreter lock (bench/bench_email.py: 8
@@ -564,7 +572,7 @@ class SmtpListener:
             self._collector = None
 
 
-async def start(ctx: Any, *, limits: SessionLimits | None = None) -> SmtpListener:
+async def start(ctx: GatewayContext, *, limits: SessionLimits | None = None) -> SmtpListener:
     """Start the SMTP listener of `ctx.config.smtp`; `await listener.close()` stops it."""
     listener = SmtpListener(ctx, limits)
     await listener.start()

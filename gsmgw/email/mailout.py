@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -44,6 +44,9 @@ from gsmgw.email.addresses import reply_address
 from gsmgw.email.compose import OutgoingMail, domain_of, outcome_mail, received_mail
 from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
 from gsmgw.spool.format import Headers
+
+if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
+    from gsmgw.daemon.context import GatewayContext
 
 log = logging.getLogger("gsmgw.email")
 
@@ -206,7 +209,7 @@ class MailOut:
     """The daemon's mail out: the queue, subscribed to the bus, announcing what a crash left
     unannounced (see the module docstring)."""
 
-    def __init__(self, ctx: Any, *, clock: Callable[[], float] = time.time, first_delay: float = FIRST_DELAY,
+    def __init__(self, ctx: GatewayContext, *, clock: Callable[[], float] = time.time, first_delay: float = FIRST_DELAY,
                  max_delay: float = MAX_DELAY, timeout: float = TIMEOUT):
         self.ctx = ctx
         self.started_with = ctx.config.email_out
@@ -432,7 +435,7 @@ class MailOutCollector:
         yield retrying
 
 
-async def start(ctx: Any, **options: Any) -> MailOut:
+async def start(ctx: GatewayContext, **options: Any) -> MailOut:
     """Start mail out for `ctx.config.email_out`; `await service.close()` stops it."""
     service = MailOut(ctx, **options)
     await service.start()

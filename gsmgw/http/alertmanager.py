@@ -56,9 +56,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from gsmgw.sms.split import count_parts
+
+if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
+    from gsmgw.daemon.context import GatewayContext
 
 log = logging.getLogger("gsmgw.alertmanager")
 
@@ -933,7 +936,7 @@ class AlertmanagerService:
         return {"receiver": name, "notifications": list(runtime.recent)}
 
 
-def add_routes(app: Any, ctx: Any) -> AlertmanagerService | None:
+def add_routes(app: Any, ctx: GatewayContext) -> AlertmanagerService | None:
     """Register the receiver routes on the aiohttp app (called by gsmgw.http.server).
 
     `ctx` is the daemon's GatewayContext: `config`, `spool`, and `clients` (a

@@ -68,7 +68,8 @@ from gsmgw.ussd import USSD_TIMEOUT, UssdError
 # UssdError kinds (gsmgw.ussd) -> HTTP status.
 USSD_STATUSES = {"bad_code": 400, "unknown_modem": 404, "no_code": 409, "not_ready": 409, "timeout": 504, "modem": 502}
 
-if TYPE_CHECKING:  # imported at run time only when the config has them (make_app)
+if TYPE_CHECKING:  # types only: the daemon hands the context over; the others load when configured (make_app)
+    from gsmgw.daemon.context import GatewayContext
     from gsmgw.http.alertmanager import AlertmanagerService
     from gsmgw.web.app import Console
 
@@ -209,7 +210,7 @@ async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 class HttpServer:
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: GatewayContext):
         self.ctx = ctx
         # Listener settings (listen, tls, metrics) are read once; a change needs a restart.
         self.config = ctx.config
@@ -673,7 +674,7 @@ class HttpServer:
         return web.Response(body=output, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def start(ctx: Any) -> HttpServer:
+async def start(ctx: GatewayContext) -> HttpServer:
     """Start the HTTP server for the daemon; `await server.close()` stops it."""
     server = HttpServer(ctx)
     await server.start()

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gsmgw.events import MessageFailed, ReportReceived
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, peer_address
@@ -47,6 +47,9 @@ from .pdu import MessageState, Status, Tag
 from .session import (
     Bound, Close, Delivered, Delivery, Park, Query, Queue, Send, Session, Submission, Submit, Timers,
 )
+
+if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
+    from gsmgw.daemon.context import GatewayContext
 
 log = logging.getLogger("gsmgw.smpp")
 
@@ -709,7 +712,7 @@ def _ssl_context(tls: Any) -> ssl.SSLContext | None:
     return context
 
 
-async def start(ctx: Any) -> SmppServer:
+async def start(ctx: GatewayContext) -> SmppServer:
     """Start the SMPP server for the daemon (`gsmgw.daemon.app`), as `config.smpp` says.
 
     Uses `ctx.config`, `ctx.spool`, `ctx.bus`, `ctx.message_status` and the shared client
@@ -717,6 +720,8 @@ async def start(ctx: Any) -> SmppServer:
     count HTTP and SMPP submissions together."""
     config = ctx.config
     smpp = config.smpp
+    if smpp is None:
+        raise ValueError("smpp: is not in the config; add it (docs/config.md) to start the SMPP listener")
     registry = getattr(ctx, "clients", None)
     if registry is None:
         from gsmgw.clients import ClientRegistry

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
@@ -34,6 +34,10 @@ from gsmgw.clients import ADMIN, OPERATOR, Client, visibility
 from gsmgw.spool.index import IN, OUT, Scope
 from gsmgw.web import auth
 from gsmgw.web.sse import Connection, Hub
+
+if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
+    from gsmgw.daemon.context import GatewayContext
+    from gsmgw.http.server import HttpServer
 
 log = logging.getLogger("gsmgw.web")
 
@@ -141,7 +145,7 @@ async def text_fields(request: web.Request) -> dict[str, str]:
 
 
 class Console:
-    def __init__(self, server, ctx):
+    def __init__(self, server: HttpServer, ctx: GatewayContext):
         self.server = server
         self.ctx = ctx
         self.sessions = auth.Sessions()
