@@ -137,6 +137,7 @@ def send(config_option, to, groups, report, flash, validity, priority, modem, ex
             click.echo(line)
         return
 
+    assert spool_dir is not None  # refused above unless --dry-run, which has returned
     spool = Spool(spool_dir)
     try:
         os.makedirs(spool.path("outgoing"), exist_ok=True)
