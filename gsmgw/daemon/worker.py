@@ -55,9 +55,9 @@ log = logging.getLogger("gsmgw.worker")
 
 REST_AFTER = 3  # consecutive failed sends that rest a modem
 REST_SECONDS = 60.0
-PROBE_RETRY = 30.0
-DISK_RETRY = 30.0
-UNCERTAIN_GRACE = 20.0  # after a submit timed out, how long a late +CMGS answer is waited for  # a result that could not be written (disk full) is tried again after this  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
+PROBE_RETRY = 30.0  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
+DISK_RETRY = 30.0  # a result that could not be written (disk full) is tried again after this
+UNCERTAIN_GRACE = 20.0  # after a submit timed out, how long a late +CMGS answer is waited for
 SWEEP_STORAGES = ("SM", "ME", "SR")  # SR: status reports, on modems that keep them apart
 RECEIVED_STATS = (0, 1)  # TS 27.005 §3.1 <stat>: received unread / read (2, 3 are outgoing copies)
 
