@@ -291,3 +291,38 @@ def test_a_modem_that_restarts_without_a_word_is_noticed_by_its_echo(net):
     restarted, settings = run(main())
     assert "echoed" in restarted.detail
     assert settings == (False, 1, [2, 1, 0, 2, 0])
+
+
+def test_every_event_kind_has_a_state_or_none_and_every_state_its_moves():
+    from gsmgw.at.supervisor import ENTERS, MOVES, EventKind, SupervisorState
+
+    assert set(ENTERS) == set(EventKind)
+    assert set(MOVES) == set(SupervisorState)
+    assert all(SupervisorState.STOPPED in moves for moves in MOVES.values())  # stop() ends any state
+
+
+def test_the_supervisor_refuses_a_move_its_table_does_not_list():
+    from gsmgw.at.supervisor import EventKind, SupervisorState
+    from gsmgw.states import StateMoveRefused
+
+    events: list[SupervisorEvent] = []
+    supervisor = ModemSupervisor("/dev/nonexistent-gsmgw-test", on_event=events.append)
+    supervisor._emit(EventKind.OPENING)
+    supervisor._emit(EventKind.READY)
+    with pytest.raises(StateMoveRefused, match="ready -> busy"):
+        supervisor._emit(EventKind.BUSY)  # a ready modem's port is not taken from it unseen
+    assert supervisor.state is SupervisorState.READY and [e.kind for e in events] == ["opening", "ready"]
+    supervisor._emit(EventKind.MODEM_CHANGED)  # no state of its own
+    assert supervisor.state is SupervisorState.READY
+
+
+def test_the_worker_table_brings_a_down_modem_back_only_through_starting():
+    from gsmgw.daemon import pool
+    from gsmgw.states import StateMoveRefused, check_move
+
+    assert set(pool.WORKER_MOVES) == set(pool.WorkerState)
+    for down in (pool.ABSENT, pool.LOCKED, pool.FAILED):
+        check_move(pool.WORKER_MOVES, down, pool.STARTING, "w")
+        for up in (pool.READY, pool.BUSY):
+            with pytest.raises(StateMoveRefused):
+                check_move(pool.WORKER_MOVES, down, up, "w")

@@ -11,6 +11,9 @@ States and what moves between them (each move is reported as a :class:`Superviso
     ready --the modem announces a restart (RDY, SMS Ready, +CFUN: 1, +CPIN: ...)--> restarted
         --> the recovery steps above, whose first (initialize again) normally does it
 
+The same picture is the table MOVES in code (SupervisorState, EventKind): a move it does not
+list is refused (gsmgw.states.StateMoveRefused), so a new state cannot slip in undrawn.
+
 A modem that restarts behind its port (a USB power dip, a watchdog) comes back with its
 power-up settings: echo on, no +CMEE (firmwares that hide +CMS codes then too answer a
 permanent +CMS ERROR 21 with a bare ERROR, which reads as temporary), no +CNMI routing (no SMS
@@ -38,12 +41,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from gsmgw.at.errors import ModemError, ModemTimeout, PortBusy, PortGone, SimLocked
 from gsmgw.at.events import ModemReady, Urc, announces_restart
 from gsmgw.at.modem import Modem, ModemInfo
+from gsmgw.states import check_move
 
 log = logging.getLogger("gsmgw.at")
 
@@ -51,13 +56,81 @@ RECOVERY_STEPS = ("reinit", "reset", "reopen")
 MAX_RESTARTS_DURING_INIT = 3
 
 
+class SupervisorState(StrEnum):
+    """Where the supervisor is (the module docstring draws the moves)."""
+
+    STOPPED = "stopped"
+    OPENING = "opening"
+    READY = "ready"
+    ABSENT = "absent"
+    BUSY = "busy"  # another process holds the port
+    LOCKED = "locked"
+    UNRESPONSIVE = "unresponsive"
+    RESTARTED = "restarted"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """What a SupervisorEvent reports. Most are the state it enters; RECOVERY (a step of the
+    ladder), RECOVERED (back to ready), SIM_CHANGED and MODEM_CHANGED (same SIM, other IMEI)
+    are not states of their own."""
+
+    OPENING = "opening"
+    READY = "ready"
+    ABSENT = "absent"
+    BUSY = "busy"
+    LOCKED = "locked"
+    UNRESPONSIVE = "unresponsive"
+    RECOVERY = "recovery"
+    RESTARTED = "restarted"
+    RECOVERED = "recovered"
+    FAILED = "failed"
+    SIM_CHANGED = "sim_changed"
+    MODEM_CHANGED = "modem_changed"
+    STOPPED = "stopped"
+
+
+# The state each kind of event enters; None: the state stays.
+ENTERS: Mapping[EventKind, SupervisorState | None] = {
+    EventKind.OPENING: SupervisorState.OPENING,
+    EventKind.READY: SupervisorState.READY,
+    EventKind.ABSENT: SupervisorState.ABSENT,
+    EventKind.BUSY: SupervisorState.BUSY,
+    EventKind.LOCKED: SupervisorState.LOCKED,
+    EventKind.UNRESPONSIVE: SupervisorState.UNRESPONSIVE,
+    EventKind.RECOVERY: None,
+    EventKind.RESTARTED: SupervisorState.RESTARTED,
+    EventKind.RECOVERED: SupervisorState.READY,
+    EventKind.FAILED: SupervisorState.FAILED,
+    EventKind.SIM_CHANGED: None,
+    EventKind.MODEM_CHANGED: None,
+    EventKind.STOPPED: SupervisorState.STOPPED,
+}
+
+_S = SupervisorState
+# The moves the loop makes (gsmgw.states.check_move refuses any other: a bug). stop() may end
+# every state, so each also moves to stopped.
+MOVES: Mapping[SupervisorState, frozenset[SupervisorState]] = {state: moves | {_S.STOPPED} for state, moves in {
+    _S.STOPPED: frozenset({_S.OPENING, _S.ABSENT}),
+    _S.ABSENT: frozenset({_S.OPENING}),
+    _S.OPENING: frozenset({_S.READY, _S.BUSY, _S.LOCKED, _S.ABSENT, _S.UNRESPONSIVE}),
+    _S.BUSY: frozenset({_S.OPENING, _S.ABSENT}),
+    _S.LOCKED: frozenset({_S.OPENING, _S.ABSENT}),
+    _S.READY: frozenset({_S.ABSENT, _S.UNRESPONSIVE, _S.RESTARTED}),
+    # the recovery ladder: it recovers (ready), meets a SIM lock, or fails; a ladder cut short
+    # by stop() while the port is gone reports it absent
+    _S.UNRESPONSIVE: frozenset({_S.READY, _S.LOCKED, _S.FAILED, _S.ABSENT}),
+    _S.RESTARTED: frozenset({_S.READY, _S.LOCKED, _S.FAILED, _S.ABSENT}),
+    _S.FAILED: frozenset({_S.OPENING, _S.ABSENT}),
+}.items()}
+
+
 @dataclass(frozen=True)
 class SupervisorEvent:
-    """``kind``: opening, ready, absent, busy, locked, unresponsive, recovery (``step`` is one
-    of RECOVERY_STEPS), restarted (the modem announced a restart; ``detail`` has its line),
-    recovered, failed, sim_changed, modem_changed (same SIM, other IMEI), stopped."""
+    """What happened (`kind`, an EventKind); ``step`` is one of RECOVERY_STEPS for a recovery,
+    ``detail`` says why (for restarted: the line the modem printed)."""
 
-    kind: str
+    kind: EventKind
     port: str
     detail: str = ""
     step: str | None = None
@@ -101,7 +174,7 @@ class ModemSupervisor:
         self.backoff_max = backoff_max
         self.modem: Modem | None = None
         self.info: ModemInfo | None = None  # the last identity seen on this port
-        self.state = "stopped"
+        self.state = SupervisorState.STOPPED
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
         self._ready = asyncio.Event()
@@ -131,11 +204,11 @@ class ModemSupervisor:
         assert self.modem is not None
         return self.modem
 
-    def _emit(self, kind: str, detail: str = "", **extra) -> None:
-        if kind in ("opening", "ready", "absent", "busy", "locked", "unresponsive", "restarted", "failed", "stopped"):
-            self.state = kind
-        if kind in ("ready", "recovered"):
-            self.state = "ready"
+    def _emit(self, kind: EventKind, detail: str = "", **extra) -> None:
+        entered = ENTERS[kind]
+        if entered is not None:
+            check_move(MOVES, self.state, entered, f"supervisor of {self.port}")
+            self.state = entered
         event = SupervisorEvent(kind, self.port, detail, **extra)
         log.info("%s: %s%s%s", self.port, kind, f" ({event.step})" if event.step else "",
                  f": {detail}" if detail else "")
@@ -167,7 +240,7 @@ class ModemSupervisor:
             for modem in self._opened:
                 await modem.close()
             self._opened = []
-            self._emit("stopped")
+            self._emit(EventKind.STOPPED)
 
     def _on_modem_urc(self, event: Urc) -> None:
         # While initialize runs, a +CPIN: line is the SIM that initialize itself is waiting for
@@ -190,36 +263,36 @@ class ModemSupervisor:
         while not self._stop.is_set():
             if not os.path.exists(self.port):
                 if not absent_reported:
-                    self._emit("absent", f"{self.port} does not exist; waiting for it")
+                    self._emit(EventKind.ABSENT, f"{self.port} does not exist; waiting for it")
                     absent_reported = True
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
             absent_reported = False
-            self._emit("opening")
+            self._emit(EventKind.OPENING)
             modem = self._new_modem()
             try:
                 await modem.open()
                 await self._initialize(modem)
             except PortBusy as exc:
-                self._emit("busy", str(exc))
+                self._emit(EventKind.BUSY, str(exc))
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
             except SimLocked as exc:
                 await modem.close()
-                self._emit("locked", str(exc))
+                self._emit(EventKind.LOCKED, str(exc))
                 await self._pause(self.backoff_max)
                 continue
             except PortGone as exc:
                 await modem.close()
-                self._emit("absent", str(exc))
+                self._emit(EventKind.ABSENT, str(exc))
                 absent_reported = True
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
             except ModemError as exc:
-                self._emit("unresponsive", str(exc))
+                self._emit(EventKind.UNRESPONSIVE, str(exc))
                 if not await self._recover(modem):
                     await modem.close()
                     await self._pause(backoff)
@@ -227,7 +300,7 @@ class ModemSupervisor:
                     continue
             backoff = self.backoff_initial
             if not self._ready.is_set():
-                self._emit("ready", "", info=self.info)
+                self._emit(EventKind.READY, "", info=self.info)
                 self._ready.set()
             if await self._monitor() == "gone":
                 absent_reported = True
@@ -268,13 +341,13 @@ class ModemSupervisor:
         self.modem = modem
         if previous is not None and (previous.imsi, previous.iccid) != (info.imsi, info.iccid):
             self._emit(
-                "sim_changed",
+                EventKind.SIM_CHANGED,
                 f"SIM changed on {self.port}: IMSI {previous.imsi} -> {info.imsi}",
                 info=info, previous=previous,
             )
         elif previous is not None and previous.imei != info.imei:
             self._emit(
-                "modem_changed",
+                EventKind.MODEM_CHANGED,
                 f"another modem on {self.port} (IMEI {previous.imei} -> {info.imei}), same SIM",
                 info=info, previous=previous,
             )
@@ -306,12 +379,12 @@ class ModemSupervisor:
                     self._restart_line = "its commands came back echoed, without an announcement"
             if self._restart_line is not None:
                 # Like a reconnect: the ladder's first step initializes it again.
-                kind, detail = "restarted", f"{self.port} restarted ({self._restart_line}); setting it up again"
+                kind, detail = EventKind.RESTARTED, f"{self.port} restarted ({self._restart_line}); setting it up again"
                 self._restart_line = None
             elif healthy:
                 continue
             else:
-                kind, detail = "unresponsive", f"{self.port} does not answer AT"
+                kind, detail = EventKind.UNRESPONSIVE, f"{self.port} does not answer AT"
             self._ready.clear()
             self.modem = None
             self._emit(kind, detail)
@@ -326,7 +399,7 @@ class ModemSupervisor:
     def _lost(self, detail: str) -> None:
         self._ready.clear()
         self.modem = None
-        self._emit("absent", detail)
+        self._emit(EventKind.ABSENT, detail)
 
     async def _healthy(self, modem: Modem) -> bool:
         if modem.session.consecutive_timeouts >= self.timeouts_before_recovery:
@@ -350,7 +423,7 @@ class ModemSupervisor:
         for step in RECOVERY_STEPS:
             if self._stop.is_set():
                 return False
-            self._emit("recovery", f"trying {step}", step=step)
+            self._emit(EventKind.RECOVERY, f"trying {step}", step=step)
             try:
                 if step == "reset":
                     if not current.session.is_open:
@@ -370,15 +443,15 @@ class ModemSupervisor:
                     continue
                 await self._initialize(current)
             except SimLocked as exc:
-                self._emit("locked", str(exc))
+                self._emit(EventKind.LOCKED, str(exc))
                 await current.close()
                 return False
             except ModemError as exc:
                 log.warning("%s: recovery step %s failed: %s", self.port, step, exc)
                 continue
-            self._emit("recovered", f"recovered by {step}", step=step, info=self.info)
+            self._emit(EventKind.RECOVERED, f"recovered by {step}", step=step, info=self.info)
             return True
-        self._emit("failed", f"{self.port}: no recovery step worked; retrying from the start")
+        self._emit(EventKind.FAILED, f"{self.port}: no recovery step worked; retrying from the start")
         await current.close()
         return False
 

@@ -24,19 +24,46 @@ The rules (README "How messages are sent"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Iterable, Mapping, Sequence
 
 from gsmgw.spool.journal import QueuedMessage
 
-# Worker states (docs/spool.md `status.json` `state`).
-STARTING = "starting"
-READY = "ready"
-BUSY = "busy"
-RESTING = "resting"
-ABSENT = "absent"
-LOCKED = "locked"
-FAILED = "failed"
+
+class WorkerState(StrEnum):
+    """A worker's state (docs/spool.md `status.json` `state`; gsmgw.daemon.worker draws the moves)."""
+
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    RESTING = "resting"
+    ABSENT = "absent"
+    LOCKED = "locked"
+    FAILED = "failed"
+
+
+STARTING = WorkerState.STARTING
+READY = WorkerState.READY
+BUSY = WorkerState.BUSY
+RESTING = WorkerState.RESTING
+ABSENT = WorkerState.ABSENT
+LOCKED = WorkerState.LOCKED
+FAILED = WorkerState.FAILED
 UP_STATES = (READY, BUSY)
+
+_DOWN = frozenset({ABSENT, LOCKED, FAILED})
+# The moves a worker makes (gsmgw.states.check_move refuses any other). A modem that is down
+# comes back only through starting (the supervisor opens it again); from any state it can go
+# down, start recovering, or rest (sends failed in a row; a send can end after its port went).
+WORKER_MOVES: Mapping[WorkerState, frozenset[WorkerState]] = {
+    STARTING: frozenset({READY, BUSY, RESTING}) | _DOWN,
+    READY: frozenset({BUSY, RESTING, STARTING}) | _DOWN,
+    BUSY: frozenset({READY, RESTING, STARTING}) | _DOWN,
+    RESTING: frozenset({READY, BUSY, STARTING}) | _DOWN,
+    ABSENT: frozenset({STARTING, RESTING}) | _DOWN,
+    LOCKED: frozenset({STARTING, RESTING}) | _DOWN,
+    FAILED: frozenset({STARTING, RESTING}) | _DOWN,
+}
 
 MINUTE = 60.0
 DAY = 86400.0

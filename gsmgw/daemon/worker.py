@@ -34,11 +34,11 @@ import glob
 import logging
 import os
 import time
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, assert_never
 
 from gsmgw.at import events as at_events
 from gsmgw.at.errors import AtCommandError, ModemError, ModemTimeout, PortGone
-from gsmgw.at.supervisor import ModemSupervisor, SupervisorEvent
+from gsmgw.at.supervisor import EventKind, ModemSupervisor, SupervisorEvent
 from gsmgw.daemon import pool
 from gsmgw.daemon.calls import CallLog, CallTracker
 from gsmgw.daemon.events import EventBus
@@ -49,6 +49,7 @@ from gsmgw.daemon.status import ModemStatus
 from gsmgw.events import ModemStateChanged
 from gsmgw.spool import journal as J
 from gsmgw.spool.journal import Fenced, Journal, JournalUnavailable, QueuedMessage
+from gsmgw.states import check_move
 from gsmgw.ussd import UssdError
 
 log = logging.getLogger("gsmgw.worker")
@@ -129,8 +130,8 @@ class Worker:
     # -- the dispatcher's view ------------------------------------------------------------------
 
     @property
-    def state(self) -> str:
-        return self.status.state
+    def state(self) -> pool.WorkerState:
+        return pool.WorkerState(self.status.state)
 
     def view(self) -> pool.ModemView:
         limits = self.config.limits
@@ -209,8 +210,10 @@ class Worker:
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _set_state(self, state: str, reason: str | None = None) -> None:
-        previous = self.status.state
+    def _set_state(self, state: pool.WorkerState, reason: str | None = None) -> None:
+        """Move to `state` (pool.WORKER_MOVES lists the moves; any other is refused)."""
+        previous = self.state
+        check_move(pool.WORKER_MOVES, previous, state, f"worker {self.name}")
         if reason:
             self.status.last_error = reason
         if state == previous:
@@ -223,42 +226,43 @@ class Worker:
             self.bus.publish(ModemStateChanged(self.name, state, previous, reason))
         self.on_change()
 
-    def _usable_state(self) -> str:
+    def _usable_state(self) -> pool.WorkerState:
         """ready, or what keeps the modem from being ready (resting)."""
         if self.rest_until > self.clock():
             return pool.RESTING
         return pool.BUSY if self.job is not None else pool.READY
 
     def _on_supervisor(self, event: SupervisorEvent) -> None:
-        kind = event.kind
+        """Every EventKind has its case (mypy's assert_never fails the check for a new one)."""
+        kind = EventKind(event.kind)
         if event.info is not None:
-            self._take_identity(event.info, another=kind in ("sim_changed", "modem_changed"))
-        if kind == "opening":
-            self._set_state(pool.STARTING)
-        elif kind in ("ready", "recovered"):
-            self._next_radio = 0.0
-            self._next_sweep = 0.0
-            self._set_state(self._usable_state())
-            self._wake.set()
-        elif kind == "absent":
-            self._set_state(pool.ABSENT, event.detail or "port gone")
-        elif kind == "locked":
-            self._set_state(pool.LOCKED, event.detail)
-        elif kind == "busy":
-            self._set_state(pool.FAILED, event.detail)
-        elif kind in ("unresponsive", "recovery", "restarted"):
-            if self.status.state not in (pool.STARTING,):
-                self._set_state(pool.STARTING, event.detail or "not answering; recovering")
-        elif kind == "failed":
-            self._set_state(pool.FAILED, event.detail)
-        elif kind in ("sim_changed", "modem_changed"):
-            # The new identity is taken above; limits and report matching follow the SIM's IMSI,
-            # so nothing else changes here. Worth a warning: someone swapped hardware.
-            log.warning("%s: %s", self.name, event.detail)
-        elif kind == "stopped":
-            self._set_state(pool.ABSENT, "stopped")
-        else:
-            log.error("%s: supervisor event %r is not handled by the worker; please report it", self.name, kind)
+            self._take_identity(event.info, another=kind in (EventKind.SIM_CHANGED, EventKind.MODEM_CHANGED))
+        match kind:
+            case EventKind.OPENING:
+                self._set_state(pool.STARTING)
+            case EventKind.READY | EventKind.RECOVERED:
+                self._next_radio = 0.0
+                self._next_sweep = 0.0
+                self._set_state(self._usable_state())
+            case EventKind.ABSENT:
+                self._set_state(pool.ABSENT, event.detail or "port gone")
+            case EventKind.LOCKED:
+                self._set_state(pool.LOCKED, event.detail)
+            case EventKind.BUSY:
+                self._set_state(pool.FAILED, event.detail)
+            case EventKind.UNRESPONSIVE | EventKind.RECOVERY | EventKind.RESTARTED:
+                if self.state is not pool.STARTING:
+                    self._set_state(pool.STARTING, event.detail or "not answering; recovering")
+            case EventKind.FAILED:
+                self._set_state(pool.FAILED, event.detail)
+            case EventKind.SIM_CHANGED | EventKind.MODEM_CHANGED:
+                # The new identity is taken above; limits and report matching follow the SIM's
+                # IMSI, so nothing else changes here. Worth a warning: someone swapped hardware.
+                log.warning("%s: %s", self.name, event.detail)
+            case EventKind.STOPPED:
+                self._set_state(pool.ABSENT, "stopped")
+            case _:
+                assert_never(kind)
         self._wake.set()
 
     def _take_identity(self, info, *, another: bool = False) -> None:
