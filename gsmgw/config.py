@@ -278,6 +278,20 @@ class OptOutConfig:
 class InboundConfig:
     reassembly_timeout: float = 12 * 3600.0
     sweep_interval: float = 60.0
+    # A report is matched to the most recent part with its TP-MR and recipient sent this recently
+    # (the MR is one octet and wraps).
+    report_window: float = 3 * 86400.0
+
+
+@dataclass(frozen=True)
+class SendingConfig:
+    """How a temporary error is retried and when a modem rests (docs/config.md `sending`)."""
+
+    retry_first: float = 15.0  # the first backoff; each further try waits twice as long ...
+    retry_max: float = 600.0  # ... up to this
+    attempts: int = 8  # tries before a message fails
+    rest_after: int = 3  # failed sends in a row that rest a modem
+    rest_for: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -308,6 +322,7 @@ class Config:
     alertmanager: AlertmanagerConfig | None = None
     two_way: TwoWayConfig = field(default_factory=TwoWayConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
+    sending: SendingConfig = field(default_factory=SendingConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     web: WebConfig | None = None
     optout: OptOutConfig = field(default_factory=OptOutConfig)
@@ -712,7 +727,7 @@ _TOP_KEYS = (
     "spool", "state", "default_country", "defaults", "modems", "probe_ports", "hooks", "hook_timeout",
     "status_interval", "log_level", "http", "clients", "groups", "webhooks", "smpp", "alertmanager",
     "two_way", "inbound", "web", "optout", "national_languages", "journal", "cluster", "calls", "smtp",
-    "email_out",
+    "email_out", "sending",
 )
 _MODEM_KEYS = ("name", "port", "imsi", "iccid", "imei", "pin", "pin_file", "baudrate", "limits", "prefixes", "profile",
                "balance", "email_to")
@@ -1437,10 +1452,30 @@ def _two_way_secret(check: _Checker, data: Mapping[str, Any]) -> str | None:
 
 
 def _inbound(check: _Checker, value: Any) -> InboundConfig:
-    data = check.mapping(value, "inbound", ("reassembly_timeout", "sweep_interval"))
+    data = check.mapping(value, "inbound", ("reassembly_timeout", "sweep_interval", "report_window"))
+    default = InboundConfig()
     return InboundConfig(
-        reassembly_timeout=check.duration(data.get("reassembly_timeout"), "inbound.reassembly_timeout", 12 * 3600.0, 60.0),
-        sweep_interval=check.duration(data.get("sweep_interval"), "inbound.sweep_interval", 60.0, 1.0),
+        reassembly_timeout=check.duration(data.get("reassembly_timeout"), "inbound.reassembly_timeout",
+                                          default.reassembly_timeout, 60.0),
+        sweep_interval=check.duration(data.get("sweep_interval"), "inbound.sweep_interval", default.sweep_interval, 1.0),
+        report_window=check.duration(data.get("report_window"), "inbound.report_window", default.report_window, 60.0),
+    )
+
+
+def _sending(check: _Checker, value: Any) -> SendingConfig:
+    data = check.mapping(value, "sending", ("retry_first", "retry_max", "attempts", "rest_after", "rest_for"))
+    default = SendingConfig()
+    retry_first = check.duration(data.get("retry_first"), "sending.retry_first", default.retry_first, 1.0)
+    retry_max = check.duration(data.get("retry_max"), "sending.retry_max", default.retry_max, 1.0)
+    if retry_max < retry_first:
+        check.error("sending.retry_max", f"is shorter than sending.retry_first ({retry_first:g} s)",
+                    "make retry_max at least as long as retry_first")
+    return SendingConfig(
+        retry_first=retry_first,
+        retry_max=retry_max,
+        attempts=check.integer(data.get("attempts"), "sending.attempts", default.attempts, 1, 100),
+        rest_after=check.integer(data.get("rest_after"), "sending.rest_after", default.rest_after, 1, 1000),
+        rest_for=check.duration(data.get("rest_for"), "sending.rest_for", default.rest_for, 0.0),
     )
 
 
@@ -1559,6 +1594,7 @@ def _build(check: _Checker, data: Any, source: Path | None, modems_required: boo
         two_way=(two_way := _two_way(check, data.get("two_way"), default_country)),
         calls=_calls(check, data.get("calls"), two_way),
         inbound=_inbound(check, data.get("inbound")),
+        sending=_sending(check, data.get("sending")),
         web=_web(check, data.get("web")),
         optout=_optout(check, data.get("optout")),
         journal=journal,

@@ -50,6 +50,22 @@ def test_minimal_config_and_defaults(tmp_path):
     assert config.modem("gsm1").binding == ("port", "/dev/gsmgw/gsm1")
     assert config.http is None and config.smpp is None and config.two_way.enabled is False
     assert config.inbound.reassembly_timeout == 12 * 3600
+    assert config.inbound.report_window == 3 * 86400
+    sending = config.sending  # today's retry backoff and resting
+    assert (sending.retry_first, sending.retry_max, sending.attempts, sending.rest_after, sending.rest_for) == (
+        15.0, 600.0, 8, 3, 60.0)
+
+
+def test_sending_and_report_window_keys(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL + textwrap.dedent("""\
+        sending: {retry_first: 5 s, retry_max: 2 min, attempts: 3, rest_after: 5, rest_for: 10 min}
+        inbound: {report_window: 1 day}
+    """)))
+    assert (config.sending.retry_first, config.sending.retry_max, config.sending.attempts) == (5.0, 120.0, 3)
+    assert (config.sending.rest_after, config.sending.rest_for, config.inbound.report_window) == (5, 600.0, 86400.0)
+    errors, _ = errors_of(tmp_path, MINIMAL + "sending: {retry_first: 5 min, retry_max: 1 min, attempts: 0}\n")
+    assert {path for path, _ in errors} == {"sending.retry_max", "sending.attempts"}
+    assert "retry_first" in errors[next(k for k in errors if k[0] == "sending.retry_max")].message
 
 
 def test_every_documented_key_loads(tmp_path):

@@ -9,7 +9,6 @@ from gsmgw.daemon.pool import (
     READY,
     RESTING,
     ABSENT,
-    MAX_ATTEMPTS,
     GiveUp,
     ModemView,
     Retry,
@@ -21,6 +20,7 @@ from gsmgw.daemon.pool import (
     plan,
 )
 from gsmgw.spool.journal import QueuedMessage
+from gsmgw.config import SendingConfig
 
 
 def msg(id="m", to="+4915112345678", parts=1, pinned=None, bound=None, avoid=(), refused=(), attempts=0):
@@ -123,8 +123,12 @@ def test_after_temporary_error():
     assert after_temporary_error(both_tried, "gsm1", 2, "x", busy_other) == Retry(delay=backoff(2), avoid="gsm1")
     alone = fleet(modem("gsm1", state=BUSY))
     assert after_temporary_error(msg(), "gsm1", 2, "x", alone) == Retry(delay=backoff(2), avoid="gsm1")
-    assert isinstance(after_temporary_error(msg(), "gsm1", MAX_ATTEMPTS, "x", alone), GiveUp)
+    assert isinstance(after_temporary_error(msg(), "gsm1", SendingConfig().attempts, "x", alone), GiveUp)
     assert [backoff(n) for n in (1, 2, 3)] == [15.0, 30.0, 60.0] and backoff(50) == 600.0
+    quick = SendingConfig(retry_first=2.0, retry_max=5.0, attempts=2)
+    assert [backoff(n, quick) for n in (1, 2, 3)] == [2.0, 4.0, 5.0]
+    assert after_temporary_error(msg(), "gsm1", 1, "x", alone, quick) == Retry(delay=2.0, avoid="gsm1")
+    assert isinstance(after_temporary_error(msg(), "gsm1", 2, "x", alone, quick), GiveUp)
 
 
 def test_after_permanent_error():

@@ -89,6 +89,7 @@ def _settings(config, groups: GroupBook, membership=None) -> SendSettings:
         groups=groups,
         modem_names=local + tuple(name for name in others if name not in local),
         other_modem=membership.knows_modem if membership is not None else None,
+        sending=config.sending,
     )
 
 
@@ -211,7 +212,8 @@ class Gateway:
                                          clock=self.clock).handle)
         self.inbound = Inbound(
             self.spool, self.journal, self.bus, self.metrics,
-            reassembly_timeout=config.inbound.reassembly_timeout, clock=self.clock,
+            reassembly_timeout=config.inbound.reassembly_timeout, report_window=config.inbound.report_window,
+            clock=self.clock,
         )
         self.call_log = CallLog(self.spool, self.bus, self.metrics, hangup=config.calls.hangup)
         self.outbound = Outbound(
@@ -702,8 +704,9 @@ class Gateway:
             if modem_config.name not in old_names:
                 log.info("SIGHUP: %s added; starting it", modem_config.name)
                 self._start_worker(modem_config)
-        assert self.outbound is not None and self.call_log is not None  # made by start()
+        assert self.outbound is not None and self.call_log is not None and self.inbound is not None  # start()
         self.outbound.settings = _settings(new, self.groups, self.membership)
+        self.inbound.report_window = new.inbound.report_window
         self.hooks.programs = {k: v for k, v in Hooks.from_config(new).programs.items()}
         self.call_log.hangup = new.calls.hangup
         self.hooks.timeout = new.hook_timeout

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from gsmgw.config import InboundConfig
 from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.events import MessageReceived, ReportReceived
@@ -51,10 +52,10 @@ from gsmgw.spool.store import Spool
 
 log = logging.getLogger("gsmgw.inbound")
 
-DEFAULT_REASSEMBLY_TIMEOUT = 12 * 3600.0
-# A report later than this is not matched: the default validity is 2 days, and the MR of a busy
-# SIM wraps every 256 parts.
-REPORT_WINDOW = 3 * 86400.0
+DEFAULT_REASSEMBLY_TIMEOUT = InboundConfig.reassembly_timeout
+# A report later than inbound.report_window (3 days: the default validity is 2 days, and the MR
+# of a busy SIM wraps every 256 parts) is not matched.
+REPORT_WINDOW = InboundConfig.report_window
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Inbound:
         metrics: Metrics | None = None,
         *,
         reassembly_timeout: float = DEFAULT_REASSEMBLY_TIMEOUT,
+        report_window: float = REPORT_WINDOW,
         clock: Callable[[], float] = time.time,
     ):
         self.spool = spool
@@ -86,6 +88,7 @@ class Inbound:
         self.bus = bus
         self.metrics = metrics
         self.reassembly_timeout = reassembly_timeout
+        self.report_window = report_window  # the running config's (a reload changes it)
         self.clock = clock
 
     # -- entry point ------------------------------------------------------------------------
@@ -299,7 +302,7 @@ class Inbound:
             report_state=verdict.word,
             discharge=iso(sms.discharge) if sms.discharge else None,
             now=now,
-            window=REPORT_WINDOW,
+            window=self.report_window,
         )
         if match is not None and self.metrics:
             part = next(p for p in match.parts if p.seq == match.seq)
@@ -351,7 +354,7 @@ class Inbound:
             log.warning(
                 "%s: delivery report from %s for MR %s on %s matches no sent part (older than %.0f days, "
                 "or sent by other software on this SIM)",
-                name, recipient, mr, modem, REPORT_WINDOW / 86400,
+                name, recipient, mr, modem, self.report_window / 86400,
             )
             return name
         message = match.message

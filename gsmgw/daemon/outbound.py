@@ -33,9 +33,10 @@ import datetime as _dt
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from gsmgw.config import SendingConfig
 from gsmgw.daemon.events import EventBus
 from gsmgw.daemon.metrics import Metrics
 from gsmgw.daemon.optout import OptOutList, opted_out_reason
@@ -89,6 +90,7 @@ class SendSettings:
     # Cluster: asks the journal whether another member has a modem of this name (one that
     # joined after the last look); None on a single host.
     other_modem: Callable[[str], bool] | None = None
+    sending: SendingConfig = field(default_factory=SendingConfig)  # retries and rests (workers read it)
 
 
 class Outbound:

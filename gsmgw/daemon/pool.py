@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Iterable, Mapping, Sequence
 
+from gsmgw.config import SendingConfig
 from gsmgw.spool.journal import QueuedMessage
 
 
@@ -68,10 +69,9 @@ WORKER_MOVES: Mapping[WorkerState, frozenset[WorkerState]] = {
 MINUTE = 60.0
 DAY = 86400.0
 
-# Temporary errors: back off 15 s, 30 s, 1 min ... up to 10 min, give up after this many attempts.
-BACKOFF_FIRST = 15.0
-BACKOFF_MAX = 600.0
-MAX_ATTEMPTS = 8
+# Temporary errors back off sending.retry_first (15 s), twice that, ... up to sending.retry_max
+# (10 min), and give up after sending.attempts (8): gsmgw.config.SendingConfig, today's values.
+DEFAULT_SENDING = SendingConfig()
 
 
 @dataclass(frozen=True)
@@ -188,9 +188,9 @@ def _choose_modem(
     return allowed[0]
 
 
-def backoff(attempts: int) -> float:
+def backoff(attempts: int, sending: SendingConfig = DEFAULT_SENDING) -> float:
     """Seconds before the next try after `attempts` tries that ended in a temporary error."""
-    return min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    return min(sending.retry_first * 2 ** max(attempts - 1, 0), sending.retry_max)
 
 
 @dataclass(frozen=True)
@@ -206,19 +206,20 @@ class GiveUp:
 
 
 def after_temporary_error(
-    message: QueuedMessage, modem: str, attempts: int, error: str, fleet: Mapping[str, ModemView]
+    message: QueuedMessage, modem: str, attempts: int, error: str, fleet: Mapping[str, ModemView],
+    sending: SendingConfig = DEFAULT_SENDING,
 ) -> Retry | GiveUp:
     """A temporary `+CMS ERROR` (or a timeout): retry at once when another modem that has not
     failed with this message is up (ready, or busy and free soon); else after a backoff on any.
-    After MAX_ATTEMPTS tries, give up."""
-    if attempts >= MAX_ATTEMPTS:
+    After `sending.attempts` tries, give up."""
+    if attempts >= sending.attempts:
         return GiveUp(f"gave up after {attempts} attempts; last error: {error}")
     tried = message.avoid | {modem}
     other_up = any(
         view.state in UP_STATES and view.name not in tried and may_send(view, message)
         for view in fleet.values()
     )
-    return Retry(delay=0.0 if other_up else backoff(attempts), avoid=modem)
+    return Retry(delay=0.0 if other_up else backoff(attempts, sending), avoid=modem)
 
 
 def after_permanent_error(

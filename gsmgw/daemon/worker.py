@@ -4,7 +4,7 @@ States (docs/spool.md `status.json` `state`) and what moves between them:
 
     starting --supervisor ready--------------------> ready
     ready    --dispatcher gives a message----------> busy --message done---------> ready
-    busy     --REST_AFTER failures in a row--------> resting --REST_SECONDS-------> ready
+    busy     --sending.rest_after failures in a row-> resting --sending.rest_for---> ready
     any      --port gone / SIM not found on probe--> absent --port back----------> starting
     any      --SIM wants a PIN/PUK we may not send-> locked --SIM ready later----> starting
     any      --no recovery step worked-------------> failed --supervisor retries--> starting
@@ -54,8 +54,6 @@ from gsmgw.ussd import UssdError
 
 log = logging.getLogger("gsmgw.worker")
 
-REST_AFTER = 3  # consecutive failed sends that rest a modem
-REST_SECONDS = 60.0
 PROBE_RETRY = 30.0  # how often an imsi:/iccid:/imei: modem that was not found is looked for again
 DISK_RETRY = 30.0  # a result that could not be written (disk full) is tried again after this
 UNCERTAIN_GRACE = 20.0  # after a submit timed out, how long a late +CMGS answer is waited for
@@ -590,8 +588,9 @@ class Worker:
         if self.metrics:
             self.metrics.send_errors.labels(self.name, "temporary" if temporary else "permanent").inc()
         fleet = self.fleet()
+        sending = self.outbound.settings.sending  # the running config's (a reload changes it)
         if temporary:
-            decision = pool.after_temporary_error(current, self.name, row.attempts, reason, fleet)
+            decision = pool.after_temporary_error(current, self.name, row.attempts, reason, fleet, sending)
         else:
             decision = pool.after_permanent_error(current, self.name, reason, fleet)
         if isinstance(decision, pool.GiveUp):
@@ -615,12 +614,12 @@ class Worker:
             )
         if temporary or sim_fault:
             self.consecutive_failures += 1
-            if self.consecutive_failures >= REST_AFTER:
+            if self.consecutive_failures >= sending.rest_after:
                 self.consecutive_failures = 0
-                self.rest_until = self.clock() + REST_SECONDS
+                self.rest_until = self.clock() + sending.rest_for
                 self._set_state(
                     pool.RESTING,
-                    f"{REST_AFTER} failed sends in a row (last: {reason}); resting {REST_SECONDS:.0f} s",
+                    f"{sending.rest_after} failed sends in a row (last: {reason}); resting {sending.rest_for:.0f} s",
                 )
 
     # -- receiving ------------------------------------------------------------------------------
