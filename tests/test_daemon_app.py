@@ -10,6 +10,7 @@ from gsmgw.config import simulation_config
 from gsmgw.daemon.app import Gateway
 from gsmgw.events import MessageFailed
 from gsmgw.sim import SimNetwork
+from helpers import free_port
 
 FAST_SUPERVISOR = {"backoff_initial": 0.1, "backoff_max": 1.0}
 
@@ -113,6 +114,16 @@ def test_message_status_of_a_refused_file_comes_from_failed(tmp_path):
         network.stop()
 
 
+def _with_http(tmp_path, network) -> tuple[int, str]:
+    """A free loopback port and the head of a config: spool, state, one modem, http on that port."""
+    port = free_port()
+    return port, (
+        f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\nmodems:\n"
+        f"  - name: gsm1\n    port: {network.modems[0].path}\n"
+        f"http: {{listen: '127.0.0.1:{port}'}}\n"
+    )
+
+
 def test_reload_gives_http_the_new_clients_and_keeps_their_limit_counts(tmp_path):
     import aiohttp
 
@@ -120,16 +131,9 @@ def test_reload_gives_http_the_new_clients_and_keeps_their_limit_counts(tmp_path
 
     network = SimNetwork(tmp_path / "sim", modems=1)
     network.start()
-    with socket.socket() as probe:  # a free loopback port for the HTTP listener
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     path = tmp_path / "gsmgw.yaml"
-    template = (
-        f"spool: {tmp_path / 'spool'}\nstate: {tmp_path / 'state'}\nmodems:\n"
-        f"  - name: gsm1\n    port: {network.modems[0].path}\n"
-        f"http: {{listen: '127.0.0.1:{port}'}}\n"
-        "clients:\n  - name: app\n    token: TOKEN\n    allow: ['+49*']\n    limits: {per_minute: 2}\n"
-    )
+    port, head = _with_http(tmp_path, network)
+    template = head + "clients:\n  - name: app\n    token: TOKEN\n    allow: ['+49*']\n    limits: {per_minute: 2}\n"
     path.write_text(template.replace("TOKEN", "old-token-0123456789"))
     config = load_config(path)
     url = f"http://127.0.0.1:{port}/api/v1/messages"
@@ -153,6 +157,56 @@ def test_reload_gives_http_the_new_clients_and_keeps_their_limit_counts(tmp_path
                 assert await post(session, "new-token-0123456789") == 202
                 # per_minute: 2 counts the message sent with the old token too.
                 assert await post(session, "new-token-0123456789") == 429
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        network.stop()
+
+
+def test_reload_gives_alertmanager_the_new_receivers(tmp_path):
+    import aiohttp
+
+    from gsmgw.config import load_config
+    from gsmgw.spool.format import read_spool_file
+
+    network = SimNetwork(tmp_path / "sim", modems=1)
+    network.start()
+    path = tmp_path / "gsmgw.yaml"
+    port, head = _with_http(tmp_path, network)
+    head += ("clients:\n  - name: prometheus\n    token: am-token-0123456789\n    allow: ['+49*']\n"
+             "alertmanager:\n  receivers:\n")
+    path.write_text(head + "    ops: {to: '+4915100000001', window: 0 s}\n")
+    config = load_config(path)
+    alert = {"status": "firing", "groupKey": "{}:{alertname=\"DiskFull\"}", "receiver": "x",
+             "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull"}, "annotations": {},
+                         "fingerprint": "f1", "startsAt": "2026-12-06T10:00:00Z"}],
+             "groupLabels": {"alertname": "DiskFull"}, "commonLabels": {}, "commonAnnotations": {}}
+
+    async def post(session, receiver):
+        async with session.post(f"http://127.0.0.1:{port}/api/v1/alertmanager/{receiver}", json=alert,
+                                headers={"Authorization": "Bearer am-token-0123456789"}) as response:
+            return response.status
+
+    def queued_to() -> list[str]:
+        spool = tmp_path / "spool"
+        return sorted(read_spool_file(file.read_bytes()).headers.get("To") or ""
+                      for directory in ("outgoing", "checked", "sent", "failed") for file in (spool / directory).glob("*"))
+
+    async def main():
+        gateway = Gateway(config, supervisor_options=FAST_SUPERVISOR)
+        await gateway.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                assert await post(session, "oncall") == 404
+                path.write_text(head + "    ops: {to: '+4915100000002', window: 0 s}\n"
+                                       "    oncall: {to: '+4915100000003', window: 0 s}\n")
+                await gateway.reload()
+                assert await post(session, "oncall") == 200
+                assert await post(session, "ops") == 200
+            assert queued_to() == ["+4915100000002", "+4915100000003"]
         finally:
             await gateway.close()
 

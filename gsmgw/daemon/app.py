@@ -713,6 +713,9 @@ class Gateway:
         if self.ctx is not None:
             self._reload_clients(new)
             self.ctx.config = new
+        alertmanager = self._alertmanager_service()
+        if alertmanager is not None:
+            alertmanager.reload(new)  # its routes exist only when alertmanager: was there at the start
         if twoway_changed:
             self._start_twoway(new)
         log.info("SIGHUP: config %s reloaded", source)

@@ -690,12 +690,13 @@ class AlertmanagerService:
             )
             self.receivers[setup.name] = _ReceiverRuntime(setup, relay)
 
-    @classmethod
-    def from_config(cls, config: Any, *, spool: Any, registry: Any, **kwargs: Any) -> "AlertmanagerService":
+    @staticmethod
+    def setups(config: Any) -> list[ReceiverSetup]:
+        """The receivers `config` names (its `alertmanager.receivers`)."""
         section = getattr(config, "alertmanager", None)
         receivers = getattr(section, "receivers", None) or {}
         default_parts = getattr(getattr(config, "defaults", None), "max_parts", None) or DEFAULT_MAX_PARTS
-        setups = [
+        return [
             ReceiverSetup(
                 name=name,
                 to=tuple(receiver.to),
@@ -705,7 +706,30 @@ class AlertmanagerService:
             )
             for name, receiver in receivers.items()
         ]
-        return cls(setups, spool=spool, registry=registry, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Any, *, spool: Any, registry: Any, **kwargs: Any) -> "AlertmanagerService":
+        return cls(cls.setups(config), spool=spool, registry=registry, **kwargs)
+
+    def reload(self, config: Any) -> None:
+        """SIGHUP: the receivers of `config`, at once. A changed receiver keeps what its window
+        holds, its deduplication and its hourly counts, under its new numbers and settings; a new
+        one starts empty; a removed one queues what its window holds now and is gone."""
+        wanted = {setup.name: setup for setup in self.setups(config)}
+        for name in [name for name in self.receivers if name not in wanted]:
+            self._close(name, self.receivers.pop(name), when="removed by a reload")
+            log.info("alertmanager: receiver %s removed", name)
+        for name, setup in wanted.items():
+            runtime = self.receivers.get(name)
+            if runtime is None:
+                self.receivers[name] = _ReceiverRuntime(setup, AlertRelay(
+                    name, window=setup.window, max_per_hour=setup.max_per_hour, max_parts=setup.max_parts))
+                log.info("alertmanager: receiver %s added", name)
+            elif runtime.setup != setup:
+                runtime.setup = setup
+                relay = runtime.relay
+                relay.window, relay.max_per_hour, relay.max_parts = setup.window, setup.max_per_hour, setup.max_parts
+                log.info("alertmanager: receiver %s changed", name)
 
     def recipients(self, name: str) -> tuple[str, ...]:
         """The receiver's numbers, groups expanded, in order, without duplicates."""
@@ -896,19 +920,23 @@ class AlertmanagerService:
     def flush_all(self) -> None:
         """At shutdown: nothing that waits for its window may be lost."""
         for name, runtime in self.receivers.items():
-            for task in (runtime.timer, runtime.retry):
-                if task is not None and not task.done():
-                    task.cancel()
-            if runtime.relay.window_end is not None or runtime.unsent:
-                outgoing = runtime.unsent + runtime.relay.flush(self.clock())
-                runtime.unsent = []
-                try:
-                    self._queue(name, outgoing)
-                except OSError as error:
-                    log.error("alertmanager %s: at shutdown, %d SMS could not be queued (%s): %s",
-                              name, len(outgoing), error, " | ".join(o.text for o in outgoing))
+            self._close(name, runtime, when="at shutdown")
 
-    def _queue(self, receiver: str, outgoing: Sequence[Outgoing]) -> list[str]:
+    def _close(self, name: str, runtime: _ReceiverRuntime, *, when: str) -> None:
+        """The receiver's last act: its timers end, what its window holds is queued now."""
+        for task in (runtime.timer, runtime.retry):
+            if task is not None and not task.done():
+                task.cancel()
+        if runtime.relay.window_end is not None or runtime.unsent:
+            outgoing = runtime.unsent + runtime.relay.flush(self.clock())
+            runtime.unsent = []
+            try:
+                self._queue(name, outgoing, max_parts=runtime.setup.max_parts)
+            except OSError as error:
+                log.error("alertmanager %s: %s, %d SMS could not be queued (%s): %s",
+                          name, when, len(outgoing), error, " | ".join(o.text for o in outgoing))
+
+    def _queue(self, receiver: str, outgoing: Sequence[Outgoing], *, max_parts: int | None = None) -> list[str]:
         if not outgoing:
             return []
         from gsmgw.spool.format import make_outgoing
@@ -917,7 +945,7 @@ class AlertmanagerService:
             make_outgoing(
                 to=list(sms.to),
                 text=sms.text,
-                max_parts=self.receivers[receiver].setup.max_parts,
+                max_parts=max_parts if max_parts is not None else self.receivers[receiver].setup.max_parts,
                 expires=ALERT_EXPIRES,
                 priority="high",  # an alert never waits behind a campaign (docs/api.md)
                 extra={"Alertmanager": receiver},
