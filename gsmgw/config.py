@@ -29,13 +29,13 @@ import yaml
 
 from gsmgw.durations import EXAMPLES as DURATION_EXAMPLES
 from gsmgw.durations import parse_duration
+from gsmgw.spool.format import DEFAULT_MAX_PARTS
 
 DEFAULT_CONFIG_PATH = "/etc/gsmgw/gsmgw.yaml"
 CONFIG_ENV = "GSMGW_CONFIG"
 DEFAULT_SPOOL = "/var/spool/gsmgw"
 DEFAULT_STATE = "/var/lib/gsmgw"
 DEFAULT_PROBE_PORTS = ("/dev/gsmgw/*", "/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
-PROFILES = ("generic", "huawei", "simcom", "quectel")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 MODEM_LIMITS = ("per_minute", "per_day")
@@ -60,7 +60,7 @@ class Defaults:
     report: bool = True
     validity: int | None = 168  # TP-VP of "2 days" (TS 23.040 §9.2.3.12.1: 168 -> 2 days)
     validity_text: str = "2 days"
-    max_parts: int = 6
+    max_parts: int = DEFAULT_MAX_PARTS
     # ISO 639-1 codes of the TS 23.038 national tables the encoder may use (gsmgw.sms.count_parts)
     national_languages: tuple[str, ...] = ()
 
@@ -852,7 +852,9 @@ def _modem(check: _Checker, value: Any, path: str, default_country: str | None) 
     if baudrate not in BAUDRATES:
         check.warn(_child(path, "baudrate"), f"{baudrate} is not a usual serial speed",
                    f"USB modems ignore it; use one of {', '.join(map(str, BAUDRATES))}")
-    profile = check.choice(data.get("profile"), _child(path, "profile"), PROFILES, None)
+    from gsmgw.at.profiles import PROFILES  # the dialects the driver knows, by name
+
+    profile = check.choice(data.get("profile"), _child(path, "profile"), tuple(PROFILES), None)
     limits = check.limits(data.get("limits"), _child(path, "limits"), MODEM_LIMITS)
     balance = check.string(data.get("balance"), _child(path, "balance"), '"*100#"')
     if balance is not None and not re.fullmatch(r"[0-9*#+]{2,40}", balance):

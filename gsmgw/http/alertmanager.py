@@ -59,6 +59,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from gsmgw.sms.split import count_parts
+from gsmgw.spool.format import DEFAULT_MAX_PARTS
 
 if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
     from gsmgw.daemon.context import GatewayContext
@@ -87,7 +88,6 @@ RECENT_LIMIT = 500
 # Alert SMS that could not be sent within this time are stale: Alertmanager
 # re-notifies what is still firing, so an outage does not end in a flood.
 ALERT_EXPIRES = "1 hour"
-DEFAULT_MAX_PARTS = 6
 # How often SMS of a window end are offered to the spool again after a write error.
 SPOOL_RETRY_S = 30.0
 # An "ack" SMS acknowledges what was last sent to that number within this time.

@@ -45,6 +45,7 @@ from gsmgw.clients import Client, ClientConfigError, ClientRegistry, visibility
 from gsmgw.http import kannel
 from gsmgw.http.spoolview import Inbox, client_from_spool, parse_since, recipient_ids
 from gsmgw.spool import message_status
+from gsmgw.spool.format import DEFAULT_MAX_PARTS
 from gsmgw.spool.journal import JournalUnavailable
 from gsmgw.spool.message_status import valid_name
 from gsmgw.http.submit import BatchSubmitter, OverLimit, SubmitError, queue_for_client
@@ -260,7 +261,7 @@ class HttpServer:
         defaults = _config_value(config, "defaults")
         self._policy = SendPolicy(
             default_country=_config_value(config, "default_country"),
-            default_max_parts=int(_config_value(defaults, "max_parts", 6) or 6),
+            default_max_parts=int(_config_value(defaults, "max_parts", DEFAULT_MAX_PARTS) or DEFAULT_MAX_PARTS),
             modem_names=tuple(modem.name for modem in (_config_value(config, "modems", ()) or ())),
             defaults=defaults,
         )

@@ -35,7 +35,7 @@ from gsmgw.sms import (
     parse_validity,
 )
 from gsmgw.sms.split import MAX_PARTS as MAX_PARTS_CEILING
-from gsmgw.spool.format import SpoolFormatError, iso, make_outgoing, parse_outgoing
+from gsmgw.spool.format import DEFAULT_MAX_PARTS, SpoolFormatError, iso, make_outgoing, parse_outgoing
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_URL_LENGTH = 2048
@@ -98,7 +98,7 @@ class SendPolicy:
     """What the config says about sending, as far as request checking needs it."""
 
     default_country: str | None = None
-    default_max_parts: int = 6
+    default_max_parts: int = DEFAULT_MAX_PARTS
     modem_names: tuple[str, ...] = ()
     defaults: Any = None  # config.defaults (report, validity, max_parts) for parse_outgoing
 

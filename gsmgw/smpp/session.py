@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Callable, Protocol
 
 from gsmgw.sms import UserDataError, count_data_parts, count_parts
-from gsmgw.spool.format import priority_of_level
+from gsmgw.spool.format import DEFAULT_MAX_PARTS, priority_of_level
 
 from . import message as M
 from . import pdu as P
@@ -128,7 +128,7 @@ class Submission:
     udh: bytes = b""  # the client's own header without concatenation, UDHL first (ports, ...)
     message_class: int | None = None  # from data_coding 0xF0..0xF7 (bits 1..0)
     parts: int = 1  # SMS parts the text needs: what the limits counted
-    max_parts: int = 6  # the client's max_parts, written into the file as Max_parts:
+    max_parts: int = DEFAULT_MAX_PARTS  # the client's max_parts, written into the file as Max_parts:
 
 
 @dataclass(frozen=True)
