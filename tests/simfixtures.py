@@ -1,6 +1,6 @@
-"""Pytest fixtures for the simulated modem network.
+"""A raw AT terminal on a simulated modem's port; the `sim_network` fixture is in conftest.py.
 
-    from simfixtures import AtTerminal, sim_network  # noqa: F401 (pytest finds the fixture by name)
+    from simfixtures import AtTerminal
 
     def test_x(sim_network):
         net = sim_network(modems=2, latency=0.2)      # started; stopped after the test
@@ -12,30 +12,9 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Iterator
-
-import pytest
 import serial
 
-from gsmgw.sim import SimNetwork
-
 FINAL = re.compile(rb"\r\n(OK|ERROR|\+CM[ES] ERROR: [^\r\n]*|NO CARRIER)\r\n|\r\n> $")
-
-
-@pytest.fixture
-def sim_network(tmp_path) -> Iterator:
-    """Factory: sim_network(modems=2, **SimNetwork options) -> a running SimNetwork in tmp_path."""
-    started: list[SimNetwork] = []
-
-    def start(modems: int = 2, **options) -> SimNetwork:
-        network = SimNetwork(tmp_path / f"sim{len(started)}", modems=modems, **options)
-        network.start()
-        started.append(network)
-        return network
-
-    yield start
-    for network in started:
-        network.stop()
 
 
 class AtTerminal:

@@ -23,7 +23,6 @@ from clusterharness import Cluster
 from gsmgw.spool.format import read_spool_file
 from helpers import free_port
 from pgserver import PgServer
-from simfixtures import sim_network  # noqa: F401 (pytest finds the fixture by name)
 from tcpproxy import TcpProxy
 
 LEASE = 3.0

@@ -15,7 +15,7 @@ from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu
 from gsmgw.smpp.session import Timers
 from test_http_api import TOKEN, Context, write_config
-from test_smpp_server import ServerThread, raw_read, raw_send
+from smppharness import ServerThread, raw_read, raw_send
 
 WAIT = 10.0  # generous: only a bound, never a measure of speed
 

@@ -13,7 +13,7 @@ import pytest
 
 from gsmgw.sim import SimError
 from gsmgw.sim.control import ControlClient
-from simfixtures import AtTerminal, sim_network  # noqa: F401 (fixture)
+from simfixtures import AtTerminal
 
 CALLER = "+4915112345678"
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import serial
-from simfixtures import AtTerminal, sim_network  # noqa: F401
+from simfixtures import AtTerminal
 
 from gsmgw.sim import SimError
 from gsmgw.sms import decode_pdu, encode_submit

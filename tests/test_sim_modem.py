@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from simfixtures import AtTerminal, sim_network  # noqa: F401
+from simfixtures import AtTerminal
 
 from gsmgw.sim.atline import Command, LineSyntaxError, split_line
 from gsmgw.sim.identity import identity_for, luhn_digit

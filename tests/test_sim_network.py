@@ -7,7 +7,7 @@ import re
 import threading
 import time
 
-from simfixtures import AtTerminal, sim_network  # noqa: F401
+from simfixtures import AtTerminal
 
 from gsmgw.sms import decode_pdu, encode_submit
 

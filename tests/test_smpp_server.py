@@ -3,15 +3,12 @@ EventBus, TCP on loopback, and smpplib (a third-party client) or raw sockets for
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import smpplib.client
@@ -24,111 +21,14 @@ from gsmgw.daemon.events import EventBus
 from gsmgw.events import MessageFailed, MessageReceived, ReportReceived
 from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu, Status, Tag
-from gsmgw.smpp.server import SmppServer
 from gsmgw.smpp.session import Timers
 from gsmgw.spool.format import update_headers
 from gsmgw.spool.store import Spool
-from helpers import SEAL_KEY
-
-CLIENTS = [
-    {
-        "name": "zabbix",
-        "smpp": {"system_id": "zabbix", "password": "s3cret"},
-        "allow": ["+49*", "modem:gsm1"],
-        "deny": ["+49900*"],
-    },
-    {
-        "name": "limited",
-        "smpp": {"system_id": "limited", "password": "pw"},
-        "allow": ["*"],
-        "limits": {"per_minute": 2},
-    },
-    {"name": "httponly", "token": "t0ken", "allow": ["*"]},
-]
+from smppharness import CLIENTS, ServerThread, bind, client_for, raw_bind, raw_connection, raw_read, raw_send, read_until, submit_pdu
 
 
-class ServerThread:
-    """The asyncio server in a background thread with a ready signal, so a blocking client
-    (smpplib) can run in the test's thread."""
-
-    def __init__(self, tmp_path: Path, **options):
-        self.spool = Spool(tmp_path / "spool", seal_key=SEAL_KEY)
-        self.spool.ensure_dirs()
-        # As in the daemon, the registry knows the config's defaults (max_parts) too.
-        self.registry = ClientRegistry.from_config({"clients": CLIENTS, "groups": {}, "defaults": options.get("defaults")})
-        self.options = options
-        self.loop = asyncio.new_event_loop()
-        self.bus = EventBus(self.loop)
-        self.server: SmppServer | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> "ServerThread":
-        self._thread.start()
-        self.server = self.call(self._start())
-        return self
-
-    async def _start(self) -> SmppServer:
-        server = SmppServer(
-            spool=self.spool, registry=self.registry, bus=self.bus,
-            port=0, **self.options,
-        )
-        return await server.start()
-
-    def call(self, coro, timeout: float = 10):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def publish(self, event) -> None:
-        self.loop.call_soon_threadsafe(self.bus.publish, event)
-
-    def __exit__(self, *exc) -> None:
-        self.call(self.server.close(timeout=2))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        self.loop.close()
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-
-@pytest.fixture
-def gateway(tmp_path):
-    with ServerThread(tmp_path) as server:
-        yield server
-
-
-def client_for(gateway, **kwargs) -> smpplib.client.Client:
-    client = smpplib.client.Client("127.0.0.1", gateway.port, timeout=5, allow_unknown_opt_params=True, **kwargs)
-    client.connect()
-    return client
-
-
-def bind(gateway, system_id="zabbix", password="s3cret", how="bind_transceiver"):
-    client = client_for(gateway)
-    getattr(client, how)(system_id=system_id, password=password)
-    return client
-
-
-def read_until(client, wanted: str, timeout: float = 10.0):
-    """Read PDUs (answering deliver_sm and enquire_link as a client must) until `wanted`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pdu = client.read_pdu()
-        if pdu.command == "deliver_sm":
-            resp = smpplib.smpp.make_pdu("deliver_sm_resp", client=client)
-            resp.sequence = pdu.sequence
-            client.send_pdu(resp)
-        elif pdu.command == "enquire_link":
-            resp = smpplib.smpp.make_pdu("enquire_link_resp", client=client)
-            resp.sequence = pdu.sequence
-            client.send_pdu(resp)
-        if pdu.command == wanted:
-            return pdu
-    raise AssertionError(f"no {wanted} within {timeout} s")
-
-
-def outgoing(gateway, name):
-    return gateway.spool.verified(gateway.spool.read("outgoing", name))
+def outgoing(smpp_gateway, name):
+    return smpp_gateway.spool.verified(smpp_gateway.spool.read("outgoing", name))
 
 
 def text_of(spool_file) -> str:
@@ -138,52 +38,11 @@ def text_of(spool_file) -> str:
 # ---- raw socket helpers, for what no well-behaved client sends ----------------------------
 
 
-def raw_connection(gateway) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
-    return sock
-
-
-def raw_send(sock, pdu: Pdu) -> None:
-    sock.sendall(P.encode(pdu))
-
-
-def raw_read(sock) -> Pdu:
-    header = b""
-    while len(header) < 4:
-        chunk = sock.recv(4 - len(header))
-        if not chunk:
-            raise ConnectionError("closed")
-        header += chunk
-    length = struct.unpack(">I", header)[0]
-    body = b""
-    while len(body) < length - 4:
-        chunk = sock.recv(length - 4 - len(body))
-        if not chunk:
-            raise ConnectionError("closed")
-        body += chunk
-    return P.decode(header + body)
-
-
-def raw_bind(gateway, system_id="zabbix", password="s3cret") -> socket.socket:
-    sock = raw_connection(gateway)
-    raw_send(sock, Pdu(CommandId.BIND_TRANSCEIVER, 1, 0, {"system_id": system_id, "password": password, "interface_version": 0x34}))
-    resp = raw_read(sock)
-    assert resp.command_id == CommandId.BIND_TRANSCEIVER_RESP and resp.status == 0
-    return sock
-
-
-def submit_pdu(sequence: int, to: str = "+4915112345678", text: bytes = b"hello", **params) -> Pdu:
-    fields = {"dest_addr_ton": 1, "dest_addr_npi": 1, "destination_addr": to, "short_message": text}
-    tlvs = params.pop("tlvs", {})
-    fields.update(params)
-    return Pdu(CommandId.SUBMIT_SM, sequence, 0, fields, tlvs)
-
-
 # ---- bind ---------------------------------------------------------------------------------
 
 
-def test_bind_transceiver_and_unbind(gateway):
-    client = client_for(gateway)
+def test_bind_transceiver_and_unbind(smpp_gateway):
+    client = client_for(smpp_gateway)
     resp = client.bind_transceiver(system_id="zabbix", password="s3cret")
     assert resp.status == 0
     assert resp.system_id in (b"gsmgw", "gsmgw")
@@ -192,33 +51,33 @@ def test_bind_transceiver_and_unbind(gateway):
 
 
 @pytest.mark.parametrize("system_id,password", [("zabbix", "wrong"), ("nobody", "s3cret"), ("httponly", "t0ken")])
-def test_bind_refused_alike_whether_or_not_the_system_id_exists(gateway, system_id, password):
+def test_bind_refused_alike_whether_or_not_the_system_id_exists(smpp_gateway, system_id, password):
     # Regression (issue 11): an unknown system_id got ESME_RINVSYSID, a known one ESME_RINVPASWD.
-    client = client_for(gateway)
+    client = client_for(smpp_gateway)
     with pytest.raises(smpplib.exceptions.PDUError) as info:
         client.bind_transmitter(system_id=system_id, password=password)
     assert info.value.args[1] == Status.ESME_RINVPASWD
     client.disconnect()
 
 
-def reload_clients(gateway, clients) -> None:
+def reload_clients(smpp_gateway, clients) -> None:
     """What SIGHUP does: a new client registry (the limit counts carry over)."""
     registry = ClientRegistry.from_config({"clients": clients, "groups": {}})
 
     async def swap():
-        registry.limiter = gateway.server.registry.limiter
-        gateway.server.registry = registry
+        registry.limiter = smpp_gateway.server.registry.limiter
+        smpp_gateway.server.registry = registry
 
-    gateway.call(swap())
+    smpp_gateway.call(swap())
 
 
-def test_a_reload_applies_new_rules_and_limits_to_bound_sessions(gateway):
+def test_a_reload_applies_new_rules_and_limits_to_bound_sessions(smpp_gateway):
     # Regression (issue 11): a bound session kept the client it bound with until it reconnected.
-    sock = raw_bind(gateway, "zabbix", "s3cret")
+    sock = raw_bind(smpp_gateway, "zabbix", "s3cret")
     raw_send(sock, submit_pdu(2))
     assert raw_read(sock).status == 0
     changed = [dict(CLIENTS[0], allow=["+33*"], limits={"per_minute": 1}), *CLIENTS[1:]]
-    reload_clients(gateway, changed)
+    reload_clients(smpp_gateway, changed)
     raw_send(sock, submit_pdu(3))
     assert raw_read(sock).status == Status.ESME_RINVDSTADR
     raw_send(sock, submit_pdu(4, to="+33612345678"))
@@ -229,11 +88,11 @@ def test_a_reload_applies_new_rules_and_limits_to_bound_sessions(gateway):
 
 
 @pytest.mark.parametrize("change", ["removed", "password"])
-def test_a_reload_unbinds_a_session_whose_login_is_gone(gateway, change):
-    sock = raw_bind(gateway, "zabbix", "s3cret")
-    other = raw_bind(gateway, "limited", "pw")
+def test_a_reload_unbinds_a_session_whose_login_is_gone(smpp_gateway, change):
+    sock = raw_bind(smpp_gateway, "zabbix", "s3cret")
+    other = raw_bind(smpp_gateway, "limited", "pw")
     changed = CLIENTS[1:] if change == "removed" else [dict(CLIENTS[0], smpp={"system_id": "zabbix", "password": "new"}), *CLIENTS[1:]]
-    reload_clients(gateway, changed)
+    reload_clients(smpp_gateway, changed)
     raw_send(sock, submit_pdu(2))  # the first PDU after the reload meets the new clients
     unbind = raw_read(sock)
     assert unbind.command_id == CommandId.UNBIND
@@ -247,8 +106,8 @@ def test_a_reload_unbinds_a_session_whose_login_is_gone(gateway, change):
     other.close()
 
 
-def test_request_before_bind_gets_rinvbndsts(gateway):
-    sock = raw_connection(gateway)
+def test_request_before_bind_gets_rinvbndsts(smpp_gateway):
+    sock = raw_connection(smpp_gateway)
     raw_send(sock, submit_pdu(3))
     resp = raw_read(sock)
     assert (resp.command_id, resp.sequence, resp.status) == (CommandId.SUBMIT_SM_RESP, 3, Status.ESME_RINVBNDSTS)
@@ -257,8 +116,8 @@ def test_request_before_bind_gets_rinvbndsts(gateway):
     sock.close()
 
 
-def test_receiver_may_not_submit_and_second_bind_is_refused(gateway):
-    sock = raw_connection(gateway)
+def test_receiver_may_not_submit_and_second_bind_is_refused(smpp_gateway):
+    sock = raw_connection(smpp_gateway)
     raw_send(sock, Pdu(CommandId.BIND_RECEIVER, 1, 0, {"system_id": "zabbix", "password": "s3cret"}))
     assert raw_read(sock).status == 0
     raw_send(sock, submit_pdu(2))
@@ -273,8 +132,8 @@ def test_receiver_may_not_submit_and_second_bind_is_refused(gateway):
 # ---- submit_sm ----------------------------------------------------------------------------
 
 
-def test_submit_writes_one_durable_file_named_by_the_message_id(gateway):
-    client = bind(gateway)
+def test_submit_writes_one_durable_file_named_by_the_message_id(smpp_gateway):
+    client = bind(smpp_gateway)
     client.send_message(
         source_addr="4711", dest_addr_ton=1, destination_addr="4915112345678",
         short_message=smpplib.gsm.gsm_encode("Alarm: disk {full} @ 95% €"), registered_delivery=1,
@@ -282,7 +141,7 @@ def test_submit_writes_one_durable_file_named_by_the_message_id(gateway):
     resp = read_until(client, "submit_sm_resp")
     assert resp.status == 0
     message_id = resp.message_id.decode()
-    spool_file = outgoing(gateway, message_id)
+    spool_file = outgoing(smpp_gateway, message_id)
     assert spool_file.headers.get("To") == "+4915112345678"
     assert spool_file.headers.get("Client") == "zabbix"
     assert spool_file.headers.get("Report") == "yes"
@@ -291,38 +150,38 @@ def test_submit_writes_one_durable_file_named_by_the_message_id(gateway):
     client.disconnect()
 
 
-def test_long_ucs2_message_with_udh_becomes_one_file(gateway):
+def test_long_ucs2_message_with_udh_becomes_one_file(smpp_gateway):
     text = "Störung im Rechenzentrum 🚨 " * 8  # UCS-2 with surrogate pairs, several parts
     parts, encoding, esm_class = smpplib.gsm.make_parts(text, encoding=smpplib.consts.SMPP_ENCODING_ISO10646)
     assert len(parts) > 2 and esm_class == 0x40
-    client = bind(gateway)
+    client = bind(smpp_gateway)
     for part in parts:
         client.send_message(destination_addr="+4915112345678", dest_addr_ton=1, short_message=part,
                             data_coding=encoding, esm_class=esm_class, registered_delivery=1)
     ids = {read_until(client, "submit_sm_resp").message_id.decode() for _ in parts}
     assert len(ids) == 1
     (message_id,) = ids
-    assert gateway.spool.list("outgoing") == [message_id]
-    assert text_of(outgoing(gateway, message_id)) == text
+    assert smpp_gateway.spool.list("outgoing") == [message_id]
+    assert text_of(outgoing(smpp_gateway, message_id)) == text
     client.disconnect()
 
 
-def test_long_message_with_sar_tlvs_and_message_payload(gateway):
-    client = bind(gateway)
+def test_long_message_with_sar_tlvs_and_message_payload(smpp_gateway):
+    client = bind(smpp_gateway)
     first, second = "x" * 150, "y" * 40
     for seq, chunk in ((2, second), (1, first)):  # out of order on purpose
         client.send_message(destination_addr="+4915112345678", short_message=chunk.encode(),
                             sar_msg_ref_num=0x1234, sar_total_segments=2, sar_segment_seqnum=seq)
     ids = {read_until(client, "submit_sm_resp").message_id.decode() for _ in range(2)}
     assert len(ids) == 1
-    assert text_of(outgoing(gateway, ids.pop())) == first + second
+    assert text_of(outgoing(smpp_gateway, ids.pop())) == first + second
 
     long_text = "Übertragung " * 30
     client.send_message(destination_addr="+4915112345678", short_message=None, data_coding=3,
                         message_payload=long_text.encode("latin-1"))
     resp = read_until(client, "submit_sm_resp")
     assert resp.status == 0
-    assert text_of(outgoing(gateway, resp.message_id.decode())) == long_text
+    assert text_of(outgoing(smpp_gateway, resp.message_id.decode())) == long_text
     client.disconnect()
 
 
@@ -332,12 +191,12 @@ def test_long_message_with_sar_tlvs_and_message_payload(gateway):
      ("+3312345678", Status.ESME_RINVDSTADR),  # not in allow
      ("not a number", Status.ESME_RINVDSTADR)],
 )
-def test_excluded_destination(gateway, to, status):
-    client = bind(gateway)
+def test_excluded_destination(smpp_gateway, to, status):
+    client = bind(smpp_gateway)
     client.send_message(destination_addr=to, short_message=b"x")
     resp = read_until(client, "submit_sm_resp")
     assert resp.status == status
-    assert gateway.spool.list("outgoing") == []
+    assert smpp_gateway.spool.list("outgoing") == []
     client.disconnect()
 
 
@@ -345,38 +204,38 @@ def _segment(sequence, ref, total, seq, text=b"part"):
     return submit_pdu(sequence, text=bytes([5, 0, 3, ref, total, seq]) + text, esm_class=0x40)
 
 
-def test_a_long_message_is_refused_at_its_first_segment(gateway):
+def test_a_long_message_is_refused_at_its_first_segment(smpp_gateway):
     # Over max_parts (6 by default) or over the client's limits: the first segment is refused
     # with the right command_status; nothing of the message was held.
-    sock = raw_bind(gateway)
+    sock = raw_bind(smpp_gateway)
     raw_send(sock, _segment(2, 1, 255, 1))
     assert raw_read(sock).status == Status.ESME_RINVMSGLEN
     sock.close()
-    sock = raw_bind(gateway, "limited", "pw")  # two SMS parts a minute: one 2-segment message
+    sock = raw_bind(smpp_gateway, "limited", "pw")  # two SMS parts a minute: one 2-segment message
     raw_send(sock, _segment(2, 1, 2, 1))
     assert raw_read(sock).status == 0
     raw_send(sock, _segment(3, 2, 2, 1))
     assert raw_read(sock).status == Status.ESME_RTHROTTLED
     raw_send(sock, _segment(4, 1, 2, 2))  # the one that was counted completes
     assert raw_read(sock).status == 0
-    assert len(gateway.spool.list("outgoing")) == 1
+    assert len(smpp_gateway.spool.list("outgoing")) == 1
     sock.close()
 
 
-def test_over_limits_is_throttled(gateway):
-    client = bind(gateway, "limited", "pw")
+def test_over_limits_is_throttled(smpp_gateway):
+    client = bind(smpp_gateway, "limited", "pw")
     statuses = []
     for _ in range(3):
         client.send_message(destination_addr="+4915112345678", short_message=b"x")
         statuses.append(read_until(client, "submit_sm_resp").status)
     assert statuses == [0, 0, Status.ESME_RTHROTTLED]
-    assert len(gateway.spool.list("outgoing")) == 2
+    assert len(smpp_gateway.spool.list("outgoing")) == 2
     client.disconnect()
 
 
 @pytest.mark.parametrize("data_coding,status", [(5, Status.ESME_RINVDCS), (6, Status.ESME_RINVDCS), (0x0E, Status.ESME_RINVDCS)])
-def test_unsupported_data_coding(gateway, data_coding, status):
-    sock = raw_bind(gateway)
+def test_unsupported_data_coding(smpp_gateway, data_coding, status):
+    sock = raw_bind(smpp_gateway)
     raw_send(sock, submit_pdu(2, data_coding=data_coding))
     resp = raw_read(sock)
     assert (resp.sequence, resp.status) == (2, status)
@@ -388,32 +247,32 @@ def test_unsupported_data_coding(gateway, data_coding, status):
     [(0, bytes([0x00, 0x02, 0x11, 0x1B, 0x65]), "@$_€"), (3, "Grüße".encode("latin-1"), "Grüße"),
      (8, "Привет".encode("utf-16-be"), "Привет"), (0xF0, b"Flash", "Flash")],
 )
-def test_understood_data_codings(gateway, data_coding, raw, expected):
-    sock = raw_bind(gateway)
+def test_understood_data_codings(smpp_gateway, data_coding, raw, expected):
+    sock = raw_bind(smpp_gateway)
     raw_send(sock, submit_pdu(2, text=raw, data_coding=data_coding))
     resp = raw_read(sock)
     assert resp.status == 0
-    spool_file = outgoing(gateway, resp.params["message_id"])
+    spool_file = outgoing(smpp_gateway, resp.params["message_id"])
     assert text_of(spool_file) == expected
     assert (spool_file.headers.get("Flash") == "yes") == (data_coding == 0xF0)
     sock.close()
 
 
 def test_too_many_parts_is_refused_before_queueing(tmp_path):
-    with ServerThread(tmp_path) as gateway:
-        sock = raw_bind(gateway)
+    with ServerThread(tmp_path) as smpp_gateway:
+        sock = raw_bind(smpp_gateway)
         raw_send(sock, submit_pdu(2, text=b"", tlvs={Tag.MESSAGE_PAYLOAD: b"x" * 1200}))
         resp = raw_read(sock)
         assert resp.status == Status.ESME_RINVMSGLEN
-        assert gateway.spool.list("outgoing") == []
+        assert smpp_gateway.spool.list("outgoing") == []
         sock.close()
 
 
 # ---- protocol errors ----------------------------------------------------------------------
 
 
-def test_malformed_pdu_gets_generic_nack_and_session_stays_up(gateway):
-    sock = raw_bind(gateway)
+def test_malformed_pdu_gets_generic_nack_and_session_stays_up(smpp_gateway):
+    sock = raw_bind(smpp_gateway)
     # submit_sm whose sm_length runs past the end of the PDU
     body = bytes.fromhex("00 0000 00 0000 00 000000 00 00 00000000 ff 6869".replace(" ", ""))
     bad = struct.pack(">IIII", 16 + len(body), CommandId.SUBMIT_SM, 0, 7) + body
@@ -426,8 +285,8 @@ def test_malformed_pdu_gets_generic_nack_and_session_stays_up(gateway):
     sock.close()
 
 
-def test_unknown_command_gets_generic_nack_rinvcmdid(gateway):
-    sock = raw_bind(gateway)
+def test_unknown_command_gets_generic_nack_rinvcmdid(smpp_gateway):
+    sock = raw_bind(smpp_gateway)
     sock.sendall(struct.pack(">IIII", 16, 0x00000042, 0, 5))
     nack = raw_read(sock)
     assert (nack.command_id, nack.sequence, nack.status) == (CommandId.GENERIC_NACK, 5, Status.ESME_RINVCMDID)
@@ -436,9 +295,9 @@ def test_unknown_command_gets_generic_nack_rinvcmdid(gateway):
     sock.close()
 
 
-def test_hopeless_length_closes_only_that_session(gateway):
-    healthy = bind(gateway)
-    sock = raw_bind(gateway)
+def test_hopeless_length_closes_only_that_session(smpp_gateway):
+    healthy = bind(smpp_gateway)
+    sock = raw_bind(smpp_gateway)
     sock.sendall(struct.pack(">IIII", 0x7FFFFFFF, 4, 0, 1))
     sock.settimeout(5)
     assert sock.recv(100) == b""  # closed by the server
@@ -449,8 +308,8 @@ def test_hopeless_length_closes_only_that_session(gateway):
 
 
 def test_window_overflow_gets_rmsgqful(tmp_path):
-    with ServerThread(tmp_path, window=4) as gateway:
-        sock = raw_bind(gateway)
+    with ServerThread(tmp_path, window=4) as smpp_gateway:
+        sock = raw_bind(smpp_gateway)
         # Eight submit_sm in one write: the session sees them all before any can be written.
         sock.sendall(b"".join(P.encode(submit_pdu(seq)) for seq in range(10, 18)))
         answers = {}
@@ -460,14 +319,14 @@ def test_window_overflow_gets_rmsgqful(tmp_path):
         assert sorted(answers) == list(range(10, 18))
         assert list(answers[s] for s in range(10, 14)) == [0, 0, 0, 0]
         assert list(answers[s] for s in range(14, 18)) == [Status.ESME_RMSGQFUL] * 4
-        assert len(gateway.spool.list("outgoing")) == 4
+        assert len(smpp_gateway.spool.list("outgoing")) == 4
         sock.close()
 
 
 def test_dead_session_is_closed_after_enquire_link_timeout(tmp_path):
     timers = Timers(idle=0.5, dead=1.5, bind=5, response=5)
-    with ServerThread(tmp_path, timers=timers) as gateway:
-        sock = raw_bind(gateway)
+    with ServerThread(tmp_path, timers=timers) as smpp_gateway:
+        sock = raw_bind(smpp_gateway)
         sock.settimeout(5)
         request = raw_read(sock)
         assert request.command_id == CommandId.ENQUIRE_LINK  # the server checks the silent peer
@@ -477,8 +336,8 @@ def test_dead_session_is_closed_after_enquire_link_timeout(tmp_path):
 
 
 def test_connection_that_never_binds_is_closed(tmp_path):
-    with ServerThread(tmp_path, timers=Timers(idle=5, dead=10, bind=1, response=5)) as gateway:
-        sock = raw_connection(gateway)
+    with ServerThread(tmp_path, timers=Timers(idle=5, dead=10, bind=1, response=5)) as smpp_gateway:
+        sock = raw_connection(smpp_gateway)
         sock.settimeout(5)
         assert sock.recv(100) == b""
         sock.close()
@@ -494,8 +353,8 @@ def _submit_and_get_id(client, **kwargs) -> str:
     return resp.message_id.decode()
 
 
-def _report_event(gateway, message_id, status="delivered", delivered=True, tp_status=0):
-    headers = outgoing(gateway, message_id).headers.as_dict()
+def _report_event(smpp_gateway, message_id, status="delivered", delivered=True, tp_status=0):
+    headers = outgoing(smpp_gateway, message_id).headers.as_dict()
     return ReportReceived(
         id=message_id, to="+4915112345678", status=status, delivered=delivered, message_ids=(17,),
         report_path="/nonexistent", modem="gsm1", discharge="2026-11-25T10:15:00+00:00", tp_status=tp_status,
@@ -503,10 +362,10 @@ def _report_event(gateway, message_id, status="delivered", delivered=True, tp_st
     )
 
 
-def test_delivery_receipt_reaches_the_transceiver(gateway):
-    client = bind(gateway)
+def test_delivery_receipt_reaches_the_transceiver(smpp_gateway):
+    client = bind(smpp_gateway)
     message_id = _submit_and_get_id(client, source_addr="4711")
-    gateway.publish(_report_event(gateway, message_id))
+    smpp_gateway.publish(_report_event(smpp_gateway, message_id))
     receipt = read_until(client, "deliver_sm")
     assert receipt.esm_class == 0x04
     text = receipt.short_message.decode()
@@ -518,15 +377,15 @@ def test_delivery_receipt_reaches_the_transceiver(gateway):
     client.disconnect()
 
 
-def test_failure_receipts(gateway):
-    client = bind(gateway)
+def test_failure_receipts(smpp_gateway):
+    client = bind(smpp_gateway)
     first = _submit_and_get_id(client)
     second = _submit_and_get_id(client)
-    headers = outgoing(gateway, second).headers.as_dict()
-    gateway.publish(_report_event(gateway, first, status="failed", delivered=False, tp_status=0x41))
+    headers = outgoing(smpp_gateway, second).headers.as_dict()
+    smpp_gateway.publish(_report_event(smpp_gateway, first, status="failed", delivered=False, tp_status=0x41))
     receipt = read_until(client, "deliver_sm")
     assert "stat:UNDELIV" in receipt.short_message.decode() and receipt.message_state == P.MessageState.UNDELIVERABLE
-    gateway.publish(MessageFailed(id=second, to="+4915112345678", reason="expired", path="/x", headers=headers, expired=True))
+    smpp_gateway.publish(MessageFailed(id=second, to="+4915112345678", reason="expired", path="/x", headers=headers, expired=True))
     receipt = read_until(client, "deliver_sm")
     assert f"id:{second} " in receipt.short_message.decode()
     assert "stat:EXPIRED" in receipt.short_message.decode() and receipt.message_state == P.MessageState.EXPIRED
@@ -559,16 +418,16 @@ def _as_the_esme_reads(data_coding: int, octets: bytes) -> str:
         (1, b"disk full", 1, "disk full"),
     ],
 )
-def test_receipt_text_comes_in_the_alphabet_the_esme_wrote_in(gateway, data_coding, short_message,
+def test_receipt_text_comes_in_the_alphabet_the_esme_wrote_in(smpp_gateway, data_coding, short_message,
                                                               receipt_coding, snippet):
     # Receipts used to turn everything beyond ASCII into "?": "text:Gr??e aus K?ln".
-    client = bind(gateway)
+    client = bind(smpp_gateway)
     client.send_message(destination_addr="+4915112345678", short_message=short_message,
                         data_coding=data_coding, registered_delivery=1)
     resp = read_until(client, "submit_sm_resp")
     assert resp.status == 0
     message_id = resp.message_id.decode()
-    gateway.publish(_report_event(gateway, message_id))
+    smpp_gateway.publish(_report_event(smpp_gateway, message_id))
     receipt = read_until(client, "deliver_sm")
     assert receipt.esm_class == 0x04 and receipt.data_coding == receipt_coding
     text = _as_the_esme_reads(receipt.data_coding, receipt.short_message)
@@ -577,23 +436,23 @@ def test_receipt_text_comes_in_the_alphabet_the_esme_wrote_in(gateway, data_codi
     client.disconnect()
 
 
-def test_receipt_waits_for_the_client_to_bind(gateway):
-    client = bind(gateway, how="bind_transmitter")
+def test_receipt_waits_for_the_client_to_bind(smpp_gateway):
+    client = bind(smpp_gateway, how="bind_transmitter")
     message_id = _submit_and_get_id(client)
     client.unbind()
     client.disconnect()
-    gateway.publish(_report_event(gateway, message_id))
-    receiver = bind(gateway, how="bind_receiver")
+    smpp_gateway.publish(_report_event(smpp_gateway, message_id))
+    receiver = bind(smpp_gateway, how="bind_receiver")
     receipt = read_until(receiver, "deliver_sm")
     assert f"id:{message_id} " in receipt.short_message.decode()
     receiver.disconnect()
 
 
-def test_inbound_sms_goes_to_receivers_whose_allow_names_the_modem(gateway):
-    zabbix = bind(gateway, how="bind_receiver")
-    limited = bind(gateway, "limited", "pw", how="bind_receiver")  # allow: ["*"]
+def test_inbound_sms_goes_to_receivers_whose_allow_names_the_modem(smpp_gateway):
+    zabbix = bind(smpp_gateway, how="bind_receiver")
+    limited = bind(smpp_gateway, "limited", "pw", how="bind_receiver")  # allow: ["*"]
     text = "Antwort: OK ✓ " * 12  # UCS-2, three parts
-    gateway.publish(MessageReceived(
+    smpp_gateway.publish(MessageReceived(
         id="gsm1-20261125-101500-abcd", path="/x", sender="+4915112345678", text=text, modem="gsm1",
         sent=None, received="2026-11-25T10:15:00+00:00", parts=3, incomplete=False,
     ))
@@ -604,7 +463,7 @@ def test_inbound_sms_goes_to_receivers_whose_allow_names_the_modem(gateway):
         assert joined.decode("utf-16-be") == text
         assert segments[0].source_addr in (b"4915112345678", "4915112345678")
     # zabbix's allow names gsm1 only: an SMS on gsm2 reaches "limited" alone.
-    gateway.publish(MessageReceived(
+    smpp_gateway.publish(MessageReceived(
         id="gsm2-1", path="/x", sender="+4917000000009", text="hi", modem="gsm2",
         sent=None, received="2026-11-25T10:15:00+00:00", parts=1, incomplete=False,
     ))
@@ -615,9 +474,9 @@ def test_inbound_sms_goes_to_receivers_whose_allow_names_the_modem(gateway):
     limited.disconnect()
 
 
-def test_an_inbound_pdu_that_could_not_be_decoded_is_delivered_as_its_hex(gateway):
-    client = bind(gateway, how="bind_receiver")
-    gateway.publish(MessageReceived(
+def test_an_inbound_pdu_that_could_not_be_decoded_is_delivered_as_its_hex(smpp_gateway):
+    client = bind(smpp_gateway, how="bind_receiver")
+    smpp_gateway.publish(MessageReceived(
         id="gsm1-20261125-101500-dead", path="/x", sender="", text="0791947101670000040C91", modem="gsm1",
         sent=None, received="2026-11-25T10:15:00+00:00", parts=1, incomplete=False,
         decode_error="TP-OA needs 6 octets but only 0 are left (TP-OA, octet 11)",
@@ -627,8 +486,8 @@ def test_an_inbound_pdu_that_could_not_be_decoded_is_delivered_as_its_hex(gatewa
     client.disconnect()
 
 
-def test_query_sm_reports_the_message_state(gateway):
-    client = bind(gateway)
+def test_query_sm_reports_the_message_state(smpp_gateway):
+    client = bind(smpp_gateway)
     message_id = _submit_and_get_id(client)
     client.query_message(message_id=message_id, source_addr="")
     resp = read_until(client, "query_sm_resp")
@@ -636,31 +495,31 @@ def test_query_sm_reports_the_message_state(gateway):
     client.query_message(message_id="20990101-000000-nothere", source_addr="")
     assert read_until(client, "query_sm_resp").status == Status.ESME_RQUERYFAIL
     client.disconnect()
-    other = bind(gateway, "limited", "pw")  # another client does not see it
+    other = bind(smpp_gateway, "limited", "pw")  # another client does not see it
     other.query_message(message_id=message_id, source_addr="")
     assert read_until(other, "query_sm_resp").status == Status.ESME_RQUERYFAIL
     other.disconnect()
 
 
-def test_query_sm_of_a_message_with_an_impossible_delivery_time_answers(gateway):
+def test_query_sm_of_a_message_with_an_impossible_delivery_time_answers(smpp_gateway):
     # A sent/ file edited to say "Delivered: 9999-12-31T23:59:59-14:00" has no UTC time; the
     # query used to raise OverflowError, which closed the client's session.
-    client = bind(gateway)
+    client = bind(smpp_gateway)
     message_id = _submit_and_get_id(client)
-    data = gateway.spool.read("outgoing", message_id)
-    gateway.spool.write_atomic("sent", message_id, update_headers(data, {
+    data = smpp_gateway.spool.read("outgoing", message_id)
+    smpp_gateway.spool.write_atomic("sent", message_id, update_headers(data, {
         "Status": "delivered 0 (short message received by the SME)", "Delivered": "9999-12-31T23:59:59-14:00"}))
-    gateway.spool.remove("outgoing", message_id)
+    smpp_gateway.spool.remove("outgoing", message_id)
     client.query_message(message_id=message_id, source_addr="")
     resp = read_until(client, "query_sm_resp")
     assert resp.status == 0 and resp.message_state == P.MessageState.DELIVERED
     client.disconnect()
 
 
-def test_a_hand_written_client_header_owns_nothing(gateway):
+def test_a_hand_written_client_header_owns_nothing(smpp_gateway):
     # Regression (issue 11): a file dropped with `Client: zabbix` counted as that client's message.
-    gateway.spool.write_atomic("outgoing", "20990101-000000-forged", b"To: +4915112345678\nClient: zabbix\n\nhi\n")
-    client = bind(gateway)
+    smpp_gateway.spool.write_atomic("outgoing", "20990101-000000-forged", b"To: +4915112345678\nClient: zabbix\n\nhi\n")
+    client = bind(smpp_gateway)
     client.query_message(message_id="20990101-000000-forged", source_addr="")
     assert read_until(client, "query_sm_resp").status == Status.ESME_RQUERYFAIL
     client.disconnect()
@@ -680,10 +539,10 @@ def test_tls(tmp_path):
         pytest.skip("openssl cannot make a test certificate here")
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert, key)
-    with ServerThread(tmp_path, ssl_context=server_context) as gateway:
+    with ServerThread(tmp_path, ssl_context=server_context) as smpp_gateway:
         client_context = ssl.create_default_context(cafile=str(cert))
         client_context.check_hostname = False
-        client = smpplib.client.Client("127.0.0.1", gateway.port, timeout=5, ssl_context=client_context,
+        client = smpplib.client.Client("127.0.0.1", smpp_gateway.port, timeout=5, ssl_context=client_context,
                                        allow_unknown_opt_params=True)
         client.connect()
         client.bind_transceiver(system_id="zabbix", password="s3cret")
@@ -692,13 +551,13 @@ def test_tls(tmp_path):
         client.disconnect()
 
 
-def test_garbage_from_many_connections_leaves_the_server_and_other_sessions_up(gateway):
+def test_garbage_from_many_connections_leaves_the_server_and_other_sessions_up(smpp_gateway):
     import random
 
-    healthy = bind(gateway)
+    healthy = bind(smpp_gateway)
     rng = random.Random(20261125)
     for round_number in range(40):
-        sock = raw_bind(gateway) if round_number % 2 else raw_connection(gateway)
+        sock = raw_bind(smpp_gateway) if round_number % 2 else raw_connection(smpp_gateway)
         junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
         if round_number % 3 == 0:
             # a sane length with a random body and command: must get an answer, not a close
@@ -707,15 +566,15 @@ def test_garbage_from_many_connections_leaves_the_server_and_other_sessions_up(g
         sock.close()
         healthy.send_message(destination_addr="+4915112345678", short_message=b"ping %d" % round_number)
         assert read_until(healthy, "submit_sm_resp").status == 0
-    assert len(gateway.spool.list("outgoing")) == 40
+    assert len(smpp_gateway.spool.list("outgoing")) == 40
     healthy.disconnect()
 
 
-def test_one_final_receipt_per_message_even_when_several_parts_fail(gateway):
-    client = bind(gateway)
+def test_one_final_receipt_per_message_even_when_several_parts_fail(smpp_gateway):
+    client = bind(smpp_gateway)
     message_id = _submit_and_get_id(client)
     for _ in range(3):  # a three-part message whose parts all fail
-        gateway.publish(_report_event(gateway, message_id, status="failed", delivered=False, tp_status=0x41))
+        smpp_gateway.publish(_report_event(smpp_gateway, message_id, status="failed", delivered=False, tp_status=0x41))
     receipt = read_until(client, "deliver_sm")
     assert "stat:UNDELIV" in receipt.short_message.decode()
     client.send_pdu(smpplib.smpp.make_pdu("enquire_link", client=client))
@@ -728,33 +587,33 @@ def test_queued_receipt_survives_a_restart_and_is_sent_once(tmp_path):
 
     state = tmp_path / "state"
     state.mkdir()
-    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as gateway:
-        client = bind(gateway, how="bind_transmitter")
+    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as smpp_gateway:
+        client = bind(smpp_gateway, how="bind_transmitter")
         message_id = _submit_and_get_id(client)
         client.unbind()
         client.disconnect()
-        gateway.publish(_report_event(gateway, message_id))
-        gateway.call(gateway.bus.drain())
+        smpp_gateway.publish(_report_event(smpp_gateway, message_id))
+        smpp_gateway.call(smpp_gateway.bus.drain())
     # The daemon restarts (same spool and state directory): the receipt is still waiting.
-    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as gateway:
-        receiver = bind(gateway, how="bind_receiver")
+    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as smpp_gateway:
+        receiver = bind(smpp_gateway, how="bind_receiver")
         receipt = read_until(receiver, "deliver_sm")
         assert f"id:{message_id} " in receipt.short_message.decode()
         assert receipt.message_state == P.MessageState.DELIVERED
         receiver.unbind()
         receiver.disconnect()
-    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as gateway:
-        assert gateway.server.outbox.load() == []  # answered with ESME_ROK: gone
+    with ServerThread(tmp_path, outbox=Outbox(state / "smpp-outbox.sqlite")) as smpp_gateway:
+        assert smpp_gateway.server.outbox.load() == []  # answered with ESME_ROK: gone
 
 
-def test_validity_schedule_and_priority_become_spool_headers(gateway):
-    sock = raw_bind(gateway)
+def test_validity_schedule_and_priority_become_spool_headers(smpp_gateway):
+    sock = raw_bind(smpp_gateway)
     next_year = datetime.now(timezone.utc).year % 100 + 1
     raw_send(sock, submit_pdu(2, validity_period="000000020000000R", schedule_delivery_time=f"{next_year:02d}1231230000000+",
                               priority_flag=3, registered_delivery=0))
     resp = raw_read(sock)
     assert resp.status == 0
-    headers = outgoing(gateway, resp.params["message_id"]).headers
+    headers = outgoing(smpp_gateway, resp.params["message_id"]).headers
     assert headers.get("Validity") == "120 min"
     expires = datetime.fromisoformat(headers.get("Expires"))
     assert 7100 < (expires - datetime.now(timezone.utc)).total_seconds() <= 7200
@@ -771,26 +630,26 @@ def _inbound(text, modem="gsm1", ident="in-1"):
     )
 
 
-def test_segments_of_one_inbound_sms_stay_on_one_session(gateway):
-    first = bind(gateway, how="bind_receiver")
-    second = bind(gateway, how="bind_transceiver")
-    gateway.publish(_inbound("x" * 400))  # three GSM-7 parts
+def test_segments_of_one_inbound_sms_stay_on_one_session(smpp_gateway):
+    first = bind(smpp_gateway, how="bind_receiver")
+    second = bind(smpp_gateway, how="bind_transceiver")
+    smpp_gateway.publish(_inbound("x" * 400))  # three GSM-7 parts
     segments = [read_until(first, "deliver_sm") for _ in range(3)]
     assert sorted(s.short_message[5] for s in segments) == [1, 2, 3]
     first.disconnect()
-    gateway.publish(_inbound("after the first went away", ident="in-2"))
+    smpp_gateway.publish(_inbound("after the first went away", ident="in-2"))
     assert read_until(second, "deliver_sm").short_message == b"after the first went away"
     second.disconnect()
 
 
-def test_a_refused_delivery_is_retried_later(gateway, monkeypatch):
+def test_a_refused_delivery_is_retried_later(smpp_gateway, monkeypatch):
     import gsmgw.smpp.server as server_module
 
     monkeypatch.setattr(server_module, "RETRY_DELAY", 0.2)
-    sock = raw_connection(gateway)
+    sock = raw_connection(smpp_gateway)
     raw_send(sock, Pdu(CommandId.BIND_RECEIVER, 1, 0, {"system_id": "zabbix", "password": "s3cret"}))
     assert raw_read(sock).status == 0
-    gateway.publish(_inbound("try me"))
+    smpp_gateway.publish(_inbound("try me"))
     first = raw_read(sock)
     assert first.command_id == CommandId.DELIVER_SM
     refused_at = time.monotonic()
@@ -821,11 +680,11 @@ def test_an_inbound_sms_whose_sender_cannot_be_encoded_never_blocks_the_others(t
     state.mkdir()
     metrics = Metrics()
     outbox = state / "smpp-outbox.sqlite"
-    with ServerThread(tmp_path, outbox=Outbox(outbox), metrics=metrics) as gateway:
-        receiver = bind(gateway, how="bind_receiver")
-        gateway.publish(_from("ΔΦ€", "greek", "in-1"))
-        gateway.publish(_from("中国移动", "no ascii spelling", "in-2"))
-        gateway.publish(_from("+4915112345678", "after them", "in-3"))
+    with ServerThread(tmp_path, outbox=Outbox(outbox), metrics=metrics) as smpp_gateway:
+        receiver = bind(smpp_gateway, how="bind_receiver")
+        smpp_gateway.publish(_from("ΔΦ€", "greek", "in-1"))
+        smpp_gateway.publish(_from("中国移动", "no ascii spelling", "in-2"))
+        smpp_gateway.publish(_from("+4915112345678", "after them", "in-3"))
         first, second = read_until(receiver, "deliver_sm"), read_until(receiver, "deliver_sm")
         assert (first.source_addr_ton, first.source_addr, first.short_message) == (5, b"DFEUR", b"greek")
         assert (second.source_addr, second.short_message) == (b"4915112345678", b"after them")
@@ -854,16 +713,16 @@ def test_a_delivery_refused_again_and_again_is_parked_not_dropped(tmp_path, monk
     monkeypatch.setattr(server_module, "MAX_DELIVERY_ATTEMPTS", 2)
     (tmp_path / "state").mkdir()
     outbox = tmp_path / "state" / "smpp-outbox.sqlite"
-    with ServerThread(tmp_path, outbox=Outbox(outbox)) as gateway:
-        sock = raw_connection(gateway)
+    with ServerThread(tmp_path, outbox=Outbox(outbox)) as smpp_gateway:
+        sock = raw_connection(smpp_gateway)
         raw_send(sock, Pdu(CommandId.BIND_RECEIVER, 1, 0, {"system_id": "zabbix", "password": "s3cret"}))
         assert raw_read(sock).status == 0
-        gateway.publish(_inbound("poison"))
+        smpp_gateway.publish(_inbound("poison"))
         for _ in range(2):
             refused = raw_read(sock)
             assert refused.params["short_message"] == b"poison"
             raw_send(sock, Pdu(CommandId.DELIVER_SM_RESP, refused.sequence, 0x64))
-        gateway.publish(_inbound("next", ident="in-2"))
+        smpp_gateway.publish(_inbound("next", ident="in-2"))
         following = raw_read(sock)
         assert following.params["short_message"] == b"next"
         raw_send(sock, Pdu(CommandId.DELIVER_SM_RESP, following.sequence, 0, {"message_id": ""}))
@@ -876,8 +735,8 @@ def test_a_delivery_refused_again_and_again_is_parked_not_dropped(tmp_path, monk
         kept.close()
 
 
-def test_a_source_addr_that_cannot_be_a_header_is_refused_not_crashed(gateway):
-    sock = raw_bind(gateway)
+def test_a_source_addr_that_cannot_be_a_header_is_refused_not_crashed(smpp_gateway):
+    sock = raw_bind(smpp_gateway)
     raw_send(sock, submit_pdu(2, source_addr="12\n34"))
     resp = raw_read(sock)
     assert (resp.sequence, resp.status) == (2, Status.ESME_RINVSRCADR)
