@@ -26,7 +26,7 @@ from gsmgw.sim import SimNetwork
 from gsmgw.sms import decode_pdu
 from helpers import debian_tool, free_port
 from smarthost import Smarthost
-from test_http_e2e import texts_by_recipient
+from test_e2e_http import texts_by_recipient
 
 pytestmark = pytest.mark.slow
 

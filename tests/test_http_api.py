@@ -1,6 +1,6 @@
 """The HTTP server's REST API against a real spool, config, event bus and metrics registry.
 
-The daemon's workers are not running here (tests/test_http_e2e.py runs the whole gateway); the
+The daemon's workers are not running here (tests/test_e2e_http.py runs the whole gateway); the
 status snapshot is a fixed dict so /healthz and /api/v1/modems can be driven.
 """
 
