@@ -546,3 +546,31 @@ def test_urcs_anywhere_in_a_response_are_separated_and_never_lost(insertions, cu
     assert [e.text for e in events if isinstance(e, Line)] == [x.decode() for x in CMGL_LINES]
     assert [e.raw for e in events if isinstance(e, Urc)] == expected_urcs
     assert isinstance(events[-1], Final) and events[-1].ok
+
+
+def test_vendor_urcs_come_from_the_profiles_and_name_their_device():
+    from gsmgw.at.parser import URC_PREFIXES
+    from gsmgw.at.profiles import PROFILE_FIELDS, PROFILES, VENDOR_URCS
+    from gsmgw.at import profiles
+
+    assert not any(prefix.startswith(("^", "*", "+Q", "+Z")) for prefix in URC_PREFIXES)  # 3GPP only
+    for profile in PROFILES.values():
+        for urc in profile.urcs:
+            assert urc.device.strip() and urc.line == urc.line.upper(), urc
+            assert VENDOR_URCS[(urc.line, urc.bare)].decode is urc.decode
+        for quirk in profile.quirks:
+            assert quirk.handled_by is None or quirk.handled_by in PROFILE_FIELDS or callable(
+                getattr(profiles, quirk.handled_by, None)), quirk
+
+
+def test_the_parser_asks_its_vendor_table_for_lines_it_does_not_know():
+    from gsmgw.at.profiles import VendorUrc
+
+    def decode(rest, fields, raw):
+        return SignalReport(raw, -int(fields[0]))
+
+    table = {("^TESTRSSI", False): VendorUrc("^TESTRSSI", "a test device", decode),
+             ("HELLO THERE", True): VendorUrc("HELLO THERE", "a test device", bare=True)}
+    events = AtParser(vendor_urcs=table).feed(b"\r\n^TESTRSSI: 70\r\n\r\nHello there\r\n\r\n^RSSI: 20\r\n")
+    assert events == [SignalReport("^TESTRSSI: 70", -70), Noise("Hello there"), Noise("^RSSI: 20")]
+    assert AtParser().feed(b"\r\n^RSSI: 20\r\n") == [SignalReport("^RSSI: 20", -73)]  # the profiles' table

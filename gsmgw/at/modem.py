@@ -354,7 +354,6 @@ class Modem:
         self.info = ModemInfo(port=port, profile=self.profile.name)
         self.session = AtSession(
             port, baudrate=baudrate, on_urc=self._on_urc, default_timeout=command_timeout,
-            extra_urc_prefixes=self.profile.extra_urc_prefixes,
         )
         self._urc_waiters: list[tuple[Callable[[Urc], bool], asyncio.Future[Urc]]] = []
         self._mem1: str | None = None
@@ -492,7 +491,6 @@ class Modem:
         manufacturer = await self._manufacturer()
         if self.forced_profile is None:
             self.profile = detect_profile(manufacturer or "")
-            self.session.parser.add_urc_prefixes(self.profile.extra_urc_prefixes)
         for line in self.profile.init_commands:
             await self._optional(line)
 

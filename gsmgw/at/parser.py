@@ -23,6 +23,8 @@ Rules of this file:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Protocol
 
 from gsmgw.at.errors import cme_code_from_text, cms_code_from_text
 from gsmgw.at.events import (
@@ -34,10 +36,8 @@ from gsmgw.at.events import (
     LatePrompt,
     LateSubmitResult,
     Line,
-    ModemBooted,
     ModemReady,
     Noise,
-    PowerDown,
     Prompt,
     RegistrationChanged,
     ReportDirect,
@@ -69,31 +69,28 @@ _WORD_FINALS = {
 }
 _CODED_FINAL = re.compile(r"^\+(CMS|CME) ERROR:?\s*(.*)$", re.IGNORECASE)
 
-# Prefixes (text before ':') that modems send unsolicited. A prefix here is still a response
-# when it is the name of the command in flight (AT+CREG? -> +CREG:).
+# Prefixes (text before ':') of TS 27.005 §3.4.1 / TS 27.007 that modems send unsolicited. A
+# prefix here is still a response when it is the name of the command in flight (AT+CREG? ->
+# +CREG:). The vendors' own URCs, with their decoders, are in the profiles (gsmgw.at.profiles).
 URC_PREFIXES = frozenset(
     {
-        # TS 27.005 §3.4.1 / TS 27.007
         "+CMTI", "+CDSI", "+CMT", "+CDS", "+CBM", "+CRING", "+CLIP", "+CCWA", "+CUSD",
         "+CREG", "+CGREG", "+CEREG", "+C5GREG", "+CPIN", "+CFUN", "+CIEV", "+CGEV", "+CTZV",
         "+CTZE", "+CSQ", "+CUSATP", "+STIN", "+CMTE", "+CPINR",
-        # Huawei (E173, E3372, ME909)
-        "^RSSI", "^HCSQ", "^BOOT", "^MODE", "^SRVST", "^SIMST", "^DSFLOWRPT", "^NWTIME",
-        "^SMMEMFULL", "^STIN", "^CEND", "^ORIG", "^CONF", "^CONN", "^RFSWITCH", "^NDISSTAT",
-        "^ACTIVEBAND", "^CSNR", "^ECLSTAT", "^SYSSTART", "^CRSSI",
-        # SIMCom (SIM800, SIM7600)
-        "*PSUTTZ", "DST", "+PSNWID", "+CPSI", "+SIMCARD", "+CGNSINF", "+PACSP", "+SMSFULL",
-        # Quectel (EC25, M95, BG96)
-        "+QIND", "+QUSIM", "+QSTK", "+QIURC",
-        # ZTE
-        "+ZPASR", "+ZUSIMR", "+ZDONR", "+ZEND",
     }
 )
-# URCs without a prefix.
-_BARE_READY = {"RDY", "SMS READY", "CALL READY", "PB DONE", "APP RDY", "^SYSSTART", "START"}
-_BARE_BOOTED = {"RDY", "^SYSSTART", "START"}  # the first of them, printed as the firmware starts
-_BARE_POWER_DOWN = {"POWERED DOWN", "NORMAL POWER DOWN", "UNDER-VOLTAGE POWER DOWN"}
-_BARE_NOISE = {"UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING", "UNDER-VOLTAGE WARNING"}
+
+
+class VendorLine(Protocol):
+    """What the parser needs of a vendor URC (gsmgw.at.profiles.VendorUrc)."""
+
+    @property
+    def bare(self) -> bool: ...
+    def decode(self, rest: str, fields: list[str], raw: str) -> Urc: ...
+
+
+# The vendor URCs by (upper-case prefix or bare line, bare), as gsmgw.at.profiles.VENDOR_URCS.
+VendorTable = Mapping[tuple[str, bool], VendorLine]
 # Two-line URCs: the header is followed by a PDU line.
 _PDU_URCS = {"+CMT", "+CDS", "+CBM"}
 
@@ -185,20 +182,19 @@ def csq_to_dbm(rssi: int | None) -> int | None:
     return -113 + 2 * rssi
 
 
-def _classify_urc(name: str | None, rest: str, raw: str) -> Urc:
-    """Turn one complete unsolicited line into its typed event."""
+def _classify_urc(name: str | None, rest: str, raw: str, vendor: VendorTable) -> Urc:
+    """Turn one complete unsolicited line into its typed event: TS 27.005/27.007 here, a
+    vendor's own line by its profile's decoder."""
     upper = raw.upper()
     if name is None:
         if upper == "RING":
             return Ring(raw)
-        if upper in _BARE_BOOTED:
-            return ModemBooted(raw)
-        if upper in _BARE_READY:
-            return ModemReady(raw)
-        if upper in _BARE_POWER_DOWN:
-            return PowerDown(raw)
-        return Noise(raw)
+        bare = vendor.get((upper, True))
+        return bare.decode("", [], raw) if bare is not None else Noise(raw)
     f = split_fields(rest)
+    own = vendor.get((name, False))
+    if own is not None:
+        return own.decode(rest, f, raw)
     if name in ("+CMTI", "+CDSI") and len(f) >= 2 and _int(f[1]) is not None:
         # TS 27.005 §3.4.1: <mem>,<index>; fields some firmwares add after it are ignored.
         cls = IncomingStored if name == "+CMTI" else ReportStored
@@ -216,55 +212,29 @@ def _classify_urc(name: str | None, rest: str, raw: str) -> Urc:
         return RegistrationChanged(raw, name[1:], int(f[0]))
     if name == "+CPIN":
         return SimStatus(raw, rest.strip().upper())
-    if name in ("^SIMST", "+QUSIM", "+SIMCARD"):
-        return SimStatus(raw, rest.strip().upper())
-    if name == "^RSSI":
-        return SignalReport(raw, csq_to_dbm(_int(f[0])))
     if name == "+CSQ":
         return SignalReport(raw, csq_to_dbm(_int(f[0])))
-    if name == "^HCSQ":
-        return SignalReport(raw, huawei_hcsq_to_dbm(f))
-    if name == "+QIND":
-        what = f[0].upper()
-        if what == "CSQ" and len(f) > 1:
-            return SignalReport(raw, csq_to_dbm(_int(f[1])))
-        if what in ("SMS DONE", "PB DONE"):
-            return ModemReady(raw)
-        if what == "SMSFULL":
-            # Quectel EC25 with AT+QINDCFG="smsfull",1: +QIND: "smsfull",<storage>
-            return StorageFull(raw, f[1].upper() if len(f) > 1 else "")
-        return Noise(raw)
-    if name == "^SMMEMFULL":
-        return StorageFull(raw, f[0].upper())
-    if name in ("+CIEV", "+SMSFULL"):
+    if name == "+CIEV":
+        # TS 27.007 §8.10 indicators; "smsfull" / "message_full" are the names vendors give it.
         if f[0].upper() in ("SMSFULL", "MESSAGE_FULL") and (len(f) < 2 or f[1] != "0"):
             return StorageFull(raw, "")
-        if name == "+SMSFULL":
-            return StorageFull(raw, f[0].upper())
         return Noise(raw)
     if name == "+CFUN" and f[0] == "1":
         return ModemReady(raw)
-    if name == "^SYSSTART":
-        return ModemBooted(raw)
     return Noise(raw)
-
-
-def huawei_hcsq_to_dbm(fields: list[str]) -> int | None:
-    """Huawei ^HCSQ: <sysmode>,<rssi>,... (Huawei ME909s/E3372 AT manual, ^HCSQ): rssi 0 is
-    below -120 dBm, 1..96 is -120..-25 dBm in 1 dB steps, 255 unknown."""
-    if len(fields) < 2 or fields[0].upper() == "NOSERVICE":
-        return None
-    value = _int(fields[1])
-    if value is None or not 0 <= value <= 96:
-        return None
-    return -121 + value
 
 
 class AtParser:
     """Byte stream of one port in, :data:`Event` list out. ``repr`` shows the state."""
 
-    def __init__(self, *, extra_urc_prefixes: frozenset[str] | set[str] = frozenset()):
-        self._urc_prefixes = URC_PREFIXES | {p.upper() for p in extra_urc_prefixes}
+    def __init__(self, *, vendor_urcs: VendorTable | None = None):
+        if vendor_urcs is None:
+            # Imported here: the profiles use this module's field splitter.
+            from gsmgw.at.profiles import VENDOR_URCS
+
+            vendor_urcs = VENDOR_URCS
+        self._vendor = vendor_urcs
+        self._urc_prefixes = URC_PREFIXES | {line for line, bare in vendor_urcs if not bare}
         self._buf = bytearray()
         self._command: str | None = None  # the command line in flight
         self._command_name = ""
@@ -289,13 +259,13 @@ class AtParser:
 
     # ------------------------------------------------------------ what the session tells us
 
-    def add_urc_prefixes(self, prefixes: frozenset[str] | set[str]) -> None:
-        """A vendor profile's own URC prefixes, once the profile is known."""
-        self._urc_prefixes = self._urc_prefixes | {p.upper() for p in prefixes}
-
     @property
     def urc_prefixes(self) -> frozenset[str]:
         return frozenset(self._urc_prefixes)
+
+    @property
+    def vendor_urcs(self) -> VendorTable:
+        return self._vendor
 
     @property
     def command_in_flight(self) -> str | None:
@@ -450,12 +420,11 @@ class AtParser:
             events.append(Noise(line))
             return
         if name is not None and name in self._urc_prefixes:
-            events.append(_classify_urc(name, rest, line))
+            events.append(_classify_urc(name, rest, line, self._vendor))
             return
         upper = line.upper()
-        if name is None and (upper == "RING" or upper in _BARE_READY or upper in _BARE_POWER_DOWN
-                             or upper in _BARE_NOISE):
-            events.append(_classify_urc(None, "", line))
+        if name is None and (upper == "RING" or (upper, True) in self._vendor):
+            events.append(_classify_urc(None, "", line, self._vendor))
             return
         if self._abandoned is not None and (
             not in_flight or (name is not None and name == self._abandoned)

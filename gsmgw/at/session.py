@@ -77,7 +77,6 @@ class AtSession:
         *,
         baudrate: int = 115200,
         on_urc: Callable[[Urc], None] | None = None,
-        extra_urc_prefixes: frozenset[str] = frozenset(),
         default_timeout: float = 10.0,
         exclusive: bool = True,
     ):
@@ -86,7 +85,7 @@ class AtSession:
         self.on_urc = on_urc
         self.default_timeout = default_timeout
         self.exclusive = exclusive
-        self.parser = AtParser(extra_urc_prefixes=extra_urc_prefixes)
+        self.parser = AtParser()  # it knows every vendor's URCs (gsmgw.at.profiles) from the start
         self.consecutive_timeouts = 0
         self.closed_reason: str | None = None
         self._serial: serial.Serial | None = None
@@ -152,7 +151,7 @@ class AtSession:
         self.closed_reason = None
         self._closed_event = asyncio.Event()
         self.consecutive_timeouts = 0
-        self.parser = AtParser(extra_urc_prefixes=self.parser.urc_prefixes)
+        self.parser = AtParser(vendor_urcs=self.parser.vendor_urcs)
         self._loop.add_reader(self._fd, self._on_readable)
         log.debug("%s: opened", self.port)
 
