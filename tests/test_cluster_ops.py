@@ -145,6 +145,73 @@ def test_metrics_of_a_member_carry_its_name():
     assert 'member="' not in generate_latest(Metrics().registry).decode()  # a single host: as before
 
 
+# -- what members see of each other --------------------------------------------------------------
+
+def test_members_see_each_others_modems_come_up_and_the_leave_at_once(postgres):
+    """Not a renewal later: with a 60 s lease a member renews every 15 s, and the waits below are 5 s."""
+    import asyncio
+
+    from gsmgw.daemon.cluster import Membership
+
+    dsn = postgres.new_database()
+    journals = []
+
+    def member(name, records):
+        journal = PostgresJournal(dsn, member=name, lease=60.0)
+        journals.append(journal)
+
+        async def nothing_to_file():
+            return 0
+
+        return Membership(journal, lease=60.0, version="test", modems=lambda: records, held=lambda: [],
+                          on_rejoin=lambda: None, file_results=nothing_to_file, wake=lambda: None,
+                          on_change=lambda: None)
+
+    async def until(predicate, what):
+        deadline = time.monotonic() + 5
+        while not predicate():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.02)
+
+    async def scenario():
+        a_modems = [{"name": "a1", "state": "starting"}]
+        a, b = member("gw-a", a_modems), member("gw-b", [{"name": "b1", "state": "ready"}])
+        stopping = asyncio.Event()
+        tasks = []
+        for one in (a, b):
+            one.join()
+            one.start()
+            tasks.append(asyncio.ensure_future(one.run(stopping)))
+        try:
+            await until(lambda: "a1" in b.views, "gw-b sees gw-a")
+            with psycopg.connect(dsn, autocommit=True) as connection:
+                await until(lambda: connection.execute(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'gsmgw gw-b listen' "
+                    "AND query LIKE 'LISTEN gsmgw_members%'").fetchone()[0] == 1, "gw-b listening")
+            a_modems[0] = {"name": "a1", "state": "ready"}
+            a.modems_changed()
+            await until(lambda: b.views["a1"].state == "ready", "gw-b sees a1 come up")
+            # Its own row in its status is as its modems are now (busy is no news for the others).
+            a_modems[0] = {"name": "a1", "state": "busy"}
+            a.modems_changed()
+            (mine,) = [m for m in a.status()["members"] if m["self"]]
+            assert [modem["state"] for modem in mine["modems"]] == ["busy"]
+            await a.stop()
+            await until(lambda: b.views["a1"].state == "absent", "gw-b sees gw-a leave")
+        finally:
+            stopping.set()
+            for task in tasks:
+                task.cancel()  # as the daemon does: a round waits up to a renewal otherwise
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await b.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for journal in journals:
+            journal.close()
+
+
 # -- gsmgw journal migrate | export | import ------------------------------------------------------
 
 def write_config(tmp_path, dsn=None, member="gw-a"):

@@ -202,6 +202,37 @@ def test_notices_wake_the_other_members(members):
         stop()
 
 
+def test_a_member_announces_its_modems_and_its_leave(members):
+    a, b = members("gw-a"), members("gw-b")
+    heard = []
+    arrived = threading.Event()
+
+    def on_notice(channel, payload):
+        if channel == "gsmgw_members":
+            heard.append(payload)
+            arrived.set()
+
+    stop = b.listen(on_notice)
+    try:
+        deadline = time.monotonic() + 10
+        while not arrived.is_set() and time.monotonic() < deadline:  # until the listener is up
+            a.renew([{"name": "a1", "state": "ready"}], time.time(), announce=True)
+            arrived.wait(0.2)
+        assert heard and set(heard) == {"gw-a"}
+        heard.clear()
+        arrived.clear()
+        a.renew([{"name": "a1", "state": "busy"}], time.time())  # a renewal alone tells nobody
+        b.renew([], time.time(), announce=True)  # (notices come in commit order: a marker)
+        a.leave()
+        deadline = time.monotonic() + 10
+        while len(heard) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heard == ["gw-b", "gw-a"]  # the plain renewal sent none; the leave did
+        assert not {m.name: m for m in b.members()}["gw-a"].alive
+    finally:
+        stop()
+
+
 def test_the_schema_is_made_once_and_a_newer_one_is_refused(dsn):
     assert migrate(dsn) == (0, SCHEMA_VERSION)
     assert migrate(dsn) == (SCHEMA_VERSION, SCHEMA_VERSION)

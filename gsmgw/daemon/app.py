@@ -532,6 +532,8 @@ class Gateway:
 
     def _on_worker_change(self) -> None:
         self._wake_dispatcher()
+        if self.membership is not None:
+            self.membership.modems_changed()  # the other members see a modem come up or go down at once
 
     async def _watch_outgoing(self) -> None:
         """The watcher reports outgoing/, the claimer takes it, high priority first (claimer.py)."""

@@ -3,7 +3,11 @@
 What it does, in one loop (`Membership.run`), every `renew_every` seconds and when woken:
 - renews this member's lease and publishes its modems (state, SIM, limits, prefixes), and reads
   the other members and theirs: the dispatcher's fleet (`views`) sees every member's modems, so
-  `Modem:` pins and prefix routing work across hosts, and a dead member's modems are `absent`;
+  `Modem:` pins and prefix routing work across hosts, and a dead member's modems are `absent`.
+  A modem that comes up or goes down (`modems_changed`) is published at once with a
+  `gsmgw_members` notice, as is a member's leave; a notice from another member makes this one
+  read the members at once. So a member sees another's modems come up within a round trip,
+  not a renewal later (ready <-> busy is no such change: both are up);
 - reaps members whose lease ran out: their claimed, unsubmitted messages go back to the queue at
   once, and the parts they were submitting are logged as possible duplicates. A member reaps
   only after it has held its own lease for a whole lease, so after an outage that cut every
@@ -30,6 +34,7 @@ never stalls the daemon's loop beyond the journal's own timeout.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -132,6 +137,13 @@ def member_status(member: MemberRow, me: str) -> dict:
     }
 
 
+def up_or_down(records: Sequence[Mapping]) -> tuple[tuple[str, str], ...]:
+    """What other members must hear about at once: which modems are up (ready or busy, both take
+    work) and the state of those that are not."""
+    return tuple(sorted((str(record.get("name")), "up" if record.get("state") in pool.UP_STATES
+                         else str(record.get("state"))) for record in records))
+
+
 def _some(keys: Sequence[str], most: int = 20) -> str:
     return ", ".join(keys[:most]) + (" ..." if len(keys) > most else "")
 
@@ -165,6 +177,9 @@ class Membership:
         self.state = JOURNAL_OK  # a member starts only with the journal reachable (app.py)
         self.reason: str | None = None
         self._lease_since: float | None = None  # monotonic time since which the lease is held without a break
+        self._published: tuple[tuple[str, str], ...] | None = None  # up_or_down() of the last renewal
+        self._announce = False  # a modem came up or went down: renew and tell the others now
+        self._reread = False  # another member told: read the members now
         self._kick = asyncio.Event()
         self._filing = asyncio.Event()
         self._stop_listening: Callable[[], None] = lambda: None
@@ -177,16 +192,26 @@ class Membership:
         return self.state == JOURNAL_OK
 
     def status(self) -> dict:
-        """`journal` and `members` of the status object."""
+        """`journal` and `members` of the status object; this member's modems as they are now,
+        the others' as they published them."""
+        me = self.journal.member
+        members = [dataclasses.replace(member, modems=tuple(self.modems())) if member.name == me else member
+                   for member in self.members]
         return {
             "journal": {
                 "backend": "postgresql",
-                "member": self.journal.member,
+                "member": me,
                 "state": self.state,
                 "reason": self.reason,
             },
-            "members": [member_status(member, self.journal.member) for member in self.members],
+            "members": [member_status(member, me) for member in members],
         }
+
+    def modems_changed(self) -> None:
+        """A local modem changed state: when one came up or went down, publish it now."""
+        if self._published is not None and up_or_down(self.modems()) != self._published:
+            self._announce = True
+            self._kick.set()
 
     def modem_names(self) -> tuple[str, ...]:
         return tuple(self.views)
@@ -208,7 +233,11 @@ class Membership:
         """At start: become a member (JournalError if the name is taken, JournalUnavailable)."""
         self.journal.join(host=socket.gethostname(), pid=os.getpid(), version=self.version)
         self._lease_since = time.monotonic()
-        self._refresh(self.journal.renew(self.modems(), time.time()).left)
+        records = self.modems()
+        self.journal.renew(records, time.time(), announce=True)
+        self._published = up_or_down(records)
+        self._due_renewal = time.monotonic() + self.renew_every
+        self._set_members(self.journal.members())
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -227,6 +256,11 @@ class Membership:
         if channel == "gsmgw_filing":
             if payload == self.journal.member:
                 self._filing.set()
+                self._kick.set()
+            return
+        if channel == "gsmgw_members":
+            if payload != self.journal.member:
+                self._reread = True
                 self._kick.set()
             return
         if channel == "reconnected":
@@ -270,21 +304,23 @@ class Membership:
             return
         now_monotonic = time.monotonic()
         due = self._due_renewal
-        if due is None or now_monotonic >= due:
-            lease = await asyncio.to_thread(journal.renew, self.modems(), time.time())
+        if due is None or now_monotonic >= due or self._announce:
+            records = self.modems()
+            published = up_or_down(records)
+            self._announce = False
+            lease = await asyncio.to_thread(journal.renew, records, time.time(),
+                                            announce=published != self._published)
+            self._published = published
             if lease.lost:
                 log.warning("member %s: its lease had run out; releasing the claims its modems no longer hold",
                             journal.member)
                 await self._release_mine()
                 self._lease_since = time.monotonic()
-            members = await asyncio.to_thread(journal.members)
-            self._set_members(members)
             self._due_renewal = time.monotonic() + self.renew_every
-            if self._lease_since is not None and time.monotonic() - self._lease_since >= self.lease:
-                for released in await asyncio.to_thread(journal.reap):
-                    self._log_released(released, "its lease ran out")
-                    self.wake()
+            await self._look_at_members()
             self._filing.set()  # the periodic look: a lost notice delays a result by one renewal
+        elif self._reread:
+            await self._look_at_members()
         if self._filing.is_set():
             # A short wait gathers the results of several messages into one pass (and one
             # transaction); a notice comes per message from every member.
@@ -294,10 +330,23 @@ class Membership:
 
     _due_renewal: float | None = None
 
+    async def _look_at_members(self) -> None:
+        """Read every member and its modems; reap those whose lease ran out (also one that just
+        left: its claims go back now)."""
+        self._reread = False
+        self._set_members(await asyncio.to_thread(self.journal.members))
+        if self._lease_since is not None and time.monotonic() - self._lease_since >= self.lease:
+            for released in await asyncio.to_thread(self.journal.reap):
+                self._log_released(released, "its lease ran out")
+                self.wake()
+
     async def _rejoin(self) -> None:
         """Back after an outage (see the module docstring)."""
         journal = self.journal
-        lease = await asyncio.to_thread(journal.renew, self.modems(), time.time())
+        records = self.modems()
+        self._announce = False
+        lease = await asyncio.to_thread(journal.renew, records, time.time(), announce=True)  # back, maybe changed
+        self._published = up_or_down(records)
         await self._release_mine()
         self._lease_since = time.monotonic()
         self._due_renewal = time.monotonic() + self.renew_every
@@ -340,10 +389,6 @@ class Membership:
             name: view.state for name, view in self.views.items()
         }:
             self.on_change()
-
-    def _refresh(self, left: float) -> None:
-        self._due_renewal = time.monotonic() + self.renew_every
-        self._set_members(self.journal.members())
 
     def _unreachable(self, reason: str) -> None:
         if self.healthy:

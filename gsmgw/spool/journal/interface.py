@@ -460,10 +460,11 @@ class ClusterJournal(Journal, Protocol):
         JournalUnavailable while it is still unreachable."""
     def join(self, *, host: str, pid: int, version: str) -> None:
         """Become a member (JournalError when a live member of the same name is another process)."""
-    def renew(self, modems: Sequence[Mapping], clock: float) -> Lease:
-        """Extend this member's lease by `lease` seconds and publish its modems' status."""
+    def renew(self, modems: Sequence[Mapping], clock: float, *, announce: bool = False) -> Lease:
+        """Extend this member's lease by `lease` seconds and publish its modems' status;
+        `announce`: tell the other members to read it now (a modem came up or went down)."""
     def leave(self) -> None:
-        """Shutdown: end this member's lease now, so the others take over at once."""
+        """Shutdown: end this member's lease now and tell the others, so they take over at once."""
     def members(self) -> list[MemberRow]: ...
     def reap(self) -> list[Released]:
         """Release the claims of members whose lease ran out (once each); the others skip a
@@ -482,4 +483,5 @@ class ClusterJournal(Journal, Protocol):
         """The database's clock (seconds since the epoch)."""
     def listen(self, on_notice: Callable[[str, str], None]) -> Callable[[], None]:
         """Call `on_notice(channel, payload)` from a thread of its own when another member signals
-        (queue: work is waiting; filing: results wait for their origin); returns the stopper."""
+        (queue: work is waiting; filing: results wait for their origin; members: a member left or
+        its modems came up or went down); returns the stopper."""

@@ -21,7 +21,8 @@ The cluster rules, each kept in one place here:
   member stays `filed = false` until its origin has written the file; a report received by
   another member is kept in `report_out` until its origin has written it.
 - `LISTEN`/`NOTIFY` (channel `gsmgw_queue`: work is waiting; `gsmgw_filing`, payload the origin:
-  results wait) wakes the members at once; their periodic rounds make a lost notice harmless.
+  results wait; `gsmgw_members`, payload the member: it left, or a modem of it came up or went
+  down) wakes the members at once; their periodic rounds make a lost notice harmless.
 
 How it fails: every method is one transaction on one connection, run in a thread of its own and
 waited for at most `timeout` seconds: a database that is down, or a network that swallows packets,
@@ -97,6 +98,7 @@ log = logging.getLogger("gsmgw.journal")
 SCHEMA_VERSION = 1
 QUEUE_CHANNEL = "gsmgw_queue"
 FILING_CHANNEL = "gsmgw_filing"
+MEMBERS_CHANNEL = "gsmgw_members"
 MIGRATION_LOCK = 7_361_001  # pg_advisory_lock key: one migration at a time
 
 T = TypeVar("T")
@@ -987,7 +989,7 @@ class PostgresJournal:
 
         self._tx(work)
 
-    def renew(self, modems: Sequence[Mapping], clock: float) -> Lease:
+    def renew(self, modems: Sequence[Mapping], clock: float, *, announce: bool = False) -> Lease:
         payload = json.dumps(list(modems))
 
         def work(c):
@@ -1004,16 +1006,21 @@ class PostgresJournal:
                 f"WHERE name = %s RETURNING {_LEASE_LEFT} AS left",
                 (self.lease, payload, clock, self.member),
             ).fetchone()
+            if announce:
+                _notify(c, MEMBERS_CHANNEL, self.member)
             return Lease(left=row["left"], lost=before["reaped"] or before["left"] <= 0)
 
         return self._tx(work)
 
     def leave(self) -> None:
-        """The others reap it at their next round, instead of a lease later."""
-        self._tx(lambda c: c.execute(
-            "UPDATE member SET lease_until = clock_timestamp() WHERE name = %s AND instance = %s",
-            (self.member, self.instance),
-        ))
+        """The others see it down and reap it at once, instead of a lease later."""
+
+        def work(c):
+            c.execute("UPDATE member SET lease_until = clock_timestamp() WHERE name = %s AND instance = %s",
+                      (self.member, self.instance))
+            _notify(c, MEMBERS_CHANNEL, self.member)
+
+        self._tx(work)
 
     def members(self) -> list[MemberRow]:
         rows = self._rows(
@@ -1354,6 +1361,7 @@ class _Listener:
                                      application_name=f"gsmgw {self.member} listen") as connection:
                     connection.execute(f"LISTEN {QUEUE_CHANNEL}")
                     connection.execute(f"LISTEN {FILING_CHANNEL}")
+                    connection.execute(f"LISTEN {MEMBERS_CHANNEL}")
                     if not first:
                         self.on_notice("reconnected", "")
                     first = False
