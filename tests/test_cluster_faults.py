@@ -196,8 +196,9 @@ def test_postgresql_stopped_for_20_s_loses_nothing_and_sending_resumes_by_itself
         wait_for(lambda: net.stored_messages(b_modem, "SM"), 10, "the SMS on the SIM")
         time.sleep(max(0.0, stopped + 20 - time.time()))
         assert net.stored_messages(b_modem, "SM") and b.files("incoming") == []
-        quiet = [r for r in cluster.submissions() if r["at"] > stopped + 1.0]
-        assert quiet == []  # what was in flight at the stop ended within a submit's latency
+        # What was in flight at the stop was marked `submitting` before it; nothing new after.
+        quiet = [r for r in cluster.submissions() if r["at"] - 0.2 > stopped + LEASE]
+        assert quiet == []
 
         server.start_again()
         restarted = time.time()
@@ -211,7 +212,7 @@ def test_postgresql_stopped_for_20_s_loses_nothing_and_sending_resumes_by_itself
         assert set(by_number) == {number(i) for i in range(51)}
         duplicates = {f"m{int(n[-6:]):03d}" for n, records in by_number.items() if len(records) > 1}
         assert duplicates <= named_duplicates(cluster.logs())
-        assert min(r["at"] for r in cluster.submissions() if r["at"] > stopped + 1.0) < restarted + 15
+        assert min(r["at"] for r in cluster.submissions() if r["at"] - 0.2 > stopped + LEASE) < restarted + 15
         a.wait_status(lambda s: s["journal"]["state"] == "ok", 10)
         notify.close()
     finally:
@@ -239,18 +240,17 @@ def test_a_member_cut_off_from_the_database_stops_sending_and_another_takes_its_
         frozen = time.time()
         a.wait_files("sent", 40, timeout=60)
         submissions = cluster.submissions()
-        # gw-b sends nothing new once its lease is gone (its submits had to end within the lease).
-        assert max(r["at"] for r in submissions if r["member"] == "gw-b") <= frozen + LEASE
+        # gw-b sends nothing new once its lease is gone: its last renewal came before the cut, and
+        # every part it handed to a modem (the network logs it a latency later) came before that.
+        assert max(r["at"] - 0.3 for r in submissions if r["member"] == "gw-b") <= frozen + LEASE
         assert a.wait_log(r"member gw-b: its lease ran out; \d+ message\(s\) it had (claimed|submitted completely)", 10)
         # gw-a took its work. A part reached the network from both only if gw-b's submit of it was
-        # in flight at the cut (its MR never reached the database): at most one per modem, named.
+        # in flight at the cut: gw-b had marked it `submitting` (it cannot write to the database
+        # after the cut), and gw-a's reaping names exactly those. At most one per modem.
         by_number = per_number(submissions)
         both = {f"m{int(n[-6:]):03d}" for n, records in by_number.items()
                 if {r["member"] for r in records} == {"gw-a", "gw-b"}}
         assert len(both) <= 2 and both <= named_duplicates(a.text())
-        for name in both:
-            first = min(r["at"] for r in by_number[number(int(name[1:]))] if r["member"] == "gw-b")
-            assert first <= frozen + 0.3 + 0.5  # it was submitting when the cut came
         assert set(by_number) == {number(i) for i in range(40)}
         proxy.thaw()
         b.wait_log(r"journal reachable again", 30)
