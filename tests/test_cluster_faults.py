@@ -272,6 +272,12 @@ def test_reports_land_in_the_origins_report_directory_also_when_it_was_down(tmp_
     a.wait_log(r"report for part 1/1 of first: delivered", 10)
     sent = read_spool_file((a.spool / "sent" / "first").read_bytes()).headers
     assert sent.get("Modem") == "b1" and sent.get("Status", "").startswith("delivered")
+    # Refused by the network on gw-b's SIM (a permanent error), origin gw-a: the failed/ file is gw-a's.
+    net.set_fault(b.modems[0].index, "cms_error", codes=[21], count=1)
+    a.drop("refused", number(3), "refused", Modem="b1")
+    assert a.wait_files("failed", 1, timeout=20) == ["refused"] and b.files("failed") == []
+    failed = read_spool_file((a.spool / "failed" / "refused").read_bytes()).headers
+    assert "short message transfer rejected" in failed.get("Fail_reason", ""), failed
 
     # gw-a is down while gw-b sends its message and the report comes: both land when it returns.
     # gw-b is away while gw-a queues it (pinned to b1, it waits), so nothing is sent before gw-a
@@ -297,13 +303,17 @@ def test_reports_land_in_the_origins_report_directory_also_when_it_was_down(tmp_
 def test_pins_and_prefixes_see_every_members_modems(tmp_path, postgres, sim_network, clusters):
     net = sim_network(modems=2, latency=0.0, outside_reports=False)
     cluster = clusters(tmp_path, postgres.new_database(), net, {"gw-a": 1, "gw-b": 1}, lease=LEASE)
-    config = cluster["gw-b"].config  # b1 prefers +4917 numbers
-    config.write_text(config.read_text().replace("    port:", "    prefixes: ['+4917']\n    port:", 1))
+    config = cluster["gw-b"].config  # b1 prefers +4917 numbers, and sends at most 5 parts a minute
+    config.write_text(config.read_text().replace(
+        "    port:", "    prefixes: ['+4917']\n    limits: {per_minute: 5}\n    port:", 1))
     cluster.start()
     a, b = cluster["gw-a"], cluster["gw-b"]
-    # Members see each other's modems as of their last renewal (every lease/4): wait for b1 up.
-    a.wait_status(lambda s: any(m["name"] == "gw-b" and [x["state"] for x in m["modems"]] == ["ready"]
-                                for m in s["members"]), 10)
+
+    def b1_ready(status):
+        return any(m["name"] == "gw-b" and [x["state"] for x in m["modems"]] == ["ready"] for m in status["members"])
+
+    # The rule holds once gw-a has seen b1 up (gw-b tells when it comes up): wait for that.
+    a.wait_status(b1_ready, 10)
     # gw-a's a1 is idle, but +4917... is b1's prefix and b1 is up: gw-b sends them.
     for i in range(3):
         a.drop(f"prefixed{i}", f"+491700000{i:04d}", "prefixed")
@@ -323,6 +333,14 @@ def test_pins_and_prefixes_see_every_members_modems(tmp_path, postgres, sim_netw
     a.wait_files("sent", 5, timeout=30)
     assert read_spool_file((a.spool / "sent" / "pinned").read_bytes()).headers.get("Modem") == "b1"
     assert a.files("failed") == []
+    # b1 has sent 4 parts this minute: of two more +4917 messages it takes one, and a1 the other,
+    # because gw-a counts b1's limit window in the shared database.
+    a.wait_status(b1_ready, 10)
+    for i in range(3, 5):
+        a.drop(f"prefixed{i}", f"+491700000{i:04d}", "prefixed")
+    a.wait_files("sent", 7, timeout=20)
+    assert sorted(read_spool_file((a.spool / "sent" / f"prefixed{i}").read_bytes()).headers.get("Modem")
+                  for i in range(3, 5)) == ["a1", "b1"]
     # gw-a's console index lives in the shared database, under gw-a: `gsmgw thread` reads it there.
     def thread():
         shown = subprocess.run([sys.executable, "-m", "gsmgw", "thread", number(1), "-c", str(a.config), "--json"],
