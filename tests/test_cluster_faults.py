@@ -214,6 +214,10 @@ def test_postgresql_stopped_for_20_s_loses_nothing_and_sending_resumes_by_itself
         assert duplicates <= named_duplicates(cluster.logs())
         assert min(r["at"] for r in cluster.submissions() if r["at"] - 0.2 > stopped + LEASE) < restarted + 15
         a.wait_status(lambda s: s["journal"]["state"] == "ok", 10)
+        # Its /metrics name the member: one Prometheus scrapes every member.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            scraped = answer.read().decode()
+        assert re.search(r'^gsmgw_messages_sent_total\{member="gw-a",modem="a\d"\} [1-9]', scraped, re.M), scraped[:3000]
         notify.close()
     finally:
         server.destroy()
