@@ -426,7 +426,12 @@ class Spool:
         return [name for _, name in sorted(keyed)]
 
     def depth(self, dirname: str) -> int:
-        return len(self.list(dirname))
+        """How many messages `dirname` holds (as `list` counts them, without sorting them)."""
+        try:
+            with os.scandir(self.path(dirname)) as entries:
+                return sum(1 for entry in entries if not is_ignored(entry.name))
+        except FileNotFoundError:
+            return 0
 
     def declared_priority(self, name: str) -> str | None:
         """The priority outgoing/`name` declares in its first bytes (`format.declared_priority`),
