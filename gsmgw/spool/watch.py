@@ -298,10 +298,20 @@ class OutgoingWatcher:
         self._retry_inotify = self._use_inotify
         self.rescan()
 
+    async def _list(self) -> list[str]:
+        """The directory's entries, read a slice at a time (the kernel hands them out in pages)."""
+        names: list[str] = []
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                names.append(entry.name)
+                if len(names) % SCAN_SLICE == 0:
+                    await asyncio.sleep(0)
+        return names
+
     async def _scan(self, force: bool) -> None:
         """List the directory; report entries that are ready and not reported as they are."""
         try:
-            entries = os.listdir(self.directory)
+            entries = await self._list()
         except FileNotFoundError:
             if not self._missing_logged:
                 log.warning("%s does not exist; waiting for it to be created", self.directory)
