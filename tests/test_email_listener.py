@@ -173,6 +173,22 @@ def test_a_mail_becomes_one_durable_file_with_its_client_and_mail_headers(tmp_pa
     run(tmp_path, scenario)
 
 
+@pytest.mark.parametrize("header, value, priority", [
+    ("X-Priority", "1 (Highest)", "high"), ("Importance", "High", "high"), ("Priority", "urgent", "high"),
+    ("X-Priority", "3 (Normal)", None), ("Importance", "low", None),
+])
+def test_a_mail_marked_urgent_is_queued_high(tmp_path, header, value, priority):
+    """What a mail client writes for "high importance" becomes Priority: high (README, Priority)."""
+    async def scenario(ctx, listener):
+        message = mail(f"+4915112345678@{DOMAIN}", "DB down")
+        message[header] = value
+        assert await in_thread(send, listener.port, message) == {}
+        headers, _, _ = queued(ctx)["+4915112345678"]
+        assert headers.get("Priority") == priority
+
+    run(tmp_path, scenario)
+
+
 @pytest.mark.parametrize("address", [f"004915112345678@{DOMAIN}", f"015112345678@{DOMAIN.upper()}",
                                      f"4915112345678@{DOMAIN}"])
 def test_recipient_forms(tmp_path, address):

@@ -416,12 +416,13 @@ class SmtpDoor:
             return f"550 5.6.0 {refusal}; nothing was queued"
         for note in parsed.notes:
             log.info("smtp %s: mail from <%s>: %s", _connection(server).peer, transaction.mail_from, note)
-        return await self._queue(transaction, parsed.message_id, text)
+        return await self._queue(transaction, parsed.message_id, text, parsed.priority)
 
     def _max_parts(self, client: Client) -> int:
         return self.registry().max_parts_for(client)
 
-    async def _queue(self, transaction: _Transaction, message_id: str | None, text: str) -> str:
+    async def _queue(self, transaction: _Transaction, message_id: str | None, text: str,
+                     priority: str | None = None) -> str:
         """Write one file per number, all or none; the answer to DATA."""
         client = transaction.client
         registry = self.registry()
@@ -436,7 +437,8 @@ class SmtpDoor:
             parts, alphabet = check_text(text, max_parts,
                                          national_languages=getattr(self.config.defaults, "national_languages", ()))
             request = SendRequest(recipients=tuple(transaction.numbers), text=text, parts=parts, alphabet=alphabet,
-                                  max_parts=max_parts if max_parts != self.config.defaults.max_parts else None)
+                                  max_parts=max_parts if max_parts != self.config.defaults.max_parts else None,
+                                  priority=priority)
             prepared = prepare_messages(request, client_name=client.name, policy=policy, now=now, headers=mail_headers)
         except ApiError as exc:
             return f"554 5.6.0 {exc.message}; nothing was queued"

@@ -62,6 +62,7 @@ class ParsedMail:
     reply_to_gateway: bool  # answers a mail gsmgw sent (In-Reply-To/References, or its subject)
     body_kind: str  # "plain", "html" or "none"
     from_gateway: bool = False  # carries gsmgw's own X-Gsmgw-Id: a mail gsmgw sent, come back (a loop)
+    priority: str | None = None  # "high" when the sender marked the mail urgent (`_priority`), else None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -123,6 +124,21 @@ def _header(message: Message, name: str, notes: list[str]) -> str:
     if value is None:
         return ""
     return decode_header_text(str(value))
+
+
+def _priority(message: Message, notes: list[str]) -> str | None:
+    """"high" for a mail its sender marked urgent, which mail clients write in three ways:
+    `X-Priority: 1` or `2` (Outlook's "High importance", Thunderbird's "Highest" and "High"),
+    `Importance: high` and `Priority: urgent` (RFC 2156). None (the default) otherwise: a mail
+    marked low is sent as normal, since a lower priority is not what mail clients mean by it."""
+    x_priority = _header(message, "X-Priority", notes).strip()
+    if x_priority[:1] in ("1", "2"):
+        return "high"
+    if _header(message, "Importance", notes).strip().lower() == "high":
+        return "high"
+    if _header(message, "Priority", notes).strip().lower() == "urgent":
+        return "high"
+    return None
 
 
 def _address(message: Message, notes: list[str]) -> str | None:
@@ -307,6 +323,7 @@ def parse_mail(data: bytes) -> ParsedMail:
         reply_to_gateway=reply,
         body_kind=kind,
         from_gateway=message.get(GATEWAY_HEADER) is not None,
+        priority=_priority(message, notes),
         notes=tuple(notes),
     )
 
