@@ -183,11 +183,16 @@ class Claimer:
     def _holding(self) -> bool:
         """An urgent message claimed here is still queued in the journal (for at most HOLD s)."""
         now = time.monotonic()
-        for key, until in list(self._held.items()):
-            row = self.outbound.journal.message(key) if now < until else None
-            if row is None or row.state != J.QUEUED:
-                del self._held[key]
-        return bool(self._held)
+        while self._held:
+            # The oldest first: it is the likeliest to be sent, and one still queued is enough
+            # (a campaign sent high holds thousands of keys; each turn looks at few of them).
+            key, until = next(iter(self._held.items()))
+            if now < until:
+                row = self.outbound.journal.message(key)
+                if row is not None and row.state == J.QUEUED:
+                    return True
+            del self._held[key]
+        return False
 
     def _forget(self) -> None:
         self._held.clear()
