@@ -13,8 +13,9 @@ scenarios:
 
 Printed per alert (`--alerts` of each door, alternating, 0.5 s apart): the time from its drop
 (the rename, or the start of the POST) to its submit (the simulator's log time minus the submit
-latency), how many files still waited in outgoing/ at the drop, and the backlog's throughput in submits per second over the `--window` seconds
-from the first alert's drop (the modems' ceiling is modems / latency).
+latency), how many files still waited in outgoing/ at the drop, and the backlog's throughput
+in submits per second over the `--window` seconds from the first alert's drop (the modems'
+ceiling is modems / latency).
 
 `--before REF` runs the same scenarios with the gsmgw package of the git ref REF (e.g. the
 commit before a change) next to this checkout's, so both columns come from one run:
