@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PASSWORDS = {"boss": "boss-password", "anna": "anna-password", "viola": "viola-password"}
+PASSWORDS = {"boss": "boss-password", "anna": "anna-password", "viola": "viola-password", "mia": "mia-password"}
 BOB_TOKEN = "bob-token-0123456789"
 ANNA_TOKEN = "anna-token-0123456789"
 WAIT = 30_000  # ms
@@ -107,6 +107,10 @@ def write_config(root: Path, port: int) -> Path:
             role: viewer
             web: {{password_file: {root}/viola.pw}}
             allow: ["modem:*"]
+          - name: mia
+            web: {{password_file: {root}/mia.pw}}
+            max_parts: 1
+            allow: ["+49*"]
         optout:
           confirm: "You will get no more messages from us. Send START to undo."
         """))
@@ -411,6 +415,23 @@ def test_a_viewer_cannot_send(console):
     page.goto(console.base + "/campaigns")
     expect(page.get_by_role("button", name="Start")).to_be_disabled()
     assert not any(b"viewer tries" in data for data in console.outgoing_texts())
+
+
+def test_the_console_caps_a_message_at_the_clients_max_parts(console):
+    # Issue 11: every door obeys the client's max_parts. The console checked texts against
+    # defaults.max_parts (3 here), so mia, whose client allows 1 part, sent 3-part messages.
+    page = console.page("mia")
+    page.goto(console.base + "/compose")
+    expect(page.locator("#counter")).to_have_attribute("data-max-parts", "1")
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    two_parts = "mia " * 50  # 200 GSM-7 characters
+    response = page.request.post(console.base + "/compose", form={"csrf": csrf, "to": "+4915112340011",
+                                                                  "message": two_parts})
+    assert response.status == 400 and "at most 1 are" in response.text()
+    response = page.request.post(console.base + "/campaigns", form={"csrf": csrf, "name": "mia's", "recipients":
+                                                                    "+4915112340011", "message": two_parts})
+    assert response.status == 400 and "at most 1 are" in response.text()
+    assert not any(b"mia mia" in data for data in console.outgoing_texts())
 
 
 def api_send(console, token: str, number: str, text: str) -> None:

@@ -155,9 +155,13 @@ class Sender:
                 errors[name] = error.message.removeprefix(f'"{name}": ')
         return errors
 
-    def check_message(self, text: str) -> tuple[int, str]:
+    def max_parts(self, person) -> int:
+        """The most parts one message of the person's client may have, as every door caps it."""
+        return self.server.registry.max_parts_for(person.client)
+
+    def check_message(self, person, text: str) -> tuple[int, str]:
         defaults = self.server.policy.defaults
-        return check_text(text, self.server.policy.default_max_parts, field="Message",
+        return check_text(text, self.max_parts(person), field="Message",
                           national_languages=getattr(defaults, "national_languages", ()) or ())
 
     async def retry(self, person, failed: Sequence[tuple[str, str]], *, campaign: str | None = None) -> list[tuple[str, str]]:
@@ -216,7 +220,7 @@ class Sender:
         if not recipients:
             errors["to"] = "Write at least one number, contact or group:NAME."
         try:
-            self.check_message(text)
+            self.check_message(person, text)
         except ApiError as error:
             errors["message"] = error.message
         if recipients:
@@ -226,7 +230,8 @@ class Sender:
         now = datetime.now().astimezone()
         try:
             request = parse_send_request({"to": list(recipients), "text": text, **options.fields()},
-                                         registry=self.server.registry, policy=self.server.policy, now=now)
+                                         registry=self.server.registry, policy=self.server.policy, now=now,
+                                         max_parts_cap=self.max_parts(person))
         except ApiError as error:
             raise FormErrors({"form": error.message}) from None
         try:
@@ -263,9 +268,11 @@ class Sender:
     def prepare_one(self, person, number: str, text: str, options: Options, headers: Mapping[str, str],
                     now: datetime) -> PreparedMessage:
         """One recipient's file with its own text (campaign placeholders); ApiError if it cannot be."""
-        parts, alphabet = self.check_message(text)
+        parts, alphabet = self.check_message(person, text)
+        cap = self.max_parts(person)
         request = SendRequest(recipients=(number,), text=text, parts=parts, alphabet=alphabet,
                               report=options.report, flash=options.flash,
-                              send_after=options.fields().get("send_after"))
+                              send_after=options.fields().get("send_after"),
+                              max_parts=cap if cap != self.server.policy.default_max_parts else None)
         return prepare_messages(request, client_name=person.name, policy=self.server.policy, now=now,
                                 headers=headers)[0]

@@ -88,7 +88,7 @@ class Campaigns:
         defaults = {"name": "", "recipients": "", "text": "", "send_after": "", "errors": {}, "row_errors": [],
                     "upload": "", "upload_name": "", "valid": 0, "optouts": 0}
         defaults.update(values)
-        return {"campaigns": rows, "max_parts": self.console.server.policy.default_max_parts, **defaults}
+        return {"campaigns": rows, "max_parts": self.sender.max_parts(person), **defaults}
 
     def visible(self, person, campaign: Campaign | None) -> Campaign:
         if campaign is None or not (person.is_admin or campaign.client == person.name):
@@ -208,7 +208,7 @@ class Campaigns:
                 filled, problem = forms.fill(text, recipient)
                 if problem is None:
                     try:
-                        self.sender.check_message(filled)
+                        self.sender.check_message(person, filled)
                     except ApiError as error:
                         problem = forms.RowError(recipient.row, "Message", error.message)
                 if problem is not None:

@@ -54,7 +54,7 @@ class Compose:
             "priority": "normal", "send_after": "", "expires": "", "modem": "",
         }
         defaults.update(values)
-        return {**defaults, "modems": self.console.modem_names(), "max_parts": self.console.server.policy.default_max_parts}
+        return {**defaults, "modems": self.console.modem_names(), "max_parts": self.sender.max_parts(person)}
 
     async def page(self, request: web.Request) -> web.Response:
         person = self.console.person(request)
