@@ -163,3 +163,31 @@ def test_the_encoder_uses_the_configs_national_tables(tmp_path):
         assert "".join(sms.text for sms in decoded) == text
     finally:
         journal.close()
+
+
+def test_a_file_the_reader_fails_on_goes_to_failed_and_the_others_go_on(parts, monkeypatch):
+    # Issue 11, the crash loop: an unexpected error of the file reader (an OverflowError once)
+    # escaped accept() and recover(), so the watcher died and every start raised again. Whatever
+    # the reader raises for one file now stops only that file.
+    spool, journal, outbound = parts
+    from gsmgw.daemon import outbound as outbound_module
+
+    real_parse = outbound_module._parse
+
+    def parse(data, *args, **kwargs):
+        if b"reader bug" in data:
+            raise RuntimeError("a bug of the reader")
+        return real_parse(data, *args, **kwargs)
+
+    monkeypatch.setattr(outbound_module, "_parse", parse)
+    spool.write_atomic("checked", "left", make_outgoing(to="+4915100000001", text="reader bug"))
+    spool.write_atomic("checked", "fine", make_outgoing(to="+4915100000001", text="fine"))
+    outbound.recover()
+    spool.write_atomic("outgoing", "dropped", make_outgoing(to="+4915100000001", text="reader bug"))
+    spool.write_atomic("outgoing", "good", make_outgoing(to="+4915100000001", text="good"))
+    outbound.accept(["dropped", "good"])
+    assert queued(journal) == ["fine", "good"]
+    assert spool.list("failed") == ["dropped", "left"]
+    for name in ("dropped", "left"):
+        reason = read_spool_file(spool.read("failed", name)).headers.get("Fail_reason")
+        assert "RuntimeError: a bug of the reader" in reason and "a bug in gsmgw" in reason
