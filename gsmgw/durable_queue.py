@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from gsmgw.spool.store import fsync_directory, write_file_atomic
+from gsmgw.spool.store import MAX_FILE_SIZE, fsync_directory, read_regular_file, write_file_atomic
 
 
 class QueueItem(Protocol):
@@ -334,6 +334,10 @@ class DurableQueue(Generic[Item]):
         fsync_directory(self.directory)
 
 
+# A file the daemon wrote: a message of at most MAX_FILE_SIZE plus the headers it added.
+ANNOUNCED_FILE_LIMIT = 2 * MAX_FILE_SIZE
+
+
 class Cursor:
     """How far a queue got through a spool directory, so a crash loses no announcement.
 
@@ -384,8 +388,9 @@ class Cursor:
             try:
                 info = entry.stat(follow_symlinks=False)
                 if info.st_mtime_ns > position:
-                    with open(entry.path, "rb") as handle:
-                        found.append((info.st_mtime_ns, entry.name, handle.read()))
+                    # failed/ also holds what a claim set aside unread (a FIFO would block the start,
+                    # a symlink would be followed, a sparse file of gigabytes read whole).
+                    found.append((info.st_mtime_ns, entry.name, read_regular_file(entry.path, ANNOUNCED_FILE_LIMIT)))
             except OSError as exc:
                 self.log.warning("cannot read %s to announce it: %s", entry.path, exc)
         return sorted(found)

@@ -278,4 +278,41 @@ def test_a_contact_of_the_web_console_is_named_in_the_subject(tmp_path):
             assert known["Bcc"] is None and known["Reply-To"] == f"+4915112345678@{DOMAIN}"
             assert mails["gsm1-20261207-100001-bb"]["Subject"] == "SMS from +4917612345678"
 
+
+def test_what_a_claim_set_aside_unread_neither_blocks_the_start_nor_is_followed(tmp_path):
+    # Issue 11's "same class elsewhere": whoever may drop files into outgoing/ may drop a FIFO or a
+    # symlink; the claim moves it to failed/ as it is, never opened. Mail out's catch-up then
+    # opened it: the FIFO blocked the daemon's start for good (and its stop), the symlink was
+    # followed to a file only gsmgw may read, and its text was mailed.
+    secret = tmp_path / "private"
+    secret.write_text("To: +4915112345678\nFail_reason: x\n\nTOP SECRET\n")
+    os.chmod(secret, 0o600)
+    with Smarthost() as smarthost:
+        ctx = Context(write_config(tmp_path, smarthost.port, extra_out="  failed: [ops@example.org]\n"))
+
+        async def scenario():
+            first = MailOut(ctx)
+            await first.start()
+            await first.close()
+            failed = ctx.spool.path("failed")
+            os.mkfifo(failed / "20261207-100000-000001-aa")
+            os.symlink(secret, failed / "20261207-100000-000002-bb")
+            ctx.spool.write_atomic("failed", "20261207-100000-000003-cc",
+                                   b"To: +4917612345678\nFail_reason: SIM rejected it\n\nreal\n")
+            again = MailOut(ctx)
+            try:
+                await asyncio.wait_for(again.start(), 10)
+            except asyncio.TimeoutError:
+                os.close(os.open(failed / "20261207-100000-000001-aa", os.O_WRONLY | os.O_NONBLOCK))  # free the thread
+                raise AssertionError("mail out's start waits for a writer of the FIFO in failed/") from None
+            try:
+                ctx.bus.publish(MessageFailed(id="20261207-100000-000002-bb", to="+4915112345678", reason="a symlink",
+                                              path=str(failed / "20261207-100000-000002-bb")))
+                mails = await in_thread(smarthost.wait_for, 2)
+            finally:
+                await again.close()
+            bodies = {mail.message["Subject"]: mail.message.get_content() for mail in mails}
+            assert "real" in bodies["SMS to +4917612345678 failed"]
+            assert "TOP SECRET" not in bodies["SMS to +4915112345678 failed"]
+
         asyncio.run(scenario())

@@ -39,11 +39,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp
+from gsmgw.durable_queue import ANNOUNCED_FILE_LIMIT, Cursor, DurableQueue, GiveUp
 from gsmgw.email.addresses import reply_address
 from gsmgw.email.compose import OutgoingMail, domain_of, outcome_mail, received_mail
 from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
 from gsmgw.spool.format import Headers
+from gsmgw.spool.store import read_regular_file
 
 if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
     from gsmgw.daemon.context import GatewayContext
@@ -189,10 +190,9 @@ def _read_outcome(spool: Any, path: str | None) -> _Outcome | None:
     if not path:
         return None
     try:
-        with open(path, "rb") as handle:
-            spool_file = spool.verified(handle.read(1024 * 1024))
+        spool_file = spool.verified(read_regular_file(path, ANNOUNCED_FILE_LIMIT))
     except (OSError, ValueError):
-        return None
+        return None  # gone, or an entry a claim set aside unread (a FIFO, a symlink, too large)
     headers = spool_file.headers
     text = spool_file.body.decode("utf-8", "replace").rstrip("\n") or None
     return _Outcome(headers.get("To") or "", text, headers.get("Modem"), headers)

@@ -398,14 +398,7 @@ class Spool:
 
     def read(self, dirname: str, name: str, *, limit: int = MAX_FILE_SIZE) -> bytes:
         """Content of a regular file (never through a symlink). OSError if it is not one."""
-        fd = os.open(self.path(dirname, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise OSError(errno.EINVAL, f"{_kind(info.st_mode)}, not a regular file", str(self.path(dirname, name)))
-            return _read_limited(fd, limit, str(self.path(dirname, name)))
-        finally:
-            os.close(fd)
+        return read_regular_file(self.path(dirname, name), limit)
 
     def list(self, dirname: str, order: str = "name") -> list[str]:
         """Names of the messages in a directory (ignoring .*, *.tmp, *.LOCK), by name or mtime."""
@@ -804,6 +797,21 @@ def _too_large(size: int) -> str:
         f"the file has {size} bytes, more than the {MAX_FILE_SIZE} a message file may have; it was not "
         "read. A message is headers, a blank line and a text of at most 255 parts"
     )
+
+
+def read_regular_file(path: str | os.PathLike, limit: int = MAX_FILE_SIZE) -> bytes:
+    """Content of the regular file `path`, at most `limit` bytes: never through a symlink, never
+    waiting on a FIFO. OSError if it is something else or larger. Whoever may drop files into
+    outgoing/ can drop a FIFO, a symlink or a huge sparse file, and the claim moves such an entry
+    to failed/ as it is; every reader of spool directories reads through here."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"{_kind(info.st_mode)}, not a regular file", str(path))
+        return _read_limited(fd, limit, str(path))
+    finally:
+        os.close(fd)
 
 
 def _read_limited(fd: int, limit: int, path: str) -> bytes:
