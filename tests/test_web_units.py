@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from gsmgw.daemon.optout import START, STOP, OptOutList, keyword_of, opted_out_reason
+import asyncio
+from types import SimpleNamespace
+
+from gsmgw.events import MessageReceived
+from gsmgw.daemon.optout import START, STOP, OptOutHandler, OptOutList, keyword_of, opted_out_reason
+from gsmgw.spool.index import MessageIndex
+from gsmgw.spool.store import Spool
 from gsmgw.groups import GroupBook
 from gsmgw.sms.lookalike import forcing_ucs2, replace_lookalikes
 from gsmgw.web import auth, charts, forms
@@ -188,6 +194,39 @@ def test_opt_out_list_keeps_the_first_stop_and_says_when_in_the_reason():
     assert opted_out_reason(1_790_000_000.0).startswith("opted out (STOP received 20")
     optouts.remove("+491")
     assert optouts.get("+491") is None
+
+
+def test_stop_is_kept_under_the_number_campaigns_go_to_whatever_form_the_sender_came_in(tmp_path):
+    # Issue 11's "the sender's type of address is dropped", for opt-out: a STOP whose sender came
+    # in national form ("01511234567", type national) was kept under those digits, while campaign
+    # files are addressed +491511234567, so the person kept getting the campaign. An alphanumeric
+    # sender that reads like a number is a name, not that number.
+    spool = Spool(tmp_path / "spool")
+    spool.ensure_dirs()
+    index = MessageIndex(tmp_path / "index.sqlite")
+    optouts = OptOutList()
+    settings = SimpleNamespace(keywords=("STOP",), start_keywords=("START",), confirm="Stopped.", confirm_start=None)
+    handler = OptOutHandler(lambda: settings, spool, index, optouts, run_in_thread=lambda f, *a: _now(f, *a),
+                            default_country=lambda: "49")
+
+    def received(sender, toa, text, name):
+        return MessageReceived(id=name, path="", sender=sender, text=text, modem="gsm1", sent=None,
+                               received="2026-12-06T18:00:00+00:00", parts=1, incomplete=False, sender_toa=toa)
+
+    asyncio.run(handler.handle(received("01511234567", 0xA1, "STOP", "in-1")))
+    asyncio.run(handler.handle(received("4917612345678", 0x81, "stop", "in-2")))
+    asyncio.run(handler.handle(received("0301234567", 0xD0, "STOP", "in-3")))
+    assert sorted(number for number, _ in optouts.items()) == ["+491511234567", "+4917612345678"]
+    assert sorted(index.optouts()) == ["+491511234567", "+4917612345678"]
+    confirmations = [spool.read("outgoing", name) for name in spool.list("outgoing")]
+    assert sorted(data.split(b"\n", 1)[0] for data in confirmations) == [b"To: +491511234567", b"To: +4917612345678"]
+    asyncio.run(handler.handle(received("1511234567", 0xA1, "START", "in-4")))
+    assert [number for number, _ in optouts.items()] == ["+4917612345678"]
+    index.close()
+
+
+async def _now(function, *args):
+    return function(*args)
 
 
 def test_the_counter_uses_the_configs_national_tables_as_the_daemon_does():

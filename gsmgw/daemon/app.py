@@ -209,7 +209,7 @@ class Gateway:
         self.groups = GroupBook(config.groups, self.index.console_groups())
         self.optouts = OptOutList(self.index.optouts())
         self.bus.subscribe(OptOutHandler(lambda: self.config.optout, self.spool, self.index, self.optouts,
-                                         clock=self.clock).handle)
+                                         clock=self.clock, default_country=lambda: self.config.default_country).handle)
         self.inbound = Inbound(
             self.spool, self.journal, self.bus, self.metrics,
             reassembly_timeout=config.inbound.reassembly_timeout, report_window=config.inbound.report_window,

@@ -22,6 +22,8 @@ from datetime import datetime
 
 from gsmgw.config import OptOutConfig
 from gsmgw.events import MessageReceived
+from gsmgw.sms.address import normalize_number, sender_number, ton_name
+from gsmgw.sms.errors import AddressError
 from gsmgw.spool.format import iso, make_outgoing
 
 log = logging.getLogger("gsmgw.optout")
@@ -40,6 +42,24 @@ def keyword_of(text: str, keywords, start_keywords) -> tuple[str, str] | None:
     if word in start_keywords:
         return START, word
     return None
+
+
+def subscriber(sender: str, toa: int | None, default_country: str | None) -> str | None:
+    """The E.164 number campaigns go to, of an inbound SMS's sender; None for a name (pure).
+
+    The list is matched against the `To:` of campaign files, which are E.164, so a sender in
+    national form ("01511234567", type national) must be read with `default_country`, as
+    `gsmgw.sms.sender_number` reads it. Digits of unknown type are read as a `To:` is. An
+    alphanumeric sender is a name nobody sends campaigns to."""
+    number = sender_number(sender, toa, default_country)
+    if number is not None:
+        return number
+    if toa is not None and (toa >> 4) & 0x07 != 0:
+        return None  # alphanumeric, abbreviated, ..., or national without default_country
+    try:
+        return normalize_number(sender, default_country)
+    except AddressError:
+        return None
 
 
 def opted_out_reason(at: float) -> str:
@@ -73,8 +93,10 @@ class OptOutHandler:
     """Bus subscriber: STOP/START in inbound SMS update the list, the index, and answer."""
 
     def __init__(self, settings: Callable[[], OptOutConfig], spool, index, optouts: OptOutList, *,
-                 clock: Callable[[], float] = time.time, run_in_thread: Callable | None = None):
+                 clock: Callable[[], float] = time.time, run_in_thread: Callable | None = None,
+                 default_country: Callable[[], str | None] = lambda: None):
         self.settings = settings  # -> the current config's `optout` (a reload changes it)
+        self.default_country = default_country  # -> the current config's default_country
         self.spool = spool
         self.index = index
         self.optouts = optouts
@@ -89,22 +111,29 @@ class OptOutHandler:
         if found is None:
             return
         kind, word = found
+        toa = getattr(event, "sender_toa", None)
+        number = subscriber(event.sender, toa, self.default_country())
+        if number is None:
+            kind_of = f"its address is of type {ton_name(toa)}" if toa is not None else "it is not a phone number"
+            log.info("%s: %s sent %s, but %s, so it names no number campaigns go to (a national one needs "
+                     "default_country); nothing changed", event.id, event.sender, word, kind_of)
+            return
         now = self.clock()
         if kind == STOP:
-            self.optouts.add(event.sender, now, word)
-            await self._run(self.index.opt_out, event.sender, now, word)
-            await self._run(self.index.audit, now, event.sender, "opt-out", f"{word} received on {event.modem}")
-            log.info("%s: %s sent %s; no more campaign messages to it", event.id, event.sender, word)
+            self.optouts.add(number, now, word)
+            await self._run(self.index.opt_out, number, now, word)
+            await self._run(self.index.audit, now, number, "opt-out", f"{word} received on {event.modem}")
+            log.info("%s: %s sent %s; no more campaign messages to it", event.id, number, word)
             reply = settings.confirm
         else:
-            self.optouts.remove(event.sender)
-            removed = await self._run(self.index.opt_in, event.sender)
-            await self._run(self.index.audit, now, event.sender, "opt-in", f"{word} received on {event.modem}")
-            log.info("%s: %s sent %s; %s", event.id, event.sender, word,
+            self.optouts.remove(number)
+            removed = await self._run(self.index.opt_in, number)
+            await self._run(self.index.audit, now, number, "opt-in", f"{word} received on {event.modem}")
+            log.info("%s: %s sent %s; %s", event.id, number, word,
                      "off the opt-out list" if removed else "was not on the opt-out list")
             reply = settings.confirm_start
         if reply:
-            data = make_outgoing(to=event.sender, text=reply, modem=event.modem,
+            data = make_outgoing(to=number, text=reply, modem=event.modem,
                                  extra={SENT_BY_OPTOUT: kind, "Queued": iso(datetime.fromtimestamp(now).astimezone())})
             try:
                 await self._run(self.spool.submit, data)
