@@ -225,6 +225,25 @@ def test_stop_is_kept_under_the_number_campaigns_go_to_whatever_form_the_sender_
     index.close()
 
 
+def test_a_number_gets_few_opt_out_confirmations_however_often_its_words_are_sent(tmp_path):
+    # Like two-way replies: senders can be forged, so STOP/START sent in a number's name must not
+    # make the gateway text that number once per word. The list itself follows every word.
+    spool = Spool(tmp_path / "spool")
+    spool.ensure_dirs()
+    index = MessageIndex(tmp_path / "index.sqlite")
+    optouts = OptOutList()
+    settings = SimpleNamespace(keywords=("STOP",), start_keywords=("START",), confirm="Stopped.", confirm_start="Back.")
+    handler = OptOutHandler(lambda: settings, spool, index, optouts, run_in_thread=_now, clock=lambda: 1_790_000_000.0)
+    for n in range(8):
+        word = "STOP" if n % 2 == 0 else "START"
+        asyncio.run(handler.handle(MessageReceived(
+            id=f"in-{n}", path="", sender="+4915112345678", text=word, modem="gsm1", sent=None,
+            received="2026-12-06T18:00:00+00:00", parts=1, incomplete=False, sender_toa=0x91)))
+    assert len(spool.list("outgoing")) == 3
+    assert optouts.get("+4915112345678") is None  # the last word was START
+    index.close()
+
+
 async def _now(function, *args):
     return function(*args)
 

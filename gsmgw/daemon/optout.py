@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from gsmgw.config import OptOutConfig
+from gsmgw.daemon.twoway import SenderLimits
 from gsmgw.events import MessageReceived
 from gsmgw.sms.address import normalize_number, sender_number, ton_name
 from gsmgw.sms.errors import AddressError
@@ -29,6 +30,9 @@ from gsmgw.spool.format import iso, make_outgoing
 log = logging.getLogger("gsmgw.optout")
 
 STOP, START = "stop", "start"
+# Confirmations one number gets in an hour: a sender's number can be forged, so without a cap
+# anyone could have the gateway text a number once for every STOP/START sent in its name.
+MAX_CONFIRMATIONS_PER_HOUR = 3
 SENT_BY_OPTOUT = "Optout_reply"  # header of the confirmation files (so they are told apart)
 
 
@@ -97,6 +101,7 @@ class OptOutHandler:
                  default_country: Callable[[], str | None] = lambda: None):
         self.settings = settings  # -> the current config's `optout` (a reload changes it)
         self.default_country = default_country  # -> the current config's default_country
+        self.limits = SenderLimits()
         self.spool = spool
         self.index = index
         self.optouts = optouts
@@ -132,6 +137,9 @@ class OptOutHandler:
             log.info("%s: %s sent %s; %s", event.id, number, word,
                      "off the opt-out list" if removed else "was not on the opt-out list")
             reply = settings.confirm_start
+        if reply and (count := self.limits.take("confirm", number, MAX_CONFIRMATIONS_PER_HOUR, now)) is not None:
+            log.warning("%s: no %s confirmation to %s: it got %d in the last hour already", event.id, word, number, count)
+            reply = None
         if reply:
             data = make_outgoing(to=number, text=reply, modem=event.modem,
                                  extra={SENT_BY_OPTOUT: kind, "Queued": iso(datetime.fromtimestamp(now).astimezone())})
