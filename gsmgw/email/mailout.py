@@ -393,7 +393,7 @@ class MailOut:
                 continue
             path = str(spool.path("failed", name))
             mail = await self.queue.in_thread(self.failed, name, headers.get("To"),
-                                              headers.get("Fail_reason") or "unknown", path, headers.as_dict())
+                                              headers.get("Fail_reason") or "unknown", path, headers)
             await self._enqueue(f"failed-{name}", mail)
             await self.queue.in_thread(self.cursors["failed"].advance, mtime_ns)
             seen += 1
