@@ -231,6 +231,24 @@ def test_a_port_addressed_text_keeps_its_text_and_its_header(setup):
     assert (second.headers.get("Port"), second.headers.get("From_port")) == ("2", "5")
 
 
+def test_a_sim_ota_message_is_kept_as_binary_with_its_command_packet_header(setup):
+    """SIM OTA (TS 23.048 over TS 23.040): PID 7F (SIM data download), DCS F6 (8-bit, class 2),
+    UDH 02 70 00 (IE 70: command packet); a modem that shows it to the TE gets it written whole."""
+    from gsmgw.sms.pdu import encode_timestamp
+    from gsmgw.spool.format import read_incoming
+
+    spool, _, inbound, _ = setup
+    packet = bytes.fromhex("00280D150000000000000000B0010000")
+    user_data = bytes.fromhex("027000") + packet
+    tpdu = (bytes.fromhex("440B919471000000F0") + bytes((0x7F, 0xF6)) + encode_timestamp(SCTS)
+            + bytes((len(user_data),)) + user_data)
+    assert inbound.accept_pdu("00" + tpdu.hex(), modem="gsm1", imsi="sim").kind == "message"
+    (name,) = spool.list("incoming")
+    written = read_incoming(spool.read("incoming", name))
+    assert (written.headers.get("Alphabet"), written.headers.get("UDH-DATA"), written.data) == (
+        "binary", "02 70 00", packet)
+
+
 def test_a_national_text_has_no_udh_data(setup):
     """The shift IEs of a national text are applied in decoding; they are not a header to keep."""
     spool, _, inbound, _ = setup
