@@ -396,7 +396,7 @@ def test_concurrent_requests_are_all_durable(tmp_path):
             message = body["messages"][0]
             text = api.ctx.spool.verified(api.ctx.spool.read("outgoing", message["id"])).body.decode().strip()
             assert text == "n" + message["to"][-2:]
-        assert api.server.submitter.batches < 60, "concurrent requests share group commits"
+        assert api.ctx.spool.committer.batches < 60, "concurrent requests share group commits"
 
     run(scenario, tmp_path)
 

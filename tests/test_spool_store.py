@@ -61,7 +61,7 @@ def test_submit_never_overwrites_and_names_sort_in_order(spool):
 
 
 def test_large_batch_is_flushed_once_and_complete(spool):
-    files = [f"To: +4915112345678\n\nmessage {i}".encode() for i in range(50)]  # the syncfs path
+    files = [f"To: +4915112345678\n\nmessage {i}".encode() for i in range(50)]  # one batch: one directory fsync
     names = spool.submit_many(files)
     assert [spool.read("outgoing", name) for name in names] == files
     assert sorted(os.listdir(spool.path("outgoing"))) == names
@@ -290,7 +290,7 @@ def test_recover_trusts_no_batch_lock_a_user_wrote(spool, monkeypatch):
     assert _entries(spool) == []
 
 
-@pytest.mark.parametrize("count", [3, 12])  # per-file fsync, and one syncfs for the batch
+@pytest.mark.parametrize("count", [3, 12])
 def test_submit_each_queues_every_file_but_the_one_that_failed(spool, monkeypatch, count):
     import errno
 

@@ -10,7 +10,7 @@ SIGHUP applies to the next mail) and `ctx.clients`.
 Writes: one outgoing/ file per recipient number, with `Client:`, `Email_from:` (the envelope
 sender), `Email_message_id:` and `Queued:`, through what every door that writes for a client
 uses (`gsmgw.http.submit.queue_for_client`: the client's limits count the SMS parts, then the
-HTTP door's group commit `BatchSubmitter`, `Spool.submit_many`: all files of a mail or none).
+spool's group commit that every door shares, `spool.committer`: all files of a mail or none).
 `250` is answered only when every file is durable in outgoing/. A text is cut to the client's
 `max_parts` (`ClientRegistry.max_parts_for`, as in every door).
 
@@ -52,10 +52,11 @@ from gsmgw.clients import Client, ClientConfigError, ClientRegistry, peer_addres
 from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
 from gsmgw.email.addresses import Refusal, resolve_recipient, sender_client
 from gsmgw.email.parse import UnreadableMail, message_text, parse_mail
-from gsmgw.http.submit import BatchSubmitter, OverLimit, SubmitError, queue_for_client
+from gsmgw.http.submit import OverLimit, queue_for_client
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, cannot_listen, server_tls
 from gsmgw.listen import peer_address as transport_peer
 from gsmgw.http.validation import ApiError, SendPolicy, SendRequest, check_text, prepare_messages, retry_after_seconds
+from gsmgw.spool.commit import CommitError
 
 if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
     from gsmgw.daemon.context import GatewayContext
@@ -198,7 +199,7 @@ class GatewaySMTP(SMTP):
 class SmtpDoor:
     """aiosmtpd's handler: one method per SMTP command (`handle_*`) and the AUTH check."""
 
-    def __init__(self, ctx: GatewayContext, limits: SessionLimits, submitter: BatchSubmitter):
+    def __init__(self, ctx: GatewayContext, limits: SessionLimits):
         smtp = ctx.config.smtp
         if smtp is None:
             raise ListenerStartError("smtp: is not in the config; add it (docs/config.md) to start the mail door")
@@ -207,7 +208,6 @@ class SmtpDoor:
         self.limits = limits
         self.guard = ConnectionGuard("smtp", ConnectionLimits(smtp.max_connections, smtp.max_connections_per_address,
                                                               smtp.timeout), clock=time.monotonic)
-        self.submitter = submitter
         self.sessions: set[GatewaySMTP] = set()
         self.accepted_mails = 0
         self.queued_sms = 0
@@ -443,7 +443,7 @@ class SmtpDoor:
         except ApiError as exc:
             return f"554 5.6.0 {exc.message}; nothing was queued"
         try:
-            names = await queue_for_client(registry, self.submitter, client, prepared)
+            names = await queue_for_client(registry, self.ctx.spool.committer, client, prepared)
         except OverLimit as over:
             if math.isinf(over.wait):
                 return (f"552 5.5.3 this mail makes {over.parts} SMS parts for {over.recipients} recipient(s), more "
@@ -451,7 +451,7 @@ class SmtpDoor:
                         "fewer recipients, or shorter")
             return (f"451 4.7.1 client {client.name!r} is over its limits ({over.describe_limits()} parts); nothing "
                     f"was queued, send the mail again in {retry_after_seconds(over.wait)} s")
-        except SubmitError as exc:
+        except CommitError as exc:
             return f"451 4.3.0 {exc}"
         self.accepted_mails += 1
         self.queued_sms += len(names)
@@ -504,11 +504,7 @@ class SmtpListener:
         if limits.timeout is None:
             limits = dataclasses.replace(limits, timeout=smtp.timeout)
         self.limits = limits
-        # Two writers: an SMTP session waits for each reply, so more batches in parallel only make
-        # them smaller and the threads fight over the interpreter lock (bench/bench_email.py: 8
-        # writers ~300 mails/s, 2 writers ~500 on two cores).
-        self.submitter = BatchSubmitter(ctx.spool, parallel=2)
-        self.door = SmtpDoor(ctx, self.limits, self.submitter)
+        self.door = SmtpDoor(ctx, self.limits)
         self.door.registry()  # a config whose clients cannot be used stops the start, with the reason
         self._server: asyncio.base_events.Server | None = None
         self._tls: ssl.SSLContext | None = None
@@ -531,11 +527,9 @@ class SmtpListener:
     async def start(self) -> None:
         self._tls = server_tls(self.smtp_config.tls, "smtp.tls", ListenerStartError)
         host, port = self.smtp_config.listen_host, self.smtp_config.listen_port
-        self.submitter.start()
         try:
             self._server = await asyncio.get_running_loop().create_server(self._protocol, host, port, reuse_address=True)
         except OSError as exc:
-            await self.submitter.close()
             raise ListenerStartError(cannot_listen(
                 "smtp.listen", host, port, exc, low_port_fix="use 2525 and point the devices there")) from None
         registry = self._metrics_registry()
@@ -567,7 +561,6 @@ class SmtpListener:
                     session.transport.close()
             await self._server.wait_closed()
             self._server = None
-        await self.submitter.close()
         registry = self._metrics_registry()
         if registry is not None and self._collector is not None:
             registry.unregister(self._collector)

@@ -13,7 +13,7 @@ Alertmanager's routes from gsmgw.http.alertmanager when `alertmanager:` is confi
 web console's pages (gsmgw.web, WEB.md) at `/` when `web: {enabled: true}` is.
 
 Acceptance is durable: a message's file is in outgoing/ (fsynced, renamed, directory fsynced)
-before its 202. Concurrent requests share one group commit (gsmgw.http.submit).
+before its 202. Requests of every door share the spool's one group commit (gsmgw.spool.commit).
 
 Errors are JSON `{"error": "..."}` with docs/api.md's codes; Kannel's URL answers in Kannel's plain
 lines. The access log never shows query strings, because Kannel clients put passwords there.
@@ -45,10 +45,11 @@ from gsmgw.clients import Client, ClientConfigError, ClientRegistry, visibility
 from gsmgw.http import kannel
 from gsmgw.http.spoolview import Inbox, client_from_spool, parse_since, recipient_ids
 from gsmgw.spool import message_status
+from gsmgw.spool.commit import CommitError
 from gsmgw.spool.format import DEFAULT_MAX_PARTS
 from gsmgw.spool.journal import JournalUnavailable
 from gsmgw.spool.message_status import valid_name
-from gsmgw.http.submit import BatchSubmitter, OverLimit, SubmitError, queue_for_client
+from gsmgw.http.submit import OverLimit, queue_for_client
 from gsmgw.http.validation import (
     MAX_BODY_BYTES,
     ApiError,
@@ -225,7 +226,6 @@ class HttpServer:
         except ClientConfigError as exc:
             raise HttpStartError(f"clients: {exc}") from None
         self.metrics_enabled = bool(_config_value(self.http_config, "metrics", True))
-        self.submitter = BatchSubmitter(self.spool)
         self.inbox = Inbox(self.spool)
         self.webhooks: WebhookService | None = None
         self._own_webhooks = False
@@ -335,7 +335,6 @@ class HttpServer:
         if self.webhooks is None:
             self.webhooks = await webhook_service.start(self.ctx, registry=lambda: self.registry)
             self._own_webhooks = True
-        self.submitter.start()
         registry = self._metrics_registry()
         if registry is not None:
             self._collector = HttpCollector(self)
@@ -386,7 +385,6 @@ class HttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.submitter.close()
         if self.webhooks is not None and self._own_webhooks:
             await self.webhooks.close()
         registry = self._metrics_registry()
@@ -446,7 +444,7 @@ class HttpServer:
         """Take room in the client's limits and write the checked files, all or none (every door
         that writes for a client ends here: the API, Kannel's URL, the console)."""
         try:
-            names = await queue_for_client(self.registry, self.submitter, client, prepared)
+            names = await queue_for_client(self.registry, self.spool.committer, client, prepared)
         except OverLimit as over:
             limits = over.describe_limits()
             if math.isinf(over.wait):
@@ -456,7 +454,7 @@ class HttpServer:
                 message = (f"client {client.name!r} is over its limit ({limits} parts); nothing was queued, "
                            f"try again in {retry_after_seconds(over.wait)} s")
             raise ApiError(429, message, retry_after=over.wait) from None
-        except SubmitError as exc:
+        except CommitError as exc:
             raise ApiError(503, str(exc)) from None
         self.accepted_total += len(names)
         wake = getattr(self.ctx, "wake", None)

@@ -4,10 +4,10 @@ I/O only; the protocol is in `gsmgw.smpp.session` (sans-IO) and `gsmgw.smpp.pdu`
 
 Reads: TCP connections (optionally TLS) on `smpp.listen`; the daemon's event bus
 (`MessageReceived`, `ReportReceived`, `MessageFailed`); sent/ files for a receipt's text.
-Writes: one file in outgoing/ per complete message, through `Spool.submit_many`, durable before
-its submit_sm_resp goes out. Writes of all sessions are grouped: while every writer thread is
-busy, new submissions gather into one batch (one directory fsync), and batches run in parallel
-threads whose fsyncs the file system's journal joins into one commit.
+Writes: one file in outgoing/ per complete message, durable before its submit_sm_resp goes out,
+through the spool's group committer (`spool.committer`, `gsmgw.spool.commit`), which every door
+shares: the submissions of all sessions, windows and doors that arrive while one commit runs are
+made durable together by the next (one directory fsync for all of them).
 
 Trust: clients are untrusted. A bad PDU costs only its own session (generic_nack, or a close
 when the framing is lost); an exception inside one session's handling closes that session and
@@ -25,7 +25,6 @@ with a log line, and the deliveries behind it go on.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import secrets
 import ssl
@@ -58,7 +57,6 @@ MAX_DELIVERY_ATTEMPTS = 5  # refusals (an error status) before a delivery is par
 MAX_UNANSWERED = 10  # deliver_sm sent without an answer (the session ended) before it is parked
 RETRY_DELAY = 10.0  # seconds, times the attempts so far
 TICK_SECONDS = 1.0
-WRITER_THREADS = 8
 OUTBOX_FILE = "smpp-outbox.sqlite"
 
 # Headers gsmgw adds to an outgoing file that came in over SMPP (documented in the README).
@@ -205,7 +203,6 @@ class SmppServer:
         groups: Any = None,
         timers: Timers | None = None,
         reassembly_timeout: float = 120.0,
-        writer_threads: int = WRITER_THREADS,
         outbox: Outbox | None = None,
         metrics: Any = None,
         connections: ConnectionLimits | None = None,
@@ -230,12 +227,7 @@ class SmppServer:
         self._connections: set[_Connection] = set()
         self._receivers: dict[str, list[_Connection]] = {}
         self._queues: dict[str, deque[Delivery]] = {}
-        self._commit_queue: asyncio.Queue[tuple[_Connection, Submission, bytes]] = asyncio.Queue()
-        self._writer_threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=writer_threads, thread_name_prefix="smpp-spool"
-        )
-        self._commits: set[asyncio.Task] = set()
-        self._writer_count = writer_threads
+        self._commits: set[asyncio.Future[list[str]]] = set()  # submissions being made durable
         self._tasks: list[asyncio.Task] = []
         self._unsubscribe = None
         self._mo_reference = secrets.randbelow(256)
@@ -249,7 +241,6 @@ class SmppServer:
         self._ctx: Any = None
         self._config_seen: Any = None
         self._registry_seen: Any = registry  # the registry bound sessions' clients come from
-        self.batches: list[int] = []  # sizes of recent commit batches (bench and tests read it)
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -263,7 +254,6 @@ class SmppServer:
         sockname = self._server.sockets[0].getsockname()
         self.port = sockname[1]
         self._tasks = [
-            asyncio.create_task(self._commit_loop(), name="smpp-commit"),
             asyncio.create_task(self._tick_loop(), name="smpp-tick"),
         ]
         if self.bus is not None:
@@ -296,7 +286,6 @@ class SmppServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
-        self._writer_threads.shutdown(wait=True)
         self.outbox.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -426,72 +415,34 @@ class SmppServer:
             self._release(submission)
             conn.perform(conn.session.submit_failed(submission, Status.ESME_RSUBMITFAIL, str(exc)))
             return
-        self._commit_queue.put_nowait((conn, submission, data))
+        self._commit(conn, submission, data)
 
     def _release(self, submission: Submission) -> None:
         # The limits counted this message when the session accepted it, but it was not queued.
         if submission.acquired_at is not None:
             self.current_registry().release(submission.client, submission.parts, submission.acquired_at)
 
-    async def _commit_loop(self) -> None:
-        # Group commit in two ways: while every writer thread is busy, new submissions gather
-        # into one batch (one directory fsync for all of it); and batches run in parallel
-        # threads, because ext4/xfs join concurrent fsyncs into one journal commit. One file's
-        # fsync after another in a single thread would cap us at the disk's fsync rate.
-        loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self._writer_count)
-        while True:
-            batch = [await self._commit_queue.get()]
-            await slots.acquire()
-            while not self._commit_queue.empty():
-                batch.append(self._commit_queue.get_nowait())
-            self.batches.append(len(batch))
-            del self.batches[:-1000]
-            task = loop.create_task(self._commit(batch))
-            self._commits.add(task)
+    def _commit(self, conn: _Connection, submission: Submission, data: bytes) -> None:
+        """Hand the file to the spool's group committer; its submit_sm_resp goes out once it is
+        durable. A long message whose first segments were answered already is written under the
+        id they were promised."""
+        committed = asyncio.wrap_future(self.spool.committer.submit([data], name=submission.message_id))
+        self._commits.add(committed)
+        committed.add_done_callback(lambda done: self._committed(conn, submission, done))
 
-            def committed(done: asyncio.Task) -> None:
-                slots.release()
-                self._commits.discard(done)
-
-            task.add_done_callback(committed)
-
-    async def _commit(self, batch: list[tuple[_Connection, Submission, bytes]]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            names = await loop.run_in_executor(self._writer_threads, self._write_batch, batch)
-        except Exception as exc:  # OSError, SpoolError: the spool cannot be written
-            log.error("smpp: cannot write %d message(s) to outgoing/: %s", len(batch), exc)
-            for conn, submission, _data in batch:
-                self._release(submission)
-                conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(exc)))
+    def _committed(self, conn: _Connection, submission: Submission, done: asyncio.Future[list[str]]) -> None:
+        self._commits.discard(done)
+        if done.cancelled():  # the loop is going away; the session and its client are gone with it
+            self._release(submission)
             return
-        for (conn, submission, _data), name in zip(batch, names):
-            if isinstance(name, OSError):
-                log.error("smpp: cannot write a message to outgoing/: %s", name)
-                self._release(submission)
-                conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(name)))
-                continue
-            log.debug("smpp %s: %s queued as %s", conn.peer, submission.to, name)
-            conn.perform(conn.session.submit_done(submission, name))
-
-    def _write_batch(self, batch: list[tuple[_Connection, Submission, bytes]]) -> list[str | OSError]:
-        """Runs in the writer thread. Messages whose id was promised already (long messages whose
-        first segments were answered) are written under that name."""
-        # Each submit_sm is one file, queued by one rename: submit_each needs no .LOCK reservation
-        # and gives each submission its own name or its own error.
-        plain = [data for _c, submission, data in batch if submission.message_id is None]
-        plain_results = iter(self.spool.submit_each(plain) if plain else [])
-        results: list[str | OSError] = []
-        for _conn, submission, data in batch:
-            if submission.message_id is None:
-                results.append(next(plain_results))
-            else:
-                try:
-                    results.append(self.spool.write_new("outgoing", data, name=submission.message_id))
-                except OSError as error:
-                    results.append(error)
-        return results
+        error = done.exception()
+        if error is not None:  # CommitError: the committer logged it; nothing was queued
+            self._release(submission)
+            conn.perform(conn.session.submit_failed(submission, Status.ESME_RSYSERR, str(error)))
+            return
+        name = done.result()[0]
+        log.debug("smpp %s: %s queued as %s", conn.peer, submission.to, name)
+        conn.perform(conn.session.submit_done(submission, name))
 
     # ---- query_sm -------------------------------------------------------------------------
 

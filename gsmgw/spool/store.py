@@ -18,7 +18,7 @@ Names: a rename never replaces another message. When a name is taken, the new fi
 "-2", "-3", ... (renameat2 RENAME_NOREPLACE; link + unlink where the file system lacks it).
 
 Seal: a `Spool` made with the install's `seal_key` (`load_seal_key`, only the daemon has it)
-seals every file it writes into outgoing/ (`submit`, `submit_many`, `submit_each`,
+seals every file it writes into outgoing/ (`commit`, `submit`, `submit_many`, `submit_each`,
 `write_new("outgoing", ...)`: the doors' writes), so that the trusted headers in them count
 (`gsmgw.spool.format`, "Trusted headers"); `verified(data)` is the view every reader of those
 headers uses. The seal is part of the file's bytes, so it is as durable as the file.
@@ -38,6 +38,7 @@ from __future__ import annotations
 import builtins  # Spool.list shadows list in the class body
 import ctypes
 import errno
+import logging
 import os
 import secrets
 import stat
@@ -45,9 +46,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from concurrent.futures import Executor
 from typing import Callable, Sequence
 
+from gsmgw.spool.commit import FileGroup, GroupCommitter
 from gsmgw.spool.format import HEAD_BYTES, SpoolFile, declared_priority, outgoing_name, read_spool_file, seal
+
+log = logging.getLogger("gsmgw.spool")
 
 SEAL_KEY_FILE = "seal.key"  # in the state directory
 SEAL_KEY_BYTES = 32
@@ -60,6 +65,11 @@ STALE_TMP_SECONDS = 600  # a temporary file older than this belongs to a writer 
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
+
+
+class NotDurable(OSError):
+    """An fsync failed: the disk did not confirm what was written, so nothing written since can
+    be trusted to be on it either."""
 
 
 class SpoolError(Exception):
@@ -135,10 +145,13 @@ def fsync_directory(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def _write_temporary(directory: Path, data: bytes, *, mode: int = 0o666, sync: bool = True) -> Path:
+def _write_temporary(
+    directory: Path, data: bytes, *, mode: int = 0o666, sync: bool = True, fsync: Callable[[int], None] = os.fsync
+) -> Path:
     """The first half of every complete-or-absent write: `data` in a new temporary file of
     `directory` (a name is_ignored() skips), fsynced unless the caller flushes a whole batch.
-    The caller renames it into place and fsyncs the directory; on any error nothing is left."""
+    The caller renames it into place and fsyncs the directory; on any error nothing is left.
+    A failed fsync raises NotDurable, so that a caller can tell the disk's error from the file's."""
     temporary = directory / f"{TMP_PREFIX}{_new_unique()}{TMP_SUFFIX}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
@@ -146,7 +159,10 @@ def _write_temporary(directory: Path, data: bytes, *, mode: int = 0o666, sync: b
         while view:
             view = view[os.write(fd, view):]
         if sync:
-            os.fsync(fd)
+            try:
+                fsync(fd)
+            except OSError as error:
+                raise NotDurable(error.errno, error.strerror, str(temporary)) from error
     except BaseException:
         os.close(fd)
         _unlink_quietly(temporary)
@@ -170,37 +186,6 @@ def write_file_atomic(path: str | os.PathLike, data: bytes, *, mode: int = 0o666
         _unlink_quietly(temporary)
         raise
     fsync_directory(target.parent)
-
-
-def _load_syncfs():
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
-
-
-_syncfs = _load_syncfs()
-SYNCFS_BATCH = 8  # below this, fsync of each file is cheaper than flushing the whole file system
-
-
-def _flush_file_system(directory: Path, written: Sequence[Path]) -> None:
-    """Make `written` durable with one syncfs(2) (it reports writeback errors since Linux 5.8);
-    if it fails, fsync each file, which reports an error for the file that has one."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        if _syncfs is not None and _syncfs(fd) == 0:
-            return
-    finally:
-        os.close(fd)
-    for path in written:
-        file_fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            os.fsync(file_fd)
-        finally:
-            os.close(file_fd)
 
 
 def _new_unique() -> str:
@@ -305,6 +290,8 @@ class Spool:
         # Called, in the writer's thread, with the names of `Priority: high` files just made
         # durable in outgoing/ (see the module docstring); the daemon sets it.
         self.on_high_priority: Callable[[list[str]], None] | None = None
+        # The one committer of the doors' submissions (gsmgw.spool.commit); its thread starts on first use.
+        self.committer = GroupCommitter(self)
 
     def verified(self, data: bytes) -> SpoolFile:
         """A spool file as every reader of its trusted headers must see it: those headers only
@@ -505,114 +492,154 @@ class Spool:
         """Queue one message file in outgoing/; it is durable when this returns. Returns its name.
 
         Like every write into outgoing/ through this Spool, the file is sealed (see the class)."""
-        return self.write_new("outgoing", data, now=now)
+        return self.submit_many([data], now=now)[0]
 
     def submit_each(self, files: Sequence[bytes], *, now: datetime | None = None) -> builtins.list[str | OSError]:
-        """Queue independent files with one flush (group commit); durable on return.
+        """Queue independent files with one directory fsync (`commit`); durable on return.
 
-        For files that do not belong together (one per HTTP request or SMPP submit_sm): each is
-        queued whole or not at all by its own rename, so no `.LOCK` reservation is needed, and
-        the result holds, in order, each file's name or the OSError that kept it out. A file
-        that failed is not in outgoing/. Files that must be queued all or none go through
-        `submit_many`. Raises (and queues none) only when the flush itself fails.
-        """
-        directory = self.path("outgoing")
-        now = now or datetime.now(timezone.utc)
-        one_flush = len(files) >= SYNCFS_BATCH and _syncfs is not None
-        written: list[Path | OSError] = []
-        for data in files:
-            try:
-                written.append(_write_temporary(directory, self.seal(data), sync=not one_flush))
-            except OSError as error:
-                written.append(error)
-        temporaries = [item for item in written if isinstance(item, Path)]
-        if one_flush:
-            try:
-                _flush_file_system(directory, temporaries)
-            except BaseException:
-                for temporary in temporaries:
-                    _unlink_quietly(temporary)
-                raise
-        results: list[str | OSError] = []
-        for position, item in enumerate(written):
-            if isinstance(item, OSError):
-                results.append(item)
-                continue
-            try:
-                # One microsecond apart, so the names sort in the order of `files`.
-                results.append(self._place_new(item, directory, _new_name(now + timedelta(microseconds=position))))
-            except OSError as error:
-                _unlink_quietly(item)
-                results.append(error)
-        fsync_directory(directory)
-        self._announce(list(zip(results, files)))
-        return results
+        For files that do not belong together: each is queued whole or not at all by its own
+        rename, and the result holds, in order, each file's name or the OSError that kept it out.
+        A file that failed is not in outgoing/."""
+        results = self.commit([FileGroup((data,)) for data in files], now=now)
+        return [result if isinstance(result, OSError) else result[0] for result in results]
 
     def submit_many(self, files: Sequence[bytes], *, now: datetime | None = None) -> builtins.list[str]:
-        """Queue several files with one directory fsync (group commit); durable on return.
+        """Queue several files all or nothing with one directory fsync (`commit`); durable on
+        return. Either every file is queued and its name returned, or the OSError is raised and
+        none is left in outgoing/."""
+        result = self.commit([FileGroup(tuple(files))], now=now)[0]
+        if isinstance(result, OSError):
+            raise result
+        return result
 
-        All or nothing: either every file is queued and its name returned, or the call raises
-        and none is left in outgoing/. First every final name is reserved with smstools3's
-        `<name>.LOCK`, which the claim and the watcher honour; then every file is written and
-        made durable under a temporary name and renamed to its name. So no claimer can take
-        one file of the batch while another rename may still fail. If one fails, the files
-        already renamed are unlinked (still locked, so nobody has them). Only when every file is
-        in place and the directory is fsynced are the locks removed: that is the commit. A crash
-        before it leaves locked files that `recover` removes, because the batch was never
-        acknowledged.
+    def commit(
+        self,
+        groups: Sequence[FileGroup],
+        *,
+        now: datetime | None = None,
+        fsync: Callable[[int], None] = os.fsync,
+        pool: Executor | None = None,
+    ) -> builtins.list[builtins.list[str] | OSError]:
+        """Queue `groups` in outgoing/ with one directory fsync; durable on return (group commit).
 
-        A batch of SYNCFS_BATCH or more files is made durable by one syncfs(2) of the file
-        system instead of one fsync per file: on ext4 that is ~30 ms for 1000 files instead of
-        ~3 s.
+        For each group, in order, the names of its files (they sort in the order given) or the
+        OSError that kept it out; a group is queued all or none. Every file is sealed, written
+        under a temporary name and fsynced (through `pool`, in parallel, when given: the file
+        system's journal joins concurrent fsyncs); then each is renamed to its name, and one
+        fsync of outgoing/ makes every name durable. A group whose own file cannot be written
+        or renamed fails alone; an fsync error fails every group of the call, and their files
+        are removed again (nothing of them was queued).
+
+        A group of several files reserves every final name first with smstools3's `<name>.LOCK`
+        (which claims and the watcher honour, and which is fsynced with the files), so that no
+        claimer takes one of its files while another rename may still fail. The locks go only
+        once every name is durable, and a second directory fsync makes that durable too. A crash
+        before that leaves locked files of a dead writer that `recover` removes, because the
+        group was never acknowledged.
         """
         directory = self.path("outgoing")
         now = now or datetime.now(timezone.utc)
-        one_flush = len(files) >= SYNCFS_BATCH and _syncfs is not None
-        files = [self.seal(data) for data in files]
-        if len(files) == 1:
-            # One file is one rename: nothing to lock, it is queued whole or not at all.
-            temporary = _write_temporary(directory, files[0])
+        results: builtins.list[builtins.list[str] | OSError] = [[] for _ in groups]
+        staged: builtins.list[_Staged] = []
+        owner: bytes | None = None
+        position = 0  # names one microsecond apart sort in the order of the groups and their files
+        for index, group in enumerate(groups):
+            if not group.files:
+                continue
+            stage = _Staged(index, group.files)
             try:
-                names = [self._place_new(temporary, directory, _new_name(now))]
-            except BaseException:
-                _unlink_quietly(temporary)
-                raise
-            fsync_directory(directory)
-            self._announce(list(zip(names, files)))
-            return names
-        owner = _batch_owner()
-        locks: list[Path] = []
-        reserved: list[str] = []
-        temporaries: list[Path] = []
-        placed = 0
+                if len(group.files) > 1:
+                    owner = owner or _batch_owner()
+                    for _ in group.files:
+                        wanted = _new_name(now + timedelta(microseconds=position))
+                        stage.names.append(self._reserve(directory, wanted, owner, stage.locks, sync=False))
+                        position += 1
+                else:
+                    stage.names.append(group.name or _new_name(now + timedelta(microseconds=position)))
+                    self.path("outgoing", stage.names[0])  # validates a given name
+                    position += 1
+            except OSError as error:
+                stage.undo(directory)
+                results[index] = error
+                continue
+            staged.append(stage)
+        if not staged:
+            return results
+
+        # Every file (and lock) written and fsynced, in parallel through `pool`: creating files
+        # and fsyncs wait for the file system's journal, and concurrent ones share its commits.
+        def write(data: bytes) -> Path | OSError:
+            try:
+                return _write_temporary(directory, self.seal(data), fsync=fsync)
+            except OSError as error:  # NotDurable among them
+                return error
+
+        def sync_lock(lock: Path) -> NotDurable | None:
+            try:
+                _fsync_path(lock, fsync)
+            except OSError as error:
+                return NotDurable(error.errno, error.strerror, str(lock))
+            return None
+
+        run = pool.map if pool is not None else map
+        written = iter(list(run(write, [data for stage in staged for data in stage.files])))
+        lock_errors = [error for error in run(sync_lock, [lock for stage in staged for lock in stage.locks]) if error]
+        not_durable: OSError | None = lock_errors[0] if lock_errors else None
+        for stage in staged:
+            for _ in stage.files:
+                outcome = next(written)
+                if isinstance(outcome, NotDurable):
+                    not_durable = not_durable or outcome
+                elif isinstance(outcome, OSError):
+                    stage.failed = stage.failed or outcome
+                else:
+                    stage.temporaries.append(outcome)
+        if not_durable is not None:
+            for stage in staged:
+                stage.undo(directory)
+                results[stage.index] = not_durable
+            return results
+        for stage in staged:
+            if stage.failed is not None:
+                stage.undo(directory)
+                results[stage.index] = stage.failed
+        staged = [stage for stage in staged if stage.failed is None]
+
+        placed: builtins.list[_Staged] = []
+        for stage in staged:
+            try:
+                if stage.locks:
+                    for temporary, name in zip(stage.temporaries, stage.names):
+                        rename_noreplace(temporary, directory / name)
+                        stage.placed.append(name)
+                else:
+                    stage.placed.append(self._place_new(stage.temporaries[0], directory, stage.names[0]))
+            except OSError as error:
+                stage.undo(directory)
+                results[stage.index] = error
+                continue
+            placed.append(stage)
         try:
-            # The locks are made durable with the files (one flush), so that after a power cut
-            # every lock still says whose it is and `recover` can roll the batch back.
-            for position in range(len(files)):
-                # One microsecond apart, so the names sort in the order of `files`.
-                wanted = _new_name(now + timedelta(microseconds=position))
-                reserved.append(self._reserve(directory, wanted, owner, locks, sync=not one_flush))
-            for data in files:
-                temporaries.append(_write_temporary(directory, data, sync=not one_flush))
-            if one_flush:
-                _flush_file_system(directory, temporaries + locks)
-            for temporary, name in zip(temporaries, reserved):
-                rename_noreplace(temporary, directory / name)
-                placed += 1
-            fsync_directory(directory)
-        except BaseException:
-            for name in reserved[:placed]:
-                _unlink_quietly(directory / name)
-            for temporary in temporaries[placed:]:
-                _unlink_quietly(temporary)
-            for lock in locks:
-                _unlink_quietly(lock)
-            raise
-        for lock in locks:
-            _unlink_quietly(lock)
-        fsync_directory(directory)
-        self._announce(list(zip(reserved, files)))
-        return reserved
+            _fsync_path(directory, fsync)
+            locked = [lock for stage in placed for lock in stage.locks]
+            if locked:
+                for lock in locked:
+                    _unlink_quietly(lock)
+                _fsync_path(directory, fsync)  # the commit of the locked groups: now recover keeps them
+        except OSError as error:
+            for stage in placed:
+                claimed = stage.undo(directory)
+                if claimed:
+                    # Renamed, then taken by the daemon before the directory fsync failed: it may
+                    # be sent although its door reports the error.
+                    log.error("outgoing/%s was claimed before the spool reported %s; its submitter was told it "
+                              "was not queued and may send it again", ", ".join(claimed), error)
+                results[stage.index] = error
+            return results
+        for stage in placed:
+            results[stage.index] = stage.placed
+        self._announce([(name, data) for stage in placed for name, data in zip(stage.placed, stage.files)])
+        return results
 
     def _reserve(self, directory: Path, wanted: str, owner: bytes, locks: builtins.list[Path], *, sync: bool) -> str:
         """Create `<name>.LOCK` for a free `name` (`wanted`, `wanted-2`, ...); return `name`.
@@ -790,6 +817,42 @@ class Spool:
             if fd >= 0:
                 os.close(fd)
         return Claimed(checked_name, name, data, mtime)
+
+
+class _Staged:
+    """One group of `Spool.commit` on its way: its names, temporaries, locks, files in place."""
+
+    __slots__ = ("index", "files", "names", "temporaries", "locks", "placed", "failed")
+
+    def __init__(self, index: int, files: Sequence[bytes]) -> None:
+        self.index = index
+        self.files = files
+        self.failed: OSError | None = None  # a file of the group could not be written
+        self.names: list[str] = []
+        self.temporaries: list[Path] = []
+        self.locks: list[Path] = []
+        self.placed: list[str] = []
+
+    def undo(self, directory: Path) -> list[str]:
+        """Remove what the group wrote; return the names in place that someone took meanwhile
+        (only possible for an unlocked file, after its rename)."""
+        gone = []
+        for name in self.placed:
+            try:
+                os.unlink(directory / name)
+            except FileNotFoundError:
+                gone.append(name)
+        for path in self.temporaries + self.locks:
+            _unlink_quietly(path)
+        return gone if not self.locks else []
+
+
+def _fsync_path(path: Path, fsync: Callable[[int], None]) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _too_large(size: int) -> str:
