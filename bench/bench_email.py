@@ -11,7 +11,7 @@ What it does (loopback only, bounded by --count and --timeout):
 3. --clients concurrent SMTP sessions send one mail each after the other (MAIL, RCPT, DATA; one
    recipient, a quoted-printable UTF-8 body) until --count are accepted: throughput. Each `250`
    comes after the SMS file is durable in outgoing/; concurrent mails share one group commit
-   (gsmgw.http.submit.BatchSubmitter);
+   (the spool's committer, gsmgw.spool.commit);
 4. sends at half that rate, paced, and measures each mail's time from MAIL FROM to its `250`:
    p50/p99;
 5. runs bench_http.py's measurement with the same --count and --clients, and prints mails/s
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_http  # noqa: E402 - the HTTP door's figures, measured in the same run for comparison
-from bench_http import arguments, flood_with, paced_with, run_bench, run_server  # noqa: E402 - one driver for both doors
+from bench_http import arguments, config_head, flood_with, paced_with, run_bench, run_server  # noqa: E402 - one driver for both doors
 
 TARGET_RATE = 300.0  # issue 15: mails per second, one recipient each, 16 clients
 TARGET_P99 = 0.100  # seconds, at half that rate
@@ -57,12 +57,7 @@ MAIL = (
 
 def write_config(directory: Path, port: int) -> Path:
     config = directory / "gsmgw.yaml"
-    config.write_text(textwrap.dedent(f"""\
-        spool: {directory}/spool
-        state: {directory}/state
-        modems:
-          - name: gsm1
-            port: {directory}/modem0
+    config.write_text(config_head(directory) + textwrap.dedent(f"""\
         smtp:
           listen: 127.0.0.1:{port}
           domains: [{DOMAIN}]

@@ -58,17 +58,23 @@ def fsync_ceiling(directory: Path, seconds: float = 1.0) -> tuple[float, float, 
     return statistics.mean(times) * 1000, len(times) / sum(times), cpu_ms
 
 
-def write_config(directory: Path, port: int) -> Path:
-    token_file = directory / "bench.token"
-    token_file.write_text(TOKEN + "\n")
-    os.chmod(token_file, 0o600)
-    config = directory / "gsmgw.yaml"
-    config.write_text(textwrap.dedent(f"""\
+def config_head(directory: Path) -> str:
+    """The config lines every door's benchmark starts with: spool, state and one (absent) modem."""
+    return textwrap.dedent(f"""\
         spool: {directory}/spool
         state: {directory}/state
         modems:
           - name: gsm1
             port: {directory}/modem0
+        """)
+
+
+def write_config(directory: Path, port: int) -> Path:
+    token_file = directory / "bench.token"
+    token_file.write_text(TOKEN + "\n")
+    os.chmod(token_file, 0o600)
+    config = directory / "gsmgw.yaml"
+    config.write_text(config_head(directory) + textwrap.dedent(f"""\
         http:
           listen: 127.0.0.1:{port}
         clients:
@@ -79,27 +85,25 @@ def write_config(directory: Path, port: int) -> Path:
     return config
 
 
-def run_server(config_path: str, ready, profile: bool = False, door: str = "http") -> None:
-    """Child process: the door's server (`http`: gsmgw.http.server, `smtp`: gsmgw.email.listener)
-    on a real spool until the parent says stop. It sends its address, then (batches, files, CPU s)."""
-    import importlib
-
+def bench_context(config_path: str):
+    """The parts of the daemon's context a door's server uses, built from real pieces: the config,
+    a sealed spool (as in the daemon, every accepted file carries its HMAC seal), a bus, metrics
+    and one client registry that every door shares. For the server's child process."""
+    from gsmgw.clients import ClientRegistry
     from gsmgw.config import load_config
     from gsmgw.daemon.events import EventBus
     from gsmgw.daemon.metrics import Metrics
     from gsmgw.spool.store import Spool, load_seal_key
 
-    start = importlib.import_module({"http": "gsmgw.http.server", "smtp": "gsmgw.email.listener"}[door]).start
-
     class Context:
         def __init__(self) -> None:
             self.config = load_config(config_path)
             self.config.state.mkdir(parents=True, exist_ok=True)
-            # Sealed as in the daemon: every accepted file carries its HMAC seal.
             self.spool = Spool(self.config.spool, seal_key=load_seal_key(self.config.state))
             self.spool.ensure_dirs()
             self.bus = EventBus()
             self.metrics = Metrics()
+            self.clients = ClientRegistry.from_config(self.config)  # limits count every door together
 
         def status_snapshot(self) -> dict:
             return {"updated": None, "modems": [], "queue": {}}
@@ -107,14 +111,25 @@ def run_server(config_path: str, ready, profile: bool = False, door: str = "http
         def message_status(self, message_id: str) -> None:
             return None
 
+    return Context()
+
+
+def run_server(config_path: str, ready, profile: bool = False, door: str = "http") -> None:
+    """Child process: the door's server (`http`: gsmgw.http.server, `smtp`: gsmgw.email.listener)
+    on a real spool until the parent says stop. It sends its address, then (batches, files, CPU s)."""
+    import importlib
+
+    start = importlib.import_module({"http": "gsmgw.http.server", "smtp": "gsmgw.email.listener"}[door]).start
+
     async def main() -> None:
-        server = await start(Context())
+        server = await start(bench_context(config_path))
         ready.send(server.url if door == "http" else server.port)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_reader(ready.fileno(), stop.set)  # the parent closing the pipe ends the server
         await stop.wait()
-        ready.send((server.submitter.batches, server.submitter.files, time.process_time()))
+        committer = server.ctx.spool.committer
+        ready.send((committer.batches, committer.files, time.process_time()))
         await server.close()
 
     if not profile:

@@ -16,7 +16,7 @@ With --limit N the bench client has `limits: {per_day: N}` (N large enough never
 every submit_sm then goes through the limit check, with a window that grows to all the parts
 accepted so far, so the figure shows what a limit check costs.
 
-Every accepted message is a durable file in outgoing/ before its response; the server groups
+Every accepted message is a durable file in outgoing/ before its response; the spool's committer groups
 the writes of a window (one directory fsync per batch). Not a test: it prints figures.
 """
 
@@ -72,7 +72,7 @@ def fsync_ceiling(directory: Path, seconds: float = 1.0) -> tuple[float, float]:
     return atomic, bare
 
 
-def run_server(spool_dir: str, window: int, writers: int, port_pipe, limit: int | None = None) -> None:
+def run_server(spool_dir: str, window: int, port_pipe, limit: int | None = None) -> None:
     """Child process: the SMPP server on a real spool until the parent closes the pipe."""
     from gsmgw.clients import ClientRegistry
     from gsmgw.smpp.server import SmppServer
@@ -86,13 +86,13 @@ def run_server(spool_dir: str, window: int, writers: int, port_pipe, limit: int 
         if limit:
             client["limits"] = {"per_day": limit}
         registry = ClientRegistry.from_config({"clients": [client]})
-        server = await SmppServer(spool=spool, registry=registry, port=0, window=window, writer_threads=writers).start()
+        server = await SmppServer(spool=spool, registry=registry, port=0, window=window).start()
         port_pipe.send((server.port, os.getpid()))
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_reader(port_pipe.fileno(), stop.set)
         await stop.wait()
-        port_pipe.send(server.batches[-1000:])
+        port_pipe.send(list(spool.committer.recent))
         await server.close(timeout=2)
 
     asyncio.run(main())
@@ -199,7 +199,6 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=5000, help="submit_sm in the throughput phase")
     parser.add_argument("--window", type=int, default=10, help="outstanding submit_sm (client and server window)")
     parser.add_argument("--dir", default=None, help="directory for the spool (default: a temporary one in the cwd)")
-    parser.add_argument("--writers", type=int, default=8, help="server threads writing to the spool in parallel")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds per phase")
     parser.add_argument("--limit", type=int, default=None,
                         help="give the client limits: {per_day: N} (choose N above what the run sends)")
@@ -211,7 +210,7 @@ def main() -> int:
               f"{bare:.0f} bare fsyncs/s")
         parent_end, child_end = multiprocessing.Pipe()
         child = multiprocessing.get_context("fork").Process(
-            target=run_server, args=(str(Path(base) / "spool"), args.window, args.writers, child_end, args.limit),
+            target=run_server, args=(str(Path(base) / "spool"), args.window, child_end, args.limit),
             daemon=True,
         )
         child.start()
