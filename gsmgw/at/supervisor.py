@@ -44,6 +44,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from gsmgw.at.errors import ModemError, ModemTimeout, PortBusy, PortGone, SimLocked
 from gsmgw.at.events import ModemReady, Urc, announces_restart
@@ -204,7 +205,7 @@ class ModemSupervisor:
         assert self.modem is not None
         return self.modem
 
-    def _emit(self, kind: EventKind, detail: str = "", **extra) -> None:
+    def _emit(self, kind: EventKind, detail: str = "", **extra: Any) -> None:
         entered = ENTERS[kind]
         if entered is not None:
             check_move(MOVES, self.state, entered, f"supervisor of {self.port}")

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from concurrent.futures import Executor
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from gsmgw.spool.commit import FileGroup, GroupCommitter
 from gsmgw.spool.format import HEAD_BYTES, SpoolFile, declared_priority, outgoing_name, read_spool_file, seal
@@ -96,7 +96,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _load_renameat2():
+def _load_renameat2() -> Any:  # the C function (ctypes), or None where libc has none
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         function = libc.renameat2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+from types import TracebackType
 from typing import Iterable, Iterator, Sequence
 
 from gsmgw.spool.journal.interface import (
@@ -749,7 +750,7 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
         return self._db
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is None:
             self._db.execute("COMMIT")
         else:
