@@ -61,13 +61,14 @@ from yarl import URL
 
 from gsmgw.callbacks import address_refusal, host_refusal
 from gsmgw.clients import ClientRegistry
-from gsmgw.events import CallReceived, ReportReceived
+from gsmgw.events import CallReceived, Event, MessageFailed, MessageReceived, MessageSent, ReportReceived
 from gsmgw.spool.format import Headers, read_spool_file
 from gsmgw.durable_queue import Cursor, DurableQueue, GiveUp
 from gsmgw.spool.message_status import REPORT_DELIVERED, REPORT_PENDING, report_word
 
-if TYPE_CHECKING:  # the daemon hands it over; this module does not import the daemon
+if TYPE_CHECKING:  # types only: the daemon hands them over; this module does not import the daemon
     from gsmgw.daemon.context import GatewayContext
+    from gsmgw.spool.store import Spool
 
 log = logging.getLogger("gsmgw.webhooks")
 
@@ -309,7 +310,7 @@ def delivery_id_for(kind: str, file_name: str) -> str:
 
 def report_event_from_files(
     report_name: str, report: bytes, sent: bytes | None, report_path: str, *, seal_key: bytes | None = None
-) -> Any:
+) -> ReportReceived:
     """The ReportReceived event a report/ file stands for (to announce it after a restart).
     The sent file's trusted headers (Client:, Callback:) count only if `seal_key` verifies them."""
     report_headers = read_spool_file(report).headers
@@ -337,7 +338,7 @@ def report_event_from_files(
     )
 
 
-def call_payload(event: Any) -> dict[str, Any]:
+def call_payload(event: CallReceived) -> dict[str, Any]:
     """The `call` webhook body (README "Incoming calls") from a `CallReceived` event."""
     return {
         "id": event.id,
@@ -350,7 +351,7 @@ def call_payload(event: Any) -> dict[str, Any]:
     }
 
 
-def call_event_from_file(name: str, data: bytes, path: str) -> Any:
+def call_event_from_file(name: str, data: bytes, path: str) -> CallReceived:
     """The CallReceived event a calls/ file stands for (to announce it after a restart)."""
     headers = read_spool_file(data).headers
     toa = (headers.get("From_TOA") or "").split(" ", 1)[0]
@@ -378,7 +379,7 @@ def binary_fields(data: bytes | None, udh: bytes, ports: tuple[int, int] | None)
     }
 
 
-def report_event_from_spool(spool: Any, name: str, data: bytes) -> Any:
+def report_event_from_spool(spool: Spool, name: str, data: bytes) -> ReportReceived | None:
     """The ReportReceived event of the report/ file `name` (content `data`), with its sent/ file;
     None for a report that matched no message."""
     sent_name = read_spool_file(data).headers.get("Sent_file")
@@ -395,7 +396,7 @@ def report_event_from_spool(spool: Any, name: str, data: bytes) -> Any:
     return report_event_from_files(name, data, sent, str(spool.path("report", name)), seal_key=spool.seal_key)
 
 
-def received_payload(event: Any) -> dict[str, Any]:
+def received_payload(event: MessageReceived) -> dict[str, Any]:
     """The `received` webhook body (docs/api.md) from a `MessageReceived` event; for a PDU that
     could not be decoded `from` is null, `text` its hex and `decode_error` says why."""
     return {
@@ -412,7 +413,7 @@ def received_payload(event: Any) -> dict[str, Any]:
     }
 
 
-def report_payload(event: Any) -> dict[str, Any]:
+def report_payload(event: ReportReceived) -> dict[str, Any]:
     """The `report` webhook body (docs/api.md) from a `ReportReceived` event.
 
     `delivered` is the discharge time once the whole message is delivered, else null; `status`
@@ -557,12 +558,10 @@ class WebhookDispatcher:
         return Route(key=key, hosts=client.callback_hosts, private_addresses=client.callback_private_addresses,
                      client=client.name)
 
-    async def __call__(self, event: Any) -> None:
+    async def __call__(self, event: Event) -> None:
         if self.settings is not None:
             self._apply(*self.settings())
-        kind = type(event).__name__
-        headers: Headers = getattr(event, "headers", None) or Headers()
-        if kind == "MessageReceived":
+        if isinstance(event, MessageReceived):
             if self.received_url:
                 await self.queue.enqueue(
                     self.received_url, "received", received_payload(event),
@@ -570,26 +569,26 @@ class WebhookDispatcher:
                 )
                 if "received" in self.cursors:
                     await self.queue.in_thread(self.cursors["received"].advance_to_file, event.path)
-        elif kind == "CallReceived":
+        elif isinstance(event, CallReceived):
             if self.call_url:
                 await self.queue.enqueue(self.call_url, "call", call_payload(event),
                                          delivery_id=delivery_id_for("call", event.id))
                 if "call" in self.cursors:
                     await self.queue.in_thread(self.cursors["call"].advance_to_file, event.path)
-        elif kind == "ReportReceived":
+        elif isinstance(event, ReportReceived):
             report_name = os.path.basename(event.report_path) if event.report_path else None
             await self._report(event, delivery_id=delivery_id_for("report", report_name) if report_name else None)
             if "report" in self.cursors and event.report_path:
                 await self.queue.in_thread(self.cursors["report"].advance_to_file, event.report_path)
-        elif kind == "MessageSent" and headers.get("Dlr_mask") is not None:
-            await self._kannel(headers, KANNEL_SENT, event, text="sent")
-        elif kind == "MessageFailed" and headers.get("Dlr_mask") is not None:
-            await self._kannel(headers, KANNEL_REJECTED, event, text=event.reason)
+        elif isinstance(event, MessageSent) and event.headers.get("Dlr_mask") is not None:
+            await self._kannel(event.headers, KANNEL_SENT, event, text="sent")
+        elif isinstance(event, MessageFailed) and event.headers.get("Dlr_mask") is not None:
+            await self._kannel(event.headers, KANNEL_REJECTED, event, text=event.reason)
 
-    async def _report(self, event: Any, *, delivery_id: str | None = None) -> int:
+    async def _report(self, event: ReportReceived, *, delivery_id: str | None = None) -> int:
         """Queue what a delivery report announces: the Kannel dlr-url, the message's callback or
         the `report` webhook. Returns 1 if something was queued."""
-        headers: Headers = getattr(event, "headers", None) or Headers()
+        headers = event.headers
         if headers.get("Dlr_mask") is not None:
             value = _KANNEL_REPORT_EVENTS.get(event.status, KANNEL_BUFFERED)
             return await self._kannel(headers, value, event, text=f"{event.status} {event.tp_status}", delivery_id=delivery_id)
@@ -601,7 +600,8 @@ class WebhookDispatcher:
         return 1
 
     async def _kannel(
-        self, headers: Headers, value: int, event: Any, *, text: str, delivery_id: str | None = None
+        self, headers: Headers, value: int, event: MessageSent | MessageFailed | ReportReceived, *, text: str,
+        delivery_id: str | None = None
     ) -> int:
         """A Kannel dlr-url call, if the message's dlr-mask asks for this kind of event."""
         template = headers.get("Callback")

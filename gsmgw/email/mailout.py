@@ -43,6 +43,7 @@ from gsmgw.durable_queue import ANNOUNCED_FILE_LIMIT, Cursor, DurableQueue, Give
 from gsmgw.email.addresses import reply_address
 from gsmgw.email.compose import OutgoingMail, domain_of, outcome_mail, received_mail
 from gsmgw.email import H_EMAIL_FROM, H_EMAIL_MESSAGE_ID
+from gsmgw.events import Event, MessageFailed, MessageReceived, ReportReceived
 from gsmgw.spool.format import Headers
 from gsmgw.spool.store import read_regular_file
 
@@ -350,19 +351,18 @@ class MailOut:
             message=mail.data.decode("ascii"), subject=mail.subject, created=now, next_at=now,
         ))
 
-    async def on_event(self, event: Any) -> None:
+    async def on_event(self, event: Event) -> None:
         from gsmgw.webhooks import received_payload
 
-        kind = type(event).__name__
-        if kind == "MessageReceived":
+        if isinstance(event, MessageReceived):
             mail = await self.queue.in_thread(self.received, event.id, received_payload(event))
             await self._enqueue(f"received-{event.id}", mail)
             await self.queue.in_thread(self.cursors["received"].advance_to_file, event.path)
-        elif kind == "MessageFailed":
+        elif isinstance(event, MessageFailed):
             mail = await self.queue.in_thread(self.failed, event.id, event.to, event.reason, event.path, event.headers)
             await self._enqueue(f"failed-{event.id}", mail)
             await self.queue.in_thread(self.cursors["failed"].advance_to_file, event.path)
-        elif kind == "ReportReceived" and event.report_path:
+        elif isinstance(event, ReportReceived) and event.report_path:
             report_name = os.path.basename(event.report_path)
             mail = await self.queue.in_thread(self.report, report_name, event)
             await self._enqueue(f"report-{report_name}", mail)

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from gsmgw.events import MessageFailed, ReportReceived
+from gsmgw.events import Event, MessageFailed, MessageReceived, ReportReceived
 from gsmgw.listen import ConnectionGuard, ConnectionLimits, peer_address
 from gsmgw.spool.format import Headers, SpoolFormatError, make_outgoing, outgoing_name, parse_outgoing, read_spool_file
 from gsmgw.spool.message_status import MessageStatus, lookup
@@ -554,17 +554,16 @@ class SmppServer:
 
     # ---- events from the daemon -----------------------------------------------------------
 
-    def on_event(self, event: Any) -> None:
-        kind = type(event).__name__
-        if kind == "MessageReceived":
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
             self._inbound(event)
-        elif kind == "ReportReceived":
+        elif isinstance(event, ReportReceived):
             self._report(event)
-        elif kind == "MessageFailed":
+        elif isinstance(event, MessageFailed):
             self._failed(event)
         self._pump()
 
-    def _inbound(self, event: Any) -> None:
+    def _inbound(self, event: MessageReceived) -> None:
         registry = self.current_registry()
         targets = [c for c in self._clients_for_smpp() if registry.receives_from_modem(c, event.modem)]
         if not targets:
