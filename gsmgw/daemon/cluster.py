@@ -287,6 +287,8 @@ class Membership:
             except Exception:
                 log.exception("cluster membership round failed; trying again")
             delay = self.renew_every if self.healthy else min(1.0, self.renew_every)
+            if self.healthy and (self._announce or self._reread):
+                delay = 0.0  # asked for during this round (the kick is cleared below); each flag is cleared when tried
             self._kick.clear()
             try:
                 await asyncio.wait_for(self._kick.wait(), delay)
