@@ -13,9 +13,11 @@ scenarios:
 
 Printed per alert (`--alerts` of each door, alternating, 0.5 s apart): the time from its drop
 (the rename, or the start of the POST) to its submit (the simulator's log time minus the submit
-latency), how many files still waited in outgoing/ at the drop, and the backlog's throughput
-in submits per second over the `--window` seconds from the first alert's drop (the modems'
-ceiling is modems / latency).
+latency), which includes the wait for a modem to be free (up to the latency); how many files
+still waited in outgoing/ at the drop; how many backlog messages were submitted after the drop
+and before it (it takes the next free modem: at most about one per modem); and the backlog's
+throughput in submits per second over the `--window` seconds from the first alert's drop (the
+modems' ceiling is modems / latency).
 
 `--before REF` runs the same scenarios with the gsmgw package of the git ref REF (e.g. the
 commit before a change) next to this checkout's, so both columns come from one run:
@@ -52,6 +54,7 @@ class Alert:
     waiting: int  # files in outgoing/ at the drop
     seconds: float | None  # drop -> submit; None: not submitted within the timeout
     accepted: float | None = None  # HTTP: drop -> 202
+    overtaken: int | None = None  # backlog messages submitted between the drop and the alert
 
 
 @dataclass
@@ -158,8 +161,13 @@ def measure(run: Run, daemon: Daemon, simulator: Simulator, args, door: str, ser
     else:
         dropped, accepted = daemon.post_alert(text)
     record = submitted(simulator, text, seen, args.timeout)
-    seconds = None if record is None else record_time(record) - args.latency - dropped
-    run.alerts.append(Alert(door, waiting, seconds, accepted))
+    seconds = overtaken = None
+    if record is not None:
+        seconds = record_time(record) - args.latency - dropped
+        overtaken = sum(1 for other in simulator.records()
+                        if not str(other.get("text", "")).startswith("ALERT")
+                        and dropped < record_time(other) - args.latency < record_time(record) - args.latency)
+    run.alerts.append(Alert(door, waiting, seconds, accepted, overtaken))
     return dropped
 
 
@@ -291,12 +299,13 @@ def main() -> int:
           f"{args.modems / args.latency:.1f} submits/s); backlog: {args.files} files; campaign: "
           f"{args.campaign} recipients, alert {args.campaign_pause:.1f} s after it is queued")
     print(f"{'version':<10}{'scenario':<10}{'door':<6}{'waiting in outgoing/':>21}{'drop -> submit':>22}"
-          f"{'backlog submits/s':>19}{'HTTP 202 after':>16}")
+          f"{'sent before it':>16}{'backlog submits/s':>19}{'HTTP 202 after':>16}")
     for run in runs:
         for alert in run.alerts:
             rate = "-" if run.throughput is None else f"{run.throughput:.1f}"
             print(f"{run.label:<10}{run.scenario:<10}{alert.door:<6}{alert.waiting:>21}"
-                  f"{fmt(alert.seconds, args.timeout):>22}{rate:>19}"
+                  f"{fmt(alert.seconds, args.timeout):>22}{'-' if alert.overtaken is None else alert.overtaken:>16}"
+                  f"{rate:>19}"
                   f"{'-' if alert.accepted is None else f'{alert.accepted:.3f} s':>16}")
         if run.note:
             print(f"{run.label:<10}{run.scenario:<10}{run.note}")
