@@ -96,11 +96,6 @@ class Claimer:
         except RuntimeError:
             pass  # the loop is closed (stopping): the files wait in outgoing/ for the next start
 
-    @property
-    def waiting(self) -> int:
-        """Names reported and not claimed yet (some may be gone already)."""
-        return len(self._backlog)
-
     async def run(self, watcher: OutgoingWatcher, stopping: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         while not stopping.is_set():
