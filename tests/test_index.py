@@ -278,3 +278,28 @@ def _no_console(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("web: {enabled: false}\n")
     return config
+
+
+def test_an_answer_keeps_its_place_after_its_file_moves_in_a_later_second(tmp_path, new_index):
+    """The answer was indexed from outgoing/ (its Queued: second, refined by the file's mtime to
+    after the question); when its file reaches sent/ a second later, the header's whole second
+    alone must not move it before the question it answers (the conversation list then showed
+    the question as the last message)."""
+    from gsmgw.daemon.indexer import inbound_row, outbound_row
+
+    second = datetime(2026, 11, 25, 10, 0, 0).astimezone()
+    t = second.timestamp()
+    question = build_incoming(sender="+4915112345678", sender_toa=0x91, smsc=None, sent=second, received=second,
+                              modem="gsm1", imsi=None, alphabet="gsm7", parts=1, text="question")
+    queued = b"To: +4915112345678\nClient: anna\nQueued: " + second.isoformat().encode() + b"\n\nanswer\n"
+    sent = build_sent(queued, modem="gsm1", imsi=None, sent=second + timedelta(seconds=2), parts=1, message_ids=[1])
+    index = new_index()
+    index.record([inbound_row("gsm1-question", question, t + 0.3)])
+    index.record([outbound_row("answer", "outgoing", queued, t + 0.6)])
+    index.record([outbound_row("answer", "sent", sent, t + 2.4)])
+    assert [m.text for m in index.thread(Scope.all(), "+4915112345678")] == ["question", "answer"]
+    [row] = index.conversations(Scope.all(), user="anna")
+    assert (row.last_direction, row.last_text) == (OUT, "answer")
+    # An earlier time that is really earlier (another second) still wins.
+    index.record([out("answer", "+4915112345678", SENT, t - 5.0)])
+    assert index.message(OUT, "answer").at == t - 5.0

@@ -304,6 +304,18 @@ class CampaignCounts:
     states: dict[str, int] = field(default_factory=dict)
 
 
+def _earliest(known: float, new: float | None) -> float:
+    """A message's time as the earliest one known; but a header's whole second (a file read
+    again after it moved, its mtime no longer within that second) is the same moment as a time
+    already known within that second to the fraction, and must not move it before a message that
+    came earlier in that second."""
+    if new is None:
+        return known
+    if new == int(new) and new <= known < new + 1:
+        return known
+    return min(known, new)
+
+
 def hour_of(moment: float) -> int:
     return int(moment // 3600)
 
@@ -417,7 +429,7 @@ class MessageIndex:
         old = _message(old_row) if old_row is not None else None
         merged = new if old is None else IndexedMessage(
             direction=new.direction, id=new.id, number=new.number or old.number, state=new.state,
-            at=old.at if new.at is None else min(old.at, new.at),
+            at=_earliest(old.at, new.at),
             **{name: (getattr(new, name) if getattr(new, name) is not None else getattr(old, name))
                for name in ("client", "campaign", "modem", "text", "parts", "sent", "delivered", "finished",
                             "fail_reason")},
