@@ -115,6 +115,53 @@ def test_csv_rows_with_problems_name_row_and_column():
     assert str(problems[0]).startswith("row 4, column Number: ")
 
 
+def read(text: str, encoding: str = "utf-8"):
+    recipients, columns, problems = forms.read_csv(text.encode(encoding), default_country="49")
+    return [(r.number, r.name, r.row) for r in recipients], columns, [(p.place, p.column) for p in problems]
+
+
+def test_csv_with_a_byte_order_mark_and_windows_line_ends():
+    assert read("\ufeffnumber,name\r\n+4915112345601,Eva\r\n\r\n", "utf-8") == (
+        [("+4915112345601", "Eva", 2)], ["number", "name"], [])
+
+
+def test_csv_separator_is_what_the_header_row_uses():
+    # Commas inside the cells of a semicolon file (and the other way round) stay in their cell.
+    semicolons = "number;name;note\n+4915112345601;Müller, Hans;a, b, c\n+4915112345602;Eva;x, y\n"
+    assert read(semicolons)[0] == [("+4915112345601", "Müller, Hans", 2), ("+4915112345602", "Eva", 3)]
+    commas = "number,name\n+4915112345601,Hans; Eva\n+4915112345602,Ute; Jan\n"
+    assert read(commas)[0] == [("+4915112345601", "Hans; Eva", 2), ("+4915112345602", "Ute; Jan", 3)]
+    assert read("number\tname\n+4915112345601\tEva\n")[0] == [("+4915112345601", "Eva", 2)]
+    assert read("number\n+4915112345601\n0151 12345602\n")[0] == [("+4915112345601", "", 2), ("+4915112345602", "", 3)]
+    # Excel's own "sep=;" line names the separator; the header is the row after it.
+    assert read("sep=;\nnumber;name\n+4915112345601;O'Brien, Pat\n") == (
+        [("+4915112345601", "O'Brien, Pat", 2)], ["number", "name"], [])
+
+
+def test_csv_quoted_cells_hold_separators_quotes_and_line_breaks():
+    data = ('number,name,note\n"+49 151 12345601","Doe, John","He said ""hi"""\n'
+            '+4915112345602,Eva,"line one\nline two"\nnot-a-number,Finn,\n')
+    recipients, columns, problems = forms.read_csv(data.encode(), default_country="49")
+    assert [(r.name, r.fields["note"]) for r in recipients] == [("Doe, John", 'He said "hi"'), ("Eva", "line one\nline two")]
+    # Row 4 as a spreadsheet counts, line 5 of the file: the message says both.
+    [problem] = problems
+    assert (problem.row, problem.line, problem.column) == (4, 5, "number")
+    assert str(problem).startswith("row 4 (line 5), column number: 'not-a-number' is not a phone number")
+
+
+def test_csv_bad_rows_duplicates_and_spreadsheet_numbers_are_named_by_row():
+    data = ("number,name\n+4915112345601,Eva\n015112345601,Eva again\n4.91511E+12,Finn\n"
+            "+4915112345603,Gil,extra\n,Hal\n")
+    recipients, places, problems = read(data)
+    assert recipients == [("+4915112345601", "Eva", 2)]
+    assert problems == [("3", "number"), ("4", "number"), ("5", "name"), ("6", "number")]
+    _, _, found = forms.read_csv(data.encode(), default_country="49")
+    assert "+4915112345601 is already in row 2" in found[0].message
+    assert "scientific notation" in found[1].message and "format the column as text" in found[1].message
+    assert "3 cells but the header names 2 columns" in found[2].message and "quotes" in found[2].message
+    assert "the number is empty" in found[3].message
+
+
 def test_csv_without_a_number_column_is_refused_with_the_fix():
     _, _, problems = forms.read_csv(b"phone_no,name\n+491,a\n", default_country=None)
     assert problems[0].row == 1 and "name the column of phone numbers 'number'" in problems[0].message

@@ -4,8 +4,10 @@
   accepts, `group:NAME` (config or console group), contact names, and `Name <number>` as the
   completion offers them;
 - `read_csv`: an uploaded recipient list (`number,name,...`): UTF-8 (with or without a byte
-  order mark) or Windows-1252, comma or semicolon separated; every problem names its row (as a
-  spreadsheet numbers them, the header being row 1) and its column;
+  order mark) or Windows-1252; comma, semicolon or tab separated, as the header row shows (or an
+  Excel `sep=;` first line); quoted cells may hold separators, quotes ("") and line breaks; every
+  problem names its row (as a spreadsheet numbers them, the header being row 1; with the line of
+  the file when a quoted line break makes the two differ) and its column;
 - `fill`: `{column}` placeholders of a campaign text.
 Nothing here decides whether a client may send somewhere: that is gsmgw.clients, as for every door.
 """
@@ -27,6 +29,8 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_ .-]{0,40})\}")
 NUMBER_LIKE = re.compile(r"[+0-9][0-9 ()./-]*\Z")
 NAME_AND_NUMBER = re.compile(r"(.*)<([^<>]+)>\s*\Z")
 NUMBER_COLUMNS = ("number", "phone", "mobile", "to", "nummer", "telefon", "handy")
+SEPARATORS = (",", ";", "\t")
+SCIENTIFIC = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]+\Z")  # 4.91511E+12: a spreadsheet's number format
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Recipient:
     name: str = ""
     fields: dict = field(default_factory=dict)  # column -> value (CSV), for placeholders
     row: int | None = None  # CSV row (header = 1), None for typed recipients
+    line: int | None = None  # the file's line where the row starts (differs after a quoted line break)
 
     @property
     def label(self) -> str:
@@ -46,9 +51,17 @@ class RowError:
     row: int | None  # None: not about one row (the file or a typed entry)
     column: str
     message: str
+    line: int | None = None
+
+    @property
+    def place(self) -> str:
+        """The row as a spreadsheet numbers it, and the file's line when that differs."""
+        if self.row is None:
+            return ""
+        return f"{self.row} (line {self.line})" if self.line is not None and self.line != self.row else str(self.row)
 
     def __str__(self) -> str:
-        where = f"row {self.row}, column {self.column}" if self.row is not None else self.column
+        where = f"row {self.place}, column {self.column}" if self.row is not None else self.column
         return f"{where}: {self.message}"
 
 
@@ -114,63 +127,102 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", "replace")  # what spreadsheets on Windows save as "CSV"
 
 
+def _separator(header_line: str) -> str:
+    """The separator the header row uses: the most frequent of SEPARATORS outside quotes (a
+    header of one column has none: a comma then, which no cell of that file holds unquoted)."""
+    outside, quoted = [], False
+    for char in header_line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted:
+            outside.append(char)
+    counts = {separator: outside.count(separator) for separator in SEPARATORS}
+    best = max(SEPARATORS, key=lambda separator: counts[separator])
+    return best if counts[best] else ","
+
+
 def read_csv(data: bytes, *, default_country: str | None) -> tuple[list[Recipient], list[str], list[RowError]]:
     """(recipients, the column names, problems). A row with a problem is not among the recipients;
     a number in two rows is kept once (the later row is a problem, so nobody gets it twice)."""
     text = _decode(data)
     if not text.strip():
         return [], [], [RowError(None, "File", "the file is empty; the first row names the columns, e.g. number,name")]
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
+    lines = io.StringIO(text, newline=None)
+    first = lines.readline()
+    skipped_lines = 0
+    declared = re.fullmatch(r"\s*sep=(.)\s*", first)
+    if declared:  # Excel's "sep=;" line before the header
+        separator, skipped_lines = declared.group(1), 1
+        first = lines.readline()
+    else:
+        separator = _separator(first)
+    lines.seek(0)
+    if skipped_lines:
+        lines.readline()
+    reader = csv.reader(lines, delimiter=separator, quotechar='"', doublequote=True, skipinitialspace=False,
+                        strict=False)
     try:
         header = [cell.strip() for cell in next(reader)]
     except (StopIteration, csv.Error) as error:
-        return [], [], [RowError(1, "(header)", f"cannot read the first row: {error}")]
+        return [], [], [RowError(1, "(header)", f"cannot read the first row: {error}", line=1 + skipped_lines)]
     lowered = [name.lower() for name in header]
     number_column = next((i for i, name in enumerate(lowered) if name in NUMBER_COLUMNS), None)
     if number_column is None:
         return [], header, [RowError(1, "(header)", f"no column is called number (the columns are: "
                                                     f"{', '.join(header) or 'none'}); name the column of "
-                                                    f"phone numbers 'number' in the first row")]
+                                                    f"phone numbers 'number' in the first row", line=1 + skipped_lines)]
     name_column = next((i for i, name in enumerate(lowered) if name == "name"), None)
     recipients: list[Recipient] = []
     problems: list[RowError] = []
     seen: dict[str, int] = {}
     row_number = 1
+    line = reader.line_num + 1 + skipped_lines  # where the next row starts
     try:
         for cells in reader:
             row_number += 1
+            at, line = line, reader.line_num + 1 + skipped_lines
+
+            def problem(column: str, message: str) -> None:
+                problems.append(RowError(row_number, column, message, line=at))
+
             if not any(cell.strip() for cell in cells):
                 continue  # blank lines at the end of a spreadsheet's export
             if row_number - 1 > MAX_CSV_ROWS:
-                problems.append(RowError(row_number, "(file)", f"more than {MAX_CSV_ROWS} rows; split the file"))
+                problem("(file)", f"more than {MAX_CSV_ROWS} rows; split the file")
                 break
             if len(cells) > len(header):
-                problems.append(RowError(row_number, header[-1] if header else "(row)",
-                                         f"{len(cells)} cells but the header names {len(header)} columns"))
+                problem(header[-1] if header else "(row)",
+                        f"{len(cells)} cells but the header names {len(header)} columns (a {_separator_name(separator)} "
+                        f"in a cell needs quotes around the cell)")
                 continue
             values = {header[i]: (cells[i].strip() if i < len(cells) else "") for i in range(len(header))}
             raw_number = values[header[number_column]]
             if not raw_number:
-                problems.append(RowError(row_number, header[number_column], "the number is empty"))
+                problem(header[number_column], "the number is empty")
+                continue
+            if SCIENTIFIC.match(raw_number):
+                problem(header[number_column], f"{raw_number!r} is a number the spreadsheet shortened (scientific "
+                                               "notation loses digits); format the column as text, type the numbers "
+                                               "again and save the file again")
                 continue
             try:
                 number = normalize_number(raw_number, default_country)
             except AddressError as error:
-                problems.append(RowError(row_number, header[number_column], str(error)))
+                problem(header[number_column], str(error))
                 continue
             if number in seen:
-                problems.append(RowError(row_number, header[number_column], f"{number} is already in row {seen[number]}"))
+                problem(header[number_column], f"{number} is already in row {seen[number]}")
                 continue
             seen[number] = row_number
             name = values[header[name_column]] if name_column is not None else ""
-            recipients.append(Recipient(number, name, values, row_number))
+            recipients.append(Recipient(number, name, values, row_number, at))
     except csv.Error as error:
-        problems.append(RowError(row_number + 1, "(row)", f"cannot read this row as CSV: {error}"))
+        problems.append(RowError(row_number + 1, "(row)", f"cannot read this row as CSV: {error}", line=line))
     return recipients, header, problems
+
+
+def _separator_name(separator: str) -> str:
+    return {",": "comma", ";": "semicolon", "\t": "tab"}.get(separator, repr(separator))
 
 
 def placeholders(template: str) -> list[str]:
@@ -190,7 +242,7 @@ def fill(template: str, recipient: Recipient) -> tuple[str, RowError | None]:
             column = next((key for key in recipient.fields if key.lower() == name.lower()), name)
             return "", RowError(recipient.row, column, f"empty, but the message uses {{{name}}}"
                                 if recipient.row is not None else
-                                f"{recipient.number} has no {name} (the message uses {{{name}}})")
+                                f"{recipient.number} has no {name} (the message uses {{{name}}})", line=recipient.line)
     return PLACEHOLDER.sub(lambda match: values.get(match.group(1).lower(), match.group(0)), template), None
 
 

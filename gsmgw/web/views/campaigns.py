@@ -203,14 +203,14 @@ class Campaigns:
                 verdict = registry.check_destination(person.client, recipient.number)
                 if not verdict.allowed:
                     row_errors.append(forms.RowError(recipient.row, "number" if recipient.row else recipient.number,
-                                                     verdict.reason))
+                                                     verdict.reason, line=recipient.line))
                     continue
                 filled, problem = forms.fill(text, recipient)
                 if problem is None:
                     try:
                         self.sender.check_message(person, filled)
                     except ApiError as error:
-                        problem = forms.RowError(recipient.row, "Message", error.message)
+                        problem = forms.RowError(recipient.row, "Message", error.message, line=recipient.line)
                 if problem is not None:
                     row_errors.append(problem)
                     continue

@@ -131,12 +131,12 @@ class Contacts:
         rows = []
         for r in recipients:
             if not r.name:
-                problems.append(forms.RowError(r.row, lowered.get("name", "name"), "the name is empty"))
+                problems.append(forms.RowError(r.row, lowered.get("name", "name"), "the name is empty", line=r.line))
                 continue
             groups = forms.split_entries(r.fields.get(lowered.get("groups", ""), "") or "")
             bad = next((p for g in groups if (p := self.group_name_problem(g, existing_ok=True))), None)
             if bad:
-                problems.append(forms.RowError(r.row, lowered.get("groups", "groups"), bad))
+                problems.append(forms.RowError(r.row, lowered.get("groups", "groups"), bad, line=r.line))
                 continue
             rows.append((Contact(r.number, r.name[:100], (r.fields.get(lowered.get("note", ""), "") or "")[:500]), groups))
         if problems and not fields.get("skip_bad"):
