@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from gsmgw.sms import count_parts
 from gsmgw.sms.national import BY_CODE
 from gsmgw.sms.lookalike import forcing_ucs2, lookalike, replace_lookalikes
-from gsmgw.web.app import done, text_field, text_fields
+from gsmgw.web.app import done, text_field
 from gsmgw.web.sending import FormErrors, Options, Sender
 
 ALPHABET_WORDS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
@@ -83,15 +83,15 @@ class Compose:
         raise done("/messages", notice)
 
     async def count(self, request: web.Request) -> web.Response:
-        self.console.person(request)  # signed in; the text is not stored or sent
-        form = await text_fields(request)
-        text = (form.get("text") or "")[:MAX_COUNT_TEXT]
+        # The checks of every POST (session, same origin, CSRF token), though the text is neither
+        # stored nor sent; any role may count (a viewer's reply box shows the counter too).
+        _, form = await self.console.form(request, role=None, max_size=MAX_COUNT_TEXT * 12)
+        text = text_field(form, "text")[:MAX_COUNT_TEXT]
         return web.json_response(describe(text, self.national_languages()))
 
     async def replace(self, request: web.Request) -> web.Response:
-        self.console.person(request)
-        form = await text_fields(request)
-        text = (form.get("text") or "")[:MAX_COUNT_TEXT]
+        _, form = await self.console.form(request, role=None, max_size=MAX_COUNT_TEXT * 12)
+        text = text_field(form, "text")[:MAX_COUNT_TEXT]
         replaced = replace_lookalikes(text)
         return web.json_response({"text": replaced, **describe(replaced, self.national_languages())})
 
