@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,9 @@ from gsmgw.sim.control import ControlClient
 from gsmgw.spool.format import read_spool_file
 from helpers import free_port, stop_process, wait_for_text
 
-playwright_api = pytest.importorskip("playwright.sync_api")  # a test dependency (setup.cfg): never skips in CI
+# A test dependency (setup.cfg's test extra) like pytest itself: missing, the module fails to
+# import and the run fails; it never skips (nor does a missing /usr/bin/chromium, below).
+import playwright.sync_api as playwright_api  # noqa: E402
 expect = playwright_api.expect
 expect.set_options(timeout=30_000)  # generous: the machine may be busy; only a failure waits this long
 
@@ -287,9 +290,14 @@ def test_a_50_recipient_campaign_then_stop_and_the_next_campaign_skips_it(consol
     page = console.page("anna")
     make_club(page, console.base)
     start_campaign(page, console.base, "Club news", "group:club", "Hello {number}, the club opens at 6.")
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
     expect(page.locator("#count-recipients")).to_have_text("50")
     expect(page.locator("#count-delivered")).to_have_text("50", timeout=60_000)
     expect(page.locator("#count-failed")).to_have_text("0")
+    expect(page.locator("#campaign-progress")).to_have_attribute("value", "50")
+    expect(page.locator(".progress")).to_have_text("finished")
+    assert navigations == [], "the counts and the progress came live, without a reload"
 
     stopper = CLUB[7]
     console.control.inject_sms(0, stopper, " stop ")
@@ -484,6 +492,111 @@ def test_an_inbound_script_is_shown_as_text_and_never_runs(console):
     assert box["x"] >= 0 and box["x"] + box["width"] <= 1200  # 1,000 emoji wrap inside the page
     page.goto(console.base + "/conversations")
     assert page.evaluate("window.pwned === undefined")
+
+
+# Outside text that would run if any page put it into HTML unescaped: as an element, as an
+# attribute breaking out of a quoted value, and as an event handler inside a tag.
+XSS_SCRIPT = "<script>window.pwned='script'</script>"
+XSS_IMG = '"><img src=x onerror="window.pwned=\'img\'">'
+XSS_ATTR = "\" onerror=\"window.pwned='attr'\" x=\"' onfocus='window.pwned=1' autofocus x='"
+XSS_SVG = "<svg onload=window.pwned='svg'>"
+WATCH_SCRIPT = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__violations.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+
+def watched_page(console, user):
+    """The signed-in page of `user`, recording every Content-Security-Policy violation from its
+    next navigation on: an escaped text causes none, so a violation means some text reached the
+    HTML as markup (and only the CSP stopped it)."""
+    page = console.page(user)
+    if not getattr(page, "watched", False):
+        page.add_init_script(WATCH_SCRIPT)
+        page.watched = True
+    return page
+
+
+def assert_inert(page, where):
+    assert page.evaluate("window.pwned") is None, where
+    assert page.evaluate("window.__violations") == [], where
+    injected = page.locator("img[src='x'], svg[onload], [onerror], [onfocus], [onload], script:not([src])")
+    assert injected.count() == 0, where
+
+
+def test_outside_text_from_sms_csv_and_form_fields_is_shown_and_never_runs(console):
+    page = watched_page(console, "anna")
+    sms_from, csv_number = "+4915166600031", "+4915166600021"
+
+    # An SMS: the thread, the conversation list, the message browser.
+    console.control.inject_sms(0, sms_from, XSS_IMG + XSS_ATTR)
+    page.goto(console.base + f"/conversations/{sms_from}")
+    expect(page.locator(".bubble.in .text")).to_have_text(XSS_IMG + XSS_ATTR)
+    assert_inert(page, "thread")
+    for path in ("/conversations", f"/messages?number=%2B{sms_from[1:]}"):
+        page.goto(console.base + path)
+        expect(page.get_by_role("main")).to_contain_text('"><img src=x onerror=')
+        assert_inert(page, path)
+
+    # A contacts CSV: a bad row echoes its number in the error table, then names and notes are listed.
+    page.goto(console.base + "/contacts")
+    bad = f"number,name\n{XSS_SVG},Eve\n"
+    page.get_by_label("CSV file").set_input_files(files=[{"name": "x.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator(".row-errors")).to_contain_text(XSS_SVG)
+    assert_inert(page, "contacts import errors")
+    quoted = lambda text: '"' + text.replace('"', '""') + '"'  # noqa: E731
+    good = f"number,name,note,groups\n{csv_number},{quoted(XSS_SCRIPT)},{quoted(XSS_IMG)},xss\n"
+    page.get_by_label("CSV file").set_input_files(files=[{"name": "x.csv", "mimeType": "text/csv", "buffer": good.encode()}])
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator(".notice")).to_have_text("Imported 1 contact(s).")
+    expect(page.locator("table.list")).to_contain_text(XSS_SCRIPT)
+    assert_inert(page, "contacts")
+
+    # A campaign CSV with a bad row: the form keeps the typed name (an attribute) beside the errors.
+    page.goto(console.base + "/campaigns")
+    page.get_by_label("Name").fill(XSS_ATTR)
+    page.get_by_label("Message").fill("Hi {name} from {city}")
+    rows = f"number,name,city\n{csv_number},{quoted(XSS_SCRIPT)},{quoted(XSS_IMG)}\n{quoted(XSS_IMG)},Eve,Bonn\n"
+    page.get_by_label("File").set_input_files(files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": rows.encode()}])
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator(".row-errors")).to_contain_text("onerror=")
+    expect(page.get_by_label("Name")).to_have_value(XSS_ATTR)
+    assert_inert(page, "campaign form with errors")
+    page.get_by_label(re.compile("Skip the 1 bad row")).check()
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(XSS_ATTR)
+    expect(page.locator("#count-recipients")).to_have_text("1")
+    assert_inert(page, "campaign page")
+    page.goto(console.base + "/campaigns")
+    expect(page.get_by_role("main")).to_contain_text("window.pwned='attr'")
+    assert_inert(page, "campaign list")
+    page.goto(console.base + f"/conversations/{csv_number}")
+    expect(page.locator(".bubble.out .text")).to_have_text(f"Hi {XSS_SCRIPT} from {XSS_IMG}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(XSS_SCRIPT)  # the contact's name
+    assert_inert(page, "thread of the campaign's message")
+
+    # Form fields and the address bar: an error echoes the To field; a number in the path.
+    page.goto(console.base + "/compose")
+    page.get_by_label("To").fill(XSS_IMG)
+    page.get_by_label("Message").fill(XSS_SVG)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#to-error")).to_contain_text("onerror=")
+    expect(page.get_by_label("To")).to_have_value(XSS_IMG)
+    expect(page.get_by_label("Message")).to_have_value(XSS_SVG)
+    assert_inert(page, "compose with errors")
+    page.goto(console.base + "/conversations/" + urllib.parse.quote(XSS_IMG, safe=""))
+    expect(page.get_by_role("heading", level=1)).to_have_text(XSS_IMG)
+    assert_inert(page, "a thread whose number is markup")
+
+    # The admin's audit log repeats names and details of all of it.
+    boss = watched_page(console, "boss")
+    boss.goto(console.base + "/audit")
+    expect(boss.locator("table.list")).to_contain_text("started a campaign")
+    expect(boss.locator("table.list")).to_contain_text("onfocus=")
+    assert_inert(boss, "audit log")
 
 
 def test_the_dashboard_follows_a_modem_unplugged_and_back(console):
