@@ -29,7 +29,7 @@ from gsmgw.config import load_config
 from gsmgw.daemon.app import Gateway
 from gsmgw.passwords import hash_password
 from gsmgw.sim import SimNetwork
-from gsmgw.spool.index import Scope
+from gsmgw.spool.index import Contact, Scope
 from helpers import free_port
 from test_http_tls import self_signed
 
@@ -230,6 +230,7 @@ def test_pages_read_the_index_never_a_history_directory(tmp_path):
             assert asyncio.get_running_loop().time() < deadline, \
                 f"the index did not follow: {ctx.index.thread(Scope.all(), NUMBER)}"
             await asyncio.sleep(0.1)
+        ctx.index.save_contacts([Contact(f"+49151000{n:05d}", f"Contact {n:03d}", "") for n in range(201)], 0.0)
         history = {os.path.realpath(ctx.spool.path(d)) for d in HISTORY}
         listed: list[str] = []
         watching = [False]
@@ -244,7 +245,7 @@ def test_pages_read_the_index_never_a_history_directory(tmp_path):
         pages = ["/", "/?fragment=1", "/conversations", "/conversations?fragment=1", "/conversations?q=hist",
                  f"/conversations/{NUMBER}", f"/conversations/{NUMBER}?fragment=1", "/messages",
                  "/messages?state=delivered", "/messages?state=retrying", f"/messages?number=%2B{NUMBER[1:]}",
-                 "/campaigns", "/contacts", "/contacts/export.csv", "/optout", "/modems/gsm1", "/audit",
+                 "/campaigns", "/contacts", "/contacts?offset=200", "/contacts/export.csv", "/optout", "/modems/gsm1", "/audit",
                  "/compose", "/compose/complete?q=gr"]
         watching[0] = True
         try:
@@ -254,6 +255,11 @@ def test_pages_read_the_index_never_a_history_directory(tmp_path):
         finally:
             watching[0] = False
         assert listed == [], f"pages listed {sorted(set(listed))}"
+        # The contact list comes in pages of 200.
+        _, first = await boss.get("/contacts")
+        _, second = await boss.get("/contacts?offset=200")
+        assert first.count('aria-label="Delete Contact ') == 200 and ">Next</a>" in first and ">Previous<" not in first
+        assert second.count('aria-label="Delete Contact ') == 1 and ">Previous</a>" in second and ">Next<" not in second
         assert ctx.index.message("out", message_id) is not None
 
     run(tmp_path, scenario)

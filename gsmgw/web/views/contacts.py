@@ -20,6 +20,7 @@ from gsmgw.web.app import Refused, done
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")  # as the config's group names
 CSV_COLUMNS = ("number", "name", "note", "groups")
+PAGE = 200  # contacts per page of the list
 
 
 class Contacts:
@@ -39,7 +40,12 @@ class Contacts:
 
     async def context(self, request, **values) -> dict:
         search = request.query.get("q", "").strip()[:100]
-        contacts = await self.console.read(self.index.contacts, search=search or None, limit=1000)
+        try:
+            offset = max(0, int(request.query.get("offset", "0")))
+        except ValueError:
+            offset = 0
+        contacts = await self.console.read(self.index.contacts, search=search or None, limit=PAGE + 1, offset=offset)
+        more, contacts = len(contacts) > PAGE, contacts[:PAGE]
         console_groups = await self.console.read(self.index.console_groups)
         member_of: dict[str, list[str]] = {}
         for name, members in console_groups.items():
@@ -51,7 +57,8 @@ class Contacts:
         names = await self.console.read(self.index.contact_names,
                                         [n for members in console_groups.values() for n in members])
         defaults = {
-            "search": search, "contacts": contacts, "member_of": member_of, "config_groups": config_groups,
+            "search": search, "contacts": contacts, "offset": offset, "more": more, "page": PAGE,
+            "member_of": member_of, "config_groups": config_groups,
             "console_groups": console_groups, "names": names, "errors": {}, "row_errors": [],
             "form": {"number": editing.number if editing else request.query.get("number", ""),
                      "name": editing.name if editing else "", "note": editing.note if editing else "",
