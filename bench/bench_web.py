@@ -4,9 +4,13 @@ utilisation with 50 open console pages, measured in the same run.
 
 1. history: the message index of a `gsmgw run --simulate` gateway holds 100,000 sent and 100,000
    received messages (5,000 numbers over 30 days; one number has 600 of them), written through
-   the index's own `record` as the daemon writes it;
+   the index's own `record` as the daemon writes it; a contact per number, and a campaign of
+   5,000 recipients among the sent messages;
 2. pages: p50/p95/max over N requests each of the dashboard (`/`), `/conversations` and a
-   500-message thread, signed in, over HTTP on loopback;
+   500-message thread, signed in, over HTTP on loopback; and of the long lists a person pages
+   through: `/messages` (its first page, filtered by state and by number, and the next N pages
+   by its Older link), `/conversations` deep in (offset) and searched, `/contacts`, `/campaigns`,
+   the campaign's page and its CSV export;
 3. live: a page follows a thread over server-sent events while messages to that number go out;
    the time from the daemon announcing a state change to the page's notice, and to the page
    holding the new state (notice + fetch of the live part);
@@ -41,12 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_pool  # noqa: E402
 from gsmgw.passwords import hash_password  # noqa: E402
-from gsmgw.spool.index import IN, OUT, RECEIVED, IndexedMessage, MessageIndex  # noqa: E402
+from gsmgw.spool.index import IN, OUT, RECEIVED, Campaign, Contact, IndexedMessage, MessageIndex  # noqa: E402
 
 PYTHON = sys.executable
 PASSWORD = "bench-password"
 TOKEN = "bench-token-0123456789"
 HOT = "+4915100000000"  # the number with the long thread
+CAMPAIGN = "bench-campaign"
+CAMPAIGN_SIZE = 5_000
 
 
 def free_port() -> int:
@@ -89,13 +95,19 @@ def fill_history(state: Path, sent: int, received: int, numbers: int, hot: int) 
         index.record(batch)
         batch.clear()
 
+    campaign: list[tuple[str, str]] = []  # (message id, number) of the campaign's recipients
+
     for n in range(sent + received):
         outbound = n < sent
         number = HOT if n % ((sent + received) // hot) == 0 else rng.choice(pool)
         at = now - rng.uniform(60, 30 * 86400)
         if outbound:
             state = rng.choices(["delivered", "sent", "failed"], [90, 8, 2])[0]
+            in_campaign = n < CAMPAIGN_SIZE
+            if in_campaign:
+                campaign.append((f"hist-out-{n:07d}", number))
             batch.append(IndexedMessage(OUT, f"hist-out-{n:07d}", number, state, at, client="app",
+                                        campaign=CAMPAIGN if in_campaign else None,
                                         modem=f"modem{n % 2}", text=f"Your appointment #{n} is confirmed for tomorrow.",
                                         parts=1, sent=at + 2, delivered=at + 5 if state == "delivered" else None,
                                         finished=at + 5 if state == "failed" else None,
@@ -106,6 +118,10 @@ def fill_history(state: Path, sent: int, received: int, numbers: int, hot: int) 
         if len(batch) >= 5000:
             flush()
     flush()
+    index.save_contacts([Contact(number, f"Contact {position}", "") for position, number in enumerate(pool)], now)
+    index.create_campaign(Campaign(CAMPAIGN, "Bench campaign", "app", "Your appointment is confirmed.", now - 86400,
+                                   None, "preparing", len(campaign)), [(number, "") for _, number in campaign])
+    index.campaign_queued(CAMPAIGN, [message_id for message_id, _ in campaign])
     index.set_meta("built", str(now))
     index.set_meta("cursor", str(now))
     index.close()
@@ -149,8 +165,23 @@ def percentiles(values: list[float]) -> str:
 # -- 2. page times -----------------------------------------------------------------------------
 
 async def page_times(base: str, requests: int) -> dict[str, list[float]]:
-    pages = {"dashboard /": "/", "/conversations": "/conversations", f"thread {HOT} (500 messages)": f"/conversations/{HOT}"}
+    pages = {
+        "dashboard /": "/",
+        "/conversations": "/conversations",
+        f"thread {HOT} (500 messages)": f"/conversations/{HOT}",
+        "/messages (newest 100)": "/messages",
+        "/messages?state=failed": "/messages?state=failed",
+        f"/messages?number={HOT}": f"/messages?number=%2B{HOT[1:]}",
+        "/conversations?offset=2500 (page 51)": "/conversations?offset=2500",
+        "/conversations?q=appointment #4 (text)": "/conversations?q=appointment+%234",
+        "/contacts (5,000 contacts)": "/contacts",
+        "/campaigns": "/campaigns",
+        f"/campaigns/{{id}} ({CAMPAIGN_SIZE:,} recipients)": f"/campaigns/{CAMPAIGN}",
+        f"/campaigns/{{id}}/export.csv ({CAMPAIGN_SIZE:,} rows)": f"/campaigns/{CAMPAIGN}/export.csv",
+    }
     times: dict[str, list[float]] = {name: [] for name in pages}
+    older = "/messages: next page by Older (keyset)"
+    times[older] = []
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         await sign_in(session, base)
         async with session.get(base + f"/conversations/{HOT}") as response:
@@ -163,6 +194,20 @@ async def page_times(base: str, requests: int) -> dict[str, list[float]]:
                     await response.read()
                     assert response.status == 200, (path, response.status)
                 times[name].append(time.perf_counter() - started)
+        # Paging back through the history: each Older link from the newest page on.
+        path = "/messages"
+        for _ in range(requests):
+            async with session.get(base + path) as response:
+                html = await response.text()
+            link = re.search(r'<a href="(/messages\?[^"]+)">Older</a>', html)
+            if link is None:
+                break
+            path = link.group(1).replace("&amp;", "&")
+            started = time.perf_counter()
+            async with session.get(base + path) as response:
+                await response.read()
+                assert response.status == 200, (path, response.status)
+            times[older].append(time.perf_counter() - started)
     return times
 
 
@@ -337,7 +382,7 @@ def main() -> int:
         print(f"history: {args.sent} sent + {args.received} received messages, {args.numbers} numbers; "
               f"{args.requests} requests per page")
         for name, values in times.items():
-            print(f"  {name:<42} {percentiles(values)}")
+            print(f"  {name:<50} {percentiles(values)}")
         if notices:
             print(f"live: announced -> notice on the page       {percentiles(notices)}")
         if shown:
