@@ -29,7 +29,7 @@ from gsmgw.config import load_config
 from gsmgw.daemon.app import Gateway
 from gsmgw.passwords import hash_password
 from gsmgw.sim import SimNetwork
-from gsmgw.spool.index import Contact, Scope
+from gsmgw.spool.index import Campaign, Contact, Scope
 from helpers import free_port
 from test_http_tls import self_signed
 
@@ -76,6 +76,7 @@ def write_config(tmp_path: Path, network: SimNetwork, cert: Path, key: Path) -> 
           - {{name: gsm1, port: {network.modems[0].path}, balance: "*100#"}}
         http: {{listen: "127.0.0.1:{free_port()}", tls: {{cert: {cert}, key: {key}}}}}
         web: {{enabled: true}}
+        groups: {{oncall: ["+4915100000001"]}}
         clients:
           - {{name: boss, role: admin, web: {{password_file: {tmp_path}/boss.pw}}, allow: ["*", "modem:*"]}}
           - {{name: anna, token: {ANNA_TOKEN}, web: {{password_file: {tmp_path}/anna.pw}}, allow: ["+49*", "modem:*"]}}
@@ -216,7 +217,7 @@ def test_every_console_post_is_refused_without_token_origin_session_or_role(tmp_
 def test_pages_read_the_index_never_a_history_directory(tmp_path):
     async def scenario(gateway, network, browser):
         boss = browser()
-        await boss.sign_in("boss")
+        boss_csrf = await boss.sign_in("boss")
         ctx = gateway.ctx
         async with boss.session.post(boss.base + "/api/v1/messages", ssl=boss.trust,
                                      json={"to": [NUMBER, "+4915112345679"], "text": "history"},
@@ -231,6 +232,9 @@ def test_pages_read_the_index_never_a_history_directory(tmp_path):
                 f"the index did not follow: {ctx.index.thread(Scope.all(), NUMBER)}"
             await asyncio.sleep(0.1)
         ctx.index.save_contacts([Contact(f"+49151000{n:05d}", f"Contact {n:03d}", "") for n in range(201)], 0.0)
+        for n in range(21):
+            ctx.index.create_campaign(Campaign(f"c{n:02d}", f"Campaign {n:02d}", "anna", "hi", 1000.0 + n, None,
+                                               "queued", 1), [(NUMBER, "")])
         history = {os.path.realpath(ctx.spool.path(d)) for d in HISTORY}
         listed: list[str] = []
         watching = [False]
@@ -245,7 +249,8 @@ def test_pages_read_the_index_never_a_history_directory(tmp_path):
         pages = ["/", "/?fragment=1", "/conversations", "/conversations?fragment=1", "/conversations?q=hist",
                  f"/conversations/{NUMBER}", f"/conversations/{NUMBER}?fragment=1", "/messages",
                  "/messages?state=delivered", "/messages?state=retrying", f"/messages?number=%2B{NUMBER[1:]}",
-                 "/campaigns", "/contacts", "/contacts?offset=200", "/contacts/export.csv", "/optout", "/modems/gsm1", "/audit",
+                 "/campaigns", "/campaigns?offset=20", "/campaigns?fragment=1", "/campaigns/c00",
+                 "/campaigns/c00?fragment=1", "/campaigns/c00/export.csv", "/contacts", "/contacts?offset=200", "/contacts/export.csv", "/optout", "/modems/gsm1", "/audit",
                  "/compose", "/compose/complete?q=gr"]
         watching[0] = True
         try:
@@ -255,6 +260,15 @@ def test_pages_read_the_index_never_a_history_directory(tmp_path):
         finally:
             watching[0] = False
         assert listed == [], f"pages listed {sorted(set(listed))}"
+        # A console group cannot take a config group's name; the config's group is shown, read-only.
+        status, page = await boss.post("/contacts/groups", {"name": "oncall", "members": NUMBER, "csrf": boss_csrf})
+        assert status == 400 and "is a group of the config; it is changed in the config file" in page
+        assert ctx.index.console_groups() == {} and ctx.groups["oncall"] == ("+4915100000001",)
+        # The campaign list comes in pages of 20 (each campaign on it is counted), newest first.
+        _, first = await boss.get("/campaigns")
+        _, second = await boss.get("/campaigns?offset=20")
+        assert first.count(">Campaign ") == 20 and ">Campaign 20<" in first and ">Older</a>" in first
+        assert second.count(">Campaign ") == 1 and ">Campaign 00<" in second and ">Newer</a>" in second
         # The contact list comes in pages of 200.
         _, first = await boss.get("/contacts")
         _, second = await boss.get("/contacts?offset=200")

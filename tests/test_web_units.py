@@ -322,3 +322,14 @@ def test_a_retry_keeps_trusted_headers_only_from_a_sealed_file():
         assert (b"Client: app" in retried) is kept and (b"Callback: https://a.example/" in retried) is kept
         headers = read_spool_file(retried).headers
         assert headers.get("Retry_of") == "old" and headers.get("Failed") is None
+
+
+def test_notices_to_a_page_space_out_as_more_pages_are_open_but_stay_within_a_second():
+    from gsmgw.web.sse import MAX_GAP, MIN_GAP, Hub
+
+    hub = Hub(snapshot=None)
+    gaps = []
+    for pages in (1, 25, 50, 100, 1000):
+        hub.connections = {object() for _ in range(pages)}
+        gaps.append(hub.gap())
+    assert gaps == [MIN_GAP, MIN_GAP, 0.5, MAX_GAP, MAX_GAP] and MAX_GAP < 1.0

@@ -637,11 +637,12 @@ class MessageIndex:
                  for i, (number, name, message_id) in enumerate(recipients)],
             )
 
-    def campaigns(self, client: str | None, *, limit: int = 100) -> list[Campaign]:
+    def campaigns(self, client: str | None, *, limit: int = 100, offset: int = 0) -> list[Campaign]:
         """Newest first; every client's when `client` is None."""
         where, params = ("WHERE client = ?", [client]) if client is not None else ("", [])
         rows = self._db().execute(
-            f"SELECT * FROM campaign {where} ORDER BY created DESC LIMIT ?", params + [limit]).fetchall()
+            f"SELECT * FROM campaign {where} ORDER BY created DESC, id DESC LIMIT ? OFFSET ?",
+            params + [limit, offset]).fetchall()
         return [Campaign(**{key: row[key] for key in row.keys()}) for row in rows]
 
     def campaign(self, campaign_id: str) -> Campaign | None:

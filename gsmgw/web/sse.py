@@ -27,7 +27,12 @@ from gsmgw.spool.index import OUT
 log = logging.getLogger("gsmgw.web")
 
 KEEPALIVE = 15.0  # a comment line this often keeps proxies from closing an idle stream
-MIN_GAP = 0.25  # at most four notices a second per page: a change is shown well within 1 s
+# Notices to one page are at least this far apart; each makes the page fetch a live part, so with
+# many pages open the gap widens (GAP_PER_PAGE each) to keep those fetches off the daemon's loop,
+# where the modems' work runs, but never beyond MAX_GAP, so a change is still shown within 1 s.
+MIN_GAP = 0.25
+GAP_PER_PAGE = 0.01
+MAX_GAP = 0.6
 TICK = 1.0  # how often the modems' state is compared while a page shows it
 MAX_TOPICS = 8
 
@@ -77,6 +82,10 @@ class Hub:
         # Grows with every change the hub hears of; rendered live parts are cached per version
         # (gsmgw.web.app.Console.cached), so fifty pages refreshing after one notice cost one render.
         self.version = 0
+
+    def gap(self) -> float:
+        """Seconds between two notices to one page, by the number of pages open."""
+        return min(MAX_GAP, max(MIN_GAP, GAP_PER_PAGE * len(self.connections)))
 
     # -- from the indexer -------------------------------------------------------------------
 
@@ -154,7 +163,7 @@ class Hub:
                 payload = json.dumps({"topics": topics, "announced": announced, "sent": self.clock()})
                 await response.write(f"data: {payload}\n\n".encode())
                 self.notices += 1
-                await asyncio.sleep(MIN_GAP)
+                await asyncio.sleep(self.gap())
         except ConnectionResetError:
             pass  # the page was closed: nobody to tell
         finally:

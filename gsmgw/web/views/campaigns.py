@@ -41,6 +41,7 @@ from gsmgw.web.sending import FormErrors, Options, Sender
 
 STATE_ORDER = ("queued", "pending", "delivered", "failed", "opted_out")
 SHOWN_FAILURES = 100
+PAGE = 20  # campaigns per page of the list (each is counted: a page costs its campaigns' recipients)
 
 
 def new_campaign_id(now: datetime) -> str:
@@ -75,20 +76,25 @@ class Campaigns:
     async def list(self, request: web.Request) -> web.Response:
         person = self.console.person(request)
         await self.settle_interrupted()
+        offset = _offset(request)
         if request.query.get("fragment"):
-            return await self.console.live_part(request, (person.name, person.is_admin), "campaigns_live.html",
-                                                lambda: self.list_context(person))
-        return self.console.render(request, "campaigns.html", topics=("campaigns",), **await self.list_context(person))
+            return await self.console.live_part(request, (person.name, person.is_admin, offset), "campaigns_live.html",
+                                                lambda: self.list_context(person, offset=offset))
+        return self.console.render(request, "campaigns.html", topics=("campaigns",),
+                                   **await self.list_context(person, offset=offset))
 
-    async def list_context(self, person, **values) -> dict:
-        campaigns = await self.console.read(self.index.campaigns, None if person.is_admin else person.name)
+    async def list_context(self, person, *, offset: int = 0, **values) -> dict:
+        campaigns = await self.console.read(self.index.campaigns, None if person.is_admin else person.name,
+                                            limit=PAGE + 1, offset=offset)
+        more, campaigns = len(campaigns) > PAGE, campaigns[:PAGE]
         rows = []
         for campaign in campaigns:
             rows.append((campaign, await self.console.read(self.index.campaign_counts, campaign.id)))
         defaults = {"name": "", "recipients": "", "text": "", "send_after": "", "errors": {}, "row_errors": [],
                     "upload": "", "upload_name": "", "valid": 0, "optouts": 0}
         defaults.update(values)
-        return {"campaigns": rows, "max_parts": self.sender.max_parts(person), **defaults}
+        return {"campaigns": rows, "offset": offset, "more": more, "page": PAGE,
+                "max_parts": self.sender.max_parts(person), **defaults}
 
     def visible(self, person, campaign: Campaign | None) -> Campaign:
         if campaign is None or not (person.is_admin or campaign.client == person.name):
@@ -276,6 +282,13 @@ class Campaigns:
         await self.console.read(self.index.campaign_retry, campaign.id, dict(pairs))
         await self.console.audit(person, "retried", f"{len(pairs)} failed message(s) of campaign {campaign.id}")
         raise done(f"/campaigns/{campaign.id}", f"Queued {len(pairs)} again.")
+
+
+def _offset(request: web.Request) -> int:
+    try:
+        return max(0, int(request.query.get("offset", "0")))
+    except ValueError:
+        return 0
 
 
 def _row_key(error: forms.RowError):
