@@ -253,13 +253,13 @@ def test_import_contacts_from_csv(console):
     page = console.page("anna")
     page.goto(console.base + "/contacts")
     bad = "number,name,note,groups\n+4915188800001,Clara,met at fair,fair\nnot-a-number,Dora,,\n"
-    page.get_by_label("CSV file").set_input_files(files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+    choose_csv(page, "CSV file", bad)
     page.get_by_role("button", name="Import").click()
     expect(page.locator(".row-errors")).to_contain_text("3")  # row 3
     expect(page.locator(".row-errors td").nth(1)).to_have_text("number")
     expect(page.locator("table.list")).not_to_contain_text("Clara")  # nothing imported
     good = "number;name;note;groups\n+4915188800001;Clara;met at fair;fair\n0151 88800002;Dora;;fair\n"
-    page.get_by_label("CSV file").set_input_files(files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": good.encode()}])
+    choose_csv(page, "CSV file", good)
     page.get_by_role("button", name="Import").click()
     expect(page.locator(".notice")).to_have_text("Imported 2 contact(s).")
     expect(page.locator("table.list")).to_contain_text("Clara")
@@ -267,6 +267,10 @@ def test_import_contacts_from_csv(console):
     expect(page.locator("details.group summary").filter(has_text="group:fair")).to_contain_text("(2)")
     export = page.request.get(console.base + "/contacts/export.csv")
     assert "+4915188800001,Clara,met at fair,fair" in export.text()
+
+
+def choose_csv(page, label: str, text: str) -> None:
+    page.get_by_label(label).set_input_files(files=[{"name": "upload.csv", "mimeType": "text/csv", "buffer": text.encode()}])
 
 
 def make_club(page, base):
@@ -329,7 +333,7 @@ def test_a_campaign_csv_with_a_bad_row_queues_nothing_until_it_is_skipped(consol
     csv = "number,name,city\n+4915177700001,Eva,Köln\n+4915177700002,,Bonn\n+4915177700003,Finn,Aachen\n"
     page.get_by_label("Name").fill("Cities")
     page.get_by_label("Message").fill("Hi {name}, news from {city}")
-    page.get_by_label("File").set_input_files(files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": csv.encode()}])
+    choose_csv(page, "File", csv)
     page.get_by_role("button", name="Start").click()
     errors = page.locator(".row-errors tbody tr")
     expect(errors).to_have_count(1)
@@ -543,13 +547,13 @@ def test_outside_text_from_sms_csv_and_form_fields_is_shown_and_never_runs(conso
     # A contacts CSV: a bad row echoes its number in the error table, then names and notes are listed.
     page.goto(console.base + "/contacts")
     bad = f"number,name\n{XSS_SVG},Eve\n"
-    page.get_by_label("CSV file").set_input_files(files=[{"name": "x.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+    choose_csv(page, "CSV file", bad)
     page.get_by_role("button", name="Import").click()
     expect(page.locator(".row-errors")).to_contain_text(XSS_SVG)
     assert_inert(page, "contacts import errors")
     quoted = lambda text: '"' + text.replace('"', '""') + '"'  # noqa: E731
     good = f"number,name,note,groups\n{csv_number},{quoted(XSS_SCRIPT)},{quoted(XSS_IMG)},xss\n"
-    page.get_by_label("CSV file").set_input_files(files=[{"name": "x.csv", "mimeType": "text/csv", "buffer": good.encode()}])
+    choose_csv(page, "CSV file", good)
     page.get_by_role("button", name="Import").click()
     expect(page.locator(".notice")).to_have_text("Imported 1 contact(s).")
     expect(page.locator("table.list")).to_contain_text(XSS_SCRIPT)
@@ -560,7 +564,7 @@ def test_outside_text_from_sms_csv_and_form_fields_is_shown_and_never_runs(conso
     page.get_by_label("Name").fill(XSS_ATTR)
     page.get_by_label("Message").fill("Hi {name} from {city}")
     rows = f"number,name,city\n{csv_number},{quoted(XSS_SCRIPT)},{quoted(XSS_IMG)}\n{quoted(XSS_IMG)},Eve,Bonn\n"
-    page.get_by_label("File").set_input_files(files=[{"name": "c.csv", "mimeType": "text/csv", "buffer": rows.encode()}])
+    choose_csv(page, "File", rows)
     page.get_by_role("button", name="Start").click()
     expect(page.locator(".row-errors")).to_contain_text("onerror=")
     expect(page.get_by_label("Name")).to_have_value(XSS_ATTR)
