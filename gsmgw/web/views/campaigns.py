@@ -23,6 +23,7 @@ import csv
 import io
 import secrets
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -157,7 +158,7 @@ class Campaigns:
         typed = (form.get("recipients") or "").strip()
         send_after = (form.get("send_after") or "").strip()
         upload_token = (form.get("upload") or "").strip()
-        values = {"name": name, "recipients": typed, "text": text, "send_after": send_after}
+        values: dict[str, Any] = {"name": name, "recipients": typed, "text": text, "send_after": send_after}
         errors: dict[str, str] = {}
         if not name:
             errors["name"] = "Give the campaign a name (it is shown in the list and in the export)."
