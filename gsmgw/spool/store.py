@@ -581,9 +581,13 @@ class Spool:
                 return NotDurable(error.errno, error.strerror, str(lock))
             return None
 
-        run = pool.map if pool is not None else map
-        written = iter(list(run(write, [data for stage in staged for data in stage.files])))
-        lock_errors = [error for error in run(sync_lock, [lock for stage in staged for lock in stage.locks]) if error]
+        datas = [data for stage in staged for data in stage.files]
+        locks = [lock for stage in staged for lock in stage.locks]
+        # One file (an idle gateway, a paced client) is written by this thread: handing it to
+        # another would only add a thread's wake-up to its latency.
+        run = pool.map if pool is not None and len(datas) + len(locks) > 1 else map
+        written = iter(list(run(write, datas)))
+        lock_errors = [error for error in run(sync_lock, locks) if error]
         not_durable: OSError | None = lock_errors[0] if lock_errors else None
         for stage in staged:
             for _ in stage.files:
