@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from gsmgw.config import Limits, simulation_config
+from gsmgw.at.errors import CmsError
+from gsmgw.config import Limits, SendingConfig, simulation_config
 from gsmgw.daemon.app import Gateway
-from gsmgw.events import MessageFailed, MessageReceived, MessageSent, ReportReceived
+from gsmgw.events import MessageFailed, MessageReceived, MessageSent, ModemStateChanged, ReportReceived
 from gsmgw.sim import SimNetwork
 from gsmgw.sms import decode_pdu, join_parts
 from gsmgw.spool.format import make_outgoing
@@ -504,6 +505,56 @@ def test_temporary_errors_move_to_the_other_modem_and_rest_the_failing_one(tmp_p
         assert modem0["state"] == "resting" and "38" in modem0["last_error"]
 
     run_scenario(tmp_path, scenario)
+
+
+def test_a_rest_earned_after_the_port_went_does_not_make_the_modem_ready(tmp_path):
+    """A send can end (+CMS ERROR) after the supervisor has already seen the port go: the rest it
+    earns must not carry the worker from absent to resting, whose end reads "ready" with no
+    modem and takes messages. It stays absent until the port is back, then sends again.
+
+    Two submits fail for real on the simulator; the third one's failure arriving after the
+    unplug is the interleaving the daemon meets when the port closes right behind the answer
+    (the test hands that answer to the worker itself, since the loop's order cannot be forced)."""
+
+    def configure(config):
+        # No retries within the test (retry_first), a rest on the 3rd failure, and a short one.
+        sending = SendingConfig(retry_first=600.0, retry_max=600.0, attempts=10, rest_after=3, rest_for=0.5)
+        return dataclasses.replace(config, sending=sending)
+
+    async def scenario(run: Run):
+        await run.ready()
+        worker = run.gateway.workers["modem0"]
+        journal = run.gateway.journal
+        run.network.set_fault(0, "cms_error", codes=[38])
+        for name in ("fail1", "fail2"):
+            run.drop(name, f"To: +4915100000720\nModem: modem0\n\n{name}\n")
+
+        def failed_once(name):
+            row = journal.message(name)
+            return row is not None and row.state == "queued" and "38" in (row.last_error or "")
+
+        await run.until(lambda: failed_once("fail1") and failed_once("fail2"), what="two failed submits")
+        assert worker.state == "ready" and worker.consecutive_failures == 2
+        run.network.unplug(0)
+        await run.until(lambda: worker.state == "absent", what="modem0 absent")
+        gone = len(run.events)
+        # The third submit: claimed for modem0 before the unplug, its +CMS ERROR handled after.
+        run.drop("fail3", "To: +4915100000720\nModem: modem0\n\nfail3\n")
+        await run.until(lambda: journal.message("fail3") is not None, what="fail3 queued")
+        third = next(m for m in journal.queued_candidates(time.time()) if m.id == "fail3")
+        assert journal.claim("fail3", "modem0")
+        worker._after_error(third, CmsError(38, command="AT+CMGS=22"), temporary=True, sim_fault=False)
+        run.drop("later", "To: +4915100000721\nModem: modem0\n\nafter the port is back\n")
+        await asyncio.sleep(1.0)  # a negative check: sending.rest_for (0.5 s) has run out meanwhile
+        moves = [e.state for e in run.events[gone:] if isinstance(e, ModemStateChanged) and e.modem == "modem0"]
+        assert moves == [] and worker.state == "absent", moves
+        assert journal.message("later").state == "queued"  # not handed to a modem without a port
+        run.network.clear_fault(0)
+        run.network.replug(0)
+        await run.until(lambda: "later" in [e.id for e in run.of(MessageSent)], what="later sent", timeout=20)
+        assert run.file("sent", "later").headers.get("Modem") == "modem0"
+
+    run_scenario(tmp_path, scenario, modems=1, configure=configure)
 
 
 def test_permanent_error_fails_a_pinned_message_at_once_but_not_an_unpinned_one(tmp_path):

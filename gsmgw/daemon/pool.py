@@ -55,15 +55,17 @@ UP_STATES = (READY, BUSY)
 _DOWN = frozenset({ABSENT, LOCKED, FAILED})
 # The moves a worker makes (gsmgw.states.check_move refuses any other). A modem that is down
 # comes back only through starting (the supervisor opens it again); from any state it can go
-# down, start recovering, or rest (sends failed in a row; a send can end after its port went).
+# down or start recovering. Only a modem that is up rests (sends failed in a row), or one that
+# comes up while its rest is still due (starting -> resting): a rest ends in ready, so resting
+# must never hold a modem whose port is gone (gsmgw.daemon.worker defers such a rest).
 WORKER_MOVES: Mapping[WorkerState, frozenset[WorkerState]] = {
     STARTING: frozenset({READY, BUSY, RESTING}) | _DOWN,
     READY: frozenset({BUSY, RESTING, STARTING}) | _DOWN,
     BUSY: frozenset({READY, RESTING, STARTING}) | _DOWN,
     RESTING: frozenset({READY, BUSY, STARTING}) | _DOWN,
-    ABSENT: frozenset({STARTING, RESTING}) | _DOWN,
-    LOCKED: frozenset({STARTING, RESTING}) | _DOWN,
-    FAILED: frozenset({STARTING, RESTING}) | _DOWN,
+    ABSENT: frozenset({STARTING}) | _DOWN,
+    LOCKED: frozenset({STARTING}) | _DOWN,
+    FAILED: frozenset({STARTING}) | _DOWN,
 }
 
 MINUTE = 60.0

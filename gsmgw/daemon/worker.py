@@ -617,10 +617,14 @@ class Worker:
             if self.consecutive_failures >= sending.rest_after:
                 self.consecutive_failures = 0
                 self.rest_until = self.clock() + sending.rest_for
-                self._set_state(
-                    pool.RESTING,
-                    f"{sending.rest_after} failed sends in a row (last: {reason}); resting {sending.rest_for:.0f} s",
-                )
+                why = f"{sending.rest_after} failed sends in a row (last: {reason}); resting {sending.rest_for:.0f} s"
+                if self.state in pool.UP_STATES:
+                    self._set_state(pool.RESTING, why)
+                else:
+                    # The send ended after the supervisor took the modem away (port gone, being
+                    # recovered): resting now would end in "ready" with no modem. The rest begins
+                    # if the modem is up again before rest_until (_usable_state).
+                    log.warning("%s: %s, once it is back (it is %s)", self.name, why, self.state)
 
     # -- receiving ------------------------------------------------------------------------------
 
