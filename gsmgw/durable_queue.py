@@ -35,7 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from gsmgw.spool.store import MAX_FILE_SIZE, fsync_directory, read_regular_file, write_file_atomic
 
@@ -53,6 +53,8 @@ class QueueItem(Protocol):
 
 
 Item = TypeVar("Item", bound=QueueItem)
+Result = TypeVar("Result")
+Arguments = TypeVarTuple("Arguments")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ class DurableQueue(Generic[Item]):
         # the files of one id happen in the order they were asked for.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"gsmgw-{name}")
 
-    async def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+    async def in_thread(self, function: Callable[[Unpack[Arguments]], Result], *args: Unpack[Arguments]) -> Result:
+        # Typed, so that mypy checks what the callers hand over (a dict where Headers belong once
+        # stopped the daemon's start).
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     # --- what subclasses provide ------------------------------------------------------------
