@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, ParamSpec, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # the daemon hands it over; this module does not import the d
     from gsmgw.http.server import HttpServer
 
 log = logging.getLogger("gsmgw.web")
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
 
 HERE = Path(__file__).parent
 API_PREFIXES = ("/api/", "/cgi-bin/", "/metrics", "/healthz")
@@ -234,7 +236,7 @@ class Console:
             self._cache[key] = asyncio.ensure_future(produce())
         return await asyncio.shield(self._cache[key])
 
-    async def read(self, function: Callable, *args, **kwargs):
+    async def read(self, function: Callable[Params, Result], *args: Params.args, **kwargs: Params.kwargs) -> Result:
         """Run an index query in one of the console's threads."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
