@@ -518,11 +518,11 @@ class WebhookDispatcher:
         if self.call_url:
             for mtime_ns, name, data in await self.queue.in_thread(self.cursors["call"].files_after, spool.path("calls")):
                 try:
-                    event = call_event_from_file(name, data, str(spool.path("calls", name)))
+                    call = call_event_from_file(name, data, str(spool.path("calls", name)))
                 except ValueError as exc:
                     log.warning("webhooks: cannot announce calls/%s: %s", name, exc)
                     continue
-                await self.queue.enqueue(self.call_url, "call", call_payload(event), delivery_id=delivery_id_for("call", name))
+                await self.queue.enqueue(self.call_url, "call", call_payload(call), delivery_id=delivery_id_for("call", name))
                 await self.queue.in_thread(self.cursors["call"].advance, mtime_ns)
                 queued += 1
         if queued:
