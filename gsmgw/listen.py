@@ -1,7 +1,8 @@
 """What every network listener (HTTP, SMPP, SMTP) allows a connection: how many at once, per
 remote address and in all, and how long a peer may take before it says who it is (an HTTP request
 head, an SMPP bind); and what they share when they start: the TLS context of `*.tls`, and the
-words for a port they cannot listen on.
+words for a port they cannot listen on. Also the session loop of the JSON-lines control sockets
+(the daemon's STATE/control.sock and `gsmgw simulate`'s): `serve_json_lines`.
 
 Without caps a flood of connections, or a few peers that open many and send nothing (slowloris),
 use up the daemon's file descriptors, and then spool writes fail with EMFILE; with them a
@@ -20,7 +21,7 @@ import errno
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 log = logging.getLogger("gsmgw.listen")
 
@@ -203,3 +204,29 @@ def cannot_listen(key: str, host: str, port: int, exc: OSError, *, low_port_fix:
     elif exc.errno == errno.EADDRNOTAVAIL:
         hint = "this machine has no such address; use 127.0.0.1 or one of its own addresses"
     return f"{key}: cannot listen on {host}:{port}: {exc.strerror}; {hint}"
+
+
+async def serve_json_lines(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    answer: Callable[[bytes], Awaitable[bytes]],
+    too_long: bytes,
+) -> None:
+    """One control-socket session: each request line gets `await answer(line)`, in order, until
+    the asker closes. A line over the reader's limit gets `too_long` and ends the session (the
+    rest of that line cannot be told from the next request)."""
+    try:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:
+                writer.write(too_long)
+                break
+            if not line:
+                break
+            writer.write(await answer(line))
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass  # the asker went away; there is nobody to answer
+    finally:
+        writer.close()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gsmgw.listen import ConnectionGuard, ConnectionLimits
+from gsmgw.listen import ConnectionGuard, ConnectionLimits, serve_json_lines
 from gsmgw.smpp import pdu as P
 from gsmgw.smpp.pdu import CommandId, Pdu
 from gsmgw.smpp.session import Timers
@@ -161,3 +161,27 @@ def test_smpp_closes_a_connection_that_does_not_bind_in_time(tmp_path):
         sock.sendall(P.encode(Pdu(CommandId.ENQUIRE_LINK, 1))[:7])  # half a PDU, then nothing
         assert closed(sock)
         sock.close()
+
+
+def test_a_json_lines_session_answers_in_order_and_ends_at_an_over_long_line(tmp_path):
+    async def main():
+        async def answer(line: bytes) -> bytes:
+            return b"answer " + line
+
+        async def session(reader, writer):
+            await serve_json_lines(reader, writer, answer, b"too long\n")
+
+        path = str(tmp_path / "control.sock")
+        server = await asyncio.start_unix_server(session, path=path, limit=64)
+        try:
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(b"one\ntwo\n" + b"x" * 200 + b"\nthree\n")
+            await writer.drain()
+            received = await asyncio.wait_for(reader.read(), 5)  # until the server closes
+            writer.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+        return received
+
+    assert asyncio.run(main()) == b"answer one\nanswer two\ntoo long\n"

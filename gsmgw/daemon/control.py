@@ -24,6 +24,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from gsmgw.listen import serve_json_lines
 from gsmgw.ussd import USSD_TIMEOUT, Balance, Ussd, UssdError, check_code
 
 log = logging.getLogger("gsmgw.control")
@@ -72,21 +73,8 @@ class ControlServer:
             pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:
-                    writer.write(_error("bad_request", f"a request is over {MAX_REQUEST} bytes"))
-                    break
-                if not line:
-                    break
-                writer.write(await self._answer(line))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the asker went away; there is nobody to answer
-        finally:
-            writer.close()
+        too_long = _error("bad_request", f"a request is over {MAX_REQUEST} bytes")
+        await serve_json_lines(reader, writer, self._answer, too_long)
 
     async def _answer(self, line: bytes) -> bytes:
         try:

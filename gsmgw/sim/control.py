@@ -28,6 +28,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from gsmgw.listen import serve_json_lines
 from gsmgw.sim.modem import USSD_DCS_GSM7
 from gsmgw.sim.network import RING_INTERVAL, RING_TIMEOUT, SimError
 
@@ -63,21 +64,8 @@ class ControlServer:
             pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:
-                    writer.write(_answer_error(f"a request is over {MAX_REQUEST} bytes"))
-                    break
-                if not line:
-                    break
-                writer.write(await self._handle_line(line))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away mid-request; there is nobody to answer
-        finally:
-            writer.close()
+        too_long = _answer_error(f"a request is over {MAX_REQUEST} bytes")
+        await serve_json_lines(reader, writer, self._handle_line, too_long)
 
     async def _handle_line(self, line: bytes) -> bytes:
         try:
